@@ -1,0 +1,29 @@
+# make run  - create .venv, install, run today's daily batch on the offline defaults
+# make test - create .venv, install, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: install run test serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/content-pipeline run daily
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+serve: $(STAMP)
+	$(VENV)/bin/content-pipeline serve
+
+clean:
+	rm -rf $(VENV) output .prefect *.egg-info

@@ -1,0 +1,228 @@
+"""The ``content-pipeline`` command line (Typer + rich).
+
+    content-pipeline run daily [--date YYYY-MM-DD]
+    content-pipeline run weekly [--date YYYY-MM-DD]
+    content-pipeline run adhoc TEMPLATE [--count N] [--quality hd] [--format portrait] [--batch NAME]
+    content-pipeline config show
+    content-pipeline templates validate
+    content-pipeline serve
+
+Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.domain import ImageFormat, Quality
+from core.errors import ConfigError, TemplateError
+
+app = typer.Typer(help="A scheduled, unattended AI image-content pipeline on Prefect.", no_args_is_help=True)
+run_app = typer.Typer(help="Run a flow now, in this process.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+templates_app = typer.Typer(help="Work with prompt templates.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(config_app, name="config")
+app.add_typer(templates_app, name="templates")
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _prefect_defaults() -> None:
+    """Offline-friendly Prefect settings unless the user set them."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # the temporary server may log cancelled writes while it shuts down: not ours to show
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+
+
+def _fail(exc: Exception, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _settings() -> Any:
+    from core.settings import get_settings
+
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise _fail(exc) from None
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective configuration (file + environment), secrets masked."""
+    from core.settings import config_path, get_secrets, mask
+
+    settings = _settings()
+    data = settings.model_dump(mode="json")
+    secrets = {name: (mask(value.get_secret_value()) if value is not None else None)
+               for name, value in get_secrets().__dict__.items()}
+    console.print(f"# configuration file: {config_path() or '(none: defaults)'}")
+    console.print_json(json.dumps({**data, "secrets": secrets}))
+
+
+@templates_app.command("validate")
+def templates_validate() -> None:
+    """Check every template and the schedules; list each problem with file, line and field."""
+    from core.templates import TemplateLibrary
+
+    settings = _settings()
+    library, problems = TemplateLibrary.validate(settings.templates_dir)
+    for problem in problems:
+        err.print(f"[red]✗[/] {problem}", markup=True, highlight=False)
+    count = sum(len(v) for v in library.templates.values())
+    if problems:
+        raise typer.Exit(2)
+    console.print(f"[green]✓[/] {count} templates in {len(library.templates)} categories "
+                  f"({', '.join(library.categories)}) and the schedules are valid: {settings.templates_dir}")
+
+
+def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> Any:
+    """Run ``target()`` in a thread while a progress bar counts finished rows of ``key_prefix``."""
+    from tasks.runtime import get_runtime
+
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            outcome["summary"] = target()
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=worker, daemon=True)
+    db = get_runtime().db
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        bar = progress.add_task(f"{label} (starting Prefect)", total=total)
+        thread.start()
+        while thread.is_alive():
+            rows = db.images(key_prefix=key_prefix)
+            done = sum(1 for r in rows if r.status in ("done", "failed", "blocked", "skipped"))
+            progress.update(bar, completed=done, description=label if rows else f"{label} (starting Prefect)")
+            thread.join(0.5)
+        rows = db.images(key_prefix=key_prefix)
+        progress.update(bar, completed=sum(1 for r in rows if r.status in ("done", "failed", "blocked", "skipped")),
+                        description=label)
+    if "error" in outcome:
+        raise _fail(outcome["error"], 1)
+    return outcome["summary"]
+
+
+def _print_summary(summary: Any) -> None:
+    table = Table(title=f"{summary.flow} run: {len(summary.images)} images, USD {summary.cost_usd:.2f}")
+    for column in ("image", "template", "provider", "USD", "seconds", "status", "stored at / error"):
+        table.add_column(column, no_wrap=column != "stored at / error")
+    for image in summary.images:
+        table.add_row(image.image_id, image.template or "-", image.provider or "-", f"{image.cost_usd:.3f}",
+                      f"{image.seconds:.2f}", image.status, image.storage_key or (image.error or "-")[:120])
+    console.print(table)
+    console.print(f"images:   {summary.output_dir}/content (real) and {summary.output_dir}/placeholder (placeholders)")
+    console.print(f"database: {summary.database_url}")
+    console.print(f"summary:  Prefect artifact '{summary.flow}-run-summary'")
+    if summary.alerts:
+        console.print(f"alerts:   {'; '.join(summary.alerts)}")
+
+
+def _prepare() -> Any:
+    _prefect_defaults()
+    os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
+    settings = _settings()
+    from core.templates import TemplateLibrary
+
+    try:
+        library = TemplateLibrary.load(settings.templates_dir)
+    except TemplateError as exc:
+        raise _fail(exc) from None
+    return settings, library
+
+
+DateOption = Annotated[date | None, typer.Option("--date", help="Run date (YYYY-MM-DD); default today.", formats=["%Y-%m-%d"])]
+
+
+def _day(settings: Any, value: Any) -> date:
+    from tasks.plan import local_today
+
+    return value.date() if hasattr(value, "date") else (value or local_today(settings.timezone))
+
+
+@run_app.command("daily")
+def run_daily(run_date: DateOption = None) -> None:
+    """The daily batch (templates/schedules.yaml ``daily``)."""
+    settings, library = _prepare()
+    from flows.daily import daily_content
+    from tasks.plan import plan_daily
+
+    day = _day(settings, run_date)
+    total = len(plan_daily(library.schedules, day))
+    summary = _run_with_progress(f"daily {day}", f"daily:{day.isoformat()}:", total, lambda: daily_content(run_date=day))
+    _print_summary(summary)
+
+
+@run_app.command("weekly")
+def run_weekly(run_date: DateOption = None) -> None:
+    """That weekday's entry of the weekly plan."""
+    settings, library = _prepare()
+    from flows.weekly import weekly_content
+    from tasks.plan import plan_weekly
+
+    day = _day(settings, run_date)
+    total = len(plan_weekly(library.schedules, day))
+    summary = _run_with_progress(f"weekly {day}", f"weekly:{day.isoformat()}:", total, lambda: weekly_content(run_date=day))
+    _print_summary(summary)
+
+
+@run_app.command("adhoc")
+def run_adhoc(
+    template: Annotated[str, typer.Argument(help="Template name (content-pipeline templates validate lists them).")],
+    count: Annotated[int, typer.Option(min=1, max=50)] = 1,
+    quality: Annotated[Quality, typer.Option()] = Quality.standard,
+    format: Annotated[ImageFormat, typer.Option("--format")] = ImageFormat.square,
+    batch: Annotated[str | None, typer.Option(help="Name a batch to resume it later.")] = None,
+) -> None:
+    """``count`` images of one template."""
+    settings, library = _prepare()
+    try:
+        library.get(template)
+    except TemplateError as exc:
+        raise _fail(exc) from None
+    from flows.adhoc import generate
+    from tasks.plan import local_today
+
+    batch = batch or uuid.uuid4().hex[:8]
+    prefix = f"adhoc:{local_today(settings.timezone).isoformat()}:{batch}-{template}:"
+    summary = _run_with_progress(f"adhoc {template}", prefix, count,
+                                 lambda: generate(template=template, count=count, quality=quality, format=format, batch=batch))
+    _print_summary(summary)
+
+
+@app.command("serve")
+def serve_cmd() -> None:
+    """Serve the daily, weekly and ad-hoc deployments with their cron schedules (needs a Prefect server)."""
+    _prepare()
+    from deployments.serve import main
+
+    main()
+
+
+def main() -> None:  # pragma: no cover - console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

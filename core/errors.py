@@ -1,0 +1,121 @@
+"""The error tree of content-pipeline.
+
+Every error the pipeline raises on purpose derives from ``ContentPipelineError``;
+foreign exceptions (httpx, Pillow, SQLAlchemy, YAML) are translated at one point
+each and re-raised ``from exc``::
+
+    ContentPipelineError
+    ├── ConfigError                 bad configuration file / environment value
+    ├── TemplateError               malformed template or schedule YAML
+    ├── ContentPolicyError          a prompt refused by the content policy (status "blocked")
+    ├── BudgetExceededError         a paid call would pass a budget cap (status "skipped")
+    ├── StorageError                an object store refused or failed a write
+    │   └── ObjectExistsError       the key holds a different object: never overwritten
+    ├── InvalidImageError           bytes that are not a usable image
+    └── ProviderError               one failed attempt at one provider
+        ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
+        │   └── InvalidOutputError      200 answer whose body is not a usable image
+        ├── RejectedProviderError       400 / 422, content filtered: next provider, no retry
+        └── AuthBillingProviderError    401 / 402 / 403: next provider, disabled for the run
+    AllProvidersFailedError (a ProviderError) when the whole chain is exhausted.
+
+The classification follows ../shared/contracts/providers.md ("Common rules").
+"""
+
+from __future__ import annotations
+
+
+class ContentPipelineError(Exception):
+    """Base class of every error raised on purpose by content-pipeline."""
+
+
+class ConfigError(ContentPipelineError):
+    """The configuration (YAML file, environment or .env) holds an unknown key or a bad value.
+
+    The message names the file (or environment variable), the key and the value.
+    """
+
+
+class TemplateError(ContentPipelineError):
+    """A template or schedule file is malformed; the message names file, line and field."""
+
+
+class ContentPolicyError(ContentPipelineError):
+    """A prompt was refused by the content policy; ``reason`` says which rule."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BudgetExceededError(ContentPipelineError):
+    """A paid call would push spending past a cap (USD)."""
+
+
+class StorageError(ContentPipelineError):
+    """An object store could not store or read an object."""
+
+
+class ObjectExistsError(StorageError):
+    """The key already holds a different object; stores never overwrite one."""
+
+
+class InvalidImageError(ContentPipelineError):
+    """Bytes that do not decode as an allowed image of sensible size."""
+
+
+class ProviderError(ContentPipelineError):
+    """One failed attempt at one provider.
+
+    Attributes: ``provider`` and ``model`` (names), ``error_class`` (one of
+    ``transient``, ``invalid_output``, ``rejected``, ``auth_billing``,
+    ``exhausted``), ``status_code`` (HTTP status or None), ``retry_after``
+    (seconds the provider asked us to wait, or None).
+    """
+
+    error_class = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class TransientProviderError(ProviderError):
+    """Timeout, connection failure, HTTP 429 or 5xx: may succeed later."""
+
+    error_class = "transient"
+
+
+class InvalidOutputError(TransientProviderError):
+    """The provider answered success, but the body is not a usable image."""
+
+    error_class = "invalid_output"
+
+
+class RejectedProviderError(ProviderError):
+    """HTTP 400 / 422 or a content filter: the same input will not succeed."""
+
+    error_class = "rejected"
+
+
+class AuthBillingProviderError(ProviderError):
+    """HTTP 401 / 402 / 403: credentials or credit; the provider is disabled for the run."""
+
+    error_class = "auth_billing"
+
+
+class AllProvidersFailedError(ProviderError):
+    """Every provider of the chain failed or was skipped for one request."""
+
+    error_class = "exhausted"

@@ -1,0 +1,339 @@
+"""Typed configuration: one YAML file plus environment overrides, and secrets from the environment.
+
+Sources, highest priority first:
+
+1. environment variables ``CONTENT_PIPELINE_<FIELD>`` (nested with ``__``, e.g.
+   ``CONTENT_PIPELINE_BUDGET__DAILY_USD=2.5``), then the same names in ``.env``;
+2. the YAML file: ``$CONTENT_PIPELINE_CONFIG`` or ``./content-pipeline.yaml``;
+3. the defaults below, which run offline.
+
+Secrets (API keys, Apprise URLs) are never read from the YAML file: only from the
+environment or ``.env`` (``Secrets``). ``get_settings()`` / ``get_secrets()`` are
+cached factories; nothing is read at import time. An unknown key or a bad value raises
+``ConfigError`` naming the file (or variable), the line, the key and the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import ConfigError
+from core.yamlio import Locator, format_validation_error, load_yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_ENV = "CONTENT_PIPELINE_CONFIG"
+DEFAULT_CONFIG_NAME = "content-pipeline.yaml"
+ENV_PREFIX = "CONTENT_PIPELINE_"
+
+_Strict = ConfigDict(extra="forbid")
+
+
+class RetryConfig(BaseModel):
+    """Retries and circuit breaking of the provider chain (seconds)."""
+
+    model_config = _Strict
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 1
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    max_retry_after_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    circuit_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    circuit_cooldown_s: Annotated[float, Field(ge=0)] = 300.0
+
+
+class ProviderConfig(BaseModel):
+    """Settings shared by every provider. ``cost_usd`` is the estimated price per image (USD)."""
+
+    model_config = _Strict
+    enabled: bool = True
+    model: str | None = None
+    cost_usd: Annotated[float, Field(ge=0)] = 0.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
+class Automatic1111Config(ProviderConfig):
+    """AUTOMATIC1111 WebUI started with ``--api`` (contract 4). ``HTTP Basic`` from
+    ``AUTOMATIC1111_AUTH=user:pass`` in the environment."""
+
+    enabled: bool = False
+    base_url: str = "http://localhost:7860"
+    sampler_name: str = "DPM++ 2M"
+
+
+class PlaceholderConfig(ProviderConfig):
+    """The offline placeholder: renders the prompt text; cost 0, never published as content."""
+
+    delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+
+
+class ProvidersConfig(BaseModel):
+    model_config = _Strict
+    automatic1111: Automatic1111Config = Field(default_factory=Automatic1111Config)
+    placeholder: PlaceholderConfig = Field(default_factory=PlaceholderConfig)
+
+
+class BudgetConfig(BaseModel):
+    """Spending caps in USD."""
+
+    model_config = _Strict
+    daily_usd: Annotated[float, Field(ge=0)] = 5.0
+    monthly_usd: Annotated[float, Field(ge=0)] = 100.0
+
+
+class AlertsConfig(BaseModel):
+    """Alert rules. URLs are secrets: ``APPRISE_URLS`` in the environment."""
+
+    model_config = _Strict
+    consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    cooldown_s: Annotated[float, Field(ge=0)] = 3600.0
+
+
+class RenditionConfig(BaseModel):
+    """One published rendition: a box in pixels, a fit, an encoding.
+
+    ``fit``: ``contain`` (inside the box, aspect kept), ``cover`` (fills the box, centre
+    crop), ``exact`` (stretched). ``scale`` > 1 upscales the original with Lanczos
+    instead of a box. ``quality`` 1..100 for JPEG/WebP.
+    """
+
+    model_config = _Strict
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    width: Annotated[int, Field(ge=16, le=8192)] | None = None
+    height: Annotated[int, Field(ge=16, le=8192)] | None = None
+    scale: Annotated[float, Field(gt=0, le=8)] | None = None
+    fit: Literal["contain", "cover", "exact"] = "contain"
+    format: Literal["jpeg", "webp", "png"] = "jpeg"
+    quality: Annotated[int, Field(ge=1, le=100)] = 85
+
+    @model_validator(mode="after")
+    def _size_or_scale(self) -> "RenditionConfig":
+        if self.scale is None and (self.width is None or self.height is None):
+            raise ValueError("a rendition needs width and height, or scale")
+        return self
+
+
+def _default_renditions() -> list[RenditionConfig]:
+    return [
+        RenditionConfig(name="web", width=1024, height=1024, fit="contain", format="jpeg", quality=85),
+        RenditionConfig(name="thumb", width=320, height=320, fit="cover", format="webp", quality=80),
+    ]
+
+
+class PolicyConfig(BaseModel):
+    """Content policy additions; the fixed refusals cannot be switched off."""
+
+    model_config = _Strict
+    deny_terms: list[str] = Field(default_factory=list)
+    private_people: list[str] = Field(default_factory=list)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Feeds the pre-parsed YAML mapping into pydantic-settings below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+_yaml_data: ContextVar[dict[str, Any]] = ContextVar("_yaml_data", default={})
+
+
+class Settings(BaseSettings):
+    """The effective configuration. Paths are resolved against the config file's folder."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True
+    )
+
+    output_dir: Path = Path("output")
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    database_url: str | None = None
+    storage_url: str | None = None
+    timezone: str = "UTC"
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    chain: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["automatic1111", "placeholder"])
+    providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    renditions: list[RenditionConfig] = Field(default_factory=_default_renditions)
+    styles: list[str] = Field(
+        default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"]
+    )
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, _yaml_data.get()))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("chain")
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        from providers.registry import PROVIDERS
+
+        for name in value:
+            if name not in PROVIDERS:
+                raise ValueError(f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})")
+        if len(set(value)) != len(value):
+            raise ValueError("a provider appears twice in the chain")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "Settings":
+        base = self.config_file.parent if self.config_file else Path.cwd()
+        self.output_dir = (base / self.output_dir).resolve()
+        self.templates_dir = (base / self.templates_dir).resolve()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.output_dir / 'content-pipeline.db'}"
+        if self.storage_url is None:
+            self.storage_url = self.output_dir.as_uri()
+        names = [r.name for r in self.renditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rendition names must be unique: {names}")
+        return self
+
+    @property
+    def spool_dir(self) -> Path:
+        """Local folder where image bytes wait between stages."""
+        return self.output_dir / "spool"
+
+    def provider_config(self, name: str) -> ProviderConfig:
+        return getattr(self.providers, name, None) or ProviderConfig()
+
+
+class Secrets(BaseSettings):
+    """Credentials, only from the environment or ``.env``; never logged or stored."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    huggingface_token: SecretStr | None = Field(None, validation_alias=AliasChoices("HUGGINGFACE_TOKEN", "HF_TOKEN"))
+    replicate_api_token: SecretStr | None = Field(None, validation_alias="REPLICATE_API_TOKEN")
+    stability_api_key: SecretStr | None = Field(None, validation_alias="STABILITY_API_KEY")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    fal_key: SecretStr | None = Field(None, validation_alias="FAL_KEY")
+    civitai_api_token: SecretStr | None = Field(None, validation_alias="CIVITAI_API_TOKEN")
+    automatic1111_auth: SecretStr | None = Field(None, validation_alias="AUTOMATIC1111_AUTH")
+    apprise_urls: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
+    )
+
+    def apprise_url_list(self) -> list[str]:
+        """The configured Apprise URLs (separated by whitespace or commas)."""
+        if self.apprise_urls is None:
+            return []
+        return [u for u in re.split(r"[\s,]+", self.apprise_urls.get_secret_value()) if u]
+
+    def known_values(self) -> list[str]:
+        """Every secret value, for scrubbing from logs and stored messages."""
+        values = [s.get_secret_value() for s in self.__dict__.values() if isinstance(s, SecretStr)]
+        return [v for v in values if v] + [u for u in self.apprise_url_list() if u]
+
+
+SECRET_FIELDS = {"huggingface_token", "replicate_api_token", "stability_api_key", "openai_api_key", "fal_key",
+                 "civitai_api_token", "automatic1111_auth", "apprise_urls", "apprise_url", "api_key", "token", "password"}
+
+
+def config_path() -> Path | None:
+    """The YAML file in use: ``$CONTENT_PIPELINE_CONFIG`` or ``./content-pipeline.yaml`` when it exists."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    candidate = Path.cwd() / DEFAULT_CONFIG_NAME
+    return candidate.resolve() if candidate.exists() else None
+
+
+def _find_secrets(data: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if str(key).lower() in SECRET_FIELDS:
+                found.append((*path, str(key)))
+            found.extend(_find_secrets(value, (*path, str(key))))
+    return found
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Build the settings from ``path`` (or ``config_path()``) and the environment.
+
+    Raises ConfigError naming the file, line, key and value of the first problems.
+    """
+    path = path if path is not None else config_path()
+    data: dict[str, Any] = {}
+    locate: Locator | None = None
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"{path}: configuration file not found (set by {CONFIG_ENV})")
+        loaded, locate = load_yaml(path, error=ConfigError)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}:1: the configuration must be a mapping of keys, not {type(loaded).__name__}")
+        for secret_path in _find_secrets(loaded):
+            line = locate(secret_path)
+            raise ConfigError(
+                f"{path}:{line}: key {'.'.join(secret_path)!r} is a secret: set it in the environment or .env, never in the file"
+            )
+        data = loaded
+    token = _yaml_data.set(data)
+    try:
+        return Settings(config_file=path)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            env_name = ENV_PREFIX + "__".join(loc).upper()
+            if env_name in os.environ:
+                messages.append(f"environment {env_name} = {os.environ[env_name]!r}: {err['msg']}")
+        detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
+        raise ConfigError("\n".join(messages) or detail) from None
+    finally:
+        _yaml_data.reset(token)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; ``get_settings.cache_clear()`` to reload)."""
+    return load_settings()
+
+
+@lru_cache(maxsize=1)
+def get_secrets() -> Secrets:
+    """The process-wide secrets (cached)."""
+    return Secrets()
+
+
+def mask(value: str) -> str:
+    """``'hf_abcdef...'`` -> ``'hf_***'``: enough to recognise, nothing to use."""
+    if len(value) <= 6:
+        return "***"
+    return value[:3] + "***"

@@ -1,0 +1,37 @@
+"""The ad-hoc flow: ``count`` images of one template, on demand (UI, API or CLI)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
+
+from core.domain import ImageFormat, Quality
+from tasks.plan import local_today
+from tasks.pipeline import RunSummary, run_images
+from tasks.plan import plan_adhoc
+from tasks.runtime import get_runtime
+
+
+@flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="generate-{template}")
+def generate(
+    template: str,
+    count: Annotated[int, Field(ge=1, le=50)] = 1,
+    quality: Quality = Quality.standard,
+    format: ImageFormat = ImageFormat.square,
+    batch: str | None = None,
+) -> RunSummary:
+    """``count`` images of ``template`` at ``quality`` and ``format``.
+
+    ``batch`` names the request: the same batch re-run resumes instead of making new
+    images (default: this flow run's id, so every trigger makes new images).
+    """
+    from prefect.runtime import flow_run
+
+    rt = get_runtime()
+    chosen = rt.library.get(template)
+    name = batch or str(flow_run.id or "manual")[:8]
+    slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format)
+    return run_images("adhoc", slots)

@@ -1,0 +1,22 @@
+"""The weekly flow: runs every day with that weekday's entry of the weekly plan."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.plan import local_today
+from tasks.pipeline import RunSummary, run_images
+from tasks.plan import plan_weekly
+from tasks.runtime import get_runtime
+
+
+@flow(name="weekly-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="weekly-{run_date}")
+def weekly_content(run_date: date | None = None) -> RunSummary:
+    """Make ``run_date``'s images of the weekly plan (lighter Sunday, weekend special)."""
+    rt = get_runtime()
+    day = run_date or local_today(rt.settings.timezone)
+    assert rt.library.schedules is not None
+    return run_images("weekly", plan_weekly(rt.library.schedules, day))

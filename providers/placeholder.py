@@ -1,0 +1,65 @@
+"""The offline placeholder: renders the prompt text onto a gradient, locally, at cost 0.
+
+It is the last resort of every chain. Its images are recorded with
+``is_placeholder=True`` and stored under ``placeholder/``, never under ``content/``:
+a placeholder is never published as real content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import textwrap
+import time
+from typing import ClassVar
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from core.domain import GenerationRequest, GenerationResult
+from providers.base import Provider, result_from_bytes
+
+
+def render_placeholder(prompt: str, width: int, height: int, seed: int) -> bytes:
+    """A ``width`` x ``height`` RGB PNG: a seed-coloured gradient with the prompt written on it."""
+    digest = hashlib.sha256(f"{seed}:{prompt}".encode()).digest()
+    dark = tuple(int(b) // 3 for b in digest[0:3])
+    light = tuple(128 + int(b) // 2 for b in digest[3:6])
+    gradient = Image.linear_gradient("L").resize((width, height))
+    image = ImageOps.colorize(gradient, black=dark, white=light).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    size = max(12, width // 28)
+    font = ImageFont.load_default(size=size)
+    chars = max(10, int(width / (size * 0.55)))
+    lines = ["PLACEHOLDER", ""] + textwrap.wrap(prompt, width=chars)[: max(1, height // (size * 2) - 3)]
+    y = height // 10
+    for line in lines:
+        draw.text((width // 20, y), line, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 12), stroke_fill=(0, 0, 0))
+        y += int(size * 1.4)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False, compress_level=3)
+    return buffer.getvalue()
+
+
+class PlaceholderProvider(Provider):
+    """Renders the prompt locally; needs no network, no key, no GPU."""
+
+    name: ClassVar[str] = "placeholder"
+    display_name: ClassVar[str] = "Offline placeholder"
+    models: ClassVar[tuple[str, ...]] = ("text-render",)
+    default_model: ClassVar[str] = "text-render"
+    prices_usd: ClassVar[dict[str, float]] = {"text-render": 0.0}
+    is_placeholder: ClassVar[bool] = True
+
+    def estimate_cost(self, request: GenerationRequest) -> float:
+        return 0.0
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        started = time.monotonic()
+        delay = getattr(self.config, "delay_s", 0.0)
+        if delay:
+            time.sleep(delay)
+        seed = request.seed if request.seed is not None else 0
+        data = render_placeholder(request.prompt, request.width, request.height, seed)
+        return result_from_bytes(
+            data, provider=self, request=request, model=self.model, seed=seed, cost_usd=0.0, started=started
+        )

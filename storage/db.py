@@ -1,0 +1,329 @@
+"""The metrics database: one row per image slot, per provider attempt, per rendition, per alert.
+
+SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout) or any
+SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://...``). An image row is written
+with status ``planned`` before any generation; its status only moves forward
+(core.domain.ImageStatus), which is what makes a re-run resume instead of repeat.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, event, func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from core.domain import Attempt, ImageSlot, ImageStatus, key_digest
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (the database stores UTC)."""
+    return datetime.now(UTC)
+
+
+class ImageRecord(SQLModel, table=True):
+    """One image slot and everything known about its image. Costs in USD, times in seconds."""
+
+    __tablename__ = "images"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, index=True, max_length=300)
+    image_id: str = Field(index=True, max_length=32)
+    flow: str = Field(index=True, max_length=40)
+    run_date: date = Field(index=True)
+    slot: str = Field(max_length=120)
+    slot_index: int
+    trigger: str = Field(default="cli", max_length=40)
+    status: str = Field(default=ImageStatus.planned.value, index=True, max_length=20)
+    category: str = Field(index=True, max_length=40)
+    template: str | None = Field(default=None, max_length=80)
+    template_version: int | None = None
+    variant: str | None = Field(default=None, max_length=80)
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+    provider: str | None = Field(default=None, index=True, max_length=40)
+    model: str | None = Field(default=None, max_length=200)
+    is_placeholder: bool = False
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    spool_path: str | None = None
+    checksum: str | None = Field(default=None, max_length=64)
+    storage_key: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    generated_at: datetime | None = None
+
+
+class AttemptRecord(SQLModel, table=True):
+    """One call to one provider (or one provider skipped), with its outcome and cost."""
+
+    __tablename__ = "attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_pk: int = Field(foreign_key="images.id", index=True)
+    provider: str = Field(index=True, max_length=40)
+    model: str | None = Field(default=None, max_length=200)
+    status: str = Field(max_length=20)  # success | failed | skipped
+    error_class: str | None = Field(default=None, max_length=40)
+    error: str | None = None
+    http_status: int | None = None
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class RenditionRecord(SQLModel, table=True):
+    """One stored file of an image: the original or a rendition (sizes in pixels and bytes)."""
+
+    __tablename__ = "renditions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_pk: int = Field(foreign_key="images.id", index=True)
+    name: str = Field(max_length=40)
+    storage_key: str
+    format: str = Field(max_length=10)
+    width: int
+    height: int
+    bytes: int
+    checksum: str = Field(max_length=64)
+
+
+class AlertRecord(SQLModel, table=True):
+    """An alert raised by a rule: sent (``delivered``) or only logged."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(index=True, max_length=60)
+    scope: str = Field(default="", max_length=120)
+    title: str
+    message: str
+    delivered: bool = False
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Database:
+    """Engine plus the few queries the pipeline needs. Thread-safe; one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    # -- images -------------------------------------------------------------------
+    def ensure_planned(self, slot: ImageSlot, **fields: Any) -> ImageRecord:
+        """The row of ``slot``: created with status planned when new, else the existing one."""
+        key = slot.idempotency_key
+        with self.session() as session:
+            existing = session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).first()
+            if existing is not None:
+                return existing
+            row = ImageRecord(
+                idempotency_key=key,
+                image_id=key_digest(key),
+                flow=slot.flow,
+                run_date=slot.run_date,
+                slot=slot.slot,
+                slot_index=slot.index,
+                category=slot.category,
+                **fields,
+            )
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # planned by a concurrent run a moment ago
+                session.rollback()
+                return session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).one()
+            session.refresh(row)
+            return row
+
+    def get(self, pk: int) -> ImageRecord:
+        with self.session() as session:
+            row = session.get(ImageRecord, pk)
+            if row is None:
+                raise KeyError(f"no image row {pk}")
+            return row
+
+    def advance(self, pk: int, status: ImageStatus, **fields: Any) -> ImageRecord:
+        """Move image ``pk`` to ``status`` (never backwards) and set ``fields``.
+
+        Raises ValueError on a backward move (e.g. done -> generating).
+        """
+        with self.session() as session:
+            row = session.get(ImageRecord, pk, with_for_update=not self.url.startswith("sqlite"))
+            if row is None:
+                raise KeyError(f"no image row {pk}")
+            current = ImageStatus(row.status)
+            if current.terminal and status != current:
+                raise ValueError(f"image {row.idempotency_key} is {current.value}; cannot become {status.value}")
+            if status.rank < current.rank:
+                raise ValueError(f"image {row.idempotency_key}: {current.value} -> {status.value} goes backwards")
+            row.status = status.value
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.updated_at = utcnow()
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return row
+
+    def images(self, *, flow: str | None = None, run_date: date | None = None, key_prefix: str | None = None) -> list[ImageRecord]:
+        with self.session() as session:
+            query = select(ImageRecord)
+            if flow:
+                query = query.where(ImageRecord.flow == flow)
+            if run_date:
+                query = query.where(ImageRecord.run_date == run_date)
+            if key_prefix:
+                query = query.where(ImageRecord.idempotency_key.startswith(key_prefix))  # type: ignore[union-attr]
+            return list(session.exec(query.order_by(ImageRecord.id)))
+
+    # -- attempts and renditions ----------------------------------------------------
+    def add_attempt(self, pk: int, attempt: Attempt) -> AttemptRecord:
+        with self.session() as session:
+            row = AttemptRecord(
+                image_pk=pk,
+                provider=attempt.provider,
+                model=attempt.model,
+                status=attempt.status,
+                error_class=attempt.error_class,
+                error=attempt.error,
+                http_status=attempt.http_status,
+                latency_s=attempt.latency_s,
+                cost_usd=attempt.cost_usd,
+            )
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return row
+
+    def attempts(self, pk: int | None = None) -> list[AttemptRecord]:
+        with self.session() as session:
+            query = select(AttemptRecord)
+            if pk is not None:
+                query = query.where(AttemptRecord.image_pk == pk)
+            return list(session.exec(query.order_by(AttemptRecord.id)))
+
+    def replace_renditions(self, pk: int, renditions: list[RenditionRecord]) -> None:
+        """Store the renditions of image ``pk`` (a re-run replaces, never duplicates)."""
+        with self.session() as session:
+            for old in session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk)):
+                session.delete(old)
+            for rendition in renditions:
+                rendition.image_pk = pk
+                session.add(rendition)
+            session.commit()
+
+    def renditions(self, pk: int) -> list[RenditionRecord]:
+        with self.session() as session:
+            return list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk).order_by(RenditionRecord.id)))
+
+    def spent_usd(self, since: datetime) -> float:
+        """USD recorded on attempts since ``since`` (timezone-aware)."""
+        with self.session() as session:
+            total = session.exec(select(func.coalesce(func.sum(AttemptRecord.cost_usd), 0.0)).where(AttemptRecord.created_at >= since)).one()
+            return float(total)
+
+    def trailing_failures(self, provider: str | None = None, limit: int = 1000) -> int:
+        """Failed attempts in a row at the end of the record (of ``provider``, or of real providers)."""
+        with self.session() as session:
+            query = select(AttemptRecord.status).where(AttemptRecord.status != "skipped")
+            if provider:
+                query = query.where(AttemptRecord.provider == provider)
+            else:
+                query = query.where(AttemptRecord.provider != "placeholder")
+            statuses = session.exec(query.order_by(AttemptRecord.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+        count = 0
+        for status in statuses:
+            if status != "failed":
+                break
+            count += 1
+        return count
+
+    def last_failed_attempt(self, provider: str) -> AttemptRecord | None:
+        with self.session() as session:
+            query = select(AttemptRecord).where(AttemptRecord.provider == provider, AttemptRecord.status == "failed")
+            return session.exec(query.order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
+
+    def recent_images(self, limit: int) -> list[ImageRecord]:
+        """The ``limit`` most recently updated terminal images, newest last."""
+        terminal = [s.value for s in ImageStatus if s.terminal]
+        with self.session() as session:
+            query = select(ImageRecord).where(ImageRecord.status.in_(terminal))  # type: ignore[attr-defined]
+            rows = session.exec(query.order_by(ImageRecord.updated_at.desc()).limit(limit)).all()  # type: ignore[attr-defined]
+        return list(reversed(rows))
+
+    # -- alerts -----------------------------------------------------------------------
+    def last_alert(self, rule: str, scope: str) -> AlertRecord | None:
+        with self.session() as session:
+            query = select(AlertRecord).where(AlertRecord.rule == rule, AlertRecord.scope == scope)
+            return session.exec(query.order_by(AlertRecord.id.desc())).first()  # type: ignore[union-attr]
+
+    def add_alert(self, alert: AlertRecord) -> AlertRecord:
+        with self.session() as session:
+            session.add(alert)
+            session.commit()
+            session.refresh(alert)
+            return alert
+
+    def alerts(self) -> list[AlertRecord]:
+        with self.session() as session:
+            return list(session.exec(select(AlertRecord).order_by(AlertRecord.id)))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+_databases: dict[str, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def get_database(url: str) -> Database:
+    """One Database per URL per process."""
+    with _databases_lock:
+        if url not in _databases:
+            _databases[url] = Database(url)
+        return _databases[url]
+
+
+def reset_databases() -> None:
+    """Dispose every cached engine (tests, after a settings change)."""
+    with _databases_lock:
+        for db in _databases.values():
+            db.dispose()
+        _databases.clear()

@@ -1,0 +1,100 @@
+"""Stage 3: generate the image of one planned row through the provider chain.
+
+The prompt first passes the content policy (refused -> status ``blocked``). The row
+moves to ``generating`` before the chain is called and to ``generated`` once the
+bytes are in the spool folder (``<spool>/<image_id>.<ext>``, SHA-256 on the row). A
+row already ``generated`` whose spool file is intact is not generated again: a
+resumed run never pays twice. Every attempt is recorded as it happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from core.domain import GenerationRequest, ImageStatus
+from core.errors import ContentPolicyError, ProviderError
+from core.policy import check_prompt
+from core.settings import PolicyConfig
+from providers.chain import ProviderChain
+from storage.db import Database, ImageRecord, utcnow
+
+
+def spool_intact(row: ImageRecord) -> bool:
+    """True when the row's spool file exists and matches its checksum."""
+    if not row.spool_path or not row.checksum:
+        return False
+    path = Path(row.spool_path)
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == row.checksum
+
+
+def request_of(row: ImageRecord) -> GenerationRequest:
+    """The GenerationRequest stored on a planned row."""
+    assert row.prompt is not None and row.width and row.height and row.num_inference_steps
+    return GenerationRequest(
+        prompt=row.prompt,
+        negative_prompt=row.negative_prompt or "",
+        width=row.width,
+        height=row.height,
+        num_inference_steps=row.num_inference_steps,
+        guidance_scale=row.guidance_scale if row.guidance_scale is not None else 7.5,
+        seed=row.seed,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Path, policy: PolicyConfig) -> ImageRecord:
+    """Generate row ``pk``'s image unless it already exists; returns the updated row.
+
+    Ends in status ``generated`` (bytes spooled), ``blocked`` (content policy) or
+    ``failed`` (every provider failed; the reasons are on the row and its attempts).
+    """
+    row = db.get(pk)
+    status = ImageStatus(row.status)
+    if status.terminal or (status.rank >= ImageStatus.generated.rank and spool_intact(row)):
+        return row
+    request = request_of(row)
+    try:
+        check_prompt(f"{request.prompt}\n{row.template or ''}", deny_terms=policy.deny_terms, private_people=policy.private_people)
+    except ContentPolicyError as exc:
+        return db.advance(pk, ImageStatus.blocked, error=f"content policy: {exc.reason}")
+    if status.rank < ImageStatus.generating.rank:
+        row = db.advance(pk, ImageStatus.generating)  # a lost spool file is made again from its status
+    try:
+        result = chain.generate(request, on_attempt=lambda attempt: db.add_attempt(pk, attempt))
+    except ProviderError as exc:
+        return db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    suffix = _suffix(result.image)
+    path = spool_dir / f"{row.image_id}{suffix}"
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(result.image)
+    os.replace(tmp, path)
+    total_cost = sum(a.cost_usd for a in db.attempts(pk))
+    return db.advance(
+        pk,
+        ImageStatus.generated,
+        provider=result.provider,
+        model=result.model,
+        seed=result.seed,
+        width=result.width,
+        height=result.height,
+        is_placeholder=result.is_placeholder,
+        cost_usd=total_cost,
+        seconds=round(result.latency_s, 4),
+        spool_path=str(path),
+        checksum=hashlib.sha256(result.image).hexdigest(),
+        generated_at=utcnow(),
+        error=None,
+    )
+
+
+def _suffix(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data.startswith(b"\xff\xd8"):
+        return ".jpg"
+    if data[8:12] == b"WEBP":
+        return ".webp"
+    return ".bin"

@@ -1,0 +1,214 @@
+"""The thin Prefect tasks over the stage functions, and the per-image orchestration.
+
+Tasks take only small, hashable arguments (row primary keys, a run key) and find
+their resources through ``tasks.runtime.get_runtime()``. Caching is off
+(``NO_CACHE``): exactly-once comes from our idempotency keys and the forward-only
+status of each row, not from Prefect's cache. ``run_images`` is called inside a flow:
+it records the planned rows, runs one ``produce-image`` task per image (at most
+``concurrency`` at once, an in-process semaphore), evaluates alerts and publishes the
+run summary artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+
+from core.domain import ImageSlot, ImageStatus
+from core.errors import ContentPipelineError
+from core.log import get_logger
+from storage.db import ImageRecord
+from tasks import alerts as alert_rules
+from tasks.categorize import categorize
+from tasks.generate import generate_image
+from tasks.postprocess import RenditionFile, make_renditions
+from tasks.record import mark_done, record_planned
+from tasks.runtime import get_runtime
+from tasks.upload import upload_image
+
+_semaphores: dict[int, threading.BoundedSemaphore] = {}
+_semaphores_lock = threading.Lock()
+
+
+def _semaphore(size: int) -> threading.BoundedSemaphore:
+    with _semaphores_lock:
+        return _semaphores.setdefault(size, threading.BoundedSemaphore(size))
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One line of the run summary (cost USD, seconds, stored key)."""
+
+    image_id: str
+    slot: str
+    template: str | None
+    provider: str | None
+    placeholder: bool
+    cost_usd: float
+    seconds: float
+    status: str
+    storage_key: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: ImageRecord) -> "ImageSummary":
+        return cls(row.image_id, f"{row.slot}#{row.slot_index}", row.template, row.provider, row.is_placeholder,
+                   round(row.cost_usd, 4), round(row.seconds, 3), row.status, row.storage_key, row.error)
+
+
+@task(name="plan-images", cache_policy=NO_CACHE)
+def plan_images_task(slots: list[ImageSlot], trigger: str) -> list[int]:
+    rt = get_runtime()
+    return record_planned(rt.db, rt.library, slots, styles=rt.settings.styles, trigger=trigger)
+
+
+@task(name="generate", cache_policy=NO_CACHE, task_run_name="generate-{pk}")
+def generate_task(pk: int, run_key: str) -> ImageRecord:
+    rt = get_runtime()
+    return generate_image(rt.db, rt.chain(run_key), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy)
+
+
+@task(name="post-process", cache_policy=NO_CACHE, task_run_name="post-process-{pk}")
+def postprocess_task(pk: int) -> list[RenditionFile]:
+    rt = get_runtime()
+    row = rt.db.get(pk)
+    assert row.spool_path
+    files = make_renditions(Path(row.spool_path), rt.settings.renditions, Path(row.spool_path).with_suffix(""))
+    if ImageStatus(row.status).rank < ImageStatus.processed.rank:
+        rt.db.advance(pk, ImageStatus.processed)
+    return files
+
+
+@task(name="categorize", cache_policy=NO_CACHE, task_run_name="categorize-{pk}")
+def categorize_task(pk: int) -> list[str]:
+    rt = get_runtime()
+    row = rt.db.get(pk)
+    tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder)
+    rt.db.advance(pk, ImageStatus(row.status), tags=tags)
+    return tags
+
+
+@task(name="upload", cache_policy=NO_CACHE, task_run_name="upload-{pk}")
+def upload_task(pk: int, renditions: list[RenditionFile]) -> ImageRecord:
+    rt = get_runtime()
+    return upload_image(rt.db, rt.store, pk, renditions)
+
+
+@task(name="record", cache_policy=NO_CACHE, task_run_name="record-{pk}")
+def record_task(pk: int) -> ImageRecord:
+    return mark_done(get_runtime().db, pk)
+
+
+def produce_image(pk: int, run_key: str) -> ImageSummary:
+    """Take row ``pk`` from wherever it stands to a terminal status.
+
+    A ContentPipelineError in a later stage (a bad file, a storage outage) is written on
+    the row, whose status stays where it was: the next run picks it up from there.
+    """
+    rt = get_runtime()
+    log = get_logger()
+    with _semaphore(rt.settings.concurrency):
+        row = rt.db.get(pk)
+        if ImageStatus(row.status).terminal:
+            return ImageSummary.of(row)
+        log.info("image %s (%s) starts at status %s", row.image_id, row.idempotency_key, row.status)
+        try:
+            row = generate_task(pk, run_key)
+            if ImageStatus(row.status).terminal:
+                log.warning("image %s ended %s: %s", row.image_id, row.status, row.error)
+                return ImageSummary.of(row)
+            if ImageStatus(row.status).rank < ImageStatus.uploaded.rank:
+                renditions = postprocess_task(pk)
+                categorize_task(pk)
+                upload_task(pk, renditions)
+            row = record_task(pk)
+            log.info("image %s done: %s via %s", row.image_id, row.storage_key, row.provider)
+        except ContentPipelineError as exc:
+            log.error("image %s stopped at %s: %s", row.image_id, rt.db.get(pk).status, exc)
+            row = rt.db.advance(pk, ImageStatus(rt.db.get(pk).status), error=str(exc)[:2000])
+        return ImageSummary.of(row)
+
+
+produce_image_task = task(name="produce-image", cache_policy=NO_CACHE, task_run_name="image-{pk}")(produce_image)
+
+
+@task(name="alerts", cache_policy=NO_CACHE)
+def alerts_task() -> list[str]:
+    rt = get_runtime()
+    raised = alert_rules.dispatch_alerts(
+        rt.db, rt.settings, rt.secrets, alert_rules.evaluate_rules(rt.db, rt.settings, rt.budget)
+    )
+    return [a.title for a in raised]
+
+
+def current_trigger() -> str:
+    """Who started this run: ``schedule``, ``deployment`` (UI / API), or the caller's
+    ``CONTENT_PIPELINE_TRIGGER`` (the CLI sets ``cli``), else ``python``."""
+    from prefect.runtime import deployment, flow_run
+
+    if deployment.id:
+        return "schedule" if "auto-scheduled" in (flow_run.tags or []) else "deployment"
+    return os.environ.get("CONTENT_PIPELINE_TRIGGER", "python")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a flow run made: one ImageSummary per image, totals in USD and seconds."""
+
+    flow: str
+    images: list[ImageSummary]
+    output_dir: str
+    database_url: str
+    alerts: list[str]
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(i.cost_usd for i in self.images), 4)
+
+    def counts(self) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for image in self.images:
+            result[image.status] = result.get(image.status, 0) + 1
+        return result
+
+
+def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
+    """Plan, produce, alert and summarise ``slots`` inside the current flow run."""
+    from prefect.runtime import flow_run
+
+    rt = get_runtime()
+    run_key = str(flow_run.id or uuid.uuid4())
+    try:
+        pks = plan_images_task(slots, current_trigger())
+        futures = [produce_image_task.submit(pk, run_key) for pk in pks]
+        wait(futures)
+        images = [f.result() for f in futures]
+    finally:
+        rt.end_run(run_key)
+    raised = alerts_task()
+    summary = RunSummary(flow_name, images, str(rt.settings.output_dir), _safe_db_url(rt.settings.database_url or ""), raised)
+    create_table_artifact(
+        key=f"{flow_name}-run-summary",
+        table=[{k: v for k, v in asdict(i).items() if k in ("image_id", "template", "provider", "cost_usd", "seconds", "status", "storage_key")}
+               for i in images],
+        description=f"{flow_name}: {len(images)} images, USD {summary.cost_usd:.2f}, {summary.counts()}",
+    )
+    return summary
+
+
+def _safe_db_url(url: str) -> str:
+    """The database URL with any password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"

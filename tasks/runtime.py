@@ -1,0 +1,76 @@
+"""Resources wired in one place: settings, secrets, database, store, templates, chains.
+
+Prefect tasks receive only small ids (an image row's primary key, a run key) and
+look their resources up here, so nothing unhashable crosses a task boundary.
+``get_runtime()`` is cached per process; ``reset_runtime()`` drops it (tests,
+config reload). A provider chain lives for one flow run: its circuits and disabled
+providers do not leak into the next run of a long-lived ``serve`` process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+from core.settings import Secrets, Settings, get_secrets, get_settings
+from core.templates import TemplateLibrary
+from providers.chain import ProviderChain
+from providers.registry import build_providers
+from storage.db import Database, get_database, reset_databases
+from storage.objects import ObjectStore, open_store
+from tasks.budget import BudgetLedger
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    secrets: Secrets
+    _chains: dict[str, ProviderChain] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def db(self) -> Database:
+        assert self.settings.database_url
+        return get_database(self.settings.database_url)
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        assert self.settings.storage_url
+        return open_store(self.settings.storage_url)
+
+    @cached_property
+    def library(self) -> TemplateLibrary:
+        return TemplateLibrary.load(self.settings.templates_dir)
+
+    @cached_property
+    def budget(self) -> BudgetLedger:
+        return BudgetLedger(self.db, self.settings.budget, timezone=self.settings.timezone)
+
+    def chain(self, run_key: str) -> ProviderChain:
+        """The provider chain of the flow run ``run_key`` (built on first use)."""
+        with self._lock:
+            if run_key not in self._chains:
+                providers = build_providers(self.settings, self.secrets)
+                self._chains[run_key] = ProviderChain(providers, retry=self.settings.retry, budget=self.budget)
+            return self._chains[run_key]
+
+    def end_run(self, run_key: str) -> None:
+        """Close the chain of ``run_key`` (connections, loaded models)."""
+        with self._lock:
+            chain = self._chains.pop(run_key, None)
+        if chain is not None:
+            chain.close()
+
+
+@lru_cache(maxsize=1)
+def get_runtime() -> Runtime:
+    return Runtime(settings=get_settings(), secrets=get_secrets())
+
+
+def reset_runtime() -> None:
+    """Forget cached settings, secrets, engines and chains."""
+    get_runtime.cache_clear()
+    get_settings.cache_clear()
+    get_secrets.cache_clear()
+    reset_databases()

@@ -1,0 +1,34 @@
+"""Stage 1: choose the template of a slot.
+
+Every image of one slot uses one template. The choice rotates by date through the
+category's templates, leaving out those used in the category the day before (any
+flow), so a template is not reused on consecutive days when the category has two or
+more. The choice is stored on the image row when it is planned, so a re-run of the
+same date keeps it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from core.domain import ImageSlot, Template
+from core.templates import TemplateLibrary
+from storage.db import Database
+
+
+def select_template(library: TemplateLibrary, slot: ImageSlot, db: Database | None = None) -> Template:
+    """The template for ``slot``: its fixed template (ad-hoc) or the rotation's pick.
+
+    Raises TemplateError when the category has no template or the fixed one is unknown.
+    """
+    if slot.template:
+        return library.get(slot.template)
+    templates = library.by_category(slot.category)
+    candidates = templates
+    if db is not None and len(templates) > 1:
+        yesterday = slot.run_date - timedelta(days=1)
+        used = {row.template for row in db.images(run_date=yesterday) if row.category == slot.category}
+        candidates = [t for t in templates if t.name not in used] or templates
+    offset = int.from_bytes(hashlib.sha256(slot.slot.encode()).digest()[:2], "big")
+    return candidates[(slot.run_date.toordinal() + offset) % len(candidates)]

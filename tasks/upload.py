@@ -1,0 +1,85 @@
+"""Stage 6: upload the original and its renditions to the object store.
+
+Keys: ``content/<category>/<yyyy>/<mm>/<slug>-<image_id>.<ext>`` for the original and
+``...<slug>-<image_id>.<rendition>.<ext>`` for each rendition. A placeholder goes under
+``placeholder/`` instead of ``content/``: it is never published as real content.
+Uploading the same bytes again is a no-op, so a resumed run never duplicates a file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core.domain import ImageStatus
+from storage.db import Database, ImageRecord, RenditionRecord
+from storage.objects import ObjectStore, sha256_hex
+from tasks.postprocess import EXTENSIONS, RenditionFile
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(text: str, max_length: int = 60) -> str:
+    """Lowercase ASCII letters, digits and dashes only: safe in any key or file name."""
+    slug = _SLUG.sub("-", text.lower()).strip("-")[:max_length].strip("-")
+    return slug or "image"
+
+
+def base_key(row: ImageRecord) -> str:
+    """``content|placeholder/<category>/<yyyy>/<mm>/<slug>-<image_id>`` (no extension)."""
+    prefix = "placeholder" if row.is_placeholder else "content"
+    slug = slugify(row.template or row.category)
+    return f"{prefix}/{slugify(row.category)}/{row.run_date:%Y}/{row.run_date:%m}/{slug}-{row.image_id}"
+
+
+def _ascii(value: object, limit: int = 1000) -> str:
+    return str(value)[:limit].encode("ascii", "backslashreplace").decode()
+
+
+def object_metadata(row: ImageRecord) -> dict[str, str]:
+    """What travels with every stored file (ASCII, so S3 metadata accepts it)."""
+    fields = {
+        "image-id": row.image_id,
+        "idempotency-key": row.idempotency_key,
+        "prompt": row.prompt,
+        "negative-prompt": row.negative_prompt,
+        "seed": row.seed,
+        "provider": row.provider,
+        "model": row.model,
+        "template": row.template,
+        "template-version": row.template_version,
+        "category": row.category,
+        "placeholder": str(row.is_placeholder).lower(),
+        "digital-source-type": "trainedAlgorithmicMedia",
+    }
+    return {k: _ascii(v) for k, v in fields.items() if v is not None}
+
+
+def upload_image(db: Database, store: ObjectStore, pk: int, renditions: list[RenditionFile]) -> ImageRecord:
+    """Store row ``pk``'s original and ``renditions``; row -> ``uploaded`` with the original's key.
+
+    Raises StorageError (ObjectExistsError when a key holds a different image).
+    """
+    row = db.get(pk)
+    assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
+    key = base_key(row)
+    metadata = object_metadata(row)
+    original = Path(row.spool_path)
+    data = original.read_bytes()
+    fmt = {".png": "png", ".jpg": "jpeg", ".webp": "webp"}.get(original.suffix, "png")
+    original_key = f"{key}{EXTENSIONS[fmt]}"
+    store.put(original_key, data, content_type=f"image/{fmt}", metadata=metadata)
+    records = [
+        RenditionRecord(image_pk=pk, name="original", storage_key=original_key, format=fmt, width=row.width or 0,
+                        height=row.height or 0, bytes=len(data), checksum=sha256_hex(data))
+    ]
+    for rendition in renditions:
+        rendition_key = f"{key}.{rendition.name}{EXTENSIONS[rendition.format]}"
+        store.put(rendition_key, rendition.path.read_bytes(), content_type=rendition.content_type,
+                  metadata={**metadata, "rendition": rendition.name})
+        records.append(
+            RenditionRecord(image_pk=pk, name=rendition.name, storage_key=rendition_key, format=rendition.format,
+                            width=rendition.width, height=rendition.height, bytes=rendition.bytes, checksum=rendition.checksum)
+        )
+    db.replace_renditions(pk, records)
+    return db.advance(pk, ImageStatus.uploaded, storage_key=original_key)

@@ -1,0 +1,56 @@
+"""Stage 2: turn a template into one concrete request for one image slot.
+
+Wildcards ``{a|b|c}`` are resolved, a style modifier is appended, an A/B variant is
+chosen and the seed is set, all from random generators seeded by the slot's
+idempotency key: the same slot always gives the same request, so a re-run or a
+resumed run asks for exactly the same image.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.domain import WILDCARD, GenerationRequest, ImageSlot, Template, seed_from_key
+
+
+@dataclass(frozen=True)
+class Variation:
+    """The request for one slot and the A/B variant it came from (``base`` = the main prompt)."""
+
+    request: GenerationRequest
+    variant: str
+    style: str | None
+
+
+def expand_wildcards(text: str, rng: random.Random) -> str:
+    """Replace each ``{a|b|c}`` group by one of its choices (stripped)."""
+    return WILDCARD.sub(lambda m: rng.choice([c.strip() for c in m.group(1).split("|")]), text)
+
+
+def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] = ()) -> Variation:
+    """The GenerationRequest for ``slot`` from ``template`` (sizes from its parameters,
+    the slot's quality and format overriding them)."""
+    key = slot.idempotency_key
+    rng = random.Random(seed_from_key(key, "variation"))
+    variants = ["base", *sorted(template.variants)]
+    variant = variants[rng.randrange(len(variants))]
+    prompt = template.prompt if variant == "base" else template.variants[variant]
+    prompt = expand_wildcards(prompt, rng)
+    pool = list(template.styles) or list(styles)
+    style = rng.choice(pool) if pool else None
+    if style:
+        prompt = f"{prompt}, {style}"
+    params = template.parameters.resolved(slot.quality, slot.format)
+    request = GenerationRequest(
+        prompt=prompt,
+        negative_prompt=template.negative_prompt,
+        width=params["width"],
+        height=params["height"],
+        num_inference_steps=params["num_inference_steps"],
+        guidance_scale=params["guidance_scale"],
+        seed=seed_from_key(key),
+        idempotency_key=key,
+    )
+    return Variation(request=request, variant=variant, style=style)

@@ -134,6 +134,22 @@ class PolicyConfig(BaseModel):
     private_people: list[str] = Field(default_factory=list)
 
 
+class ScaleConfig(BaseModel):
+    """Scale-out across worker processes and machines (README: the many-machine path).
+
+    ``global_limits``: when true, every provider call holds a slot of the Prefect global
+    concurrency limit ``provider-<name>`` (enforced by the Prefect server, shared by
+    every worker); when false (the default) only the in-process ``concurrency``
+    semaphore applies. ``provider_limits``: slots per provider for limits that do not
+    exist yet on the server (default: ``concurrency``); limits already on the server
+    (``prefect gcl create provider-automatic1111 --limit 2``) are kept as they are.
+    """
+
+    model_config = _Strict
+    global_limits: bool = False
+    provider_limits: dict[str, Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=dict)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Feeds the pre-parsed YAML mapping into pydantic-settings below the environment."""
 
@@ -174,6 +190,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"]
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -20,7 +20,11 @@ def _cron(hhmm: str) -> str:
 
 
 def build_deployments(settings: Settings | None = None) -> list[Any]:
-    """The daily, weekly and ad-hoc RunnerDeployments with their cron schedules."""
+    """The daily, weekly and ad-hoc RunnerDeployments with their cron schedules.
+
+    Their parameter schemas list the templates and categories of ``templates_dir``
+    as choices, enforced by the server (deployments/parameters.py).
+    """
     from prefect.schedules import Cron
 
     from flows.adhoc import generate
@@ -31,7 +35,9 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
     library = TemplateLibrary.load(settings.templates_dir)
     assert library.schedules is not None
     tz = settings.timezone
-    return [
+    from deployments.parameters import with_choices
+
+    return [with_choices(d, library) for d in [
         daily_content.to_deployment(
             name="daily", schedule=Cron(_cron(library.schedules.daily.window_start), timezone=tz),
             concurrency_limit=1, tags=["content-pipeline", "scheduled"],
@@ -44,7 +50,7 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
         ),
         generate.to_deployment(name="adhoc", tags=["content-pipeline", "adhoc"],
                                description="Ad-hoc images of one template."),
-    ]
+    ]]
 
 
 def main() -> None:

@@ -10,16 +10,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tasks.plan import local_today
 from tasks.pipeline import RunSummary, run_images
 from tasks.plan import plan_daily
+from flows.parameters import only_categories
 from tasks.runtime import get_runtime
 
 
 @flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="daily-{run_date}")
-def daily_content(run_date: date | None = None) -> RunSummary:
+def daily_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
     """Make the daily batch for ``run_date`` (default: today in the configured timezone).
 
+    ``categories`` keeps only the slots of those categories (default: every slot);
+    an unknown category raises TemplateError before any image is planned.
     Re-running a date resumes it: images already made are neither paid for nor stored again.
     """
     rt = get_runtime()
     day = run_date or local_today(rt.settings.timezone)
     assert rt.library.schedules is not None
-    return run_images("daily", plan_daily(rt.library.schedules, day))
+    return run_images("daily", only_categories(plan_daily(rt.library.schedules, day), categories, rt.library))

@@ -10,13 +10,18 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tasks.plan import local_today
 from tasks.pipeline import RunSummary, run_images
 from tasks.plan import plan_weekly
+from flows.parameters import only_categories
 from tasks.runtime import get_runtime
 
 
 @flow(name="weekly-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="weekly-{run_date}")
-def weekly_content(run_date: date | None = None) -> RunSummary:
-    """Make ``run_date``'s images of the weekly plan (lighter Sunday, weekend special)."""
+def weekly_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
+    """Make ``run_date``'s images of the weekly plan (lighter Sunday, weekend special).
+
+    ``categories`` keeps only the slots of those categories (default: every slot);
+    an unknown category raises TemplateError before any image is planned.
+    """
     rt = get_runtime()
     day = run_date or local_today(rt.settings.timezone)
     assert rt.library.schedules is not None
-    return run_images("weekly", plan_weekly(rt.library.schedules, day))
+    return run_images("weekly", only_categories(plan_weekly(rt.library.schedules, day), categories, rt.library))

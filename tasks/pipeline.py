@@ -16,11 +16,12 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.futures import as_completed
 
 from core.domain import ImageSlot, ImageStatus
 from core.errors import ContentPipelineError
@@ -119,20 +120,23 @@ def produce_image(pk: int, run_key: str) -> ImageSummary:
         row = rt.db.get(pk)
         if ImageStatus(row.status).terminal:
             return ImageSummary.of(row)
-        log.info("image %s (%s) starts at status %s", row.image_id, row.idempotency_key, row.status)
+        log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id,
+                 row.idempotency_key, row.status)
         try:
             row = generate_task(pk, run_key)
             if ImageStatus(row.status).terminal:
-                log.warning("image %s ended %s: %s", row.image_id, row.status, row.error)
+                log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
                 return ImageSummary.of(row)
             if ImageStatus(row.status).rank < ImageStatus.uploaded.rank:
                 renditions = postprocess_task(pk)
                 categorize_task(pk)
                 upload_task(pk, renditions)
             row = record_task(pk)
-            log.info("image %s done: %s via %s", row.image_id, row.storage_key, row.provider)
+            log.info("slot %s#%s image %s done: %s via %s", row.slot, row.slot_index, row.image_id, row.storage_key,
+                     row.provider)
         except ContentPipelineError as exc:
-            log.error("image %s stopped at %s: %s", row.image_id, rt.db.get(pk).status, exc)
+            log.error("slot %s#%s image %s stopped at %s: %s", row.slot, row.slot_index, row.image_id,
+                      rt.db.get(pk).status, exc)
             row = rt.db.advance(pk, ImageStatus(rt.db.get(pk).status), error=str(exc)[:2000])
         return ImageSummary.of(row)
 
@@ -188,8 +192,10 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
     run_key = str(flow_run.id or uuid.uuid4())
     try:
         pks = plan_images_task(slots, current_trigger())
+        progress = ProgressReporter(flow_name, len(pks))
         futures = [produce_image_task.submit(pk, run_key) for pk in pks]
-        wait(futures)
+        for future in as_completed(futures):
+            progress.image_finished(future.result())
         images = [f.result() for f in futures]
     finally:
         rt.end_run(run_key)
@@ -201,6 +207,7 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
                for i in images],
         description=f"{flow_name}: {len(images)} images, USD {summary.cost_usd:.2f}, {summary.counts()}",
     )
+    publish_gallery(flow_name, images)
     return summary
 
 
@@ -212,3 +219,78 @@ def _safe_db_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "(unparseable URL)"
+
+
+class ProgressReporter:
+    """The run's progress artifact (``<flow>-progress``, percent of images finished),
+    updated each time an image reaches a terminal or resumable status."""
+
+    def __init__(self, flow_name: str, total: int) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.total = total
+        self.finished = 0
+        self.counts: dict[str, int] = {}
+        self.artifact_id = create_progress_artifact(
+            progress=0.0 if total else 100.0, key=f"{flow_name}-progress",
+            description=f"{flow_name}: 0 of {total} images finished",
+        )
+
+    def image_finished(self, image: ImageSummary) -> float:
+        """Count ``image``; return the new progress in percent (0..100)."""
+        from prefect.artifacts import update_progress_artifact
+
+        self.finished += 1
+        self.counts[image.status] = self.counts.get(image.status, 0) + 1
+        percent = round(100.0 * self.finished / max(self.total, 1), 1)
+        get_logger().info("progress %s/%s (%.0f%%): slot %s image %s is %s", self.finished, self.total, percent,
+                          image.slot, image.image_id, image.status)
+        update_progress_artifact(self.artifact_id, progress=percent,
+                                 description=f"{self.finished} of {self.total} images finished: {self.counts}")
+        return percent
+
+
+def gallery_markdown(flow_name: str, images: list[ImageSummary]) -> str:
+    """A markdown gallery: one row per image with its smallest rendition as thumbnail.
+
+    Links come from the object store (``store.url(key)``): presigned HTTPS URLs for an
+    S3 store, ``file://`` paths for a local folder (the path is printed too, since a
+    browser may refuse to show ``file://`` images inside an ``http://`` page).
+    """
+    rt = get_runtime()
+    lines = [f"# {flow_name}: {len(images)} images", "",
+             "| thumbnail | image | slot | template | provider | status | file |",
+             "|---|---|---|---|---|---|---|"]
+    for image in images:
+        thumb, original = "", ""
+        if image.storage_key:
+            renditions = _renditions_of(image.image_id)
+            smallest = min(renditions, key=lambda r: r.width * r.height) if renditions else None
+            if smallest is not None:
+                thumb = f"![{image.image_id}]({rt.store.url(smallest.storage_key)})"
+            original = f"[{image.storage_key}]({rt.store.url(image.storage_key)})"
+        lines.append(f"| {thumb or '-'} | {image.image_id} | {image.slot} | {image.template or '-'} | "
+                     f"{image.provider or '-'}{' (placeholder)' if image.placeholder else ''} | {image.status} | "
+                     f"{original or (image.error or '-')[:120]} |")
+    return "\n".join(lines)
+
+
+def _renditions_of(image_id: str) -> list[Any]:
+    from sqlmodel import select
+
+    from storage.db import RenditionRecord
+
+    rt = get_runtime()
+    with rt.db.session() as session:
+        row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
+        if row is None:
+            return []
+        return list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == row.id)).all())
+
+
+def publish_gallery(flow_name: str, images: list[ImageSummary]) -> None:
+    """Publish ``gallery_markdown`` as the ``<flow>-gallery`` markdown artifact."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(markdown=gallery_markdown(flow_name, images), key=f"{flow_name}-gallery",
+                             description=f"{flow_name}: thumbnails of the {len(images)} images")

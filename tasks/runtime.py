@@ -52,6 +52,9 @@ class Runtime:
         with self._lock:
             if run_key not in self._chains:
                 providers = build_providers(self.settings, self.secrets)
+                from tasks.limits import limit_providers  # Prefect global limits when scale.global_limits
+
+                providers = limit_providers(self.settings, providers)
                 self._chains[run_key] = ProviderChain(providers, retry=self.settings.retry, budget=self.budget)
             return self._chains[run_key]
 

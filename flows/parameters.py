@@ -1,0 +1,21 @@
+"""Flow-parameter helpers shared by the flows (pure functions, no Prefect at import)."""
+
+from __future__ import annotations
+
+from core.domain import ImageSlot
+from core.errors import TemplateError
+from core.templates import TemplateLibrary
+
+
+def only_categories(slots: list[ImageSlot], categories: list[str] | None, library: TemplateLibrary) -> list[ImageSlot]:
+    """``slots`` of ``categories`` only (``None`` or empty: every slot).
+
+    Raises TemplateError naming the unknown category and the known ones.
+    """
+    if not categories:
+        return slots
+    unknown = [c for c in categories if c not in library.templates]
+    if unknown:
+        raise TemplateError(f"parameter 'categories': unknown category {unknown[0]!r} under {library.folder} "
+                            f"(have: {', '.join(library.categories)})")
+    return [slot for slot in slots if slot.category in categories]

@@ -6,6 +6,7 @@
     content-pipeline config show
     content-pipeline templates validate
     content-pipeline serve
+    content-pipeline doctor
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -218,6 +219,29 @@ def serve_cmd() -> None:
     from deployments.serve import main
 
     main()
+
+
+@app.command("doctor")
+def doctor_cmd(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each network probe.")] = 3.0,
+) -> None:
+    """Check Python, configuration, templates, Prefect API, database, storage, providers and Apprise URLs."""
+    _prefect_defaults()
+    from core.doctor import FAIL, OK, WARN, run_checks
+
+    checks = run_checks(timeout_s=timeout)
+    table = Table(title="content-pipeline doctor")
+    for column in ("check", "status", "found", "to fix"):
+        table.add_column(column, overflow="fold")
+    style = {OK: "green", WARN: "yellow", FAIL: "bold red"}
+    for check in checks:
+        table.add_row(check.name, f"[{style[check.status]}]{check.status}[/]", check.detail, check.fix or "-")
+    console.print(table)
+    failed = [c for c in checks if c.status == FAIL]
+    warned = [c for c in checks if c.status == WARN]
+    console.print(f"{len(checks)} checks: {len(failed)} to fix, {len(warned)} warnings")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console script

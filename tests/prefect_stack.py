@@ -1,0 +1,141 @@
+"""Real Prefect processes for end-to-end tests: a ``prefect server start`` subprocess on
+PostgreSQL, the ``content-pipeline serve`` process, ``prefect worker start`` processes,
+and uniquely named PostgreSQL databases (127.0.0.1:5432, user postgres, trust auth).
+
+Everything listens on 127.0.0.1 with free ports; every process writes its output to a
+log file whose tail is shown when something does not come up in time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_DSN = os.environ.get("CONTENT_PIPELINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_available() -> str | None:
+    """None when the test PostgreSQL answers, else why not (and how to start it)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return (f"PostgreSQL at {PG_ADMIN_DSN} is not reachable ({exc}); start it with "
+                "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+
+
+def create_database(prefix: str) -> str:
+    """Create a uniquely named database; return its name."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_url(database: str, driver: str) -> str:
+    """``postgresql+<driver>://postgres@127.0.0.1:5432/<database>`` (driver: asyncpg, psycopg)."""
+    return f"postgresql+{driver}://postgres@127.0.0.1:5432/{database}"
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float, what: str, log: Path | None = None,
+              process: subprocess.Popen[bytes] | None = None, every_s: float = 0.5) -> Any:
+    """Poll ``check()`` until it returns something truthy; AssertionError with the log tail otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what}: process exited with {process.returncode}\n{tail(log) if log else ''}")
+        try:
+            value = check()
+        except Exception:  # not up yet
+            value = None
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not ready after {timeout_s:.0f} s\n{tail(log) if log else ''}")
+
+
+class Proc:
+    """A subprocess with its own process group and a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT_ROOT) -> None:
+        self.log = log
+        self.handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.handle, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def stop(self, timeout_s: float = 15) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.handle.close()
+
+
+def base_env(prefect_home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a Prefect subprocess: private PREFECT_HOME, offline, no inherited config."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "CONTENT_PIPELINE_")) and k not in ("APPRISE_URLS", "AUTOMATIC1111_AUTH")}
+    env.update(PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+class PrefectServer:
+    """``prefect server start`` on a free port, its database on PostgreSQL."""
+
+    def __init__(self, home: Path, database_url: str) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api"
+        env = base_env(home, PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
+                       PREFECT_SERVER_LOGGING_LEVEL="WARNING", PREFECT_UI_API_URL=self.api_url)
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        self.proc = Proc([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)], env,
+                         home / "server.log")
+
+    def wait_healthy(self, timeout_s: float = 240) -> None:
+        wait_for(lambda: httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200, timeout_s,
+                 "prefect server /api/health", self.proc.log, self.proc.process)
+
+    def stop(self) -> None:
+        self.proc.stop()

@@ -1,0 +1,343 @@
+"""End to end on real engines: a ``prefect server start`` subprocess on PostgreSQL, the
+deployments served by ``content-pipeline serve``, triggered through the API as the UI
+does, seen in headless Chromium, and the daily flow run by two process workers.
+
+One server subprocess serves every test of this module (module fixture ``stack``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import httpx
+import pytest
+import yaml
+from PIL import Image
+
+from tests.prefect_stack import (
+    PROJECT_ROOT,
+    Proc,
+    PrefectServer,
+    base_env,
+    create_database,
+    drop_database,
+    pg_url,
+    postgres_available,
+    tail,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@dataclass
+class Stack:
+    server: PrefectServer
+    home: Path
+    workdir: Path
+    metrics_db: str
+    served_config: Path
+    serve: Proc
+
+    def settings(self) -> Any:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        return temporary_settings({PREFECT_API_URL: self.server.api_url})
+
+
+def _write_config(path: Path, output: Path, database: str, **extra: Any) -> Path:
+    data = {"output_dir": str(output), "templates_dir": str(PROJECT_ROOT / "templates"),
+            "database_url": pg_url(database, "psycopg"), "retry": {"backoff_s": 0.0}, **extra}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _deployment_names(api_url: str) -> set[str]:
+    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
+    response.raise_for_status()
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={}, timeout=5).json()}
+    return {f"{flows.get(d['flow_id'])}/{d['name']}" for d in response.json()}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    problem = postgres_available()
+    if problem:
+        pytest.fail(problem)
+    workdir = tmp_path_factory.mktemp("e2e")
+    home = workdir / "prefect-home"
+    home.mkdir()
+    server_db = create_database("cp_prefect")
+    metrics_db = create_database("cp_metrics")
+    server = PrefectServer(home, pg_url(server_db, "asyncpg"))
+    serve: Proc | None = None
+    try:
+        server.wait_healthy()
+        config = _write_config(workdir / "served.yaml", workdir / "served-output", metrics_db)
+        env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
+                       CONTENT_PIPELINE_CONFIG=str(config))
+        serve = Proc([sys.executable, "-m", "core.cli", "serve"], env, workdir / "serve.log")
+        wait_for(lambda: {"generate/adhoc", "daily-content/daily", "weekly-content/weekly"} <= _deployment_names(server.api_url),
+                 180, "content-pipeline serve registering its deployments", serve.log, serve.process)
+        yield Stack(server, home, workdir, metrics_db, config, serve)
+    finally:
+        if serve is not None:
+            serve.stop()
+        server.stop()
+        from storage.db import reset_databases
+
+        reset_databases()
+        for name in (server_db, metrics_db):
+            drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def adhoc_run(stack: Stack) -> Any:
+    """The ad-hoc deployment triggered with parameters, as the UI's Run form does."""
+    from prefect.deployments import run_deployment
+
+    with stack.settings():
+        run = run_deployment(
+            "generate/adhoc",
+            parameters={"template": "pasta-dish", "count": 3, "quality": "hd", "format": "landscape", "batch": "e2e"},
+            timeout=240, poll_interval=1,
+        )
+    assert run.state is not None and run.state.is_completed(), f"{run.state}\n{tail(stack.serve.log)}"
+    return run
+
+
+def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: Stack, adhoc_run: Any) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+    from storage.db import Database
+
+    with stack.settings(), get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[adhoc_run.id])))}
+        logs = "\n".join(log.message for log in client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))
+        deployment = client.read_deployment_by_name("generate/adhoc")
+    assert adhoc_run.name == "generate-pasta-dish"
+    assert {"adhoc-run-summary", "adhoc-progress", "adhoc-gallery"} <= set(artifacts)
+    assert artifacts["adhoc-progress"].type == "progress" and float(artifacts["adhoc-progress"].data) == 100.0
+    table = artifacts["adhoc-run-summary"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert len(table) == 3 and {row["status"] for row in table} == {"done"}
+    # the template choice list reached the server with the deployment
+    assert "pasta-dish" in deployment.parameter_openapi_schema["properties"]["template"]["enum"]
+
+    rows = Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix=f"adhoc:")
+    mine = [r for r in rows if r.slot == "e2e-pasta-dish"]
+    assert len(mine) == 3 and {r.status for r in mine} == {"done"} and {r.trigger for r in mine} == {"deployment"}
+    gallery = artifacts["adhoc-gallery"].data
+    for row in mine:
+        assert f"slot e2e-pasta-dish#{row.slot_index} image {row.image_id}" in logs
+        path = stack.workdir / "served-output" / row.storage_key
+        with Image.open(path) as image:
+            assert image.size == (1792, 1024)  # format=landscape reached the provider
+        assert row.image_id in gallery
+    links = [part.split(")")[0] for part in gallery.split("](")[1:]]
+    assert links and all(urlparse(link).scheme == "file" and Path(unquote(urlparse(link).path)).is_file() for link in links)
+    assert any(link.endswith(".webp") for link in links)  # the thumbnails
+
+
+def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    bad = [
+        {"template": "pasta-dish", "count": 51},
+        {"template": "pasta-dish", "count": 0},
+        {"template": "no-such-template", "count": 1},
+        {"template": "pasta-dish", "quality": "8k"},
+    ]
+    with stack.settings(), get_client(sync_client=True) as client:
+        adhoc_only = DeploymentFilter(name=DeploymentFilterName(any_=["adhoc"]))
+        before = client.count_flow_runs(deployment_filter=adhoc_only)
+        for parameters in bad:
+            with pytest.raises(PrefectHTTPStatusError) as caught:
+                run_deployment("generate/adhoc", parameters=parameters, timeout=0)
+            assert caught.value.response.status_code == 409, parameters
+            assert "Validation failed" in caught.value.response.text or "validation" in caught.value.response.text.lower()
+        assert client.count_flow_runs(deployment_filter=adhoc_only) == before
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not found:
+        pytest.fail("Chromium is not installed: `apt-get install -y chromium` (.ci/run installs it)")
+    return found
+
+
+def _chromium_run(url: str, profile: Path, *mode: str) -> subprocess.CompletedProcess[str]:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=20000"]
+    return subprocess.run([_chromium(), *flags, *mode, url], capture_output=True, text=True, timeout=120)
+
+
+def test_prefect_ui_in_headless_chromium_shows_deployments_and_the_run(stack: Stack, adhoc_run: Any) -> None:
+    shots = PROJECT_ROOT / "output" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    profile = stack.workdir / f"chromium-{uuid.uuid4().hex[:6]}"
+    deployments = _chromium_run(f"{stack.server.url}/deployments", profile, "--dump-dom")
+    assert "adhoc" in deployments.stdout and "daily" in deployments.stdout and "weekly" in deployments.stdout, \
+        deployments.stderr[-2000:]
+    run_page = f"{stack.server.url}/runs/flow-run/{adhoc_run.id}"
+    dom = _chromium_run(run_page, profile, "--dump-dom")
+    assert adhoc_run.name in dom.stdout and "Completed" in dom.stdout, dom.stderr[-2000:]
+    for name, url in (("deployments", f"{stack.server.url}/deployments"), ("adhoc-run", run_page)):
+        target = shots / f"prefect-ui-{name}.png"
+        target.unlink(missing_ok=True)
+        _chromium_run(url, profile, f"--screenshot={target}")
+        with Image.open(target) as image:
+            assert image.size == (1400, 1000)
+            assert len(set(image.convert("L").resize((70, 50)).getdata())) > 8  # a rendered page, not a blank
+
+
+def _runs_started_by(worker_log: Path) -> list[str]:
+    """Flow-run ids a worker submitted and the server did not abort (prefect.flow_runs.worker lines)."""
+    text = worker_log.read_text(errors="replace")
+    submitted = re.findall(r"submitting flow run '([0-9a-f-]{36})'", text)
+    aborted = set(re.findall(r"Aborted submission of flow run '([0-9a-f-]{36})'", text))
+    return [run for run in submitted if run not in aborted]
+
+
+def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack: Stack) -> None:
+    """Two ``prefect worker start`` processes of one process pool run two daily dates at once
+    against the PostgreSQL-backed server; the metrics DB is PostgreSQL; the placeholder
+    provider is limited to one call at a time across both workers by a Prefect global
+    concurrency limit."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments import run_deployment
+
+    from flows.daily import daily_content
+    from storage.db import AttemptRecord, Database, RenditionRecord
+    from tasks.plan import plan_daily
+    from core.templates import TemplateLibrary
+
+    metrics_db = create_database("cp_scale")
+    pool = f"cp-pool-{uuid.uuid4().hex[:6]}"
+    output = stack.workdir / "scale-output"
+    config = _write_config(stack.workdir / "scale.yaml", output, metrics_db,
+                           providers={"placeholder": {"delay_s": 0.2}},
+                           scale={"global_limits": True, "provider_limits": {"placeholder": 1}})
+    workers: list[Proc] = []
+    db = Database(pg_url(metrics_db, "psycopg"))
+    try:
+        with stack.settings(), get_client(sync_client=True) as client:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            # the limit is made by the first run when missing; drop a leftover from a previous test run
+            try:
+                client.delete_global_concurrency_limit_by_name("provider-placeholder")
+            except Exception:  # none yet
+                pass
+            daily_content.from_source(source=str(PROJECT_ROOT), entrypoint="flows/daily.py:daily_content").deploy(
+                name="daily-scale", work_pool_name=pool, build=False, push=False, print_next_steps=False,
+                job_variables={"env": {"CONTENT_PIPELINE_CONFIG": str(config)}},
+            )
+        for name in ("worker-a", "worker-b"):
+            env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1",
+                           CONTENT_PIPELINE_CONFIG=str(config))
+            prefect = str(Path(sys.executable).with_name("prefect"))
+            workers.append(Proc([prefect, "worker", "start", "--pool", pool, "--limit", "1", "--name", name],
+                                env, stack.workdir / f"{name}.log"))
+        days = [date(2026, 11, 23), date(2026, 11, 24)]
+        with stack.settings():
+            runs = [run_deployment("daily-content/daily-scale", parameters={"run_date": d.isoformat()}, timeout=0)
+                    for d in days]
+        with stack.settings(), get_client(sync_client=True) as client:
+            final = wait_for(lambda: (states := [client.read_flow_run(r.id) for r in runs])
+                             and all(s.state and s.state.is_final() for s in states) and states,
+                             300, "two daily runs on the workers", workers[0].log)
+            assert all(s.state.is_completed() for s in final), [(s.name, s.state) for s in final]
+            limit = client.read_global_concurrency_limit_by_name("provider-placeholder")
+        assert limit.limit == 1
+
+        # each worker (limit 1) ran one of the two runs
+        # (both may try the same run: the server lets one through and aborts the other's submission)
+        ran_by = {w.log.stem: _runs_started_by(w.log) for w in workers}
+        assert sorted(len(v) for v in ran_by.values()) == [1, 1], (ran_by, tail(workers[0].log), tail(workers[1].log))
+        assert sorted(r for v in ran_by.values() for r in v) == sorted(str(r.id) for r in runs)
+
+        library = TemplateLibrary.load(PROJECT_ROOT / "templates")
+        expected = {s.idempotency_key for d in days for s in plan_daily(library.schedules, d)}
+        rows = db.images(flow="daily")
+        assert len(rows) == len(expected) == 16
+        assert {r.idempotency_key for r in rows} == expected and {r.status for r in rows} == {"done"}
+        with db.session() as session:
+            from sqlmodel import select
+
+            attempts = list(session.exec(select(AttemptRecord)))
+            renditions = list(session.exec(select(RenditionRecord)))
+        successes = [a for a in attempts if a.status == "success"]
+        assert sorted(a.image_pk for a in successes) == sorted(r.id for r in rows)  # one generation per image
+        files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*")
+                       if p.is_file() and not p.name.endswith(".meta.json") and "spool" not in p.parts)
+        assert files == sorted(r.storage_key for r in renditions) and len(files) == 16 * 3
+
+        # the global limit (1 slot) kept placeholder calls of both workers from overlapping
+        spans = sorted((a.created_at.timestamp() - a.latency_s, a.created_at.timestamp()) for a in successes)
+        overlaps = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1] - 0.05]
+        assert not overlaps, overlaps
+
+        # a date run again finds everything made: no new attempt, no new file
+        with stack.settings():
+            again = run_deployment("daily-content/daily-scale", parameters={"run_date": days[0].isoformat()},
+                                   timeout=240, poll_interval=1)
+        assert again.state.is_completed()
+        with db.session() as session:
+            assert len(list(session.exec(select(AttemptRecord)))) == len(attempts)
+        assert len([p for p in output.rglob("*") if p.is_file() and "spool" not in p.parts
+                    and not p.name.endswith(".meta.json")]) == 16 * 3
+    finally:
+        for worker in workers:
+            worker.stop()
+        db.dispose()
+        drop_database(metrics_db)
+
+
+def test_prefect_yaml_deploys_to_the_process_pool(stack: Stack) -> None:
+    """``prefect deploy --prefect-file deployments/prefect.yaml`` against the server: the
+    schedules keep cron + timezone, the scheduled ones get concurrency 1, all go to the pool.
+    (Runs last: it re-points the served daily/weekly/adhoc deployments at the pool.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    with stack.settings(), get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="content-pipeline", type="process"))
+    env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_HOME=str(PROJECT_ROOT))
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    done = subprocess.run([prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml",
+                           "--name", "daily", "--name", "weekly", "--name", "adhoc"],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with stack.settings(), get_client(sync_client=True) as client:
+        daily = client.read_deployment_by_name("daily-content/daily")
+        weekly = client.read_deployment_by_name("weekly-content/weekly")
+        adhoc = client.read_deployment_by_name("generate/adhoc")
+    for deployment, cron in ((daily, "0 6 * * *"), (weekly, "0 9 * * *")):
+        assert deployment.work_pool_name == "content-pipeline"
+        (schedule,) = deployment.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone) == (cron, "UTC")
+        assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+        assert deployment.enforce_parameter_schema
+        assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
+    assert adhoc.work_pool_name == "content-pipeline" and not adhoc.schedules
+    assert adhoc.parameters["template"] == "pasta-dish"
+    assert adhoc.parameter_openapi_schema["properties"]["count"]["maximum"] == 50

@@ -27,6 +27,13 @@ def generate(
 
     ``batch`` names the request: the same batch re-run resumes instead of making new
     images (default: this flow run's id, so every trigger makes new images).
+
+    Args:
+        template: The prompt template, by name (a file templates/CATEGORY/NAME.yaml).
+        count: How many images, 1 to 50.
+        quality: standard (30 steps), hd (50) or ultra-hd (70).
+        format: square 1024x1024, portrait 1024x1792 or landscape 1792x1024 pixels.
+        batch: A name to resume this request later; empty for a new batch.
     """
     from prefect.runtime import flow_run
 

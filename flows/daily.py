@@ -21,6 +21,10 @@ def daily_content(run_date: date | None = None, categories: list[str] | None = N
     ``categories`` keeps only the slots of those categories (default: every slot);
     an unknown category raises TemplateError before any image is planned.
     Re-running a date resumes it: images already made are neither paid for nor stored again.
+
+    Args:
+        run_date: The day to make (default: today in the configured timezone).
+        categories: Only the slots of these categories (default: every slot).
     """
     rt = get_runtime()
     day = run_date or local_today(rt.settings.timezone)

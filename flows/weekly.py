@@ -20,6 +20,10 @@ def weekly_content(run_date: date | None = None, categories: list[str] | None = 
 
     ``categories`` keeps only the slots of those categories (default: every slot);
     an unknown category raises TemplateError before any image is planned.
+
+    Args:
+        run_date: The day to make (default: today in the configured timezone).
+        categories: Only the slots of these categories (default: every slot).
     """
     rt = get_runtime()
     day = run_date or local_today(rt.settings.timezone)

@@ -200,7 +200,16 @@ def test_prefect_ui_in_headless_chromium_shows_deployments_and_the_run(stack: St
     run_page = f"{stack.server.url}/runs/flow-run/{adhoc_run.id}"
     dom = _chromium_run(run_page, profile, "--dump-dom")
     assert adhoc_run.name in dom.stdout and "Completed" in dom.stdout, dom.stderr[-2000:]
-    for name, url in (("deployments", f"{stack.server.url}/deployments"), ("adhoc-run", run_page)):
+    with stack.settings():
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            adhoc_id = client.read_deployment_by_name("generate/adhoc").id
+    form_page = f"{stack.server.url}/deployments/deployment/{adhoc_id}/run"
+    form = _chromium_run(form_page, profile, "--dump-dom")
+    assert "template" in form.stdout and "count" in form.stdout and "quality" in form.stdout, form.stderr[-2000:]
+    for name, url in (("deployments", f"{stack.server.url}/deployments"), ("adhoc-run", run_page),
+                      ("adhoc-run-form", form_page)):
         target = shots / f"prefect-ui-{name}.png"
         target.unlink(missing_ok=True)
         _chromium_run(url, profile, f"--screenshot={target}")

@@ -14,7 +14,6 @@ already made (``prefect gcl create provider-automatic1111 --limit 2``) is left a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,8 +22,6 @@ from core.settings import Settings
 from providers.base import Provider
 
 LIMIT_PREFIX = "provider-"
-_ensured: set[tuple[str, str]] = set()
-_ensured_lock = threading.Lock()
 
 
 def limit_name(provider: str) -> str:
@@ -36,14 +33,12 @@ def ensure_provider_limits(settings: Settings, providers: Iterable[str]) -> dict
     """Create the missing ``provider-<name>`` limits; return every limit's slot count.
 
     Needs a Prefect API (PREFECT_API_URL); raises prefect's HTTP errors when it is
-    unreachable. Cached per process and API URL: the server is asked once.
+    unreachable. Called once per flow run (when its provider chain is built).
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    api = str(PREFECT_API_URL.value() or "ephemeral")
     limits: dict[str, int] = {}
     with get_client(sync_client=True) as client:
         for provider in providers:
@@ -54,17 +49,11 @@ def ensure_provider_limits(settings: Settings, providers: Iterable[str]) -> dict
             except ObjectNotFound:
                 pass
             slots = settings.scale.provider_limits.get(provider, settings.concurrency)
-            with _ensured_lock:
-                if (api, name) in _ensured:
-                    limits[provider] = slots
-                    continue
             try:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots, active=True))
-            except Exception:
+            except ObjectAlreadyExists:
                 # another worker created it at the same moment: use theirs
                 slots = client.read_global_concurrency_limit_by_name(name).limit
-            with _ensured_lock:
-                _ensured.add((api, name))
             limits[provider] = slots
     return limits
 

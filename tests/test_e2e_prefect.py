@@ -12,11 +12,10 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -138,7 +137,7 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
     # the template choice list reached the server with the deployment
     assert "pasta-dish" in deployment.parameter_openapi_schema["properties"]["template"]["enum"]
 
-    rows = Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix=f"adhoc:")
+    rows = Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix="adhoc:")
     mine = [r for r in rows if r.slot == "e2e-pasta-dish"]
     assert len(mine) == 3 and {r.status for r in mine} == {"done"} and {r.trigger for r in mine} == {"deployment"}
     gallery = artifacts["adhoc-gallery"].data

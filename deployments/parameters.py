@@ -34,9 +34,19 @@ def _string_schemas(prop: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+#: ISO 8601 calendar date. The server's JSON-schema check ignores ``format: date``, so a
+#: pattern makes it refuse ``21/11/2026`` before a flow run exists.
+ISO_DATE_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
 def add_choices(schema: dict[str, Any], library: TemplateLibrary) -> dict[str, Any]:
     """Add ``enum`` to the ``template`` and ``categories`` properties of a parameter
-    JSON schema (``{"properties": {...}}``); return ``schema`` (changed in place)."""
+    JSON schema (``{"properties": {...}}``) and the ISO pattern to every ``format: date``
+    string; return ``schema`` (changed in place)."""
+    for prop in schema.get("properties", {}).values():
+        for string_schema in _string_schemas(prop):
+            if string_schema.get("format") == "date":
+                string_schema["pattern"] = ISO_DATE_PATTERN
     choices = {"template": template_choices(library), "categories": list(library.categories)}
     for name, values in choices.items():
         prop = schema.get("properties", {}).get(name)

@@ -10,11 +10,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tasks.plan import local_today
 from tasks.pipeline import RunSummary, run_images
 from tasks.plan import plan_daily
-from flows.parameters import only_categories
+from flows.parameters import dated_run_name, only_categories
 from tasks.runtime import get_runtime
 
 
-@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="daily-{run_date}")
+@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name=dated_run_name("daily"))
 def daily_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
     """Make the daily batch for ``run_date`` (default: today in the configured timezone).
 

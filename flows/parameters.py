@@ -19,3 +19,19 @@ def only_categories(slots: list[ImageSlot], categories: list[str] | None, librar
         raise TemplateError(f"parameter 'categories': unknown category {unknown[0]!r} under {library.folder} "
                             f"(have: {', '.join(library.categories)})")
     return [slot for slot in slots if slot.category in categories]
+
+
+def dated_run_name(prefix: str):  # type: ignore[no-untyped-def]
+    """A Prefect ``flow_run_name`` callable: ``<prefix>-<run_date>``, where a run without a
+    ``run_date`` (a scheduled run) is named after today in the configured timezone."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        from tasks.plan import local_today
+        from tasks.runtime import get_runtime
+
+        day = (flow_run.parameters or {}).get("run_date") or local_today(get_runtime().settings.timezone)
+        return f"{prefix}-{day}"
+
+    return name

@@ -125,8 +125,10 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
 
     with stack.settings(), get_client(sync_client=True) as client:
         artifacts = {a.key: a for a in client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[adhoc_run.id])))}
-        logs = "\n".join(log.message for log in client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))
+        # logs reach the server in batches (every ~2 s), possibly after the run is Completed
+        logs = wait_for(lambda: (text := "\n".join(log.message for log in client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))).count(" done: ") >= 3 and text,
+            30, "the ad-hoc run's logs")
         deployment = client.read_deployment_by_name("generate/adhoc")
     assert adhoc_run.name == "generate-pasta-dish"
     assert {"adhoc-run-summary", "adhoc-progress", "adhoc-gallery"} <= set(artifacts)
@@ -152,6 +154,22 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
     assert any(link.endswith(".webp") for link in links)  # the thumbnails
 
 
+def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack: Stack) -> None:
+    """As a scheduled run does: no run_date; the UI's category choice keeps only those slots."""
+    from prefect.deployments import run_deployment
+
+    from storage.db import Database
+    from tasks.plan import local_today
+
+    with stack.settings():
+        run = run_deployment("daily-content/daily", parameters={"categories": ["food"]}, timeout=240, poll_interval=1)
+    assert run.state.is_completed(), f"{run.state}\n{tail(stack.serve.log)}"
+    today = local_today("UTC")
+    assert run.name == f"daily-{today.isoformat()}"
+    rows = Database(pg_url(stack.metrics_db, "psycopg")).images(flow="daily", run_date=today)
+    assert len(rows) == 2 and {r.category for r in rows} == {"food"} and {r.status for r in rows} == {"done"}
+
+
 def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
@@ -164,6 +182,7 @@ def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> Non
         {"template": "no-such-template", "count": 1},
         {"template": "pasta-dish", "quality": "8k"},
     ]
+    bad_daily = [{"categories": ["cars"]}, {"run_date": "21/11/2026"}]
     with stack.settings(), get_client(sync_client=True) as client:
         adhoc_only = DeploymentFilter(name=DeploymentFilterName(any_=["adhoc"]))
         before = client.count_flow_runs(deployment_filter=adhoc_only)
@@ -173,6 +192,10 @@ def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> Non
             assert caught.value.response.status_code == 409, parameters
             assert "Validation failed" in caught.value.response.text or "validation" in caught.value.response.text.lower()
         assert client.count_flow_runs(deployment_filter=adhoc_only) == before
+        for parameters in bad_daily:
+            with pytest.raises(PrefectHTTPStatusError) as caught:
+                run_deployment("daily-content/daily", parameters=parameters, timeout=0)
+            assert caught.value.response.status_code == 409, parameters
 
 
 def _chromium() -> str:

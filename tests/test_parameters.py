@@ -42,8 +42,9 @@ def test_daily_schema_offers_categories_and_dates(library: TemplateLibrary) -> N
     schema = add_choices(daily_content.parameters.model_dump(), library)
     jsonschema.validate({"run_date": "2026-11-21", "categories": ["food", "products"]}, schema)
     jsonschema.validate({}, schema)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"categories": ["cars"]}, schema)
+    for bad in ({"categories": ["cars"]}, {"run_date": "21/11/2026"}, {"run_date": "2026-13-01"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
 
 
 def test_served_deployments_enforce_the_schema(make_config) -> None:  # type: ignore[no-untyped-def]

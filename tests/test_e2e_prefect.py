@@ -288,6 +288,10 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
             prefect = str(Path(sys.executable).with_name("prefect"))
             workers.append(Proc([prefect, "worker", "start", "--pool", pool, "--limit", "1", "--name", name],
                                 env, stack.workdir / f"{name}.log"))
+        with stack.settings(), get_client(sync_client=True) as client:
+            # both workers polling before anything is triggered (each sends a heartbeat when it starts)
+            wait_for(lambda: {w.name for w in client.read_workers_for_work_pool(pool)} >= {"worker-a", "worker-b"},
+                     120, "two workers polling the pool", workers[1].log)
         days = [date(2026, 11, 23), date(2026, 11, 24)]
         with stack.settings():
             runs = [run_deployment("daily-content/daily-scale", parameters={"run_date": d.isoformat()}, timeout=0)

@@ -5,7 +5,7 @@ is enough and costs nothing. With several workers (processes or machines) and
 ``scale.global_limits: true``, each provider call also holds one slot of the Prefect
 global concurrency limit ``provider-<name>``, which the Prefect server enforces for
 every client (prefect.concurrency.sync.concurrency; each acquisition is an API call,
-measured here: limit 2, six 1-s tasks 6.4 s instead of 3 s, PREFECT-NOTES.md).
+0.24-0.41 s per call here: benchmarks/global_limits.py).
 
 ``ensure_provider_limits`` creates the limits missing on the server with
 ``scale.provider_limits[name]`` slots (default ``concurrency``); a limit an operator

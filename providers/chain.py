@@ -3,7 +3,7 @@
 Per provider and request: up to ``retry.max_retries`` retries of transient failures,
 waiting the provider's Retry-After (or exponential backoff from ``retry.backoff_s``);
 a Retry-After longer than ``retry.max_retry_after_s`` moves on to the next provider at
-once. Rejections move on without retry. Auth/billing failures disable the provider
+once, and that provider is not called again (for any image) before it is over. Rejections move on without retry. Auth/billing failures disable the provider
 for the rest of the run. A per-provider circuit opens after
 ``retry.circuit_threshold`` consecutive failures and half-opens (one trial call) after
 ``retry.circuit_cooldown_s`` seconds. A paid call first passes the budget guard.
@@ -49,13 +49,21 @@ class Circuit:
         self.failures = 0
         self.opened_at: float | None = None
         self.disabled_reason: str | None = None
+        #: No call before this clock time: the provider's Retry-After we did not wait for.
+        self.not_before: float | None = None
         self._lock = threading.Lock()
 
     def allow(self) -> str | None:
-        """None when a call may go ahead, else why not ("disabled: ...", "circuit open")."""
+        """None when a call may go ahead, else why not ("disabled: ...", "retry-after: ...",
+        "circuit open")."""
         with self._lock:
             if self.disabled_reason:
                 return f"disabled: {self.disabled_reason}"
+            if self.not_before is not None:
+                left = self.not_before - self.clock()
+                if left > 0:
+                    return f"retry-after: asked to wait {left:.0f} s more"
+                self.not_before = None
             if self.opened_at is None:
                 return None
             if self.clock() - self.opened_at >= self.cooldown_s:
@@ -78,6 +86,12 @@ class Circuit:
         with self._lock:
             self.disabled_reason = reason
 
+    def hold(self, seconds: float) -> None:
+        """Refuse calls for ``seconds`` (a Retry-After the chain did not wait for)."""
+        with self._lock:
+            until = self.clock() + seconds
+            self.not_before = max(self.not_before or 0.0, until)
+
 
 class ProviderChain:
     """Tries ``providers`` in order for each request until one returns a valid image."""
@@ -89,6 +103,7 @@ class ProviderChain:
         retry: RetryConfig,
         budget: BudgetGuard | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_disable: Callable[[str, str], None] | None = None,
     ) -> None:
         if not providers:
             raise ValueError("a provider chain needs at least one provider")
@@ -99,6 +114,8 @@ class ProviderChain:
         self.circuits = {p.name: Circuit(retry.circuit_threshold, retry.circuit_cooldown_s) for p in self.providers}
         #: Providers disabled for auth/billing reasons during this run (name -> message).
         self.disabled: dict[str, str] = {}
+        #: Called once with (provider, message) when a provider is disabled (alerting).
+        self.on_disable = on_disable
 
     def generate(self, request: GenerationRequest, on_attempt: Callable[[Attempt], None] = lambda a: None) -> GenerationResult:
         """One image for ``request``; raises AllProvidersFailedError listing every failure."""
@@ -149,14 +166,19 @@ class ProviderChain:
                 circuit.failure()
                 if isinstance(exc, AuthBillingProviderError):
                     circuit.disable(message)
+                    first = provider.name not in self.disabled
                     self.disabled[provider.name] = message
+                    if first and self.on_disable is not None:
+                        self.on_disable(provider.name, message)
                     return None
                 if isinstance(exc, RejectedProviderError):
                     return None
-                if attempt_no >= self.retry.max_retries or circuit.allow() is not None:
-                    return None
                 wait = exc.retry_after if exc.retry_after is not None else self.retry.backoff_s * 2**attempt_no
-                if wait > self.retry.max_retry_after_s:
+                if attempt_no >= self.retry.max_retries or wait > self.retry.max_retry_after_s:
+                    if exc.retry_after:
+                        circuit.hold(exc.retry_after)  # honoured: no call before it is over, next provider now
+                    return None
+                if circuit.allow() is not None:
                     return None
                 self.sleep(wait)
                 continue

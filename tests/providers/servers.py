@@ -56,6 +56,12 @@ def black(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+@lru_cache(maxsize=64)
+def b64(data: bytes) -> str:
+    """Base64 text of ``data`` (cached: the same photo is sent many times)."""
+    return base64.b64encode(data).decode()
+
+
 def image_for(mode: str, width: int, height: int, fmt: str = "PNG") -> bytes:
     """Bytes for a success-shaped answer in ``mode`` (ok / garbage / truncated / filtered)."""
     if mode == "garbage":
@@ -413,7 +419,7 @@ class A1111Server(ProtocolServer):
         info = {"seed": 4242 if seed in (-1, None) else seed, "sd_model_name": checkpoint,
                 "sampler_name": payload.get("sampler_name"), "denoising_strength": payload.get("denoising_strength")}
         data = image_for(mode, width, height)
-        body = {"images": [base64.b64encode(data).decode()], "parameters": payload, "info": json.dumps(info)}
+        body = {"images": [b64(data)], "parameters": payload, "info": json.dumps(info)}
         return Reply.json(200, body, {"X-Process-Time": "0.01"})
 
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import httpx
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError
+from core.errors import InvalidOutputError, ProviderError
 from core.settings import Automatic1111Config, Secrets
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
 
@@ -89,9 +89,12 @@ class Automatic1111Provider(Provider):
 
     def check(self) -> ProviderCheck:
         """``GET /sdapi/v1/sd-models`` (free): reachable, credentials accepted, checkpoints listed."""
-        with translate_httpx(provider=self.name, model=self.model):
-            response = self._client.get("/sdapi/v1/sd-models")
-        raise_for_status(response, provider=self.name, model=self.model)
+        try:
+            with translate_httpx(provider=self.name, model=self.model):
+                response = self._client.get("/sdapi/v1/sd-models")
+            raise_for_status(response, provider=self.name, model=self.model)
+        except ProviderError as exc:
+            return ProviderCheck(False, self.scrub(str(exc)))
         names = [m.get("title") or m.get("model_name") for m in response.json() if isinstance(m, dict)]
         return ProviderCheck(True, f"{len(names)} checkpoints: {', '.join(map(str, names[:5]))}")
 

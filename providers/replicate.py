@@ -58,6 +58,14 @@ class ReplicateProvider(Provider):
         #: ``Prefer: wait=N`` blocks the create call up to N s: keep it inside our own timeout.
         self.wait_s = max(1, min(config.wait_s, int(config.timeout_s * 0.8)))
 
+    def estimate_cost(self, request: GenerationRequest) -> float:
+        """USD per image from the price table, looked up by ``owner/name`` (a pinned
+        ``:version`` does not change the price)."""
+        from dataclasses import replace
+
+        model = (request.model or self.model).partition(":")[0]
+        return super().estimate_cost(replace(request, model=model))
+
     def create_call(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         """(path, JSON body) of the create call for ``request``."""
         model = request.model or self.model

@@ -425,7 +425,10 @@ class A1111Server(ProtocolServer):
 
 class FluxStudioServer(ProtocolServer):
     """Self-hosted FLUX studio: POST /generate -> {"url": "/outputs/<id>.png", "seed"},
-    GET /outputs/<id>.png, POST /upscale (x4), GET /health."""
+    GET /outputs/<id>.png, POST /upscale (x4), GET /health. ``output_url`` overrides the
+    answered path (SSRF tests)."""
+
+    output_url: str | None = None
 
     def error(self, code: int) -> Reply:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
@@ -454,12 +457,14 @@ class FluxStudioServer(ProtocolServer):
         width, height = _size(payload, 1024)
         self.files[name] = (image_for(mode, width, height), "image/png")
         seed = payload.get("seed")
-        return Reply.json(200, {"url": name, "seed": seed if seed is not None else 12345})
+        return Reply.json(200, {"url": self.output_url or name, "seed": seed if seed is not None else 12345})
 
 
 class OpenAIServer(ProtocolServer):
     """OpenAI Images: POST /v1/images/generations -> {created, data: [{b64_json}], usage};
-    GET /v1/models."""
+    GET /v1/models. ``answer_urls``: answer ``url`` items (served under /files/) instead."""
+
+    answer_urls = False
 
     def error(self, code: int) -> Reply:
         errors = {400: ("invalid_request_error", "invalid_size", "Invalid size"),
@@ -493,7 +498,7 @@ class OpenAIServer(ProtocolServer):
         width, height = (int(v) for v in str(payload.get("size", "1024x1024")).split("x"))
         data = image_for(mode, width, height)
         item: dict[str, Any] = {"revised_prompt": payload["prompt"] + ", photographed"}
-        if payload.get("response_format") == "url":
+        if payload.get("response_format") == "url" or self.answer_urls:
             item["url"] = self.add_file(data)
         else:
             item["b64_json"] = base64.b64encode(data).decode()
@@ -540,11 +545,11 @@ class FalServer(ProtocolServer):
                 return Reply.json(202, {"status": "CANCELLATION_REQUESTED"})
             if rest == ["status"]:
                 if job["status"] == "IN_QUEUE":
-                    job["polls"] -= 1
-                    if job["polls"] < 0:
-                        job["status"] = "COMPLETED"
-                    return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 0,
-                                            "response_url": job["response_url"]})
+                    if job["polls"] > 0:
+                        job["polls"] -= 1
+                        return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 0,
+                                                "response_url": job["response_url"]})
+                    job["status"] = "COMPLETED"
                 return Reply.json(200, {"status": job["status"], "response_url": job["response_url"]})
             if not rest:
                 if job["status"] != "COMPLETED":

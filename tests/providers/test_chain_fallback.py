@@ -131,3 +131,21 @@ def test_auth_failure_disables_and_alerts() -> None:
         assert len(server.requests) == 1 and list(chain.disabled) == ["openai"]
         assert len(disabled) == 1 and disabled[0][0] == "openai" and "invalid_api_key" in disabled[0][1]
         assert "sk-wrong-key" not in disabled[0][1]
+
+
+def test_auth_failure_raises_an_alert(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from tasks.alerts import evaluate_rules
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-expired-key")
+    with srv.OpenAIServer("402") as server:
+        settings = load_settings(make_config(chain=["openai", "placeholder"],
+                                             providers={"openai": {"base_url": f"{server.url}/v1", "timeout_s": 5}}))
+        db = Database(settings.database_url)
+        chain = ProviderChain(build_providers(settings, Secrets()), retry=settings.retry)
+        slots = [ImageSlot("daily", date(2026, 11, 21), "0600-food", 0, "food")]
+        pk = record_planned(db, TemplateLibrary.load(TEMPLATES), slots)[0]
+        row = generate_image(db, chain, pk, spool_dir=settings.spool_dir, policy=settings.policy)
+    assert row.provider == "placeholder" and row.is_placeholder
+    alerts = [a for a in evaluate_rules(db, settings) if a.rule == "provider-disabled"]
+    assert len(alerts) == 1 and alerts[0].scope == "openai" and "402" in alerts[0].title
+    assert "billing_hard_limit_reached" in alerts[0].message and "sk-expired-key" not in alerts[0].message

@@ -126,6 +126,99 @@ class ProviderChain:
                 return result
         raise AllProvidersFailedError("every provider failed: " + "; ".join(reasons), provider="chain")
 
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_attempt: Callable[[int, Attempt], None] = lambda i, a: None,
+    ) -> list[GenerationResult | AllProvidersFailedError]:
+        """One result per request (or the AllProvidersFailedError of that request), in order.
+
+        A provider with a ``generate_batch`` method (the local diffusers pipelines) gets
+        every request still pending in one call: the variations of one template render
+        as one batch. Requests it fails go on down the chain one by one, classified as in
+        ``generate`` (a failed batch image is not retried on the same provider).
+        ``on_attempt(index, attempt)`` reports each attempt with its request's index.
+        """
+        results: list[GenerationResult | None] = [None] * len(requests)
+        reasons: list[list[str]] = [[] for _ in requests]
+        for provider in self.providers:
+            pending = [i for i, r in enumerate(results) if r is None]
+            if not pending:
+                break
+            batch = getattr(provider, "generate_batch", None)
+            if batch is None or len(pending) == 1:
+                for i in pending:
+                    results[i] = self._try_provider(provider, requests[i], lambda a, i=i: on_attempt(i, a), reasons[i])
+                continue
+            self._try_batch(provider, batch, requests, pending, results, on_attempt, reasons)
+        return [r if r is not None else AllProvidersFailedError(
+            "every provider failed: " + "; ".join(reasons[i]), provider="chain") for i, r in enumerate(results)]
+
+    def _try_batch(
+        self,
+        provider: Provider,
+        batch: Callable[[list[GenerationRequest]], list[GenerationResult | ProviderError]],
+        requests: Sequence[GenerationRequest],
+        pending: list[int],
+        results: list[GenerationResult | None],
+        on_attempt: Callable[[int, Attempt], None],
+        reasons: list[list[str]],
+    ) -> None:
+        circuit = self.circuits[provider.name]
+        blocked = circuit.allow()
+        if blocked:
+            for i in pending:
+                model = requests[i].model or provider.model
+                on_attempt(i, Attempt(provider.name, model, "skipped", 0.0, error_class="circuit_open", error=blocked))
+                reasons[i].append(f"{provider.name}: {blocked}")
+            return
+        tokens: dict[int, object] = {}
+        chosen: list[int] = []
+        for i in pending:
+            estimate = provider.estimate_cost(requests[i])
+            if estimate > 0 and self.budget is not None:
+                try:
+                    tokens[i] = self.budget.reserve(provider.name, estimate)
+                except BudgetExceededError as exc:
+                    on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
+                                          error_class="budget", error=str(exc)))
+                    reasons[i].append(f"{provider.name}: {exc}")
+                    continue
+            chosen.append(i)
+        if not chosen:
+            return
+        started = time.monotonic()
+        try:
+            outcomes = batch([requests[i] for i in chosen])
+        except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not stop the chain
+            outcomes = [exc] * len(chosen)  # type: ignore[list-item]
+        latency = (time.monotonic() - started) / len(chosen)
+        for i, outcome in zip(chosen, outcomes, strict=True):
+            model = requests[i].model or provider.model
+            if isinstance(outcome, GenerationResult):
+                circuit.success()
+                on_attempt(i, Attempt(outcome.provider, outcome.model, "success", outcome.latency_s,
+                                      cost_usd=outcome.cost_usd))
+                results[i] = outcome
+                actual = outcome.cost_usd
+            else:
+                error_class = outcome.error_class if isinstance(outcome, ProviderError) else "provider_bug"
+                message = provider.scrub(str(outcome) if isinstance(outcome, ProviderError)
+                                         else f"{type(outcome).__name__}: {outcome}")
+                status = outcome.status_code if isinstance(outcome, ProviderError) else None
+                on_attempt(i, Attempt(provider.name, model, "failed", latency, error_class=error_class, error=message,
+                                      http_status=status))
+                reasons[i].append(f"{provider.name}: {message}")
+                circuit.failure()
+                if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
+                    circuit.disable(message)
+                    self.disabled[provider.name] = message
+                    if self.on_disable is not None:
+                        self.on_disable(provider.name, message)
+                actual = 0.0
+            if i in tokens:
+                self.budget.settle(tokens[i], actual)  # type: ignore[union-attr]
+
     def _try_provider(
         self,
         provider: Provider,

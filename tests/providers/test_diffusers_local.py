@@ -170,3 +170,22 @@ def test_missing_model_is_a_clear_rejection(tmp_path: Path, offline) -> None:  #
     assert not check.ok and "not found" in check.detail
     with pytest.raises(RejectedProviderError, match="cannot load 'gone'"):
         made.generate(request())
+
+
+def test_chain_renders_variations_as_one_batch(provider, offline) -> None:  # type: ignore[no-untyped-def]
+    from core.settings import PlaceholderConfig, RetryConfig
+    from providers.chain import ProviderChain
+    from providers.placeholder import PlaceholderProvider
+
+    placeholder = PlaceholderProvider(config=PlaceholderConfig(), secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+    chain = ProviderChain([provider, placeholder], retry=RetryConfig())
+    attempts: list[tuple[int, str, str]] = []
+    calls = provider.calls
+    variations = [request("a red ceramic mug", seed=21), request("a blue ceramic mug", seed=22),
+                  request("a mug", seed=23, loras=(("missing-lora", 1.0),))]  # its own batch key: fails alone
+    results = chain.generate_batch(variations, lambda i, a: attempts.append((i, a.provider, a.status)))
+    assert provider.calls == calls + 1  # the two compatible variations: one pipeline call
+    assert [r.provider for r in results] == ["diffusers", "diffusers", "placeholder"]  # type: ignore[union-attr]
+    assert sorted(attempts) == [(0, "diffusers", "success"), (1, "diffusers", "success"),
+                                (2, "diffusers", "failed"), (2, "placeholder", "success")]
+    assert results[2].is_placeholder  # type: ignore[union-attr]

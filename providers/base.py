@@ -1,8 +1,10 @@
 """The provider interface and the one place where HTTP failures are classified.
 
 A provider is one class in one module (``providers/<name>.py``) with its metadata as
-class attributes, a keyword-only constructor ``(config=, secrets=)`` and one method,
-``generate(request) -> GenerationResult``. Every failure leaves it as a
+class attributes, a keyword-only constructor ``(config=, secrets=, downloader=)`` (the
+SSRF-safe fetcher of output URLs, providers/download.py) and one method,
+``generate(request) -> GenerationResult``; ``check()`` tests reachability and
+credentials without spending money. Every failure leaves it as a
 ``ProviderError`` subclass (see core/errors.py); httpx exceptions are translated by
 ``translate_httpx`` and statuses by ``raise_for_status``, following the "Common rules"
 of ../shared/contracts/providers.md:

@@ -212,3 +212,29 @@ def test_provider_contract(name: str, mode: str, servers: dict[str, srv.Protocol
             assert secret not in str(error)
     finally:
         provider.close()
+
+
+@pytest.mark.parametrize("name", ["huggingface", "replicate", "stability", "automatic1111", "flux_studio", "openai",
+                                  "fal", "diffusers", "picsum", "placeholder"])
+def test_provider_metadata(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every registered provider declares its metadata as class attributes (Apprise-style)."""
+    from providers.registry import PROVIDERS
+
+    for variable in ("HUGGINGFACE_TOKEN", "HF_TOKEN", "REPLICATE_API_TOKEN", "STABILITY_API_KEY", "OPENAI_API_KEY",
+                     "FAL_KEY", "CIVITAI_API_TOKEN", "AUTOMATIC1111_AUTH"):
+        monkeypatch.delenv(variable, raising=False)
+
+    cls = provider_class(name)
+    assert name in PROVIDERS and cls.name == name and cls.__name__.endswith("Provider")
+    assert cls.display_name and isinstance(cls.models, tuple) and isinstance(cls.prices_usd, dict)
+    assert set(cls.secret_settings) <= set(cfg.Secrets.model_fields)
+    assert cls.is_placeholder == (name in ("picsum", "placeholder"))
+    config = cfg.Settings().provider_config(name)
+    assert type(config).__name__ != "ProviderConfig"  # a typed config class of its own
+    assert all(price >= 0 for price in cls.prices_usd.values())
+    if name in CASES:  # a missing key is reported by check(), before any network call
+        provider = provider_class(name)(config=config, secrets=cfg.Secrets(_env_file=None))  # type: ignore[call-arg]
+        if cls.secret_settings and name != "automatic1111":
+            outcome = provider.check()
+            assert not outcome.ok and "missing" in outcome.detail
+        provider.close()

@@ -77,6 +77,9 @@ def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyP
         ("openai", "success", None, None),
     ]
     assert [a.cost_usd for a in attempts] == [0.0, 0.0, 0.0, pytest.approx(0.04)]  # dall-e-3 1024^2 standard
+    assert all(a.latency_s > 0 for a in attempts)
+    assert [a.model for a in attempts] == ["stabilityai/stable-diffusion-xl-base-1.0", "stability-ai/stable-diffusion",
+                                           "core", "dall-e-3"]
     assert row.cost_usd == pytest.approx(0.04)
     assert "currently loading" in (attempts[0].error or "") and "throttled" in (attempts[1].error or "")
     assert sleeps == []  # 20 s (estimated_time) and 7 s (Retry-After) are over max_retry_after_s: next provider
@@ -149,3 +152,25 @@ def test_auth_failure_raises_an_alert(make_config, monkeypatch: pytest.MonkeyPat
     alerts = [a for a in evaluate_rules(db, settings) if a.rule == "provider-disabled"]
     assert len(alerts) == 1 and alerts[0].scope == "openai" and "402" in alerts[0].title
     assert "billing_hard_limit_reached" in alerts[0].message and "sk-expired-key" not in alerts[0].message
+
+
+def test_circuit_opens_then_half_opens_after_cooldown() -> None:
+    from providers.chain import Circuit
+
+    now = [100.0]
+    circuit = Circuit(threshold=2, cooldown_s=30.0, clock=lambda: now[0])
+    circuit.failure()
+    assert circuit.allow() is None
+    circuit.failure()
+    assert circuit.allow() == "circuit open"
+    now[0] += 29.0
+    assert circuit.allow() == "circuit open"
+    now[0] += 1.0
+    assert circuit.allow() is None  # half-open: one trial call
+    assert circuit.allow() == "circuit open"  # ... and only one
+    circuit.success()
+    assert circuit.allow() is None and circuit.failures == 0
+    circuit.hold(7.0)  # a Retry-After the chain did not wait for
+    assert circuit.allow() == "retry-after: asked to wait 7 s more"
+    now[0] += 7.0
+    assert circuit.allow() is None

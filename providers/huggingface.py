@@ -20,7 +20,7 @@ import time
 from typing import Any, ClassVar
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError, ProviderError, TransientProviderError
+from core.errors import InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
 from core.settings import HuggingFaceConfig, Secrets
 from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
 
@@ -102,9 +102,12 @@ class HuggingFaceProvider(Provider):
                     retry_after = float(body["estimated_time"])  # 503 "model loading"
             return error_for_status(response.status_code, " ".join(detail.split())[:300], provider=self.name,
                                     model=model, retry_after=retry_after)
-        if isinstance(exc, (UnidentifiedImageError, OSError, SyntaxError, ValueError)):
+        if isinstance(exc, (UnidentifiedImageError, OSError, SyntaxError)):  # Pillow on the answer's bytes
             return InvalidOutputError(f"invalid image: does not decode ({type(exc).__name__}: {str(exc)[:120]})",
                                       provider=self.name, model=model)
+        if isinstance(exc, ValueError):  # the client refused the request (unknown provider or task for the model)
+            return RejectedProviderError(f"request refused by huggingface_hub: {str(exc)[:300]}",
+                                         provider=self.name, model=model)
         if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
             kind = "timeout" if "Timeout" in type(exc).__name__ else "request failed"
             return TransientProviderError(f"{kind}: {type(exc).__name__}: {exc}", provider=self.name, model=model)

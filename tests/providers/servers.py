@@ -349,6 +349,13 @@ class ReplicateServer(ProtocolServer):
         return self.problem(404, "Not found", request.path)
 
 
+def stability_size(ratio: str) -> tuple[int, int]:
+    """About one megapixel at ``ratio`` ("16:9"), sides multiples of 64 (what the API returns)."""
+    a, b = (int(x) for x in ratio.split(":"))
+    height = int(round((1_048_576 * b / a) ** 0.5 / 64)) * 64
+    return int(round(height * a / b / 64)) * 64, height
+
+
 class StabilityServer(ProtocolServer):
     """Stability v2beta: POST /v2beta/stable-image/generate/{ultra,core,sd3} (multipart),
     raw image with finish-reason / seed headers; GET /v1/user/balance."""
@@ -370,10 +377,7 @@ class StabilityServer(ProtocolServer):
         if mode in ERROR_CODES:
             return self.error(int(mode))
         form = request.form()
-        ratio = str(form.get("aspect_ratio", "1:1"))
-        a, b = (int(x) for x in ratio.split(":"))
-        height = int(round((1_048_576 * b / a) ** 0.5 / 64)) * 64
-        width = int(round(height * a / b / 64)) * 64
+        width, height = stability_size(str(form.get("aspect_ratio", "1:1")))
         seed = int(form.get("seed", 0)) or 777
         fmt = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[str(form.get("output_format", "png"))]
         if mode == "filtered":  # a blurred image with the header: still a rejection

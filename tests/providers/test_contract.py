@@ -146,6 +146,9 @@ MODES = ["ok", *EXPECTED]
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, srv.ProtocolServer]]:
     running: dict[str, srv.ProtocolServer] = {}
+    # the photos every server answers with, made before any timed request
+    srv.photo(512, 384), srv.photo(512, 384, fmt="JPEG"), srv.photo(1536, 1024)
+    srv.photo(*srv.stability_size("5:4")), srv.photo(*srv.stability_size("5:4"), "chelsea")
     try:
         for name, case in CASES.items():
             server = case.server(hang_s=TIMEOUT_S * 2.5)

@@ -96,8 +96,10 @@ class FalProvider(Provider):
         job = self._json(response, model)
         request_id = job.get("request_id")
         base = f"{self._base}/{model}/requests/{request_id}"
+        # the queue answers its own URLs (for "fal-ai/flux/schnell" they live under the app "fal-ai/flux")
         status_url = self._own(str(job.get("status_url") or base + "/status"), model)
         response_url = self._own(str(job.get("response_url") or base), model)
+        cancel_url = self._own(str(job.get("cancel_url") or status_url.removesuffix("/status") + "/cancel"), model)
         try:
             while True:
                 with translate_httpx(provider=self.name, model=model):
@@ -113,7 +115,7 @@ class FalProvider(Provider):
                                                  f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
                 time.sleep(self.config.poll_interval_s)
         except ProviderError:
-            self.cancel(base)
+            self.cancel(cancel_url)
             raise
         with translate_httpx(provider=self.name, model=model):
             result = self._client.get(response_url)
@@ -132,10 +134,10 @@ class FalProvider(Provider):
             started=started, metadata={"request_id": request_id, "timings": output.get("timings")},
         )
 
-    def cancel(self, base: str) -> None:
-        """``PUT {base}/cancel``; failures to cancel are ignored."""
+    def cancel(self, cancel_url: str) -> None:
+        """``PUT .../requests/{id}/cancel`` so billing stops; failures to cancel are ignored."""
         try:
-            self._client.put(f"{base}/cancel", timeout=10.0)
+            self._client.put(cancel_url, timeout=10.0)
         except httpx.HTTPError:
             pass
 

@@ -13,6 +13,7 @@ https hosts and cannot be aimed at a test server.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, ClassVar
 
@@ -135,11 +136,12 @@ class FalProvider(Provider):
         )
 
     def cancel(self, cancel_url: str) -> None:
-        """``PUT .../requests/{id}/cancel`` so billing stops; failures to cancel are ignored."""
+        """``PUT .../requests/{id}/cancel`` so billing stops; a failure to cancel is logged, not raised."""
         try:
             self._client.put(cancel_url, timeout=10.0)
-        except httpx.HTTPError:
-            pass
+        except httpx.HTTPError as exc:
+            logging.getLogger("content_pipeline.providers").warning(
+                "fal: could not cancel the request (%s); it may still be billed", type(exc).__name__)
 
     def check(self) -> ProviderCheck:
         """fal has no free credential check: reports whether ``FAL_KEY`` is set."""

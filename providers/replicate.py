@@ -16,6 +16,7 @@ chain needs to see (classification, Retry-After, circuit).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any, ClassVar
@@ -112,11 +113,12 @@ class ReplicateProvider(Provider):
         return self._result(prediction, request, model, started)
 
     def cancel(self, prediction: dict[str, Any], model: str) -> None:
-        """``POST urls.cancel`` so billing stops; failures to cancel are ignored (logged by the caller)."""
+        """``POST urls.cancel`` so billing stops; a failure to cancel is logged, not raised."""
         try:
             self._client.post(self._own_url(prediction, "cancel", model), timeout=10.0)
-        except (httpx.HTTPError, ProviderError):
-            pass
+        except (httpx.HTTPError, ProviderError) as exc:
+            logging.getLogger("content_pipeline.providers").warning(
+                "replicate: could not cancel the prediction (%s); it may still be billed", type(exc).__name__)
 
     def _own_url(self, prediction: dict[str, Any], kind: str, model: str) -> str:
         """``urls.get`` / ``urls.cancel``, only when it points at the configured API (our

@@ -114,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:
-        pass
+        """Quiet: tests read what arrived from the server's ``requests``."""
 
     def _handle(self) -> None:
         try:

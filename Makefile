@@ -11,7 +11,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	# torch pinned first (CPU build here), so nothing pulls a CUDA torch
+	$(VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VENV)/bin/python -m pip install -q -e '.[test,local]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -7,6 +7,8 @@
     content-pipeline templates validate
     content-pipeline serve
     content-pipeline doctor
+    content-pipeline providers list [--all] | providers check [NAME ...]
+    content-pipeline models pull civitai:<model-version-id>
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -37,6 +39,11 @@ templates_app = typer.Typer(help="Work with prompt templates.", no_args_is_help=
 app.add_typer(run_app, name="run")
 app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
+
+from core.cli_providers import models_app, providers_app  # noqa: E402 - sub-apps of their own module
+
+app.add_typer(providers_app, name="providers")
+app.add_typer(models_app, name="models")
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)

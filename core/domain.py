@@ -198,6 +198,26 @@ class GenerationRequest:
     model: str | None = None
     output_format: str = "png"
     idempotency_key: str | None = None
+    #: Quality tier name (``standard`` / ``hd`` / ``ultra-hd``) for price tables; None: from the steps.
+    quality: str | None = None
+    #: img2img / inpainting: the source image and mask (encoded PNG/JPEG bytes; white = repaint),
+    #: and how much of the source to change (0..1, ``denoising_strength`` / ``strength``).
+    init_image: bytes | None = None
+    mask_image: bytes | None = None
+    strength: float | None = None
+    #: LoRAs to apply (local diffusers): ``(name, weight)`` pairs; None: the model's defaults.
+    loras: tuple[tuple[str, float], ...] | None = None
+
+    @property
+    def quality_tier(self) -> str:
+        """``quality`` if given, else the MISSION.md tier whose steps this request reaches."""
+        if self.quality:
+            return self.quality
+        if self.num_inference_steps >= Quality.ultra_hd.num_inference_steps:
+            return Quality.ultra_hd.value
+        if self.num_inference_steps >= Quality.hd.num_inference_steps:
+            return Quality.hd.value
+        return Quality.standard.value
 
 
 @dataclass

@@ -16,6 +16,8 @@ each and re-raised ``from exc``::
         ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
         │   └── InvalidOutputError      200 answer whose body is not a usable image
         ├── RejectedProviderError       400 / 422, content filtered: next provider, no retry
+        │   ├── ContentFilteredError    the provider's safety filter refused or blanked the image
+        │   └── UnsafeURLError          an output URL we refuse to fetch (SSRF guard)
         └── AuthBillingProviderError    401 / 402 / 403: next provider, disabled for the run
     AllProvidersFailedError (a ProviderError) when the whole chain is exhausted.
 
@@ -119,3 +121,18 @@ class AllProvidersFailedError(ProviderError):
     """Every provider of the chain failed or was skipped for one request."""
 
     error_class = "exhausted"
+
+
+class ContentFilteredError(RejectedProviderError):
+    """The provider's content filter refused the prompt or replaced the image (a flag,
+    a moderation error, or the all-black image of a safety checker): no retry with the
+    same input."""
+
+    error_class = "content_filtered"
+
+
+class UnsafeURLError(RejectedProviderError):
+    """A provider handed us an output URL we refuse to fetch: not https (outside the
+    configured test base), a private / loopback / link-local address, or ``file://``."""
+
+    error_class = "unsafe_url"

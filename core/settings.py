@@ -48,6 +48,20 @@ class RetryConfig(BaseModel):
     circuit_cooldown_s: Annotated[float, Field(ge=0)] = 300.0
 
 
+PriceEntry = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
+
+
+def price_from_table(table: dict[str, Any], model: str, tier: str) -> float | None:
+    """USD per image for ``model`` at quality ``tier`` in a ``prices_usd`` table, or None."""
+    entry = table.get(model, table.get("*"))
+    if entry is None:
+        return None
+    if isinstance(entry, dict):
+        value = entry.get(tier, entry.get("default"))
+        return float(value) if value is not None else None
+    return float(entry)
+
+
 class ProviderConfig(BaseModel):
     """Settings shared by every provider. ``cost_usd`` is the estimated price per image (USD)."""
 
@@ -56,6 +70,10 @@ class ProviderConfig(BaseModel):
     model: str | None = None
     cost_usd: Annotated[float, Field(ge=0)] = 0.0
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    #: Price table (USD per image): model -> price, or model -> {quality tier -> price}
+    #: (tiers ``standard`` / ``hd`` / ``ultra-hd``, ``default`` for the rest); ``"*"`` for any model.
+    #: ``cost_usd`` > 0 overrides it; a cost the provider reports wins over both.
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=dict)
 
 
 class Automatic1111Config(ProviderConfig):
@@ -65,6 +83,13 @@ class Automatic1111Config(ProviderConfig):
     enabled: bool = False
     base_url: str = "http://localhost:7860"
     sampler_name: str = "DPM++ 2M"
+    scheduler: str | None = None
+    #: img2img / inpainting defaults (contract 4): how much of the init image changes (0..1),
+    #: how masked areas start (0 fill, 1 original, 2 latent noise, 3 latent nothing), mask blur (px).
+    denoising_strength: Annotated[float, Field(ge=0, le=1)] = 0.75
+    inpainting_fill: Annotated[int, Field(ge=0, le=3)] = 1
+    mask_blur: Annotated[int, Field(ge=0, le=64)] = 4
+    inpaint_full_res: bool = False
 
 
 class PlaceholderConfig(ProviderConfig):
@@ -73,10 +98,179 @@ class PlaceholderConfig(ProviderConfig):
     delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
 
 
+class HuggingFaceConfig(ProviderConfig):
+    """Hugging Face Inference (contract 1) through ``huggingface_hub.InferenceClient``.
+
+    ``inference_provider``: ``hf-inference`` (default), ``auto`` (the Hub's provider
+    mapping) or a named partner (``fal-ai``, ``replicate``, ``together`` ...).
+    ``endpoint_url``: a dedicated Inference Endpoint (or a test server) called as given.
+    Token: ``HUGGINGFACE_TOKEN`` / ``HF_TOKEN``. Price: USD 0.02 per image (MISSION.md).
+    """
+
+    model: str | None = "stabilityai/stable-diffusion-xl-base-1.0"
+    inference_provider: str = "hf-inference"
+    endpoint_url: str | None = None
+    hub_url: str = "https://huggingface.co"
+    scheduler: str | None = None
+    prices_usd: dict[str, PriceEntry] = Field(
+        default_factory=lambda: {"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "*": 0.02})
+
+
+class ReplicateConfig(ProviderConfig):
+    """Replicate HTTP API v1 (contract 2). ``model``: ``owner/name`` (official model
+    endpoint) or ``owner/name:<64-hex version>``. ``wait_s``: ``Prefer: wait=N`` (1..60);
+    then ``urls.get`` is polled every ``poll_interval_s`` until ``timeout_s``, when the
+    prediction is cancelled so billing stops. Token: ``REPLICATE_API_TOKEN``.
+    Prices from MISSION.md / the contract (USD per image); ``price_per_second_usd`` > 0
+    bills by the reported ``metrics.predict_time`` instead."""
+
+    base_url: str = "https://api.replicate.com"
+    model: str | None = "stability-ai/stable-diffusion"
+    wait_s: Annotated[int, Field(ge=1, le=60)] = 60
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    price_per_second_usd: Annotated[float, Field(ge=0)] = 0.0
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {
+        "stability-ai/stable-diffusion": 0.05,
+        "lucataco/realistic-vision-v5.1": 0.08,
+        "black-forest-labs/flux-schnell": 0.003,
+    })
+
+
+class StabilityConfig(ProviderConfig):
+    """Stability AI REST v2beta (contract 3): ``model`` ``ultra``, ``core`` or an SD3 model
+    (``sd3.5-large``, ``sd3.5-large-turbo``, ``sd3.5-medium``). 1 credit = USD 0.01.
+    Key: ``STABILITY_API_KEY``."""
+
+    base_url: str = "https://api.stability.ai"
+    model: str | None = "ultra"
+    style_preset: str | None = None
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {
+        "ultra": 0.08, "core": 0.03, "sd3.5-large": 0.065, "sd3.5-large-turbo": 0.04, "sd3.5-medium": 0.035,
+    })
+
+
+class FluxStudioConfig(ProviderConfig):
+    """A self-hosted FLUX studio API (contract 5): ``POST /generate``, ``POST /upscale``.
+    Self-hosted: cost 0 unless priced."""
+
+    enabled: bool = False
+    base_url: str = "http://localhost:8000"
+    model: str | None = "flux"
+    max_steps: Annotated[int, Field(ge=1, le=10)] = 10
+    performance_mode: Literal["balanced", "fast"] = "balanced"
+    no_text: bool = False
+    strength: Annotated[float, Field(ge=0.01, le=1)] = 0.6
+
+
+class OpenAIConfig(ProviderConfig):
+    """OpenAI Images API (contract 6) through the ``openai`` client. ``quality_map`` maps
+    our tiers onto the model's quality names. Key: ``OPENAI_API_KEY``. Prices (1024x1024)
+    from the contract; the token usage the API reports is priced instead when given."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str | None = "gpt-image-1"
+    quality_map: dict[str, str] = Field(default_factory=lambda: {"standard": "low", "hd": "medium", "ultra-hd": "high"})
+    #: USD per 1M tokens (input text, output image) used with the reported ``usage``.
+    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {"input": 5.0, "output": 40.0})
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {
+        "dall-e-3": {"standard": 0.04, "hd": 0.08, "ultra-hd": 0.08},
+        "gpt-image-1": {"standard": 0.011, "hd": 0.042, "ultra-hd": 0.167},
+    })
+
+
+class FalConfig(ProviderConfig):
+    """fal.ai queue API (contract 7). Key: ``FAL_KEY``. ``prices_usd`` here are USD per
+    megapixel (flux schnell 0.003)."""
+
+    queue_url: str = "https://queue.fal.run"
+    model: str | None = "fal-ai/flux/schnell"
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    enable_safety_checker: bool = True
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {"fal-ai/flux/schnell": 0.003, "*": 0.025})
+
+
+class LoraConfig(BaseModel):
+    """A LoRA: a local file / folder or a hub id, its default weight and trigger words."""
+
+    model_config = _Strict
+    path: str
+    weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
+    trigger_words: list[str] = Field(default_factory=list)
+    weight_name: str | None = None
+
+
+class LocalModelConfig(BaseModel):
+    """A local diffusers model: ``path`` is a hub id or a local folder (``save_pretrained``
+    layout) or a single-file checkpoint; ``pipeline`` picks SD 1.5 / SDXL / FLUX
+    (``auto`` reads the folder's model_index.json)."""
+
+    model_config = _Strict
+    path: str
+    pipeline: Literal["auto", "sd15", "sdxl", "flux"] = "auto"
+    vae: str | None = None
+    negative_prompt: str | None = None
+    description: str = ""
+    loras: dict[str, LoraConfig] = Field(default_factory=dict)
+    scheduler: str | None = None
+
+
+class DiffusersConfig(ProviderConfig):
+    """Local ``diffusers`` pipelines (needs the ``local`` extra). ``models`` by name;
+    ``model`` picks the default one. fp16 / bf16 with SDPA on CUDA, float32 on CPU.
+    ``HUGGINGFACE_TOKEN`` unlocks gated hub models. Local: cost 0 unless priced."""
+
+    enabled: bool = False
+    model: str | None = None
+    models: dict[str, LocalModelConfig] = Field(default_factory=dict)
+    models_dir: Path = Path("models")
+    device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    max_batch_size: Annotated[int, Field(ge=1, le=64)] = 4
+    local_files_only: bool = False
+
+
+class PicsumConfig(ProviderConfig):
+    """Picsum online placeholder photos (contract 8): never published as content, cost 0."""
+
+    base_url: str = "https://picsum.photos"
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
+
+
+class DownloadConfig(BaseModel):
+    """Fetching provider output URLs: https only (or under ``test_base_url``), at most
+    ``max_bytes`` bytes within ``timeout_s`` seconds, never private / link-local /
+    loopback addresses, at most ``max_redirects`` hops."""
+
+    model_config = _Strict
+    max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 64 * 1024 * 1024
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    max_redirects: Annotated[int, Field(ge=0, le=10)] = 3
+    test_base_url: str | None = None
+
+
+class CivitaiConfig(BaseModel):
+    """``content-pipeline models pull civitai:<id>`` (token: ``CIVITAI_API_TOKEN``)."""
+
+    model_config = _Strict
+    base_url: str = "https://civitai.com"
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+
 class ProvidersConfig(BaseModel):
     model_config = _Strict
     automatic1111: Automatic1111Config = Field(default_factory=Automatic1111Config)
     placeholder: PlaceholderConfig = Field(default_factory=PlaceholderConfig)
+    huggingface: HuggingFaceConfig = Field(default_factory=HuggingFaceConfig)
+    replicate: ReplicateConfig = Field(default_factory=ReplicateConfig)
+    stability: StabilityConfig = Field(default_factory=StabilityConfig)
+    flux_studio: FluxStudioConfig = Field(default_factory=FluxStudioConfig)
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    fal: FalConfig = Field(default_factory=FalConfig)
+    diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)
+    picsum: PicsumConfig = Field(default_factory=PicsumConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    civitai: CivitaiConfig = Field(default_factory=CivitaiConfig)
 
 
 class BudgetConfig(BaseModel):

@@ -1,8 +1,11 @@
 """AUTOMATIC1111 stable-diffusion-webui started with ``--api`` (contract 4 of
 ../shared/contracts/providers.md; https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/API).
 
-``POST /sdapi/v1/txt2img`` with prompt, negative_prompt, seed (-1 = random), steps,
-cfg_scale, width, height, sampler_name, override_settings.sd_model_checkpoint; the
+``POST /sdapi/v1/txt2img`` (or ``/sdapi/v1/img2img`` with ``init_images``, ``mask``
+and ``denoising_strength`` when the request carries an init image: img2img, and
+inpainting with a mask, white = repaint) with prompt, negative_prompt, seed (-1 =
+random), steps, cfg_scale, width, height, sampler_name,
+override_settings.sd_model_checkpoint (the checkpoint chosen per request); the
 answer is ``{"images": [base64 PNG], "parameters": {...}, "info": "<JSON string>"}``
 and the seed actually used is ``json.loads(info)["seed"]``. HTTP Basic auth from
 ``AUTOMATIC1111_AUTH=user:pass`` when the WebUI runs with ``--api-auth``.
@@ -20,13 +23,13 @@ from typing import Any, ClassVar
 import httpx
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError
+from core.errors import InvalidOutputError, ProviderError
 from core.settings import Automatic1111Config, Secrets
-from providers.base import Provider, raise_for_status, result_from_bytes, translate_httpx
+from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
 
 
 class Automatic1111Provider(Provider):
-    """txt2img against an AUTOMATIC1111 WebUI (default http://localhost:7860)."""
+    """txt2img, img2img and inpainting against an AUTOMATIC1111 WebUI (default http://localhost:7860)."""
 
     name: ClassVar[str] = "automatic1111"
     display_name: ClassVar[str] = "AUTOMATIC1111 WebUI"
@@ -37,8 +40,8 @@ class Automatic1111Provider(Provider):
 
     config: Automatic1111Config
 
-    def __init__(self, *, config: Automatic1111Config, secrets: Secrets) -> None:
-        super().__init__(config=config, secrets=secrets)
+    def __init__(self, *, config: Automatic1111Config, secrets: Secrets, downloader: Any = None) -> None:
+        super().__init__(config=config, secrets=secrets, downloader=downloader)
         auth = None
         if secrets.automatic1111_auth is not None:
             user, _, password = secrets.automatic1111_auth.get_secret_value().partition(":")
@@ -61,16 +64,45 @@ class Automatic1111Provider(Provider):
             "send_images": True,
             "save_images": False,
         }
+        if self.config.scheduler:
+            body["scheduler"] = self.config.scheduler
         checkpoint = request.model or self.config.model
         if checkpoint:
             body["override_settings"] = {"sd_model_checkpoint": checkpoint}
+            body["override_settings_restore_afterwards"] = False  # the next image likely wants it too
+        if request.init_image is not None:
+            body["init_images"] = [base64.b64encode(request.init_image).decode()]
+            body["denoising_strength"] = (
+                request.strength if request.strength is not None else self.config.denoising_strength
+            )
+            if request.mask_image is not None:
+                body["mask"] = base64.b64encode(request.mask_image).decode()
+                body["inpainting_fill"] = self.config.inpainting_fill
+                body["mask_blur"] = self.config.mask_blur
+                body["inpaint_full_res"] = self.config.inpaint_full_res
+                body["inpainting_mask_invert"] = 0  # white = repaint
         return body
+
+    def endpoint(self, request: GenerationRequest) -> str:
+        """``/sdapi/v1/img2img`` when the request has an init image, else ``/sdapi/v1/txt2img``."""
+        return "/sdapi/v1/img2img" if request.init_image is not None else "/sdapi/v1/txt2img"
+
+    def check(self) -> ProviderCheck:
+        """``GET /sdapi/v1/sd-models`` (free): reachable, credentials accepted, checkpoints listed."""
+        try:
+            with translate_httpx(provider=self.name, model=self.model):
+                response = self._client.get("/sdapi/v1/sd-models")
+            raise_for_status(response, provider=self.name, model=self.model)
+        except ProviderError as exc:
+            return ProviderCheck(False, self.scrub(str(exc)))
+        names = [m.get("title") or m.get("model_name") for m in response.json() if isinstance(m, dict)]
+        return ProviderCheck(True, f"{len(names)} checkpoints: {', '.join(map(str, names[:5]))}")
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = request.model or self.model
         started = time.monotonic()
         with translate_httpx(provider=self.name, model=model):
-            response = self._client.post("/sdapi/v1/txt2img", json=self.payload(request))
+            response = self._client.post(self.endpoint(request), json=self.payload(request))
         raise_for_status(response, provider=self.name, model=model)
 
         def garbage(reason: str) -> InvalidOutputError:
@@ -104,7 +136,8 @@ class Automatic1111Provider(Provider):
             seed=seed,
             cost_usd=self.estimate_cost(request),
             started=started,
-            metadata={"process_time": response.headers.get("x-process-time"), "sampler": info.get("sampler_name")},
+            metadata={"process_time": response.headers.get("x-process-time"), "sampler": info.get("sampler_name"),
+                      "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
         )
 
     def close(self) -> None:

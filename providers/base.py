@@ -1,8 +1,10 @@
 """The provider interface and the one place where HTTP failures are classified.
 
 A provider is one class in one module (``providers/<name>.py``) with its metadata as
-class attributes, a keyword-only constructor ``(config=, secrets=)`` and one method,
-``generate(request) -> GenerationResult``. Every failure leaves it as a
+class attributes, a keyword-only constructor ``(config=, secrets=, downloader=)`` (the
+SSRF-safe fetcher of output URLs, providers/download.py) and one method,
+``generate(request) -> GenerationResult``; ``check()`` tests reachability and
+credentials without spending money. Every failure leaves it as a
 ``ProviderError`` subclass (see core/errors.py); httpx exceptions are translated by
 ``translate_httpx`` and statuses by ``raise_for_status``, following the "Common rules"
 of ../shared/contracts/providers.md:
@@ -11,6 +13,11 @@ of ../shared/contracts/providers.md:
 * 400, 404, 413, 422 -> RejectedProviderError (next provider, no retry)
 * 408, 425, 429, 5xx, timeouts, connection errors -> TransientProviderError
 * a 2xx body that is not a usable image -> InvalidOutputError (see ``validate_image``)
+* a content filter's flag, moderation error or all-black image -> ContentFilteredError
+  (a rejection: the same prompt and seed give the same refusal)
+
+SDK clients (huggingface_hub, openai) raise their own exceptions: each adapter turns
+them into a status, message and headers and calls ``error_for_status``.
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ from PIL import Image, ImageStat, UnidentifiedImageError
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import (
     AuthBillingProviderError,
+    ContentFilteredError,
     InvalidOutputError,
     ProviderError,
     RejectedProviderError,
     TransientProviderError,
 )
-from core.settings import ProviderConfig, Secrets
+from core.settings import ProviderConfig, Secrets, price_from_table
 
 #: Largest image a provider may hand us: 64 megapixels, 64 MiB of encoded bytes.
 MAX_PIXELS = 64_000_000
@@ -58,9 +66,15 @@ class Provider(ABC):
     secret_settings: ClassVar[tuple[str, ...]] = ()
     is_placeholder: ClassVar[bool] = False
 
-    def __init__(self, *, config: ProviderConfig, secrets: Secrets) -> None:
+    def __init__(self, *, config: ProviderConfig, secrets: Secrets, downloader: Any = None) -> None:
         self.config = config
         self.secrets = secrets
+        if downloader is None:
+            from providers.download import SafeDownloader
+
+            downloader = SafeDownloader()
+        #: Fetches output URLs the provider hands back (providers/download.py: SSRF-safe).
+        self.downloader = downloader
 
     @property
     def model(self) -> str:
@@ -68,10 +82,39 @@ class Provider(ABC):
         return self.config.model or self.default_model
 
     def estimate_cost(self, request: GenerationRequest) -> float:
-        """Estimated price of one image in USD: the configured ``cost_usd``, else the price table."""
+        """Estimated price of one image in USD: the configured ``cost_usd``, else the
+        configured price table (model, quality tier), else the class's ``prices_usd``."""
         if self.config.cost_usd:
             return self.config.cost_usd
-        return self.prices_usd.get(request.model or self.model, 0.0)
+        model = request.model or self.model
+        price = price_from_table(getattr(self.config, "prices_usd", {}) or {}, model, request.quality_tier)
+        if price is not None:
+            return price
+        return self.prices_usd.get(model, 0.0)
+
+    def check(self) -> "ProviderCheck":
+        """Reachability and credentials, without spending money where the API allows.
+
+        The base class only reports whether the secrets it needs are set; adapters call
+        a free endpoint (model list, account, balance) on top.
+        """
+        missing = self.missing_secrets()
+        if missing:
+            return ProviderCheck(False, f"missing {', '.join(missing)} in the environment or .env")
+        return ProviderCheck(True, "no remote check for this provider")
+
+    def missing_secrets(self) -> list[str]:
+        """Names of the environment variables this provider needs and lacks."""
+        env_names = {"huggingface_token": "HUGGINGFACE_TOKEN", "replicate_api_token": "REPLICATE_API_TOKEN",
+                     "stability_api_key": "STABILITY_API_KEY", "openai_api_key": "OPENAI_API_KEY",
+                     "fal_key": "FAL_KEY", "civitai_api_token": "CIVITAI_API_TOKEN"}
+        return [env_names[name] for name in self.secret_settings
+                if name in env_names and getattr(self.secrets, name, None) is None]
+
+    def secret(self, name: str) -> str | None:
+        """The plain value of the Secrets field ``name`` (never log it)."""
+        value = getattr(self.secrets, name, None)
+        return value.get_secret_value() if value is not None else None
 
     @abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -85,6 +128,19 @@ class Provider(ABC):
         for value in self.secrets.known_values():
             text = text.replace(value, "***")
         return text
+
+
+class ProviderCheck:
+    """Outcome of ``Provider.check()``: ``ok`` and a one-line ``detail`` (no secrets)."""
+
+    __slots__ = ("ok", "detail")
+
+    def __init__(self, ok: bool, detail: str) -> None:
+        self.ok = ok
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"ProviderCheck(ok={self.ok}, detail={self.detail!r})"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -122,19 +178,42 @@ def _error_message(response: httpx.Response) -> str:
     return " ".join(message.split())[:300]
 
 
+def error_for_status(
+    code: int, detail: str, *, provider: str, model: str | None, retry_after: float | None = None
+) -> ProviderError:
+    """The classified ProviderError for HTTP status ``code`` (>= 400) with message ``detail``."""
+    message = f"HTTP {code}: {detail}"
+    kwargs: dict[str, Any] = {"provider": provider, "model": model, "status_code": code}
+    if code in (401, 402, 403):
+        return AuthBillingProviderError(message, **kwargs)
+    if code in (408, 425, 429) or code >= 500:
+        return TransientProviderError(message, retry_after=retry_after, **kwargs)
+    return RejectedProviderError(message, **kwargs)
+
+
+def retry_after_of(response: httpx.Response) -> float | None:
+    """Seconds from Retry-After, else from a JSON body's ``retry_after`` (Replicate) or
+    ``estimated_time`` (Hugging Face "model loading")."""
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if retry_after is None and response.status_code in (429, 503):
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if isinstance(body, dict):
+            for key in ("retry_after", "estimated_time"):
+                if isinstance(body.get(key), (int, float)):
+                    return max(0.0, float(body[key]))
+    return retry_after
+
+
 def raise_for_status(response: httpx.Response, *, provider: str, model: str | None) -> None:
     """Raise the classified ProviderError for a status >= 400; return for success."""
     code = response.status_code
     if code < 400:
         return
-    message = f"HTTP {code}: {_error_message(response)}"
-    kwargs: dict[str, Any] = {"provider": provider, "model": model, "status_code": code}
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if code in (401, 402, 403):
-        raise AuthBillingProviderError(message, **kwargs)
-    if code in (408, 425, 429) or code >= 500:
-        raise TransientProviderError(message, retry_after=retry_after, **kwargs)
-    raise RejectedProviderError(message, **kwargs)
+    raise error_for_status(code, _error_message(response), provider=provider, model=model,
+                           retry_after=retry_after_of(response))
 
 
 @contextmanager
@@ -154,7 +233,8 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
     Refuses (InvalidOutputError): empty or oversized bodies, bytes that are not PNG /
     JPEG / WebP, truncated files, more than MAX_PIXELS, sides under 64 px, an aspect
     ratio more than 25% off ``expected`` (width, height), and blank images (greyscale
-    standard deviation under 2: the all-black "filtered" image some backends return).
+    standard deviation under 2). An all-black image (mean under 2 as well) is the
+    "filtered" image of safety checkers: ContentFilteredError, a rejection.
     """
 
     def bad(reason: str) -> InvalidOutputError:
@@ -186,6 +266,9 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
         if abs(got - want) / want > 0.25:
             raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
     if stat.stddev[0] < 2.0:
+        if stat.mean[0] < 2.0:  # what safety checkers hand back instead of the image
+            raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})",
+                                       provider=provider, model=model)
         raise bad(f"blank image (mean {stat.mean[0]:.0f}, stddev {stat.stddev[0]:.2f})")
     return width, height, fmt
 

@@ -3,7 +3,7 @@
 Per provider and request: up to ``retry.max_retries`` retries of transient failures,
 waiting the provider's Retry-After (or exponential backoff from ``retry.backoff_s``);
 a Retry-After longer than ``retry.max_retry_after_s`` moves on to the next provider at
-once. Rejections move on without retry. Auth/billing failures disable the provider
+once, and that provider is not called again (for any image) before it is over. Rejections move on without retry. Auth/billing failures disable the provider
 for the rest of the run. A per-provider circuit opens after
 ``retry.circuit_threshold`` consecutive failures and half-opens (one trial call) after
 ``retry.circuit_cooldown_s`` seconds. A paid call first passes the budget guard.
@@ -49,13 +49,21 @@ class Circuit:
         self.failures = 0
         self.opened_at: float | None = None
         self.disabled_reason: str | None = None
+        #: No call before this clock time: the provider's Retry-After we did not wait for.
+        self.not_before: float | None = None
         self._lock = threading.Lock()
 
     def allow(self) -> str | None:
-        """None when a call may go ahead, else why not ("disabled: ...", "circuit open")."""
+        """None when a call may go ahead, else why not ("disabled: ...", "retry-after: ...",
+        "circuit open")."""
         with self._lock:
             if self.disabled_reason:
                 return f"disabled: {self.disabled_reason}"
+            if self.not_before is not None:
+                left = self.not_before - self.clock()
+                if left > 0:
+                    return f"retry-after: asked to wait {left:.0f} s more"
+                self.not_before = None
             if self.opened_at is None:
                 return None
             if self.clock() - self.opened_at >= self.cooldown_s:
@@ -78,6 +86,12 @@ class Circuit:
         with self._lock:
             self.disabled_reason = reason
 
+    def hold(self, seconds: float) -> None:
+        """Refuse calls for ``seconds`` (a Retry-After the chain did not wait for)."""
+        with self._lock:
+            until = self.clock() + seconds
+            self.not_before = max(self.not_before or 0.0, until)
+
 
 class ProviderChain:
     """Tries ``providers`` in order for each request until one returns a valid image."""
@@ -89,6 +103,7 @@ class ProviderChain:
         retry: RetryConfig,
         budget: BudgetGuard | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_disable: Callable[[str, str], None] | None = None,
     ) -> None:
         if not providers:
             raise ValueError("a provider chain needs at least one provider")
@@ -99,6 +114,8 @@ class ProviderChain:
         self.circuits = {p.name: Circuit(retry.circuit_threshold, retry.circuit_cooldown_s) for p in self.providers}
         #: Providers disabled for auth/billing reasons during this run (name -> message).
         self.disabled: dict[str, str] = {}
+        #: Called once with (provider, message) when a provider is disabled (alerting).
+        self.on_disable = on_disable
 
     def generate(self, request: GenerationRequest, on_attempt: Callable[[Attempt], None] = lambda a: None) -> GenerationResult:
         """One image for ``request``; raises AllProvidersFailedError listing every failure."""
@@ -108,6 +125,99 @@ class ProviderChain:
             if result is not None:
                 return result
         raise AllProvidersFailedError("every provider failed: " + "; ".join(reasons), provider="chain")
+
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_attempt: Callable[[int, Attempt], None] = lambda i, a: None,
+    ) -> list[GenerationResult | AllProvidersFailedError]:
+        """One result per request (or the AllProvidersFailedError of that request), in order.
+
+        A provider with a ``generate_batch`` method (the local diffusers pipelines) gets
+        every request still pending in one call: the variations of one template render
+        as one batch. Requests it fails go on down the chain one by one, classified as in
+        ``generate`` (a failed batch image is not retried on the same provider).
+        ``on_attempt(index, attempt)`` reports each attempt with its request's index.
+        """
+        results: list[GenerationResult | None] = [None] * len(requests)
+        reasons: list[list[str]] = [[] for _ in requests]
+        for provider in self.providers:
+            pending = [i for i, r in enumerate(results) if r is None]
+            if not pending:
+                break
+            batch = getattr(provider, "generate_batch", None)
+            if batch is None or len(pending) == 1:
+                for i in pending:
+                    results[i] = self._try_provider(provider, requests[i], lambda a, i=i: on_attempt(i, a), reasons[i])
+                continue
+            self._try_batch(provider, batch, requests, pending, results, on_attempt, reasons)
+        return [r if r is not None else AllProvidersFailedError(
+            "every provider failed: " + "; ".join(reasons[i]), provider="chain") for i, r in enumerate(results)]
+
+    def _try_batch(
+        self,
+        provider: Provider,
+        batch: Callable[[list[GenerationRequest]], list[GenerationResult | ProviderError]],
+        requests: Sequence[GenerationRequest],
+        pending: list[int],
+        results: list[GenerationResult | None],
+        on_attempt: Callable[[int, Attempt], None],
+        reasons: list[list[str]],
+    ) -> None:
+        circuit = self.circuits[provider.name]
+        blocked = circuit.allow()
+        if blocked:
+            for i in pending:
+                model = requests[i].model or provider.model
+                on_attempt(i, Attempt(provider.name, model, "skipped", 0.0, error_class="circuit_open", error=blocked))
+                reasons[i].append(f"{provider.name}: {blocked}")
+            return
+        tokens: dict[int, object] = {}
+        chosen: list[int] = []
+        for i in pending:
+            estimate = provider.estimate_cost(requests[i])
+            if estimate > 0 and self.budget is not None:
+                try:
+                    tokens[i] = self.budget.reserve(provider.name, estimate)
+                except BudgetExceededError as exc:
+                    on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
+                                          error_class="budget", error=str(exc)))
+                    reasons[i].append(f"{provider.name}: {exc}")
+                    continue
+            chosen.append(i)
+        if not chosen:
+            return
+        started = time.monotonic()
+        try:
+            outcomes = batch([requests[i] for i in chosen])
+        except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not stop the chain
+            outcomes = [exc] * len(chosen)  # type: ignore[list-item]
+        latency = (time.monotonic() - started) / len(chosen)
+        for i, outcome in zip(chosen, outcomes, strict=True):
+            model = requests[i].model or provider.model
+            if isinstance(outcome, GenerationResult):
+                circuit.success()
+                on_attempt(i, Attempt(outcome.provider, outcome.model, "success", outcome.latency_s,
+                                      cost_usd=outcome.cost_usd))
+                results[i] = outcome
+                actual = outcome.cost_usd
+            else:
+                error_class = outcome.error_class if isinstance(outcome, ProviderError) else "provider_bug"
+                message = provider.scrub(str(outcome) if isinstance(outcome, ProviderError)
+                                         else f"{type(outcome).__name__}: {outcome}")
+                status = outcome.status_code if isinstance(outcome, ProviderError) else None
+                on_attempt(i, Attempt(provider.name, model, "failed", latency, error_class=error_class, error=message,
+                                      http_status=status))
+                reasons[i].append(f"{provider.name}: {message}")
+                circuit.failure()
+                if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
+                    circuit.disable(message)
+                    self.disabled[provider.name] = message
+                    if self.on_disable is not None:
+                        self.on_disable(provider.name, message)
+                actual = 0.0
+            if i in tokens:
+                self.budget.settle(tokens[i], actual)  # type: ignore[union-attr]
 
     def _try_provider(
         self,
@@ -149,14 +259,19 @@ class ProviderChain:
                 circuit.failure()
                 if isinstance(exc, AuthBillingProviderError):
                     circuit.disable(message)
+                    first = provider.name not in self.disabled
                     self.disabled[provider.name] = message
+                    if first and self.on_disable is not None:
+                        self.on_disable(provider.name, message)
                     return None
                 if isinstance(exc, RejectedProviderError):
                     return None
-                if attempt_no >= self.retry.max_retries or circuit.allow() is not None:
-                    return None
                 wait = exc.retry_after if exc.retry_after is not None else self.retry.backoff_s * 2**attempt_no
-                if wait > self.retry.max_retry_after_s:
+                if attempt_no >= self.retry.max_retries or wait > self.retry.max_retry_after_s:
+                    if exc.retry_after:
+                        circuit.hold(exc.retry_after)  # honoured: no call before it is over, next provider now
+                    return None
+                if circuit.allow() is not None:
                     return None
                 self.sleep(wait)
                 continue

@@ -11,6 +11,14 @@ if TYPE_CHECKING:  # pragma: no cover
 PROVIDERS: dict[str, str] = {
     "automatic1111": "providers.automatic1111:Automatic1111Provider",
     "placeholder": "providers.placeholder:PlaceholderProvider",
+    "huggingface": "providers.huggingface:HuggingFaceProvider",
+    "replicate": "providers.replicate:ReplicateProvider",
+    "stability": "providers.stability:StabilityProvider",
+    "flux_studio": "providers.flux_studio:FluxStudioProvider",
+    "openai": "providers.openai:OpenAIProvider",
+    "fal": "providers.fal:FalProvider",
+    "diffusers": "providers.diffusers_local:DiffusersProvider",
+    "picsum": "providers.picsum:PicsumProvider",
 }
 
 
@@ -26,10 +34,13 @@ def provider_class(name: str) -> type["Provider"]:
 
 def build_providers(settings, secrets) -> list["Provider"]:  # type: ignore[no-untyped-def]
     """Instances of the enabled providers of ``settings.chain``, in chain order."""
+    from providers.download import SafeDownloader
+
+    downloader = SafeDownloader.from_config(settings.providers.download)
     providers = []
     for name in settings.chain:
         config = settings.provider_config(name)
         if not config.enabled:
             continue
-        providers.append(provider_class(name)(config=config, secrets=secrets))
+        providers.append(provider_class(name)(config=config, secrets=secrets, downloader=downloader))
     return providers

@@ -57,6 +57,16 @@ def evaluate_rules(db: Database, settings: Settings, budget: BudgetLedger | None
         if provider == "placeholder":
             continue
         streak = db.trailing_failures(provider)
+        if streak >= 1:
+            last = db.last_failed_attempt(provider)
+            if last is not None and last.error_class == "auth_billing":
+                alerts.append(Alert(
+                    "provider-disabled", provider,
+                    f"content-pipeline: {provider} refused our credentials or credit (HTTP {last.http_status})",
+                    f"{provider} answered: {last.error}\nIt is disabled for the rest of the run; images fall back to "
+                    f"the next provider of the chain ({' -> '.join(settings.chain)}). Check its API key and billing "
+                    "(content-pipeline providers check).",
+                ))
         if streak > threshold:
             last = db.last_failed_attempt(provider)
             why = f"last error ({last.error_class}): {last.error}" if last else ""

@@ -73,7 +73,7 @@ def test_random_seed_is_read_from_info(make_config, a1111: A1111Server) -> None:
         ("429", "transient", 429, "Too Many Requests"),
         ("garbage", "invalid_output", None, "does not decode"),
         ("html", "invalid_output", None, "not JSON"),
-        ("blank", "invalid_output", None, "blank image"),
+        ("blank", "content_filtered", None, "all-black"),  # a safety checker's black image: a rejection
         ("422", "rejected", 422, "bad width"),
         ("401", "auth_billing", 401, "Not authenticated"),
     ],

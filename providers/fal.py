@@ -1,0 +1,154 @@
+"""fal.ai queue API (contract 7 of ../shared/contracts/providers.md;
+https://docs.fal.ai/model-endpoints/queue).
+
+``POST {queue}/{model_id}`` -> ``{request_id, status_url, response_url}``; ``GET
+status_url`` until ``COMPLETED``; ``GET response_url`` -> ``{images: [{url, width,
+height, content_type}], seed, has_nsfw_concepts: [bool]}``; the image URL is fetched
+through the SSRF-safe downloader. On our timeout the request is cancelled (``PUT
+.../requests/{id}/cancel``). ``has_nsfw_concepts: [true]`` is a content-filter
+rejection. Auth: ``Authorization: Key $FAL_KEY``. Price: USD per megapixel (flux
+schnell 0.003). httpx rather than ``fal-client``: the client's queue hosts are fixed
+https hosts and cannot be aimed at a test server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import httpx
+
+from core.domain import GenerationRequest, GenerationResult
+from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
+from core.settings import FalConfig, Secrets, price_from_table
+from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+
+
+class FalProvider(Provider):
+    """FLUX (schnell, dev ...) on fal.ai's queue."""
+
+    name: ClassVar[str] = "fal"
+    display_name: ClassVar[str] = "fal.ai"
+    models: ClassVar[tuple[str, ...]] = ("fal-ai/flux/schnell", "fal-ai/flux/dev")
+    default_model: ClassVar[str] = "fal-ai/flux/schnell"
+    #: USD per megapixel.
+    prices_usd: ClassVar[dict[str, float]] = {"fal-ai/flux/schnell": 0.003, "fal-ai/flux/dev": 0.025}
+    secret_settings: ClassVar[tuple[str, ...]] = ("fal_key",)
+
+    config: FalConfig
+
+    def __init__(self, *, config: FalConfig, secrets: Secrets, downloader: Any = None) -> None:
+        super().__init__(config=config, secrets=secrets, downloader=downloader)
+        key = self.secret("fal_key")
+        headers = {"Authorization": f"Key {key}"} if key else {}
+        self._base = config.queue_url.rstrip("/")
+        self._client = httpx.Client(base_url=self._base, headers=headers, timeout=config.timeout_s)
+
+    def estimate_cost(self, request: GenerationRequest) -> float:
+        """USD: price per megapixel x the requested megapixels (``cost_usd`` overrides)."""
+        if self.config.cost_usd:
+            return self.config.cost_usd
+        model = request.model or self.model
+        per_mp = price_from_table(self.config.prices_usd, model, request.quality_tier)
+        if per_mp is None:
+            per_mp = self.prices_usd.get(model, 0.0)
+        return round(per_mp * request.width * request.height / 1e6, 6)
+
+    def payload(self, request: GenerationRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": request.prompt,
+            "image_size": {"width": request.width, "height": request.height},
+            "num_inference_steps": request.num_inference_steps,
+            "guidance_scale": request.guidance_scale,
+            "num_images": 1,
+            "enable_safety_checker": self.config.enable_safety_checker,
+            "output_format": "jpeg" if request.output_format == "jpeg" else "png",
+        }
+        model = request.model or self.model
+        if "schnell" in model:
+            body["num_inference_steps"] = min(request.num_inference_steps, 12)  # schnell: 1..12, default 4
+        if request.seed is not None:
+            body["seed"] = request.seed
+        return body
+
+    def _own(self, url: str, model: str) -> str:
+        """``url`` if it is on the configured queue host (our key goes nowhere else)."""
+        if not url.startswith(self._base + "/"):
+            raise UnsafeURLError(f"refused URL: queue answered a URL outside {self._base}", provider=self.name, model=model)
+        return url
+
+    def _json(self, response: httpx.Response, model: str) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise InvalidOutputError("invalid answer: body is not JSON", provider=self.name, model=model) from exc
+        if not isinstance(data, dict):
+            raise InvalidOutputError("invalid answer: not an object", provider=self.name, model=model)
+        return data
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        model = request.model or self.model
+        started = time.monotonic()
+        deadline = started + self.config.timeout_s
+        with translate_httpx(provider=self.name, model=model):
+            response = self._client.post(f"/{model}", json=self.payload(request))
+        raise_for_status(response, provider=self.name, model=model)
+        job = self._json(response, model)
+        request_id = job.get("request_id")
+        base = f"{self._base}/{model}/requests/{request_id}"
+        # the queue answers its own URLs (for "fal-ai/flux/schnell" they live under the app "fal-ai/flux")
+        status_url = self._own(str(job.get("status_url") or base + "/status"), model)
+        response_url = self._own(str(job.get("response_url") or base), model)
+        cancel_url = self._own(str(job.get("cancel_url") or status_url.removesuffix("/status") + "/cancel"), model)
+        try:
+            while True:
+                with translate_httpx(provider=self.name, model=model):
+                    polled = self._client.get(status_url)
+                raise_for_status(polled, provider=self.name, model=model)
+                status = self._json(polled, model).get("status")
+                if status == "COMPLETED":
+                    break
+                if status not in ("IN_QUEUE", "IN_PROGRESS"):
+                    raise TransientProviderError(f"request {request_id} {status}", provider=self.name, model=model)
+                if time.monotonic() + self.config.poll_interval_s > deadline:
+                    raise TransientProviderError(f"timeout: request {request_id} still {status} after "
+                                                 f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
+                time.sleep(self.config.poll_interval_s)
+        except ProviderError:
+            self.cancel(cancel_url)
+            raise
+        with translate_httpx(provider=self.name, model=model):
+            result = self._client.get(response_url)
+        raise_for_status(result, provider=self.name, model=model)
+        output = self._json(result, model)
+        if any(output.get("has_nsfw_concepts") or []):
+            raise ContentFilteredError("content filtered: has_nsfw_concepts", provider=self.name, model=model)
+        images = output.get("images") or []
+        url = images[0].get("url") if images and isinstance(images[0], dict) else None
+        if not isinstance(url, str):
+            raise InvalidOutputError("invalid answer: no image URL", provider=self.name, model=model)
+        data = self.downloader.fetch(url, provider=self.name, model=model)
+        seed = output.get("seed") if isinstance(output.get("seed"), int) else request.seed
+        return result_from_bytes(
+            data, provider=self, request=request, model=model, seed=seed, cost_usd=self.estimate_cost(request),
+            started=started, metadata={"request_id": request_id, "timings": output.get("timings")},
+        )
+
+    def cancel(self, cancel_url: str) -> None:
+        """``PUT .../requests/{id}/cancel`` so billing stops; a failure to cancel is logged, not raised."""
+        try:
+            self._client.put(cancel_url, timeout=10.0)
+        except httpx.HTTPError as exc:
+            logging.getLogger("content_pipeline.providers").warning(
+                "fal: could not cancel the request (%s); it may still be billed", type(exc).__name__)
+
+    def check(self) -> ProviderCheck:
+        """fal has no free credential check: reports whether ``FAL_KEY`` is set."""
+        missing = self.missing_secrets()
+        if missing:
+            return ProviderCheck(False, f"missing {missing[0]} in the environment or .env")
+        return ProviderCheck(True, f"FAL_KEY set (fal has no free check endpoint); model {self.model}")
+
+    def close(self) -> None:
+        self._client.close()

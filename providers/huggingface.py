@@ -1,0 +1,139 @@
+"""Hugging Face Inference through ``huggingface_hub.InferenceClient.text_to_image``
+(contract 1 of ../shared/contracts/providers.md;
+https://huggingface.co/docs/huggingface_hub/package_reference/inference_client).
+
+hf-inference request: ``POST {router}/hf-inference/models/{model_id}`` with
+``{"inputs": prompt, "parameters": {negative_prompt, height, width,
+num_inference_steps, guidance_scale, scheduler, seed}}``; success is the raw image.
+``inference_provider`` routes through a partner (``auto``, ``fal-ai``, ...);
+``endpoint_url`` (a dedicated Inference Endpoint, or a loopback test server) is called
+exactly as given. A 503 ``{"error": "Model X is currently loading", "estimated_time":
+20.0}`` is transient with ``estimated_time`` as the retry hint (the client does not
+retry it since huggingface_hub 0.29). Token: ``HUGGINGFACE_TOKEN`` / ``HF_TOKEN``.
+Price: USD 0.02 per image (MISSION.md).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any, ClassVar
+
+from core.domain import GenerationRequest, GenerationResult
+from core.errors import InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
+from core.settings import HuggingFaceConfig, Secrets
+from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+
+
+class HuggingFaceProvider(Provider):
+    """Text-to-image on Hugging Face Inference (hf-inference or a routed partner)."""
+
+    name: ClassVar[str] = "huggingface"
+    display_name: ClassVar[str] = "Hugging Face Inference"
+    models: ClassVar[tuple[str, ...]] = (
+        "stabilityai/stable-diffusion-xl-base-1.0",
+        "black-forest-labs/FLUX.1-schnell",
+        "black-forest-labs/FLUX.1-dev",
+    )
+    default_model: ClassVar[str] = "stabilityai/stable-diffusion-xl-base-1.0"
+    prices_usd: ClassVar[dict[str, float]] = {"stabilityai/stable-diffusion-xl-base-1.0": 0.02}
+    secret_settings: ClassVar[tuple[str, ...]] = ("huggingface_token",)
+
+    config: HuggingFaceConfig
+
+    def __init__(self, *, config: HuggingFaceConfig, secrets: Secrets, downloader: Any = None) -> None:
+        super().__init__(config=config, secrets=secrets, downloader=downloader)
+        from huggingface_hub import InferenceClient
+
+        self._client = InferenceClient(
+            provider=None if config.endpoint_url else config.inference_provider,  # type: ignore[arg-type]
+            token=self.secret("huggingface_token"),
+            timeout=config.timeout_s,
+        )
+
+    def target(self, request: GenerationRequest) -> str:
+        """What ``model=`` receives: the endpoint URL when configured, else the model id."""
+        return self.config.endpoint_url or request.model or self.model
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        model = request.model or self.model
+        started = time.monotonic()
+        try:
+            image = self._client.text_to_image(
+                request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                width=request.width,
+                height=request.height,
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                seed=request.seed,
+                scheduler=self.config.scheduler,
+                model=self.target(request),
+            )
+            data = _image_bytes(image)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        return result_from_bytes(
+            data, provider=self, request=request, model=model, seed=request.seed,
+            cost_usd=self.estimate_cost(request), started=started,
+            metadata={"inference_provider": "endpoint" if self.config.endpoint_url else self.config.inference_provider},
+        )
+
+    def translate(self, exc: Exception, model: str) -> ProviderError:
+        """The one place where huggingface_hub / httpx / Pillow exceptions become ProviderErrors."""
+        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+        from PIL import UnidentifiedImageError
+
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, InferenceTimeoutError):
+            return TransientProviderError(f"timeout: {exc}", provider=self.name, model=model)
+        if isinstance(exc, HfHubHTTPError) and getattr(exc, "response", None) is not None:
+            response = exc.response
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            detail = str(getattr(exc, "server_message", "") or "") or str(exc).splitlines()[0]
+            try:
+                body = response.json()
+            except Exception:  # noqa: BLE001 - any body that is not JSON
+                body = None
+            if isinstance(body, dict):
+                detail = str(body.get("error") or detail)
+                if retry_after is None and isinstance(body.get("estimated_time"), (int, float)):
+                    retry_after = float(body["estimated_time"])  # 503 "model loading"
+            return error_for_status(response.status_code, " ".join(detail.split())[:300], provider=self.name,
+                                    model=model, retry_after=retry_after)
+        if isinstance(exc, (UnidentifiedImageError, OSError, SyntaxError)):  # Pillow on the answer's bytes
+            return InvalidOutputError(f"invalid image: does not decode ({type(exc).__name__}: {str(exc)[:120]})",
+                                      provider=self.name, model=model)
+        if isinstance(exc, ValueError):  # the client refused the request (unknown provider or task for the model)
+            return RejectedProviderError(f"request refused by huggingface_hub: {str(exc)[:300]}",
+                                         provider=self.name, model=model)
+        if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            kind = "timeout" if "Timeout" in type(exc).__name__ else "request failed"
+            return TransientProviderError(f"{kind}: {type(exc).__name__}: {exc}", provider=self.name, model=model)
+        return TransientProviderError(f"{type(exc).__name__}: {exc}", provider=self.name, model=model)
+
+    def check(self) -> ProviderCheck:
+        """``whoami`` on the Hub (free): the token is valid; no image is generated."""
+        missing = self.missing_secrets()
+        if missing:
+            return ProviderCheck(False, f"missing {missing[0]} (or HF_TOKEN) in the environment or .env")
+        from huggingface_hub import HfApi
+
+        try:
+            info = HfApi(endpoint=self.config.hub_url, token=self.secret("huggingface_token")).whoami()
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            error = self.translate(exc, self.model)
+            return ProviderCheck(False, self.scrub(str(error)))
+        return ProviderCheck(True, f"token of {info.get('name', '?')} accepted; model {self.model}")
+
+
+def _image_bytes(image: Any) -> bytes:
+    """The encoded bytes behind the PIL image the client returns (re-encoded as PNG when
+    they are not at hand); a truncated file raises OSError here."""
+    source = getattr(image, "fp", None)
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -79,12 +79,22 @@ class ProvidersConfig(BaseModel):
     placeholder: PlaceholderConfig = Field(default_factory=PlaceholderConfig)
 
 
+class ProviderBudgetConfig(BaseModel):
+    """Caps of one provider in USD (None: only the global caps apply)."""
+
+    model_config = _Strict
+    daily_usd: Annotated[float, Field(ge=0)] | None = None
+    monthly_usd: Annotated[float, Field(ge=0)] | None = None
+
+
 class BudgetConfig(BaseModel):
-    """Spending caps in USD."""
+    """Spending caps in USD: global (``daily_usd``, ``monthly_usd``) and per provider
+    (``providers: {stability: {daily_usd: 1.0}}``). Days and months are local to ``timezone``."""
 
     model_config = _Strict
     daily_usd: Annotated[float, Field(ge=0)] = 5.0
     monthly_usd: Annotated[float, Field(ge=0)] = 100.0
+    providers: dict[str, ProviderBudgetConfig] = Field(default_factory=dict)
 
 
 class AlertsConfig(BaseModel):
@@ -93,6 +103,39 @@ class AlertsConfig(BaseModel):
     model_config = _Strict
     consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
     cooldown_s: Annotated[float, Field(ge=0)] = 3600.0
+    #: Budget alerts when spending reaches these fractions of a cap (0.8 = 80 %).
+    budget_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.8, 1.0])
+    #: A provider is slow when its last call took more than ``latency_factor`` x the median
+    #: of its previous ``latency_window`` successful calls (at least ``latency_min_samples``).
+    latency_factor: Annotated[float, Field(gt=1)] = 3.0
+    latency_window: Annotated[int, Field(ge=3, le=10000)] = 50
+    latency_min_samples: Annotated[int, Field(ge=2, le=10000)] = 5
+    #: Quota alert when a provider reports fewer than this fraction of its calls left.
+    quota_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+
+
+class S3Config(BaseModel):
+    """Options of an ``s3://bucket/prefix`` storage_url (boto3). Credentials come from the
+    environment (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` or any boto3 source).
+
+    ``endpoint_url`` for MinIO / R2 / other S3-compatible stores; ``addressing_style``
+    ``path`` for those; ``checksum`` ``when_required`` (botocore's
+    request_checksum_calculation) keeps stores that reject the newer default CRC
+    checksums working; ``sse`` ``AES256`` or ``aws:kms`` (with ``sse_kms_key_id``);
+    ``storage_class`` e.g. ``STANDARD_IA``; presigned URLs live ``presign_expires_s`` seconds.
+    """
+
+    model_config = _Strict
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing_style: Literal["auto", "path", "virtual"] = "path"
+    checksum: Literal["when_required", "when_supported"] = "when_required"
+    sse: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    presign_expires_s: Annotated[int, Field(ge=1, le=604800)] = 3600
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
 
 
 class RenditionConfig(BaseModel):
@@ -174,6 +217,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"]
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    s3: S3Config = Field(default_factory=S3Config)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -140,6 +140,15 @@ def produce_image(pk: int, run_key: str) -> ImageSummary:
 produce_image_task = task(name="produce-image", cache_policy=NO_CACHE, task_run_name="image-{pk}")(produce_image)
 
 
+@task(name="upload-pending", cache_policy=NO_CACHE)
+def upload_pending_task() -> dict[str, list[str]]:
+    """Retry the uploads earlier runs left pending (store unreachable)."""
+    from tasks.pending import upload_pending_images
+
+    rt = get_runtime()
+    return upload_pending_images(rt.db, rt.store, rt.settings)
+
+
 @task(name="alerts", cache_policy=NO_CACHE)
 def alerts_task() -> list[str]:
     rt = get_runtime()
@@ -187,6 +196,7 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
     rt = get_runtime()
     run_key = str(flow_run.id or uuid.uuid4())
     try:
+        upload_pending_task()
         pks = plan_images_task(slots, current_trigger())
         futures = [produce_image_task.submit(pk, run_key) for pk in pks]
         wait(futures)

@@ -6,6 +6,8 @@
     content-pipeline config show
     content-pipeline templates validate
     content-pipeline serve
+    content-pipeline db upgrade | db current
+    content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -218,6 +220,85 @@ def serve_cmd() -> None:
     from deployments.serve import main
 
     main()
+
+
+db_app = typer.Typer(help="The metrics database (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _database_url() -> str:
+    from tasks.pipeline import _safe_db_url
+
+    url = _settings().database_url
+    console.print(f"database: {_safe_db_url(url)}", highlight=False)
+    return url
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the database to the newest schema (the pipeline also does this on start)."""
+    from storage.db import Database
+    from storage.migrate import current_revisions, upgrade
+
+    db = Database(_database_url(), migrate=False)
+    try:
+        upgrade(db, revision)
+        console.print(f"[green]✓[/] at revision {', '.join(sorted(current_revisions(db))) or '(none)'}")
+    except Exception as exc:  # a database that cannot be reached or migrated
+        raise _fail(exc, 1) from None
+    finally:
+        db.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one."""
+    from storage.db import Database
+    from storage.migrate import current_revisions, head_revisions
+
+    db = Database(_database_url(), migrate=False)
+    try:
+        current, head = current_revisions(db), head_revisions()
+    finally:
+        db.dispose()
+    console.print(f"current: {', '.join(sorted(current)) or '(empty database)'}; newest: {', '.join(sorted(head))}")
+    if current != head:
+        console.print("run `content-pipeline db upgrade` (or just run a flow) to migrate")
+
+
+@app.command("report")
+def report_cmd(
+    since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
+    until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Folder for the charts and contact sheet; default <output_dir>/reports/<since>_<until>.")] = None,
+) -> None:
+    """Per provider and model: images, success rate, mean / p95 seconds, cost, cost per image, quality;
+    writes PNG charts and an HTML contact sheet of the period's images."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from tasks.report import period, write_report
+    from tasks.runtime import get_runtime
+
+    settings = _settings()
+    try:
+        start, end = period(since.date() if hasattr(since, "date") else since,
+                            until.date() if hasattr(until, "date") else until)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    last_day = (end - timedelta(days=1)).date()
+    folder = Path(out) if out else settings.output_dir / "reports" / f"{start:%Y-%m-%d}_{last_day}"
+    rt = get_runtime()
+    report, files = write_report(rt.db, rt.store, start, end, folder)
+    table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC): {report.total_images} images, USD {report.total_cost:.2f}")
+    rows = report.rows()
+    for column in (rows[0] if rows else {"provider": "", "model": ""}):
+        table.add_column(column, justify="left" if column in ("provider", "model") else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    for path in files:
+        console.print(f"wrote {path}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -290,6 +290,15 @@ class Secrets(BaseSettings):
     apprise_urls: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
     )
+    # S3 credentials for an s3:// storage_url (when absent, boto3's own chain: environment, profile, role)
+    aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+
+    def aws_credentials(self) -> dict[str, str]:
+        """boto3 client keyword arguments for the AWS_* secrets that are set (``.env`` included)."""
+        names = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        return {n: v.get_secret_value() for n in names if (v := getattr(self, n)) is not None and v.get_secret_value()}
 
     def apprise_url_list(self) -> list[str]:
         """The configured Apprise URLs (separated by whitespace or commas)."""
@@ -305,6 +314,7 @@ class Secrets(BaseSettings):
 
 SECRET_FIELDS = {"huggingface_token", "replicate_api_token", "stability_api_key", "openai_api_key", "fal_key",
                  "civitai_api_token", "automatic1111_auth", "apprise_urls", "apprise_url", "api_key", "token", "password"}
+SECRET_FIELDS |= {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key"}
 
 
 def config_path() -> Path | None:

@@ -20,11 +20,12 @@ def _cron(hhmm: str) -> str:
 
 
 def build_deployments(settings: Settings | None = None) -> list[Any]:
-    """The daily, weekly and ad-hoc RunnerDeployments with their cron schedules."""
+    """The daily, weekly, ad-hoc and weekly-report RunnerDeployments with their cron schedules."""
     from prefect.schedules import Cron
 
     from flows.adhoc import generate
     from flows.daily import daily_content
+    from flows.report import weekly_report
     from flows.weekly import weekly_content
 
     settings = settings or get_settings()
@@ -44,6 +45,11 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
         ),
         generate.to_deployment(name="adhoc", tags=["content-pipeline", "adhoc"],
                                description="Ad-hoc images of one template."),
+        weekly_report.to_deployment(
+            name="weekly-report", schedule=Cron("0 8 * * 1", timezone=tz), concurrency_limit=1,
+            tags=["content-pipeline", "report"],
+            description="Last week's figures, charts and contact sheet, sent through Apprise (Mondays 08:00).",
+        ),
     ]
 
 

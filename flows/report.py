@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -15,7 +17,7 @@ from tasks.runtime import get_runtime
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report_task(until: date | None, days: int) -> dict[str, object]:
+def write_report_task(until: date | None, days: int) -> dict[str, Any]:
     rt = get_runtime()
     start, end = period(None, until, days=days)
     folder = rt.settings.output_dir / "reports" / f"{start:%Y-%m-%d}_{days}d"
@@ -25,16 +27,17 @@ def write_report_task(until: date | None, days: int) -> dict[str, object]:
 
 
 @task(name="send-report", cache_policy=NO_CACHE)
-def send_report_task(summary: dict[str, object]) -> bool:
+def send_report_task(summary: dict[str, Any]) -> bool:
     """Send the summary with the PNG charts attached to every Apprise URL; store that it was sent."""
     rt = get_runtime()
-    charts = [p for p in summary["files"] if str(p).endswith(".png")]  # type: ignore[attr-defined]
-    title = f"content-pipeline weekly report from {summary['since']}: {summary['images']} images, USD {summary['cost_usd']:.2f}"
-    body = f"{summary['text']}\n\nCharts attached; contact sheet: {[p for p in summary['files'] if str(p).endswith('.html')][0]}"  # type: ignore[attr-defined]
+    files = [Path(p) for p in summary["files"]]
+    charts = [p for p in files if p.suffix == ".png"]
+    sheet = next(p for p in files if p.suffix == ".html")
+    title = (f"content-pipeline weekly report from {summary['since']}: {summary['images']} images, "
+             f"USD {summary['cost_usd']:.2f}")
+    body = f"{summary['text']}\n\nCharts attached; contact sheet: {sheet}"
     urls = rt.secrets.apprise_url_list()
-    from pathlib import Path
-
-    delivered = send_apprise(urls, title, body, attachments=[Path(str(p)) for p in charts])
+    delivered = send_apprise(urls, title, body, attachments=charts)
     if not urls:
         get_logger().warning("weekly report (no Apprise URL configured):\n%s", body)
     rt.db.add_alert(AlertRecord(rule="weekly-report", scope=str(summary["since"]), title=title, message=body,
@@ -43,7 +46,7 @@ def send_report_task(summary: dict[str, object]) -> bool:
 
 
 @flow(name="weekly-report", flow_run_name="report-{until}", on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def weekly_report(until: date | None = None, days: int = 7) -> dict[str, object]:
+def weekly_report(until: date | None = None, days: int = 7) -> dict[str, Any]:
     """Report the ``days`` days ending ``until`` (default today, UTC) and send it."""
     summary = write_report_task(until, days)
     summary["delivered"] = send_report_task(summary)

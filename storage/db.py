@@ -1,7 +1,11 @@
-"""The metrics database: one row per image slot, per provider attempt, per rendition, per alert.
+"""The metrics database: one row per image slot, per provider attempt, per rendition, per alert,
+plus the budget ledger (``budget_periods``, ``budget_ledger``; see tasks/budget.py).
 
-SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout) or any
-SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://...``). An image row is written
+SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout, ``BEGIN
+IMMEDIATE`` for write transactions) or any SQLAlchemy URL (PostgreSQL:
+``postgresql+psycopg://...``). The schema comes from the Alembic migrations in
+storage/migrations, applied when a Database starts (storage/migrate.py); a change to
+these tables needs a new migration (tests/test_database.py compares them). An image row is written
 with status ``planned`` before any generation; its status only moves forward
 (core.domain.ImageStatus), which is what makes a re-run resume instead of repeat.
 """

@@ -174,7 +174,8 @@ class S3Store(ObjectStore):
     core.settings.S3Config. Every boto3 / botocore failure becomes StorageError.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, options: "S3Config | None" = None, client: Any = None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", *, options: "S3Config | None" = None, client: Any = None,
+                 credentials: dict[str, str] | None = None) -> None:
         from core.settings import S3Config
 
         if not bucket:
@@ -183,6 +184,7 @@ class S3Store(ObjectStore):
         self.prefix = prefix.strip("/")
         self.options = options or S3Config()
         self._client = client
+        self._credentials = dict(credentials or {})  # boto3 keyword arguments; never logged
 
     @property
     def client(self) -> Any:
@@ -199,7 +201,8 @@ class S3Store(ObjectStore):
                 retries={"max_attempts": o.max_attempts, "mode": "standard"},
                 signature_version="s3v4",
             )
-            self._client = boto3.client("s3", endpoint_url=o.endpoint_url, region_name=o.region, config=config)
+            self._client = boto3.client("s3", endpoint_url=o.endpoint_url, region_name=o.region, config=config,
+                                        **self._credentials)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -282,14 +285,15 @@ class S3Store(ObjectStore):
         return self.presigned_url(key)
 
 
-def open_store(url: str, *, s3: "S3Config | None" = None) -> ObjectStore:
+def open_store(url: str, *, s3: "S3Config | None" = None, credentials: dict[str, str] | None = None) -> ObjectStore:
     """The store for ``url``: ``file:///path`` (or a plain path) or ``s3://bucket[/prefix]``
-    (options from ``s3``). StorageError for any other scheme."""
+    (options from ``s3``, boto3 ``credentials`` such as ``aws_access_key_id``; default:
+    boto3's own chain). StorageError for any other scheme."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         path = unquote(parsed.path) if parsed.scheme else url
         return LocalStore(Path(path))
     if parsed.scheme == "s3":
-        return S3Store(parsed.netloc, unquote(parsed.path), options=s3)
+        return S3Store(parsed.netloc, unquote(parsed.path), options=s3, credentials=credentials)
     raise StorageError(f"unsupported storage URL scheme {parsed.scheme!r} in storage_url {url!r} "
                        "(supported: file://, s3://)")

@@ -136,3 +136,19 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
     assert not Path(pending.spool_path or "").exists()  # spool freed only once stored
     assert len(keys) == 4  # two originals + two thumbnails, each once
     assert f"{pending.storage_key}" in keys and pending.storage_key.startswith("placeholder/products/")
+
+
+def test_s3_credentials_come_from_the_secrets(s3: S3Server, make_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """AWS_* secrets (environment or .env) reach boto3; a YAML file holding one is refused."""
+    from core.errors import ConfigError
+    from core.settings import load_settings
+    from tasks.runtime import get_runtime
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-secrets")
+    s3.client().create_bucket(Bucket="creds")
+    make_config(storage_url="s3://creds", s3={"endpoint_url": s3.url})
+    store = get_runtime().store
+    store.put(KEY, b"bytes", content_type="image/png")
+    assert store.client._request_signer._credentials.access_key == "from-secrets"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="'s3.aws_secret_access_key' is a secret"):
+        load_settings(make_config(s3={"aws_secret_access_key": "oops"}))

@@ -95,6 +95,8 @@ class BudgetConfig(BaseModel):
     daily_usd: Annotated[float, Field(ge=0)] = 5.0
     monthly_usd: Annotated[float, Field(ge=0)] = 100.0
     providers: dict[str, ProviderBudgetConfig] = Field(default_factory=dict)
+    #: A reservation not settled after this long (its process died mid-call) is counted as spent.
+    reservation_timeout_s: Annotated[float, Field(gt=0)] = 7200.0
 
 
 class AlertsConfig(BaseModel):

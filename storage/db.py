@@ -147,7 +147,8 @@ class BudgetPeriodRecord(SQLModel, table=True):
 
 
 class BudgetLedgerRecord(SQLModel, table=True):
-    """One reservation: ``reserved`` -> ``settled`` (real cost) or ``released``; or ``refused``."""
+    """One reservation: ``reserved`` -> ``settled`` (real cost), ``released`` (failed call, 0) or
+    ``expired`` (never settled: counted at its estimate); or ``refused`` (would pass a cap)."""
 
     __tablename__ = "budget_ledger"
 

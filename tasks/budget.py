@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -175,6 +175,9 @@ class BudgetLedger:
             if entry.state != "reserved":
                 return
             rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
+            session.refresh(entry)  # re-read under the lock: expire_stale may have closed it
+            if entry.state != "reserved":
+                return
             for row in rows.values():
                 row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
                 row.spent_usd = _round(row.spent_usd + actual_usd)
@@ -187,6 +190,37 @@ class BudgetLedger:
             session.commit()
 
         self._transaction(work)
+
+    def expire_stale(self, older_than_s: float, *, now: datetime | None = None) -> list[int]:
+        """Close reservations left ``reserved`` for more than ``older_than_s`` seconds (a process
+        killed during a paid call never settled them). The provider may have charged, so the
+        estimate is counted as spent (state ``expired``): the ledger errs on the safe side.
+        Returns the ids closed."""
+        cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
+        with self.db.session() as session:
+            stale = list(session.exec(select(BudgetLedgerRecord.id).where(BudgetLedgerRecord.state == "reserved",
+                                                                          BudgetLedgerRecord.created_at < cutoff)))
+        closed = []
+        for token in stale:
+            def work(session: Session, token: int = token) -> bool:
+                entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one()
+                rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
+                session.refresh(entry)
+                if entry.state != "reserved":
+                    return False  # settled meanwhile
+                for row in rows.values():
+                    row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
+                    row.spent_usd = _round(row.spent_usd + entry.estimate_usd)
+                    session.add(row)
+                entry.state, entry.actual_usd, entry.settled_at = "expired", entry.estimate_usd, utcnow()
+                entry.reason = f"not settled within {older_than_s:.0f} s: counted at its estimate"
+                session.add(entry)
+                session.commit()
+                return True
+
+            if self._transaction(work):
+                closed.append(token)
+        return closed
 
     def release(self, token: object) -> None:
         """Give reservation ``token`` back (the call failed and costs nothing)."""

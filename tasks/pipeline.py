@@ -149,6 +149,13 @@ def upload_pending_task() -> dict[str, list[str]]:
     return upload_pending_images(rt.db, rt.store, rt.settings)
 
 
+@task(name="expire-reservations", cache_policy=NO_CACHE)
+def expire_reservations_task() -> list[int]:
+    """Close budget reservations a killed run never settled (counted at their estimate)."""
+    rt = get_runtime()
+    return rt.budget.expire_stale(rt.settings.budget.reservation_timeout_s)
+
+
 @task(name="alerts", cache_policy=NO_CACHE)
 def alerts_task() -> list[str]:
     rt = get_runtime()
@@ -196,6 +203,7 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
     rt = get_runtime()
     run_key = str(flow_run.id or uuid.uuid4())
     try:
+        expire_reservations_task()
         upload_pending_task()
         pks = plan_images_task(slots, current_trigger())
         futures = [produce_image_task.submit(pk, run_key) for pk in pks]

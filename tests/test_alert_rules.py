@@ -164,3 +164,43 @@ def test_flow_failure_hook_alerts(make_config, sink: HttpSink, smtp: SmtpSink, m
     assert smtp.messages[0]["Subject"] == body["title"]
     [stored] = get_runtime().db.alerts()
     assert stored.rule == "flow-failed" and stored.delivered
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_failure_automation_and_its_alert_flow(make_config, sink: HttpSink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Where a server runs: the automation is stored (idempotently) and aims at the
+    flow-failed-alert deployment; that flow alerts about a real failed run, once."""
+    import asyncio
+
+    from prefect import flow, get_client
+
+    from deployments.serve import build_deployments
+    from flows.alerting import AUTOMATION_NAME, ensure_failure_automation, flow_failed_alert
+
+    monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/alerts")
+    make_config()
+    [deployment] = [d for d in build_deployments() if d.name == "flow-failed-alert"]
+    deployment_id = deployment.apply()
+    ensure_failure_automation(deployment_id)
+    saved = ensure_failure_automation(deployment_id)  # a second serve start updates, never duplicates
+    with get_client(sync_client=True) as client:
+        assert [a.id for a in client.read_automations_by_name(name=AUTOMATION_NAME)] == [saved.id]
+    assert saved.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
+    related = saved.trigger.match_related
+    assert dict(related.root if hasattr(related, "root") else related[0].root) == {
+        "prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.content-pipeline"}
+    [action] = saved.actions
+    assert action.deployment_id == deployment_id and action.parameters == {"flow_run_id": "{{ event.resource.id }}"}
+
+    @flow(name="doomed-without-hooks")
+    def doomed() -> None:
+        raise RuntimeError("killed by the OOM killer")
+
+    state = doomed(return_state=True)
+    run_id = state.state_details.flow_run_id
+    titles = asyncio.run(flow_failed_alert(flow_run_id=f"prefect.flow-run.{run_id}"))
+    assert titles and "of doomed-without-hooks failed" in titles[0]
+    [body] = sink.json_bodies()
+    assert "killed by the OOM killer" in body["message"] and str(run_id) in body["message"]
+    assert asyncio.run(flow_failed_alert(flow_run_id=str(run_id))) == []  # same run: inside the cooldown
+    assert len(sink.received) == 1

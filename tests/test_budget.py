@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -171,3 +171,18 @@ def test_slot_skipped_when_no_free_provider_and_alert(make_config, a1111) -> Non
     assert "budget-refused" in alerts and "1 paid calls refused" in alerts["budget-refused"].title
     assert "raise the cap" in alerts["budget-refused"].message
     rt.end_run("skip-test")
+
+
+def test_stale_reservation_of_a_killed_run_is_counted_as_spent(db_url: str) -> None:
+    db = Database(db_url)
+    ledger = BudgetLedger(db, BudgetConfig(daily_usd=1.0, monthly_usd=10.0))
+    stale = ledger.reserve("stability", 0.4)  # its process "dies": never settled
+    fresh = ledger.reserve("stability", 0.3)
+    assert ledger.expire_stale(3600) == []  # nothing is old yet
+    later = datetime.now(UTC) + timedelta(hours=3)
+    assert ledger.expire_stale(3600, now=later) == [stale, fresh]
+    ledger.settle(fresh, 0.0)  # a late settle of an expired entry changes nothing
+    [day] = [s for s in ledger.status() if (s.scope, s.period) == ("global", "day")]
+    assert day.spent_usd == pytest.approx(0.7) and day.reserved_usd == pytest.approx(0.0)
+    assert {e.state for e in ledger.entries()} == {"expired"}
+    db.dispose()

@@ -291,12 +291,15 @@ def report_cmd(
     rt = get_runtime()
     report, files = write_report(rt.db, rt.store, start, end, folder)
     table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC): {report.total_images} images, USD {report.total_cost:.2f}")
-    rows = report.rows()
-    for column in (rows[0] if rows else {"provider": "", "model": ""}):
+    from tasks.report import COLUMNS
+
+    for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("provider", "model") else "right")
-    for row in rows:
-        table.add_row(*row.values())
+    for row in report.rows():
+        table.add_row(*(row[c] for c in COLUMNS))
     console.print(table)
+    if not report.stats:
+        console.print("no provider calls in this period")
     for path in files:
         console.print(f"wrote {path}", highlight=False)
 

@@ -28,6 +28,10 @@ from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord
 from storage.objects import ObjectStore
 
 
+#: The report's columns, in order.
+COLUMNS = ("provider", "model", "images", "success", "mean s", "p95 s", "cost USD", "USD/image", "quality")
+
+
 @dataclass(frozen=True)
 class ProviderStats:
     """One line of the report: a provider and model over the period (USD, seconds)."""
@@ -90,7 +94,7 @@ class Report:
     def text(self) -> str:
         """A plain-text table (fixed width) for messages and logs."""
         rows = self.rows()
-        header = ["provider", "model", "images", "success", "mean s", "p95 s", "cost USD", "USD/image", "quality"]
+        header = list(COLUMNS)
         widths = {h: max([len(h)] + [len(r[h]) for r in rows]) for h in header}
         lines = ["  ".join(h.ljust(widths[h]) for h in header)]
         lines += ["  ".join(r[h].ljust(widths[h]) for h in header) for r in rows]
@@ -268,7 +272,7 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
     """One HTML page: the report table and a card per image (thumbnail, prompt, provider, cost)."""
     esc = html.escape
     rows = report.rows()
-    header = list(rows[0]) if rows else ["provider", "model", "images"]
+    header = list(COLUMNS)
     table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{esc(r[h])}</td>" for h in header) + "</tr>" for r in rows) + "</table>"
     cards = []

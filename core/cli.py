@@ -8,6 +8,7 @@
     content-pipeline serve
     content-pipeline db upgrade | db current
     content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
+    content-pipeline share IMAGE_ID [--expires SECONDS]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -302,6 +303,32 @@ def report_cmd(
         console.print("no provider calls in this period")
     for path in files:
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("share")
+def share_cmd(
+    image_id: Annotated[str, typer.Argument(help="The image's 12-character id (report, run summary, file names).")],
+    expires: Annotated[int, typer.Option("--expires", min=1, max=604800, help="Link lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a link to each stored file of an image (presigned on S3: anyone holding it can download)."""
+    from sqlmodel import select
+
+    from storage.db import ImageRecord
+    from tasks.runtime import get_runtime
+
+    _settings()
+    rt = get_runtime()
+    with rt.db.session() as session:
+        row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
+    if row is None or row.id is None:
+        raise _fail(ValueError(f"no image with id {image_id!r}"), 1)
+    renditions = rt.db.renditions(row.id)
+    if not renditions:
+        raise _fail(ValueError(f"image {image_id} is {row.status} and has no stored file yet"), 1)
+    console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); links valid {expires} s", highlight=False)
+    for rendition in renditions:
+        console.print(f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",
+                      highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console script

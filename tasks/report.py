@@ -243,6 +243,16 @@ def _thumbnail(db: Database, store: ObjectStore, image: ImageRecord, side: int =
     return None
 
 
+def _link(store: ObjectStore, key: str | None) -> str:
+    """The key as a link to the stored file (presigned on S3), or plain text when the store cannot sign."""
+    if not key:
+        return ""
+    try:
+        return f'<a href="{html.escape(store.url(key))}">{html.escape(key)}</a>'
+    except StorageError:
+        return html.escape(key)
+
+
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <link rel="icon" href="data:,">
@@ -288,7 +298,7 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
             f"<b>{esc(image.template or '-')}</b> · {esc(image.provider or '-')} · {esc(image.model or '-')}<br>"
             f"USD {image.cost_usd:.3f} · {image.seconds:.1f} s · seed {image.seed} · {esc(image.trigger)}<br>"
             f'<div class="prompt">{esc((image.prompt or "")[:240])}</div>'
-            f"<small>{esc(image.storage_key or '')}</small></div></div>"
+            f"<small>{_link(store, image.storage_key)}</small></div></div>"
         )
     page = _PAGE.format(
         title=esc(f"content-pipeline: {report.since:%Y-%m-%d} to {report.last_day}"),

@@ -13,7 +13,7 @@ from PIL import Image
 
 from core.errors import ObjectExistsError, StorageError
 from core.settings import S3Config
-from storage.objects import ObjectStore, fit_metadata, open_store
+from storage.objects import ObjectStore, fit_metadata, open_store, sha256_hex
 from tests.s3server import S3Server, free_port
 from tests.servers import photo
 
@@ -152,3 +152,29 @@ def test_s3_credentials_come_from_the_secrets(s3: S3Server, make_config, monkeyp
     assert store.client._request_signer._credentials.access_key == "from-secrets"  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="'s3.aws_secret_access_key' is a secret"):
         load_settings(make_config(s3={"aws_secret_access_key": "oops"}))
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_share_prints_presigned_links_that_download(s3: S3Server, make_config) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from core.cli import app
+    from core.domain import ImageFormat, Quality
+    from flows.adhoc import generate
+    from tasks.runtime import get_runtime
+
+    s3.client().create_bucket(Bucket="shared")
+    make_config(storage_url="s3://shared/studio", s3={"endpoint_url": s3.url},
+                renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
+    [image] = generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="s").images
+    assert image.status == "done"
+    result = CliRunner().invoke(app, ["share", image.image_id, "--expires", "120"])
+    assert result.exit_code == 0, result.output
+    links = [line.split()[-1] for line in result.output.splitlines() if "X-Amz-Signature" in line]
+    assert len(links) == 2 and all("X-Amz-Expires=120" in link for link in links)
+    stored = {r.name: r for r in get_runtime().db.renditions(get_runtime().db.images()[0].id)}
+    for link in links:
+        body = httpx.get(link, timeout=10).content
+        assert sha256_hex(body) in {r.checksum for r in stored.values()}
+    missing = CliRunner().invoke(app, ["share", "nope"])
+    assert missing.exit_code == 1 and "no image with id 'nope'" in missing.output

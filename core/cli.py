@@ -9,6 +9,7 @@
     content-pipeline db upgrade | db current
     content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
     content-pipeline share IMAGE_ID [--expires SECONDS]
+    content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -329,6 +330,50 @@ def share_cmd(
     for rendition in renditions:
         console.print(f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",
                       highlight=False, soft_wrap=True)
+
+
+@app.command("history")
+def history_cmd(
+    since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
+    until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 200,
+) -> None:
+    """The audit trail: every generation of the period with who triggered it, its prompt,
+    each provider call (outcome, seconds, USD) and where the image went."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from storage.db import AttemptRecord, ImageRecord
+    from tasks.report import period
+    from tasks.runtime import get_runtime
+
+    _settings()
+    try:
+        start, end = period(since.date() if hasattr(since, "date") else since,
+                            until.date() if hasattr(until, "date") else until)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    db = get_runtime().db
+    with db.session() as session:
+        images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= start, ImageRecord.created_at < end)
+                                   .order_by(ImageRecord.id).limit(limit)))
+        calls = list(session.exec(select(AttemptRecord).where(AttemptRecord.image_pk.in_([i.id for i in images]))  # type: ignore[attr-defined]
+                                  .order_by(AttemptRecord.id)))
+    by_image: dict[int, list[Any]] = {}
+    for call in calls:
+        by_image.setdefault(call.image_pk, []).append(call)
+    console.print(f"{len(images)} generations from {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d} (UTC)",
+                  highlight=False)
+    for image in images:
+        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}"
+                          + (f" ({c.error_class})" if c.error_class else "") for c in by_image.get(image.id or 0, []))
+        console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
+                      f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)
+        console.print(f"  prompt: {image.prompt or '-'}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -148,3 +148,16 @@ def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None
     assert sorted(attached) == ["cost-per-day.png", "latency.png", "success-rate.png"]
     assert all(data.startswith(b"\x89PNG") for data in attached.values())
     assert [a.rule for a in rt.db.alerts()] == ["weekly-report"]
+
+
+def test_history_command_tells_each_generation_story(make_config) -> None:  # type: ignore[no-untyped-def]
+    from core.cli import app
+    from tasks.runtime import get_runtime
+
+    make_config()
+    seed(get_runtime().db, None)
+    result = CliRunner().invoke(app, ["history", "--since", "2026-11-16", "--until", "2026-11-22"])
+    assert result.exit_code == 0, result.output
+    assert "6 generations" in result.output  # the seventh is after the period
+    assert "schedule" in result.output and "dish number 0" in result.output
+    assert "stability failed 9.0s USD 0.000" in result.output and "stability success 2.0s USD 0.030" in result.output

@@ -17,8 +17,10 @@ moves the reservation to ``spent`` at the real cost (0 releases it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -29,6 +31,7 @@ from core.errors import BudgetExceededError
 from core.settings import BudgetConfig
 from storage.db import BudgetLedgerRecord, BudgetPeriodRecord, Database, utcnow
 
+_T = TypeVar("_T")
 GLOBAL = "global"
 _EPS = 1e-9
 
@@ -109,7 +112,7 @@ class BudgetLedger:
             rows[(scope, period)] = session.exec(query).one()
         return rows
 
-    def _transaction(self, work):  # type: ignore[no-untyped-def]
+    def _transaction(self, work: Callable[[Session], _T]) -> _T:
         """Run ``work(session)`` in one write transaction; retried on a deadlock or a
         serialization failure (PostgreSQL), which roll back without effect."""
         for attempt in range(5):

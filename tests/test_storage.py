@@ -178,3 +178,29 @@ def test_share_prints_presigned_links_that_download(s3: S3Server, make_config) -
         assert sha256_hex(body) in {r.checksum for r in stored.values()}
     missing = CliRunner().invoke(app, ["share", "nope"])
     assert missing.exit_code == 1 and "no image with id 'nope'" in missing.output
+
+
+def test_s3_racing_writer_cannot_overwrite(s3: S3Server) -> None:
+    """Another writer stores the key between our head and our put: If-None-Match: * makes the
+    store answer 412, and the store refuses instead of overwriting."""
+    from storage.objects import S3Store
+
+    s3.client().create_bucket(Bucket="race")
+
+    class BlindStore(S3Store):  # sees nothing at first, as if the rival wrote just after our check
+        blind = True
+
+        def head(self, key: str):  # type: ignore[no-untyped-def]
+            if self.blind:
+                self.blind = False
+                return None
+            return super().head(key)
+
+    rival = open_store("s3://race", s3=S3Config(endpoint_url=s3.url))
+    rival.put(KEY, b"the rival's image", content_type="image/png")
+    store = BlindStore("race", options=S3Config(endpoint_url=s3.url))
+    with pytest.raises(ObjectExistsError, match="just stored by another writer"):
+        store.put(KEY, b"our different image", content_type="image/png")
+    assert rival.get(KEY) == b"the rival's image"
+    same = BlindStore("race", options=S3Config(endpoint_url=s3.url))
+    assert same.put(KEY, b"the rival's image", content_type="image/png").size == len(b"the rival's image")

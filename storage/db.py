@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, event, func
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -56,7 +56,7 @@ class ImageRecord(SQLModel, table=True):
     height: int | None = None
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, sa_type=BigInteger)  # 0..2**32-1: past PostgreSQL's INTEGER
     provider: str | None = Field(default=None, index=True, max_length=40)
     model: str | None = Field(default=None, max_length=200)
     is_placeholder: bool = False

@@ -160,3 +160,25 @@ def test_sqlite_pragmas_and_immediate_writes(tmp_path) -> None:  # type: ignore[
     db.ensure_planned(ImageSlot("daily", date(2026, 11, 21), "s", 0, "food"))
     assert "BEGIN IMMEDIATE" in statements
     db.dispose()
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_end_to_end_on_postgresql(postgres_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
+    """A real flow run with its metrics on PostgreSQL: rows, attempts, renditions, the ledger."""
+    from core.domain import ImageFormat, Quality
+    from flows.adhoc import generate
+    from tests.dbfixtures import _empty_postgres
+
+    _empty_postgres(postgres_url)
+    make_config(database_url=postgres_url, budget={"daily_usd": 2.0})
+    summary = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg")
+    assert [i.status for i in summary.images] == ["done", "done"]
+    again = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg")
+    assert [i.image_id for i in again.images] == [i.image_id for i in summary.images]  # resumed, nothing new
+    from tasks.runtime import get_runtime
+
+    db = get_runtime().db
+    assert db.engine.dialect.name == "postgresql"
+    rows = db.images()
+    assert len(rows) == 2 and all(r.trigger == "python" and r.tags for r in rows)
+    assert len(db.attempts()) == 2 and all(len(db.renditions(r.id)) == 3 for r in rows)

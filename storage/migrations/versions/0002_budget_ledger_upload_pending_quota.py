@@ -1,4 +1,4 @@
-"""budget ledger, upload-pending flag, quota hints on attempts
+"""budget ledger, upload-pending flag, quota hints on attempts, 64-bit seeds
 
 Revision ID: 0002
 Revises: 0001
@@ -57,6 +57,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('quota_limit', sa.Integer(), nullable=True))
 
     with op.batch_alter_table('images', schema=None) as batch_op:
+        # seeds are 0..2**32-1 (core.domain.seed_from_key): PostgreSQL's INTEGER stops at 2**31-1
+        batch_op.alter_column('seed', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=True)
         batch_op.add_column(sa.Column('upload_pending', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.create_index(batch_op.f('ix_images_upload_pending'), ['upload_pending'], unique=False)
 
@@ -68,6 +70,7 @@ def downgrade() -> None:
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_images_upload_pending'))
         batch_op.drop_column('upload_pending')
+        batch_op.alter_column('seed', existing_type=sa.BigInteger(), type_=sa.Integer(), existing_nullable=True)
 
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.drop_column('quota_limit')

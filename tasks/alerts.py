@@ -5,6 +5,8 @@ Rules (each deduplicated per (rule, scope) with ``alerts.cooldown_s``):
 * ``consecutive-failures``: more than ``alerts.consecutive_failures`` (N, default 3)
   failed attempts in a row, per real provider (scope: the provider) and over every
   real provider (scope ``all``);
+* ``provider-disabled``: a provider's latest call failed for credentials or credit
+  (401 / 402 / 403): it is disabled for the rest of the run;
 * ``images-failed``: more than N images in a row ended ``failed``;
 * ``budget-80`` / ``budget-100`` (from ``alerts.budget_thresholds``): spending of a cap
   (global or per provider, day or month) reached that share (scope
@@ -104,6 +106,26 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
             "Images are coming from the placeholder (never published) or failing. What to do: check the network, "
             "the providers' status pages and credentials, then re-run the date to fill the gaps.",
         ))
+    return alerts
+
+
+def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
+    """A provider whose latest call failed for credentials or credit (401 / 402 / 403).
+
+    Same rule, scope and text as main's issue-3 version (merged there into evaluate_rules)."""
+    alerts: list[Alert] = []
+    for provider in _real_providers(settings):
+        if db.trailing_failures(provider) < 1:
+            continue
+        last = db.last_failed_attempt(provider)
+        if last is not None and last.error_class == "auth_billing":
+            alerts.append(Alert(
+                "provider-disabled", provider,
+                f"content-pipeline: {provider} refused our credentials or credit (HTTP {last.http_status})",
+                f"{provider} answered: {last.error}\nIt is disabled for the rest of the run; images fall back to "
+                f"the next provider of the chain ({' -> '.join(settings.chain)}). Check its API key and billing "
+                "(content-pipeline providers check).",
+            ))
     return alerts
 
 
@@ -249,7 +271,8 @@ def rule_placeholder_used(db: Database, settings: Settings) -> list[Alert]:
 
 def evaluate_rules(db: Database, settings: Settings, budget: BudgetLedger | None = None) -> list[Alert]:
     """Every alert whose condition holds now (before cooldown)."""
-    alerts = rule_consecutive_failures(db, settings) + rule_images_failed(db, settings)
+    alerts = rule_provider_disabled(db, settings) + rule_consecutive_failures(db, settings)
+    alerts += rule_images_failed(db, settings)
     if budget is not None:
         alerts += rule_budget(db, settings, budget)
     alerts += rule_slow_provider(db, settings) + rule_quota(db, settings) + rule_placeholder_used(db, settings)

@@ -99,6 +99,8 @@ RULES: dict[str, tuple[Callable[[Runtime], None], str, list[str]]] = {
     "slow-provider": (seed_slow, "slow-provider", ["automatic1111 is 4.8x slower", "took 9.5 s", "median over the previous 6 calls is 2.0 s", "What to do"]),
     "quota-headers": (seed_quota_headers, "quota", ["4 of 100 calls left", "What to do"]),
     "quota-402": (seed_quota_402, "quota", ["402 Payment Required", "insufficient credit", "top up"]),
+    "provider-disabled": (seed_quota_402, "provider-disabled", ["automatic1111 refused our credentials or credit (HTTP 402)",
+                                                             "insufficient credit", "Check its API key and billing"]),
     "placeholder-used": (seed_placeholder, "placeholder-used", ["1 of 2 images today are placeholders", "automatic1111: transient", "What to do"]),
 }
 

@@ -9,6 +9,10 @@
     content-pipeline doctor
     content-pipeline providers list [--all] | providers check [NAME ...]
     content-pipeline models pull civitai:<model-version-id>
+    content-pipeline db upgrade | db current
+    content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
+    content-pipeline share IMAGE_ID [--expires SECONDS]
+    content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -249,6 +253,156 @@ def doctor_cmd(
     console.print(f"{len(checks)} checks: {len(failed)} to fix, {len(warned)} warnings")
     if failed:
         raise typer.Exit(1)
+db_app = typer.Typer(help="The metrics database (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _database_url() -> str:
+    from tasks.pipeline import _safe_db_url
+
+    url = _settings().database_url
+    console.print(f"database: {_safe_db_url(url)}", highlight=False)
+    return url
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the database to the newest schema (the pipeline also does this on start)."""
+    from storage.db import Database
+    from storage.migrate import current_revisions, upgrade
+
+    db = Database(_database_url(), migrate=False)
+    try:
+        upgrade(db, revision)
+        console.print(f"[green]✓[/] at revision {', '.join(sorted(current_revisions(db))) or '(none)'}")
+    except Exception as exc:  # a database that cannot be reached or migrated
+        raise _fail(exc, 1) from None
+    finally:
+        db.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one."""
+    from storage.db import Database
+    from storage.migrate import current_revisions, head_revisions
+
+    db = Database(_database_url(), migrate=False)
+    try:
+        current, head = current_revisions(db), head_revisions()
+    finally:
+        db.dispose()
+    console.print(f"current: {', '.join(sorted(current)) or '(empty database)'}; newest: {', '.join(sorted(head))}")
+    if current != head:
+        console.print("run `content-pipeline db upgrade` (or just run a flow) to migrate")
+
+
+@app.command("report")
+def report_cmd(
+    since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
+    until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Folder for the charts and contact sheet; default <output_dir>/reports/<since>_<until>.")] = None,
+) -> None:
+    """Per provider and model: images, success rate, mean / p95 seconds, cost, cost per image, quality;
+    writes PNG charts and an HTML contact sheet of the period's images."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from tasks.report import period, write_report
+    from tasks.runtime import get_runtime
+
+    settings = _settings()
+    try:
+        start, end = period(since.date() if hasattr(since, "date") else since,
+                            until.date() if hasattr(until, "date") else until)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    last_day = (end - timedelta(days=1)).date()
+    folder = Path(out) if out else settings.output_dir / "reports" / f"{start:%Y-%m-%d}_{last_day}"
+    rt = get_runtime()
+    report, files = write_report(rt.db, rt.store, start, end, folder)
+    table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC): {report.total_images} images, USD {report.total_cost:.2f}")
+    from tasks.report import COLUMNS
+
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("provider", "model") else "right")
+    for row in report.rows():
+        table.add_row(*(row[c] for c in COLUMNS))
+    console.print(table)
+    if not report.stats:
+        console.print("no provider calls in this period")
+    for path in files:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("share")
+def share_cmd(
+    image_id: Annotated[str, typer.Argument(help="The image's 12-character id (report, run summary, file names).")],
+    expires: Annotated[int, typer.Option("--expires", min=1, max=604800, help="Link lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a link to each stored file of an image (presigned on S3: anyone holding it can download)."""
+    from sqlmodel import select
+
+    from storage.db import ImageRecord
+    from tasks.runtime import get_runtime
+
+    _settings()
+    rt = get_runtime()
+    with rt.db.session() as session:
+        row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
+    if row is None or row.id is None:
+        raise _fail(ValueError(f"no image with id {image_id!r}"), 1)
+    renditions = rt.db.renditions(row.id)
+    if not renditions:
+        raise _fail(ValueError(f"image {image_id} is {row.status} and has no stored file yet"), 1)
+    console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); links valid {expires} s", highlight=False)
+    for rendition in renditions:
+        console.print(f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("history")
+def history_cmd(
+    since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
+    until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 200,
+) -> None:
+    """The audit trail: every generation of the period with who triggered it, its prompt,
+    each provider call (outcome, seconds, USD) and where the image went."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from storage.db import AttemptRecord, ImageRecord
+    from tasks.report import period
+    from tasks.runtime import get_runtime
+
+    _settings()
+    try:
+        start, end = period(since.date() if hasattr(since, "date") else since,
+                            until.date() if hasattr(until, "date") else until)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    db = get_runtime().db
+    with db.session() as session:
+        images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= start, ImageRecord.created_at < end)
+                                   .order_by(ImageRecord.id).limit(limit)))
+        calls = list(session.exec(select(AttemptRecord).where(AttemptRecord.image_pk.in_([i.id for i in images]))  # type: ignore[attr-defined]
+                                  .order_by(AttemptRecord.id)))
+    by_image: dict[int, list[Any]] = {}
+    for call in calls:
+        by_image.setdefault(call.image_pk, []).append(call)
+    console.print(f"{len(images)} generations from {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d} (UTC)",
+                  highlight=False)
+    for image in images:
+        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}"
+                          + (f" ({c.error_class})" if c.error_class else "") for c in by_image.get(image.id or 0, []))
+        console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
+                      f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)
+        console.print(f"  prompt: {image.prompt or '-'}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console script

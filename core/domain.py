@@ -251,3 +251,5 @@ class Attempt:
     error_class: str | None = None
     error: str | None = None
     http_status: int | None = None
+    quota_remaining: int | None = None  # calls left, from rate-limit headers (see quota_hints)
+    quota_limit: int | None = None

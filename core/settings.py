@@ -273,12 +273,24 @@ class ProvidersConfig(BaseModel):
     civitai: CivitaiConfig = Field(default_factory=CivitaiConfig)
 
 
+class ProviderBudgetConfig(BaseModel):
+    """Caps of one provider in USD (None: only the global caps apply)."""
+
+    model_config = _Strict
+    daily_usd: Annotated[float, Field(ge=0)] | None = None
+    monthly_usd: Annotated[float, Field(ge=0)] | None = None
+
+
 class BudgetConfig(BaseModel):
-    """Spending caps in USD."""
+    """Spending caps in USD: global (``daily_usd``, ``monthly_usd``) and per provider
+    (``providers: {stability: {daily_usd: 1.0}}``). Days and months are local to ``timezone``."""
 
     model_config = _Strict
     daily_usd: Annotated[float, Field(ge=0)] = 5.0
     monthly_usd: Annotated[float, Field(ge=0)] = 100.0
+    providers: dict[str, ProviderBudgetConfig] = Field(default_factory=dict)
+    #: A reservation not settled after this long (its process died mid-call) is counted as spent.
+    reservation_timeout_s: Annotated[float, Field(gt=0)] = 7200.0
 
 
 class AlertsConfig(BaseModel):
@@ -287,6 +299,39 @@ class AlertsConfig(BaseModel):
     model_config = _Strict
     consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
     cooldown_s: Annotated[float, Field(ge=0)] = 3600.0
+    #: Budget alerts when spending reaches these fractions of a cap (0.8 = 80 %).
+    budget_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.8, 1.0])
+    #: A provider is slow when its last call took more than ``latency_factor`` x the median
+    #: of its previous ``latency_window`` successful calls (at least ``latency_min_samples``).
+    latency_factor: Annotated[float, Field(gt=1)] = 3.0
+    latency_window: Annotated[int, Field(ge=3, le=10000)] = 50
+    latency_min_samples: Annotated[int, Field(ge=2, le=10000)] = 5
+    #: Quota alert when a provider reports fewer than this fraction of its calls left.
+    quota_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+
+
+class S3Config(BaseModel):
+    """Options of an ``s3://bucket/prefix`` storage_url (boto3). Credentials come from the
+    environment (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` or any boto3 source).
+
+    ``endpoint_url`` for MinIO / R2 / other S3-compatible stores; ``addressing_style``
+    ``path`` for those; ``checksum`` ``when_required`` (botocore's
+    request_checksum_calculation) keeps stores that reject the newer default CRC
+    checksums working; ``sse`` ``AES256`` or ``aws:kms`` (with ``sse_kms_key_id``);
+    ``storage_class`` e.g. ``STANDARD_IA``; presigned URLs live ``presign_expires_s`` seconds.
+    """
+
+    model_config = _Strict
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing_style: Literal["auto", "path", "virtual"] = "path"
+    checksum: Literal["when_required", "when_supported"] = "when_required"
+    sse: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    presign_expires_s: Annotated[int, Field(ge=1, le=604800)] = 3600
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
 
 
 class RenditionConfig(BaseModel):
@@ -385,6 +430,7 @@ class Settings(BaseSettings):
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
+    s3: S3Config = Field(default_factory=S3Config)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
@@ -457,6 +503,15 @@ class Secrets(BaseSettings):
     apprise_urls: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
     )
+    # S3 credentials for an s3:// storage_url (when absent, boto3's own chain: environment, profile, role)
+    aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+
+    def aws_credentials(self) -> dict[str, str]:
+        """boto3 client keyword arguments for the AWS_* secrets that are set (``.env`` included)."""
+        names = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        return {n: v.get_secret_value() for n in names if (v := getattr(self, n)) is not None and v.get_secret_value()}
 
     def apprise_url_list(self) -> list[str]:
         """The configured Apprise URLs (separated by whitespace or commas)."""
@@ -472,6 +527,7 @@ class Secrets(BaseSettings):
 
 SECRET_FIELDS = {"huggingface_token", "replicate_api_token", "stability_api_key", "openai_api_key", "fal_key",
                  "civitai_api_token", "automatic1111_auth", "apprise_urls", "apprise_url", "api_key", "token", "password"}
+SECRET_FIELDS |= {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key"}
 
 
 def config_path() -> Path | None:

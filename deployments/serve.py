@@ -20,7 +20,8 @@ def _cron(hhmm: str) -> str:
 
 
 def build_deployments(settings: Settings | None = None) -> list[Any]:
-    """The daily, weekly and ad-hoc RunnerDeployments with their cron schedules.
+    """The daily, weekly, ad-hoc and weekly-report RunnerDeployments with their cron schedules,
+    and flow-failed-alert (run by the failure automation, see flows/alerting.py).
 
     Their parameter schemas list the templates and categories of ``templates_dir``
     as choices, enforced by the server (deployments/parameters.py).
@@ -28,7 +29,9 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
     from prefect.schedules import Cron
 
     from flows.adhoc import generate
+    from flows.alerting import flow_failed_alert
     from flows.daily import daily_content
+    from flows.report import weekly_report
     from flows.weekly import weekly_content
 
     settings = settings or get_settings()
@@ -50,13 +53,27 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
         ),
         generate.to_deployment(name="adhoc", tags=["content-pipeline", "adhoc"],
                                description="Ad-hoc images of one template."),
+        flow_failed_alert.to_deployment(
+            name="flow-failed-alert", tags=["content-pipeline-alerts"],
+            description="Run by the automation on a failed or crashed content-pipeline flow run: sends the alert.",
+        ),
+        weekly_report.to_deployment(
+            name="weekly-report", schedule=Cron("0 8 * * 1", timezone=tz), concurrency_limit=1,
+            tags=["content-pipeline", "report"],
+            description="Last week's figures, charts and contact sheet, sent through Apprise (Mondays 08:00).",
+        ),
     ]]
 
 
 def main() -> None:
     from prefect import serve
 
-    serve(*build_deployments(), pause_on_shutdown=False)
+    from flows.alerting import ensure_failure_automation
+
+    deployments = build_deployments()
+    alert = next(d for d in deployments if d.name == "flow-failed-alert")
+    ensure_failure_automation(alert.apply())  # the automation runs that deployment on a failed/crashed run
+    serve(*deployments, pause_on_shutdown=False)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from core.domain import ImageFormat, Quality
-from tasks.plan import local_today
+from tasks.plan import local_today, plan_adhoc
 from tasks.pipeline import RunSummary, run_images
-from tasks.plan import plan_adhoc
+from tasks.alerts import flow_failure_hook
 from tasks.runtime import get_runtime
 
 
-@flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="generate-{template}")
+@flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="generate-{template}",
+      on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
 def generate(
     template: str,
     count: Annotated[int, Field(ge=1, le=50)] = 1,

@@ -7,14 +7,15 @@ from datetime import date
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.plan import local_today
+from tasks.plan import local_today, plan_daily
 from tasks.pipeline import RunSummary, run_images
-from tasks.plan import plan_daily
 from flows.parameters import dated_run_name, only_categories
+from tasks.alerts import flow_failure_hook
 from tasks.runtime import get_runtime
 
 
-@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name=dated_run_name("daily"))
+@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name=dated_run_name("daily"),
+      on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
 def daily_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
     """Make the daily batch for ``run_date`` (default: today in the configured timezone).
 

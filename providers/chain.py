@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from core.domain import Attempt, GenerationRequest, GenerationResult
+from core.quota import quota_hints
 from core.errors import (
     AllProvidersFailedError,
     AuthBillingProviderError,
@@ -253,7 +254,7 @@ class ProviderChain:
                 message = provider.scrub(str(exc))
                 on_attempt(
                     Attempt(provider.name, exc.model or model, "failed", latency, error_class=exc.error_class,
-                            error=message, http_status=exc.status_code)
+                            error=message, http_status=exc.status_code, **quota_hints(getattr(exc, "headers", None)))
                 )
                 reasons.append(f"{provider.name}: {message}")
                 circuit.failure()
@@ -286,7 +287,8 @@ class ProviderChain:
                 return None
             circuit.success()
             # record the cost before releasing the reservation: never a moment uncounted
-            on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=result.cost_usd))
+            on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=result.cost_usd,
+                               **quota_hints(result.metadata)))
             if token is not None:
                 self.budget.settle(token, result.cost_usd)  # type: ignore[union-attr]
             return result

@@ -1,7 +1,11 @@
-"""The metrics database: one row per image slot, per provider attempt, per rendition, per alert.
+"""The metrics database: one row per image slot, per provider attempt, per rendition, per alert,
+plus the budget ledger (``budget_periods``, ``budget_ledger``; see tasks/budget.py).
 
-SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout) or any
-SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://...``). An image row is written
+SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout, ``BEGIN
+IMMEDIATE`` for write transactions) or any SQLAlchemy URL (PostgreSQL:
+``postgresql+psycopg://...``). The schema comes from the Alembic migrations in
+storage/migrations, applied when a Database starts (storage/migrate.py); a change to
+these tables needs a new migration (tests/test_database.py compares them). An image row is written
 with status ``planned`` before any generation; its status only moves forward
 (core.domain.ImageStatus), which is what makes a re-run resume instead of repeat.
 """
@@ -15,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, event, func
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -52,7 +56,7 @@ class ImageRecord(SQLModel, table=True):
     height: int | None = None
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
-    seed: int | None = Field(default=None, sa_type=BigInteger)  # 0..2**32-1: past PostgreSQL INTEGER
+    seed: int | None = Field(default=None, sa_type=BigInteger)  # 0..2**32-1: past PostgreSQL's INTEGER
     provider: str | None = Field(default=None, index=True, max_length=40)
     model: str | None = Field(default=None, max_length=200)
     is_placeholder: bool = False
@@ -66,6 +70,8 @@ class ImageRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     generated_at: datetime | None = None
+    #: The upload failed (store unreachable): the files wait in the spool; the next run uploads them.
+    upload_pending: bool = Field(default=False, index=True)
 
 
 class AttemptRecord(SQLModel, table=True):
@@ -84,6 +90,9 @@ class AttemptRecord(SQLModel, table=True):
     latency_s: float = 0.0
     cost_usd: float = 0.0
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    #: Quota hints of the answer (rate-limit headers / provider metadata): calls left and the limit.
+    quota_remaining: int | None = None
+    quota_limit: int | None = None
 
 
 class RenditionRecord(SQLModel, table=True):
@@ -116,10 +125,49 @@ class AlertRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class BudgetPeriodRecord(SQLModel, table=True):
+    """Running totals of one budget scope (``global`` or a provider) over one period (USD).
+
+    ``period`` is ``day`` or ``month``; ``period_key`` the local date (``2026-11-21``) or
+    month (``2026-11``) in the configured timezone. Reservations lock this row
+    (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so
+    ``spent_usd + reserved_usd`` never passes the cap, whatever the number of workers.
+    """
+
+    __tablename__ = "budget_periods"
+    __table_args__ = (UniqueConstraint("scope", "period", "period_key", name="uq_budget_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=40)
+    period: str = Field(max_length=10)
+    period_key: str = Field(max_length=10)
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class BudgetLedgerRecord(SQLModel, table=True):
+    """One reservation: ``reserved`` -> ``settled`` (real cost), ``released`` (failed call, 0) or
+    ``expired`` (never settled: counted at its estimate); or ``refused`` (would pass a cap)."""
+
+    __tablename__ = "budget_ledger"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(index=True, max_length=40)
+    state: str = Field(index=True, max_length=10)
+    estimate_usd: float
+    actual_usd: float = 0.0
+    day_key: str = Field(index=True, max_length=10)
+    month_key: str = Field(index=True, max_length=10)
+    reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    settled_at: datetime | None = None
+
+
 class Database:
     """Engine plus the few queries the pipeline needs. Thread-safe; one per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
@@ -128,20 +176,38 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine: Engine = create_engine(url, **kwargs)
+        #: Transactions that write: ``BEGIN IMMEDIATE`` on SQLite (the write lock up front, so
+        #: a read-then-write never fails half-way with "database is locked").
+        self.write_engine: Engine = self.engine
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)
+            event.listen(self.engine, "begin", _sqlite_begin)
+            self.write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        if migrate:
+            from storage.migrate import upgrade
+
+            upgrade(self)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session whose transaction takes the write lock first (SQLite ``BEGIN IMMEDIATE``)."""
+        with Session(self.write_engine, expire_on_commit=False) as session:
+            yield session
+
     # -- images -------------------------------------------------------------------
     def ensure_planned(self, slot: ImageSlot, **fields: Any) -> ImageRecord:
         """The row of ``slot``: created with status planned when new, else the existing one."""
         key = slot.idempotency_key
-        with self.session() as session:
+        with self.write_session() as session:
             existing = session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).first()
             if existing is not None:
                 return existing
@@ -176,7 +242,7 @@ class Database:
 
         Raises ValueError on a backward move (e.g. done -> generating).
         """
-        with self.session() as session:
+        with self.write_session() as session:
             row = session.get(ImageRecord, pk, with_for_update=not self.url.startswith("sqlite"))
             if row is None:
                 raise KeyError(f"no image row {pk}")
@@ -207,7 +273,7 @@ class Database:
 
     # -- attempts and renditions ----------------------------------------------------
     def add_attempt(self, pk: int, attempt: Attempt) -> AttemptRecord:
-        with self.session() as session:
+        with self.write_session() as session:
             row = AttemptRecord(
                 image_pk=pk,
                 provider=attempt.provider,
@@ -218,6 +284,8 @@ class Database:
                 http_status=attempt.http_status,
                 latency_s=attempt.latency_s,
                 cost_usd=attempt.cost_usd,
+                quota_remaining=attempt.quota_remaining,
+                quota_limit=attempt.quota_limit,
             )
             session.add(row)
             session.commit()
@@ -233,7 +301,7 @@ class Database:
 
     def replace_renditions(self, pk: int, renditions: list[RenditionRecord]) -> None:
         """Store the renditions of image ``pk`` (a re-run replaces, never duplicates)."""
-        with self.session() as session:
+        with self.write_session() as session:
             for old in session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk)):
                 session.delete(old)
             for rendition in renditions:
@@ -287,7 +355,7 @@ class Database:
             return session.exec(query.order_by(AlertRecord.id.desc())).first()  # type: ignore[union-attr]
 
     def add_alert(self, alert: AlertRecord) -> AlertRecord:
-        with self.session() as session:
+        with self.write_session() as session:
             session.add(alert)
             session.commit()
             session.refresh(alert)
@@ -302,11 +370,19 @@ class Database:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling off: _sqlite_begin emits BEGIN [IMMEDIATE] itself
+    # (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl)
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 _databases: dict[str, Database] = {}

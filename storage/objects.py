@@ -1,7 +1,9 @@
 """Object stores behind one small interface, selected by URL (fsspec-style).
 
-``open_store("file:///srv/images")`` -> LocalStore. A store implements ``put``,
-``get``, ``exists``, ``head`` and ``url``; keys are ``/``-separated relative paths
+``open_store("file:///srv/images")`` -> LocalStore; ``open_store("s3://bucket/prefix",
+s3=S3Config(...))`` -> S3Store (boto3; MinIO, R2 and other S3-compatible stores through
+``endpoint_url``). A store implements ``put``, ``get``, ``exists``, ``head``, ``url``
+and ``presigned_url``; keys are ``/``-separated relative paths
 (``content/<category>/<yyyy>/<mm>/<file>``). Writing a key that already holds the
 same bytes is a no-op (a re-run uploads nothing twice); writing different bytes to it
 raises ObjectExistsError: an object is never overwritten by a different image.
@@ -17,9 +19,13 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from core.errors import ObjectExistsError, StorageError
+
+if TYPE_CHECKING:
+    from core.settings import S3Config
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
@@ -67,6 +73,11 @@ class ObjectStore(ABC):
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
+
+    def presigned_url(self, key: str, expires_s: int | None = None) -> str:
+        """A URL that lets anyone holding it download ``key`` for ``expires_s`` seconds
+        (stores without signing return their plain URL)."""
+        return self.url(key)
 
 
 class LocalStore(ObjectStore):
@@ -133,10 +144,156 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def open_store(url: str) -> ObjectStore:
-    """The store for ``url``: ``file:///path`` or a plain path. StorageError otherwise."""
+#: S3 user metadata is limited to 2 KiB per object (keys + values), see
+#: https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html
+S3_METADATA_LIMIT = 2048
+
+
+def fit_metadata(metadata: dict[str, str], limit: int = S3_METADATA_LIMIT) -> dict[str, str]:
+    """``metadata`` with its longest values shortened (ending ``...``) until keys + values fit ``limit`` bytes."""
+    fitted = dict(metadata)
+
+    def size() -> int:
+        return sum(len(k.encode()) + len(v.encode()) for k, v in fitted.items())
+
+    while size() > limit:
+        longest = max(fitted, key=lambda k: len(fitted[k]))
+        value = fitted[longest]
+        if len(value) <= 16:
+            raise StorageError(f"object metadata cannot fit {limit} bytes: {sorted(fitted)}")
+        fitted[longest] = value[: max(16, len(value) - (size() - limit) - 3)] + "..."
+    return fitted
+
+
+class S3Store(ObjectStore):
+    """A bucket (and key prefix) of an S3-compatible store, through boto3.
+
+    The object's SHA-256 travels in its ``sha256`` metadata: ``put`` compares it to
+    refuse a different image at a taken key, and writes with ``If-None-Match: *`` so
+    that two writers racing for one key cannot both win. Options: see
+    core.settings.S3Config. Every boto3 / botocore failure becomes StorageError.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, options: "S3Config | None" = None, client: Any = None,
+                 credentials: dict[str, str] | None = None) -> None:
+        from core.settings import S3Config
+
+        if not bucket:
+            raise StorageError("an s3:// storage_url needs a bucket: s3://<bucket>[/<prefix>]")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.options = options or S3Config()
+        self._client = client
+        self._credentials = dict(credentials or {})  # boto3 keyword arguments; never logged
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            o = self.options
+            config = Config(
+                s3={"addressing_style": o.addressing_style},
+                request_checksum_calculation=o.checksum,
+                response_checksum_validation=o.checksum,
+                connect_timeout=o.connect_timeout_s,
+                retries={"max_attempts": o.max_attempts, "mode": "standard"},
+                signature_version="s3v4",
+            )
+            self._client = boto3.client("s3", endpoint_url=o.endpoint_url, region_name=o.region, config=config,
+                                        **self._credentials)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StorageError(f"cannot {what} {self._where(key)}: {error.get('Code')} {error.get('Message', '')}".strip()) from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot {what} {self._where(key)}: {exc}") from exc
+
+    def head(self, key: str) -> StoredObject | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                return None
+            raise StorageError(f"cannot read {self._where(key)}: HTTP {status} {exc.response.get('Error', {}).get('Code')}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {self._where(key)}: {exc}") from exc
+        metadata = dict(answer.get("Metadata", {}))
+        checksum = metadata.pop("sha256", "")
+        return StoredObject(key, int(answer.get("ContentLength", 0)), checksum,
+                            answer.get("ContentType", "application/octet-stream"), metadata)
+
+    def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str] | None = None) -> StoredObject:
+        from botocore.exceptions import ClientError
+
+        checksum = sha256_hex(data)
+        current = self.head(key)
+        if current is not None:
+            if current.checksum == checksum:
+                return current
+            raise ObjectExistsError(f"{self._where(key)} already holds a different object "
+                                    f"(sha256 {current.checksum[:12] or 'unknown'})")
+        meta = fit_metadata({**(metadata or {}), "sha256": checksum})
+        extra: dict[str, Any] = {"ContentType": content_type, "Metadata": meta}
+        if self.options.sse:
+            extra["ServerSideEncryption"] = self.options.sse
+            if self.options.sse_kms_key_id:
+                extra["SSEKMSKeyId"] = self.options.sse_kms_key_id
+        if self.options.storage_class:
+            extra["StorageClass"] = self.options.storage_class
+        try:
+            self._call("write", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data,
+                       IfNoneMatch="*", **extra)
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
+                winner = self.head(key)  # another writer stored this key between our head and put
+                if winner is not None and winner.checksum == checksum:
+                    return winner
+                raise ObjectExistsError(f"{self._where(key)} was just stored by another writer with different bytes") from exc
+            raise
+        return StoredObject(key, len(data), checksum, content_type, {k: v for k, v in meta.items() if k != "sha256"})
+
+    def get(self, key: str) -> bytes:
+        answer = self._call("read", key, self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+        return answer["Body"].read()
+
+    def presigned_url(self, key: str, expires_s: int | None = None) -> str:
+        """A presigned GET URL (SigV4) valid ``expires_s`` seconds (default ``presign_expires_s``)."""
+        return self._call("sign", key, self.client.generate_presigned_url, ClientMethod="get_object",
+                          Params={"Bucket": self.bucket, "Key": self._key(key)},
+                          ExpiresIn=expires_s or self.options.presign_expires_s)
+
+    def url(self, key: str) -> str:
+        return self.presigned_url(key)
+
+
+def open_store(url: str, *, s3: "S3Config | None" = None, credentials: dict[str, str] | None = None) -> ObjectStore:
+    """The store for ``url``: ``file:///path`` (or a plain path) or ``s3://bucket[/prefix]``
+    (options from ``s3``, boto3 ``credentials`` such as ``aws_access_key_id``; default:
+    boto3's own chain). StorageError for any other scheme."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         path = unquote(parsed.path) if parsed.scheme else url
         return LocalStore(Path(path))
-    raise StorageError(f"unsupported storage URL scheme {parsed.scheme!r} in storage_url (supported: file://)")
+    if parsed.scheme == "s3":
+        return S3Store(parsed.netloc, unquote(parsed.path), options=s3, credentials=credentials)
+    raise StorageError(f"unsupported storage URL scheme {parsed.scheme!r} in storage_url {url!r} "
+                       "(supported: file://, s3://)")

@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from core.domain import GenerationRequest, ImageStatus
+from core.domain import Attempt, GenerationRequest, ImageStatus
 from core.errors import ContentPolicyError, ProviderError
 from core.policy import check_prompt
 from core.settings import PolicyConfig
@@ -47,8 +47,9 @@ def request_of(row: ImageRecord) -> GenerationRequest:
 def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Path, policy: PolicyConfig) -> ImageRecord:
     """Generate row ``pk``'s image unless it already exists; returns the updated row.
 
-    Ends in status ``generated`` (bytes spooled), ``blocked`` (content policy) or
-    ``failed`` (every provider failed; the reasons are on the row and its attempts).
+    Ends in status ``generated`` (bytes spooled), ``blocked`` (content policy),
+    ``skipped`` (every provider was stopped by a budget cap) or ``failed`` (every
+    provider failed; the reasons are on the row and its attempts).
     """
     row = db.get(pk)
     status = ImageStatus(row.status)
@@ -61,9 +62,18 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
         return db.advance(pk, ImageStatus.blocked, error=f"content policy: {exc.reason}")
     if status.rank < ImageStatus.generating.rank:
         row = db.advance(pk, ImageStatus.generating)  # a lost spool file is made again from its status
+    seen: list[Attempt] = []
+
+    def on_attempt(attempt: Attempt) -> None:
+        seen.append(attempt)
+        db.add_attempt(pk, attempt)
+
     try:
-        result = chain.generate(request, on_attempt=lambda attempt: db.add_attempt(pk, attempt))
+        result = chain.generate(request, on_attempt=on_attempt)
     except ProviderError as exc:
+        if any(a.error_class == "budget" for a in seen) and all(a.status == "skipped" for a in seen):
+            # no provider was even called: the budget caps stopped every one (DESIGN.md: "skipped (budget)")
+            return db.advance(pk, ImageStatus.skipped, error=f"budget: {str(exc)[:1990]}")
         return db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
     spool_dir.mkdir(parents=True, exist_ok=True)
     suffix = _suffix(result.image)

@@ -144,6 +144,22 @@ def produce_image(pk: int, run_key: str) -> ImageSummary:
 produce_image_task = task(name="produce-image", cache_policy=NO_CACHE, task_run_name="image-{pk}")(produce_image)
 
 
+@task(name="upload-pending", cache_policy=NO_CACHE)
+def upload_pending_task() -> dict[str, list[str]]:
+    """Retry the uploads earlier runs left pending (store unreachable)."""
+    from tasks.pending import upload_pending_images
+
+    rt = get_runtime()
+    return upload_pending_images(rt.db, rt.store, rt.settings)
+
+
+@task(name="expire-reservations", cache_policy=NO_CACHE)
+def expire_reservations_task() -> list[int]:
+    """Close budget reservations a killed run never settled (counted at their estimate)."""
+    rt = get_runtime()
+    return rt.budget.expire_stale(rt.settings.budget.reservation_timeout_s)
+
+
 @task(name="alerts", cache_policy=NO_CACHE)
 def alerts_task() -> list[str]:
     rt = get_runtime()
@@ -191,6 +207,8 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
     rt = get_runtime()
     run_key = str(flow_run.id or uuid.uuid4())
     try:
+        expire_reservations_task()
+        upload_pending_task()
         pks = plan_images_task(slots, current_trigger())
         progress = ProgressReporter(flow_name, len(pks))
         futures = [produce_image_task.submit(pk, run_key) for pk in pks]

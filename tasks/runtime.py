@@ -37,7 +37,7 @@ class Runtime:
     @cached_property
     def store(self) -> ObjectStore:
         assert self.settings.storage_url
-        return open_store(self.settings.storage_url)
+        return open_store(self.settings.storage_url, s3=self.settings.s3, credentials=self.secrets.aws_credentials())
 
     @cached_property
     def library(self) -> TemplateLibrary:

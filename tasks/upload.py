@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from core.domain import ImageStatus
+from core.errors import ObjectExistsError, StorageError
 from storage.db import Database, ImageRecord, RenditionRecord
 from storage.objects import ObjectStore, sha256_hex
 from tasks.postprocess import EXTENSIONS, RenditionFile
@@ -58,8 +59,22 @@ def object_metadata(row: ImageRecord) -> dict[str, str]:
 def upload_image(db: Database, store: ObjectStore, pk: int, renditions: list[RenditionFile]) -> ImageRecord:
     """Store row ``pk``'s original and ``renditions``; row -> ``uploaded`` with the original's key.
 
-    Raises StorageError (ObjectExistsError when a key holds a different image).
+    Raises StorageError (ObjectExistsError when a key holds a different image). On any
+    other StorageError the row keeps its status (``processed``), gets
+    ``upload_pending=True`` and the error, and its files stay in the spool:
+    ``tasks.pending.upload_pending_images`` (first step of every run) uploads them.
     """
+    try:
+        return _upload(db, store, pk, renditions)
+    except ObjectExistsError:
+        raise  # a permanent conflict: retrying cannot help, the error stays on the row
+    except StorageError as exc:
+        # the store is unreachable or refused: the files stay in the spool, the next run uploads them
+        db.advance(pk, ImageStatus(db.get(pk).status), upload_pending=True, error=f"upload pending: {exc}"[:2000])
+        raise
+
+
+def _upload(db: Database, store: ObjectStore, pk: int, renditions: list[RenditionFile]) -> ImageRecord:
     row = db.get(pk)
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     key = base_key(row)
@@ -82,4 +97,4 @@ def upload_image(db: Database, store: ObjectStore, pk: int, renditions: list[Ren
                             width=rendition.width, height=rendition.height, bytes=rendition.bytes, checksum=rendition.checksum)
         )
     db.replace_renditions(pk, records)
-    return db.advance(pk, ImageStatus.uploaded, storage_key=original_key)
+    return db.advance(pk, ImageStatus.uploaded, storage_key=original_key, upload_pending=False, error=None)

@@ -24,6 +24,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from tasks.runtime import reset_runtime  # noqa: E402
+from tests.dbfixtures import db_url, postgres_url  # noqa: E402,F401  (SQLite + PostgreSQL fixtures)
 from tests.servers import A1111Server, HttpSink  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from core.settings import Secrets
@@ -22,16 +20,20 @@ def test_alert_after_four_consecutive_failures(make_config, sink: HttpSink, monk
     with A1111Server(default="500") as server:
         make_config(**a1111_config(server.url), retry={"max_retries": 0, "circuit_threshold": 10})
         generate(template="sneaker", count=3, quality=Quality.standard, format=ImageFormat.square, batch="a")
-        assert sink.received == []  # 3 failures in a row: not yet "more than 3"
+        assert streak_alerts(sink) == []  # 3 failures in a row: not yet "more than 3"
         summary = generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="b")
         assert len(server.requests) == 4
-    assert len(sink.received) == 1
-    body = sink.json_bodies()[0]
-    assert "automatic1111 failed 4 times in a row" in body["title"]
-    assert "CUDA out of memory" in body["message"]
-    assert summary.alerts == [body["title"]]
-    stored = get_runtime().db.alerts()
-    assert len(stored) == 1 and stored[0].delivered and "hooks" not in stored[0].message  # URL never stored
+    bodies = streak_alerts(sink)
+    assert [b["title"] for b in bodies] == ["content-pipeline: automatic1111 failed 4 times in a row",
+                                            "content-pipeline: the last 4 provider calls all failed"]
+    assert "CUDA out of memory" in bodies[0]["message"] and "What to do" in bodies[0]["message"]
+    assert bodies[0]["title"] in summary.alerts
+    stored = [a for a in get_runtime().db.alerts() if a.rule == "consecutive-failures"]
+    assert len(stored) == 2 and all(a.delivered and "hooks" not in a.message for a in stored)  # URL never stored
+
+
+def streak_alerts(sink: HttpSink) -> list[dict]:  # type: ignore[type-arg]
+    return [b for b in sink.json_bodies() if "in a row" in b["title"] or "all failed" in b["title"]]
 
 
 def test_cooldown_suppresses_repeats(make_config, sink: HttpSink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -55,12 +57,9 @@ def test_no_url_logs_and_stores_undelivered(make_config, caplog) -> None:  # typ
 
 
 def test_daily_budget_rule(make_config) -> None:  # type: ignore[no-untyped-def]
-    from core.domain import Attempt, ImageSlot
-
     make_config(budget={"daily_usd": 0.05})
     rt = get_runtime()
-    row = rt.db.ensure_planned(ImageSlot("daily", date(2026, 11, 21), "s", 0, "food"))
-    assert not [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule == "daily-budget"]
-    rt.db.add_attempt(row.id, Attempt("automatic1111", "m", "success", 1.0, cost_usd=0.06))
-    alerts = [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule == "daily-budget"]
-    assert len(alerts) == 1 and "USD 0.06 of USD 0.05" in alerts[0].message
+    assert not [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule.startswith("budget")]
+    rt.budget.settle(rt.budget.reserve("automatic1111", 0.05), 0.05)
+    alerts = [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule == "budget-100"]
+    assert len(alerts) == 1 and "USD 0.05 of USD 0.05" in alerts[0].message

@@ -1,0 +1,67 @@
+"""Alembic migrations of the metrics database, run in-process.
+
+``upgrade(db)`` brings a database to the newest revision (``content-pipeline db
+upgrade`` does the same from the command line; ``alembic upgrade head`` with the
+repository's alembic.ini too). Concurrent starters are serialised: SQLite takes its
+write lock (``BEGIN IMMEDIATE``) for the whole migration, PostgreSQL an advisory
+transaction lock. A database made by the walking skeleton's ``create_all`` (tables,
+no ``alembic_version``) is stamped at the initial revision, then upgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+if TYPE_CHECKING:
+    from storage.db import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+INITIAL_REVISION = "0001"
+#: Key of the PostgreSQL advisory lock held while migrating (any fixed 64-bit number).
+ADVISORY_LOCK_KEY = 7_212_905_310
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic Config for ``url`` pointing at storage/migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revisions() -> set[str]:
+    return set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
+def current_revisions(db: "Database") -> set[str]:
+    with db.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def upgrade(db: "Database", revision: str = "head") -> None:
+    """Migrate ``db`` to ``revision`` (default the newest); a no-op when already there."""
+    if revision == "head" and current_revisions(db) == head_revisions():
+        return
+    config = alembic_config(db.url)
+    with db.write_engine.connect() as connection:
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        connection.rollback()
+        if "images" in tables and "alembic_version" not in tables:
+            command.stamp(config, INITIAL_REVISION)
+        command.upgrade(config, revision)
+
+
+def downgrade(db: "Database", revision: str) -> None:
+    """Migrate ``db`` back to ``revision`` (``base`` drops every table)."""
+    config = alembic_config(db.url)
+    with db.write_engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

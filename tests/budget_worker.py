@@ -1,0 +1,41 @@
+"""Child process of the budget race test: 4 threads reserving against one shared cap."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+def reserve_in_process(url: str, daily_usd: float, estimate_usd: float, threads: int, barrier: Any, results: Any) -> None:
+    """Run ``threads`` concurrent reservations in this process; put (ok, refused) on ``results``."""
+    from core.errors import BudgetExceededError
+    from core.settings import BudgetConfig
+    from storage.db import Database
+    from tasks.budget import BudgetLedger
+
+    db = Database(url, migrate=False)
+    ledger = BudgetLedger(db, BudgetConfig(daily_usd=daily_usd, monthly_usd=1000.0))
+    outcome = {"ok": 0, "refused": 0}
+    lock = threading.Lock()
+    local_barrier = threading.Barrier(threads)
+
+    def one() -> None:
+        local_barrier.wait()
+        try:
+            token = ledger.reserve("paid-provider", estimate_usd)
+        except BudgetExceededError:
+            with lock:
+                outcome["refused"] += 1
+            return
+        ledger.settle(token, estimate_usd)
+        with lock:
+            outcome["ok"] += 1
+
+    barrier.wait()  # every process starts its threads at the same moment
+    workers = [threading.Thread(target=one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    db.dispose()
+    results.put((outcome["ok"], outcome["refused"]))

@@ -1,0 +1,163 @@
+"""Reports from a seeded database: figures, PNG charts, an HTML contact sheet opened in
+headless Chromium (screenshot kept in test-artifacts/), the CLI and the weekly flow."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord
+from storage.objects import LocalStore, sha256_hex
+from tasks.report import build_report, period, write_report
+from tests.chromium import chromium_binary, screenshot
+from tests.servers import photo
+
+ARTIFACTS = Path(os.environ.get("CP_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+DAY = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def seed(db: Database, store: LocalStore | None) -> None:
+    """Two providers over three days: stability 3 images (2, 4, 6 s; USD 0.03 each) and a
+    failure; the placeholder 2 images; one attempt outside the period."""
+    plan = [  # (day offset, provider, model, latency, status, cost, photo)
+        (0, "stability", "sd3-medium", 2.0, "success", 0.03, "coffee"),
+        (0, "stability", "sd3-medium", 9.0, "failed", 0.0, None),
+        (1, "stability", "sd3-medium", 4.0, "success", 0.03, "chelsea"),
+        (2, "stability", "sd3-medium", 6.0, "success", 0.03, "rocket"),
+        (2, "placeholder", "placeholder-v1", 0.1, "success", 0.0, "astronaut"),
+        (2, "placeholder", "placeholder-v1", 0.1, "success", 0.0, "coffee"),
+        (9, "stability", "sd3-medium", 50.0, "success", 5.0, None),  # after the period
+    ]
+    with db.session() as session:
+        for index, (offset, provider, model, latency, status, cost, name) in enumerate(plan):
+            when = DAY + timedelta(days=offset, minutes=index)
+            placeholder = provider == "placeholder"
+            image = ImageRecord(idempotency_key=f"daily:{when.date()}:0600:{index}", image_id=f"img{index:09d}",
+                                flow="daily", run_date=when.date(), slot="0600", slot_index=index, category="food",
+                                template="pasta-dish", prompt=f"overhead food photography, dish number {index}",
+                                provider=provider if status == "success" else None, model=model, seed=index,
+                                is_placeholder=placeholder, cost_usd=cost, seconds=latency, trigger="schedule",
+                                status="done" if status == "success" else "failed", created_at=when, updated_at=when)
+            session.add(image)
+            session.flush()
+            session.add(AttemptRecord(image_pk=image.id, provider=provider, model=model, status=status,
+                                      latency_s=latency, cost_usd=cost, created_at=when,
+                                      error="HTTP 500" if status == "failed" else None))
+            if name and store is not None:
+                key = f"{'placeholder' if placeholder else 'content'}/food/2026/11/pasta-dish-{image.image_id}"
+                data = photo(640, 480, name)
+                store.put(f"{key}.png", data, content_type="image/png")
+                session.add(RenditionRecord(image_pk=image.id, name="original", storage_key=f"{key}.png", format="png",
+                                            width=640, height=480, bytes=len(data), checksum=sha256_hex(data)))
+                image.storage_key = f"{key}.png"
+                session.add(image)
+        session.commit()
+
+
+def test_report_figures(db_url: str) -> None:
+    db = Database(db_url)
+    seed(db, None)
+    since, until = period(date(2026, 11, 16), date(2026, 11, 22))
+    report = build_report(db, since, until)
+    by_provider = {s.provider: s for s in report.stats}
+    stability = by_provider["stability"]
+    assert (stability.model, stability.images, stability.calls, stability.failures) == ("sd3-medium", 3, 4, 1)
+    assert stability.success_rate == pytest.approx(0.75)
+    assert stability.mean_s == pytest.approx(4.0)
+    assert stability.p95_s == pytest.approx(5.8)  # numpy linear percentile of 2, 4, 6
+    assert stability.cost_usd == pytest.approx(0.09) and stability.cost_per_image == pytest.approx(0.03)
+    assert stability.mean_quality is None
+    assert by_provider["placeholder"].images == 2 and by_provider["placeholder"].cost_per_image == 0
+    assert report.total_cost == pytest.approx(0.09)  # the USD 5 call after the period is not counted
+    assert report.cost_per_day[date(2026, 11, 17)] == {"stability": pytest.approx(0.03)}
+    text = report.text()
+    assert "stability" in text and "75 %" in text and "n/a" in text
+    db.dispose()
+
+
+@pytest.mark.skipif(chromium_binary() is None, reason="chromium not installed (.ci/run installs it)")
+def test_charts_and_contact_sheet_open_in_chromium(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'metrics.db'}")
+    store = LocalStore(tmp_path / "store")
+    seed(db, store)
+    since, until = period(date(2026, 11, 16), date(2026, 11, 22))
+    report, files = write_report(db, store, since, until, tmp_path / "report")
+    names = sorted(p.name for p in files)
+    assert names == ["cost-per-day.png", "index.html", "latency.png", "success-rate.png"]
+    for png in (p for p in files if p.suffix == ".png"):
+        with Image.open(png) as chart:
+            assert chart.format == "PNG" and chart.size == (800, 400)
+            assert len(chart.convert("RGB").getcolors(100_000) or []) > 20  # drawn, not blank
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert page.count('class="card"') == 5 and page.count("data:image/jpeg;base64,") == 5
+    assert page.count("placeholder</span>") == 2 and "sd3-medium" in page
+
+    # the check can fail: a page with a script error is caught
+    broken = tmp_path / "broken.html"
+    broken.write_text('<html><body><script>undefinedFunction();</script></body></html>')
+    assert any("undefinedFunction" in m for m in screenshot(broken.as_uri(), tmp_path / "broken.png"))
+
+    shot = ARTIFACTS / "report-contact-sheet.png"
+    messages = screenshot((tmp_path / "report" / "index.html").as_uri(), shot)
+    assert messages == []
+    with Image.open(shot) as image:
+        assert image.size == (1280, 1400)
+        assert len(image.convert("RGB").getcolors(1_000_000) or []) > 1000  # photos rendered
+    for png in (p for p in files if p.suffix == ".png"):
+        (ARTIFACTS / png.name).write_bytes(png.read_bytes())
+    db.dispose()
+
+
+def test_report_command(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.cli import app
+    from tasks.runtime import get_runtime
+
+    make_config()
+    rt = get_runtime()
+    seed(rt.db, rt.store)  # type: ignore[arg-type]
+    out = tmp_path / "weekly"
+    result = CliRunner().invoke(app, ["report", "--since", "2026-11-16", "--until", "2026-11-22", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "stability" in result.output and "75 %" in result.output and "0.030" in result.output
+    assert (out / "index.html").is_file() and (out / "cost-per-day.png").is_file()
+    bad = CliRunner().invoke(app, ["report", "--since", "2026-11-23", "--until", "2026-11-22"])
+    assert bad.exit_code == 2 and "is after" in bad.output
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    from flows.report import weekly_report
+    from tasks.runtime import get_runtime
+
+    monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/reports")
+    make_config()
+    rt = get_runtime()
+    seed(rt.db, rt.store)  # type: ignore[arg-type]
+    summary = weekly_report(until=date(2026, 11, 22))
+    assert summary["delivered"] is True and summary["images"] == 5
+    [body] = sink.json_bodies()
+    assert "USD 0.09" in body["title"] and "stability" in body["message"]
+    attached = {a["filename"]: base64.b64decode(a["base64"]) for a in body["attachments"]}
+    assert sorted(attached) == ["cost-per-day.png", "latency.png", "success-rate.png"]
+    assert all(data.startswith(b"\x89PNG") for data in attached.values())
+    assert [a.rule for a in rt.db.alerts()] == ["weekly-report"]
+
+
+def test_history_command_tells_each_generation_story(make_config) -> None:  # type: ignore[no-untyped-def]
+    from core.cli import app
+    from tasks.runtime import get_runtime
+
+    make_config()
+    seed(get_runtime().db, None)
+    result = CliRunner().invoke(app, ["history", "--since", "2026-11-16", "--until", "2026-11-22"])
+    assert result.exit_code == 0, result.output
+    assert "6 generations" in result.output  # the seventh is after the period
+    assert "schedule" in result.output and "dish number 0" in result.output
+    assert "stability failed 9.0s USD 0.000" in result.output and "stability success 2.0s USD 0.030" in result.output

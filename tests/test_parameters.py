@@ -51,13 +51,13 @@ def test_served_deployments_enforce_the_schema(make_config) -> None:  # type: ig
     from core.settings import load_settings
     from deployments.serve import build_deployments
 
-    for deployment in build_deployments(load_settings(make_config())):
+    deployments = {d.name: d for d in build_deployments(load_settings(make_config()))}
+    for deployment in deployments.values():
         assert deployment.enforce_parameter_schema is True
-        properties = deployment._parameter_openapi_schema.properties
-        if "template" in properties:
-            assert "sneaker" in properties["template"]["enum"]
-        else:
-            assert properties["categories"]["anyOf"][0]["items"]["enum"] == ["architecture", "food", "landscapes", "products"]
+    assert "sneaker" in deployments["adhoc"]._parameter_openapi_schema.properties["template"]["enum"]
+    for name in ("daily", "weekly"):
+        properties = deployments[name]._parameter_openapi_schema.properties
+        assert properties["categories"]["anyOf"][0]["items"]["enum"] == ["architecture", "food", "landscapes", "products"]
 
 
 def test_only_categories_filters_and_names_unknown_ones(library: TemplateLibrary) -> None:

@@ -11,6 +11,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
+	# the CPU build of torch first, so nothing below pulls a CUDA build (issue 4: spandrel)
+	$(VENV)/bin/python -m pip install -q torch==2.13.0
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -66,6 +66,13 @@ class ImageRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     generated_at: datetime | None = None
+    # issue 4 (post-processing): quality score 0..1 and its measures, 64-bit pHash (16 hex),
+    # the image_id this one nearly duplicates, the provenance sidecar's storage key
+    quality_score: float | None = None
+    quality_metrics: dict[str, float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    phash: str | None = Field(default=None, index=True, max_length=16)
+    duplicate_of: str | None = Field(default=None, max_length=32)
+    sidecar_key: str | None = None
 
 
 class AttemptRecord(SQLModel, table=True):

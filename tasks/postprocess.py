@@ -47,6 +47,11 @@ CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png",
 #: how far below ``target_bytes`` a searched rendition may land (fraction of the target)
 TARGET_TOLERANCE = 0.05
 
+#: Pillow first reduces by an integer factor (box filter) while the remaining Lanczos step
+#: still shrinks by at least this much: "almost indistinguishable from fair resampling"
+#: at 3.0 (Pillow docs, ``Image.resize``), and several times faster on large downscales.
+REDUCING_GAP = 3.0
+
 #: an upscaler: (RGB image, scale factor) -> upscaled image of round(w * scale) x round(h * scale)
 Upscaler = Callable[[Image.Image, float], Image.Image]
 
@@ -107,6 +112,19 @@ def attention_box(image: Image.Image, box: tuple[int, int]) -> tuple[int, int, i
     return (0, top, width, top + crop_h)
 
 
+def centre_box(image: Image.Image, box: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The largest centred window of ``image`` with the aspect ratio of ``box``."""
+    width, height = image.size
+    target = box[0] / box[1]
+    if width / height > target:
+        crop_w = max(1, round(height * target))
+        left = (width - crop_w) // 2
+        return (left, 0, left + crop_w, height)
+    crop_h = max(1, round(width / target))
+    top = (height - crop_h) // 2
+    return (0, top, width, top + crop_h)
+
+
 def render(image: Image.Image, spec: RenditionConfig, *, upscaler: Upscaler | None = None) -> Image.Image:
     """``image`` resized per ``spec`` (Lanczos) and enhanced; the input is not modified.
 
@@ -125,14 +143,14 @@ def render(image: Image.Image, spec: RenditionConfig, *, upscaler: Upscaler | No
         assert spec.width and spec.height
         box = (spec.width, spec.height)
         if spec.fit == "exact":
-            result = image.resize(box, lanczos)
+            result = image.resize(box, lanczos, reducing_gap=REDUCING_GAP)
         elif spec.fit == "cover":
-            if spec.crop == "attention":
-                result = image.crop(attention_box(image, box)).resize(box, lanczos)
-            else:
-                result = ImageOps.fit(image, box, method=lanczos, centering=(0.5, 0.5))
+            crop = attention_box(image, box) if spec.crop == "attention" else centre_box(image, box)
+            result = image.resize(box, lanczos, box=crop, reducing_gap=REDUCING_GAP)
         else:
-            result = ImageOps.contain(image, box, method=lanczos)
+            ratio = min(box[0] / image.width, box[1] / image.height)
+            size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+            result = image if size == image.size else image.resize(size, lanczos, reducing_gap=REDUCING_GAP)
     return enhance(result, spec.enhance)
 
 
@@ -283,6 +301,25 @@ def _flatten(image: Image.Image) -> Image.Image:
     return background
 
 
+def _master_png(original: Path, source: Image.Image, provenance: Provenance | None) -> bytes:
+    """The published original: the provider's PNG with its metadata chunks replaced by the
+    provenance (pixels untouched, no re-encoding) when its pixels needed no change, else
+    ``source`` re-encoded as PNG (zlib level 1: lossless, ~6x faster than level 6)."""
+    from tasks.provenance import restamp_png
+
+    try:
+        data = original.read_bytes()
+    except OSError:
+        data = b""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        restamped = restamp_png(data, provenance, expected_size=source.size)
+        if restamped is not None:
+            return restamped
+    buffer = io.BytesIO()
+    source.save(buffer, "PNG", compress_level=1, pnginfo=png_info(provenance) if provenance else None)
+    return buffer.getvalue()
+
+
 def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path, *,
                     decode: DecodeConfig | None = None, provenance: Provenance | None = None,
                     upscalers: dict[str, Upscaler] | None = None, source: Image.Image | None = None,
@@ -299,7 +336,7 @@ def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     if write_original:
-        data = encode(source, RenditionConfig(name="original", scale=1.0, format="png"), provenance=provenance)
+        data = _master_png(original, source, provenance)
         path = out_dir / "original.png"
         write_atomic(path, data)
         files.append(RenditionFile("original", path, "png", source.width, source.height, len(data),

@@ -190,3 +190,70 @@ def sidecar(provenance: Provenance, *, row: Any, files: list[dict[str, Any]]) ->
         "files": files,
     }
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+#: PNG chunks kept when a PNG is re-stamped: the image itself and how to draw it
+_KEEP_CHUNKS = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"pHYs", b"sBIT", b"bKGD"}
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def restamp_png(data: bytes, provenance: Provenance | None, *, expected_size: tuple[int, int]) -> bytes | None:
+    """``data`` (a PNG) with every metadata chunk dropped (text, EXIF, ICC, time, gamma,
+    animation) and the provenance chunks (``iTXt`` XMP, one text chunk per field) put
+    right after ``IHDR``; the pixel data is copied as it is (PNG spec §5: chunk layout).
+
+    Returns None when the pixels would not be what ``tasks.decode`` made of them (an
+    ``eXIf`` chunk that may rotate, a non-sRGB ICC profile, another size): the caller
+    then re-encodes the decoded image instead.
+    """
+    import io
+    import struct
+    import zlib
+
+    from PIL import ImageCms
+
+    chunks: list[tuple[bytes, bytes]] = []
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) != length:
+            return None
+        chunks.append((kind, body))
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+        return None
+    width, height = struct.unpack(">II", chunks[0][1][:8])
+    if (width, height) != tuple(expected_size):
+        return None
+    for kind, body in chunks:
+        if kind == b"eXIf":
+            return None
+        if kind == b"iCCP":
+            try:
+                name, _, rest = body.partition(b"\0")
+                profile = ImageCms.ImageCmsProfile(io.BytesIO(zlib.decompress(rest[1:])))
+                if "srgb" not in (ImageCms.getProfileDescription(profile) or "").lower():
+                    return None
+            except (zlib.error, OSError, ImageCms.PyCMSError):
+                return None
+    stamp = b""
+    if provenance is not None:
+        xmp = provenance.xmp()
+        stamp += _png_chunk(b"iTXt", PNG_XMP_KEY.encode("latin-1") + b"\0\0\0\0\0" + xmp)
+        for key, value in provenance.text_fields().items():
+            if value.isascii():
+                stamp += _png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+            else:
+                stamp += _png_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+    out = [data[:8], _png_chunk(*chunks[0]), stamp]
+    out += [_png_chunk(kind, body) for kind, body in chunks[1:] if kind in _KEEP_CHUNKS]
+    return b"".join(out)

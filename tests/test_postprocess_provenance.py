@@ -91,3 +91,35 @@ def _png(tmp_path: Path) -> Path:
     Image.fromarray(skimage.data.chelsea()).save(buffer, "PNG")
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def test_png_master_is_restamped_without_touching_the_pixels(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "shot on ACME Shooter 9000 at 48.85N 2.29E")
+    info.add_text("parameters", "old prompt, Steps: 20")
+    source = tmp_path / "provider.png"
+    Image.fromarray(skimage.data.coffee()).save(source, "PNG", pnginfo=info, compress_level=9)
+    [master] = make_renditions(source, [], tmp_path / "out", provenance=PROVENANCE)
+    raw = master.path.read_bytes()
+    assert b"ACME" not in raw and b"old prompt" not in raw
+    idat = lambda data: data[data.index(b"IDAT") - 4:data.index(b"IEND")]  # noqa: E731
+    assert idat(raw) == idat(source.read_bytes())  # pixel data copied, not re-encoded
+    found = read_provenance(master.path)
+    assert found["prompt"] == PROVENANCE.prompt and found["digital_source_type"] == DIGITAL_SOURCE_TYPE
+    with Image.open(master.path) as a, Image.open(source) as b:
+        assert a.tobytes() == b.tobytes()
+
+
+def test_png_with_exif_orientation_is_re_encoded_upright(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "ACME"
+    source = tmp_path / "rotated.png"
+    Image.fromarray(skimage.data.chelsea()).save(source, "PNG", exif=exif)
+    [master] = make_renditions(source, [], tmp_path / "out", provenance=PROVENANCE)
+    with Image.open(master.path) as image:
+        assert image.size == (300, 451) and not image.getexif()
+    assert b"ACME" not in master.path.read_bytes()
+    assert read_provenance(master.path)["seed"] == "1234567890"

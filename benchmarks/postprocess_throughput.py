@@ -7,8 +7,8 @@ cover centre crop, WebP quality 80), bytes encoded in memory and written to disk
 
 * ``project``: tasks.decode.decode_image + tasks.postprocess.render_one for each
   rendition, with provenance XMP (what the pipeline does, minus the lossless master);
-* ``project+master``: the same plus the cleaned PNG master (``original.png``) that the
-  pipeline publishes in place of the provider's bytes, and the quality score + pHash;
+* ``project+master``: the pipeline's whole per-image step (``process_file``): the same
+  plus the PNG master (``original.png``, provenance re-stamped) and the quality score + pHash;
 * ``pyvips``: the same two renditions with libvips (``thumbnail`` + ``jpegsave_buffer``
   Q 85 / ``webpsave_buffer`` Q 80), the reference.
 
@@ -57,7 +57,7 @@ def _specs():  # type: ignore[no-untyped-def]
 def run_project(args: tuple[str, str, int, bool]) -> int:
     from core.settings import DecodeConfig
     from tasks.decode import decode_image
-    from tasks.postprocess import make_renditions, render_one
+    from tasks.postprocess import render_one
     from tasks.provenance import Provenance
 
     source, out, index, master = args
@@ -65,14 +65,13 @@ def run_project(args: tuple[str, str, int, bool]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     provenance = Provenance(image_id=f"bench{index}", prompt="an astronaut portrait, studio light", seed=index,
                             provider="automatic1111", model="sdxl", template="bench", template_version=1)
-    image = decode_image(Path(source), config=DecodeConfig()).image
-    if master:
-        from tasks.quality import measure, perceptual_hash
+    if master:  # exactly what the pipeline runs per image (tasks.postprocess.process_file)
+        from tasks.postprocess import process_file
 
-        files = make_renditions(Path(source), _specs(), folder, provenance=provenance, source=image)
-        measure(image)
-        perceptual_hash(image)
+        files, _score, _metrics, _phash = process_file(source, _specs(), str(folder), decode=DecodeConfig(),
+                                                       provenance=provenance)
         return sum(f.bytes for f in files)
+    image = decode_image(Path(source), config=DecodeConfig()).image
     return sum(render_one(image, spec, folder, provenance=provenance).bytes for spec in _specs())
 
 
@@ -89,6 +88,13 @@ def run_vips(args: tuple[str, str, int, bool]) -> int:
     data2 = thumb.webpsave_buffer(Q=80, effort=4)
     (folder / "thumb.webp").write_bytes(data2)
     return len(data) + len(data2)
+
+
+def timed(args: tuple[str, str, int, bool, str]) -> tuple[int, float]:
+    """Run one job in a worker process: (bytes written, CPU seconds of that worker)."""
+    started = time.process_time()
+    result = (run_vips if args[4] == "pyvips" else run_project)(args[:4])
+    return result, time.process_time() - started
 
 
 # -- memory sampling of the whole process tree ------------------------------------------
@@ -130,21 +136,34 @@ def worker(impl: str, mode: str, images: int, workers: int) -> dict[str, float]:
 
             pyvips.cache_set_max(0)  # no cached decodes: every image decoded like ours
             pyvips.concurrency_set(1 if mode != "serial" else workers)
+        pool: Executor | None = None
+        if mode != "serial":
+            # spawn, not fork: forking a process whose libvips / Pillow threads already run can deadlock
+            pool = (ThreadPoolExecutor(workers) if mode == "threads"
+                    else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            list(pool.map(func, jobs[:workers]))  # warm-up: workers started, modules imported
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        cpu_before = os.times()
+        worker_cpu = 0.0
         started = time.perf_counter()
-        if mode == "serial":
+        if pool is None:
             total = sum(func(job) for job in jobs)
         else:
-            # spawn, not fork: forking a process whose libvips / Pillow threads already run can deadlock
-            pool: Executor = (ThreadPoolExecutor(workers) if mode == "threads"
-                              else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
             with pool:
-                total = sum(pool.map(func, jobs, chunksize=1 if mode == "threads" else 4))
+                if mode == "threads":
+                    total = sum(pool.map(func, jobs, chunksize=1))
+                else:
+                    results = list(pool.map(timed, [(*job, impl) for job in jobs], chunksize=4))
+                    total = sum(r[0] for r in results)
+                    worker_cpu = sum(r[1] for r in results)
         elapsed = time.perf_counter() - started
+        cpu_after = os.times()
+        cpu = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("user", "system")) + worker_cpu
         stop.set()
         sampler.join()
-    return {"images_per_s": images / elapsed, "seconds": elapsed, "peak_mib": peak[0] / 1024, "bytes": total}
+    return {"images_per_s": images / elapsed, "seconds": elapsed, "peak_mib": peak[0] / 1024, "bytes": total,
+            "cpu_per_wall": cpu / elapsed}
 
 
 def main() -> None:
@@ -183,10 +202,13 @@ def main() -> None:
             print(f"  {impl:15s} {mode:9s} {result['images_per_s']:6.2f} images/s", file=sys.stderr)
     print(f"\npost-processing, {args.images} images of 1024x1024, default renditions (web JPEG q85 1024 contain, "
           f"thumb WebP q80 320 cover), {args.workers} workers, {os.cpu_count()} CPUs")
-    print(f"{'implementation':16s} {'mode':10s} {'images/s':>9s} {'seconds':>8s} {'peak MiB':>9s} {'output MB':>9s}")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these CPUs)")
+    print(f"{'implementation':16s} {'mode':10s} {'images/s':>9s} {'seconds':>8s} {'CPU/wall':>8s} {'peak MiB':>9s} "
+          f"{'output MB':>9s}")
     for impl, mode, r in rows:
-        print(f"{impl:16s} {mode:10s} {r['images_per_s']:9.2f} {r['seconds']:8.2f} {r['peak_mib']:9.0f} "
-              f"{r['bytes'] / 1e6:9.1f}")
+        print(f"{impl:16s} {mode:10s} {r['images_per_s']:9.2f} {r['seconds']:8.2f} {r['cpu_per_wall']:8.2f} "
+              f"{r['peak_mib']:9.0f} {r['bytes'] / 1e6:9.1f}")
+    print("CPU/wall: cores kept busy on average (1.0 = one core; threads stay near 1 while the GIL is held)")
     vips = max((r["images_per_s"] for i, _, r in rows if i == "pyvips"), default=None)
     ours = max((r["images_per_s"] for i, _, r in rows if i == "project"), default=None)
     if vips and ours:

@@ -224,6 +224,17 @@ class ABConfig(BaseModel):
     prior_beta: Annotated[float, Field(gt=0)] = 1.0
 
 
+class ProcessingConfig(BaseModel):
+    """Where post-processing runs: ``processes`` (a pool of ``workers`` processes, 0 = one
+    per CPU) or ``threads`` (the image's own task thread). Pillow holds the GIL while it
+    decodes PNG and encodes JPEG / WebP into memory, so only processes use several cores
+    (benchmarks/postprocess_throughput.py)."""
+
+    model_config = _Strict
+    executor: Literal["processes", "threads"] = "processes"
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Feeds the pre-parsed YAML mapping into pydantic-settings below the environment."""
 
@@ -269,6 +280,7 @@ class Settings(BaseSettings):
     tagging: TaggingConfig = Field(default_factory=TaggingConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     ab: ABConfig = Field(default_factory=ABConfig)
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

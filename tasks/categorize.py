@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from storage.db import Database
 
 _STOP = set(
     """
@@ -49,7 +53,7 @@ def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholde
     return result
 
 
-def published_hashes(db: Any, *, category: str | None = None, exclude_pk: int | None = None) -> list[tuple[str, str]]:
+def published_hashes(db: Database, *, category: str | None = None, exclude_pk: int | None = None) -> list[tuple[str, str]]:
     """``(image_id, phash)`` of every published image (status uploaded or done, a real
     image, hashed), of ``category`` when given."""
     from sqlmodel import select
@@ -70,7 +74,7 @@ def published_hashes(db: Any, *, category: str | None = None, exclude_pk: int | 
     return [(image_id, phash) for pk, image_id, phash in rows if pk != exclude_pk]
 
 
-def categorize_image(db: Any, pk: int, settings: Any) -> list[str]:
+def categorize_image(db: Database, pk: int, settings: Settings) -> list[str]:
     """Tag image row ``pk`` and check it against the published images.
 
     Tags: ``categorize`` plus, when ``tagging.clip_model`` is configured, zero-shot

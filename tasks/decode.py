@@ -106,16 +106,17 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 opened.load()
-                image = ImageOps.exif_transpose(opened)
+                image = ImageOps.exif_transpose(opened)  # a new image, upright
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLargeError(f"{label}: decompression bomb refused: {exc}") from exc
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise CorruptImageError(f"{label}: truncated or damaged {fmt} data: {exc}") from exc
         icc = opened.info.get("icc_profile")
     image, converted_from = _to_srgb(image, icc, label)
-    clean = Image.new(image.mode, image.size)
-    clean.paste(image)
-    return DecodedImage(image=clean, format=fmt, source_bytes=len(data), converted_from=converted_from)
+    # a new image either way (transposed or converted): drop EXIF (camera, GPS), XMP, ICC, text
+    image.info = {}
+    image.getexif().clear()
+    return DecodedImage(image=image, format=fmt, source_bytes=len(data), converted_from=converted_from)
 
 
 def _to_srgb(image: Image.Image, icc: bytes | None, label: str) -> tuple[Image.Image, str | None]:
@@ -142,7 +143,7 @@ def _to_srgb(image: Image.Image, icc: bytes | None, label: str) -> tuple[Image.I
             rgb = image.convert("RGB")
             description = None
     else:
-        rgb = image.convert("RGB")
+        rgb = image if image.mode == "RGB" and alpha is None else image.convert("RGB")
     if alpha is not None:
         rgb = rgb.convert("RGBA")
         rgb.putalpha(alpha)

@@ -30,10 +30,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 
@@ -42,15 +43,21 @@ from core.settings import DecodeConfig, RenditionConfig
 from tasks.decode import decode_image
 from tasks.provenance import PNG_XMP_KEY, Provenance
 
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from storage.db import Database
+
 EXTENSIONS = {"jpeg": ".jpg", "webp": ".webp", "png": ".png", "avif": ".avif"}
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png", "avif": "image/avif"}
 #: how far below ``target_bytes`` a searched rendition may land (fraction of the target)
 TARGET_TOLERANCE = 0.05
 
 #: Pillow first reduces by an integer factor (box filter) while the remaining Lanczos step
-#: still shrinks by at least this much: "almost indistinguishable from fair resampling"
-#: at 3.0 (Pillow docs, ``Image.resize``), and several times faster on large downscales.
-REDUCING_GAP = 3.0
+#: still shrinks by at least this factor (Pillow docs, ``Image.resize(reducing_gap=)``),
+#: as libvips' ``thumbnail`` shrinks before its Lanczos step: several times faster on
+#: large downscales, and visually the same at 2.0 ("the closer to fair resampling, the
+#: bigger the gap").
+REDUCING_GAP = 2.0
 
 #: an upscaler: (RGB image, scale factor) -> upscaled image of round(w * scale) x round(h * scale)
 Upscaler = Callable[[Image.Image, float], Image.Image]
@@ -349,19 +356,54 @@ def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path,
     return files
 
 
-def postprocess_image(db: Any, pk: int, settings: Any) -> list[RenditionFile]:
-    """Post-process image row ``pk`` (a ``storage.db.Database`` and ``core.settings.Settings``).
+def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, decode: DecodeConfig,
+                 provenance: Provenance | None, aesthetic_scorer: str | None = None,
+                 upscalers: dict[str, Upscaler] | None = None) -> tuple[list[RenditionFile], float, dict[str, float], str]:
+    """Decode ``spool``, write its renditions into ``out_dir``, and measure it: returns
+    (files, quality score, quality measures, pHash). Plain picklable arguments, so it
+    runs in a worker process too (``processing.executor: processes``).
+    Raises InvalidImageError, RenditionError, UpscaleError, ConfigError."""
+    from tasks.quality import load_callable, measure, perceptual_hash
+
+    image = decode_image(Path(spool), config=decode).image
+    files = make_renditions(Path(spool), specs, Path(out_dir), provenance=provenance, upscalers=upscalers, source=image)
+    aesthetic = load_callable(aesthetic_scorer, field="tagging.aesthetic_scorer") if aesthetic_scorer else None
+    report = measure(image, aesthetic=aesthetic)  # type: ignore[arg-type]  # its 0..1 range is checked
+    return files, report.score, report.metrics, perceptual_hash(image)
+
+
+_pools: dict[int, Any] = {}
+_pools_lock = threading.Lock()
+
+
+def process_pool(workers: int) -> Any:
+    """The process pool of this process (``workers`` processes, spawned: forking a
+    process whose Prefect / Pillow threads run can deadlock), created on first use."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return _pools[workers]
+
+
+def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:
+    """Post-process image row ``pk``.
 
     Decodes the spooled original safely; a file that does not decode sets the row
     ``failed`` with the typed error's message and re-raises it. The optional image
     safety classifier may block it (row ``blocked`` with the reason; returns [] and
     nothing is written). Otherwise writes the renditions with provenance, stores the
     quality score, its measures and the perceptual hash on the row, and moves it to
-    ``processed``. Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
+    ``processed``. The CPU work runs in a process pool (``processing.executor:
+    processes``: Pillow holds the GIL while it decodes PNG and encodes JPEG/WebP into
+    memory, so threads do not scale; benchmarks/postprocess_throughput.py) unless a
+    learned or remote upscaler is needed (models stay loaded once, in this process).
+    Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
     from core.domain import ImageStatus
     from core.errors import InvalidImageError
-    from tasks.quality import load_callable, measure, perceptual_hash
     from tasks.tagging import safety_verdict
     from tasks.upscale import get_upscalers
 
@@ -369,22 +411,25 @@ def postprocess_image(db: Any, pk: int, settings: Any) -> list[RenditionFile]:
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
     try:
-        decoded = decode_image(spool, config=settings.decode)
+        if settings.policy.image_classifier:
+            verdict = safety_verdict(decode_image(spool, config=settings.decode).image, settings.policy)
+            if verdict:
+                db.advance(pk, ImageStatus.blocked, error=f"content policy: {verdict}")
+                return []
+        needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
+        args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
+        kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row),
+                                  "aesthetic_scorer": settings.tagging.aesthetic_scorer}
+        if needs or settings.processing.executor == "threads":
+            kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
+            files, score, metrics, phash = process_file(*args, **kwargs)
+        else:
+            pool = process_pool(settings.processing.workers or os.cpu_count() or 1)
+            files, score, metrics, phash = pool.submit(process_file, *args, **kwargs).result()
     except InvalidImageError as exc:
         db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
         raise
-    verdict = safety_verdict(decoded.image, settings.policy)
-    if verdict:
-        db.advance(pk, ImageStatus.blocked, error=f"content policy: {verdict}")
-        return []
-    needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
-    upscalers = get_upscalers(settings.upscale, settings.decode) if needs else None
-    files = make_renditions(spool, settings.renditions, spool.with_suffix(""), provenance=Provenance.of(row),
-                            upscalers=upscalers, source=decoded.image)
-    aesthetic = (load_callable(settings.tagging.aesthetic_scorer, field="tagging.aesthetic_scorer")
-                 if settings.tagging.aesthetic_scorer else None)
-    report = measure(decoded.image, aesthetic=aesthetic)  # type: ignore[arg-type]
     status = ImageStatus(row.status)
     db.advance(pk, status if status.rank >= ImageStatus.processed.rank else ImageStatus.processed,
-               quality_score=report.score, quality_metrics=report.metrics, phash=perceptual_hash(decoded.image))
+               quality_score=score, quality_metrics=metrics, phash=phash)
     return files

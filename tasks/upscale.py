@@ -180,7 +180,7 @@ class ModelUpscaler:
                     t0, l0 = max(0, top - self.overlap), max(0, left - self.overlap)
                     b0, r0 = min(height, bottom + self.overlap), min(width, right + self.overlap)
                     window = rgb[t0:b0, l0:r0]
-                    tensor = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)
+                    tensor = torch.from_numpy(np.array(window)).to(self.device)  # a writable copy of the tile
                     tensor = tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
                     result = self.model(tensor).clamp_(0, 1).mul_(255.0).round_().byte()
                     result = result[0].permute(1, 2, 0).cpu().numpy()

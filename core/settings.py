@@ -328,6 +328,11 @@ class Settings(BaseSettings):
             self.upscale.weights = (base / self.upscale.weights).resolve()
         if self.tagging.clip_weights is not None:
             self.tagging.clip_weights = (base / self.tagging.clip_weights).resolve()
+        for r in self.renditions:
+            if r.upscaler == "model" and self.upscale.weights is None:
+                raise ValueError(f"rendition {r.name!r} uses upscaler 'model' but upscale.weights is not set")
+            if r.upscaler == "remote" and not self.upscale.remote_url:
+                raise ValueError(f"rendition {r.name!r} uses upscaler 'remote' but upscale.remote_url is not set")
         names = [r.name for r in self.renditions]
         if len(set(names)) != len(names):
             raise ValueError(f"rendition names must be unique: {names}")

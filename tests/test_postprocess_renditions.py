@@ -124,3 +124,27 @@ def test_enhancement_raises_contrast_and_sharpness() -> None:
     assert laplacian_var(sharpened) > 1.2 * laplacian_var(soft)
     plain = render(soft, RenditionConfig(name="s", scale=1.0))
     assert np.array_equal(np.asarray(plain), np.asarray(soft))
+
+
+def test_postprocessing_configuration_errors_name_the_key(tmp_path: Path) -> None:
+    import yaml
+
+    from core.errors import ConfigError
+    from core.settings import load_settings
+
+    path = tmp_path / "content-pipeline.yaml"
+    path.write_text(yaml.safe_dump({"renditions": [{"name": "x4", "scale": 4, "upscaler": "model"}]}))
+    with pytest.raises(ConfigError, match="'x4' uses upscaler 'model' but upscale.weights is not set"):
+        load_settings(path)
+    path.write_text(yaml.safe_dump({"renditions": [{"name": "w", "width": 64, "height": 64, "format": "gif"}]}))
+    with pytest.raises(ConfigError, match="format"):
+        load_settings(path)
+    path.write_text(yaml.safe_dump({"decode": {"max_pixels": 200_000_000}}))
+    with pytest.raises(ConfigError, match="max_pixels"):
+        load_settings(path)
+    path.write_text(yaml.safe_dump({"upscale": {"weights": "models/x4.pth"}, "dedup": {"scope": "all"},
+                                    "renditions": [{"name": "big", "scale": 2, "upscaler": "model",
+                                                    "format": "avif", "target_bytes": 200000}]}))
+    settings = load_settings(path)
+    assert settings.upscale.weights == (tmp_path / "models" / "x4.pth").resolve()
+    assert settings.renditions[0].target_bytes == 200_000 and settings.dedup.scope == "all"

@@ -92,28 +92,30 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
         raise ImageTooLargeError(f"{label}: decompression bomb refused: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptImageError(f"{label}: damaged {formats} header: {exc}") from exc
-    with opened:
-        fmt = opened.format or "?"
-        width, height = opened.size
-        if width < 1 or height < 1:
-            raise CorruptImageError(f"{label}: {fmt} with an empty size {width}x{height}")
-        if width * height > config.max_pixels:
-            raise ImageTooLargeError(
-                f"{label}: {fmt} of {width}x{height} = {width * height} pixels is over the cap of "
-                f"{config.max_pixels} pixels (decode.max_pixels): decompression bomb refused"
-            )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                opened.load()
-                image = ImageOps.exif_transpose(opened)  # a new image, upright
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageTooLargeError(f"{label}: decompression bomb refused: {exc}") from exc
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise CorruptImageError(f"{label}: truncated or damaged {fmt} data: {exc}") from exc
-        icc = opened.info.get("icc_profile")
+    # not closed: ``image`` may be ``opened`` itself (an in-memory buffer, nothing to release)
+    fmt = opened.format or "?"
+    width, height = opened.size
+    if width < 1 or height < 1:
+        raise CorruptImageError(f"{label}: {fmt} with an empty size {width}x{height}")
+    if width * height > config.max_pixels:
+        raise ImageTooLargeError(
+            f"{label}: {fmt} of {width}x{height} = {width * height} pixels is over the cap of "
+            f"{config.max_pixels} pixels (decode.max_pixels): decompression bomb refused"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened.load()
+            # upright: a transposed copy only when the EXIF orientation asks for one
+            rotated = opened.getexif().get(0x0112, 1) not in (None, 1)
+            image = ImageOps.exif_transpose(opened) if rotated else opened
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"{label}: decompression bomb refused: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise CorruptImageError(f"{label}: truncated or damaged {fmt} data: {exc}") from exc
+    icc = opened.info.get("icc_profile")
     image, converted_from = _to_srgb(image, icc, label)
-    # a new image either way (transposed or converted): drop EXIF (camera, GPS), XMP, ICC, text
+    # nothing of the source travels on: drop EXIF (camera, GPS), XMP, ICC, text
     image.info = {}
     image.getexif().clear()
     return DecodedImage(image=image, format=fmt, source_bytes=len(data), converted_from=converted_from)

@@ -402,6 +402,8 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
     learned or remote upscaler is needed (models stay loaded once, in this process).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
+    from concurrent.futures.process import BrokenProcessPool
+
     from core.domain import ImageStatus
     from core.errors import InvalidImageError
     from tasks.tagging import safety_verdict
@@ -424,8 +426,13 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
             kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
             files, score, metrics, phash = process_file(*args, **kwargs)
         else:
-            pool = process_pool(settings.processing.workers or os.cpu_count() or 1)
-            files, score, metrics, phash = pool.submit(process_file, *args, **kwargs).result()
+            workers = settings.processing.workers or os.cpu_count() or 1
+            try:
+                files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here
+                with _pools_lock:
+                    _pools.pop(workers, None)
+                files, score, metrics, phash = process_file(*args, **kwargs)
     except InvalidImageError as exc:
         db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
         raise

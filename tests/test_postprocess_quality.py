@@ -114,3 +114,24 @@ def test_zero_shot_tagging_is_optional_with_a_clear_install_hint(tmp_path: Path)
     else:  # pragma: no cover - only where open_clip is installed
         with pytest.raises(ConfigError, match="a local weights file is required"):
             zero_shot_tags(photo("coffee"), config)
+
+
+def test_postprocess_image_in_threads_and_in_processes_gives_the_same_files(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tasks.postprocess import postprocess_image
+
+    results = {}
+    for index, executor in enumerate(("threads", "processes")):
+        make_config(processing={"executor": executor, "workers": 1})
+        rt = get_runtime()
+        slot = ImageSlot("daily", date(2026, 11, 21), "s", index, "food")
+        row = rt.db.ensure_planned(slot, prompt="coffee", template="t", template_version=1)
+        spool = tmp_path / executor / f"{row.image_id}.png"
+        spool.parent.mkdir()
+        photo("coffee").save(spool)
+        pk = rt.db.advance(row.id, ImageStatus.generated, spool_path=str(spool), provider="automatic1111", seed=3).id
+        files = postprocess_image(rt.db, pk, rt.settings)
+        row = rt.db.get(pk)
+        assert row.status == "processed" and row.quality_score and row.phash
+        results[executor] = ([(f.name, f.width, f.height, f.bytes) for f in files], row.quality_score, row.phash)
+    assert results["threads"] == results["processes"]  # same sizes (provenance differs only by image id)
+    assert [name for name, *_ in results["threads"][0]] == ["original", "web", "thumb"]

@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# torch pinned first (CPU build here), so nothing pulls a CUDA torch
 	$(VENV)/bin/python -m pip install -q torch==2.13.0
 	$(VENV)/bin/python -m pip install -q -e '.[test,local]'
+	# spandrel without torchvision (see the test extra in pyproject.toml)
+	$(VENV)/bin/python -m pip install -q --no-deps 'spandrel>=0.4,<0.5'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,6 +13,7 @@
     content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
     content-pipeline share IMAGE_ID [--expires SECONDS]
     content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N]
+    content-pipeline ab report [--template NAME] [--json]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -403,6 +404,47 @@ def history_cmd(
         console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
                       highlight=False, markup=False, soft_wrap=True)
+ab_app = typer.Typer(help="A/B tests of template variants (issue 4).", no_args_is_help=True)
+app.add_typer(ab_app, name="ab")
+
+
+@ab_app.command("report")
+def ab_report(
+    template: Annotated[str | None, typer.Option("--template", help="Only this template.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Outcomes per template variant (trials, success rate, mean quality score), the
+    Beta posterior that Thompson sampling draws from, and P(best)."""
+    from dataclasses import asdict
+
+    from core.templates import TemplateLibrary
+    from storage.db import get_database
+    from tasks.ab import report
+
+    settings = _settings()
+    try:
+        library = TemplateLibrary.load(settings.templates_dir)
+    except TemplateError as exc:
+        raise _fail(exc) from None
+    variants = {t.name: ["base", *sorted(t.variants)] for ts in library.templates.values() for t in ts if t.variants}
+    if template:
+        if template not in variants:
+            raise _fail(ValueError(f"--template {template!r}: no template with A/B variants by that name "
+                                   f"(known: {', '.join(sorted(variants)) or 'none'})"))
+        variants = {template: variants[template]}
+    rows = report(get_database(settings.database_url), template=template, config=settings.ab, variants=variants)
+    if as_json:
+        console.print_json(json.dumps([asdict(r) for r in rows]))
+        return
+    table = Table(title=f"A/B variants ({settings.ab.strategy}; prior Beta({settings.ab.prior_alpha:g}, {settings.ab.prior_beta:g}))")
+    for column in ("template", "variant", "trials", "successes", "success rate", "mean quality", "alpha", "beta",
+                   "posterior mean", "P(best)"):
+        table.add_column(column, justify="left" if column in ("template", "variant") else "right")
+    for r in rows:
+        table.add_row(r.template, r.variant, str(r.trials), str(r.successes), f"{r.success_rate:.0%}",
+                      "-" if r.mean_quality is None else f"{r.mean_quality:.3f}", f"{r.alpha:.2f}", f"{r.beta:.2f}",
+                      f"{r.posterior_mean:.3f}", f"{r.p_best:.0%}")
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -12,6 +12,12 @@ each and re-raised ``from exc``::
     ├── StorageError                an object store refused or failed a write
     │   └── ObjectExistsError       the key holds a different object: never overwritten
     ├── InvalidImageError           bytes that are not a usable image
+    │   ├── EmptyImageError             0 bytes
+    │   ├── ImageTooLargeError          over the byte or pixel cap (decompression bomb)
+    │   ├── UnsupportedImageError       not an image, or a format outside the allowed list
+    │   └── CorruptImageError           truncated or damaged image data
+    ├── RenditionError              a rendition cannot be made as configured
+    ├── UpscaleError                an upscaler failed (weights file, model, remote endpoint)
     └── ProviderError               one failed attempt at one provider
         ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
         │   └── InvalidOutputError      200 answer whose body is not a usable image
@@ -64,6 +70,30 @@ class ObjectExistsError(StorageError):
 
 class InvalidImageError(ContentPipelineError):
     """Bytes that do not decode as an allowed image of sensible size."""
+
+
+class EmptyImageError(InvalidImageError):
+    """The file or body holds 0 bytes."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """More bytes or pixels than the configured caps allow (a decompression bomb)."""
+
+
+class UnsupportedImageError(InvalidImageError):
+    """Not an image at all (HTML, JSON, text) or a format outside the allowed list."""
+
+
+class CorruptImageError(InvalidImageError):
+    """A recognised format whose data is truncated or damaged."""
+
+
+class RenditionError(ContentPipelineError):
+    """A rendition cannot be made as configured (e.g. a target size that even quality 1 passes)."""
+
+
+class UpscaleError(ContentPipelineError):
+    """An upscaler failed: unreadable weights file, unsupported model, remote endpoint error."""
 
 
 class ProviderError(ContentPipelineError):

@@ -348,13 +348,20 @@ class RenditionConfig(BaseModel):
     height: Annotated[int, Field(ge=16, le=8192)] | None = None
     scale: Annotated[float, Field(gt=0, le=8)] | None = None
     fit: Literal["contain", "cover", "exact"] = "contain"
-    format: Literal["jpeg", "webp", "png"] = "jpeg"
+    format: Literal["jpeg", "webp", "png", "avif"] = "jpeg"
     quality: Annotated[int, Field(ge=1, le=100)] = 85
+    # additions (issue 4): crop of ``cover``, target size, enhancement, upscaler of ``scale`` > 1
+    crop: Literal["centre", "attention"] = "centre"
+    target_bytes: Annotated[int, Field(ge=1024)] | None = None
+    enhance: list[Literal["autocontrast", "sharpen"]] = Field(default_factory=list)
+    upscaler: Literal["lanczos", "model", "remote"] = "lanczos"
 
     @model_validator(mode="after")
     def _size_or_scale(self) -> "RenditionConfig":
         if self.scale is None and (self.width is None or self.height is None):
             raise ValueError("a rendition needs width and height, or scale")
+        if self.target_bytes is not None and self.format == "png":
+            raise ValueError("target_bytes needs a lossy format (jpeg, webp, avif); png is lossless")
         return self
 
 
@@ -371,6 +378,100 @@ class PolicyConfig(BaseModel):
     model_config = _Strict
     deny_terms: list[str] = Field(default_factory=list)
     private_people: list[str] = Field(default_factory=list)
+    # optional image safety classifier on output (issue 4): "module:function" taking a PIL
+    # image and returning {label: probability}; an image is blocked when a label of
+    # ``image_blocked_labels`` reaches ``image_threshold``.
+    image_classifier: str | None = None
+    image_blocked_labels: list[str] = Field(default_factory=lambda: ["nsfw", "unsafe", "porn", "hentai", "sexy"])
+    image_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class DecodeConfig(BaseModel):
+    """Safe decoding of generated or fetched images (tasks.decode).
+
+    Caps sit well below Pillow's defaults (``Image.MAX_IMAGE_PIXELS`` = 89,478,485
+    pixels, an error at twice that): ``max_bytes`` in bytes, ``max_pixels`` in pixels
+    (width x height). ``formats`` are Pillow format names.
+    """
+
+    model_config = _Strict
+    max_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 50 * 1024 * 1024
+    max_pixels: Annotated[int, Field(ge=4096, le=89_478_485)] = 40_000_000
+    formats: list[Literal["PNG", "JPEG", "WEBP", "AVIF"]] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "AVIF"])
+
+
+class UpscaleConfig(BaseModel):
+    """Upscalers used by renditions with ``scale`` > 1 (tasks.upscale).
+
+    ``weights``: a spandrel-loadable file (Real-ESRGAN / ESRGAN / SwinIR / ... ``.pth``
+    or ``.safetensors``) for ``upscaler: model``; ``tile`` and ``tile_overlap`` in
+    pixels of the input; ``device`` ``auto`` = CUDA when present, else CPU.
+    ``remote_url``: the FLUX studio API base URL for ``upscaler: remote`` (POST /upscale).
+    """
+
+    model_config = _Strict
+    weights: Path | None = None
+    tile: Annotated[int, Field(ge=32, le=4096)] = 256
+    tile_overlap: Annotated[int, Field(ge=0, le=256)] = 16
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    remote_url: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
+class TaggingConfig(BaseModel):
+    """Tags and quality score (tasks.tagging, tasks.quality).
+
+    ``clip_model`` (an open_clip architecture such as ``ViT-B-32``) with
+    ``clip_weights`` (a local weights file; nothing is downloaded) scores
+    ``vocabulary``; tags whose probability reaches ``clip_threshold`` are added (at most
+    ``clip_top_k``). ``aesthetic_scorer``: ``"module:function"`` taking a PIL image and
+    returning a score in 0..1, averaged into the quality score.
+    """
+
+    model_config = _Strict
+    clip_model: str | None = None
+    clip_weights: Path | None = None
+    vocabulary: list[str] = Field(default_factory=list)
+    clip_threshold: Annotated[float, Field(ge=0, le=1)] = 0.2
+    clip_top_k: Annotated[int, Field(ge=1, le=50)] = 5
+    aesthetic_scorer: str | None = None
+
+
+class DedupConfig(BaseModel):
+    """Near-duplicate check by perceptual hash (64-bit pHash, imagehash).
+
+    An image whose Hamming distance to an already published image is at most
+    ``max_distance`` bits is a near-duplicate; ``scope`` compares with the same
+    category or with all; ``action`` ``skip`` records it as skipped (never uploaded),
+    ``keep`` only records ``duplicate_of``.
+    """
+
+    model_config = _Strict
+    enabled: bool = True
+    max_distance: Annotated[int, Field(ge=0, le=32)] = 8
+    scope: Literal["category", "all"] = "category"
+    action: Literal["skip", "keep"] = "skip"
+
+
+class ABConfig(BaseModel):
+    """A/B selection of template variants (tasks.ab): ``thompson`` sampling over Beta
+    posteriors (prior ``prior_alpha``, ``prior_beta``), or ``uniform``."""
+
+    model_config = _Strict
+    strategy: Literal["thompson", "uniform"] = "thompson"
+    prior_alpha: Annotated[float, Field(gt=0)] = 1.0
+    prior_beta: Annotated[float, Field(gt=0)] = 1.0
+
+
+class ProcessingConfig(BaseModel):
+    """Where post-processing runs: ``processes`` (a pool of ``workers`` processes, 0 = one
+    per CPU) or ``threads`` (the image's own task thread). Pillow holds the GIL while it
+    decodes PNG and encodes JPEG / WebP into memory, so only processes use several cores
+    (benchmarks/postprocess_throughput.py)."""
+
+    model_config = _Strict
+    executor: Literal["processes", "threads"] = "processes"
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
 
 
 class ScaleConfig(BaseModel):
@@ -431,6 +532,12 @@ class Settings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     s3: S3Config = Field(default_factory=S3Config)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    upscale: UpscaleConfig = Field(default_factory=UpscaleConfig)
+    tagging: TaggingConfig = Field(default_factory=TaggingConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    ab: ABConfig = Field(default_factory=ABConfig)
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
@@ -474,6 +581,15 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.output_dir / 'content-pipeline.db'}"
         if self.storage_url is None:
             self.storage_url = self.output_dir.as_uri()
+        if self.upscale.weights is not None:
+            self.upscale.weights = (base / self.upscale.weights).resolve()
+        if self.tagging.clip_weights is not None:
+            self.tagging.clip_weights = (base / self.tagging.clip_weights).resolve()
+        for r in self.renditions:
+            if r.upscaler == "model" and self.upscale.weights is None:
+                raise ValueError(f"rendition {r.name!r} uses upscaler 'model' but upscale.weights is not set")
+            if r.upscaler == "remote" and not self.upscale.remote_url:
+                raise ValueError(f"rendition {r.name!r} uses upscaler 'remote' but upscale.remote_url is not set")
         names = [r.name for r in self.renditions]
         if len(set(names)) != len(names):
             raise ValueError(f"rendition names must be unique: {names}")

@@ -72,6 +72,13 @@ class ImageRecord(SQLModel, table=True):
     generated_at: datetime | None = None
     #: The upload failed (store unreachable): the files wait in the spool; the next run uploads them.
     upload_pending: bool = Field(default=False, index=True)
+    # issue 4 (post-processing): quality score 0..1 and its measures, 64-bit pHash (16 hex),
+    # the image_id this one nearly duplicates, the provenance sidecar's storage key
+    quality_score: float | None = None
+    quality_metrics: dict[str, float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    phash: str | None = Field(default=None, index=True, max_length=16)
+    duplicate_of: str | None = Field(default=None, max_length=32)
+    sidecar_key: str | None = None
 
 
 class AttemptRecord(SQLModel, table=True):

@@ -28,9 +28,9 @@ from core.errors import ContentPipelineError
 from core.log import get_logger
 from storage.db import ImageRecord
 from tasks import alerts as alert_rules
-from tasks.categorize import categorize
+from tasks.categorize import categorize, categorize_image  # noqa: F401  (categorize: kept for importers)
 from tasks.generate import generate_image
-from tasks.postprocess import RenditionFile, make_renditions
+from tasks.postprocess import RenditionFile, make_renditions, postprocess_image  # noqa: F401
 from tasks.record import mark_done, record_planned
 from tasks.runtime import get_runtime
 from tasks.upload import upload_image
@@ -68,7 +68,7 @@ class ImageSummary:
 @task(name="plan-images", cache_policy=NO_CACHE)
 def plan_images_task(slots: list[ImageSlot], trigger: str) -> list[int]:
     rt = get_runtime()
-    return record_planned(rt.db, rt.library, slots, styles=rt.settings.styles, trigger=trigger)
+    return record_planned(rt.db, rt.library, slots, styles=rt.settings.styles, trigger=trigger, ab=rt.settings.ab)
 
 
 @task(name="generate", cache_policy=NO_CACHE, task_run_name="generate-{pk}")
@@ -80,21 +80,16 @@ def generate_task(pk: int, run_key: str) -> ImageRecord:
 @task(name="post-process", cache_policy=NO_CACHE, task_run_name="post-process-{pk}")
 def postprocess_task(pk: int) -> list[RenditionFile]:
     rt = get_runtime()
-    row = rt.db.get(pk)
-    assert row.spool_path
-    files = make_renditions(Path(row.spool_path), rt.settings.renditions, Path(row.spool_path).with_suffix(""))
-    if ImageStatus(row.status).rank < ImageStatus.processed.rank:
-        rt.db.advance(pk, ImageStatus.processed)
-    return files
+    # safe decode (a failure sets the row failed with the typed error), safety classifier,
+    # renditions with provenance, quality score and pHash: tasks.postprocess.postprocess_image
+    return postprocess_image(rt.db, pk, rt.settings)
 
 
 @task(name="categorize", cache_policy=NO_CACHE, task_run_name="categorize-{pk}")
 def categorize_task(pk: int) -> list[str]:
     rt = get_runtime()
-    row = rt.db.get(pk)
-    tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder)
-    rt.db.advance(pk, ImageStatus(row.status), tags=tags)
-    return tags
+    # tags (+ zero-shot when configured) and the near-duplicate check: tasks.categorize.categorize_image
+    return categorize_image(rt.db, pk, rt.settings)
 
 
 @task(name="upload", cache_policy=NO_CACHE, task_run_name="upload-{pk}")
@@ -129,7 +124,12 @@ def produce_image(pk: int, run_key: str) -> ImageSummary:
                 return ImageSummary.of(row)
             if ImageStatus(row.status).rank < ImageStatus.uploaded.rank:
                 renditions = postprocess_task(pk)
-                categorize_task(pk)
+                if not ImageStatus(rt.db.get(pk).status).terminal:  # blocked by the image classifier
+                    categorize_task(pk)
+                row = rt.db.get(pk)
+                if ImageStatus(row.status).terminal:  # blocked, or a near-duplicate skipped: never uploaded
+                    log.warning("image %s ended %s: %s", row.image_id, row.status, row.error)
+                    return ImageSummary.of(row)
                 upload_task(pk, renditions)
             row = record_task(pk)
             log.info("slot %s#%s image %s done: %s via %s", row.slot, row.slot_index, row.image_id, row.storage_key,

@@ -14,14 +14,17 @@ from pathlib import Path
 
 from core.domain import ImageSlot, ImageStatus
 from core.errors import TemplateError
+from core.settings import ABConfig
 from core.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
 from tasks.select import select_template
 from tasks.variations import create_variation
+from tasks.ab import make_chooser
 
 
 def record_planned(
-    db: Database, library: TemplateLibrary, slots: Sequence[ImageSlot], *, styles: Sequence[str] = (), trigger: str = "cli"
+    db: Database, library: TemplateLibrary, slots: Sequence[ImageSlot], *, styles: Sequence[str] = (), trigger: str = "cli",
+    ab: ABConfig | None = None,
 ) -> list[int]:
     """Primary keys of the rows of ``slots`` (created as ``planned`` where missing).
 
@@ -39,7 +42,8 @@ def record_planned(
                 template = select_template(library, slot, db)
             if template.category != slot.category:
                 raise TemplateError(f"template {template.name!r} is in category {template.category!r}, not {slot.category!r}")
-            variation = create_variation(template, slot, styles)
+            chooser = make_chooser(db, template.name, ab) if ab is not None and template.variants else None
+            variation = create_variation(template, slot, styles, chooser)
             request = variation.request
             row = db.ensure_planned(
                 slot,

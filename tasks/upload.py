@@ -1,7 +1,8 @@
 """Stage 6: upload the original and its renditions to the object store.
 
 Keys: ``content/<category>/<yyyy>/<mm>/<slug>-<image_id>.<ext>`` for the original and
-``...<slug>-<image_id>.<rendition>.<ext>`` for each rendition. A placeholder goes under
+``...<slug>-<image_id>.<rendition>.<ext>`` for each rendition, and
+``...<slug>-<image_id>.json`` for the provenance sidecar (tasks.provenance). A placeholder goes under
 ``placeholder/`` instead of ``content/``: it is never published as real content.
 Uploading the same bytes again is a no-op, so a resumed run never duplicates a file.
 """
@@ -16,6 +17,7 @@ from core.errors import ObjectExistsError, StorageError
 from storage.db import Database, ImageRecord, RenditionRecord
 from storage.objects import ObjectStore, sha256_hex
 from tasks.postprocess import EXTENSIONS, RenditionFile
+from tasks.provenance import Provenance, sidecar
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -79,14 +81,18 @@ def _upload(db: Database, store: ObjectStore, pk: int, renditions: list[Renditio
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     key = base_key(row)
     metadata = object_metadata(row)
-    original = Path(row.spool_path)
+    # the cleaned, provenance-stamped original made by post-processing replaces the raw bytes
+    cleaned = next((r for r in renditions if r.name == "original"), None)
+    renditions = [r for r in renditions if r.name != "original"]
+    original = cleaned.path if cleaned else Path(row.spool_path)
     data = original.read_bytes()
-    fmt = {".png": "png", ".jpg": "jpeg", ".webp": "webp"}.get(original.suffix, "png")
+    fmt = {".png": "png", ".jpg": "jpeg", ".webp": "webp", ".avif": "avif"}.get(original.suffix, "png")
     original_key = f"{key}{EXTENSIONS[fmt]}"
     store.put(original_key, data, content_type=f"image/{fmt}", metadata=metadata)
     records = [
-        RenditionRecord(image_pk=pk, name="original", storage_key=original_key, format=fmt, width=row.width or 0,
-                        height=row.height or 0, bytes=len(data), checksum=sha256_hex(data))
+        RenditionRecord(image_pk=pk, name="original", storage_key=original_key, format=fmt,
+                        width=cleaned.width if cleaned else row.width or 0,
+                        height=cleaned.height if cleaned else row.height or 0, bytes=len(data), checksum=sha256_hex(data))
     ]
     for rendition in renditions:
         rendition_key = f"{key}.{rendition.name}{EXTENSIONS[rendition.format]}"
@@ -96,5 +102,11 @@ def _upload(db: Database, store: ObjectStore, pk: int, renditions: list[Renditio
             RenditionRecord(image_pk=pk, name=rendition.name, storage_key=rendition_key, format=rendition.format,
                             width=rendition.width, height=rendition.height, bytes=rendition.bytes, checksum=rendition.checksum)
         )
+    sidecar_key = f"{key}.json"
+    files = [{"name": r.name, "key": r.storage_key, "format": r.format, "width": r.width, "height": r.height,
+              "bytes": r.bytes, "sha256": r.checksum} for r in records]
+    store.put(sidecar_key, sidecar(Provenance.of(row), row=row, files=files), content_type="application/json",
+              metadata=metadata)
     db.replace_renditions(pk, records)
-    return db.advance(pk, ImageStatus.uploaded, storage_key=original_key, upload_pending=False, error=None)
+    return db.advance(pk, ImageStatus.uploaded, storage_key=original_key, sidecar_key=sidecar_key,
+                      upload_pending=False, error=None)

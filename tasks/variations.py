@@ -9,7 +9,7 @@ resumed run asks for exactly the same image.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.domain import WILDCARD, GenerationRequest, ImageSlot, Template, seed_from_key
@@ -29,13 +29,19 @@ def expand_wildcards(text: str, rng: random.Random) -> str:
     return WILDCARD.sub(lambda m: rng.choice([c.strip() for c in m.group(1).split("|")]), text)
 
 
-def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] = ()) -> Variation:
+def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] = (),
+                     choose: Callable[[Sequence[str], str], str] | None = None) -> Variation:
     """The GenerationRequest for ``slot`` from ``template`` (sizes from its parameters,
-    the slot's quality and format overriding them)."""
+    the slot's quality and format overriding them).
+
+    ``choose(variants, idempotency_key)`` picks the A/B variant (tasks.ab Thompson
+    sampling); without it the variant is drawn uniformly."""
     key = slot.idempotency_key
     rng = random.Random(seed_from_key(key, "variation"))
     variants = ["base", *sorted(template.variants)]
     variant = variants[rng.randrange(len(variants))]
+    if choose is not None and len(variants) > 1:
+        variant = choose(variants, key)
     prompt = template.prompt if variant == "base" else template.variants[variant]
     prompt = expand_wildcards(prompt, rng)
     pool = list(template.styles) or list(styles)

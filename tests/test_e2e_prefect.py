@@ -324,7 +324,8 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
         assert sorted(a.image_pk for a in successes) == sorted(r.id for r in rows)  # one generation per image
         files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*")
                        if p.is_file() and not p.name.endswith(".meta.json") and "spool" not in p.parts)
-        assert files == sorted(r.storage_key for r in renditions) and len(files) == 16 * 3
+        sidecars = [r.sidecar_key for r in rows]  # the provenance JSON next to each original
+        assert files == sorted([r.storage_key for r in renditions] + sidecars) and len(files) == 16 * 4
 
         # the global limit (1 slot) kept placeholder calls of both workers from overlapping
         spans = sorted((a.created_at.timestamp() - a.latency_s, a.created_at.timestamp()) for a in successes)
@@ -339,7 +340,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
         with db.session() as session:
             assert len(list(session.exec(select(AttemptRecord)))) == len(attempts)
         assert len([p for p in output.rglob("*") if p.is_file() and "spool" not in p.parts
-                    and not p.name.endswith(".meta.json")]) == 16 * 3
+                    and not p.name.endswith(".meta.json")]) == 16 * 4
     finally:
         for worker in workers:
             worker.stop()

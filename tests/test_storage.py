@@ -134,7 +134,8 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
     pending = rows["down-sneaker"]
     assert pending.status == "done" and not pending.upload_pending and pending.error is None
     assert not Path(pending.spool_path or "").exists()  # spool freed only once stored
-    assert len(keys) == 4  # two originals + two thumbnails, each once
+    assert len(keys) == 6  # two originals, two thumbnails, two provenance sidecars, each once
+    assert f"{pending.sidecar_key}" in keys
     assert f"{pending.storage_key}" in keys and pending.storage_key.startswith("placeholder/products/")
 
 

@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import threading
-import time
 import uuid
 from datetime import date
 from typing import Annotated, Any

@@ -103,6 +103,20 @@ class Provider(ABC):
             return ProviderCheck(False, f"missing {', '.join(missing)} in the environment or .env")
         return ProviderCheck(True, "no remote check for this provider")
 
+    def probe_get(self, client: httpx.Client, path: str) -> "httpx.Response | ProviderCheck":
+        """GET ``path`` (a free endpoint) for ``check()``: the response, or a failed
+        ProviderCheck when a secret is missing or the call fails (secrets scrubbed)."""
+        missing = self.missing_secrets()
+        if missing:
+            return ProviderCheck(False, f"missing {missing[0]} in the environment or .env")
+        try:
+            with translate_httpx(provider=self.name, model=self.model):
+                response = client.get(path)
+            raise_for_status(response, provider=self.name, model=self.model)
+        except ProviderError as exc:
+            return ProviderCheck(False, self.scrub(str(exc)))
+        return response
+
     def missing_secrets(self) -> list[str]:
         """Names of the environment variables this provider needs and lacks."""
         env_names = {"huggingface_token": "HUGGINGFACE_TOKEN", "replicate_api_token": "REPLICATE_API_TOKEN",

@@ -164,15 +164,9 @@ class ReplicateProvider(Provider):
 
     def check(self) -> ProviderCheck:
         """``GET /v1/account`` (free): the token is valid."""
-        missing = self.missing_secrets()
-        if missing:
-            return ProviderCheck(False, f"missing {missing[0]} in the environment or .env")
-        try:
-            with translate_httpx(provider=self.name, model=self.model):
-                response = self._client.get("/v1/account")
-            raise_for_status(response, provider=self.name, model=self.model)
-        except ProviderError as exc:
-            return ProviderCheck(False, self.scrub(str(exc)))
+        response = self.probe_get(self._client, "/v1/account")
+        if isinstance(response, ProviderCheck):
+            return response
         return ProviderCheck(True, f"account {response.json().get('username', '?')}; model {self.model}")
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError, ProviderError
+from core.errors import ContentFilteredError
 from core.settings import Secrets, StabilityConfig
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
 
@@ -103,15 +103,9 @@ class StabilityProvider(Provider):
 
     def check(self) -> ProviderCheck:
         """``GET /v1/user/balance`` (free): key valid, credits left."""
-        missing = self.missing_secrets()
-        if missing:
-            return ProviderCheck(False, f"missing {missing[0]} in the environment or .env")
-        try:
-            with translate_httpx(provider=self.name, model=self.model):
-                response = self._client.get("/v1/user/balance")
-            raise_for_status(response, provider=self.name, model=self.model)
-        except ProviderError as exc:
-            return ProviderCheck(False, self.scrub(str(exc)))
+        response = self.probe_get(self._client, "/v1/user/balance")
+        if isinstance(response, ProviderCheck):
+            return response
         credits = response.json().get("credits")
         return ProviderCheck(True, f"{credits} credits (USD {float(credits or 0) * 0.01:.2f}); model {self.model}")
 

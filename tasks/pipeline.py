@@ -15,7 +15,6 @@ import os
 import threading
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from prefect import task

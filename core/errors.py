@@ -121,6 +121,8 @@ class ProviderError(ContentPipelineError):
         self.model = model
         self.status_code = status_code
         self.retry_after = retry_after
+        #: Rate-limit headers of the failed answer (lower-case names), for quota hints.
+        self.headers: dict[str, str] = {}
 
 
 class TransientProviderError(ProviderError):

@@ -25,7 +25,14 @@ import httpx
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import InvalidOutputError, ProviderError
 from core.settings import Automatic1111Config, Secrets
-from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from providers.base import (
+    Provider,
+    ProviderCheck,
+    raise_for_status,
+    rate_limit_headers,
+    result_from_bytes,
+    translate_httpx,
+)
 
 
 class Automatic1111Provider(Provider):
@@ -137,6 +144,7 @@ class Automatic1111Provider(Provider):
             cost_usd=self.estimate_cost(request),
             started=started,
             metadata={"process_time": response.headers.get("x-process-time"), "sampler": info.get("sampler_name"),
+                      "headers": rate_limit_headers(response),
                       "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
         )
 

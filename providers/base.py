@@ -221,13 +221,23 @@ def retry_after_of(response: httpx.Response) -> float | None:
     return retry_after
 
 
+def rate_limit_headers(response: httpx.Response) -> dict[str, str]:
+    """The answer's rate-limit headers (``*ratelimit*``, lower-case names): the quota hints
+    that core/quota.py reads from an attempt (``metadata["headers"]`` or ``error.headers``)."""
+    return {name.lower(): value for name, value in response.headers.items() if "ratelimit" in name.lower()}
+
+
 def raise_for_status(response: httpx.Response, *, provider: str, model: str | None) -> None:
-    """Raise the classified ProviderError for a status >= 400; return for success."""
+    """Raise the classified ProviderError for a status >= 400; return for success.
+
+    The error carries the answer's rate-limit headers (``error.headers``)."""
     code = response.status_code
     if code < 400:
         return
-    raise error_for_status(code, _error_message(response), provider=provider, model=model,
-                           retry_after=retry_after_of(response))
+    error = error_for_status(code, _error_message(response), provider=provider, model=model,
+                             retry_after=retry_after_of(response))
+    error.headers = rate_limit_headers(response)
+    raise error
 
 
 @contextmanager

@@ -20,7 +20,14 @@ import httpx
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import ContentFilteredError
 from core.settings import Secrets, StabilityConfig
-from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from providers.base import (
+    Provider,
+    ProviderCheck,
+    raise_for_status,
+    rate_limit_headers,
+    result_from_bytes,
+    translate_httpx,
+)
 
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium")
@@ -98,7 +105,8 @@ class StabilityProvider(Provider):
         return result_from_bytes(
             response.content, provider=self, request=request, model=model, seed=seed,
             cost_usd=self.estimate_cost(request), started=started,
-            metadata={"aspect_ratio": fields["aspect_ratio"], "request_id": response.headers.get("x-request-id")},
+            metadata={"aspect_ratio": fields["aspect_ratio"], "request_id": response.headers.get("x-request-id"),
+                      "headers": rate_limit_headers(response)},
         )
 
     def check(self) -> ProviderCheck:

@@ -59,7 +59,8 @@ class _A1111Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(body)))
-        for key, value in (headers or {}).items():
+        server: A1111Server = self.server.owner  # type: ignore[attr-defined]
+        for key, value in {**server.extra_headers, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
@@ -114,6 +115,8 @@ class A1111Server(_Server):
         self.delay_s = delay_s
         self.script: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
+        #: Headers added to every answer (e.g. rate-limit headers).
+        self.extra_headers: dict[str, str] = {}
 
 
 class _SinkHandler(BaseHTTPRequestHandler):

@@ -147,3 +147,21 @@ def test_generated_row_is_not_generated_again(make_config, a1111: A1111Server) -
     generate_image(db, chain, pks[0], spool_dir=settings.spool_dir, policy=settings.policy)
     assert len(a1111.requests) == 2
     assert Image.open(io.BytesIO(Path(first.spool_path).read_bytes())).size == (first.width, first.height)
+
+
+def test_rate_limit_headers_become_quota_hints_and_an_alert(make_config, a1111: A1111Server) -> None:  # type: ignore[no-untyped-def]
+    from tasks.alerts import rule_quota
+
+    settings, db, chain, pks, _ = setup(make_config, a1111.url, retry={"max_retries": 0})
+    a1111.extra_headers = {"X-RateLimit-Remaining": "30", "X-RateLimit-Limit": "50"}
+    generate_image(db, chain, pks[0], spool_dir=settings.spool_dir, policy=settings.policy)
+    first = db.attempts(pks[0])[-1]
+    assert (first.status, first.quota_remaining, first.quota_limit) == ("success", 30, 50)
+    assert rule_quota(db, settings) == []  # 60 % left: no alert
+    a1111.extra_headers = {"X-RateLimit-Remaining": "2", "X-RateLimit-Limit": "50"}
+    a1111.script.append("429")  # the failed answer carries the headers too
+    generate_image(db, chain, pks[1], spool_dir=settings.spool_dir, policy=settings.policy)
+    failed = [a for a in db.attempts(pks[1]) if a.provider == "automatic1111"][0]
+    assert (failed.status, failed.http_status, failed.quota_remaining, failed.quota_limit) == ("failed", 429, 2, 50)
+    alerts = rule_quota(db, settings)
+    assert len(alerts) == 1 and "2 of 50 calls left" in alerts[0].title

@@ -86,6 +86,11 @@ class Provider(ABC):
         configured price table (model, quality tier), else the class's ``prices_usd``."""
         if self.config.cost_usd:
             return self.config.cost_usd
+        return self.unit_price(request)
+
+    def unit_price(self, request: GenerationRequest) -> float:
+        """The price-table entry (USD) for the request's model and quality tier: the
+        configured ``prices_usd`` first, then the class's ``prices_usd``, else 0."""
         model = request.model or self.model
         price = price_from_table(getattr(self.config, "prices_usd", {}) or {}, model, request.quality_tier)
         if price is not None:

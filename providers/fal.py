@@ -21,7 +21,7 @@ import httpx
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
-from core.settings import FalConfig, Secrets, price_from_table
+from core.settings import FalConfig, Secrets
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
 
 
@@ -49,11 +49,7 @@ class FalProvider(Provider):
         """USD: price per megapixel x the requested megapixels (``cost_usd`` overrides)."""
         if self.config.cost_usd:
             return self.config.cost_usd
-        model = request.model or self.model
-        per_mp = price_from_table(self.config.prices_usd, model, request.quality_tier)
-        if per_mp is None:
-            per_mp = self.prices_usd.get(model, 0.0)
-        return round(per_mp * request.width * request.height / 1e6, 6)
+        return round(self.unit_price(request) * request.width * request.height / 1e6, 6)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

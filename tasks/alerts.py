@@ -110,9 +110,8 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
 
 
 def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
-    """A provider whose latest call failed for credentials or credit (401 / 402 / 403).
-
-    Same rule, scope and text as main's issue-3 version (merged there into evaluate_rules)."""
+    """A provider whose latest call failed for credentials or credit (401 / 402 / 403): the
+    chain disabled it for the run (scope: the provider)."""
     alerts: list[Alert] = []
     for provider in _real_providers(settings):
         if db.trailing_failures(provider) < 1:

@@ -109,7 +109,7 @@ class Template(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_wildcards(self) -> "Template":
+    def _check_wildcards(self) -> Template:
         for text in [self.prompt, *self.variants.values()]:
             if text.count("{") != text.count("}"):
                 raise ValueError(f"unbalanced braces in prompt {text!r}")
@@ -120,7 +120,16 @@ class Template(BaseModel):
 
 
 class ImageStatus(str, Enum):
-    """Forward-only life of an image slot (DESIGN.md)."""
+    """The life of an image slot (DESIGN.md). Moves are the typed transitions of
+    storage/ledger.py (``TRANSITIONS`` lists every allowed one).
+
+    ``planned -> generating -> generated -> processed -> uploaded -> done`` is the way
+    of a real image. A run ends a slot it could not finish as ``failed`` (with its
+    FailureKind: transient failures are retried by the next run), ``blocked`` (content
+    policy), ``skipped`` (budget, near-duplicate) or ``placeholder`` (every real provider
+    was down: a stand-in is stored under ``placeholder/``; the next run of the date
+    replaces it, it is never published as content).
+    """
 
     planned = "planned"
     generating = "generating"
@@ -131,6 +140,7 @@ class ImageStatus(str, Enum):
     failed = "failed"
     blocked = "blocked"
     skipped = "skipped"
+    placeholder = "placeholder"
 
     @property
     def rank(self) -> int:
@@ -138,7 +148,8 @@ class ImageStatus(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self in (ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped)
+        """Finished for this run: nothing more happens to the slot until a later run claims it."""
+        return self in _FINISHED
 
 
 _RANK = {
@@ -151,7 +162,32 @@ _RANK = {
     ImageStatus.failed: 5,
     ImageStatus.blocked: 5,
     ImageStatus.skipped: 5,
+    ImageStatus.placeholder: 5,
 }
+_FINISHED = frozenset({ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped,
+                       ImageStatus.placeholder})
+
+
+class FailureKind(str, Enum):
+    """Why a slot did not end ``done``; decides whether the next run retries it.
+
+    ``transient``: outage, 429, timeout, refused connection, every real provider down
+    (retried by later runs up to ``pipeline.max_attempts`` claims); ``error``: our side
+    (post-processing, storage, configuration; retried likewise); ``rejected``: content
+    filtered, validation, a deterministic output mismatch (kept unless ``--retry-failed``);
+    ``policy`` (blocked), ``budget`` and ``duplicate`` (skipped).
+    """
+
+    transient = "transient"
+    error = "error"
+    rejected = "rejected"
+    policy = "policy"
+    budget = "budget"
+    duplicate = "duplicate"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (FailureKind.transient, FailureKind.error)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,13 @@ class ImageRecord(SQLModel, table=True):
     phash: str | None = Field(default=None, index=True, max_length=16)
     duplicate_of: str | None = Field(default=None, max_length=32)
     sidecar_key: str | None = None
+    #: The claim (storage/ledger.py): the run holding the slot and until when (UTC); None: free.
+    run_key: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, index=True)
+    #: Claims that sent the slot to the provider chain (retries across runs stop at ``pipeline.max_attempts``).
+    attempt_count: int = 0
+    #: Why a failed / placeholder / skipped slot ended so: core.domain.FailureKind.
+    failure_kind: str | None = Field(default=None, max_length=20)
 
 
 class AttemptRecord(SQLModel, table=True):
@@ -169,6 +176,10 @@ class BudgetLedgerRecord(SQLModel, table=True):
     reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
     settled_at: datetime | None = None
+    #: The image slot and the run (claim) the call was made for: a dead run's reservations are
+    #: closed when its claim's lease expires (storage/ledger.py).
+    image_pk: int | None = Field(default=None, index=True)
+    run_key: str | None = Field(default=None, index=True, max_length=64)
 
 
 class Database:

@@ -23,6 +23,7 @@ def generate(
     quality: Quality = Quality.standard,
     format: ImageFormat = ImageFormat.square,
     batch: str | None = None,
+    retry_failed: bool = False,
 ) -> RunSummary:
     """``count`` images of ``template`` at ``quality`` and ``format``.
 
@@ -35,6 +36,7 @@ def generate(
         quality: standard (30 steps), hd (50) or ultra-hd (70).
         format: square 1024x1024, portrait 1024x1792 or landscape 1792x1024 pixels.
         batch: A name to resume this request later; empty for a new batch.
+        retry_failed: Also retry images that failed for good (rejected, out of attempts).
     """
     from prefect.runtime import flow_run
 
@@ -42,4 +44,4 @@ def generate(
     chosen = rt.library.get(template)
     name = batch or str(flow_run.id or "manual")[:8]
     slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format)
-    return run_images("adhoc", slots)
+    return run_images("adhoc", slots, retry_failed=retry_failed)

@@ -88,6 +88,17 @@ class Provider(ABC):
             return self.config.cost_usd
         return self.unit_price(request)
 
+    def max_cost(self, request: GenerationRequest, timeout_s: float | None = None) -> float:
+        """The most one call for ``request`` can cost in USD when it ends within
+        ``timeout_s`` seconds (default: the configured ``timeout_s``): what the budget
+        reserves before the call, so that its settlement cannot pass a cap.
+
+        The base class bills per image: the estimate. An adapter whose provider bills per
+        second of compute or per token overrides it with its rate times the most seconds
+        (``timeout_s``) or tokens a call can use.
+        """
+        return self.estimate_cost(request)
+
     def unit_price(self, request: GenerationRequest) -> float:
         """The price-table entry (USD) for the request's model and quality tier: the
         configured ``prices_usd`` first, then the class's ``prices_usd``, else 0."""

@@ -6,8 +6,9 @@ IMMEDIATE`` for write transactions) or any SQLAlchemy URL (PostgreSQL:
 ``postgresql+psycopg://...``). The schema comes from the Alembic migrations in
 storage/migrations, applied when a Database starts (storage/migrate.py); a change to
 these tables needs a new migration (tests/test_database.py compares them). An image row is written
-with status ``planned`` before any generation; its status only moves forward
-(core.domain.ImageStatus), which is what makes a re-run resume instead of repeat.
+with status ``planned`` before any generation; every later change of it is a typed
+transition of storage/ledger.py (claims with leases, one transaction each), which is what
+makes a re-run resume instead of repeat.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from core.domain import Attempt, ImageSlot, ImageStatus, key_digest
+from core.domain import Attempt, ImageStatus
 
 
 def utcnow() -> datetime:
@@ -221,61 +221,12 @@ class Database:
         with Session(self.write_engine, expire_on_commit=False) as session:
             yield session
 
-    # -- images -------------------------------------------------------------------
-    def ensure_planned(self, slot: ImageSlot, **fields: Any) -> ImageRecord:
-        """The row of ``slot``: created with status planned when new, else the existing one."""
-        key = slot.idempotency_key
-        with self.write_session() as session:
-            existing = session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).first()
-            if existing is not None:
-                return existing
-            row = ImageRecord(
-                idempotency_key=key,
-                image_id=key_digest(key),
-                flow=slot.flow,
-                run_date=slot.run_date,
-                slot=slot.slot,
-                slot_index=slot.index,
-                category=slot.category,
-                **fields,
-            )
-            session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:  # planned by a concurrent run a moment ago
-                session.rollback()
-                return session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).one()
-            session.refresh(row)
-            return row
-
+    # -- images (written only by storage/ledger.py, the state machine) ----------------
     def get(self, pk: int) -> ImageRecord:
         with self.session() as session:
             row = session.get(ImageRecord, pk)
             if row is None:
                 raise KeyError(f"no image row {pk}")
-            return row
-
-    def advance(self, pk: int, status: ImageStatus, **fields: Any) -> ImageRecord:
-        """Move image ``pk`` to ``status`` (never backwards) and set ``fields``.
-
-        Raises ValueError on a backward move (e.g. done -> generating).
-        """
-        with self.write_session() as session:
-            row = session.get(ImageRecord, pk, with_for_update=not self.url.startswith("sqlite"))
-            if row is None:
-                raise KeyError(f"no image row {pk}")
-            current = ImageStatus(row.status)
-            if current.terminal and status != current:
-                raise ValueError(f"image {row.idempotency_key} is {current.value}; cannot become {status.value}")
-            if status.rank < current.rank:
-                raise ValueError(f"image {row.idempotency_key}: {current.value} -> {status.value} goes backwards")
-            row.status = status.value
-            for name, value in fields.items():
-                setattr(row, name, value)
-            row.updated_at = utcnow()
-            session.add(row)
-            session.commit()
-            session.refresh(row)
             return row
 
     def images(self, *, flow: str | None = None, run_date: date | None = None, key_prefix: str | None = None) -> list[ImageRecord]:

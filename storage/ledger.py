@@ -51,9 +51,11 @@ TRANSITIONS: dict[ImageStatus, frozenset[ImageStatus]] = {
     S.generating: frozenset({S.generating, S.generated, S.failed, S.blocked, S.skipped}),
     S.generated: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
                             S.skipped}),
-    S.processed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.skipped}),
+    S.processed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
+                            S.skipped}),
     S.uploaded: frozenset({S.done, S.placeholder, S.failed}),
-    S.failed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.skipped}),
+    S.failed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
+                         S.skipped}),
     S.placeholder: frozenset({S.generating}),
     S.skipped: frozenset({S.generating}),
     S.blocked: frozenset(),
@@ -213,6 +215,21 @@ class ImageLedger:
                                               ImageRecord.status == S.processed.value)
             return list(session.exec(query.order_by(ImageRecord.id)))  # type: ignore[arg-type]
 
+    def published_hashes(self, *, category: str | None = None, exclude_pk: int | None = None) -> list[tuple[str, str]]:
+        """``(image_id, phash)`` of every published image (status uploaded or done, a real
+        image, hashed), of ``category`` when given (one query)."""
+        published = [S.uploaded.value, S.done.value]
+        with self.db.session() as session:
+            query = select(ImageRecord.id, ImageRecord.image_id, ImageRecord.phash).where(
+                ImageRecord.status.in_(published),  # type: ignore[attr-defined]
+                ImageRecord.phash.is_not(None),  # type: ignore[union-attr]
+                ImageRecord.is_placeholder == False,
+            )
+            if category:
+                query = query.where(ImageRecord.category == category)
+            rows = session.exec(query).all()
+        return [(image_id, phash) for pk, image_id, phash in rows if pk != exclude_pk and phash]
+
     # -- planning -----------------------------------------------------------------------
     def plan(self, planned: Sequence[PlannedImage]) -> list[ImageRecord]:
         """The rows of ``planned`` (created ``planned`` where missing; an existing row is
@@ -251,12 +268,10 @@ class ImageLedger:
             now = utcnow()
             status = S(row.status)
             if not self._workable(row, status, retry_failed):
-                session.rollback()
-                return Claim(ClaimState.finished, row)
+                return Claim(ClaimState.finished, row)  # closing the session ends the transaction
             holder = row.run_key
             live = row.lease_expires_at is not None and row.lease_expires_at > now
             if holder not in (None, run_key) and live:
-                session.rollback()
                 return Claim(ClaimState.busy, row)
             took_over = holder if holder not in (None, run_key) and row.lease_expires_at is not None else None
             if took_over is not None and self._on_takeover is not None:
@@ -328,7 +343,7 @@ class ImageLedger:
 
     def mark_processed(self, pk: int, run_key: str, processed: ProcessedImage) -> ImageRecord:
         """-> ``processed``: renditions made (in the spool), measured and tagged."""
-        return self._transition(pk, run_key, S.processed, lambda row: _apply_processed(row, processed))
+        return self._transition(pk, run_key, S.processed, lambda row: apply_processed(row, processed))
 
     def mark_uploaded(self, pk: int, run_key: str, stored: StoredImage,
                       processed: ProcessedImage | None = None) -> ImageRecord:
@@ -353,7 +368,7 @@ class ImageLedger:
 
         def apply(row: ImageRecord) -> None:
             if processed is not None:
-                _apply_processed(row, processed)
+                apply_processed(row, processed)
             row.upload_pending = True
             row.error = reason[:2000]
 
@@ -388,7 +403,7 @@ class ImageLedger:
 
         def apply(row: ImageRecord) -> None:
             if processed is not None:
-                _apply_processed(row, processed)
+                apply_processed(row, processed)
             row.failure_kind = kind.value
             row.error = reason[:2000]
             if duplicate_of is not None:
@@ -403,7 +418,7 @@ class ImageLedger:
                 kind: FailureKind | None = None) -> ImageRecord:
         def apply(row: ImageRecord) -> None:
             if processed is not None:
-                _apply_processed(row, processed)
+                apply_processed(row, processed)
             if stored is not None:
                 row.storage_key, row.sidecar_key = stored.storage_key, stored.sidecar_key
                 row.upload_pending = False
@@ -465,7 +480,8 @@ class ImageLedger:
             return row
 
 
-def _apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:
+def apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:
+    """Set ``processed``'s fields on ``row`` (a detached row: in memory only)."""
     row.quality_score, row.quality_metrics, row.phash = processed.quality_score, processed.quality_metrics, processed.phash
     row.tags = list(processed.tags)
     if processed.duplicate_of is not None:

@@ -388,55 +388,89 @@ def process_pool(workers: int) -> Any:
         return _pools[workers]
 
 
-def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:
-    """Post-process image row ``pk``.
+@dataclass(frozen=True)
+class PostProcessed:
+    """What post-processing made of a spooled original: the files (``original`` first),
+    the quality score 0..1 and its measures, the 64-bit pHash (16 hex); or, when the image
+    safety classifier refused the image, ``blocked`` (the reason) and nothing else."""
 
-    Decodes the spooled original safely; a file that does not decode sets the row
-    ``failed`` with the typed error's message and re-raises it. The optional image
-    safety classifier may block it (row ``blocked`` with the reason; returns [] and
-    nothing is written). Otherwise writes the renditions with provenance, stores the
-    quality score, its measures and the perceptual hash on the row, and moves it to
-    ``processed``. The CPU work runs in a process pool (``processing.executor:
-    processes``: Pillow holds the GIL while it decodes PNG and encodes JPEG/WebP into
-    memory, so threads do not scale; benchmarks/postprocess_throughput.py) unless a
-    learned or remote upscaler is needed (models stay loaded once, in this process).
+    files: list[RenditionFile]
+    quality_score: float | None = None
+    quality_metrics: dict[str, float] | None = None
+    phash: str | None = None
+    blocked: str | None = None
+
+
+def postprocess_row(row: Any, settings: Settings) -> PostProcessed:
+    """Post-process the spooled original of image ``row`` (pure: no database write).
+
+    Decodes it safely, once; the optional image safety classifier may block it (nothing
+    is written). Otherwise writes the renditions with provenance into
+    ``<spool>/<image_id>/`` and measures quality and pHash. The CPU work runs in a
+    process pool (``processing.executor: processes``: Pillow holds the GIL while it
+    decodes PNG and encodes JPEG/WebP into memory, so threads do not scale;
+    benchmarks/postprocess_throughput.py) unless a learned or remote upscaler is needed
+    (models stay loaded once, in this process).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    from core.domain import ImageStatus
-    from core.errors import InvalidImageError
     from tasks.tagging import safety_verdict
     from tasks.upscale import get_upscalers
 
-    row = db.get(pk)
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
-    try:
-        if settings.policy.image_classifier:
-            verdict = safety_verdict(decode_image(spool, config=settings.decode).image, settings.policy)
-            if verdict:
-                db.advance(pk, ImageStatus.blocked, error=f"content policy: {verdict}")
-                return []
-        needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
-        args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
-        kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row),
-                                  "aesthetic_scorer": settings.tagging.aesthetic_scorer}
-        if needs or settings.processing.executor == "threads":
-            kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
+    if settings.policy.image_classifier:
+        verdict = safety_verdict(decode_image(spool, config=settings.decode).image, settings.policy)
+        if verdict:
+            return PostProcessed([], blocked=f"content policy: {verdict}")
+    needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
+    args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
+    kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row),
+                              "aesthetic_scorer": settings.tagging.aesthetic_scorer}
+    if needs or settings.processing.executor == "threads":
+        kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
+        files, score, metrics, phash = process_file(*args, **kwargs)
+    else:
+        workers = settings.processing.workers or os.cpu_count() or 1
+        try:
+            files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
+        except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here
+            with _pools_lock:
+                _pools.pop(workers, None)
             files, score, metrics, phash = process_file(*args, **kwargs)
-        else:
-            workers = settings.processing.workers or os.cpu_count() or 1
-            try:
-                files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
-            except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here
-                with _pools_lock:
-                    _pools.pop(workers, None)
-                files, score, metrics, phash = process_file(*args, **kwargs)
+    return PostProcessed(files, score, metrics, phash)
+
+
+def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:
+    """Post-process image row ``pk`` outside a flow (tools, tests) and record it.
+
+    ``postprocess_row``, then: blocked -> row ``blocked`` (returns []); a file that does
+    not decode -> row ``failed`` (rejected) and the InvalidImageError re-raised; else row
+    ``processed`` with its quality score, measures and pHash. Claims the slot for the
+    step and releases it.
+    """
+    import uuid
+
+    from core.domain import FailureKind
+    from core.errors import InvalidImageError
+    from storage.ledger import ClaimState, ImageLedger, ProcessedImage
+
+    ledger = ImageLedger(db)
+    run_key = f"local-{uuid.uuid4().hex[:12]}"
+    claim = ledger.claim(pk, run_key)
+    if claim.state is not ClaimState.claimed:
+        raise RuntimeError(f"image {claim.row.idempotency_key} is {claim.state.value}")
+    row = claim.row
+    try:
+        outcome = postprocess_row(row, settings)
     except InvalidImageError as exc:
-        db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
+        ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
         raise
-    status = ImageStatus(row.status)
-    db.advance(pk, status if status.rank >= ImageStatus.processed.rank else ImageStatus.processed,
-               quality_score=score, quality_metrics=metrics, phash=phash)
-    return files
+    if outcome.blocked:
+        ledger.mark_blocked(pk, run_key, outcome.blocked)
+        return []
+    ledger.mark_processed(pk, run_key, ProcessedImage(outcome.quality_score, outcome.quality_metrics, outcome.phash,
+                                                      tuple(row.tags)))
+    ledger.release(pk, run_key)
+    return outcome.files

@@ -1,9 +1,10 @@
-"""Stage 7: record. Planned rows before any generation; the final ``done`` after upload.
+"""Stage 1 and 7: record. Planned rows before any generation; spool files freed at the end.
 
 ``record_planned`` writes one ``planned`` row per slot (template chosen, variation
 made, seed fixed) before a provider is called, keyed by the slot's idempotency key;
-an existing row is kept as it is, which is what makes a re-run resume. ``mark_done``
-closes a row once its files are stored and frees its spool files.
+an existing row is kept as it is, which is what makes a re-run resume. One read of the
+slots' existing rows and one write for the new ones (storage/ledger.py ``plan``).
+``free_spool`` removes an image's spool files once they are stored.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.domain import ImageSlot, ImageStatus
+from core.domain import ImageSlot
 from core.errors import TemplateError
 from core.settings import ABConfig
 from core.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
+from storage.ledger import ImageLedger, PlannedImage
+from tasks.ab import make_chooser
 from tasks.select import select_template
 from tasks.variations import create_variation
-from tasks.ab import make_chooser
 
 
 def record_planned(
@@ -28,50 +30,38 @@ def record_planned(
 ) -> list[int]:
     """Primary keys of the rows of ``slots`` (created as ``planned`` where missing).
 
-    All images of one slot share the template chosen for its first image.
+    All images of one slot share the template chosen for its first image. Raises
+    TemplateError when a chosen template is not in the slot's category.
     """
-    pks: list[int] = []
-    chosen: dict[str, str] = {}
+    ledger = ImageLedger(db)
+    existing = ledger.by_keys(slot.idempotency_key for slot in slots)
+    chosen: dict[str, str] = {r.slot: r.template for r in existing.values() if r.template}
+    new: list[PlannedImage] = []
     for slot in slots:
-        existing = db.images(key_prefix=slot.idempotency_key)
-        row = next((r for r in existing if r.idempotency_key == slot.idempotency_key), None)
-        if row is None:
-            if slot.slot in chosen:
-                template = library.get(chosen[slot.slot])
-            else:
-                template = select_template(library, slot, db)
-            if template.category != slot.category:
-                raise TemplateError(f"template {template.name!r} is in category {template.category!r}, not {slot.category!r}")
-            chooser = make_chooser(db, template.name, ab) if ab is not None and template.variants else None
-            variation = create_variation(template, slot, styles, chooser)
-            request = variation.request
-            row = db.ensure_planned(
-                slot,
-                trigger=trigger,
-                template=template.name,
-                template_version=template.version,
-                variant=variation.variant,
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt,
-                width=request.width,
-                height=request.height,
-                num_inference_steps=request.num_inference_steps,
-                guidance_scale=request.guidance_scale,
-                seed=request.seed,
-                tags=[*slot.extra_tags, *template.tags],
-            )
-        if row.template:
-            chosen.setdefault(slot.slot, row.template)
-        assert row.id is not None
-        pks.append(row.id)
-    return pks
+        if slot.idempotency_key in existing:
+            continue
+        template = library.get(chosen[slot.slot]) if slot.slot in chosen else select_template(library, slot, db)
+        if template.category != slot.category:
+            raise TemplateError(f"template {template.name!r} is in category {template.category!r}, not {slot.category!r}")
+        chosen.setdefault(slot.slot, template.name)
+        chooser = make_chooser(db, template.name, ab) if ab is not None and template.variants else None
+        variation = create_variation(template, slot, styles, chooser)
+        request = variation.request
+        new.append(PlannedImage(
+            slot=slot, template=template.name, template_version=template.version, variant=variation.variant,
+            prompt=request.prompt, negative_prompt=request.negative_prompt, width=request.width, height=request.height,
+            num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale, seed=request.seed,
+            trigger=trigger, tags=(*slot.extra_tags, *template.tags),
+        ))
+    rows = {r.idempotency_key: r for r in ledger.plan(new)} | existing
+    pks = [rows[slot.idempotency_key].id for slot in slots]
+    assert all(pk is not None for pk in pks)
+    return [pk for pk in pks if pk is not None]
 
 
-def mark_done(db: Database, pk: int) -> ImageRecord:
-    """Row ``pk`` -> ``done``; its spool files (original and renditions) are removed."""
-    row = db.advance(pk, ImageStatus.done)
+def free_spool(row: ImageRecord) -> None:
+    """Remove the row's spooled original and its renditions folder (once stored)."""
     if row.spool_path:
         spool = Path(row.spool_path)
         spool.unlink(missing_ok=True)
         shutil.rmtree(spool.with_suffix(""), ignore_errors=True)
-    return row

@@ -171,6 +171,8 @@ def _produce(worker: Worker, row: ImageRecord) -> ImageRecord:
         if S(row.status).terminal:
             log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
             return row
+        if row.is_placeholder and row.storage_key:  # still no real provider: the stand-in stored earlier stays
+            return _finish(worker, row, None, None)
     try:
         made = postprocess_row(row, worker.settings)
         if made.blocked:

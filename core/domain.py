@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
@@ -289,3 +289,5 @@ class Attempt:
     http_status: int | None = None
     quota_remaining: int | None = None  # calls left, from rate-limit headers (see quota_hints)
     quota_limit: int | None = None
+    #: When the call ended (aware UTC); None: when it is recorded.
+    at: datetime | None = None

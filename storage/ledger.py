@@ -492,5 +492,6 @@ def _attempt_record(pk: int, attempt: Attempt) -> AttemptRecord:
     return AttemptRecord(image_pk=pk, provider=attempt.provider, model=attempt.model, status=attempt.status,
                          error_class=attempt.error_class, error=attempt.error, http_status=attempt.http_status,
                          latency_s=attempt.latency_s, cost_usd=attempt.cost_usd,
-                         quota_remaining=attempt.quota_remaining, quota_limit=attempt.quota_limit)
+                         quota_remaining=attempt.quota_remaining, quota_limit=attempt.quota_limit,
+                         created_at=attempt.at or utcnow())
 

@@ -17,7 +17,8 @@ import hashlib
 import os
 import uuid
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.domain import (
@@ -126,8 +127,12 @@ class ChainOutcome:
 def call_chain(chain: ProviderChain, request: GenerationRequest, budget: ClaimBudget | None) -> ChainOutcome:
     """Run ``chain`` for ``request``; never raises a ProviderError (it is in the outcome)."""
     attempts: list[Attempt] = []
+
+    def on_attempt(attempt: Attempt) -> None:
+        attempts.append(replace(attempt, at=attempt.at or datetime.now(UTC)))
+
     try:
-        result = chain.generate(request, attempts.append, budget=budget)
+        result = chain.generate(request, on_attempt, budget=budget)
     except ProviderError as exc:
         return ChainOutcome(None, exc, attempts, budget.settlements if budget else [])
     return ChainOutcome(result, None, attempts, budget.settlements if budget else [])

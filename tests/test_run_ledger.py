@@ -106,7 +106,10 @@ def test_provider_down_then_back_the_rerun_makes_every_image_real(make_config, t
     assert run.state is not None and run.state.is_failed() and "8 placeholder" in (run.state.message or "")
     db = Database(f"sqlite:///{tmp_path / 'output' / 'content-pipeline.db'}")
     assert {(r.status, r.failure_kind) for r in db.images()} == {("placeholder", "transient")}
-    assert {a.error_class for a in db.attempts() if a.provider == "automatic1111"} == {"transient"}
+    # refused connections (transient), then the circuit opened: no call made, nothing billed
+    classes = {a.error_class for a in db.attempts() if a.provider == "automatic1111"}
+    assert "transient" in classes and classes <= {"transient", "circuit_open"}
+    assert all(a.cost_usd == 0.0 for a in db.attempts())
     assert not list((tmp_path / "output").glob("content/**/*.png"))  # never published in between
 
     with A1111Server(port=port) as server:  # the provider is back, on the address that refused

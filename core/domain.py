@@ -273,6 +273,10 @@ class GenerationResult:
     latency_s: float
     is_placeholder: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The image as the output check decoded it (a PIL image, pixels loaded), when the adapter
+    #: went through ``providers.base.result_from_bytes``: post-processing starts from it
+    #: instead of decoding the bytes a second time. Not part of equality or repr.
+    decoded: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -276,6 +276,14 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
     standard deviation under 2). An all-black image (mean under 2 as well) is the
     "filtered" image of safety checkers: ContentFilteredError, a rejection.
     """
+    width, height, fmt, _ = decode_output(data, provider=provider, model=model, expected=expected)
+    return width, height, fmt
+
+
+def decode_output(data: bytes, *, provider: str, model: str | None,
+                  expected: tuple[int, int] | None = None) -> tuple[int, int, str, Image.Image]:
+    """``validate_image``, also returning the decoded image (pixels loaded, file closed), so
+    that post-processing does not decode the same bytes again (GenerationResult.decoded)."""
 
     def bad(reason: str) -> InvalidOutputError:
         return InvalidOutputError(f"invalid image: {reason}", provider=provider, model=model)
@@ -294,6 +302,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
                 raise bad(f"{width}x{height} is over {MAX_PIXELS} pixels")
             probe.load()
             stat = ImageStat.Stat(probe.convert("L").resize((64, 64)))
+            decoded = probe
     except ProviderError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -310,7 +319,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
             raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})",
                                        provider=provider, model=model)
         raise bad(f"blank image (mean {stat.mean[0]:.0f}, stddev {stat.stddev[0]:.2f})")
-    return width, height, fmt
+    return width, height, fmt, decoded
 
 
 def result_from_bytes(
@@ -325,7 +334,8 @@ def result_from_bytes(
     metadata: dict[str, Any] | None = None,
 ) -> GenerationResult:
     """Validate ``data`` and wrap it in a GenerationResult (latency measured from ``started``)."""
-    width, height, _ = validate_image(data, provider=provider.name, model=model, expected=(request.width, request.height))
+    width, height, _, decoded = decode_output(data, provider=provider.name, model=model,
+                                              expected=(request.width, request.height))
     return GenerationResult(
         image=data,
         provider=provider.name,
@@ -337,4 +347,5 @@ def result_from_bytes(
         latency_s=time.monotonic() - started,
         is_placeholder=provider.is_placeholder,
         metadata=metadata or {},
+        decoded=decoded,
     )

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from core.domain import (
     Attempt,
@@ -188,9 +189,11 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
 
 
 def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, run_key: str, *, spool_dir: Path,
-                  policy: PolicyConfig, semaphore: AbstractContextManager[object] | None = None) -> ImageRecord:
+                  policy: PolicyConfig, semaphore: AbstractContextManager[object] | None = None,
+                  decoded: list[Any] | None = None) -> ImageRecord:
     """The generation step of a claimed row: -> generating, then generated / blocked /
-    skipped / failed. ``semaphore`` (a context manager) is held around the chain call only."""
+    skipped / failed. ``semaphore`` (a context manager) is held around the chain call only.
+    ``decoded``: receives the image as the output check decoded it (for post-processing)."""
     from contextlib import nullcontext
 
     assert row.id is not None
@@ -210,6 +213,8 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
         return ledger.mark_failed(pk, run_key, kind, failure_reason(outcome), attempts=outcome.attempts,
                                   settlements=outcome.settlements)
     generated = spool(outcome.result, spool_dir, row.image_id)
+    if decoded is not None and outcome.result.decoded is not None:
+        decoded.append(outcome.result.decoded)
     return ledger.mark_generated(pk, run_key, generated, attempts=outcome.attempts, settlements=outcome.settlements)
 
 

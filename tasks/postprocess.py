@@ -358,14 +358,16 @@ def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path,
 
 def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, decode: DecodeConfig,
                  provenance: Provenance | None, aesthetic_scorer: str | None = None,
-                 upscalers: dict[str, Upscaler] | None = None) -> tuple[list[RenditionFile], float, dict[str, float], str]:
-    """Decode ``spool``, write its renditions into ``out_dir``, and measure it: returns
-    (files, quality score, quality measures, pHash). Plain picklable arguments, so it
-    runs in a worker process too (``processing.executor: processes``).
+                 upscalers: dict[str, Upscaler] | None = None,
+                 source: Image.Image | None = None) -> tuple[list[RenditionFile], float, dict[str, float], str]:
+    """Decode ``spool`` (unless ``source``, its already safely decoded image, is given),
+    write its renditions into ``out_dir``, and measure it: returns (files, quality score,
+    quality measures, pHash). Plain picklable arguments, so it runs in a worker process
+    too (``processing.executor: processes``).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError."""
     from tasks.quality import load_callable, measure, perceptual_hash
 
-    image = decode_image(Path(spool), config=decode).image
+    image = source if source is not None else decode_image(Path(spool), config=decode).image
     files = make_renditions(Path(spool), specs, Path(out_dir), provenance=provenance, upscalers=upscalers, source=image)
     aesthetic = load_callable(aesthetic_scorer, field="tagging.aesthetic_scorer") if aesthetic_scorer else None
     report = measure(image, aesthetic=aesthetic)  # type: ignore[arg-type]  # its 0..1 range is checked
@@ -401,10 +403,12 @@ class PostProcessed:
     blocked: str | None = None
 
 
-def postprocess_row(row: Any, settings: Settings) -> PostProcessed:
+def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = None) -> PostProcessed:
     """Post-process the spooled original of image ``row`` (pure: no database write).
 
-    Decodes it safely, once; the optional image safety classifier may block it (nothing
+    Decodes it safely, once: ``decoded`` is the image the provider's output check already
+    decoded (providers.base.decode_output), then only normalised (tasks.decode.decode_loaded);
+    without it the spooled file is decoded. The optional image safety classifier may block it (nothing
     is written). Otherwise writes the renditions with provenance into
     ``<spool>/<image_id>/`` and measures quality and pHash. The CPU work runs in a
     process pool (``processing.executor: processes``: Pillow holds the GIL while it
@@ -418,16 +422,23 @@ def postprocess_row(row: Any, settings: Settings) -> PostProcessed:
     from tasks.tagging import safety_verdict
     from tasks.upscale import get_upscalers
 
+    from tasks.decode import decode_loaded
+
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
+    source = None
+    if decoded is not None:
+        source = decode_loaded(decoded, source_bytes=spool.stat().st_size, config=settings.decode, name=str(spool)).image
     if settings.policy.image_classifier:
-        verdict = safety_verdict(decode_image(spool, config=settings.decode).image, settings.policy)
+        if source is None:
+            source = decode_image(spool, config=settings.decode).image
+        verdict = safety_verdict(source, settings.policy)
         if verdict:
             return PostProcessed([], blocked=f"content policy: {verdict}")
     needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
     args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
     kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row),
-                              "aesthetic_scorer": settings.tagging.aesthetic_scorer}
+                              "aesthetic_scorer": settings.tagging.aesthetic_scorer, "source": source}
     if needs or settings.processing.executor == "threads":
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
         files, score, metrics, phash = process_file(*args, **kwargs)

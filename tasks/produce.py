@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.domain import FailureKind, ImageStatus
 from core.errors import (
@@ -108,6 +109,15 @@ class Worker:
     semaphore: threading.BoundedSemaphore
     retry_failed: bool = False
     heartbeat: Heartbeat | None = field(default=None)
+    #: Images of this run on their way to publication: pk -> (image_id, pHash, category). The
+    #: near-duplicate check compares with them as with the published ones, under ``dedup_lock``.
+    publishing: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    dedup_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
+        """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
+        return [(image_id, phash) for pk, (image_id, phash, cat) in self.publishing.items()
+                if pk != exclude_pk and (category is None or cat == category)]
 
     def start(self) -> Worker:
         if self.heartbeat is None:
@@ -150,6 +160,9 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
         except LeaseLostError as exc:
             log.warning("image %s: %s; leaving it to that run", row.image_id, exc)
             return worker.ledger.get(pk)
+        finally:
+            with worker.dedup_lock:
+                worker.publishing.pop(pk, None)
 
 
 @contextmanager
@@ -165,20 +178,26 @@ def _produce(worker: Worker, row: ImageRecord) -> ImageRecord:
     status = S(row.status)
     if status is S.uploaded:  # stored before a crash: only the last step is missing
         return _finish(worker, row, None, None)
+    decoded: list[Any] = []  # the output check's decode, handed to post-processing: one decode per image
     if status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row):
         row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
-                            policy=worker.settings.policy, semaphore=worker.semaphore)
+                            policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded)
         if S(row.status).terminal:
             log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
             return row
         if row.is_placeholder and row.storage_key:  # still no real provider: the stand-in stored earlier stays
             return _finish(worker, row, None, None)
     try:
-        made = postprocess_row(row, worker.settings)
+        made = postprocess_row(row, worker.settings, decoded[0] if decoded else None)
+        decoded.clear()
         if made.blocked:
             return ledger.mark_blocked(pk, run_key, made.blocked)
-        found = categorize_row(row, made.phash, worker.settings,
-                               lambda category: ledger.published_hashes(category=category, exclude_pk=pk))
+        with worker.dedup_lock:  # checked and claimed at once: two images of this run cannot both pass
+            found = categorize_row(row, made.phash, worker.settings,
+                                   lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
+                                                     *worker.publishing_hashes(category, exclude_pk=pk)])
+            if not found.skip_reason and made.phash and not row.is_placeholder:
+                worker.publishing[pk] = (row.image_id, made.phash, row.category)
         processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of)
         if found.skip_reason:
             free_spool(row)

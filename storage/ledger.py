@@ -88,6 +88,8 @@ class Claim:
     row: ImageRecord
     #: The run whose expired lease this claim took over (None: the slot was free or ours).
     took_over_from: str | None = None
+    #: The claim moved the slot to ``generating`` (``begin_generation``).
+    began_generation: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,10 +261,14 @@ class ImageLedger:
         return [rows[k] for k in keys]
 
     # -- claims -------------------------------------------------------------------------
-    def claim(self, pk: int, run_key: str, *, retry_failed: bool = False) -> Claim:
+    def claim(self, pk: int, run_key: str, *, retry_failed: bool = False, begin_generation: bool = False) -> Claim:
         """Claim slot ``pk`` for run ``run_key`` (one transaction): ``claimed`` when it is
         free, ours, or its holder's lease has expired (taken over); ``busy`` while another
-        run's lease is live; ``finished`` when there is nothing to do (see the module doc)."""
+        run's lease is live; ``finished`` when there is nothing to do (see the module doc).
+
+        ``begin_generation``: a claimed slot that has nothing generated to resume from
+        (planned, placeholder, skipped, or failed before generation) moves to
+        ``generating`` in the same transaction, as ``mark_generating`` would."""
         with self.db.write_session() as session:
             row = self._locked(session, pk)
             now = utcnow()
@@ -278,9 +284,15 @@ class ImageLedger:
                 self._on_takeover(session, pk, took_over)
             row.run_key = run_key
             row.lease_expires_at = now + timedelta(seconds=self.lease_s)
+            began = begin_generation and (status in (S.planned, S.placeholder, S.skipped)
+                                          or (status is S.failed and not row.spool_path))
+            if began:
+                _begin_generation(row)
+                row.status = S.generating.value
+                row.updated_at = now
             session.add(row)
             session.commit()
-            return Claim(ClaimState.claimed, row, took_over)
+            return Claim(ClaimState.claimed, row, took_over, began)
 
     def _workable(self, row: ImageRecord, status: ImageStatus, retry_failed: bool) -> bool:
         if status in (S.done, S.blocked):
@@ -317,12 +329,7 @@ class ImageLedger:
     def mark_generating(self, pk: int, run_key: str) -> ImageRecord:
         """-> ``generating``: the slot goes to the provider chain (its attempt is counted)."""
 
-        def apply(row: ImageRecord) -> None:
-            row.attempt_count += 1
-            row.error = None
-            row.failure_kind = None
-
-        return self._transition(pk, run_key, S.generating, apply)
+        return self._transition(pk, run_key, S.generating, _begin_generation)
 
     def mark_generated(self, pk: int, run_key: str, image: GeneratedImage, *, attempts: Sequence[Attempt] = (),
                        settlements: Sequence[tuple[int, float]] = ()) -> ImageRecord:
@@ -478,6 +485,12 @@ class ImageLedger:
             session.add(row)
             session.commit()
             return row
+
+
+def _begin_generation(row: ImageRecord) -> None:
+    row.attempt_count += 1
+    row.error = None
+    row.failure_kind = None
 
 
 def apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:

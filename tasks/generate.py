@@ -190,15 +190,17 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
 
 def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, run_key: str, *, spool_dir: Path,
                   policy: PolicyConfig, semaphore: AbstractContextManager[object] | None = None,
-                  decoded: list[Any] | None = None) -> ImageRecord:
+                  decoded: list[Any] | None = None, begun: bool = False) -> ImageRecord:
     """The generation step of a claimed row: -> generating, then generated / blocked /
     skipped / failed. ``semaphore`` (a context manager) is held around the chain call only.
-    ``decoded``: receives the image as the output check decoded it (for post-processing)."""
+    ``decoded``: receives the image as the output check decoded it (for post-processing).
+    ``begun``: the claim already moved the row to ``generating`` (one transaction saved)."""
     from contextlib import nullcontext
 
     assert row.id is not None
     pk = row.id
-    row = ledger.mark_generating(pk, run_key)
+    if not begun:
+        row = ledger.mark_generating(pk, run_key)
     refusal = policy_refusal(row, policy)
     if refusal:
         return ledger.mark_blocked(pk, run_key, refusal)

@@ -6,13 +6,14 @@ tasks.categorize, tasks.upload: they take a row and return small dataclasses); t
 module persists each outcome with one transition of storage/ledger.py:
 
     claim                               (1 transaction; a slot a live run holds: wait)
-    mark_generating                     (1)
+    (the claim also moves a new slot to generating, counting the attempt)
     [budget reservation per paid call]  (1 each; tasks/budget.py)
     mark_generated | failed | skipped   (1: attempts and budget settlements included)
     mark_done | placeholder | skipped   (1: processed data, stored files, renditions)
 
-so a real image costs 5 transactions, plus its share of the run's planning and the
-near-duplicate query. The in-process ``concurrency`` semaphore is held around the
+so a real image from a paid provider costs 4 transactions plus the near-duplicate query,
+and its share of the run's planning (two for the whole run on a re-run; one more per new
+slot's template rotation date on the first). The in-process ``concurrency`` semaphore is held around the
 provider chain call only: post-processing, upload and recording of one image overlap
 the provider calls of the others. A heartbeat renews the leases of the slots this run
 works on every ``pipeline.lease_s / 3`` seconds.
@@ -142,7 +143,7 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
     deadline = time.monotonic() + settings.wait_for_others_s
     poll_s = min(2.0, max(0.2, settings.lease_s / 4))
     while True:
-        claim = worker.ledger.claim(pk, worker.run_key, retry_failed=worker.retry_failed)
+        claim = worker.ledger.claim(pk, worker.run_key, retry_failed=worker.retry_failed, begin_generation=True)
         if claim.state is ClaimState.claimed:
             break
         if claim.state is ClaimState.finished or time.monotonic() >= deadline:
@@ -156,7 +157,7 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
              row.idempotency_key, row.status)
     with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():
         try:
-            return _produce(worker, row)
+            return _produce(worker, row, claim.began_generation)
         except LeaseLostError as exc:
             log.warning("image %s: %s; leaving it to that run", row.image_id, exc)
             return worker.ledger.get(pk)
@@ -170,7 +171,7 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _produce(worker: Worker, row: ImageRecord) -> ImageRecord:
+def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageRecord:
     log = get_logger()
     ledger, run_key = worker.ledger, worker.run_key
     assert row.id is not None
@@ -179,9 +180,9 @@ def _produce(worker: Worker, row: ImageRecord) -> ImageRecord:
     if status is S.uploaded:  # stored before a crash: only the last step is missing
         return _finish(worker, row, None, None)
     decoded: list[Any] = []  # the output check's decode, handed to post-processing: one decode per image
-    if status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row):
+    if begun or status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row):
         row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
-                            policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded)
+                            policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded, begun=begun)
         if S(row.status).terminal:
             log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
             return row

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from core.domain import ImageSlot
@@ -37,10 +38,14 @@ def record_planned(
     existing = ledger.by_keys(slot.idempotency_key for slot in slots)
     chosen: dict[str, str] = {r.slot: r.template for r in existing.values() if r.template}
     new: list[PlannedImage] = []
+    recent: dict[date, set[tuple[str, str]]] = {}  # the template rotation reads each previous day once
     for slot in slots:
         if slot.idempotency_key in existing:
             continue
-        template = library.get(chosen[slot.slot]) if slot.slot in chosen else select_template(library, slot, db)
+        if slot.slot in chosen:
+            template = library.get(chosen[slot.slot])
+        else:
+            template = select_template(library, slot, db, recent=recent)
         if template.category != slot.category:
             raise TemplateError(f"template {template.name!r} is in category {template.category!r}, not {slot.category!r}")
         chosen.setdefault(slot.slot, template.name)

@@ -319,3 +319,60 @@ def test_settlements_above_the_estimate_never_pass_the_cap(db_url: str) -> None:
     assert all(e.actual_usd <= e.estimate_usd + 1e-9 for e in settled)  # never above the reservation
     assert outcomes.count("refused") > 0  # the cap stopped the calls that could have passed it
     db.dispose()
+
+
+# -- overhead: transactions and task runs per image ------------------------------------------------
+def test_an_image_costs_at_most_six_database_transactions(make_config) -> None:  # type: ignore[no-untyped-def]
+    """Planning and producing 10 images from a paid provider, counted on the engine: every
+    transaction (reads included) over the number of images."""
+    from sqlalchemy import event
+
+    from tasks.produce import produce_image
+    from tasks.record import record_planned
+    from tasks.runtime import get_runtime
+
+    with A1111Server() as server:
+        make_config(**paid(server.url),
+                    renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
+        rt = get_runtime()
+        rt.ledger  # noqa: B018 - migrations and engine before counting
+        slots = [ImageSlot("daily", date(2026, 12, 6), f"06{i // 4}0-food", i % 4, "food") for i in range(12)]
+        begun: list[int] = []
+        event.listen(rt.db.engine, "begin", lambda connection: begun.append(1))
+        pks = record_planned(rt.db, rt.library, slots)
+        planning = len(begun)
+        worker = rt.worker("tx-count")
+        rows = [produce_image(worker, pk) for pk in pks]
+        rt.end_run("tx-count")
+    assert {r.status for r in rows} == {"done"} and len(server.answered) == 12
+    per_image = len(begun) / len(slots)
+    assert planning <= 4, planning  # existing rows, the rotation's previous day, the insert
+    assert per_image <= 6, f"{per_image:.2f} transactions per image ({planning} for planning)"
+    produce_only = (len(begun) - planning) / len(slots)
+    assert produce_only <= 5, produce_only  # claim+generating, reservation, generated+settlement, dedup read, done
+    print(f"{per_image:.2f} transactions per image: {planning} for planning 12 slots, {produce_only:.2f} per image after")
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_one_task_run_per_image_all_recorded_and_terminal(make_config) -> None:  # type: ignore[no-untyped-def]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.daily import daily_content
+
+    with A1111Server() as server:
+        make_config(**paid(server.url))
+        state = daily_content(run_date=date(2026, 12, 7), return_state=True)
+    assert state.is_completed()
+    deadline = time.monotonic() + 60  # task run states reach the server as events, shortly after
+    while True:
+        with get_client(sync_client=True) as client:
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        if all(t.state and t.state.is_final() for t in tasks) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    names = Counter(t.task_key.rsplit("-", 1)[0] for t in tasks)
+    per_image = [t for t in tasks if t.name.startswith("image-")]
+    assert len(per_image) == 8, names  # one task run per image
+    assert len(tasks) <= 8 + 3, names  # plus close-dead-runs, plan-images, alerts
+    assert all(t.state and t.state.is_completed() for t in tasks), [(t.name, t.state) for t in tasks]

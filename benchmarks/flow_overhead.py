@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.flowbench import LoopbackA1111, PrefectServer, run_daily, workdir  # noqa: E402
+from flowbench import LoopbackA1111, PrefectServer, run_daily, workdir  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 SIZE = 1024
 

@@ -150,7 +150,7 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
         err.print(f"[bold red]not complete:[/] {data}; re-run the same command to retry what can be retried "
                   f"(add --retry-failed for the rest)", markup=True, highlight=False)
         raise typer.Exit(1)
-    raise _fail(data if isinstance(data, BaseException) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
+    raise _fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
 
 
 def _print_summary(summary: Any) -> None:

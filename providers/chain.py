@@ -282,13 +282,13 @@ class ProviderChain:
             started = time.monotonic()
             try:
                 result = provider.generate(request)
-            except Exception as exc:  # noqa: BLE001 - ProviderError, or a bug in an adapter: it must not stop the chain
+            except Exception as exc:
                 latency = time.monotonic() - started
                 error = exc if isinstance(exc, ProviderError) else None
                 # a call the provider may have billed is counted, whatever our output check said
                 cost = provider.estimate_cost(request) if may_have_billed(exc) else 0.0
                 message = provider.scrub(str(exc) if error else f"{type(exc).__name__}: {exc}")
-                hints = quota_hints(getattr(exc, "headers", None)) if error else {}
+                hints = quota_hints(getattr(exc, "headers", None) if error else None)
                 # the cost is recorded before the reservation is settled: never a moment uncounted
                 on_attempt(Attempt(provider.name, (error.model if error else None) or model, "failed", latency,
                                    cost_usd=cost, error_class=error.error_class if error else "provider_bug",

@@ -165,7 +165,7 @@ class StoredImage:
 #: transition's transaction (tasks.budget.BudgetLedger.settle_in).
 Settle = Callable[[Session, int, float], None]
 #: ``(session, image pk, dead run key)``: closes the dead run's reservations for the slot.
-Takeover = Callable[[Session, int, str], None]
+Takeover = Callable[[Session, int, str], object]
 
 
 class ImageLedger:
@@ -213,7 +213,7 @@ class ImageLedger:
     def pending_uploads(self) -> list[ImageRecord]:
         """Rows whose upload failed (store unreachable): ``processed`` with ``upload_pending``."""
         with self.db.session() as session:
-            query = select(ImageRecord).where(ImageRecord.upload_pending == True,
+            query = select(ImageRecord).where(ImageRecord.upload_pending == True,  # noqa: E712 - SQL expression
                                               ImageRecord.status == S.processed.value)
             return list(session.exec(query.order_by(ImageRecord.id)))  # type: ignore[arg-type]
 
@@ -225,7 +225,7 @@ class ImageLedger:
             query = select(ImageRecord.id, ImageRecord.image_id, ImageRecord.phash).where(
                 ImageRecord.status.in_(published),  # type: ignore[attr-defined]
                 ImageRecord.phash.is_not(None),  # type: ignore[union-attr]
-                ImageRecord.is_placeholder == False,
+                ImageRecord.is_placeholder == False,  # noqa: E712 - SQL expression
             )
             if category:
                 query = query.where(ImageRecord.category == category)

@@ -38,7 +38,8 @@ def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Set
             log.error("image %s: spooled original %s is missing or corrupt; cannot upload", row.image_id, row.spool_path)
             outcome["lost"].append(row.image_id)
             continue
-        claim = ledger.claim(row.id, run_key)
+        pk = row.id
+        claim = ledger.claim(pk, run_key)
         if claim.state is not ClaimState.claimed:
             continue
         row = claim.row
@@ -50,14 +51,14 @@ def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Set
             stored = store_files(store, row, files)
         except StorageError as exc:
             log.warning("image %s: upload still pending: %s", row.image_id, exc)
-            ledger.mark_upload_pending(row.id, run_key, f"upload pending: {exc}")
+            ledger.mark_upload_pending(pk, run_key, f"upload pending: {exc}")
             outcome["pending"].append(row.image_id)
             continue
         if row.is_placeholder:
-            ledger.mark_placeholder(row.id, run_key, stored, processed,
+            ledger.mark_placeholder(pk, run_key, stored, processed,
                                     reason="placeholder: no real provider answered; a later run replaces it")
         else:
-            ledger.mark_done(row.id, run_key, stored, processed)
+            ledger.mark_done(pk, run_key, stored, processed)
         free_spool(row)
         log.info("image %s: pending upload done", row.image_id)
         outcome["uploaded"].append(row.image_id)

@@ -90,7 +90,7 @@ class Heartbeat:
                 continue
             try:
                 self.ledger.renew(held, self.run_key)
-            except Exception:  # noqa: BLE001 - a database hiccup: the next beat tries again
+            except Exception:
                 get_logger().exception("could not renew the leases of run %s", self.run_key)
 
     def stop(self) -> None:

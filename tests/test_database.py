@@ -154,7 +154,7 @@ def test_concurrent_writers_never_fail(db_url: str) -> None:
                     provider="placeholder", model="p", seed=index, width=512, height=512, is_placeholder=True,
                     seconds=0.01, spool_path="/spool/p.png", checksum="0" * 64),
                     attempts=[Attempt("placeholder", "p", "success", 0.01)])
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]

@@ -111,12 +111,11 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
     """Run ``target()`` (a flow called with ``return_state=True``) in a thread while a
     progress bar counts finished rows of ``key_prefix``; print the run's table and return
     its summary, or exit 1 (after printing the table) when the run is not complete."""
-    from core.domain import ImageStatus
+    from storage.ledger import ImageLedger
     from tasks.pipeline import IncompleteRunError
     from tasks.runtime import get_runtime
 
     outcome: dict[str, Any] = {}
-    finished = [s.value for s in ImageStatus if s.terminal]
 
     def worker() -> None:
         try:
@@ -125,18 +124,16 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
             outcome["error"] = exc
 
     thread = threading.Thread(target=worker, daemon=True)
-    db = get_runtime().db
+    ledger = ImageLedger(get_runtime().db)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
         thread.start()
         while thread.is_alive():
-            rows = db.images(key_prefix=key_prefix)
-            done = sum(1 for r in rows if r.status in finished)
-            progress.update(bar, completed=done, description=label if rows else f"{label} (starting Prefect)")
+            done = ledger.finished_count(key_prefix)
+            progress.update(bar, completed=done, description=label if done else f"{label} (starting Prefect)")
             thread.join(0.5)
-        rows = db.images(key_prefix=key_prefix)
-        progress.update(bar, completed=sum(1 for r in rows if r.status in finished), description=label)
+        progress.update(bar, completed=ledger.finished_count(key_prefix), description=label)
     if "error" in outcome:
         raise _fail(outcome["error"], 1)
     state = outcome["state"]

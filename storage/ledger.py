@@ -36,7 +36,7 @@ from enum import Enum
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.domain import Attempt, FailureKind, ImageSlot, ImageStatus, key_digest
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, utcnow
@@ -209,6 +209,17 @@ class ImageLedger:
     def of_run(self, flow: str, run_date: date) -> list[ImageRecord]:
         """Every row of one flow and date, in slot order."""
         return self.db.images(flow=flow, run_date=run_date)
+
+    def finished_count(self, key_prefix: str) -> int:
+        """How many slots whose idempotency key starts with ``key_prefix`` are finished for
+        now (ImageStatus.terminal): one COUNT query (the CLI's progress bar)."""
+        from sqlalchemy import func
+
+        finished = [s.value for s in S if s.terminal]
+        with self.db.session() as session:
+            query = select(func.count()).select_from(ImageRecord).where(
+                col(ImageRecord.idempotency_key).startswith(key_prefix), col(ImageRecord.status).in_(finished))
+            return int(session.exec(query).one())
 
     def pending_uploads(self) -> list[ImageRecord]:
         """Rows whose upload failed (store unreachable): ``processed`` with ``upload_pending``."""

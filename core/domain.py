@@ -237,6 +237,9 @@ class GenerationResult:
     latency_s: float
     is_placeholder: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model,
+    #: after mapping the request onto what it accepts (providers/spec.py); None: as requested.
+    mapped_size: str | None = None
 
 
 @dataclass

@@ -129,6 +129,10 @@ class InputSchema:
             return None
         return float(prop.get("minimum", 0)), float(prop.get("maximum", 1_000_000))
 
+    def steps_field(self) -> str | None:
+        """The model's name for the number of denoising steps (``num_inference_steps`` or ``steps``)."""
+        return next((n for n in ("num_inference_steps", "steps") if self.has(n)), None)
+
     def guidance_field(self) -> str | None:
         """The model's name for classifier-free guidance (``guidance_scale`` or ``guidance``)."""
         return next((n for n in ("guidance_scale", "guidance") if self.has(n)), None)
@@ -139,7 +143,8 @@ class InputSchema:
         ratios = tuple(str(r) for r in ratio.get("enum", []) if re.fullmatch(r"\d+:\d+", str(r)))
         width = self.properties.get("width", {})
         sides = tuple(int(v) for v in width.get("enum", []) if isinstance(v, int))
-        steps = self._range("num_inference_steps")
+        steps_name = self.steps_field()
+        steps = self._range(steps_name) if steps_name else None
         guidance_name = self.guidance_field()
         guidance = self._range(guidance_name) if guidance_name else None
         megapixels = self.properties.get("megapixels", {}).get("default")
@@ -335,8 +340,9 @@ class ReplicateProvider(Provider):
                 data["aspect_ratio"] = mapped.aspect_ratio
             elif schema.has("width") and schema.has("height"):
                 data["width"], data["height"] = mapped.width, mapped.height
-            if schema.has("num_inference_steps") and mapped.num_inference_steps is not None:
-                data["num_inference_steps"] = mapped.num_inference_steps
+            steps_name = schema.steps_field()
+            if steps_name and mapped.num_inference_steps is not None:
+                data[steps_name] = mapped.num_inference_steps
             guidance_name = schema.guidance_field()
             if guidance_name and mapped.guidance_scale is not None:
                 data[guidance_name] = mapped.guidance_scale

@@ -206,7 +206,10 @@ def map_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int, str | 
     if spec.max_pixels and w_f * h_f > spec.max_pixels:
         scale = math.sqrt(spec.max_pixels / (w_f * h_f))
         w_f, h_f = w_f * scale, h_f * scale
-    if max(w_f, h_f) > high:
+    if min(w_f, h_f) < low:  # scale up, keeping the aspect ratio
+        scale = low / min(w_f, h_f)
+        w_f, h_f = w_f * scale, h_f * scale
+    if max(w_f, h_f) > high:  # scale down, keeping the aspect ratio
         scale = high / max(w_f, h_f)
         w_f, h_f = w_f * scale, h_f * scale
     w, h = _clamp_side(w_f, low, high, spec.side_multiple), _clamp_side(h_f, low, high, spec.side_multiple)

@@ -63,7 +63,8 @@ def _prices(provider_cls: Any, config: Any) -> str:
             parts.append(f"{model}: " + ", ".join(f"{k} {v:g}" for k, v in entry.items()) + unit)
         else:
             parts.append(f"{model}: {entry:g}{unit}")
-    return "; ".join(parts)
+    source = f" [{published.source_url}, {published.checked}]" if published is not None else ""
+    return "; ".join(parts) + source
 
 
 @providers_app.command("list")

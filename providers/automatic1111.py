@@ -66,7 +66,7 @@ class Automatic1111Provider(Provider):
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"auth": ("AUTOMATIC1111_AUTH",)}
     #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
     default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
-                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True)
+                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True)
 
     config: Automatic1111Config
 
@@ -82,8 +82,10 @@ class Automatic1111Provider(Provider):
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The txt2img (or img2img) JSON body for ``request``, mapped onto the WebUI's limits."""
         mapped = self.map(request)
+        # LoRAs by the WebUI's prompt syntax <lora:name:weight> (extensions-builtin/Lora)
+        loras = "".join(f" <lora:{name}:{weight:g}>" for name, weight in request.loras or ())
         body: dict[str, Any] = {
-            "prompt": request.prompt,
+            "prompt": request.prompt + loras,
             "negative_prompt": request.negative_prompt,
             "seed": request.seed if request.seed is not None else -1,
             "steps": mapped.num_inference_steps,

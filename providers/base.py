@@ -131,6 +131,8 @@ class Provider(ABC):
             return f"{self.name} {model} cannot inpaint (a mask was given)"
         if request.init_image is not None and not spec.img2img:
             return f"{self.name} {model} cannot do img2img (a reference image was given)"
+        if request.loras and not spec.loras:
+            return f"{self.name} {model} cannot apply LoRAs ({', '.join(name for name, _ in request.loras)})"
         return None
 
     def price_key(self, request: GenerationRequest, mapped: Mapped) -> str:

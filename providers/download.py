@@ -175,3 +175,40 @@ def _masked(url: str) -> str:
     parts = urlsplit(url)
     shown = f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     return shown + ("?***" if parts.query else "")
+
+
+#: The largest reference image or mask a template or the ad-hoc flow may name: 32 MiB.
+MAX_REFERENCE_BYTES = 32 * 1024 * 1024
+
+
+def load_reference(location: str, downloader: SafeDownloader | None = None) -> bytes:
+    """The bytes of a reference image or mask: an https URL fetched through the SSRF-safe
+    downloader, or a local file (at most ``MAX_REFERENCE_BYTES``). Raises RejectedProviderError
+    (provider ``reference``) for a missing file or bytes that are not a PNG / JPEG / WebP
+    image; the downloader's errors for a URL."""
+    from io import BytesIO
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from core.errors import RejectedProviderError
+
+    if "://" in location:
+        data = (downloader or SafeDownloader(max_bytes=MAX_REFERENCE_BYTES)).fetch(location, provider="reference")
+    else:
+        path = Path(location)
+        if not path.is_file():
+            raise RejectedProviderError(f"{location}: no such file", provider="reference")
+        if path.stat().st_size > MAX_REFERENCE_BYTES:
+            raise RejectedProviderError(f"{location}: over {MAX_REFERENCE_BYTES} bytes", provider="reference")
+        data = path.read_bytes()
+    try:
+        with Image.open(BytesIO(data)) as probe:
+            if probe.format not in ("PNG", "JPEG", "WEBP"):
+                raise RejectedProviderError(f"{_masked(location) if '://' in location else location}: "
+                                            f"{probe.format} is not PNG, JPEG or WebP", provider="reference")
+            probe.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise RejectedProviderError(f"{_masked(location) if '://' in location else location}: not an image "
+                                    f"({type(exc).__name__})", provider="reference") from exc
+    return data

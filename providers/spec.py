@@ -111,7 +111,7 @@ class ModelSpec:
     width and height may each take) or ``side_range`` (min, max pixels per side) with
     ``side_multiple`` and ``max_pixels``. ``steps`` / ``guidance``: (min, max), None when
     the model takes no such input. ``negative_prompt``, ``img2img`` (an init image and
-    a strength) and ``inpainting`` (a mask) say what else it takes.
+    a strength), ``inpainting`` (a mask) and ``loras`` (LoRAs by name) say what else it takes.
     """
 
     sizes: tuple[tuple[int, int], ...] = ()
@@ -126,6 +126,7 @@ class ModelSpec:
     negative_prompt: bool = True
     img2img: bool = False
     inpainting: bool = False
+    loras: bool = False
 
 
 @dataclass(frozen=True)

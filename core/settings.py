@@ -137,7 +137,7 @@ class RenditionConfig(BaseModel):
     upscaler: Literal["lanczos", "model", "remote"] = "lanczos"
 
     @model_validator(mode="after")
-    def _size_or_scale(self) -> "RenditionConfig":
+    def _size_or_scale(self) -> RenditionConfig:
         if self.scale is None and (self.width is None or self.height is None):
             raise ValueError("a rendition needs width and height, or scale")
         if self.target_bytes is not None and self.format == "png":
@@ -177,7 +177,7 @@ class DecodeConfig(BaseModel):
     model_config = _Strict
     max_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 50 * 1024 * 1024
     max_pixels: Annotated[int, Field(ge=4096, le=89_478_485)] = 40_000_000
-    formats: list[Literal["PNG", "JPEG", "WEBP", "AVIF"]] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "AVIF"])
+    formats: list[Literal["PNG", "JPEG", "WEBP", "AVIF"]] = ["PNG", "JPEG", "WEBP", "AVIF"]  # pydantic copies it
 
 
 class UpscaleConfig(BaseModel):
@@ -284,7 +284,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
-_yaml_data: ContextVar[dict[str, Any]] = ContextVar("_yaml_data", default={})
+_yaml_data: ContextVar[dict[str, Any] | None] = ContextVar("_yaml_data", default=None)
 
 
 class Settings(BaseSettings):
@@ -329,7 +329,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, _yaml_data.get()))
+        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, _yaml_data.get() or {}))
 
     @field_validator("timezone")
     @classmethod
@@ -351,7 +351,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _resolve(self) -> "Settings":
+    def _resolve(self) -> Settings:
         base = self.config_file.parent if self.config_file else Path.cwd()
         self.output_dir = (base / self.output_dir).resolve()
         self.templates_dir = (base / self.templates_dir).resolve()

@@ -75,7 +75,7 @@ class SafeDownloader:
     test_base_url: str | None = None
 
     @classmethod
-    def from_config(cls, config: DownloadConfig) -> "SafeDownloader":
+    def from_config(cls, config: DownloadConfig) -> SafeDownloader:
         """From the ``providers.download`` settings."""
         return cls(max_bytes=config.max_bytes, timeout_s=config.timeout_s,
                    max_redirects=config.max_redirects, test_base_url=config.test_base_url)

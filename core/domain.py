@@ -133,7 +133,7 @@ class Template(BaseModel):
     strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
 
     @model_validator(mode="after")
-    def _check_pins(self) -> "Template":
+    def _check_pins(self) -> Template:
         if self.model and not self.provider:
             raise ValueError(f"model {self.model!r} needs a provider: model names differ between providers")
         if (self.mask or self.strength is not None) and not self.reference_image:

@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import time
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 import httpx
 

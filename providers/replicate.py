@@ -114,7 +114,7 @@ class InputSchema:
         self.properties = properties
 
     @classmethod
-    def from_openapi(cls, openapi: dict[str, Any]) -> "InputSchema":
+    def from_openapi(cls, openapi: dict[str, Any]) -> InputSchema:
         """From a version's ``openapi_schema`` (InvalidOutputError-free: missing parts give {})."""
         components = ((openapi or {}).get("components") or {}).get("schemas") or {}
         raw = (components.get("Input") or {}).get("properties") or {}

@@ -90,7 +90,7 @@ class Reply:
 
     @classmethod
     def json(cls, status: int, data: Any, headers: dict[str, str] | None = None,
-             content_type: str = "application/json") -> "Reply":
+             content_type: str = "application/json") -> Reply:
         return cls(status, json.dumps(data).encode(), content_type, headers or {})
 
 
@@ -113,7 +113,8 @@ class Request:
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True)
-            fields[name] = payload if part.get_filename() else payload.decode()
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields[name] = payload if part.get_filename() else payload.decode()
         return fields
 
 
@@ -158,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(reply.body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
 
 class _Httpd(ThreadingHTTPServer):
@@ -185,9 +186,9 @@ class ProtocolServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
-    def __enter__(self) -> "ProtocolServer":
+    def __enter__(self) -> ProtocolServer:
         self.thread.start()
         return self
 
@@ -265,12 +266,12 @@ class ContractCase:
     ``is_generation``: which recorded requests are paid generation calls."""
 
     provider: str
-    server: type["ProtocolServer"]
+    server: type[ProtocolServer]
     settings: Callable[[str], dict[str, Any]]
     secrets: dict[str, str]
     cost_usd: float
-    sent: Callable[["Request"], None]
-    is_generation: Callable[["Request"], bool]
+    sent: Callable[[Request], None]
+    is_generation: Callable[[Request], bool]
     overrides: dict[str, str] = field(default_factory=dict)
     seed: int | None = 123
 

@@ -58,7 +58,7 @@ class FalServer(ProtocolServer):
         if model not in MODELS:
             return Reply.json(404, {"detail": f"Application '{model}' not found"})
         max_steps, takes_guidance = MODELS[model]
-        problems = []
+        problems: list[dict[str, Any]] = []
         if not isinstance(payload.get("prompt"), str) or not payload["prompt"]:
             problems.append({"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"})
         steps = payload.get("num_inference_steps", 4)

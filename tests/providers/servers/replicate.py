@@ -161,7 +161,8 @@ class ReplicateServer(ProtocolServer):
 
     def error(self, code: int) -> Reply:
         titles = {400: ("Bad request", "Invalid JSON"), 401: ("Unauthenticated", "You did not pass a valid authentication token"),
-                  402: ("Insufficient credit", "You have insufficient credit to run this model. Go to https://replicate.com/account/billing#billing to purchase credit."),
+                  402: ("Insufficient credit", "You have insufficient credit to run this model. "
+                                               "Go to https://replicate.com/account/billing#billing to purchase credit."),
                   403: ("Forbidden", "You do not have permission to run this model"),
                   422: ("Input validation failed", "- input.width: width must be one of the following: 64, 128"),
                   429: ("Request was throttled", f"Request was throttled. Expected available in {RETRY_AFTER_S} seconds."),
@@ -254,9 +255,10 @@ class ReplicateServer(ProtocolServer):
             return Reply.json(201, self._view(prediction))
         if path.startswith("/v1/predictions/"):
             pid = path.split("/")[3]
-            prediction = self.predictions.get(pid)
-            if prediction is None:
+            found_prediction = self.predictions.get(pid)
+            if found_prediction is None:
                 return self.problem(404, "Not found", "The requested resource could not be found.")
+            prediction = found_prediction
             if path.endswith("/cancel") and request.method == "POST":
                 self.cancelled.append(pid)
                 prediction.update(status="canceled", completed_at="2026-11-21T06:01:00Z")

@@ -52,7 +52,8 @@ class StabilityServer(ProtocolServer):
     def error(self, code: int) -> Reply:
         names = {400: ("bad_request", "prompt: cannot be empty"), 401: ("unauthorized", "missing authorization header"),
                  402: ("payment_required", "You lack sufficient credits to make this request."),
-                 403: ("content_moderation", "Your request was flagged by our content moderation system, as a result your request was denied and you were not charged."),
+                 403: ("content_moderation", "Your request was flagged by our content moderation system, as a result "
+                                             "your request was denied and you were not charged."),
                  422: ("invalid_prompt", "Your prompt was not in English."),
                  429: ("rate_limit_exceeded", "You have exceeded the rate limit of 150 requests within a 10 second period"),
                  500: ("internal_error", "An unexpected server error has occurred"),

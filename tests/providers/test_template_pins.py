@@ -169,3 +169,19 @@ def test_bad_pins_are_one_clear_line(tmp_path: Path, extra: str, message: str) -
     folder = library_with(tmp_path, **{"food/bad.yaml": 'name: bad\ncategory: food\nprompt: "a plate"\n' + extra})
     _, problems = TemplateLibrary.validate(folder)
     assert len(problems) == 1 and "bad.yaml" in problems[0] and message in problems[0], problems
+
+
+def test_the_adhoc_run_form_offers_reference_mask_and_strength() -> None:
+    """The Prefect UI builds the run form from the flow's parameter schema."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.adhoc import generate
+
+    schema = parameter_schema(generate.fn).model_dump_for_openapi()
+    properties = schema["properties"]
+    assert {"reference_image", "mask", "strength"} <= set(properties)
+    assert "reference_image" not in schema.get("required", [])
+    strength = properties["strength"]
+    bounds = [s for s in strength.get("anyOf", [strength]) if s.get("type") == "number"][0]
+    assert bounds["minimum"] == 0.0 and bounds["maximum"] == 1.0
+    assert "templates folder" in " ".join(properties["reference_image"].get("description", "").split())

@@ -54,6 +54,8 @@ from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_re
 MAX_PIXELS = 64_000_000
 MAX_BYTES = 64 * 1024 * 1024
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+#: How far (relative) an output's aspect ratio may be from the size asked for: 10 %.
+ASPECT_TOLERANCE = 0.10
 
 #: Provider error codes that mean "no money / no access": the provider is disabled for the run.
 BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active",
@@ -376,7 +378,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
 
     Refuses (InvalidOutputError): empty or oversized bodies, bytes that are not PNG /
     JPEG / WebP, truncated files, more than MAX_PIXELS, sides under 64 px, an aspect
-    ratio more than 25% off ``expected`` (width, height), and blank images (greyscale
+    ratio more than ``ASPECT_TOLERANCE`` off ``expected`` (width, height), and blank images (greyscale
     standard deviation under 2). An all-black image (mean under 2 as well) is the
     "filtered" image of safety checkers: ContentFilteredError, a rejection.
     """
@@ -404,10 +406,10 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
         raise bad(f"does not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
     if min(width, height) < 64:
         raise bad(f"{width}x{height} is too small")
-    if expected:
+    if expected:  # the size asked for: providers round sides (to 16, 32, 64 px), none changes the shape
         want = expected[0] / expected[1]
         got = width / height
-        if abs(got - want) / want > 0.25:
+        if abs(got - want) / want > ASPECT_TOLERANCE:
             raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
     if stat.stddev[0] < 2.0:
         if stat.mean[0] < 2.0:  # what safety checkers hand back instead of the image

@@ -298,9 +298,10 @@ class DiffusersProvider(Provider):
             device = getattr(pipe, "device", torch.device("cpu"))
             generator_device = "cpu" if str(device).startswith("mps") else str(device)
             generators = [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds]
+            mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
             kwargs: dict[str, Any] = {
-                "prompt": prompts, "num_inference_steps": first.num_inference_steps, "width": first.width,
-                "height": first.height, "guidance_scale": first.guidance_scale, "generator": generators,
+                "prompt": prompts, "num_inference_steps": mapped.num_inference_steps, "width": mapped.width,
+                "height": mapped.height, "guidance_scale": mapped.guidance_scale, "generator": generators,
             }
             if "negative_prompt" in _call_parameters(pipe):
                 kwargs["negative_prompt"] = negatives

@@ -102,3 +102,15 @@ def test_no_import_cycle_between_settings_and_providers() -> None:
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "11"
+
+
+def test_the_output_check_compares_with_the_size_asked_for() -> None:
+    from core.errors import InvalidOutputError
+    from providers.base import validate_image
+    from tests.providers.servers.common import photo
+
+    square = photo(1024, 1024)
+    assert validate_image(square, provider="p", model="m", expected=(1024, 1024))[:2] == (1024, 1024)
+    with pytest.raises(InvalidOutputError, match="does not match the requested 576x1024"):
+        validate_image(square, provider="p", model="m", expected=(576, 1024))  # a square for a portrait
+    assert validate_image(photo(1152, 896), provider="p", model="m", expected=(1280, 1024))  # 5:4 as ~1 MP

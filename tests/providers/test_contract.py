@@ -180,3 +180,23 @@ def test_provider_metadata(name: str) -> None:
             outcome = provider.check()
             assert not outcome.ok and "missing" in outcome.detail
         provider.close()
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.secrets])
+def test_wrong_credentials_get_the_services_refusal(name: str, servers: dict[str, srv.ProtocolServer]) -> None:
+    """A wrong key is refused by the server as the real service does (401, or BFL's 403
+    ``Not authenticated``): auth/billing, nothing generated, the key never in the message."""
+    case, server = CASES[name], servers[name]
+    server.reset()
+    cls = provider_class(name)
+    wrong = {variable: "wrong:credential-value" for variable in case.secrets}
+    provider = cls(config=cls.Config(**{"timeout_s": 5.0, **case.settings(server.url)}), secrets=secrets_of(wrong),
+                   downloader=SafeDownloader(test_base_url=server.url, timeout_s=5.0))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.generate(REQUEST)
+    finally:
+        provider.close()
+    assert caught.value.error_class == "auth_billing" and caught.value.status_code in (401, 403)
+    assert "credential-value" not in str(caught.value)
+    assert not server.files  # nothing generated

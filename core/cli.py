@@ -79,12 +79,11 @@ def _settings() -> Any:
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective configuration (file + environment), secrets masked."""
-    from core.settings import config_path, get_secrets, mask
+    from core.settings import config_path, get_secrets
 
     settings = _settings()
     data = settings.model_dump(mode="json")
-    secrets = {name: (mask(value.get_secret_value()) if value is not None else None)
-               for name, value in get_secrets().__dict__.items()}
+    secrets = get_secrets().masked()
     console.print(f"# configuration file: {config_path() or '(none: defaults)'}")
     console.print_json(json.dumps({**data, "secrets": secrets}))
 

@@ -1,6 +1,8 @@
 """The shared vocabulary: quality tiers, formats, templates, requests, results, statuses.
 
-Figures (tiers, formats, default negative prompt) come from ../shared/MISSION.md.
+Figures (tiers, formats, default negative prompt) are the product's own presets: three
+quality tiers (30 / 50 / 70 denoising steps at guidance 7.5 / 8.5 / 9.5) and three formats
+(1024x1024, 1024x1792, 1792x1024 pixels).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 4096, 8
 
 
 class Quality(str, Enum):
-    """Quality tier: (num_inference_steps, guidance_scale) from MISSION.md."""
+    """Quality tier: (num_inference_steps, guidance_scale), the product's presets."""
 
     standard = "standard"
     hd = "hd"
@@ -37,7 +39,7 @@ class Quality(str, Enum):
 
 
 class ImageFormat(str, Enum):
-    """Output format: (width, height) in pixels from MISSION.md."""
+    """Output format: (width, height) in pixels, the product's presets."""
 
     square = "square"
     portrait = "portrait"
@@ -54,7 +56,7 @@ Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_MULTIPLE)
 class TemplateParameters(BaseModel):
     """Generation parameters of a template.
 
-    Give ``quality`` and/or ``format`` for the MISSION.md presets, or the explicit
+    Give ``quality`` and/or ``format`` for the presets, or the explicit
     fields; explicit fields win. Sides are pixels, 64..4096, multiples of 8.
     """
 
@@ -86,6 +88,16 @@ class TemplateParameters(BaseModel):
 WILDCARD = re.compile(r"\{([^{}]*\|[^{}]*)\}")
 
 
+def check_reference(value: str, field_name: str = "reference_image") -> str:
+    """``value`` if it is an https URL or a relative path that stays inside its folder
+    (no ``..``, not absolute); ValueError quoting it otherwise."""
+    if value.startswith("https://"):
+        return value
+    if "://" in value or value.startswith(("/", "\\", "~")) or ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"{field_name} {value[:80]!r} must be a path inside the templates folder or an https URL")
+    return value
+
+
 class Template(BaseModel):
     """A prompt template (templates/<category>/<name>.yaml).
 
@@ -107,6 +119,29 @@ class Template(BaseModel):
     variants: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Annotated[str, Field(min_length=3)]] = Field(
         default_factory=dict
     )
+    #: Pins: the provider (a registered name) and its model, LoRAs by name with their weights
+    #: (local diffusers / AUTOMATIC1111), a fixed seed (0..2**32-1) for every image.
+    provider: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] | None = None
+    model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    loras: dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[float, Field(ge=-4, le=4)]] = Field(
+        default_factory=dict)
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    #: img2img / inpainting: a reference image and a mask (white = repaint), each a path
+    #: relative to the templates folder or an https URL, and how much to change (0..1).
+    reference_image: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    mask: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _check_pins(self) -> Template:
+        if self.model and not self.provider:
+            raise ValueError(f"model {self.model!r} needs a provider: model names differ between providers")
+        if (self.mask or self.strength is not None) and not self.reference_image:
+            raise ValueError("mask and strength need a reference_image")
+        for name, value in (("reference_image", self.reference_image), ("mask", self.mask)):
+            if value is not None:
+                check_reference(value, name)
+        return self
 
     @model_validator(mode="after")
     def _check_wildcards(self) -> Template:
@@ -120,7 +155,8 @@ class Template(BaseModel):
 
 
 class ImageStatus(str, Enum):
-    """Forward-only life of an image slot (DESIGN.md)."""
+    """Forward-only life of an image slot: planned -> generating -> generated -> processed ->
+    uploaded -> done, or a terminal failed / blocked / skipped."""
 
     planned = "planned"
     generating = "generating"
@@ -167,6 +203,11 @@ class ImageSlot:
     quality: Quality | None = None
     format: ImageFormat | None = None
     extra_tags: tuple[str, ...] = ()
+    #: Ad-hoc img2img / inpainting: reference image and mask (a path in the templates folder
+    #: or an https URL) and strength 0..1; they override the template's.
+    reference_image: str | None = None
+    mask: str | None = None
+    strength: float | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -205,12 +246,14 @@ class GenerationRequest:
     init_image: bytes | None = None
     mask_image: bytes | None = None
     strength: float | None = None
-    #: LoRAs to apply (local diffusers): ``(name, weight)`` pairs; None: the model's defaults.
+    #: LoRAs to apply (local diffusers, AUTOMATIC1111): ``(name, weight)`` pairs; None: the model's defaults.
     loras: tuple[tuple[str, float], ...] | None = None
+    #: The provider this request must run on (a template's pin); None: any of the chain.
+    provider: str | None = None
 
     @property
     def quality_tier(self) -> str:
-        """``quality`` if given, else the MISSION.md tier whose steps this request reaches."""
+        """``quality`` if given, else the preset tier whose steps this request reaches."""
         if self.quality:
             return self.quality
         if self.num_inference_steps >= Quality.ultra_hd.num_inference_steps:
@@ -237,6 +280,9 @@ class GenerationResult:
     latency_s: float
     is_placeholder: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model,
+    #: after mapping the request onto what it accepts (providers/spec.py); None: as requested.
+    mapped_size: str | None = None
 
 
 @dataclass

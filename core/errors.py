@@ -27,7 +27,8 @@ each and re-raised ``from exc``::
         └── AuthBillingProviderError    401 / 402 / 403: next provider, disabled for the run
     AllProvidersFailedError (a ProviderError) when the whole chain is exhausted.
 
-The classification follows ../shared/contracts/providers.md ("Common rules").
+The classification of provider failures is drawn in providers/base.py (statuses and the
+providers' own error codes, each provider's documentation cited in its module).
 """
 
 from __future__ import annotations

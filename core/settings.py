@@ -8,7 +8,9 @@ Sources, highest priority first:
 3. the defaults below, which run offline.
 
 Secrets (API keys, Apprise URLs) are never read from the YAML file: only from the
-environment or ``.env`` (``Secrets``). ``get_settings()`` / ``get_secrets()`` are
+environment or ``.env`` (``Secrets``). Providers are not listed here: the ``providers:``
+section and the provider secrets come from the provider registry (providers/registry.py),
+where each provider module declares its own config model and secret variable names. ``get_settings()`` / ``get_secrets()`` are
 cached factories; nothing is read at import time. An unknown key or a bad value raises
 ``ConfigError`` naming the file (or variable), the line, the key and the value.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +31,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.errors import ConfigError
 from core.yamlio import Locator, format_validation_error, load_yaml
+from providers.registry import PROVIDERS, ProvidersConfig, secret_env_names
+from providers.spec import ProviderConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "CONTENT_PIPELINE_CONFIG"
@@ -46,236 +51,6 @@ class RetryConfig(BaseModel):
     max_retry_after_s: Annotated[float, Field(ge=0, le=600)] = 30.0
     circuit_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     circuit_cooldown_s: Annotated[float, Field(ge=0)] = 300.0
-
-
-def _price_table(table: dict[str, PriceEntry]) -> dict[str, PriceEntry]:
-    """A default price table, typed as one (USD per image, or per quality/size key)."""
-    return table
-
-
-PriceEntry = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
-
-
-def price_from_table(table: dict[str, Any], model: str, tier: str) -> float | None:
-    """USD per image for ``model`` at quality ``tier`` in a ``prices_usd`` table, or None."""
-    entry = table.get(model, table.get("*"))
-    if entry is None:
-        return None
-    if isinstance(entry, dict):
-        value = entry.get(tier, entry.get("default"))
-        return float(value) if value is not None else None
-    return float(entry)
-
-
-class ProviderConfig(BaseModel):
-    """Settings shared by every provider. ``cost_usd`` is the estimated price per image (USD)."""
-
-    model_config = _Strict
-    enabled: bool = True
-    model: str | None = None
-    cost_usd: Annotated[float, Field(ge=0)] = 0.0
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
-    #: Price table (USD per image): model -> price, or model -> {quality tier -> price}
-    #: (tiers ``standard`` / ``hd`` / ``ultra-hd``, ``default`` for the rest); ``"*"`` for any model.
-    #: ``cost_usd`` > 0 overrides it; a cost the provider reports wins over both.
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=dict)
-
-
-class Automatic1111Config(ProviderConfig):
-    """AUTOMATIC1111 WebUI started with ``--api`` (contract 4). ``HTTP Basic`` from
-    ``AUTOMATIC1111_AUTH=user:pass`` in the environment."""
-
-    enabled: bool = False
-    base_url: str = "http://localhost:7860"
-    sampler_name: str = "DPM++ 2M"
-    scheduler: str | None = None
-    #: img2img / inpainting defaults (contract 4): how much of the init image changes (0..1),
-    #: how masked areas start (0 fill, 1 original, 2 latent noise, 3 latent nothing), mask blur (px).
-    denoising_strength: Annotated[float, Field(ge=0, le=1)] = 0.75
-    inpainting_fill: Annotated[int, Field(ge=0, le=3)] = 1
-    mask_blur: Annotated[int, Field(ge=0, le=64)] = 4
-    inpaint_full_res: bool = False
-
-
-class PlaceholderConfig(ProviderConfig):
-    """The offline placeholder: renders the prompt text; cost 0, never published as content."""
-
-    delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
-
-
-class HuggingFaceConfig(ProviderConfig):
-    """Hugging Face Inference (contract 1) through ``huggingface_hub.InferenceClient``.
-
-    ``inference_provider``: ``hf-inference`` (default), ``auto`` (the Hub's provider
-    mapping) or a named partner (``fal-ai``, ``replicate``, ``together`` ...).
-    ``endpoint_url``: a dedicated Inference Endpoint (or a test server) called as given.
-    Token: ``HUGGINGFACE_TOKEN`` / ``HF_TOKEN``. Price: USD 0.02 per image (MISSION.md).
-    """
-
-    model: str | None = "stabilityai/stable-diffusion-xl-base-1.0"
-    inference_provider: str = "hf-inference"
-    endpoint_url: str | None = None
-    hub_url: str = "https://huggingface.co"
-    scheduler: str | None = None
-    prices_usd: dict[str, PriceEntry] = Field(
-        default_factory=lambda: _price_table({"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "*": 0.02}))
-
-
-class ReplicateConfig(ProviderConfig):
-    """Replicate HTTP API v1 (contract 2). ``model``: ``owner/name`` (official model
-    endpoint) or ``owner/name:<64-hex version>``. ``wait_s``: ``Prefer: wait=N`` (1..60);
-    then ``urls.get`` is polled every ``poll_interval_s`` until ``timeout_s``, when the
-    prediction is cancelled so billing stops. Token: ``REPLICATE_API_TOKEN``.
-    Prices from MISSION.md / the contract (USD per image); ``price_per_second_usd`` > 0
-    bills by the reported ``metrics.predict_time`` instead."""
-
-    base_url: str = "https://api.replicate.com"
-    model: str | None = "stability-ai/stable-diffusion"
-    wait_s: Annotated[int, Field(ge=1, le=60)] = 60
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
-    price_per_second_usd: Annotated[float, Field(ge=0)] = 0.0
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
-        "stability-ai/stable-diffusion": 0.05,
-        "lucataco/realistic-vision-v5.1": 0.08,
-        "black-forest-labs/flux-schnell": 0.003,
-    }))
-
-
-class StabilityConfig(ProviderConfig):
-    """Stability AI REST v2beta (contract 3): ``model`` ``ultra``, ``core`` or an SD3 model
-    (``sd3.5-large``, ``sd3.5-large-turbo``, ``sd3.5-medium``). 1 credit = USD 0.01.
-    Key: ``STABILITY_API_KEY``."""
-
-    base_url: str = "https://api.stability.ai"
-    model: str | None = "ultra"
-    style_preset: str | None = None
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
-        "ultra": 0.08, "core": 0.03, "sd3.5-large": 0.065, "sd3.5-large-turbo": 0.04, "sd3.5-medium": 0.035,
-    }))
-
-
-class FluxStudioConfig(ProviderConfig):
-    """A self-hosted FLUX studio API (contract 5): ``POST /generate``, ``POST /upscale``.
-    Self-hosted: cost 0 unless priced."""
-
-    enabled: bool = False
-    base_url: str = "http://localhost:8000"
-    model: str | None = "flux"
-    max_steps: Annotated[int, Field(ge=1, le=10)] = 10
-    performance_mode: Literal["balanced", "fast"] = "balanced"
-    no_text: bool = False
-    strength: Annotated[float, Field(ge=0.01, le=1)] = 0.6
-
-
-class OpenAIConfig(ProviderConfig):
-    """OpenAI Images API (contract 6) through the ``openai`` client. ``quality_map`` maps
-    our tiers onto the model's quality names. Key: ``OPENAI_API_KEY``. Prices (1024x1024)
-    from the contract; the token usage the API reports is priced instead when given."""
-
-    base_url: str = "https://api.openai.com/v1"
-    model: str | None = "gpt-image-1"
-    quality_map: dict[str, str] = Field(default_factory=lambda: {"standard": "low", "hd": "medium", "ultra-hd": "high"})
-    #: USD per 1M tokens (input text, output image) used with the reported ``usage``.
-    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {"input": 5.0, "output": 40.0})
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
-        "dall-e-3": {"standard": 0.04, "hd": 0.08, "ultra-hd": 0.08},
-        "gpt-image-1": {"standard": 0.011, "hd": 0.042, "ultra-hd": 0.167},
-    }))
-
-
-class FalConfig(ProviderConfig):
-    """fal.ai queue API (contract 7). Key: ``FAL_KEY``. ``prices_usd`` here are USD per
-    megapixel (flux schnell 0.003)."""
-
-    queue_url: str = "https://queue.fal.run"
-    model: str | None = "fal-ai/flux/schnell"
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-    enable_safety_checker: bool = True
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({"fal-ai/flux/schnell": 0.003, "*": 0.025}))
-
-
-class LoraConfig(BaseModel):
-    """A LoRA: a local file / folder or a hub id, its default weight and trigger words."""
-
-    model_config = _Strict
-    path: str
-    weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
-    trigger_words: list[str] = Field(default_factory=list)
-    weight_name: str | None = None
-
-
-class LocalModelConfig(BaseModel):
-    """A local diffusers model: ``path`` is a hub id or a local folder (``save_pretrained``
-    layout) or a single-file checkpoint; ``pipeline`` picks SD 1.5 / SDXL / FLUX
-    (``auto`` reads the folder's model_index.json)."""
-
-    model_config = _Strict
-    path: str
-    pipeline: Literal["auto", "sd15", "sdxl", "flux"] = "auto"
-    vae: str | None = None
-    negative_prompt: str | None = None
-    description: str = ""
-    loras: dict[str, LoraConfig] = Field(default_factory=dict)
-    scheduler: str | None = None
-
-
-class DiffusersConfig(ProviderConfig):
-    """Local ``diffusers`` pipelines (needs the ``local`` extra). ``models`` by name;
-    ``model`` picks the default one. fp16 / bf16 with SDPA on CUDA, float32 on CPU.
-    ``HUGGINGFACE_TOKEN`` unlocks gated hub models. Local: cost 0 unless priced."""
-
-    enabled: bool = False
-    model: str | None = None
-    models: dict[str, LocalModelConfig] = Field(default_factory=dict)
-    models_dir: Path = Path("models")
-    device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    max_batch_size: Annotated[int, Field(ge=1, le=64)] = 4
-    local_files_only: bool = False
-
-
-class PicsumConfig(ProviderConfig):
-    """Picsum online placeholder photos (contract 8): never published as content, cost 0."""
-
-    base_url: str = "https://picsum.photos"
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
-
-
-class DownloadConfig(BaseModel):
-    """Fetching provider output URLs: https only (or under ``test_base_url``), at most
-    ``max_bytes`` bytes within ``timeout_s`` seconds, never private / link-local /
-    loopback addresses, at most ``max_redirects`` hops."""
-
-    model_config = _Strict
-    max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 64 * 1024 * 1024
-    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
-    max_redirects: Annotated[int, Field(ge=0, le=10)] = 3
-    test_base_url: str | None = None
-
-
-class CivitaiConfig(BaseModel):
-    """``content-pipeline models pull civitai:<id>`` (token: ``CIVITAI_API_TOKEN``)."""
-
-    model_config = _Strict
-    base_url: str = "https://civitai.com"
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
-
-
-class ProvidersConfig(BaseModel):
-    model_config = _Strict
-    automatic1111: Automatic1111Config = Field(default_factory=Automatic1111Config)
-    placeholder: PlaceholderConfig = Field(default_factory=PlaceholderConfig)
-    huggingface: HuggingFaceConfig = Field(default_factory=HuggingFaceConfig)
-    replicate: ReplicateConfig = Field(default_factory=ReplicateConfig)
-    stability: StabilityConfig = Field(default_factory=StabilityConfig)
-    flux_studio: FluxStudioConfig = Field(default_factory=FluxStudioConfig)
-    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
-    fal: FalConfig = Field(default_factory=FalConfig)
-    diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)
-    picsum: PicsumConfig = Field(default_factory=PicsumConfig)
-    download: DownloadConfig = Field(default_factory=DownloadConfig)
-    civitai: CivitaiConfig = Field(default_factory=CivitaiConfig)
 
 
 class ProviderBudgetConfig(BaseModel):
@@ -568,8 +343,6 @@ class Settings(BaseSettings):
     @field_validator("chain")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
-        from providers.registry import PROVIDERS
-
         for name in value:
             if name not in PROVIDERS:
                 raise ValueError(f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})")
@@ -606,21 +379,43 @@ class Settings(BaseSettings):
         return self.output_dir / "spool"
 
     def provider_config(self, name: str) -> ProviderConfig:
-        return getattr(self.providers, name, None) or ProviderConfig()
+        """The validated ``providers.<name>`` config (the provider's own ``Config`` class)."""
+        return self.providers.get(name)
+
+
+class _ProviderSecretsSource(PydanticBaseSettingsSource):
+    """The provider secrets: every environment variable a registered provider declares
+    (``secret_env``), from the environment, else from ``.env``; empty values are no key."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        from_file = {str(k).upper(): v for k, v in (getattr(self._dotenv, "env_vars", None) or {}).items()}
+        found: dict[str, str] = {}
+        for names in secret_env_names().values():
+            for env_name in names:
+                value = os.environ.get(env_name) or from_file.get(env_name)
+                if value and value.strip():
+                    found[env_name] = value.strip()
+        return {"provider_secrets": found} if found else {}
 
 
 class Secrets(BaseSettings):
-    """Credentials, only from the environment or ``.env``; never logged or stored."""
+    """Credentials, only from the environment or ``.env``; never logged or stored.
+
+    ``provider_secrets``: environment variable name -> value, for the names the
+    registered providers declare (``Provider.secret_env``); ``lookup(names)`` reads them.
+    Tests pass them directly: ``Secrets(_env_file=None, provider_secrets={"FAL_KEY": "..."})``.
+    """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    huggingface_token: SecretStr | None = Field(None, validation_alias=AliasChoices("HUGGINGFACE_TOKEN", "HF_TOKEN"))
-    replicate_api_token: SecretStr | None = Field(None, validation_alias="REPLICATE_API_TOKEN")
-    stability_api_key: SecretStr | None = Field(None, validation_alias="STABILITY_API_KEY")
-    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
-    fal_key: SecretStr | None = Field(None, validation_alias="FAL_KEY")
-    civitai_api_token: SecretStr | None = Field(None, validation_alias="CIVITAI_API_TOKEN")
-    automatic1111_auth: SecretStr | None = Field(None, validation_alias="AUTOMATIC1111_AUTH")
+    provider_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     apprise_urls: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
     )
@@ -628,6 +423,25 @@ class Secrets(BaseSettings):
     aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _ProviderSecretsSource(settings_cls, dotenv_settings))
+
+    def lookup(self, names: Sequence[str]) -> str | None:
+        """The first non-empty value among the environment variables ``names`` (never log it)."""
+        for env_name in names:
+            value = self.provider_secrets.get(env_name)
+            if value is not None and value.get_secret_value().strip():
+                return value.get_secret_value()
+        return None
 
     def aws_credentials(self) -> dict[str, str]:
         """boto3 client keyword arguments for the AWS_* secrets that are set (``.env`` included)."""
@@ -640,15 +454,35 @@ class Secrets(BaseSettings):
             return []
         return [u for u in re.split(r"[\s,]+", self.apprise_urls.get_secret_value()) if u]
 
+    def masked(self) -> dict[str, str | None]:
+        """Every secret by environment variable name, masked (``hf_***``) or None when unset."""
+        shown: dict[str, str | None] = {name: mask(value.get_secret_value())
+                                        for name, value in sorted(self.provider_secrets.items())}
+        for field_name in ("apprise_urls", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+            value = getattr(self, field_name)
+            shown[field_name.upper()] = mask(value.get_secret_value()) if value is not None else None
+        return shown
+
     def known_values(self) -> list[str]:
         """Every secret value, for scrubbing from logs and stored messages."""
-        values = [s.get_secret_value() for s in self.__dict__.values() if isinstance(s, SecretStr)]
+        values = [s.get_secret_value() for s in self.provider_secrets.values()]
+        values += [s.get_secret_value() for s in self.__dict__.values() if isinstance(s, SecretStr)]
         return [v for v in values if v] + [u for u in self.apprise_url_list() if u]
 
 
-SECRET_FIELDS = {"huggingface_token", "replicate_api_token", "stability_api_key", "openai_api_key", "fal_key",
-                 "civitai_api_token", "automatic1111_auth", "apprise_urls", "apprise_url", "api_key", "token", "password"}
-SECRET_FIELDS |= {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key"}
+#: YAML keys that hold secrets and so are refused in the file: generic names, and every
+#: provider secret's name and environment variable (lower case).
+_GENERIC_SECRET_FIELDS = {"apprise_urls", "apprise_url", "api_key", "token", "password",
+                          "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key"}
+
+
+def secret_fields() -> set[str]:
+    """The lower-case YAML keys refused as secrets (see ``_GENERIC_SECRET_FIELDS``)."""
+    fields = set(_GENERIC_SECRET_FIELDS)
+    for qualified, names in secret_env_names().items():
+        fields.add(qualified.split(".", 1)[1].lower())
+        fields.update(n.lower() for n in names)
+    return fields
 
 
 def config_path() -> Path | None:
@@ -660,13 +494,14 @@ def config_path() -> Path | None:
     return candidate.resolve() if candidate.exists() else None
 
 
-def _find_secrets(data: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _find_secrets(data: Any, path: tuple[str, ...] = (), fields: set[str] | None = None) -> list[tuple[str, ...]]:
+    fields = secret_fields() if fields is None else fields
     found: list[tuple[str, ...]] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            if str(key).lower() in SECRET_FIELDS:
+            if str(key).lower() in fields:
                 found.append((*path, str(key)))
-            found.extend(_find_secrets(value, (*path, str(key))))
+            found.extend(_find_secrets(value, (*path, str(key)), fields))
     return found
 
 

@@ -162,6 +162,10 @@ class TemplateLibrary:
             if template.name in library.files:
                 problems.append(f"{path}: field 'name' = {template.name!r}: also used by {library.files[template.name]}")
                 continue
+            pin_problems = _check_pins(template, path, folder)
+            if pin_problems:
+                problems.extend(pin_problems)
+                continue
             library.files[template.name] = path
             library.templates.setdefault(template.category, []).append(template)
         for group in library.templates.values():
@@ -202,6 +206,38 @@ def load_template(path: Path) -> Template:
             f"{path}:{locate(('category',))}: field 'category' = {template.category!r} does not match its folder {path.parent.name!r}"
         )
     return template
+
+
+def resolve_reference(value: str, folder: Path) -> str:
+    """A template's ``reference_image`` / ``mask``: an https URL as it is, or the absolute
+    path of a file inside ``folder`` (TemplateError when it leaves the folder or is missing)."""
+    if value.startswith("https://"):
+        return value
+    root = folder.resolve()
+    target = (root / value).resolve()
+    if not target.is_relative_to(root):
+        raise TemplateError(f"{value[:80]!r} is outside the templates folder {root}")
+    if not target.is_file():
+        raise TemplateError(f"{value[:80]!r}: no such file under {root}")
+    return str(target)
+
+
+def _check_pins(template: Template, path: Path, folder: Path) -> list[str]:
+    """Problems with a template's provider pin and reference files (one line each)."""
+    from providers.registry import PROVIDERS
+
+    problems = []
+    if template.provider and template.provider not in PROVIDERS:
+        problems.append(f"{path}: field 'provider' = {template.provider!r}: unknown provider "
+                        f"(known: {', '.join(sorted(PROVIDERS))})")
+    for name in ("reference_image", "mask"):
+        value = getattr(template, name)
+        if value:
+            try:
+                resolve_reference(value, folder)
+            except TemplateError as exc:
+                problems.append(f"{path}: field {name!r} = {exc}")
+    return problems
 
 
 def load_schedules(path: Path) -> Schedules:

@@ -79,6 +79,11 @@ class ImageRecord(SQLModel, table=True):
     phash: str | None = Field(default=None, index=True, max_length=16)
     duplicate_of: str | None = Field(default=None, max_length=32)
     sidecar_key: str | None = None
+    #: A template's pins and img2img inputs, JSON: provider, model, loras [[name, weight]],
+    #: reference_image / mask (absolute path or https URL), strength (0..1).
+    request_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model.
+    mapped_size: str | None = Field(default=None, max_length=40)
 
 
 class AttemptRecord(SQLModel, table=True):

@@ -18,7 +18,7 @@ from core.settings import ABConfig
 from core.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
 from tasks.select import select_template
-from tasks.variations import create_variation
+from tasks.variations import create_variation, request_options
 from tasks.ab import make_chooser
 
 
@@ -59,6 +59,7 @@ def record_planned(
                 guidance_scale=request.guidance_scale,
                 seed=request.seed,
                 tags=[*slot.extra_tags, *template.tags],
+                request_options=request_options(template, slot, library.folder),
             )
         if row.template:
             chosen.setdefault(slot.slot, row.template)

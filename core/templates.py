@@ -212,6 +212,46 @@ def load_schedules(path: Path) -> Schedules:
         raise TemplateError(format_validation_error(exc, source=str(path), locate=locate)) from None
 
 
+def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, ...] = (),
+                    deny_terms: list[str] | tuple[str, ...] = (),
+                    private_people: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Every template, variant and wildcard expansion (with each style it may get) that
+    the content policy (core.policy) refuses, one line each: file, variant, rule and the
+    refused prompt shortened. At most ``MAX_EXPANSIONS`` expansions per prompt are
+    enumerated; beyond that all choices are checked together (a refusal then says
+    "one of its expansions")."""
+    from core.domain import expansions
+    from core.policy import evaluate
+    from core.yamlio import shorten
+
+    problems: list[str] = []
+    for group in library.templates.values():
+        for template in group:
+            path = library.files.get(template.name, template.name)
+            pool = list(template.styles) or list(styles) or [""]
+            for variant, text in template.prompts().items():
+                texts, complete = expansions(text)
+                if not complete:  # too many combinations: every choice at once
+                    texts = [text.replace("{", " ").replace("|", " , ").replace("}", " ")]
+                refused = None
+                for expanded in texts:
+                    for style in pool:
+                        prompt = f"{expanded}, {style}" if style else expanded
+                        verdict = evaluate(f"{prompt}\n{template.name}", deny_terms=deny_terms,
+                                           private_people=private_people)
+                        if not verdict.allowed:
+                            refused = (prompt, verdict)
+                            break
+                    if refused:
+                        break
+                if refused:
+                    prompt, verdict = refused
+                    what = "expands to" if complete else "may expand to"
+                    problems.append(f"{path}: {'prompt' if variant == 'base' else 'variants.' + variant} {what} "
+                                    f"{shorten(prompt)}, refused by the content policy ({verdict.reason})")
+    return problems
+
+
 def _check_categories(library: TemplateLibrary, path: Path) -> list[str]:
     assert library.schedules is not None
     problems = []

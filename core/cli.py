@@ -439,7 +439,11 @@ def history_cmd(
                           + (f" ({c.error_class})" if c.error_class else "") for c in by_image.get(image.id or 0, []))
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
                       f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)
-        console.print(f"  prompt: {image.prompt or '-'}", highlight=False, markup=False, soft_wrap=True)
+        from storage.crypto import is_encrypted
+
+        prompt = ("(encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" if is_encrypted(image.prompt)
+                  else image.prompt or "-")
+        console.print(f"  prompt: {prompt}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
                       highlight=False, markup=False, soft_wrap=True)

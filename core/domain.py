@@ -12,7 +12,7 @@ from datetime import date
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, ugly, bad anatomy, watermark, signature, text"
 
@@ -178,13 +178,22 @@ class Template(BaseModel):
                         Field(max_length=MAX_VARIANTS)] = Field(default_factory=dict)
     embed_prompt: bool | None = None
 
-    @model_validator(mode="after")
-    def _check_wildcards(self) -> "Template":
-        for where, text in [("prompt", self.prompt), *((f"variants.{k}", v) for k, v in self.variants.items())]:
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_wildcards(cls, value: str) -> str:
+        problem = wildcard_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_wildcards(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
             problem = wildcard_problem(text)
             if problem:
-                raise ValueError(f"{where}: {problem}")
-        return self
+                raise ValueError(f"variant {name!r}: {problem}")
+        return value
 
     def prompts(self) -> dict[str, str]:
         """The base prompt and each A/B variant, by variant name (``base`` first)."""

@@ -661,7 +661,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
+            raise ValueError(f"unknown timezone {shorten(value)}") from None
         return value
 
     @field_validator("chain", mode="before")
@@ -833,7 +833,7 @@ def load_settings(path: Path | None = None) -> Settings:
             loc = tuple(str(p) for p in err["loc"])
             env_name = ENV_PREFIX + "__".join(loc).upper()
             if env_name in os.environ:
-                messages.append(f"environment {env_name} = {shorten(os.environ[env_name])}: {err['msg']}")
+                messages.append(f"environment {env_name} = {shorten(os.environ[env_name])}: {str(err['msg'])[:300]}")
         detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
         raise ConfigError("\n".join(messages) or detail) from None
     finally:

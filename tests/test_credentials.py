@@ -116,14 +116,15 @@ def test_verify_command(tmp_path: Path, chain, make_config) -> None:  # type: ig
         verify_file(tmp_path / "missing.jpg")
 
 
-def test_pipeline_publishes_signed_files(make_config, tmp_path: Path, chain) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_publishes_signed_files(prefect_server, make_config, tmp_path: Path, chain) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
     from tasks.runtime import get_runtime
 
     with A1111Server() as server:
         make_config(**a1111_config(server.url),
                     c2pa={"enabled": True, "certificate": str(chain.certificate), "private_key": str(chain.private_key)},
-                    renditions=[{"name": f"r-{fmt}", "width": 256, "height": 256, "format": fmt} for fmt in FORMATS])
+                    renditions=[{"name": f"r-{fmt}", "width": 256, "height": 256, "format": fmt} for fmt in FORMATS],
+                    dedup={"enabled": False})
         summary = generate(template="ceramic-mug", count=1, batch="c2pa")
     assert [i.status for i in summary.images] == ["done"]
     db = get_runtime().db

@@ -93,7 +93,7 @@ class Provenance:
     truncated: str | None = None
 
     @classmethod
-    def of(cls, row: Any) -> "Provenance":
+    def of(cls, row: Any) -> Provenance:
         """From a ``storage.db.ImageRecord``."""
         return cls(
             image_id=row.image_id, prompt=row.prompt or "", negative_prompt=row.negative_prompt or "", seed=row.seed,

@@ -51,9 +51,11 @@ class TemplateError(ContentPipelineError):
 class ContentPolicyError(ContentPipelineError):
     """A prompt was refused by the content policy; ``reason`` says which rule."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, rule: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: the policy rule that refused it (core.policy: ``sexualised-minors`` ...), when known
+        self.rule = rule
 
 
 class BudgetExceededError(ContentPipelineError):

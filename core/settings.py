@@ -485,7 +485,7 @@ class C2paConfig(BaseModel):
     claim_generator: str = "content-pipeline"
 
     @model_validator(mode="after")
-    def _needs_certificate(self) -> "C2paConfig":
+    def _needs_certificate(self) -> C2paConfig:
         if self.enabled and self.certificate is None:
             raise ValueError("c2pa.enabled needs c2pa.certificate (a PEM file) and a private key")
         return self
@@ -665,7 +665,7 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {shorten(value)}") from None
         return value
 
@@ -679,7 +679,7 @@ class Settings(BaseSettings):
 
                 try:
                     return json.loads(text)
-                except ValueError as exc:
+                except json.JSONDecodeError as exc:
                     raise ValueError(f"not a JSON list: {exc.msg}") from None
             return [part.strip() for part in text.split(",") if part.strip()]
         return value

@@ -48,7 +48,7 @@ class _RefusedYAML(yaml.MarkedYAMLError):
 class StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader without aliases, duplicate keys or non-finite floats."""
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise _RefusedYAML(None, None, f"alias *{event.anchor} refused (aliases are not allowed)", event.start_mark)
@@ -58,14 +58,14 @@ class StrictLoader(yaml.SafeLoader):
             raise _RefusedYAML(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
         self._depth = depth + 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth = depth
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)
             except TypeError:
@@ -77,7 +77,7 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
-        value = super().construct_yaml_float(node)  # type: ignore[no-untyped-call]
+        value = super().construct_yaml_float(node)
         if not math.isfinite(value):
             raise _RefusedYAML(None, None, f"non-finite number {node.value!r} refused", node.start_mark)
         return float(value)

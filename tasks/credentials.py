@@ -86,7 +86,7 @@ class SignerMaterial:
     timestamp_url: str | None = None
 
     @classmethod
-    def from_config(cls, config: C2paConfig, private_key_pem: str | None = None) -> "SignerMaterial":
+    def from_config(cls, config: C2paConfig, private_key_pem: str | None = None) -> SignerMaterial:
         """Read the files named by ``config``; ``private_key_pem`` (C2PA_PRIVATE_KEY) wins over the key file.
 
         Raises ConfigError naming the setting when a file cannot be read."""
@@ -192,19 +192,18 @@ def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
     original = next((f for f in files if f.name == "original"), None)
     signed_original: tuple[bytes, str, str] | None = None
     out = []
-    ordered = ([original] if original else []) + [f for f in files if f is not original]
+    ordered: list[Any] = ([original] if original is not None else []) + [f for f in files if f is not original]
     for item in ordered:
         data = item.path.read_bytes()
         mime = MIME[item.format]
-        if item is original or signed_original is None:
+        if item is original or signed_original is None or original is None:
             manifest = original_manifest(provenance, item.path.name, config.claim_generator)
             signed = sign_bytes(data, mime, manifest, material)
             if item is original:
                 signed_original = (signed, mime, item.path.name)
         else:
-            resized = (item.width, item.height) != (original.width, original.height) if original else True
-            manifest = rendition_manifest(item.path.name, resized, item.format != (original.format if original else ""),
-                                          config.claim_generator)
+            resized = (item.width, item.height) != (original.width, original.height)
+            manifest = rendition_manifest(item.path.name, resized, item.format != original.format, config.claim_generator)
             signed = sign_bytes(data, mime, manifest, material, ingredient=signed_original)
         write_atomic(item.path, signed)
         out.append(replace(item, bytes=len(signed), checksum=hashlib.sha256(signed).hexdigest()))

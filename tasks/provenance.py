@@ -102,7 +102,7 @@ class Provenance:
             prompt_private=bool(getattr(row, "prompt_private", False)),
         )
 
-    def published(self) -> "Provenance":
+    def published(self) -> Provenance:
         """The copy embedded in published files: no prompt when private, every text field
         cut to ``MAX_FIELD_CHARS`` (named in ``truncated``)."""
         values = self.as_dict()

@@ -104,14 +104,14 @@ _AGE = re.compile(
         rf"(?<![a-z])(?:aged?|age of) (?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
         # 13th birthday, sweet sixteen
         rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?: ?(?:st|nd|rd|th))? birthday",
-        rf"sweet (?:16|sixteen)(?![a-z0-9])",
+        r"sweet (?:16|sixteen)(?![a-z0-9])",
         # she is 12, a girl of twelve
         rf"(?<![a-z])(?:girl|boy|she s|he s|she is|he is|who is|child|kid|daughter|son) (?:of |only |just |barely )?"
         rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
         # French: 16 ans, seize ans, dix-sept ans, age de 12 ans
         rf"(?:{_DIGIT_AGE}|{_FR_WORD_AGE}) ?ans?(?![a-z])",
         # school grades: 5th grade(r), fifth grader, CM2 (lexicon), en 4e (lexicon)
-        rf"(?<![0-9])(?:1[0-2]|[1-9]) ?(?:st|nd|rd|th) grade(?:rs?)?(?![a-z])",
+        r"(?<![0-9])(?:1[0-2]|[1-9]) ?(?:st|nd|rd|th) grade(?:rs?)?(?![a-z])",
         rf"(?<![a-z])(?:{_alternation(_EN_ORDINALS)}) grade(?:rs?)?(?![a-z])",
     ])
 )
@@ -198,6 +198,4 @@ def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people:
     """
     verdict = evaluate(prompt, deny_terms=deny_terms, private_people=private_people)
     if not verdict.allowed:
-        error = ContentPolicyError(verdict.reason)
-        error.rule = verdict.rule
-        raise error
+        raise ContentPolicyError(verdict.reason, verdict.rule)

@@ -194,13 +194,13 @@ def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
     out = []
     ordered: list[Any] = ([original] if original is not None else []) + [f for f in files if f is not original]
     for item in ordered:
-        data = item.path.read_bytes()
+        data, title = item.path.read_bytes(), str(item.path.name)
         mime = MIME[item.format]
         if item is original or signed_original is None or original is None:
-            manifest = original_manifest(provenance, item.path.name, config.claim_generator)
+            manifest = original_manifest(provenance, title, config.claim_generator)
             signed = sign_bytes(data, mime, manifest, material)
             if item is original:
-                signed_original = (signed, mime, item.path.name)
+                signed_original = (signed, mime, title)
         else:
             resized = (item.width, item.height) != (original.width, original.height)
             manifest = rendition_manifest(item.path.name, resized, item.format != original.format, config.claim_generator)

@@ -76,7 +76,8 @@ def _phrases(items: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf" (?:{_alternation(items)})(?= )")
 
 
-_ALLOW = re.compile(rf"(?<= )(?:{_alternation(lx.ALLOW_PHRASES, escape=False)})(?= )")
+#: spaces optional inside an allowed compound, so that the ``joined`` reading ("nudecolored") matches too
+_ALLOW = re.compile(rf"(?<= )(?:{_alternation((p.replace(' ', ' ?') for p in lx.ALLOW_PHRASES), escape=False)})(?= )")
 _CSAM_PHRASES = _phrases(lx.CSAM_PHRASES)
 _MINOR_PHRASES = _phrases(lx.MINOR_PHRASES_EN + lx.MINOR_PHRASES_FR)
 _SEXUAL_PHRASES = _phrases(lx.SEXUAL_PHRASES_EN + lx.SEXUAL_PHRASES_FR)
@@ -97,7 +98,7 @@ _EN_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh
 _AGE = re.compile(
     "|".join([
         # 16 year old, 16yo, 16 yrs, sixteen-year-old, 16yearold, 6 months old
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:years?|yrs?|yo|y o)(?: ?old)?(?![a-z])",
+        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:years?|yrs?|yo|y o|anos)(?: ?old)?(?![a-z])",
         rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:months?|weeks?) ?old(?![a-z])",
         rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) (?:years? )?of age(?![a-z])",
         # aged 12, age 12, at age twelve

@@ -46,16 +46,16 @@ MINOR_WORDS_EN = forms(
     "newborn", "preschooler", "kindergartener", "kindergartner", "kindergarten", "schoolgirl", "schoolboy",
     "schoolchild", "schoolchildren", "schoolkid", "minor", "underage", "underaged", "teen", "teenage",
     "teenaged", "teenager", "teenie", "teeny", "preteen", "tween", "adolescent", "adolescence",
-    "youngster", "juvenile", "loli", "lolita", "shota", "pubescent", "prepubescent", "youth", "tyke", "tot",
+    "youngster", "juvenile", "loli", "lolita", "shota", "pubescent", "prepubescent", "youth", "tyke",
     "schoolgirls", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "grader", "graders",
     "middleschooler", "highschooler", "highschool", "middleschool", "gradeschooler", "stepdaughter", "girlchild",
-    "boychild", "lil", "childlike", "kindergarteners", "preteens", "tweens",
+    "boychild", "childlike", "kindergarteners", "preteens", "tweens",
 )
 MINOR_PHRASES_EN = (
     "under age", "under aged", "under 18", "under eighteen", "not yet 18", "barely legal", "school uniform",
     "school uniforms", "elementary school", "elementary schooler", "middle school", "middle schooler",
     "high school student", "high school girl", "high school boy", "high schooler", "junior high",
-    "grade school", "grade schooler", "primary school", "pre school", "girl scout", "boy scout", "cub scout",
+    "grade school", "grade schooler", "primary school", "pre school", "jr high", "junior high school", "girl scout", "boy scout", "cub scout",
     "little one", "little ones", "little lady", "little princess", "wee one", "young looking", "very young", "aged down", "flat chested child",
     "child like", "childlike body", "pre pubescent", "pre teen", "pre teens",
 )
@@ -73,7 +73,7 @@ MINOR_WORDS_FR = forms(
     "mineur", "mineure", "mineurs", "mineures", "collegien", "collegienne", "collegiens", "collegiennes",
     "lyceen", "lyceenne", "lyceens", "lyceennes", "ecolier", "ecoliere", "ecoliers", "ecolieres",
     "petiot", "petiote", "marmot", "mioche", "mioches", "puberte", "pubere", "impubere", "maternelle",
-    "treize", "quatorze", "quinze", "seize", "ce1", "ce2", "cm1", "cm2", "juvenile",
+    "ce1", "ce2", "cm1", "cm2", "juvenile",
 )
 MINOR_PHRASES_FR = (
     "petite fille", "petites filles", "petit garcon", "petits garcons", "jeune fille", "jeunes filles",
@@ -100,7 +100,8 @@ SEXUAL_WORDS_EN = forms(
     "provocatively", "suggestive", "suggestively", "sensual", "sensually", "sultry", "flirtatious", "boudoir",
     "pinup", "playboy", "onlyfans", "stripper", "striptease", "stripping", "twerk", "twerking", "erect",
     "erection", "masturbate", "masturbating", "masturbation", "sexting", "smut", "smutty", "voluptuous",
-    "busty", "lolicon", "hardcore", "softcore", "nudist", "naturist",
+    "busty", "lolicon", "hardcore", "softcore", "nudist", "naturist", "ahegao", "futanari", "oppai", "r34",
+    "rule34", "nudify", "nudified",
 )
 SEXUAL_PHRASES_EN = (
     "making love", "having sex", "spread legs", "legs spread", "spreading legs", "see through",
@@ -120,7 +121,8 @@ SEXUAL_WORDS_FR = forms(
     "lascives", "sensuel", "sensuelle", "sensuels", "sensuelles", "obscene", "obscenes", "torride",
     "torrides", "attouchement", "attouchements", "viol", "violee", "violees", "inceste", "fellation",
     "partouze", "effeuillage", "deshabillage", "suggestif", "suggestive", "suggestifs", "suggestives",
-    "libertin", "libertine", "charnel", "charnelle", "ebats", "coit", "nichons", "pubis",
+    "libertin", "libertine", "charnel", "charnelle", "ebats", "coit", "nichons", "pubis", "salope", "salopes",
+    "pute", "putes", "cochonne", "cochonnes", "bandante",
 )
 SEXUAL_PHRASES_FR = (
     "sous vetements", "sous vetement", "soutien gorge", "a poil", "en petite tenue", "seins nus",
@@ -136,7 +138,10 @@ ALLOW_PHRASES = (
     # food, make-up, colours, fashion
     r"naked cakes?", r"naked (?:drip )?cake", r"gateaux? nus?", r"nude (?:lipsticks?|lips?|lip gloss|makeup|make up|"
     r"colou?rs?|tones?|shades?|heels|shoes|pumps|sandals|palettes?|nails?|polish|beige|pink|eyeshadow|blush|"
-    r"manicure|stockings?|tights|dress(?:es)?|gowns?|fabric|leather)",
+    r"manicure|stockings?|tights|dress(?:es)?|gowns?|fabric|leather|colou?red|toned|walls?|paint|interior|decor|linen|"
+    r"bedding|curtains|cushions?|rugs?|sofa|ceramics?|vases?|ballet flats|flats|sneakers|boots|bags?|handbags?|"
+    r"tones?|hues?)", r"nude and (?:white|pink|beige|gold|black|cream|grey|gray|brown)",
+    r"sex (?:education|ed)", r"same sex", r"opposite sex", r"ursa minor", r"asia minor",
     r"(?:rouge a levres|maquillage|teinte|vernis|couleur|ton|escarpins|chaussures|robe) nude",
     r"(?:colou?r|tone|shade) nude", r"naked (?:eye|flame|truth|ambition|bike|motorcycle|mole rats?|wire|steel|"
     r"bulb|lightbulb|branches|trees?|walls?|juice|smoothie)",

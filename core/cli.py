@@ -14,6 +14,8 @@
     content-pipeline share IMAGE_ID [--expires SECONDS]
     content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N]
     content-pipeline ab report [--template NAME] [--json]
+    content-pipeline policy check TEXT
+    content-pipeline verify FILE [--json]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """

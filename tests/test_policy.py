@@ -151,3 +151,17 @@ def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(p
     assert all("schoolgirl" not in (r.prompt or "") for r in done)
     assert len(prompts_sent) == len(done) and not any("schoolgirl" in p for p in prompts_sent)
     assert sorted(i.status for i in summary.images) == sorted(r.status for r in rows)
+
+
+def test_a_template_with_too_many_expansions_is_checked_as_a_whole(tmp_path: Path) -> None:
+    from core.templates import TemplateLibrary, policy_problems
+
+    choices = "|".join(f"colour {i}" for i in range(40))
+    folder = _library_with(tmp_path, f'name: risky\nprompt: "{{{choices}}} {{{choices}}} mug for {{adults|a teen}}"\n'
+                                     'styles: ["studio", "nude study"]\n')
+    library, problems = TemplateLibrary.validate(folder)
+    assert problems == []
+    started = time.monotonic()
+    found = policy_problems(library)
+    assert time.monotonic() - started < 5
+    assert len(found) == 1 and "risky.yaml: prompt may expand to" in found[0] and "'teen' with 'nude'" in found[0]

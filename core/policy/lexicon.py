@@ -49,7 +49,7 @@ MINOR_WORDS_EN = forms(
     "youngster", "juvenile", "loli", "lolita", "shota", "pubescent", "prepubescent", "youth", "tyke",
     "schoolgirls", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "grader", "graders",
     "middleschooler", "highschooler", "highschool", "middleschool", "gradeschooler", "stepdaughter", "girlchild",
-    "boychild", "childlike", "kindergarteners", "preteens", "tweens",
+    "boychild", "childlike", "boy", "boys", "schoolboys", "kindergarteners", "preteens", "tweens",
 )
 MINOR_PHRASES_EN = (
     "under age", "under aged", "under 18", "under eighteen", "not yet 18", "barely legal", "school uniform",

@@ -81,7 +81,8 @@ _ALLOW = re.compile(rf"(?<= )(?:{_alternation((p.replace(' ', ' ?') for p in lx.
 _CSAM_PHRASES = _phrases(lx.CSAM_PHRASES)
 _MINOR_PHRASES = _phrases(lx.MINOR_PHRASES_EN + lx.MINOR_PHRASES_FR)
 _SEXUAL_PHRASES = _phrases(lx.SEXUAL_PHRASES_EN + lx.SEXUAL_PHRASES_FR)
-_PRIVATE = re.compile(rf" (?:{_alternation(lx.PRIVATE_PATTERNS, escape=False)})(?= )")
+#: a possessive ("my neighbour's garden") is about their things, not a depiction of them
+_PRIVATE = re.compile(rf" (?:{_alternation(lx.PRIVATE_PATTERNS, escape=False)})(?= )(?! s )")
 _YOUNG = re.compile(
     rf" (?:{_alternation(lx.YOUNG_ADJECTIVES_EN)})(?: [a-z]+){{0,2}}? (?:{_alternation(lx.YOUNG_NOUNS_EN)})(?= )")
 _COMPOUND_YOUNG = re.compile(r"^(?:little|young|lil|tiny|small|teen|preteen|school|baby|kid)(?:girl|boy|gurl|grl)s?$")
@@ -165,7 +166,7 @@ def evaluate(text: str, *, deny_terms: Iterable[str] = (), private_people: Itera
     minor: str | None = None
     sexual: str | None = None
     private: str | None = None
-    for view in views(text):
+    for index, view in enumerate(views(text)):
         view = _ALLOW.sub(" ", view)
         view = re.sub(" +", " ", view)
         csam, minors, sexuals = _scan_tokens(view)
@@ -175,7 +176,8 @@ def evaluate(text: str, *, deny_terms: Iterable[str] = (), private_people: Itera
         minor = minor or (minors[0] if minors else None) or _first(_AGE, view) or _first(_MINOR_PHRASES, view) \
             or _first(_YOUNG, view)
         sexual = sexual or (sexuals[0] if sexuals else None) or _first(_SEXUAL_PHRASES, view)
-        private = private or _first(_PRIVATE, view)
+        if index == 0:  # the plain reading only: joined words would turn "neighbour's" into a plural
+            private = _first(_PRIVATE, view)
     if minor and sexual:
         return Verdict(False, RULE_MINORS, (minor, sexual))
     if private:

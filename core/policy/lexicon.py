@@ -101,14 +101,15 @@ SEXUAL_WORDS_EN = forms(
     "pinup", "playboy", "onlyfans", "stripper", "striptease", "stripping", "twerk", "twerking", "erect",
     "erection", "masturbate", "masturbating", "masturbation", "sexting", "smut", "smutty", "voluptuous",
     "busty", "lolicon", "hardcore", "softcore", "nudist", "naturist", "ahegao", "futanari", "oppai", "r34",
-    "rule34", "nudify", "nudified",
+    "rule34", "nudify", "nudified", "brothel", "prostitute", "prostitutes", "prostitution", "stripclub",
 )
 SEXUAL_PHRASES_EN = (
     "making love", "having sex", "spread legs", "legs spread", "spreading legs", "see through",
     "scantily clad", "barely clothed", "without clothes", "no clothes", "no clothing", "wearing nothing",
     "bare breasts", "bare breasted", "bare chested girl", "bare skin", "bare body", "strip tease", "lap dance",
     "bedroom eyes", "wet t shirt", "in the nude", "birthday suit", "au naturel", "pin up", "come hither",
-    "sex appeal", "sexual pose", "sexy pose", "sex doll", "love doll",
+    "sex appeal", "sexual pose", "sexy pose", "sex doll", "love doll", "strip club", "strip clubs", "sex club",
+    "sex shop", "red light district", "sugar daddy",
 )
 # French.
 SEXUAL_WORDS_FR = forms(
@@ -122,13 +123,14 @@ SEXUAL_WORDS_FR = forms(
     "torrides", "attouchement", "attouchements", "viol", "violee", "violees", "inceste", "fellation",
     "partouze", "effeuillage", "deshabillage", "suggestif", "suggestive", "suggestifs", "suggestives",
     "libertin", "libertine", "charnel", "charnelle", "ebats", "coit", "nichons", "pubis", "salope", "salopes",
-    "pute", "putes", "cochonne", "cochonnes", "bandante",
+    "pute", "putes", "cochonne", "cochonnes", "bandante", "prostituee", "prostituees", "prostitution",
 )
 SEXUAL_PHRASES_FR = (
     "sous vetements", "sous vetement", "soutien gorge", "a poil", "en petite tenue", "seins nus",
     "photo de charme", "photos de charme", "agression sexuelle", "faire l amour", "pose suggestive",
     "poses suggestives", "tenue legere", "tenue sexy", "strip tease", "sans vetements", "sans vetement",
-    "tout nu", "toute nue", "tous nus", "toutes nues",
+    "tout nu", "toute nue", "tous nus", "toutes nues", "en string", "un string", "maison close", "club de strip",
+    "boite de strip",
 )
 
 # ---------------------------------------------------------------------------------------

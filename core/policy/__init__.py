@@ -87,8 +87,9 @@ _YOUNG = re.compile(
     rf" (?:{_alternation(lx.YOUNG_ADJECTIVES_EN)})(?: [a-z]+){{0,2}}? (?:{_alternation(lx.YOUNG_NOUNS_EN)})(?= )")
 _COMPOUND_YOUNG = re.compile(r"^(?:little|young|lil|tiny|small|teen|preteen|school|baby|kid)(?:girl|boy|gurl|grl)s?$")
 _TEEN_COMPOUND = re.compile(r"^\w*teen\w*$")
-_NOT_TEEN = re.compile(r"^(?:eighteen|nineteen|canteens?|velveteens?|umpteen|umpteenth|sateens?|poteen|steen|"
-                       r"eighteenth|nineteenth|eighteens|nineteens|nineteenth|tureen)$")
+#: "teen" inside these is a number, an ordinal ("sixteenth century") or another word (ages are the _AGE rule's)
+_NOT_TEEN = re.compile(r"^(?:(?:thir|four|fif|six|seven|eigh|nine)teen(?:th)?s?|\w*teenths?|"
+                       r"canteens?|velveteens?|umpteen|umpteenth|sateens?|poteen|steen|tureen)$")
 _SEXUAL_INFIXES = ("nude", "naked", "porn", "sexy", "nsfw", "hentai", "lingerie", "topless", "erotic")
 
 _DIGIT_AGE = r"(?<![0-9])(?:1[0-7]|[1-9])(?![0-9])"
@@ -140,20 +141,38 @@ class Verdict:
         return f"{_RULE_TEXT[self.rule]}: {joined}"
 
 
-def _scan_tokens(view: str) -> tuple[list[str], list[str], list[str]]:
+def _scan_tokens(view: str) -> tuple[list[str], list[str], list[str], list[tuple[int, str]], list[tuple[int, str]]]:
+    """CSAM, minor and sexual tokens of ``view``, and the positions of minor and weak sexual tokens."""
     csam: list[str] = []
     minor: list[str] = []
     sexual: list[str] = []
-    for token in view.split():
+    minor_at: list[tuple[int, str]] = []
+    weak_at: list[tuple[int, str]] = []
+    for index, token in enumerate(view.split()):
         forms = token_forms(token)
         if forms & lx.CSAM_WORDS:
             csam.append(token)
         if forms & _MINOR_WORDS or _COMPOUND_YOUNG.match(token) or (
                 _TEEN_COMPOUND.match(token) and not _NOT_TEEN.match(token)):
             minor.append(token)
+            minor_at.append((index, token))
         if forms & _SEXUAL_WORDS or any(infix in token and token != infix for infix in _SEXUAL_INFIXES):
             sexual.append(token)
-    return csam, minor, sexual
+        elif forms & lx.WEAK_SEXUAL_WORDS:
+            weak_at.append((index, token))
+    return csam, minor, sexual, minor_at, weak_at
+
+
+def _word_index(view: str, position: int) -> int:
+    return view[:position].count(" ") - 1
+
+
+def _near(minor_at: list[tuple[int, str]], weak_at: list[tuple[int, str]]) -> str | None:
+    """The first weak sexual word within ``WEAK_DISTANCE`` words of a minor term."""
+    for index, word in weak_at:
+        if any(abs(index - other) <= lx.WEAK_DISTANCE for other, _ in minor_at):
+            return word
+    return None
 
 
 def _first(pattern: re.Pattern[str], view: str) -> str | None:
@@ -169,13 +188,16 @@ def evaluate(text: str, *, deny_terms: Iterable[str] = (), private_people: Itera
     for index, view in enumerate(views(text)):
         view = _ALLOW.sub(" ", view)
         view = re.sub(" +", " ", view)
-        csam, minors, sexuals = _scan_tokens(view)
+        csam, minors, sexuals, minor_at, weak_at = _scan_tokens(view)
         phrase = _first(_CSAM_PHRASES, view)
         if csam or phrase:
             return Verdict(False, RULE_CSAM, (csam[0] if csam else phrase or "",))
+        for pattern in (_AGE, _MINOR_PHRASES, _YOUNG):
+            for match in pattern.finditer(view):
+                minor_at.append((_word_index(view, match.start() + 1), match.group(0).strip()))
         minor = minor or (minors[0] if minors else None) or _first(_AGE, view) or _first(_MINOR_PHRASES, view) \
             or _first(_YOUNG, view)
-        sexual = sexual or (sexuals[0] if sexuals else None) or _first(_SEXUAL_PHRASES, view)
+        sexual = sexual or (sexuals[0] if sexuals else None) or _first(_SEXUAL_PHRASES, view) or _near(minor_at, weak_at)
         if index == 0:  # the plain reading only: joined words would turn "neighbour's" into a plural
             private = _first(_PRIVATE, view)
     if minor and sexual:

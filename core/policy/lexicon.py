@@ -47,7 +47,7 @@ MINOR_WORDS_EN = forms(
     "schoolchild", "schoolchildren", "schoolkid", "minor", "underage", "underaged", "teen", "teenage",
     "teenaged", "teenager", "teenie", "teeny", "preteen", "tween", "adolescent", "adolescence",
     "youngster", "juvenile", "loli", "lolita", "shota", "pubescent", "prepubescent", "youth", "tyke",
-    "schoolgirls", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "grader", "graders",
+    "schoolgirls", "grader", "graders",
     "middleschooler", "highschooler", "highschool", "middleschool", "gradeschooler", "stepdaughter", "girlchild",
     "boychild", "childlike", "boy", "boys", "schoolboys", "kindergarteners", "preteens", "tweens",
 )
@@ -89,18 +89,18 @@ SEXUAL_WORDS_EN = forms(
     "nude", "nudes", "nudity", "naked", "nakedness", "sex", "sexy", "sexual", "sexually", "sexualised",
     "sexualized", "sexualise", "sexualize", "erotic", "erotica", "eroticism", "porn", "porno", "pornographic",
     "pornography", "nsfw", "hentai", "ecchi", "xxx", "r18", "lewd", "lust", "lustful", "horny", "aroused",
-    "arousal", "orgasm", "intercourse", "blowjob", "handjob", "cum", "semen", "fetish", "fetishes", "bdsm",
-    "bondage", "kink", "kinky", "explicit", "uncensored", "genitals", "genitalia", "genital", "penis",
+    "arousal", "orgasm", "intercourse", "blowjob", "handjob", "semen", "fetish", "fetishes", "bdsm",
+    "bondage", "kinky", "uncensored", "genitals", "genitalia", "genital", "penis",
     "vagina", "vulva", "pussy", "boobs", "boob", "tits", "titties", "breasts", "nipple", "nipples", "areola",
     "areolas", "cleavage", "buttocks", "crotch", "cameltoe", "upskirt", "panty", "panties", "pantyshot",
-    "lingerie", "underwear", "thong", "bikini", "topless", "bottomless", "unclothed", "undressed",
+    "lingerie", "underwear", "bikini", "topless", "bottomless", "unclothed", "undressed",
     "undressing", "undress", "disrobed", "disrobing", "skimpy", "molest", "molested", "molesting",
-    "molestation", "rape", "raped", "raping", "grope", "groped", "groping", "fondle", "fondled", "fondling",
-    "incest", "seduce", "seduced", "seducing", "seduction", "seductive", "seductively", "provocative",
-    "provocatively", "suggestive", "suggestively", "sensual", "sensually", "sultry", "flirtatious", "boudoir",
-    "pinup", "playboy", "onlyfans", "stripper", "striptease", "stripping", "twerk", "twerking", "erect",
+    "molestation", "raping", "grope", "groped", "groping", "fondle", "fondled", "fondling",
+    "incest", "seduce", "seduced", "seducing", "seduction", "seductive", "seductively",
+    "sensual", "sensually", "sultry", "flirtatious", "boudoir",
+    "pinup", "playboy", "onlyfans", "stripper", "striptease", "stripping", "twerk", "twerking",
     "erection", "masturbate", "masturbating", "masturbation", "sexting", "smut", "smutty", "voluptuous",
-    "busty", "lolicon", "hardcore", "softcore", "nudist", "naturist", "ahegao", "futanari", "oppai", "r34",
+    "busty", "lolicon", "nudist", "naturist", "ahegao", "futanari", "oppai", "r34",
     "rule34", "nudify", "nudified", "brothel", "prostitute", "prostitutes", "prostitution", "stripclub",
 )
 SEXUAL_PHRASES_EN = (
@@ -109,7 +109,11 @@ SEXUAL_PHRASES_EN = (
     "bare breasts", "bare breasted", "bare chested girl", "bare skin", "bare body", "strip tease", "lap dance",
     "bedroom eyes", "wet t shirt", "in the nude", "birthday suit", "au naturel", "pin up", "come hither",
     "sex appeal", "sexual pose", "sexy pose", "sex doll", "love doll", "strip club", "strip clubs", "sex club",
-    "sex shop", "red light district", "sugar daddy",
+    "sex shop", "red light district", "sugar daddy", "sexually explicit", "explicit content", "explicit sex",
+    "explicit nudity", "explicit photo", "explicit image", "hardcore porn", "being raped", "rape scene", "child rape",
+    "in a thong", "wearing a thong", "thong bikini", "thong underwear", "g string", "provocative pose",
+    "provocative poses", "provocative outfit", "provocative clothing", "dressed provocatively", "posing provocatively",
+    "suggestive pose", "suggestive poses", "posing suggestively", "suggestive outfit",
 )
 # French.
 SEXUAL_WORDS_FR = forms(
@@ -117,11 +121,11 @@ SEXUAL_WORDS_FR = forms(
     "deshabillee", "deshabilles", "deshabillees", "devetu", "devetue", "devetus", "devetues", "sexe",
     "sexuel", "sexuelle", "sexuels", "sexuelles", "sexuellement", "sexualise", "sexualisee", "sexualises",
     "sexualisees", "erotique", "erotiques", "erotisme", "pornographique", "pornographiques", "pornographie",
-    "culotte", "culottes", "seins", "tetons", "mamelons", "fesses", "provocant", "provocante", "provocants",
-    "provocantes", "aguicheur", "aguicheuse", "aguicheurs", "aguicheuses", "lascif", "lascive", "lascifs",
-    "lascives", "sensuel", "sensuelle", "sensuels", "sensuelles", "obscene", "obscenes", "torride",
-    "torrides", "attouchement", "attouchements", "viol", "violee", "violees", "inceste", "fellation",
-    "partouze", "effeuillage", "deshabillage", "suggestif", "suggestive", "suggestifs", "suggestives",
+    "seins", "tetons", "mamelons", "fesses",
+    "aguicheur", "aguicheuse", "aguicheurs", "aguicheuses", "lascif", "lascive", "lascifs",
+    "lascives", "sensuel", "sensuelle", "sensuels", "sensuelles",
+    "attouchement", "attouchements", "viol", "violee", "violees", "inceste", "fellation",
+    "partouze", "effeuillage", "deshabillage",
     "libertin", "libertine", "charnel", "charnelle", "ebats", "coit", "nichons", "pubis", "salope", "salopes",
     "pute", "putes", "cochonne", "cochonnes", "bandante", "prostituee", "prostituees", "prostitution",
 )
@@ -130,8 +134,18 @@ SEXUAL_PHRASES_FR = (
     "photo de charme", "photos de charme", "agression sexuelle", "faire l amour", "pose suggestive",
     "poses suggestives", "tenue legere", "tenue sexy", "strip tease", "sans vetements", "sans vetement",
     "tout nu", "toute nue", "tous nus", "toutes nues", "en string", "un string", "maison close", "club de strip",
-    "boite de strip",
+    "boite de strip", "en culotte", "sa culotte", "petite culotte", "culotte en dentelle", "pose provocante",
+    "poses provocantes", "tenue provocante", "tenues provocantes", "pose suggestive", "poses suggestives",
+    "tenue suggestive",
 )
+
+#: words that are sexual only next to a minor term (within ``WEAK_DISTANCE`` words): "a provocative
+#: poster for teens" is not, "écolière provocante" is
+WEAK_SEXUAL_WORDS = forms(
+    "explicit", "provocative", "provocatively", "suggestive", "suggestively", "thong", "thongs", "provocant",
+    "provocante", "provocants", "provocantes", "suggestif", "suggestifs", "suggestives", "obscene", "obscenes",
+)
+WEAK_DISTANCE = 3
 
 # ---------------------------------------------------------------------------------------
 # Allow-list: benign compounds removed from the text before the lexicons are matched
@@ -159,7 +173,10 @@ ALLOW_PHRASES = (
     r"(?: no \d+)? in [a-g](?: sharp| flat)? minor", r"[a-g](?: sharp| flat)? minor (?:key|chord|scale)",
     r"ligue mineure", r"(?:la|do|re|mi|fa|sol|si)(?: diese| bemol)? mineur", r"(?:accord|gamme|tonalite) mineure?",
     r"pieds nus", r"nu pieds", r"tete nue", r"tetes nues", r"mains nues", r"a mains nues", r"a l oeil nu",
-    r"oeil nu", r"torses? nus?", r"sexe (?:du bebe|de l enfant|des bebes)", r"sex reveal", r"murs? nus?", r"arbres? nus?", r"branches nues", r"chat nu",
+    r"oeil nu", r"torses? nus?", r"bras nus", r"jambes nues", r"epaules nues", r"dos nu",
+    r"(?:blue|great|coal|marsh|willow|crested|long tailed|bearded) tits?", r"(?:bottle|teat) nipples?",
+    r"nipple (?:cream|shields?)", r"(?:summa |magna )?cum laude", r"sexe (?:du bebe|de l enfant|des bebes)",
+    r"sex reveal", r"murs? nus?", r"arbres? nus?", r"branches nues", r"chat nu",
     r"chicken breasts?", r"turkey breasts?", r"duck breasts?", r"breast (?:stroke|cancer awareness)",
     r"bikini (?:atoll|bottom)", r"teen titans", r"canteens?", r"sweet sixteen cake", r"pussy ?cats?",
     r"pussy willows?", r"strip (?:mall|lights?|steak)", r"comic strips?", r"youth (?:hostel|center|centre)",

@@ -18,7 +18,9 @@ and by the configured additions:
     "collégienne", "en 4e"), words for children and teenagers, diminutives
     ("fillette", "tyke"), and a young adjective within two words of girl / boy /
     daughter ("little blonde girls", "petite fille"). Sexual or nudity: English and
-    French terms (core.policy.lexicon);
+    French terms and phrases (core.policy.lexicon); a few ambiguous words
+    ("explicit", "provocative", "thong") count only within three words of a minor
+    term, so "a provocative poster for teens" passes and "écolière provocante" does not;
 ``real-private-person``
     a request for a recognisable real private person ("my neighbour", "ma
     collègue", "real person named ...") or a name from ``policy.private_people``;

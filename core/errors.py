@@ -18,6 +18,7 @@ each and re-raised ``from exc``::
     │   └── CorruptImageError           truncated or damaged image data
     ├── RenditionError              a rendition cannot be made as configured
     ├── UpscaleError                an upscaler failed (weights file, model, remote endpoint)
+    ├── CredentialsError            C2PA Content Credentials cannot be signed or read (tasks.credentials)
     └── ProviderError               one failed attempt at one provider
         ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
         │   └── InvalidOutputError      200 answer whose body is not a usable image

@@ -184,4 +184,6 @@ ALLOWED_FR = [
     'pâtes au fromage râpé pour les enfants',
     'une fillette aux bras nus en été',
     'des enfants jouent sous une chaleur torride',
+    "une chambre d'enfant aux murs nus et au sol nu, lumière douce",
+    'des ados au skatepark, graffiti, pierre nue',
 ]

@@ -27,10 +27,10 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from core.errors import ConfigError
-from core.yamlio import Locator, format_validation_error, load_yaml
+from core.yamlio import Locator, format_validation_error, load_yaml, shorten
 from providers.registry import PROVIDERS, ProvidersConfig, secret_env_names
 from providers.spec import ProviderConfig
 
@@ -39,7 +39,7 @@ CONFIG_ENV = "CONTENT_PIPELINE_CONFIG"
 DEFAULT_CONFIG_NAME = "content-pipeline.yaml"
 ENV_PREFIX = "CONTENT_PIPELINE_"
 
-_Strict = ConfigDict(extra="forbid")
+_Strict = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf / nan are never a valid setting
 
 
 class RetryConfig(BaseModel):
@@ -152,18 +152,118 @@ def _default_renditions() -> list[RenditionConfig]:
     ]
 
 
-class PolicyConfig(BaseModel):
-    """Content policy additions; the fixed refusals cannot be switched off."""
+#: NudeNet 3.4 detector classes (nudenet/nudenet.py ``__labels``, https://github.com/notAI-tech/NudeNet)
+NUDENET_CLASSES = (
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
+    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
+)
+
+
+class ImageSafetyConfig(BaseModel):
+    """The NudeNet detector run on every generated image (tasks.safety).
+
+    An image is blocked when a class of ``blocked_classes`` is detected with a score
+    of at least its threshold (``thresholds[class]``, else ``default_threshold``);
+    scores are 0..1. Every detection at or above ``record_threshold`` is recorded on
+    the image row. ``enabled: false`` switches the check off.
+    """
 
     model_config = _Strict
-    deny_terms: list[str] = Field(default_factory=list)
-    private_people: list[str] = Field(default_factory=list)
-    # optional image safety classifier on output (issue 4): "module:function" taking a PIL
+    enabled: bool = True
+    blocked_classes: list[str] = Field(default_factory=lambda: [
+        "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED",
+        "ANUS_EXPOSED"])
+    default_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    record_threshold: Annotated[float, Field(ge=0.2, le=1)] = 0.25
+    #: NudeNet's input side in pixels (its shipped 320n model)
+    resolution: Annotated[int, Field(ge=160, le=1280, multiple_of=32)] = 320
+
+    @field_validator("blocked_classes")
+    @classmethod
+    def _known_classes(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in NUDENET_CLASSES:
+                raise ValueError(f"unknown NudeNet class {name!r} (known: {', '.join(NUDENET_CLASSES)})")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_threshold_classes(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            if name not in NUDENET_CLASSES:
+                raise ValueError(f"unknown NudeNet class {name!r} (known: {', '.join(NUDENET_CLASSES)})")
+        return value
+
+    def threshold(self, name: str) -> float:
+        return self.thresholds.get(name, self.default_threshold)
+
+
+class PolicyConfig(BaseModel):
+    """Content policy additions; the fixed refusals cannot be switched off (core.policy)."""
+
+    model_config = _Strict
+    deny_terms: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    private_people: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    #: the image check: NudeNet (``image_safety``), always on unless disabled there
+    image_safety: ImageSafetyConfig = Field(default_factory=ImageSafetyConfig)
+    # an additional image classifier on output (issue 4): "module:function" taking a PIL
     # image and returning {label: probability}; an image is blocked when a label of
     # ``image_blocked_labels`` reaches ``image_threshold``.
     image_classifier: str | None = None
     image_blocked_labels: list[str] = Field(default_factory=lambda: ["nsfw", "unsafe", "porn", "hentai", "sexy"])
     image_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class PrivacyConfig(BaseModel):
+    """Prompt privacy.
+
+    ``embed_prompt``: whether published files (renditions, the cleaned original, their
+    object metadata and C2PA manifest) carry the prompt; ``categories`` overrides it
+    per category (``{portraits: false}``) and a template's own ``embed_prompt`` wins
+    over both. A private prompt stays in the database and the private sidecar.
+    Encryption at rest: set ``PROMPT_ENCRYPTION_KEY`` (a Fernet key,
+    ``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``;
+    several comma-separated keys rotate: the first encrypts, all decrypt).
+    """
+
+    model_config = _Strict
+    embed_prompt: bool = True
+    categories: dict[str, bool] = Field(default_factory=dict)
+
+    def embeds(self, category: str, template_setting: bool | None) -> bool:
+        if template_setting is not None:
+            return template_setting
+        return self.categories.get(category, self.embed_prompt)
+
+
+class C2paConfig(BaseModel):
+    """C2PA Content Credentials on every published file (tasks.credentials, c2pa-python).
+
+    ``certificate``: PEM file with the signing certificate first, then its chain (not
+    the root); ``private_key``: its PEM private key file (or the ``C2PA_PRIVATE_KEY``
+    environment variable holding the PEM); ``algorithm``: es256 / es384 / es512 /
+    ps256 / ps384 / ps512 / ed25519. ``timestamp_url``: an RFC 3161 time-stamp
+    authority (none by default: nothing is contacted). ``trust_anchors``: PEM roots
+    that ``content-pipeline verify`` trusts (reports ``Trusted`` instead of ``Valid``).
+    """
+
+    model_config = _Strict
+    enabled: bool = False
+    certificate: Path | None = None
+    private_key: Path | None = None
+    algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    timestamp_url: str | None = None
+    trust_anchors: Path | None = None
+    claim_generator: str = "content-pipeline"
+
+    @model_validator(mode="after")
+    def _needs_certificate(self) -> C2paConfig:
+        if self.enabled and self.certificate is None:
+            raise ValueError("c2pa.enabled needs c2pa.certificate (a PEM file) and a private key")
+        return self
 
 
 class DecodeConfig(BaseModel):
@@ -291,7 +391,8 @@ class Settings(BaseSettings):
     """The effective configuration. Paths are resolved against the config file's folder."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True,
+        allow_inf_nan=False,
     )
 
     output_dir: Path = Path("output")
@@ -300,7 +401,8 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     timezone: str = "UTC"
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
-    chain: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["automatic1111", "placeholder"])
+    #: provider names in fallback order; ``CONTENT_PIPELINE_CHAIN=a,b`` (commas) or a JSON list
+    chain: Annotated[list[str], Field(min_length=1), NoDecode] = Field(default_factory=lambda: ["automatic1111", "placeholder"])
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -310,6 +412,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"]
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    c2pa: C2paConfig = Field(default_factory=C2paConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     s3: S3Config = Field(default_factory=S3Config)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
@@ -336,8 +440,23 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {shorten(value)}") from None
+        return value
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _split_chain(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list: {exc.msg}") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("chain")
@@ -363,6 +482,13 @@ class Settings(BaseSettings):
             self.upscale.weights = (base / self.upscale.weights).resolve()
         if self.tagging.clip_weights is not None:
             self.tagging.clip_weights = (base / self.tagging.clip_weights).resolve()
+        for attr in ("certificate", "private_key", "trust_anchors"):
+            value = getattr(self.c2pa, attr)
+            if value is not None:
+                value = (base / value).resolve()
+                setattr(self.c2pa, attr, value)
+                if self.c2pa.enabled and not value.is_file():
+                    raise ValueError(f"c2pa.{attr}: file {str(value)!r} not found")
         for r in self.renditions:
             if r.upscaler == "model" and self.upscale.weights is None:
                 raise ValueError(f"rendition {r.name!r} uses upscaler 'model' but upscale.weights is not set")
@@ -423,6 +549,9 @@ class Secrets(BaseSettings):
     aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+    #: Fernet key(s) encrypting prompts at rest (storage.crypto); the C2PA signing key as PEM
+    prompt_encryption_key: SecretStr | None = Field(None, validation_alias="PROMPT_ENCRYPTION_KEY")
+    c2pa_private_key: SecretStr | None = Field(None, validation_alias="C2PA_PRIVATE_KEY")
 
     @classmethod
     def settings_customise_sources(
@@ -473,7 +602,8 @@ class Secrets(BaseSettings):
 #: YAML keys that hold secrets and so are refused in the file: generic names, and every
 #: provider secret's name and environment variable (lower case).
 _GENERIC_SECRET_FIELDS = {"apprise_urls", "apprise_url", "api_key", "token", "password",
-                          "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key"}
+                          "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key",
+                          "prompt_encryption_key", "c2pa_private_key"}
 
 
 def secret_fields() -> set[str]:
@@ -530,13 +660,20 @@ def load_settings(path: Path | None = None) -> Settings:
     token = _yaml_data.set(data)
     try:
         return Settings(config_file=path)
+    except SettingsError as exc:  # an environment value that is not valid JSON for a list / mapping field
+        found = re.search(r'field "([^"]+)"', str(exc))
+        name = ENV_PREFIX + (found.group(1).upper() if found else "")
+        value = os.environ.get(name)
+        shown = f" = {shorten(value)}" if value is not None else ""
+        raise ConfigError(f"environment {name}{shown}: cannot be parsed; a list or mapping is written as JSON, "
+                          f'e.g. ["a", "b"] or {{"key": 1}}, or set nested keys as {name}__KEY') from None
     except ValidationError as exc:
         messages = []
         for err in exc.errors():
             loc = tuple(str(p) for p in err["loc"])
             env_name = ENV_PREFIX + "__".join(loc).upper()
             if env_name in os.environ:
-                messages.append(f"environment {env_name} = {os.environ[env_name]!r}: {err['msg']}")
+                messages.append(f"environment {env_name} = {shorten(os.environ[env_name])}: {str(err['msg'])[:300]}")
         detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
         raise ConfigError("\n".join(messages) or detail) from None
     finally:

@@ -14,11 +14,12 @@ import os
 from pathlib import Path
 
 from core.domain import Attempt, GenerationRequest, ImageStatus
-from core.errors import ContentPolicyError, ProviderError
+from core.errors import ConfigError, ContentPolicyError, ProviderError
 from core.policy import check_prompt
 from core.settings import PolicyConfig
 from providers.chain import ProviderChain
 from providers.download import load_reference
+from storage.crypto import is_encrypted
 from storage.db import Database, ImageRecord, utcnow
 
 
@@ -66,11 +67,14 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     status = ImageStatus(row.status)
     if status.terminal or (status.rank >= ImageStatus.generated.rank and spool_intact(row)):
         return row
+    if is_encrypted(row.prompt):  # a key was there when it was planned, not now: never send the ciphertext
+        raise ConfigError(f"image {row.image_id}: its prompt is encrypted at rest; set PROMPT_ENCRYPTION_KEY to the key used")
     try:
         request = request_of(row)
     except ProviderError as exc:
         return db.advance(pk, ImageStatus.failed, error=f"reference image: {str(exc)[:1980]}")
     try:
+        # the whole expanded prompt (variant + wildcard choices + style) and the template name
         check_prompt(f"{request.prompt}\n{row.template or ''}", deny_terms=policy.deny_terms, private_people=policy.private_people)
     except ContentPolicyError as exc:
         return db.advance(pk, ImageStatus.blocked, error=f"content policy: {exc.reason}")

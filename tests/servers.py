@@ -97,6 +97,8 @@ class _A1111Handler(BaseHTTPRequestHandler):
                 buffer = io.BytesIO()
                 Image.new("RGB", (width, height)).save(buffer, "PNG")
                 data = buffer.getvalue()
+            elif mode.startswith("photo:"):  # another scikit-image photo, e.g. "photo:astronaut"
+                data = photo(width, height, mode.split(":", 1)[1])
             else:
                 data = photo(width, height)
             seed = payload.get("seed", -1)

@@ -2,7 +2,7 @@
 strength) and the size or aspect ratio actually asked of the model
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-29 01:00:00.000000
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '0006'
-down_revision: str | None = '0003'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

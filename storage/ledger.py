@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -109,6 +110,10 @@ class PlannedImage:
     variant: str | None = None
     trigger: str = "cli"
     tags: tuple[str, ...] = ()
+    #: A template's pins and img2img inputs (provider, model, loras, reference_image, mask, strength).
+    request_options: dict[str, Any] | None = None
+    #: The prompt stays out of published files (template / category ``embed_prompt: false``).
+    prompt_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class GeneratedImage:
     seconds: float
     spool_path: str
     checksum: str
+    #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model.
+    mapped_size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,8 @@ class ProcessedImage:
     phash: str | None
     tags: tuple[str, ...]
     duplicate_of: str | None = None
+    #: NudeNet detections [{"class", "score", "box"}] (tasks.safety), when image safety is on.
+    safety: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +271,7 @@ class ImageLedger:
             "num_inference_steps": p.num_inference_steps, "guidance_scale": p.guidance_scale, "seed": p.seed,
             "is_placeholder": False, "cost_usd": 0.0, "seconds": 0.0, "tags": list(p.tags), "created_at": now,
             "updated_at": now, "upload_pending": False, "attempt_count": 0,
+            "request_options": p.request_options, "prompt_private": p.prompt_private,
         } for p in planned]
         keys = [p.slot.idempotency_key for p in planned]
         with self.db.write_session() as session:
@@ -353,6 +363,7 @@ class ImageLedger:
             row.width, row.height, row.is_placeholder = image.width, image.height, image.is_placeholder
             row.seconds = round(image.seconds, 4)
             row.spool_path, row.checksum = image.spool_path, image.checksum
+            row.mapped_size = image.mapped_size
             row.generated_at = utcnow()
             row.error = None
             row.failure_kind = None
@@ -404,10 +415,14 @@ class ImageLedger:
                                 keep_lease=False)
 
     def mark_blocked(self, pk: int, run_key: str, reason: str, *, attempts: Sequence[Attempt] = (),
-                     settlements: Sequence[tuple[int, float]] = ()) -> ImageRecord:
-        """-> ``blocked``: the content policy refused the prompt or the image."""
+                     settlements: Sequence[tuple[int, float]] = (),
+                     safety: list[dict[str, Any]] | None = None) -> ImageRecord:
+        """-> ``blocked``: the content policy refused the prompt or the image (``safety``: the
+        image safety detections that decided it)."""
 
         def apply(row: ImageRecord) -> None:
+            if safety is not None:
+                row.safety = safety
             row.failure_kind = FailureKind.policy.value
             row.error = reason[:2000]
 
@@ -508,6 +523,8 @@ def apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:
     """Set ``processed``'s fields on ``row`` (a detached row: in memory only)."""
     row.quality_score, row.quality_metrics, row.phash = processed.quality_score, processed.quality_metrics, processed.phash
     row.tags = list(processed.tags)
+    if processed.safety is not None:
+        row.safety = processed.safety
     if processed.duplicate_of is not None:
         row.duplicate_of = processed.duplicate_of
 

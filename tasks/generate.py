@@ -29,10 +29,12 @@ from core.domain import (
     GenerationResult,
     ImageStatus,
 )
-from core.errors import ContentPolicyError, ProviderError
+from core.errors import ConfigError, ContentPolicyError, ProviderError
 from core.policy import check_prompt
 from core.settings import PolicyConfig
 from providers.chain import BudgetGuard, ProviderChain
+from providers.download import load_reference
+from storage.crypto import is_encrypted
 from storage.db import Database, ImageRecord
 from storage.ledger import GeneratedImage, ImageLedger
 
@@ -49,9 +51,19 @@ def spool_intact(row: ImageRecord) -> bool:
 
 
 def request_of(row: ImageRecord) -> GenerationRequest:
-    """The GenerationRequest stored on a planned row."""
+    """The GenerationRequest stored on a planned row, with its pins (provider, model, LoRAs)
+    and img2img inputs (the reference image and mask bytes, loaded here: providers/download.py
+    ``load_reference``; a ProviderError when one cannot be read)."""
     assert row.prompt is not None and row.width and row.height and row.num_inference_steps
+    options = row.request_options or {}
+    loras = options.get("loras")
     return GenerationRequest(
+        provider=options.get("provider"),
+        model=options.get("model"),
+        loras=tuple((str(name), float(weight)) for name, weight in loras) if loras else None,
+        init_image=load_reference(options["reference_image"]) if options.get("reference_image") else None,
+        mask_image=load_reference(options["mask"]) if options.get("mask") else None,
+        strength=options.get("strength"),
         prompt=row.prompt,
         negative_prompt=row.negative_prompt or "",
         width=row.width,
@@ -63,11 +75,13 @@ def request_of(row: ImageRecord) -> GenerationRequest:
     )
 
 
-def policy_refusal(row: ImageRecord, policy: PolicyConfig) -> str | None:
-    """Why the content policy refuses the row's prompt (``content policy: ...``), or None."""
+def policy_refusal(row: ImageRecord, policy: PolicyConfig, prompt: str | None = None) -> str | None:
+    """Why the content policy refuses the prompt (default: the row's) with the template name
+    (``content policy: ...``), or None."""
     try:
-        check_prompt(f"{row.prompt or ''}\n{row.template or ''}", deny_terms=policy.deny_terms,
-                     private_people=policy.private_people)
+        # the whole expanded prompt (variant + wildcard choices + style) and the template name
+        check_prompt(f"{prompt if prompt is not None else row.prompt or ''}\n{row.template or ''}",
+                     deny_terms=policy.deny_terms, private_people=policy.private_people)
     except ContentPolicyError as exc:
         return f"content policy: {exc.reason}"
     return None
@@ -148,7 +162,8 @@ def spool(result: GenerationResult, spool_dir: Path, image_id: str) -> Generated
     os.replace(tmp, path)
     return GeneratedImage(provider=result.provider, model=result.model, seed=result.seed, width=result.width,
                           height=result.height, is_placeholder=result.is_placeholder, seconds=result.latency_s,
-                          spool_path=str(path), checksum=hashlib.sha256(result.image).hexdigest())
+                          spool_path=str(path), checksum=hashlib.sha256(result.image).hexdigest(),
+                          mapped_size=result.mapped_size)
 
 
 def failure_reason(outcome: ChainOutcome) -> str:
@@ -201,12 +216,18 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
     pk = row.id
     if not begun:
         row = ledger.mark_generating(pk, run_key)
-    refusal = policy_refusal(row, policy)
+    if is_encrypted(row.prompt):  # a key was there when it was planned, not now: never send the ciphertext
+        raise ConfigError(f"image {row.image_id}: its prompt is encrypted at rest; set PROMPT_ENCRYPTION_KEY to the key used")
+    try:
+        request = request_of(row)
+    except ProviderError as exc:  # the reference image or mask cannot be read: the same next time
+        return ledger.mark_failed(pk, run_key, FailureKind.rejected, f"reference image: {str(exc)[:1980]}")
+    refusal = policy_refusal(row, policy, request.prompt)
     if refusal:
         return ledger.mark_blocked(pk, run_key, refusal)
     guard = ClaimBudget(chain.budget, pk, run_key) if chain.budget is not None else None
     with semaphore if semaphore is not None else nullcontext():
-        outcome = call_chain(chain, request_of(row), guard)
+        outcome = call_chain(chain, request, guard)
     if outcome.result is None:
         kind = outcome.kind
         if kind is FailureKind.budget:

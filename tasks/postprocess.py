@@ -292,10 +292,13 @@ def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, pro
     if spec.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
     quality: float | None
-    if spec.target_bytes is not None:
-        data, quality = encode_to_target(image, spec, provenance=provenance)
-    else:
-        data, quality = encode(image, spec, provenance=provenance), (None if spec.format == "png" else float(spec.quality))
+    try:
+        if spec.target_bytes is not None:
+            data, quality = encode_to_target(image, spec, provenance=provenance)
+        else:
+            data, quality = encode(image, spec, provenance=provenance), (None if spec.format == "png" else float(spec.quality))
+    except (ValueError, OSError) as exc:  # Pillow refusing the metadata or the encoding: this image only
+        raise RenditionError(f"rendition {spec.name!r}: cannot encode {spec.format}: {str(exc)[:200]}") from exc
     path = out_dir / f"{spec.name}{EXTENSIONS[spec.format]}"
     write_atomic(path, data)
     return RenditionFile(spec.name, path, spec.format, image.width, image.height, len(data),
@@ -394,14 +397,16 @@ def process_pool(workers: int) -> Any:
 @dataclass(frozen=True)
 class PostProcessed:
     """What post-processing made of a spooled original: the files (``original`` first),
-    the quality score 0..1 and its measures, the 64-bit pHash (16 hex); or, when the image
-    safety classifier refused the image, ``blocked`` (the reason) and nothing else."""
+    the quality score 0..1 and its measures, the 64-bit pHash (16 hex), the image safety
+    detections (when image safety is on); or, when the image safety check refused the
+    image, ``blocked`` (the reason) and no files."""
 
     files: list[RenditionFile]
     quality_score: float | None = None
     quality_metrics: dict[str, float] | None = None
     phash: str | None = None
     blocked: str | None = None
+    safety: list[dict[str, Any]] | None = None
 
 
 def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = None) -> PostProcessed:
@@ -409,36 +414,47 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
 
     Decodes it safely, once: ``decoded`` is the image the provider's output check already
     decoded (providers.base.decode_output), then only normalised (tasks.decode.decode_loaded);
-    without it the spooled file is decoded. The optional image safety classifier may block it (nothing
-    is written). Otherwise writes the renditions with provenance into
-    ``<spool>/<image_id>/`` and measures quality and pHash. The CPU work runs in a
-    process pool (``processing.executor: processes``: Pillow holds the GIL while it
-    decodes PNG and encodes JPEG/WebP into memory, so threads do not scale;
+    without it the spooled file is decoded. Image safety (NudeNet detections, tasks.safety)
+    and the optional classifier may block it (nothing is written). Otherwise writes the
+    renditions with provenance (what published files may carry: no prompt when private)
+    into ``<spool>/<image_id>/``, signs them with C2PA Content Credentials when enabled
+    (tasks.credentials), and measures quality and pHash. The CPU work runs in a process
+    pool (``processing.executor: processes``: Pillow holds the GIL while it decodes PNG and
+    encodes JPEG/WebP into memory, so threads do not scale;
     benchmarks/postprocess_throughput.py) unless a learned or remote upscaler is needed
     (models stay loaded once, in this process).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
     from concurrent.futures.process import BrokenProcessPool
 
+    from tasks.decode import decode_loaded
     from tasks.tagging import safety_verdict
     from tasks.upscale import get_upscalers
-
-    from tasks.decode import decode_loaded
 
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
     source = None
     if decoded is not None:
         source = decode_loaded(decoded, source_bytes=spool.stat().st_size, config=settings.decode, name=str(spool)).image
-    if settings.policy.image_classifier:
+    safety = settings.policy.image_safety
+    detections: list[dict[str, Any]] | None = None
+    if safety.enabled or settings.policy.image_classifier:
         if source is None:
             source = decode_image(spool, config=settings.decode).image
-        verdict = safety_verdict(source, settings.policy)
+        verdict = None
+        if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
+            from tasks.safety import blocking, detect
+
+            detections = detect(source, safety)
+            verdict = blocking(detections, safety)
+        if verdict is None and settings.policy.image_classifier:
+            verdict = safety_verdict(source, settings.policy)
         if verdict:
-            return PostProcessed([], blocked=f"content policy: {verdict}")
+            return PostProcessed([], blocked=f"content policy: {verdict}", safety=detections)
     needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
     args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
-    kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row),
+    # what published files may carry: no prompt when private, long fields cut (tasks.provenance)
+    kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row).published(),
                               "aesthetic_scorer": settings.tagging.aesthetic_scorer, "source": source}
     if needs or settings.processing.executor == "threads":
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
@@ -451,7 +467,14 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
             with _pools_lock:
                 _pools.pop(workers, None)
             files, score, metrics, phash = process_file(*args, **kwargs)
-    return PostProcessed(files, score, metrics, phash)
+    if settings.c2pa.enabled:  # signed Content Credentials on every file (tasks.credentials)
+        from core.settings import get_secrets
+        from tasks.credentials import sign_files
+
+        key = get_secrets().c2pa_private_key
+        files = sign_files(files, Provenance.of(row).published(), settings.c2pa,
+                           key.get_secret_value() if key is not None else None)
+    return PostProcessed(files, score, metrics, phash, safety=detections)
 
 
 def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:
@@ -459,8 +482,8 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
 
     ``postprocess_row``, then: blocked -> row ``blocked`` (returns []); a file that does
     not decode -> row ``failed`` (rejected) and the InvalidImageError re-raised; else row
-    ``processed`` with its quality score, measures and pHash. Claims the slot for the
-    step and releases it.
+    ``processed`` with its quality score, measures, pHash and safety detections. Claims
+    the slot for the step and releases it.
     """
     import uuid
 
@@ -480,9 +503,9 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
         ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
         raise
     if outcome.blocked:
-        ledger.mark_blocked(pk, run_key, outcome.blocked)
+        ledger.mark_blocked(pk, run_key, outcome.blocked, safety=outcome.safety)
         return []
     ledger.mark_processed(pk, run_key, ProcessedImage(outcome.quality_score, outcome.quality_metrics, outcome.phash,
-                                                      tuple(row.tags)))
+                                                      tuple(row.tags), safety=outcome.safety))
     ledger.release(pk, run_key)
     return outcome.files

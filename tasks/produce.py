@@ -192,14 +192,15 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
         made = postprocess_row(row, worker.settings, decoded[0] if decoded else None)
         decoded.clear()
         if made.blocked:
-            return ledger.mark_blocked(pk, run_key, made.blocked)
+            return ledger.mark_blocked(pk, run_key, made.blocked, safety=made.safety)
         with worker.dedup_lock:  # checked and claimed at once: two images of this run cannot both pass
             found = categorize_row(row, made.phash, worker.settings,
                                    lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
                                                      *worker.publishing_hashes(category, exclude_pk=pk)])
             if not found.skip_reason and made.phash and not row.is_placeholder:
                 worker.publishing[pk] = (row.image_id, made.phash, row.category)
-        processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of)
+        processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of,
+                                   safety=made.safety)
         if found.skip_reason:
             free_spool(row)
             return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason,

@@ -16,24 +16,30 @@ from pathlib import Path
 
 from core.domain import ImageSlot
 from core.errors import TemplateError
-from core.settings import ABConfig
+from core.settings import ABConfig, PrivacyConfig
 from core.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
 from storage.ledger import ImageLedger, PlannedImage
 from tasks.ab import make_chooser
 from tasks.select import select_template
-from tasks.variations import create_variation
+from tasks.variations import create_variation, request_options
 
 
 def record_planned(
     db: Database, library: TemplateLibrary, slots: Sequence[ImageSlot], *, styles: Sequence[str] = (), trigger: str = "cli",
-    ab: ABConfig | None = None,
+    ab: ABConfig | None = None, privacy: PrivacyConfig | None = None,
 ) -> list[int]:
     """Primary keys of the rows of ``slots`` (created as ``planned`` where missing).
 
-    All images of one slot share the template chosen for its first image. Raises
-    TemplateError when a chosen template is not in the slot's category.
+    All images of one slot share the template chosen for its first image. ``privacy``
+    (default: the configuration's) decides whether the prompt may be published
+    (``prompt_private`` on the row: template ``embed_prompt``, then the category's).
+    Raises TemplateError when a chosen template is not in the slot's category.
     """
+    if privacy is None:
+        from core.settings import get_settings
+
+        privacy = get_settings().privacy
     ledger = ImageLedger(db)
     existing = ledger.by_keys(slot.idempotency_key for slot in slots)
     chosen: dict[str, str] = {r.slot: r.template for r in existing.values() if r.template}
@@ -57,6 +63,8 @@ def record_planned(
             prompt=request.prompt, negative_prompt=request.negative_prompt, width=request.width, height=request.height,
             num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale, seed=request.seed,
             trigger=trigger, tags=(*slot.extra_tags, *template.tags),
+            request_options=request_options(template, slot, library.folder),
+            prompt_private=not privacy.embeds(template.category, template.embed_prompt),
         ))
     rows = {r.idempotency_key: r for r in ledger.plan(new)} | existing
     pks = [rows[slot.idempotency_key].id for slot in slots]

@@ -1,7 +1,7 @@
 """claims with leases, attempt counts and failure kinds on images; reservations linked to their claim
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-29 00:50:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = '0004'
-down_revision: str | None = '0003'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

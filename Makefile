@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# exit code 1 = images not done as real content (offline: placeholders); see README "Exit codes"
 run: $(STAMP)
-	$(VENV)/bin/content-pipeline run daily
+	@$(VENV)/bin/content-pipeline run daily; code=$$?; \
+	if [ $$code -eq 1 ]; then echo "make run: the batch is not complete (exit code 1, see the table above and README 'Exit codes and resume')"; \
+	elif [ $$code -ne 0 ]; then exit $$code; fi
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -1,5 +1,9 @@
-"""Wall time of N images through the provider chain at concurrency C, against a loopback
-AUTOMATIC1111 server that answers every generation after D seconds.
+"""Wall time of N images through the provider chain ALONE at concurrency C, against a
+loopback AUTOMATIC1111 server that answers every generation after D seconds.
+
+This is not the pipeline's throughput: post-processing, upload and the records of a real
+run are left out. benchmarks/flow_concurrency.py measures the real flow
+(``content-pipeline run``) at the same settings; read that one for the product's figure.
 
 The ideal is ceil(N / C) x D (40 images, 8 at once, 1 s each: 5 s); the goal is to stay
 within 1.15x of it, i.e. the chain, the HTTP client, image validation and (second row)
@@ -32,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from core.domain import GenerationRequest, ImageSlot, ImageStatus  # noqa: E402
+from core.domain import GenerationRequest, ImageSlot  # noqa: E402
 from core.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider  # noqa: E402
 from providers.chain import ProviderChain  # noqa: E402
@@ -66,9 +70,15 @@ def run_with_records(url: str, images: int, concurrency: int, size: int) -> tupl
     db = Database(f"sqlite:///{folder / 'bench.db'}")
     library = TemplateLibrary.load(ROOT / "templates")
     slots = [ImageSlot("adhoc", date(2026, 11, 21), "bench", i, "products", template="ceramic-mug") for i in range(images)]
+    from storage.ledger import ImageLedger
+
     pks = record_planned(db, library, slots)
-    for pk in pks:  # the benchmark's size, not the template's 1024 px
-        db.advance(pk, ImageStatus(db.get(pk).status), width=size, height=size)
+    ledger = ImageLedger(db)
+    with db.write_session() as session:  # the benchmark's size, not the template's (before any claim)
+        for row in ledger.rows(pks):
+            row.width = row.height = size
+            session.add(row)
+        session.commit()
     chain = make_chain(url, concurrency)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -110,7 +120,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--delay", type=float, default=1.0, help="seconds the loopback provider takes per image")
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels")
+    parser.add_argument("--size", type=int, default=1024, help="image side in pixels (1024: the templates' size)")
     parser.add_argument("--goal", type=float, default=1.15)
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; best and median are shown")
     args = parser.parse_args()

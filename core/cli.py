@@ -17,7 +17,9 @@
     content-pipeline policy check TEXT
     content-pipeline verify FILE [--json]
 
-Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
+Exit codes: 0 success (``run``: every planned image done as real content), 1 a run with
+images not done as real content (placeholders, failures, blocked, skipped) or one that
+did not complete, 2 bad configuration or templates.
 """
 
 from __future__ import annotations
@@ -147,34 +149,46 @@ def templates_validate() -> None:
 
 
 def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> Any:
-    """Run ``target()`` in a thread while a progress bar counts finished rows of ``key_prefix``."""
+    """Run ``target()`` (a flow called with ``return_state=True``) in a thread while a
+    progress bar counts finished rows of ``key_prefix``; print the run's table and return
+    its summary, or exit 1 (after printing the table) when the run is not complete."""
+    from storage.ledger import ImageLedger
+    from tasks.pipeline import IncompleteRunError
     from tasks.runtime import get_runtime
 
     outcome: dict[str, Any] = {}
 
     def worker() -> None:
         try:
-            outcome["summary"] = target()
+            outcome["state"] = target()
         except BaseException as exc:  # reported below
             outcome["error"] = exc
 
     thread = threading.Thread(target=worker, daemon=True)
-    db = get_runtime().db
+    ledger = ImageLedger(get_runtime().db)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
         thread.start()
         while thread.is_alive():
-            rows = db.images(key_prefix=key_prefix)
-            done = sum(1 for r in rows if r.status in ("done", "failed", "blocked", "skipped"))
-            progress.update(bar, completed=done, description=label if rows else f"{label} (starting Prefect)")
+            done = ledger.finished_count(key_prefix)
+            progress.update(bar, completed=done, description=label if done else f"{label} (starting Prefect)")
             thread.join(0.5)
-        rows = db.images(key_prefix=key_prefix)
-        progress.update(bar, completed=sum(1 for r in rows if r.status in ("done", "failed", "blocked", "skipped")),
-                        description=label)
+        progress.update(bar, completed=ledger.finished_count(key_prefix), description=label)
     if "error" in outcome:
         raise _fail(outcome["error"], 1)
-    return outcome["summary"]
+    state = outcome["state"]
+    if state.is_completed():
+        summary = state.result()
+        _print_summary(summary)
+        return summary
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, IncompleteRunError):
+        _print_summary(data.summary)
+        err.print(f"[bold red]not complete:[/] {data}; re-run the same command to retry what can be retried "
+                  f"(add --retry-failed for the rest)", markup=True, highlight=False)
+        raise typer.Exit(1)
+    raise _fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
 
 
 def _print_summary(summary: Any) -> None:
@@ -206,6 +220,8 @@ def _prepare() -> Any:
 
 
 DateOption = Annotated[date | None, typer.Option("--date", help="Run date (YYYY-MM-DD); default today.", formats=["%Y-%m-%d"])]
+RetryOption = Annotated[bool, typer.Option("--retry-failed", help="Also retry images that failed for good (rejected, "
+                                           "out of attempts) or were skipped by the budget.")]
 
 
 def _day(settings: Any, value: Any) -> date:
@@ -215,29 +231,29 @@ def _day(settings: Any, value: Any) -> date:
 
 
 @run_app.command("daily")
-def run_daily(run_date: DateOption = None) -> None:
-    """The daily batch (templates/schedules.yaml ``daily``)."""
+def run_daily(run_date: DateOption = None, retry_failed: RetryOption = False) -> None:
+    """The daily batch (templates/schedules.yaml ``daily``). Exit code 1 unless every image is done as real content."""
     settings, library = _prepare()
     from flows.daily import daily_content
     from tasks.plan import plan_daily
 
     day = _day(settings, run_date)
     total = len(plan_daily(library.schedules, day))
-    summary = _run_with_progress(f"daily {day}", f"daily:{day.isoformat()}:", total, lambda: daily_content(run_date=day))
-    _print_summary(summary)
+    _run_with_progress(f"daily {day}", f"daily:{day.isoformat()}:", total,
+                       lambda: daily_content(run_date=day, retry_failed=retry_failed, return_state=True))
 
 
 @run_app.command("weekly")
-def run_weekly(run_date: DateOption = None) -> None:
-    """That weekday's entry of the weekly plan."""
+def run_weekly(run_date: DateOption = None, retry_failed: RetryOption = False) -> None:
+    """That weekday's entry of the weekly plan. Exit code 1 unless every image is done as real content."""
     settings, library = _prepare()
     from flows.weekly import weekly_content
     from tasks.plan import plan_weekly
 
     day = _day(settings, run_date)
     total = len(plan_weekly(library.schedules, day))
-    summary = _run_with_progress(f"weekly {day}", f"weekly:{day.isoformat()}:", total, lambda: weekly_content(run_date=day))
-    _print_summary(summary)
+    _run_with_progress(f"weekly {day}", f"weekly:{day.isoformat()}:", total,
+                       lambda: weekly_content(run_date=day, retry_failed=retry_failed, return_state=True))
 
 
 @run_app.command("adhoc")
@@ -247,8 +263,9 @@ def run_adhoc(
     quality: Annotated[Quality, typer.Option()] = Quality.standard,
     format: Annotated[ImageFormat, typer.Option("--format")] = ImageFormat.square,
     batch: Annotated[str | None, typer.Option(help="Name a batch to resume it later.")] = None,
+    retry_failed: RetryOption = False,
 ) -> None:
-    """``count`` images of one template."""
+    """``count`` images of one template. Exit code 1 unless every image is done as real content."""
     settings, library = _prepare()
     try:
         library.get(template)
@@ -259,9 +276,9 @@ def run_adhoc(
 
     batch = batch or uuid.uuid4().hex[:8]
     prefix = f"adhoc:{local_today(settings.timezone).isoformat()}:{batch}-{template}:"
-    summary = _run_with_progress(f"adhoc {template}", prefix, count,
-                                 lambda: generate(template=template, count=count, quality=quality, format=format, batch=batch))
-    _print_summary(summary)
+    _run_with_progress(f"adhoc {template}", prefix, count,
+                       lambda: generate(template=template, count=count, quality=quality, format=format, batch=batch,
+                                        retry_failed=retry_failed, return_state=True))
 
 
 @app.command("serve")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
@@ -236,8 +236,16 @@ class Template(BaseModel):
 
 
 class ImageStatus(str, Enum):
-    """Forward-only life of an image slot: planned -> generating -> generated -> processed ->
-    uploaded -> done, or a terminal failed / blocked / skipped."""
+    """The life of an image slot (DESIGN.md). Moves are the typed transitions of
+    storage/ledger.py (``TRANSITIONS`` lists every allowed one).
+
+    ``planned -> generating -> generated -> processed -> uploaded -> done`` is the way
+    of a real image. A run ends a slot it could not finish as ``failed`` (with its
+    FailureKind: transient failures are retried by the next run), ``blocked`` (content
+    policy), ``skipped`` (budget, near-duplicate) or ``placeholder`` (every real provider
+    was down: a stand-in is stored under ``placeholder/``; the next run of the date
+    replaces it, it is never published as content).
+    """
 
     planned = "planned"
     generating = "generating"
@@ -248,6 +256,7 @@ class ImageStatus(str, Enum):
     failed = "failed"
     blocked = "blocked"
     skipped = "skipped"
+    placeholder = "placeholder"
 
     @property
     def rank(self) -> int:
@@ -255,7 +264,8 @@ class ImageStatus(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self in (ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped)
+        """Finished for this run: nothing more happens to the slot until a later run claims it."""
+        return self in _FINISHED
 
 
 _RANK = {
@@ -268,7 +278,32 @@ _RANK = {
     ImageStatus.failed: 5,
     ImageStatus.blocked: 5,
     ImageStatus.skipped: 5,
+    ImageStatus.placeholder: 5,
 }
+_FINISHED = frozenset({ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped,
+                       ImageStatus.placeholder})
+
+
+class FailureKind(str, Enum):
+    """Why a slot did not end ``done``; decides whether the next run retries it.
+
+    ``transient``: outage, 429, timeout, refused connection, every real provider down
+    (retried by later runs up to ``pipeline.max_attempts`` claims); ``error``: our side
+    (post-processing, storage, configuration; retried likewise); ``rejected``: content
+    filtered, validation, a deterministic output mismatch (kept unless ``--retry-failed``);
+    ``policy`` (blocked), ``budget`` and ``duplicate`` (skipped).
+    """
+
+    transient = "transient"
+    error = "error"
+    rejected = "rejected"
+    policy = "policy"
+    budget = "budget"
+    duplicate = "duplicate"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (FailureKind.transient, FailureKind.error)
 
 
 @dataclass(frozen=True)
@@ -361,6 +396,10 @@ class GenerationResult:
     latency_s: float
     is_placeholder: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The image as the output check decoded it (a PIL image, pixels loaded), when the adapter
+    #: went through ``providers.base.result_from_bytes``: post-processing starts from it
+    #: instead of decoding the bytes a second time. Not part of equality or repr.
+    decoded: Any = field(default=None, repr=False, compare=False)
     #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model,
     #: after mapping the request onto what it accepts (providers/spec.py); None: as requested.
     mapped_size: str | None = None
@@ -380,3 +419,5 @@ class Attempt:
     http_status: int | None = None
     quota_remaining: int | None = None  # calls left, from rate-limit headers (see quota_hints)
     quota_limit: int | None = None
+    #: When the call ended (aware UTC); None: when it is recorded.
+    at: datetime | None = None

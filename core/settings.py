@@ -73,6 +73,23 @@ class BudgetConfig(BaseModel):
     reservation_timeout_s: Annotated[float, Field(gt=0)] = 7200.0
 
 
+class PipelineConfig(BaseModel):
+    """How runs share image slots (storage/ledger.py) and retry them across runs.
+
+    ``lease_s``: seconds a run's claim on a slot lasts without renewal (renewed every
+    ``lease_s / 3`` while the run works): after a crash another run takes the slot over
+    once it has expired. ``max_attempts``: generation attempts per slot over all runs
+    before a transient failure (or a placeholder) is no longer retried (``--retry-failed``
+    still retries it). ``wait_for_others_s``: how long a run waits for slots another live
+    run is working on before it reports them as not done.
+    """
+
+    model_config = _Strict
+    lease_s: Annotated[float, Field(ge=1, le=86400)] = 120.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    wait_for_others_s: Annotated[float, Field(ge=0, le=86400)] = 1800.0
+
+
 class AlertsConfig(BaseModel):
     """Alert rules. URLs are secrets: ``APPRISE_URLS`` in the environment."""
 
@@ -406,6 +423,7 @@ class Settings(BaseSettings):
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     renditions: list[RenditionConfig] = Field(default_factory=_default_renditions)
     styles: list[str] = Field(

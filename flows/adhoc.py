@@ -25,6 +25,7 @@ def generate(
     quality: Quality = Quality.standard,
     format: ImageFormat = ImageFormat.square,
     batch: str | None = None,
+    retry_failed: bool = False,
     reference_image: str | None = None,
     mask: str | None = None,
     strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None,
@@ -40,6 +41,7 @@ def generate(
         quality: standard (30 steps), hd (50) or ultra-hd (70).
         format: square 1024x1024, portrait 1024x1792 or landscape 1792x1024 pixels.
         batch: A name to resume this request later; empty for a new batch.
+        retry_failed: Also retry images that failed for good (rejected, out of attempts).
         reference_image: img2img: a picture to start from, a path inside the templates
             folder or an https URL (overrides the template's).
         mask: inpainting: white where the picture is repainted (same rules; needs a reference image).
@@ -53,4 +55,4 @@ def generate(
     name = batch or str(flow_run.id or "manual")[:8]
     slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format,
                        reference_image=reference_image, mask=mask, strength=strength)
-    return run_images("adhoc", slots)
+    return run_images("adhoc", slots, retry_failed=retry_failed)

@@ -17,18 +17,25 @@ from tasks.runtime import get_runtime
 @flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
       flow_run_name=dated_run_name("daily"),
       on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def daily_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
+def daily_content(run_date: date | None = None, categories: list[str] | None = None,
+                  retry_failed: bool = False) -> RunSummary:
     """Make the daily batch for ``run_date`` (default: today in the configured timezone).
 
     ``categories`` keeps only the slots of those categories (default: every slot);
     an unknown category raises TemplateError before any image is planned.
     Re-running a date resumes it: images already made are neither paid for nor stored again.
 
+    The run ends Completed only when every planned image is done as real content;
+    otherwise Failed, with a message counting the others (tasks.pipeline.run_images).
+
     Args:
         run_date: The day to make (default: today in the configured timezone).
         categories: Only the slots of these categories (default: every slot).
+        retry_failed: Also retry slots that failed for good (rejected, out of attempts) or were skipped by the budget.
     """
     rt = get_runtime()
     day = run_date or local_today(rt.settings.timezone)
     assert rt.library.schedules is not None
-    return run_images("daily", only_categories(plan_daily(rt.library.schedules, day), categories, rt.library))
+    # plan -> for each image: generate, post-process, categorize, upload, record -> alerts -> summary
+    slots = only_categories(plan_daily(rt.library.schedules, day), categories, rt.library)
+    return run_images("daily", slots, retry_failed=retry_failed)

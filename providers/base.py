@@ -382,6 +382,14 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
     standard deviation under 2). An all-black image (mean under 2 as well) is the
     "filtered" image of safety checkers: ContentFilteredError, a rejection.
     """
+    width, height, fmt, _ = decode_output(data, provider=provider, model=model, expected=expected)
+    return width, height, fmt
+
+
+def decode_output(data: bytes, *, provider: str, model: str | None,
+                  expected: tuple[int, int] | None = None) -> tuple[int, int, str, Image.Image]:
+    """``validate_image``, also returning the decoded image (pixels loaded, file closed), so
+    that post-processing does not decode the same bytes again (GenerationResult.decoded)."""
 
     def bad(reason: str) -> InvalidOutputError:
         return InvalidOutputError(f"invalid image: {reason}", provider=provider, model=model)
@@ -400,6 +408,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
                 raise bad(f"{width}x{height} is over {MAX_PIXELS} pixels")
             probe.load()
             stat = ImageStat.Stat(probe.convert("L").resize((64, 64)))
+            decoded = probe
     except ProviderError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -416,7 +425,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
             raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})",
                                        provider=provider, model=model)
         raise bad(f"blank image (mean {stat.mean[0]:.0f}, stddev {stat.stddev[0]:.2f})")
-    return width, height, fmt
+    return width, height, fmt, decoded
 
 
 def result_from_bytes(
@@ -438,8 +447,8 @@ def result_from_bytes(
     and the mapping notes go into ``metadata`` and ``GenerationResult.mapped_size``."""
     if mapped is None:
         mapped = provider.map(request)
-    width, height, _ = validate_image(data, provider=provider.name, model=model,
-                                      expected=(mapped.width, mapped.height))
+    width, height, _, decoded = decode_output(data, provider=provider.name, model=model,
+                                              expected=(mapped.width, mapped.height))
     details = dict(metadata or {})
     details.setdefault("requested_size", f"{request.width}x{request.height}")
     details.setdefault("mapped_size", mapped.size_label)
@@ -457,4 +466,5 @@ def result_from_bytes(
         is_placeholder=provider.is_placeholder,
         metadata=details,
         mapped_size=mapped.size_label,
+        decoded=decoded,
     )

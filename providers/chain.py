@@ -6,8 +6,17 @@ a Retry-After longer than ``retry.max_retry_after_s`` moves on to the next provi
 once, and that provider is not called again (for any image) before it is over. Rejections move on without retry. Auth/billing failures disable the provider
 for the rest of the run. A per-provider circuit opens after
 ``retry.circuit_threshold`` consecutive failures and half-opens (one trial call) after
-``retry.circuit_cooldown_s`` seconds. A paid call first passes the budget guard.
-Every call, and every provider skipped, is reported to ``on_attempt``.
+``retry.circuit_cooldown_s`` seconds. Every call, and every provider skipped, is
+reported to ``on_attempt``.
+
+Money. A paid call first reserves the most it can cost (``Provider.max_cost``: per
+image, or per second / token up to the call's timeout) with the budget guard, so its
+settlement cannot pass a cap. A call the provider may have billed is settled at its
+estimate even when it failed (``may_have_billed``: a 2xx answer whose output our
+checks refused, an answer lost after the request was sent); other failures release
+the reservation. An output that fails a deterministic check (``invalid_output``:
+not an image, truncated, blank, a size mismatch; a filtered or unsafe output) is not
+retried on the same provider: the next provider gets the request.
 """
 
 from __future__ import annotations
@@ -18,12 +27,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import httpx
+
 from core.domain import Attempt, GenerationRequest, GenerationResult
 from core.quota import quota_hints
 from core.errors import (
     AllProvidersFailedError,
     AuthBillingProviderError,
     BudgetExceededError,
+    InvalidOutputError,
     ProviderError,
     RejectedProviderError,
 )
@@ -39,6 +51,22 @@ class BudgetGuard(Protocol):
 
     def settle(self, token: object, actual_usd: float) -> None:
         """Replace the reservation by the real cost (0 releases it)."""
+
+
+def may_have_billed(exc: BaseException) -> bool:
+    """True when a failed call may still have been charged: the provider answered with
+    success and our output check refused the result (InvalidOutputError, a filtered or
+    unsafe output without an HTTP error status), or the request reached it and the answer
+    was lost (read timeout, connection dropped mid-answer), or an adapter bug left the
+    outcome unknown. An HTTP error status (>= 400) or a connection that never opened
+    was not charged."""
+    if not isinstance(exc, ProviderError):
+        return True
+    if exc.status_code is not None and exc.status_code >= 400:
+        return False
+    if isinstance(exc, (InvalidOutputError, RejectedProviderError)) and not isinstance(exc, AuthBillingProviderError):
+        return True
+    return isinstance(exc.__cause__, (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError))
 
 
 class Circuit:
@@ -119,11 +147,16 @@ class ProviderChain:
         #: Called once with (provider, message) when a provider is disabled (alerting).
         self.on_disable = on_disable
 
-    def generate(self, request: GenerationRequest, on_attempt: Callable[[Attempt], None] = lambda a: None) -> GenerationResult:
-        """One image for ``request``; raises AllProvidersFailedError listing every failure."""
+    def generate(self, request: GenerationRequest, on_attempt: Callable[[Attempt], None] = lambda a: None, *,
+                 budget: BudgetGuard | None = None) -> GenerationResult:
+        """One image for ``request``; raises AllProvidersFailedError listing every failure.
+
+        ``budget`` replaces the chain's guard for this request (the orchestrator passes one
+        bound to the image's claim, which settles in the image's own transaction)."""
         reasons: list[str] = []
+        guard = budget if budget is not None else self.budget
         for provider in self.providers:
-            result = self._try_provider(provider, request, on_attempt, reasons)
+            result = self._try_provider(provider, request, on_attempt, reasons, guard)
             if result is not None:
                 return result
         raise AllProvidersFailedError("every provider failed: " + "; ".join(reasons), provider="chain")
@@ -185,10 +218,10 @@ class ProviderChain:
         tokens: dict[int, object] = {}
         chosen: list[int] = []
         for i in pending:
-            estimate = provider.estimate_cost(requests[i])
-            if estimate > 0 and self.budget is not None:
+            bound = provider.max_cost(requests[i])
+            if bound > 0 and self.budget is not None:
                 try:
-                    tokens[i] = self.budget.reserve(provider.name, estimate)
+                    tokens[i] = self.budget.reserve(provider.name, bound)
                 except BudgetExceededError as exc:
                     on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
                                           error_class="budget", error=str(exc)))
@@ -216,8 +249,9 @@ class ProviderChain:
                 message = provider.scrub(str(outcome) if isinstance(outcome, ProviderError)
                                          else f"{type(outcome).__name__}: {outcome}")
                 status = outcome.status_code if isinstance(outcome, ProviderError) else None
-                on_attempt(i, Attempt(provider.name, model, "failed", latency, error_class=error_class, error=message,
-                                      http_status=status))
+                actual = provider.estimate_cost(requests[i]) if may_have_billed(outcome) else 0.0
+                on_attempt(i, Attempt(provider.name, model, "failed", latency, cost_usd=actual, error_class=error_class,
+                                      error=message, http_status=status))
                 reasons[i].append(f"{provider.name}: {message}")
                 circuit.failure()
                 if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
@@ -225,7 +259,6 @@ class ProviderChain:
                     self.disabled[provider.name] = message
                     if self.on_disable is not None:
                         self.on_disable(provider.name, message)
-                actual = 0.0
             if i in tokens:
                 self.budget.settle(tokens[i], actual)  # type: ignore[union-attr]
 
@@ -246,6 +279,7 @@ class ProviderChain:
         request: GenerationRequest,
         on_attempt: Callable[[Attempt], None],
         reasons: list[str],
+        budget: BudgetGuard | None = None,
     ) -> GenerationResult | None:
         circuit = self.circuits[provider.name]
         model = request.model or provider.model
@@ -260,11 +294,11 @@ class ProviderChain:
             reasons.append(f"{provider.name}: {blocked}")
             return None
         for attempt_no in range(self.retry.max_retries + 1):
-            estimate = provider.estimate_cost(request)
+            bound = provider.max_cost(request)
             token = None
-            if estimate > 0 and self.budget is not None:
+            if bound > 0 and budget is not None:
                 try:
-                    token = self.budget.reserve(provider.name, estimate)
+                    token = budget.reserve(provider.name, bound)
                 except BudgetExceededError as exc:
                     on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="budget", error=str(exc)))
                     reasons.append(f"{provider.name}: {exc}")
@@ -272,50 +306,47 @@ class ProviderChain:
             started = time.monotonic()
             try:
                 result = provider.generate(request)
-            except ProviderError as exc:
+            except Exception as exc:
                 latency = time.monotonic() - started
+                error = exc if isinstance(exc, ProviderError) else None
+                # a call the provider may have billed is counted, whatever our output check said
+                cost = provider.estimate_cost(request) if may_have_billed(exc) else 0.0
+                message = provider.scrub(str(exc) if error else f"{type(exc).__name__}: {exc}")
+                hints = quota_hints(getattr(exc, "headers", None) if error else None)
+                # the cost is recorded before the reservation is settled: never a moment uncounted
+                on_attempt(Attempt(provider.name, (error.model if error else None) or model, "failed", latency,
+                                   cost_usd=cost, error_class=error.error_class if error else "provider_bug",
+                                   error=message, http_status=error.status_code if error else None, **hints))
                 if token is not None:
-                    self.budget.settle(token, 0.0)  # type: ignore[union-attr]
-                message = provider.scrub(str(exc))
-                on_attempt(
-                    Attempt(provider.name, exc.model or model, "failed", latency, error_class=exc.error_class,
-                            error=message, http_status=exc.status_code, **quota_hints(getattr(exc, "headers", None)))
-                )
+                    budget.settle(token, cost)  # type: ignore[union-attr]
                 reasons.append(f"{provider.name}: {message}")
                 circuit.failure()
-                if isinstance(exc, AuthBillingProviderError):
+                if error is None:
+                    return None
+                if isinstance(error, AuthBillingProviderError):
                     circuit.disable(message)
                     first = provider.name not in self.disabled
                     self.disabled[provider.name] = message
                     if first and self.on_disable is not None:
                         self.on_disable(provider.name, message)
                     return None
-                if isinstance(exc, RejectedProviderError):
-                    return None
-                wait = exc.retry_after if exc.retry_after is not None else self.retry.backoff_s * 2**attempt_no
+                if isinstance(error, (RejectedProviderError, InvalidOutputError)):
+                    return None  # deterministic: the same request gives the same refusal here
+                wait = error.retry_after if error.retry_after is not None else self.retry.backoff_s * 2**attempt_no
                 if attempt_no >= self.retry.max_retries or wait > self.retry.max_retry_after_s:
-                    if exc.retry_after:
-                        circuit.hold(exc.retry_after)  # honoured: no call before it is over, next provider now
+                    if error.retry_after:
+                        circuit.hold(error.retry_after)  # honoured: no call before it is over, next provider now
                     return None
                 if circuit.allow() is not None:
                     return None
                 self.sleep(wait)
                 continue
-            except Exception as exc:  # a bug in an adapter must not stop the chain
-                latency = time.monotonic() - started
-                if token is not None:
-                    self.budget.settle(token, 0.0)  # type: ignore[union-attr]
-                message = provider.scrub(f"{type(exc).__name__}: {exc}")
-                on_attempt(Attempt(provider.name, model, "failed", latency, error_class="provider_bug", error=message))
-                reasons.append(f"{provider.name}: {message}")
-                circuit.failure()
-                return None
             circuit.success()
             # record the cost before releasing the reservation: never a moment uncounted
             on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=result.cost_usd,
                                **quota_hints(result.metadata)))
             if token is not None:
-                self.budget.settle(token, result.cost_usd)  # type: ignore[union-attr]
+                budget.settle(token, result.cost_usd)  # type: ignore[union-attr]
             return result
         return None
 

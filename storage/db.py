@@ -6,8 +6,9 @@ IMMEDIATE`` for write transactions) or any SQLAlchemy URL (PostgreSQL:
 ``postgresql+psycopg://...``). The schema comes from the Alembic migrations in
 storage/migrations, applied when a Database starts (storage/migrate.py); a change to
 these tables needs a new migration (tests/test_database.py compares them). An image row is written
-with status ``planned`` before any generation; its status only moves forward
-(core.domain.ImageStatus), which is what makes a re-run resume instead of repeat.
+with status ``planned`` before any generation; every later change of it is a typed
+transition of storage/ledger.py (claims with leases, one transaction each), which is what
+makes a re-run resume instead of repeat.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from core.domain import Attempt, ImageSlot, ImageStatus, key_digest
+from core.domain import Attempt, ImageStatus
 from storage.crypto import EncryptedText
 
 
@@ -89,6 +89,13 @@ class ImageRecord(SQLModel, table=True):
     # the prompt is kept out of published files (template / category ``embed_prompt: false``)
     safety: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     prompt_private: bool = False
+    #: The claim (storage/ledger.py): the run holding the slot and until when (UTC); None: free.
+    run_key: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, index=True)
+    #: Claims that sent the slot to the provider chain (retries across runs stop at ``pipeline.max_attempts``).
+    attempt_count: int = 0
+    #: Why a failed / placeholder / skipped slot ended so: core.domain.FailureKind.
+    failure_kind: str | None = Field(default=None, max_length=20)
 
 
 class AttemptRecord(SQLModel, table=True):
@@ -179,6 +186,10 @@ class BudgetLedgerRecord(SQLModel, table=True):
     reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
     settled_at: datetime | None = None
+    #: The image slot and the run (claim) the call was made for: a dead run's reservations are
+    #: closed when its claim's lease expires (storage/ledger.py).
+    image_pk: int | None = Field(default=None, index=True)
+    run_key: str | None = Field(default=None, index=True, max_length=64)
 
 
 class Database:
@@ -220,61 +231,12 @@ class Database:
         with Session(self.write_engine, expire_on_commit=False) as session:
             yield session
 
-    # -- images -------------------------------------------------------------------
-    def ensure_planned(self, slot: ImageSlot, **fields: Any) -> ImageRecord:
-        """The row of ``slot``: created with status planned when new, else the existing one."""
-        key = slot.idempotency_key
-        with self.write_session() as session:
-            existing = session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).first()
-            if existing is not None:
-                return existing
-            row = ImageRecord(
-                idempotency_key=key,
-                image_id=key_digest(key),
-                flow=slot.flow,
-                run_date=slot.run_date,
-                slot=slot.slot,
-                slot_index=slot.index,
-                category=slot.category,
-                **fields,
-            )
-            session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:  # planned by a concurrent run a moment ago
-                session.rollback()
-                return session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).one()
-            session.refresh(row)
-            return row
-
+    # -- images (written only by storage/ledger.py, the state machine) ----------------
     def get(self, pk: int) -> ImageRecord:
         with self.session() as session:
             row = session.get(ImageRecord, pk)
             if row is None:
                 raise KeyError(f"no image row {pk}")
-            return row
-
-    def advance(self, pk: int, status: ImageStatus, **fields: Any) -> ImageRecord:
-        """Move image ``pk`` to ``status`` (never backwards) and set ``fields``.
-
-        Raises ValueError on a backward move (e.g. done -> generating).
-        """
-        with self.write_session() as session:
-            row = session.get(ImageRecord, pk, with_for_update=not self.url.startswith("sqlite"))
-            if row is None:
-                raise KeyError(f"no image row {pk}")
-            current = ImageStatus(row.status)
-            if current.terminal and status != current:
-                raise ValueError(f"image {row.idempotency_key} is {current.value}; cannot become {status.value}")
-            if status.rank < current.rank:
-                raise ValueError(f"image {row.idempotency_key}: {current.value} -> {status.value} goes backwards")
-            row.status = status.value
-            for name, value in fields.items():
-                setattr(row, name, value)
-            row.updated_at = utcnow()
-            session.add(row)
-            session.commit()
-            session.refresh(row)
             return row
 
     def images(self, *, flow: str | None = None, run_date: date | None = None, key_prefix: str | None = None) -> list[ImageRecord]:

@@ -29,7 +29,13 @@ from sqlmodel import Session, col, select
 
 from core.errors import BudgetExceededError
 from core.settings import BudgetConfig
-from storage.db import BudgetLedgerRecord, BudgetPeriodRecord, Database, utcnow
+from storage.db import (
+    BudgetLedgerRecord,
+    BudgetPeriodRecord,
+    Database,
+    ImageRecord,
+    utcnow,
+)
 
 _T = TypeVar("_T")
 GLOBAL = "global"
@@ -127,9 +133,14 @@ class BudgetLedger:
         raise AssertionError("unreachable")
 
     # -- reserve / settle ---------------------------------------------------------------
-    def reserve(self, provider: str, estimate_usd: float, *, now: datetime | None = None) -> int:
+    def reserve(self, provider: str, estimate_usd: float, *, image_pk: int | None = None, run_key: str | None = None,
+                now: datetime | None = None) -> int:
         """Reserve ``estimate_usd`` for a call of ``provider``; returns the ledger entry id.
 
+        ``estimate_usd`` is the most the call can cost (``Provider.max_cost``), so its
+        settlement cannot pass a cap. ``image_pk`` / ``run_key`` link the reservation to the
+        slot's claim (storage/ledger.py): if the run dies, the reservation is closed when its
+        lease expires (``close_for_claim``, ``expire_stale``).
         Raises BudgetExceededError naming the cap (scope, period, USD figures) the call
         would pass; the refusal is recorded (``state='refused'``) for the budget alert.
         """
@@ -157,7 +168,7 @@ class BudgetLedger:
                 row.updated_at = utcnow()
                 session.add(row)
             entry = BudgetLedgerRecord(provider=provider, state="reserved", estimate_usd=estimate_usd,
-                                       day_key=day_key, month_key=month_key)
+                                       day_key=day_key, month_key=month_key, image_pk=image_pk, run_key=run_key)
             session.add(entry)
             session.commit()
             assert entry.id is not None
@@ -172,54 +183,89 @@ class BudgetLedger:
         """
 
         def work(session: Session) -> None:
-            entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one_or_none()
-            if entry is None:
-                raise KeyError(f"no budget reservation {token!r}")
-            if entry.state != "reserved":
-                return
-            rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
-            session.refresh(entry)  # re-read under the lock: expire_stale may have closed it
-            if entry.state != "reserved":
-                return
-            for row in rows.values():
-                row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
-                row.spent_usd = _round(row.spent_usd + actual_usd)
-                row.updated_at = utcnow()
-                session.add(row)
-            entry.state = "settled" if actual_usd > 0 else "released"
-            entry.actual_usd = actual_usd
-            entry.settled_at = utcnow()
-            session.add(entry)
+            self.settle_in(session, token, actual_usd)
             session.commit()
 
         self._transaction(work)
 
+    def settle_in(self, session: Session, token: object, actual_usd: float) -> None:
+        """``settle`` inside the caller's transaction (the image's outcome is written in the
+        same one: storage/ledger.py); the caller commits. A cost above the reservation is
+        recorded as it is (the truth), with the overrun in ``reason``."""
+        entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one_or_none()
+        if entry is None:
+            raise KeyError(f"no budget reservation {token!r}")
+        if entry.state != "reserved":
+            return
+        rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
+        session.refresh(entry)  # re-read under the lock: expire_stale may have closed it
+        if entry.state != "reserved":
+            return
+        for row in rows.values():
+            row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
+            row.spent_usd = _round(row.spent_usd + actual_usd)
+            row.updated_at = utcnow()
+            session.add(row)
+        entry.state = "settled" if actual_usd > 0 else "released"
+        entry.actual_usd = actual_usd
+        entry.settled_at = utcnow()
+        if actual_usd > entry.estimate_usd + _EPS:
+            entry.reason = f"settled at USD {actual_usd:.4f}, above its reservation of {entry.estimate_usd:.4f}"
+        session.add(entry)
+
+    def close_for_claim(self, session: Session, image_pk: int, dead_run_key: str) -> list[int]:
+        """Inside a claim's transaction: close the reservations the dead run ``dead_run_key``
+        left open for slot ``image_pk``. The provider may have charged, so each is counted
+        at its reservation (state ``expired``). Returns the ids closed."""
+        entries = list(session.exec(select(BudgetLedgerRecord).where(
+            BudgetLedgerRecord.image_pk == image_pk, BudgetLedgerRecord.run_key == dead_run_key,
+            BudgetLedgerRecord.state == "reserved").order_by(BudgetLedgerRecord.id)))  # type: ignore[arg-type]
+        for entry in entries:
+            self._expire_in(session, entry, f"its run's lease on image {image_pk} expired: counted at its reservation")
+        return [e.id for e in entries if e.id is not None]
+
+    def _expire_in(self, session: Session, entry: BudgetLedgerRecord, reason: str) -> bool:
+        rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
+        session.refresh(entry)
+        if entry.state != "reserved":
+            return False  # settled meanwhile
+        for row in rows.values():
+            row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
+            row.spent_usd = _round(row.spent_usd + entry.estimate_usd)
+            row.updated_at = utcnow()
+            session.add(row)
+        entry.state, entry.actual_usd, entry.settled_at = "expired", entry.estimate_usd, utcnow()
+        entry.reason = reason
+        session.add(entry)
+        return True
+
     def expire_stale(self, older_than_s: float, *, now: datetime | None = None) -> list[int]:
-        """Close reservations left ``reserved`` for more than ``older_than_s`` seconds (a process
-        killed during a paid call never settled them). The provider may have charged, so the
-        estimate is counted as spent (state ``expired``): the ledger errs on the safe side.
-        Returns the ids closed."""
-        cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
+        """Close reservations no live run will settle, counted at their reservation (the
+        provider may have charged; state ``expired``): those linked to a slot whose claim is
+        no longer their run's live lease (the run died, its lease expired), and unlinked ones
+        left ``reserved`` for more than ``older_than_s`` seconds. Returns the ids closed."""
+        moment = now or utcnow()
+        cutoff = moment - timedelta(seconds=older_than_s)
         with self.db.session() as session:
-            stale = list(session.exec(select(BudgetLedgerRecord.id).where(BudgetLedgerRecord.state == "reserved",
-                                                                          BudgetLedgerRecord.created_at < cutoff)))
+            query = (select(BudgetLedgerRecord, ImageRecord.run_key, ImageRecord.lease_expires_at)
+                     .join(ImageRecord, ImageRecord.id == BudgetLedgerRecord.image_pk, isouter=True)  # type: ignore[arg-type]
+                     .where(BudgetLedgerRecord.state == "reserved"))
+            candidates = list(session.exec(query))
+        stale: list[tuple[int, str]] = []
+        for entry, holder, lease in candidates:
+            assert entry.id is not None
+            if entry.image_pk is None or entry.run_key is None:
+                if entry.created_at < cutoff:
+                    stale.append((entry.id, f"not settled within {older_than_s:.0f} s: counted at its estimate"))
+            elif holder != entry.run_key or lease is None or lease < moment:
+                stale.append((entry.id, f"its run's lease on image {entry.image_pk} expired: counted at its reservation"))
         closed = []
-        for token in stale:
-            def work(session: Session, token: int | None = token) -> bool:
+        for token, reason in stale:
+            def work(session: Session, token: int = token, reason: str = reason) -> bool:
                 entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one()
-                rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
-                session.refresh(entry)
-                if entry.state != "reserved":
-                    return False  # settled meanwhile
-                for row in rows.values():
-                    row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
-                    row.spent_usd = _round(row.spent_usd + entry.estimate_usd)
-                    session.add(row)
-                entry.state, entry.actual_usd, entry.settled_at = "expired", entry.estimate_usd, utcnow()
-                entry.reason = f"not settled within {older_than_s:.0f} s: counted at its estimate"
-                session.add(entry)
+                done = self._expire_in(session, entry, reason)
                 session.commit()
-                return True
+                return done
 
             if self._transaction(work):
                 closed.append(int(token or 0))

@@ -4,15 +4,16 @@ Category comes from the template. Tags: the category, the slot's extra tags and 
 template's tags (stored on the row when it was planned), keywords from the prompt
 (words of 4+ letters that are not stop words or photo jargon, first 8), and
 ``placeholder`` for a placeholder image; with ``tagging.clip_model`` configured, the
-zero-shot tags of an open_clip model (tasks.tagging). ``categorize_image`` also runs
+zero-shot tags of an open_clip model (tasks.tagging). ``categorize_row`` also runs
 the near-duplicate check against the published images (tasks.quality).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -54,62 +55,82 @@ def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholde
 
 
 def published_hashes(db: Database, *, category: str | None = None, exclude_pk: int | None = None) -> list[tuple[str, str]]:
-    """``(image_id, phash)`` of every published image (status uploaded or done, a real
-    image, hashed), of ``category`` when given."""
-    from sqlmodel import select
+    """``(image_id, phash)`` of every published real image (storage.ledger.ImageLedger.published_hashes)."""
+    from storage.ledger import ImageLedger
 
-    from core.domain import ImageStatus
-    from storage.db import ImageRecord
-
-    published = [ImageStatus.uploaded.value, ImageStatus.done.value]
-    with db.session() as session:
-        query = select(ImageRecord.id, ImageRecord.image_id, ImageRecord.phash).where(
-            ImageRecord.status.in_(published),  # type: ignore[attr-defined]
-            ImageRecord.phash.is_not(None),  # type: ignore[union-attr]
-            ImageRecord.is_placeholder == False,  # noqa: E712
-        )
-        if category:
-            query = query.where(ImageRecord.category == category)
-        rows = session.exec(query).all()
-    return [(image_id, phash) for pk, image_id, phash in rows if pk != exclude_pk and phash is not None]
+    return ImageLedger(db).published_hashes(category=category, exclude_pk=exclude_pk)
 
 
-def categorize_image(db: Database, pk: int, settings: Settings) -> list[str]:
-    """Tag image row ``pk`` and check it against the published images.
+@dataclass(frozen=True)
+class Categorized:
+    """The image's tags, the published image it nearly duplicates (pHash), and, when the
+    near-duplicate check says ``skip``, the reason to skip it."""
 
-    Tags: ``categorize`` plus, when ``tagging.clip_model`` is configured, zero-shot
-    tags (tasks.tagging). Near-duplicate check (``dedup``): a real image whose pHash is
-    within ``dedup.max_distance`` bits of a published one gets ``duplicate_of``; with
-    ``dedup.action: skip`` the row becomes ``skipped`` with the reason and is never
-    uploaded. Placeholders are never compared (they are never published as content).
-    Returns the tags. Raises ConfigError for a missing open_clip or weights file.
+    tags: tuple[str, ...]
+    duplicate_of: str | None = None
+    skip_reason: str | None = None
+
+
+def categorize_row(row: Any, phash: str | None, settings: Settings,
+                   published: Callable[[str | None], list[tuple[str, str]]], image: Any = None) -> Categorized:
+    """Tag image ``row`` and check its pHash against the published images (pure: no write).
+
+    Tags: ``categorize`` plus, when ``tagging.clip_model`` is configured, zero-shot tags
+    (tasks.tagging) of ``image`` (decoded from the spool when not given).
+    Near-duplicate check (``dedup``): a real image whose pHash is within
+    ``dedup.max_distance`` bits of one in ``published(category or None)`` gets
+    ``duplicate_of``; with ``dedup.action: skip`` also a ``skip_reason``. Placeholders are
+    never compared (they are never published as content). Raises ConfigError for a
+    missing open_clip or weights file.
     """
-    from pathlib import Path
-
-    from core.domain import ImageStatus
     from tasks.quality import nearest_duplicate
 
-    row = db.get(pk)
     tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder)
     if settings.tagging.clip_model and settings.tagging.vocabulary and row.spool_path:
+        from pathlib import Path
+
         from tasks.decode import decode_image
         from tasks.tagging import zero_shot_tags
 
-        image = decode_image(Path(row.spool_path), config=settings.decode).image
+        if image is None:
+            image = decode_image(Path(row.spool_path), config=settings.decode).image
         tags += [t for t in (tag.lower() for tag in zero_shot_tags(image, settings.tagging)) if t not in tags]
-    status = ImageStatus(row.status)
     dedup = settings.dedup
-    if dedup.enabled and row.phash and not row.is_placeholder and not status.terminal:
-        scope = row.category if dedup.scope == "category" else None
-        match = nearest_duplicate(row.phash, published_hashes(db, category=scope, exclude_pk=pk), dedup.max_distance)
+    if dedup.enabled and phash and not row.is_placeholder:
+        match = nearest_duplicate(phash, published(row.category if dedup.scope == "category" else None), dedup.max_distance)
         if match is not None:
             other, distance = match
             if dedup.action == "skip":
                 reason = (f"near-duplicate of published image {other} (pHash Hamming distance {distance} "
                           f"<= dedup.max_distance {dedup.max_distance})")
-                db.advance(pk, ImageStatus.skipped, tags=tags, duplicate_of=other, error=reason)
-                return tags
-            db.advance(pk, status, tags=tags, duplicate_of=other)
-            return tags
-    db.advance(pk, status, tags=tags)
-    return tags
+                return Categorized(tuple(tags), other, reason)
+            return Categorized(tuple(tags), other)
+    return Categorized(tuple(tags))
+
+
+def categorize_image(db: Database, pk: int, settings: Settings) -> list[str]:
+    """Tag image row ``pk`` and check it against the published images, outside a flow
+    (tools, tests): ``categorize_row``, then the row keeps its status with its tags and
+    ``duplicate_of``, or becomes ``skipped`` (a near-duplicate with ``dedup.action: skip``).
+    Returns the tags."""
+    import uuid
+
+    from core.domain import FailureKind
+    from storage.ledger import ClaimState, ImageLedger, ProcessedImage
+
+    ledger = ImageLedger(db)
+    run_key = f"local-{uuid.uuid4().hex[:12]}"
+    claim = ledger.claim(pk, run_key)
+    if claim.state is not ClaimState.claimed:
+        raise RuntimeError(f"image {claim.row.idempotency_key} is {claim.state.value}")
+    row = claim.row
+    found = categorize_row(row, row.phash, settings,
+                           lambda category: ledger.published_hashes(category=category, exclude_pk=pk))
+    processed = ProcessedImage(row.quality_score, row.quality_metrics, row.phash, found.tags, found.duplicate_of)
+    if found.skip_reason:
+        ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason, duplicate_of=found.duplicate_of,
+                            processed=processed)
+    else:
+        ledger.mark_processed(pk, run_key, processed)
+        ledger.release(pk, run_key)
+    return list(found.tags)

@@ -121,6 +121,34 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
     return DecodedImage(image=image, format=fmt, source_bytes=len(data), converted_from=converted_from)
 
 
+def decode_loaded(opened: Image.Image, *, source_bytes: int, config: DecodeConfig | None = None,
+                  name: str = "<image>") -> DecodedImage:
+    """``decode_image`` for an image already decoded (pixels loaded) by the provider's output
+    check (providers.base.decode_output): the same format, byte and pixel caps, EXIF
+    orientation, sRGB conversion and metadata stripping, without decoding the bytes again.
+    ``source_bytes``: the encoded size. Raises the same InvalidImageError subclasses."""
+    config = config or DecodeConfig()
+    fmt = opened.format or "?"
+    if fmt not in config.formats:
+        raise UnsupportedImageError(f"{name}: {fmt} is not an allowed format ({', '.join(config.formats)})")
+    if source_bytes > config.max_bytes:
+        raise ImageTooLargeError(f"{name}: {source_bytes} bytes is over the cap of {config.max_bytes} bytes (decode.max_bytes)")
+    width, height = opened.size
+    if width < 1 or height < 1:
+        raise CorruptImageError(f"{name}: {fmt} with an empty size {width}x{height}")
+    if width * height > config.max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: {fmt} of {width}x{height} = {width * height} pixels is over the cap of "
+            f"{config.max_pixels} pixels (decode.max_pixels): decompression bomb refused"
+        )
+    rotated = opened.getexif().get(0x0112, 1) not in (None, 1)
+    image = ImageOps.exif_transpose(opened) if rotated else opened
+    image, converted_from = _to_srgb(image, opened.info.get("icc_profile"), name)
+    image.info = {}
+    image.getexif().clear()
+    return DecodedImage(image=image, format=fmt, source_bytes=source_bytes, converted_from=converted_from)
+
+
 def _to_srgb(image: Image.Image, icc: bytes | None, label: str) -> tuple[Image.Image, str | None]:
     """``image`` as RGB or RGBA in sRGB; the ICC profile's description when converted."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)

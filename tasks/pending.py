@@ -1,39 +1,30 @@
 """Uploads left pending by an unreachable store, retried at the start of every run.
 
 An image whose upload failed keeps status ``processed`` with ``upload_pending=True``
-(the status machine stays forward-only) and its original in the local spool. Any
-later run, of any flow or date, first calls ``upload_pending_images``: renditions are
-made again from the spooled original (deterministic), uploaded, and the row closed
-as ``done``. A store still down leaves the rows pending for the run after.
+and its original in the local spool. Any later run, of any flow or date, first calls
+``upload_pending_images``: each such row is claimed (a row another live run holds is
+left to it), its renditions are made again from the spooled original (deterministic),
+uploaded, and the row closed as ``done`` (or ``placeholder``). A store still down
+leaves the rows pending for the run after.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlmodel import col, select
-
-from core.domain import ImageStatus
 from core.errors import StorageError
 from core.log import get_logger
 from core.settings import Settings
-from storage.db import Database, ImageRecord
+from storage.ledger import ClaimState, ImageLedger, ProcessedImage
 from storage.objects import ObjectStore
 from tasks.generate import spool_intact
 from tasks.postprocess import make_renditions
-from tasks.record import mark_done
-from tasks.upload import upload_image
+from tasks.provenance import Provenance
+from tasks.record import free_spool
+from tasks.upload import store_files
 
 
-def pending_uploads(db: Database) -> list[ImageRecord]:
-    """Rows waiting for an upload (``upload_pending`` and not yet uploaded), oldest first."""
-    with db.session() as session:
-        query = select(ImageRecord).where(ImageRecord.upload_pending == True,  # noqa: E712 - SQL expression
-                                          ImageRecord.status == ImageStatus.processed.value)
-        return list(session.exec(query.order_by(col(ImageRecord.id))))
-
-
-def upload_pending_images(db: Database, store: ObjectStore, settings: Settings) -> dict[str, list[str]]:
+def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Settings, run_key: str) -> dict[str, list[str]]:
     """Upload every pending image; ``{"uploaded": [image_id...], "pending": [...], "lost": [...]}``.
 
     ``lost``: the spooled original is gone or corrupt (checksum mismatch): the row keeps
@@ -41,21 +32,34 @@ def upload_pending_images(db: Database, store: ObjectStore, settings: Settings) 
     """
     log = get_logger()
     outcome: dict[str, list[str]] = {"uploaded": [], "pending": [], "lost": []}
-    for row in pending_uploads(db):
+    for row in ledger.pending_uploads():
         assert row.id is not None
         if not spool_intact(row):
             log.error("image %s: spooled original %s is missing or corrupt; cannot upload", row.image_id, row.spool_path)
             outcome["lost"].append(row.image_id)
             continue
+        pk = row.id
+        claim = ledger.claim(pk, run_key)
+        if claim.state is not ClaimState.claimed:
+            continue
+        row = claim.row
         original = Path(row.spool_path or "")
+        processed = ProcessedImage(row.quality_score, row.quality_metrics, row.phash, tuple(row.tags), row.duplicate_of)
         try:
-            files = make_renditions(original, settings.renditions, original.with_suffix(""))
-            upload_image(db, store, row.id, files)
+            files = make_renditions(original, settings.renditions, original.with_suffix(""), decode=settings.decode,
+                                    provenance=Provenance.of(row))
+            stored = store_files(store, row, files)
         except StorageError as exc:
             log.warning("image %s: upload still pending: %s", row.image_id, exc)
+            ledger.mark_upload_pending(pk, run_key, f"upload pending: {exc}")
             outcome["pending"].append(row.image_id)
             continue
-        mark_done(db, row.id)
+        if row.is_placeholder:
+            ledger.mark_placeholder(pk, run_key, stored, processed,
+                                    reason="placeholder: no real provider answered; a later run replaces it")
+        else:
+            ledger.mark_done(pk, run_key, stored, processed)
+        free_spool(row)
         log.info("image %s: pending upload done", row.image_id)
         outcome["uploaded"].append(row.image_id)
     return outcome

@@ -362,14 +362,16 @@ def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path,
 
 def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, decode: DecodeConfig,
                  provenance: Provenance | None, aesthetic_scorer: str | None = None,
-                 upscalers: dict[str, Upscaler] | None = None) -> tuple[list[RenditionFile], float, dict[str, float], str]:
-    """Decode ``spool``, write its renditions into ``out_dir``, and measure it: returns
-    (files, quality score, quality measures, pHash). Plain picklable arguments, so it
-    runs in a worker process too (``processing.executor: processes``).
+                 upscalers: dict[str, Upscaler] | None = None,
+                 source: Image.Image | None = None) -> tuple[list[RenditionFile], float, dict[str, float], str]:
+    """Decode ``spool`` (unless ``source``, its already safely decoded image, is given),
+    write its renditions into ``out_dir``, and measure it: returns (files, quality score,
+    quality measures, pHash). Plain picklable arguments, so it runs in a worker process
+    too (``processing.executor: processes``).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError."""
     from tasks.quality import load_callable, measure, perceptual_hash
 
-    image = decode_image(Path(spool), config=decode).image
+    image = source if source is not None else decode_image(Path(spool), config=decode).image
     files = make_renditions(Path(spool), specs, Path(out_dir), provenance=provenance, upscalers=upscalers, source=image)
     aesthetic = load_callable(aesthetic_scorer, field="tagging.aesthetic_scorer") if aesthetic_scorer else None
     report = measure(image, aesthetic=aesthetic)  # type: ignore[arg-type]  # its 0..1 range is checked
@@ -392,65 +394,79 @@ def process_pool(workers: int) -> Any:
         return _pools[workers]
 
 
-def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:
-    """Post-process image row ``pk``.
+@dataclass(frozen=True)
+class PostProcessed:
+    """What post-processing made of a spooled original: the files (``original`` first),
+    the quality score 0..1 and its measures, the 64-bit pHash (16 hex), the image safety
+    detections (when image safety is on); or, when the image safety check refused the
+    image, ``blocked`` (the reason) and no files."""
 
-    Decodes the spooled original safely; a file that does not decode sets the row
-    ``failed`` with the typed error's message and re-raises it. The optional image
-    safety classifier may block it (row ``blocked`` with the reason; returns [] and
-    nothing is written). Otherwise writes the renditions with provenance, stores the
-    quality score, its measures and the perceptual hash on the row, and moves it to
-    ``processed``. The CPU work runs in a process pool (``processing.executor:
-    processes``: Pillow holds the GIL while it decodes PNG and encodes JPEG/WebP into
-    memory, so threads do not scale; benchmarks/postprocess_throughput.py) unless a
-    learned or remote upscaler is needed (models stay loaded once, in this process).
+    files: list[RenditionFile]
+    quality_score: float | None = None
+    quality_metrics: dict[str, float] | None = None
+    phash: str | None = None
+    blocked: str | None = None
+    safety: list[dict[str, Any]] | None = None
+
+
+def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = None) -> PostProcessed:
+    """Post-process the spooled original of image ``row`` (pure: no database write).
+
+    Decodes it safely, once: ``decoded`` is the image the provider's output check already
+    decoded (providers.base.decode_output), then only normalised (tasks.decode.decode_loaded);
+    without it the spooled file is decoded. Image safety (NudeNet detections, tasks.safety)
+    and the optional classifier may block it (nothing is written). Otherwise writes the
+    renditions with provenance (what published files may carry: no prompt when private)
+    into ``<spool>/<image_id>/``, signs them with C2PA Content Credentials when enabled
+    (tasks.credentials), and measures quality and pHash. The CPU work runs in a process
+    pool (``processing.executor: processes``: Pillow holds the GIL while it decodes PNG and
+    encodes JPEG/WebP into memory, so threads do not scale;
+    benchmarks/postprocess_throughput.py) unless a learned or remote upscaler is needed
+    (models stay loaded once, in this process).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    from core.domain import ImageStatus
-    from core.errors import InvalidImageError
+    from tasks.decode import decode_loaded
     from tasks.tagging import safety_verdict
     from tasks.upscale import get_upscalers
 
-    row = db.get(pk)
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
-    try:
-        safety = settings.policy.image_safety
-        if safety.enabled or settings.policy.image_classifier:
-            decoded = decode_image(spool, config=settings.decode).image
-            verdict = None
-            if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
-                from tasks.safety import blocking, detect
+    source = None
+    if decoded is not None:
+        source = decode_loaded(decoded, source_bytes=spool.stat().st_size, config=settings.decode, name=str(spool)).image
+    safety = settings.policy.image_safety
+    detections: list[dict[str, Any]] | None = None
+    if safety.enabled or settings.policy.image_classifier:
+        if source is None:
+            source = decode_image(spool, config=settings.decode).image
+        verdict = None
+        if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
+            from tasks.safety import blocking, detect
 
-                detections = detect(decoded, safety)
-                row = db.advance(pk, ImageStatus(row.status), safety=detections)
-                verdict = blocking(detections, safety)
-            if verdict is None and settings.policy.image_classifier:
-                verdict = safety_verdict(decoded, settings.policy)
-            if verdict:
-                db.advance(pk, ImageStatus.blocked, error=f"content policy: {verdict}")
-                return []
-        needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
-        args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
-        # what published files may carry: no prompt when private, long fields cut (tasks.provenance)
-        kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row).published(),
-                                  "aesthetic_scorer": settings.tagging.aesthetic_scorer}
-        if needs or settings.processing.executor == "threads":
-            kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
+            detections = detect(source, safety)
+            verdict = blocking(detections, safety)
+        if verdict is None and settings.policy.image_classifier:
+            verdict = safety_verdict(source, settings.policy)
+        if verdict:
+            return PostProcessed([], blocked=f"content policy: {verdict}", safety=detections)
+    needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
+    args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
+    # what published files may carry: no prompt when private, long fields cut (tasks.provenance)
+    kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row).published(),
+                              "aesthetic_scorer": settings.tagging.aesthetic_scorer, "source": source}
+    if needs or settings.processing.executor == "threads":
+        kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
+        files, score, metrics, phash = process_file(*args, **kwargs)
+    else:
+        workers = settings.processing.workers or os.cpu_count() or 1
+        try:
+            files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
+        except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here
+            with _pools_lock:
+                _pools.pop(workers, None)
             files, score, metrics, phash = process_file(*args, **kwargs)
-        else:
-            workers = settings.processing.workers or os.cpu_count() or 1
-            try:
-                files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
-            except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here
-                with _pools_lock:
-                    _pools.pop(workers, None)
-                files, score, metrics, phash = process_file(*args, **kwargs)
-    except InvalidImageError as exc:
-        db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
-        raise
     if settings.c2pa.enabled:  # signed Content Credentials on every file (tasks.credentials)
         from core.settings import get_secrets
         from tasks.credentials import sign_files
@@ -458,7 +474,38 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
         key = get_secrets().c2pa_private_key
         files = sign_files(files, Provenance.of(row).published(), settings.c2pa,
                            key.get_secret_value() if key is not None else None)
-    status = ImageStatus(row.status)
-    db.advance(pk, status if status.rank >= ImageStatus.processed.rank else ImageStatus.processed,
-               quality_score=score, quality_metrics=metrics, phash=phash)
-    return files
+    return PostProcessed(files, score, metrics, phash, safety=detections)
+
+
+def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:
+    """Post-process image row ``pk`` outside a flow (tools, tests) and record it.
+
+    ``postprocess_row``, then: blocked -> row ``blocked`` (returns []); a file that does
+    not decode -> row ``failed`` (rejected) and the InvalidImageError re-raised; else row
+    ``processed`` with its quality score, measures, pHash and safety detections. Claims
+    the slot for the step and releases it.
+    """
+    import uuid
+
+    from core.domain import FailureKind
+    from core.errors import InvalidImageError
+    from storage.ledger import ClaimState, ImageLedger, ProcessedImage
+
+    ledger = ImageLedger(db)
+    run_key = f"local-{uuid.uuid4().hex[:12]}"
+    claim = ledger.claim(pk, run_key)
+    if claim.state is not ClaimState.claimed:
+        raise RuntimeError(f"image {claim.row.idempotency_key} is {claim.state.value}")
+    row = claim.row
+    try:
+        outcome = postprocess_row(row, settings)
+    except InvalidImageError as exc:
+        ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
+        raise
+    if outcome.blocked:
+        ledger.mark_blocked(pk, run_key, outcome.blocked, safety=outcome.safety)
+        return []
+    ledger.mark_processed(pk, run_key, ProcessedImage(outcome.quality_score, outcome.quality_metrics, outcome.phash,
+                                                      tuple(row.tags), safety=outcome.safety))
+    ledger.release(pk, run_key)
+    return outcome.files

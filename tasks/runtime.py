@@ -18,8 +18,19 @@ from core.templates import TemplateLibrary
 from providers.chain import ProviderChain
 from providers.registry import build_providers
 from storage.db import Database, get_database, reset_databases
+from storage.ledger import ImageLedger
 from storage.objects import ObjectStore, open_store
 from tasks.budget import BudgetLedger
+from tasks.produce import Worker
+
+_semaphores: dict[int, threading.BoundedSemaphore] = {}
+_semaphores_lock = threading.Lock()
+
+
+def _semaphore(size: int) -> threading.BoundedSemaphore:
+    """The process's provider-call semaphore of ``size`` slots (shared by every run in it)."""
+    with _semaphores_lock:
+        return _semaphores.setdefault(size, threading.BoundedSemaphore(size))
 
 
 @dataclass
@@ -27,6 +38,7 @@ class Runtime:
     settings: Settings
     secrets: Secrets
     _chains: dict[str, ProviderChain] = field(default_factory=dict)
+    _workers: dict[str, Worker] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
@@ -47,6 +59,27 @@ class Runtime:
     def budget(self) -> BudgetLedger:
         return BudgetLedger(self.db, self.settings.budget, timezone=self.settings.timezone)
 
+    @cached_property
+    def ledger(self) -> ImageLedger:
+        """The image state machine, its settlements and take-overs wired to the budget."""
+        pipeline = self.settings.pipeline
+        return ImageLedger(self.db, lease_s=pipeline.lease_s, max_attempts=pipeline.max_attempts,
+                           settle=self.budget.settle_in, on_takeover=self.budget.close_for_claim)
+
+    def worker(self, run_key: str, *, retry_failed: bool = False) -> Worker:
+        """The image worker of the flow run ``run_key`` (built and started on first use)."""
+        with self._lock:
+            worker = self._workers.get(run_key)
+        if worker is None:
+            chain = self.chain(run_key)
+            with self._lock:
+                worker = self._workers.get(run_key)
+                if worker is None:
+                    worker = Worker(self.ledger, chain, self.store, self.settings, run_key,
+                                    _semaphore(self.settings.concurrency), retry_failed=retry_failed).start()
+                    self._workers[run_key] = worker
+        return worker
+
     def chain(self, run_key: str) -> ProviderChain:
         """The provider chain of the flow run ``run_key`` (built on first use)."""
         with self._lock:
@@ -62,6 +95,9 @@ class Runtime:
         """Close the chain of ``run_key`` (connections, loaded models)."""
         with self._lock:
             chain = self._chains.pop(run_key, None)
+            worker = self._workers.pop(run_key, None)
+        if worker is not None:
+            worker.stop()
         if chain is not None:
             chain.close()
 

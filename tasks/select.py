@@ -10,16 +10,19 @@ same date keeps it.
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import date, timedelta
 
 from core.domain import ImageSlot, Template
 from core.templates import TemplateLibrary
 from storage.db import Database
 
 
-def select_template(library: TemplateLibrary, slot: ImageSlot, db: Database | None = None) -> Template:
+def select_template(library: TemplateLibrary, slot: ImageSlot, db: Database | None = None, *,
+                    recent: dict[date, set[tuple[str, str]]] | None = None) -> Template:
     """The template for ``slot``: its fixed template (ad-hoc) or the rotation's pick.
 
+    ``recent``: a cache of each day's (category, template) pairs shared by the slots of one
+    plan, so the rotation reads the previous day's images once, not once per slot.
     Raises TemplateError when the category has no template or the fixed one is unknown.
     """
     if slot.template:
@@ -28,7 +31,12 @@ def select_template(library: TemplateLibrary, slot: ImageSlot, db: Database | No
     candidates = templates
     if db is not None and len(templates) > 1:
         yesterday = slot.run_date - timedelta(days=1)
-        used = {row.template for row in db.images(run_date=yesterday) if row.category == slot.category}
+        if recent is None or yesterday not in recent:
+            pairs = {(row.category, row.template or "") for row in db.images(run_date=yesterday)}
+            if recent is None:
+                recent = {}
+            recent[yesterday] = pairs
+        used = {template for category, template in recent[yesterday] if category == slot.category}
         candidates = [t for t in templates if t.name not in used] or templates
     offset = int.from_bytes(hashlib.sha256(slot.slot.encode()).digest()[:2], "big")
     return candidates[(slot.run_date.toordinal() + offset) % len(candidates)]

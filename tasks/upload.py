@@ -5,6 +5,7 @@ Keys: ``content/<category>/<yyyy>/<mm>/<slug>-<image_id>.<ext>`` for the origina
 ``...<slug>-<image_id>.json`` for the provenance sidecar (tasks.provenance). A placeholder goes under
 ``placeholder/`` instead of ``content/``: it is never published as real content.
 Uploading the same bytes again is a no-op, so a resumed run never duplicates a file.
+``store_files`` only talks to the store; the orchestrator records the StoredImage it returns.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.domain import ImageStatus
-from core.errors import ObjectExistsError, StorageError
-from storage.db import Database, ImageRecord, RenditionRecord
+from storage.db import ImageRecord
+from storage.ledger import StoredFile, StoredImage
 from storage.objects import ObjectStore, sha256_hex
 from tasks.postprocess import EXTENSIONS, RenditionFile
 from tasks.provenance import Provenance, sidecar
@@ -61,26 +61,14 @@ def object_metadata(row: ImageRecord) -> dict[str, str]:
     return {k: _ascii(v) for k, v in fields.items() if v is not None}
 
 
-def upload_image(db: Database, store: ObjectStore, pk: int, renditions: list[RenditionFile]) -> ImageRecord:
-    """Store row ``pk``'s original and ``renditions``; row -> ``uploaded`` with the original's key.
+def store_files(store: ObjectStore, row: ImageRecord, renditions: list[RenditionFile]) -> StoredImage:
+    """Put row's original (the cleaned one post-processing made, else the spooled bytes),
+    ``renditions`` and the provenance sidecar into ``store``; returns what went where.
 
-    Raises StorageError (ObjectExistsError when a key holds a different image). On any
-    other StorageError the row keeps its status (``processed``), gets
-    ``upload_pending=True`` and the error, and its files stay in the spool:
-    ``tasks.pending.upload_pending_images`` (first step of every run) uploads them.
+    Writes nothing in the database (the orchestrator records the StoredImage). Raises
+    StorageError: ObjectExistsError when a key holds a different image (permanent), any
+    other StorageError when the store is unreachable (the files stay in the spool).
     """
-    try:
-        return _upload(db, store, pk, renditions)
-    except ObjectExistsError:
-        raise  # a permanent conflict: retrying cannot help, the error stays on the row
-    except StorageError as exc:
-        # the store is unreachable or refused: the files stay in the spool, the next run uploads them
-        db.advance(pk, ImageStatus(db.get(pk).status), upload_pending=True, error=f"upload pending: {exc}"[:2000])
-        raise
-
-
-def _upload(db: Database, store: ObjectStore, pk: int, renditions: list[RenditionFile]) -> ImageRecord:
-    row = db.get(pk)
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     key = base_key(row)
     metadata = object_metadata(row)
@@ -92,24 +80,17 @@ def _upload(db: Database, store: ObjectStore, pk: int, renditions: list[Renditio
     fmt = {".png": "png", ".jpg": "jpeg", ".webp": "webp", ".avif": "avif"}.get(original.suffix, "png")
     original_key = f"{key}{EXTENSIONS[fmt]}"
     store.put(original_key, data, content_type=f"image/{fmt}", metadata=metadata)
-    records = [
-        RenditionRecord(image_pk=pk, name="original", storage_key=original_key, format=fmt,
-                        width=cleaned.width if cleaned else row.width or 0,
-                        height=cleaned.height if cleaned else row.height or 0, bytes=len(data), checksum=sha256_hex(data))
-    ]
+    files = [StoredFile("original", original_key, fmt, cleaned.width if cleaned else row.width or 0,
+                        cleaned.height if cleaned else row.height or 0, len(data), sha256_hex(data))]
     for rendition in renditions:
         rendition_key = f"{key}.{rendition.name}{EXTENSIONS[rendition.format]}"
         store.put(rendition_key, rendition.path.read_bytes(), content_type=rendition.content_type,
                   metadata={**metadata, "rendition": rendition.name})
-        records.append(
-            RenditionRecord(image_pk=pk, name=rendition.name, storage_key=rendition_key, format=rendition.format,
-                            width=rendition.width, height=rendition.height, bytes=rendition.bytes, checksum=rendition.checksum)
-        )
+        files.append(StoredFile(rendition.name, rendition_key, rendition.format, rendition.width, rendition.height,
+                                rendition.bytes, rendition.checksum))
     sidecar_key = f"{key}.json"
-    files = [{"name": r.name, "key": r.storage_key, "format": r.format, "width": r.width, "height": r.height,
-              "bytes": r.bytes, "sha256": r.checksum} for r in records]
-    store.put(sidecar_key, sidecar(Provenance.of(row), row=row, files=files), content_type="application/json",
+    listing = [{"name": f.name, "key": f.storage_key, "format": f.format, "width": f.width, "height": f.height,
+                "bytes": f.bytes, "sha256": f.checksum} for f in files]
+    store.put(sidecar_key, sidecar(Provenance.of(row), row=row, files=listing), content_type="application/json",
               metadata=metadata)
-    db.replace_renditions(pk, records)
-    return db.advance(pk, ImageStatus.uploaded, storage_key=original_key, sidecar_key=sidecar_key,
-                      upload_pending=False, error=None)
+    return StoredImage(original_key, sidecar_key, tuple(files))

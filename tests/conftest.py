@@ -75,6 +75,7 @@ def sink() -> Iterator[HttpSink]:
 
 
 def a1111_config(url: str, **extra: Any) -> dict[str, Any]:
-    """Config overrides for a chain automatic1111 -> placeholder aimed at ``url``."""
+    """Config overrides for a chain automatic1111 -> placeholder aimed at ``url``. The timeout
+    is generous (120 s): a loaded machine must not turn a loopback answer into a failure."""
     return {"chain": ["automatic1111", "placeholder"],
-            "providers": {"automatic1111": {"enabled": True, "base_url": url, "timeout_s": 10, **extra}}}
+            "providers": {"automatic1111": {"enabled": True, "base_url": url, "timeout_s": 120, **extra}}}

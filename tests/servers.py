@@ -4,13 +4,16 @@
   (https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/API), answering
   with a real photo (scikit-image's ``coffee``) resized to the requested size, or with
   a scripted failure: ``"500"``, ``"429"`` (Retry-After), ``"401"``, ``"422"``,
-  ``"garbage"`` (base64 of bytes that are not an image), ``"html"``, ``"blank"``.
+  ``"garbage"`` (base64 of bytes that are not an image), ``"html"``, ``"blank"``,
+  ``"wrongsize"`` (a real photo three times wider than asked: a size mismatch).
+  Every request is logged; ``answered`` counts the 200 answers (what a paid backend bills).
 * ``HttpSink``: records every request (Apprise ``json://`` / ``form://`` targets).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import threading
@@ -21,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 
+@functools.lru_cache(maxsize=16)
 def photo(width: int, height: int, name: str = "coffee") -> bytes:
     """A real photo from scikit-image, resized to ``width`` x ``height``, as PNG bytes."""
     import skimage.data
@@ -33,15 +37,15 @@ def photo(width: int, height: int, name: str = "coffee") -> bytes:
 
 
 class _Server:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def __enter__(self) -> _Server:
         self.thread.start()
@@ -97,6 +101,8 @@ class _A1111Handler(BaseHTTPRequestHandler):
                 buffer = io.BytesIO()
                 Image.new("RGB", (width, height)).save(buffer, "PNG")
                 data = buffer.getvalue()
+            elif mode == "wrongsize":
+                data = photo(width * 3, height)
             elif mode.startswith("photo:"):  # another scikit-image photo, e.g. "photo:astronaut"
                 data = photo(width, height, mode.split(":", 1)[1])
             else:
@@ -106,20 +112,25 @@ class _A1111Handler(BaseHTTPRequestHandler):
             info = {"seed": real_seed, "sd_model_name": "realisticVision_v51", "sampler_name": payload.get("sampler_name")}
             body = {"images": [base64.b64encode(data).decode()], "parameters": payload, "info": json.dumps(info)}
             self._send(200, json.dumps(body).encode(), headers={"X-Process-Time": "0.01"})
+            with server.lock:
+                server.answered.append(payload.get("seed"))
 
 
 class A1111Server(_Server):
     """A loopback AUTOMATIC1111 WebUI. ``script`` is consumed one mode per request,
     then ``default`` ("ok") answers."""
 
-    def __init__(self, default: str = "ok", delay_s: float = 0.0) -> None:
-        super().__init__(_A1111Handler)
+    def __init__(self, default: str = "ok", delay_s: float = 0.0, port: int = 0) -> None:
+        super().__init__(_A1111Handler, port)
         self.default = default
         self.delay_s = delay_s
         self.script: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         #: Headers added to every answer (e.g. rate-limit headers).
         self.extra_headers: dict[str, str] = {}
+        #: The seed of every request answered with 200 (an image, good or bad): what a paid backend bills.
+        self.answered: list[Any] = []
+        self.lock = threading.Lock()
 
 
 class _SinkHandler(BaseHTTPRequestHandler):

@@ -16,6 +16,7 @@ from tasks.ab import VariantStats, make_chooser, report, thompson_choice, varian
 from tasks.record import record_planned
 from tasks.runtime import get_runtime
 from tasks.variations import create_variation
+from tests.rows import plan_row, set_row
 
 TEMPLATE = "pasta-dish"  # ships with variants
 
@@ -24,8 +25,8 @@ def seed_outcomes(db, variant: str, outcomes: list[tuple[str, float | None]], st
     """Rows of ``variant`` ending in each (status, quality score)."""
     for i, (status, quality) in enumerate(outcomes):
         slot = ImageSlot("history", date(2026, 10, 1), "s", start + i, "food")
-        row = db.ensure_planned(slot, template=TEMPLATE, variant=variant, prompt="pasta")
-        db.advance(row.id, ImageStatus(status), quality_score=quality, provider="automatic1111")
+        row = plan_row(db, slot, template=TEMPLATE, variant=variant, prompt="pasta")
+        set_row(db, row.id, ImageStatus(status), quality_score=quality, provider="automatic1111")
 
 
 def test_thompson_prefers_the_better_variant_and_still_explores() -> None:

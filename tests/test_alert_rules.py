@@ -12,6 +12,7 @@ from core.domain import Attempt, ImageSlot
 from core.settings import Secrets
 from tasks.alerts import dispatch_alerts, evaluate_rules
 from tasks.runtime import Runtime, get_runtime
+from tests.rows import plan_row, set_row
 from tests.servers import HttpSink
 from tests.smtpsink import SmtpSink
 
@@ -23,11 +24,11 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 def image(rt: Runtime, index: int, **fields: object) -> int:
-    row = rt.db.ensure_planned(ImageSlot("daily", datetime.now(UTC).date(), "0600-food", index, "food"))
+    row = plan_row(rt.db, ImageSlot("daily", datetime.now(UTC).date(), "0600-food", index, "food"))
     if fields:
         from core.domain import ImageStatus
 
-        rt.db.advance(row.id, ImageStatus(fields.pop("status", "planned")), **fields)  # type: ignore[arg-type]
+        set_row(rt.db, row.id, ImageStatus(fields.pop("status", "planned")), **fields)  # type: ignore[arg-type]
     assert row.id is not None
     return row.id
 

@@ -8,6 +8,7 @@ from core.settings import Secrets
 from tasks.alerts import Alert, dispatch_alerts, evaluate_rules
 from tasks.runtime import get_runtime
 from tests.conftest import a1111_config
+from tests.rows import flow_summary
 from tests.servers import A1111Server, HttpSink
 
 
@@ -19,9 +20,11 @@ def test_alert_after_four_consecutive_failures(make_config, sink: HttpSink, monk
     monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/hooks/alerts")
     with A1111Server(default="500") as server:
         make_config(**a1111_config(server.url), retry={"max_retries": 0, "circuit_threshold": 10})
-        generate(template="sneaker", count=3, quality=Quality.standard, format=ImageFormat.square, batch="a")
+        generate(template="sneaker", count=3, quality=Quality.standard, format=ImageFormat.square, batch="a",
+                 return_state=True)
         assert streak_alerts(sink) == []  # 3 failures in a row: not yet "more than 3"
-        summary = generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="b")
+        summary = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
+                                        batch="b", return_state=True))
         assert len(server.requests) == 4
     bodies = streak_alerts(sink)
     assert [b["title"] for b in bodies] == ["content-pipeline: automatic1111 failed 4 times in a row",

@@ -11,9 +11,17 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel, select
 from typer.testing import CliRunner
 
-from core.domain import Attempt, ImageSlot, ImageStatus
+from core.domain import Attempt, ImageSlot
 from storage.db import AttemptRecord, Database, ImageRecord
+from storage.ledger import (
+    ClaimState,
+    GeneratedImage,
+    ImageLedger,
+    LeaseLostError,
+    PlannedImage,
+)
 from storage.migrate import current_revisions, head_revisions
+from tests.rows import flow_summary, plan_row
 
 TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "alembic_version"}
 
@@ -95,16 +103,22 @@ def test_audit_trail_every_generation_is_queryable(db_url: str) -> None:
     """Who triggered it, prompt, provider, cost, outcome: one query answers for each generation."""
     db = Database(db_url)
     slot = ImageSlot("daily", date(2026, 11, 21), "0600-food", 0, "food")
-    row = db.ensure_planned(slot, trigger="schedule", prompt="overhead food photography of pesto linguine",
-                            negative_prompt="blurry", width=1024, height=1024, num_inference_steps=30, seed=7)
-    assert db.ensure_planned(slot).id == row.id  # the idempotency key: one row per slot
-    db.advance(row.id, ImageStatus.generating)
-    db.add_attempt(row.id, Attempt("automatic1111", "sd15", "failed", 1.5, error_class="transient",
-                                   error="HTTP 500", http_status=500))
-    db.add_attempt(row.id, Attempt("stability", "sd3", "success", 4.2, cost_usd=0.035, quota_remaining=90, quota_limit=100))
-    db.advance(row.id, ImageStatus.generated, provider="stability", model="sd3", cost_usd=0.035, seconds=4.2)
-    with pytest.raises(ValueError, match="goes backwards"):
-        db.advance(row.id, ImageStatus.generating)
+    ledger = ImageLedger(db)
+    plan = PlannedImage(slot=slot, trigger="schedule", template="pasta-dish", template_version=1,
+                        prompt="overhead food photography of pesto linguine", negative_prompt="blurry", width=1024,
+                        height=1024, num_inference_steps=30, guidance_scale=7.5, seed=7)
+    [row] = ledger.plan([plan])
+    assert ledger.plan([plan])[0].id == row.id  # the idempotency key: one row per slot
+    assert ledger.claim(row.id, "run-1").state is ClaimState.claimed
+    ledger.mark_generating(row.id, "run-1")
+    attempts = [Attempt("automatic1111", "sd15", "failed", 1.5, error_class="transient", error="HTTP 500", http_status=500),
+                Attempt("stability", "sd3", "success", 4.2, cost_usd=0.035, quota_remaining=90, quota_limit=100)]
+    image = GeneratedImage(provider="stability", model="sd3", seed=7, width=1024, height=1024, is_placeholder=False,
+                           seconds=4.2, spool_path="/spool/x.png", checksum="0" * 64)
+    assert ledger.mark_generated(row.id, "run-1", image, attempts=attempts).cost_usd == pytest.approx(0.035)
+    ledger.mark_done(row.id, "run-1")
+    with pytest.raises(LeaseLostError):  # a done slot is nobody's: no transition moves it back
+        ledger.mark_generating(row.id, "run-1")
     with db.session() as session:
         trail = session.exec(
             select(ImageRecord.trigger, ImageRecord.prompt, AttemptRecord.provider, AttemptRecord.model,
@@ -122,6 +136,7 @@ def test_audit_trail_every_generation_is_queryable(db_url: str) -> None:
 def test_concurrent_writers_never_fail(db_url: str) -> None:
     """8 threads planning and advancing rows at once: no 'database is locked', no lost update."""
     db = Database(db_url)
+    ledger = ImageLedger(db)
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
@@ -129,10 +144,16 @@ def test_concurrent_writers_never_fail(db_url: str) -> None:
         try:
             barrier.wait()
             for index in range(5):
-                row = db.ensure_planned(ImageSlot("daily", date(2026, 11, 21), f"w{worker}", index, "food"))
-                db.advance(row.id, ImageStatus.generating)
-                db.add_attempt(row.id, Attempt("placeholder", "p", "success", 0.01))
-                db.advance(row.id, ImageStatus.generated, provider="placeholder")
+                [row] = ledger.plan([PlannedImage(slot=ImageSlot("daily", date(2026, 11, 21), f"w{worker}", index, "food"),
+                                                  template="t", template_version=1, prompt="p", negative_prompt="",
+                                                  width=512, height=512, num_inference_steps=30, guidance_scale=7.5,
+                                                  seed=index)])
+                assert ledger.claim(row.id, f"run-{worker}").state is ClaimState.claimed
+                ledger.mark_generating(row.id, f"run-{worker}")
+                ledger.mark_generated(row.id, f"run-{worker}", GeneratedImage(
+                    provider="placeholder", model="p", seed=index, width=512, height=512, is_placeholder=True,
+                    seconds=0.01, spool_path="/spool/p.png", checksum="0" * 64),
+                    attempts=[Attempt("placeholder", "p", "success", 0.01)])
         except BaseException as exc:
             errors.append(exc)
 
@@ -157,7 +178,7 @@ def test_sqlite_pragmas_and_immediate_writes(tmp_path) -> None:  # type: ignore[
     from sqlalchemy import event
 
     event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    db.ensure_planned(ImageSlot("daily", date(2026, 11, 21), "s", 0, "food"))
+    plan_row(db, ImageSlot("daily", date(2026, 11, 21), "s", 0, "food"))
     assert "BEGIN IMMEDIATE" in statements
     db.dispose()
 
@@ -171,14 +192,21 @@ def test_flow_end_to_end_on_postgresql(postgres_url: str, make_config) -> None: 
 
     _empty_postgres(postgres_url)
     make_config(database_url=postgres_url, budget={"daily_usd": 2.0})
-    summary = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg")
-    assert [i.status for i in summary.images] == ["done", "done"]
-    again = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg")
-    assert [i.image_id for i in again.images] == [i.image_id for i in summary.images]  # resumed, nothing new
+    state = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg",
+                     return_state=True)
+    # offline defaults: placeholders stand in, so the run tells it did not make real content
+    assert state.is_failed() and "2 of 2 images not done as real content: 2 placeholder" in (state.message or "")
+    summary = flow_summary(state)
+    assert [i.status for i in summary.images] == ["placeholder", "placeholder"]
+    again = flow_summary(generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square,
+                                  batch="pg", return_state=True))
+    assert [i.image_id for i in again.images] == [i.image_id for i in summary.images]  # the same slots resumed
     from tasks.runtime import get_runtime
 
     db = get_runtime().db
     assert db.engine.dialect.name == "postgresql"
     rows = db.images()
     assert len(rows) == 2 and all(r.trigger == "python" and r.tags for r in rows)
-    assert len(db.attempts()) == 2 and all(len(db.renditions(r.id)) == 3 for r in rows)
+    # the re-run tried the real chain again for each placeholder slot (it would replace them)
+    assert len(db.attempts()) == 4 and all(len(db.renditions(r.id)) == 3 for r in rows)
+    assert all(r.attempt_count == 2 and r.run_key is None and r.lease_expires_at is None for r in rows)

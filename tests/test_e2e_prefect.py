@@ -37,6 +37,7 @@ from tests.prefect_stack import (
     tail,
     wait_for,
 )
+from tests.servers import A1111Server
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -113,7 +114,9 @@ def adhoc_run(stack: Stack) -> Any:
             parameters={"template": "pasta-dish", "count": 3, "quality": "hd", "format": "landscape", "batch": "e2e"},
             timeout=240, poll_interval=1,
         )
-    assert run.state is not None and run.state.is_completed(), f"{run.state}\n{tail(stack.serve.log)}"
+    # offline defaults: placeholders stand in, so the run ends Failed and says why (automations fire)
+    assert run.state is not None and run.state.is_failed(), f"{run.state}\n{tail(stack.serve.log)}"
+    assert run.state.message == "3 of 3 images not done as real content: 3 placeholder", run.state.message
     return run
 
 
@@ -127,7 +130,7 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
         artifacts = {a.key: a for a in client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[adhoc_run.id])))}
         # logs reach the server in batches (every ~2 s), possibly after the run is Completed
         logs = wait_for(lambda: (text := "\n".join(log.message for log in client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))).count(" done: ") >= 3 and text,
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))).count(" placeholder: ") >= 3 and text,
             30, "the ad-hoc run's logs")
         deployment = client.read_deployment_by_name("generate/adhoc")
     assert adhoc_run.name == "generate-pasta-dish"
@@ -135,13 +138,13 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
     assert artifacts["adhoc-progress"].type == "progress" and float(artifacts["adhoc-progress"].data) == 100.0
     table = artifacts["adhoc-run-summary"].data
     table = json.loads(table) if isinstance(table, str) else table
-    assert len(table) == 3 and {row["status"] for row in table} == {"done"}
+    assert len(table) == 3 and {row["status"] for row in table} == {"placeholder"}
     # the template choice list reached the server with the deployment
     assert "pasta-dish" in deployment.parameter_openapi_schema["properties"]["template"]["enum"]
 
     rows = Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix="adhoc:")
     mine = [r for r in rows if r.slot == "e2e-pasta-dish"]
-    assert len(mine) == 3 and {r.status for r in mine} == {"done"} and {r.trigger for r in mine} == {"deployment"}
+    assert len(mine) == 3 and {r.status for r in mine} == {"placeholder"} and {r.trigger for r in mine} == {"deployment"}
     gallery = artifacts["adhoc-gallery"].data
     for row in mine:
         assert f"slot e2e-pasta-dish#{row.slot_index} image {row.image_id}" in logs
@@ -163,11 +166,11 @@ def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack:
 
     with stack.settings():
         run = run_deployment("daily-content/daily", parameters={"categories": ["food"]}, timeout=240, poll_interval=1)
-    assert run.state.is_completed(), f"{run.state}\n{tail(stack.serve.log)}"
+    assert run.state.is_failed() and "2 placeholder" in (run.state.message or ""), f"{run.state}\n{tail(stack.serve.log)}"
     today = local_today("UTC")
     assert run.name == f"daily-{today.isoformat()}"
     rows = Database(pg_url(stack.metrics_db, "psycopg")).images(flow="daily", run_date=today)
-    assert len(rows) == 2 and {r.category for r in rows} == {"food"} and {r.status for r in rows} == {"done"}
+    assert len(rows) == 2 and {r.category for r in rows} == {"food"} and {r.status for r in rows} == {"placeholder"}
 
 
 def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> None:
@@ -250,9 +253,9 @@ def _runs_started_by(worker_log: Path) -> list[str]:
 
 def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack: Stack) -> None:
     """Two ``prefect worker start`` processes of one process pool run two daily dates at once
-    against the PostgreSQL-backed server; the metrics DB is PostgreSQL; the placeholder
-    provider is limited to one call at a time across both workers by a Prefect global
-    concurrency limit."""
+    against the PostgreSQL-backed server; the metrics DB is PostgreSQL; the provider, a
+    loopback AUTOMATIC1111 server (real images: the runs end Completed), is limited to one
+    call at a time across both workers by a Prefect global concurrency limit."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.deployments import run_deployment
@@ -265,9 +268,11 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
     metrics_db = create_database("cp_scale")
     pool = f"cp-pool-{uuid.uuid4().hex[:6]}"
     output = stack.workdir / "scale-output"
+    a1111 = A1111Server(delay_s=0.2).__enter__()
     config = _write_config(stack.workdir / "scale.yaml", output, metrics_db,
-                           providers={"placeholder": {"delay_s": 0.2}},
-                           scale={"global_limits": True, "provider_limits": {"placeholder": 1}})
+                           chain=["automatic1111", "placeholder"], dedup={"enabled": False},
+                           providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 120}},
+                           scale={"global_limits": True, "provider_limits": {"automatic1111": 1}})
     workers: list[Proc] = []
     db = Database(pg_url(metrics_db, "psycopg"))
     try:
@@ -275,7 +280,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
             # the limit is made by the first run when missing; drop a leftover from a previous test run
             try:
-                client.delete_global_concurrency_limit_by_name("provider-placeholder")
+                client.delete_global_concurrency_limit_by_name("provider-automatic1111")
             except Exception:  # none yet
                 pass
             daily_content.from_source(source=str(PROJECT_ROOT), entrypoint="flows/daily.py:daily_content").deploy(
@@ -301,7 +306,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
                              and all(s.state and s.state.is_final() for s in states) and states,
                              300, "two daily runs on the workers", workers[0].log)
             assert all(s.state.is_completed() for s in final), [(s.name, s.state) for s in final]
-            limit = client.read_global_concurrency_limit_by_name("provider-placeholder")
+            limit = client.read_global_concurrency_limit_by_name("provider-automatic1111")
         assert limit.limit == 1
 
         # each worker (limit 1) ran one of the two runs
@@ -327,7 +332,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
         sidecars = [r.sidecar_key for r in rows]  # the provenance JSON next to each original
         assert files == sorted([r.storage_key for r in renditions] + sidecars) and len(files) == 16 * 4
 
-        # the global limit (1 slot) kept placeholder calls of both workers from overlapping
+        # the global limit (1 slot) kept the provider calls of both workers from overlapping
         spans = sorted((a.created_at.timestamp() - a.latency_s, a.created_at.timestamp()) for a in successes)
         overlaps = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1] - 0.05]
         assert not overlaps, overlaps
@@ -344,6 +349,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
     finally:
         for worker in workers:
             worker.stop()
+        a1111.__exit__(None, None, None)
         db.dispose()
         drop_database(metrics_db)
 

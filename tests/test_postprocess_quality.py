@@ -17,6 +17,7 @@ from tasks.categorize import categorize_image
 from tasks.quality import hamming, measure, nearest_duplicate, perceptual_hash
 from tasks.runtime import get_runtime
 from tasks.tagging import zero_shot_tags
+from tests.rows import plan_row, set_row
 
 
 def photo(name: str) -> Image.Image:
@@ -70,13 +71,13 @@ def test_near_duplicate_caught_and_a_different_photo_not() -> None:
 
 def _row(db, index: int, category: str, image: Image.Image, tmp_path: Path, *, status: ImageStatus) -> int:  # type: ignore[no-untyped-def]
     slot = ImageSlot("daily", date(2026, 11, 21), "s", index, category)
-    row = db.ensure_planned(slot, prompt="a photo", template="t")
+    row = plan_row(db, slot, prompt="a photo", template="t")
     path = tmp_path / f"{row.image_id}.png"
     image.save(path)
-    db.advance(row.id, ImageStatus.generated, spool_path=str(path), provider="automatic1111")
-    db.advance(row.id, ImageStatus.processed, phash=perceptual_hash(image), quality_score=0.5)
+    set_row(db, row.id, ImageStatus.generated, spool_path=str(path), provider="automatic1111")
+    set_row(db, row.id, ImageStatus.processed, phash=perceptual_hash(image), quality_score=0.5)
     if status.rank > ImageStatus.processed.rank:
-        db.advance(row.id, status)
+        set_row(db, row.id, status)
     return row.id
 
 
@@ -124,11 +125,11 @@ def test_postprocess_image_in_threads_and_in_processes_gives_the_same_files(make
         make_config(processing={"executor": executor, "workers": 1})
         rt = get_runtime()
         slot = ImageSlot("daily", date(2026, 11, 21), "s", index, "food")
-        row = rt.db.ensure_planned(slot, prompt="coffee", template="t", template_version=1)
+        row = plan_row(rt.db, slot, prompt="coffee", template="t", template_version=1)
         spool = tmp_path / executor / f"{row.image_id}.png"
         spool.parent.mkdir()
         photo("coffee").save(spool)
-        pk = rt.db.advance(row.id, ImageStatus.generated, spool_path=str(spool), provider="automatic1111", seed=3).id
+        pk = set_row(rt.db, row.id, ImageStatus.generated, spool_path=str(spool), provider="automatic1111", seed=3).id
         files = postprocess_image(rt.db, pk, rt.settings)
         row = rt.db.get(pk)
         assert row.status == "processed" and row.quality_score and row.phash

@@ -113,12 +113,14 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
     from core.domain import ImageFormat, Quality
     from flows.adhoc import generate
     from tasks.runtime import get_runtime
+    from tests.rows import flow_summary
 
     port = free_port()
     make_config(storage_url="s3://content", s3={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1,
                                                   "connect_timeout_s": 1},
                 renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
-    first = generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="down")
+    first = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
+                                  batch="down", return_state=True))
     db = get_runtime().db
     [row] = db.images(key_prefix="adhoc:")
     assert first.images[0].status == "processed"
@@ -127,12 +129,14 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
 
     with S3Server(port) as server:
         server.client().create_bucket(Bucket="content")
-        second = generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="up")
+        second = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
+                                       batch="up", return_state=True))
         keys = sorted(o["Key"] for o in server.client().list_objects_v2(Bucket="content").get("Contents", []))
     rows = {r.idempotency_key.split(":")[2]: r for r in db.images(key_prefix="adhoc:")}
-    assert second.images[0].status == "done"
+    assert second.images[0].status == "placeholder"  # offline: a placeholder, stored aside
     pending = rows["down-sneaker"]
-    assert pending.status == "done" and not pending.upload_pending and pending.error is None
+    assert pending.status == "placeholder" and not pending.upload_pending
+    assert pending.run_key is None and pending.lease_expires_at is None
     assert not Path(pending.spool_path or "").exists()  # spool freed only once stored
     assert len(keys) == 6  # two originals, two thumbnails, two provenance sidecars, each once
     assert f"{pending.sidecar_key}" in keys
@@ -167,8 +171,11 @@ def test_share_prints_presigned_links_that_download(s3: S3Server, make_config) -
     s3.client().create_bucket(Bucket="shared")
     make_config(storage_url="s3://shared/studio", s3={"endpoint_url": s3.url},
                 renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
-    [image] = generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="s").images
-    assert image.status == "done"
+    from tests.rows import flow_summary
+
+    [image] = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
+                                    batch="s", return_state=True)).images
+    assert image.status == "placeholder" and image.storage_key  # offline: a placeholder, stored aside
     result = CliRunner().invoke(app, ["share", image.image_id, "--expires", "120"])
     assert result.exit_code == 0, result.output
     links = [line.split()[-1] for line in result.output.splitlines() if "X-Amz-Signature" in line]

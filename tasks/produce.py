@@ -1,0 +1,247 @@
+"""The per-image process: claim -> generate -> post-process -> categorize -> upload -> record.
+
+``produce_image(worker, pk)`` takes one slot from wherever it stands to the end of
+this run's work on it. The stage functions are pure (tasks.generate, tasks.postprocess,
+tasks.categorize, tasks.upload: they take a row and return small dataclasses); this
+module persists each outcome with one transition of storage/ledger.py:
+
+    claim                               (1 transaction; a slot a live run holds: wait)
+    (the claim also moves a new slot to generating, counting the attempt)
+    [budget reservation per paid call]  (1 each; tasks/budget.py)
+    mark_generated | failed | skipped   (1: attempts and budget settlements included)
+    mark_done | placeholder | skipped   (1: processed data, stored files, renditions)
+
+so a real image from a paid provider costs 4 transactions plus the near-duplicate query,
+and its share of the run's planning (two for the whole run on a re-run; one more per new
+slot's template rotation date on the first). The in-process ``concurrency`` semaphore is held around the
+provider chain call only: post-processing, upload and recording of one image overlap
+the provider calls of the others. A heartbeat renews the leases of the slots this run
+works on every ``pipeline.lease_s / 3`` seconds.
+
+Nothing here imports Prefect: ``produce_all`` runs the same process in a thread pool
+(tools, the crash tests), tasks/pipeline.py runs it as one Prefect task per image.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.domain import FailureKind, ImageStatus
+from core.errors import (
+    ContentPipelineError,
+    InvalidImageError,
+    ObjectExistsError,
+    StorageError,
+)
+from core.log import get_logger
+from core.settings import Settings
+from providers.chain import ProviderChain
+from storage.db import ImageRecord
+from storage.ledger import ClaimState, ImageLedger, LeaseLostError, ProcessedImage, apply_processed
+from storage.objects import ObjectStore
+from tasks.categorize import categorize_row
+from tasks.generate import generate_step, spool_intact
+from tasks.postprocess import postprocess_row
+from tasks.record import free_spool
+from tasks.upload import store_files
+
+S = ImageStatus
+
+#: Statuses from which a claimed slot goes (back) to the provider chain.
+_GENERATE_FROM = frozenset({S.planned, S.generating, S.placeholder, S.skipped})
+PLACEHOLDER_REASON = "placeholder: no real provider answered; the next run of this date replaces it"
+
+
+class Heartbeat:
+    """Renews the leases of the slots a run works on, every ``interval_s`` seconds, in one
+    statement per beat (a daemon thread; ``stop`` ends it)."""
+
+    def __init__(self, ledger: ImageLedger, run_key: str, interval_s: float) -> None:
+        self.ledger = ledger
+        self.run_key = run_key
+        self.interval_s = interval_s
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-heartbeat-{run_key[:8]}", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def hold(self, pk: int) -> Iterator[None]:
+        with self._lock:
+            self._held.add(pk)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.discard(pk)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                held = sorted(self._held)
+            if not held:
+                continue
+            try:
+                self.ledger.renew(held, self.run_key)
+            except Exception:
+                get_logger().exception("could not renew the leases of run %s", self.run_key)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class Worker:
+    """What one run needs to produce images: its claim key, the ledger, the provider chain
+    (with its budget guard), the object store, the settings, and the concurrency semaphore."""
+
+    ledger: ImageLedger
+    chain: ProviderChain
+    store: ObjectStore
+    settings: Settings
+    run_key: str
+    semaphore: threading.BoundedSemaphore
+    retry_failed: bool = False
+    heartbeat: Heartbeat | None = field(default=None)
+    #: Images of this run on their way to publication: pk -> (image_id, pHash, category). The
+    #: near-duplicate check compares with them as with the published ones, under ``dedup_lock``.
+    publishing: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    dedup_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
+        """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
+        return [(image_id, phash) for pk, (image_id, phash, cat) in self.publishing.items()
+                if pk != exclude_pk and (category is None or cat == category)]
+
+    def start(self) -> Worker:
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(self.ledger, self.run_key, self.settings.pipeline.lease_s / 3)
+        return self
+
+    def stop(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+
+def produce_image(worker: Worker, pk: int) -> ImageRecord:
+    """Take slot ``pk`` as far as this run can; returns its row.
+
+    A slot another live run holds is waited for (polling its claim) up to
+    ``pipeline.wait_for_others_s`` seconds: it ends finished by that run, or taken over
+    when its lease expires. A slot taken over from this run meanwhile (its lease expired)
+    is left to the new holder.
+    """
+    log = get_logger()
+    settings = worker.settings.pipeline
+    deadline = time.monotonic() + settings.wait_for_others_s
+    poll_s = min(2.0, max(0.2, settings.lease_s / 4))
+    while True:
+        claim = worker.ledger.claim(pk, worker.run_key, retry_failed=worker.retry_failed, begin_generation=True)
+        if claim.state is ClaimState.claimed:
+            break
+        if claim.state is ClaimState.finished or time.monotonic() >= deadline:
+            return claim.row
+        time.sleep(poll_s)
+    row = claim.row
+    if claim.took_over_from:
+        log.warning("slot %s#%s image %s: took over from run %s, whose lease expired", row.slot, row.slot_index,
+                    row.image_id, claim.took_over_from)
+    log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id,
+             row.idempotency_key, row.status)
+    with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():
+        try:
+            return _produce(worker, row, claim.began_generation)
+        except LeaseLostError as exc:
+            log.warning("image %s: %s; leaving it to that run", row.image_id, exc)
+            return worker.ledger.get(pk)
+        finally:
+            with worker.dedup_lock:
+                worker.publishing.pop(pk, None)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageRecord:
+    log = get_logger()
+    ledger, run_key = worker.ledger, worker.run_key
+    assert row.id is not None
+    pk = row.id
+    status = S(row.status)
+    if status is S.uploaded:  # stored before a crash: only the last step is missing
+        return _finish(worker, row, None, None)
+    decoded: list[Any] = []  # the output check's decode, handed to post-processing: one decode per image
+    if begun or status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row):
+        row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
+                            policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded, begun=begun)
+        if S(row.status).terminal:
+            log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
+            return row
+        if row.is_placeholder and row.storage_key:  # still no real provider: the stand-in stored earlier stays
+            return _finish(worker, row, None, None)
+    try:
+        made = postprocess_row(row, worker.settings, decoded[0] if decoded else None)
+        decoded.clear()
+        if made.blocked:
+            return ledger.mark_blocked(pk, run_key, made.blocked, safety=made.safety)
+        with worker.dedup_lock:  # checked and claimed at once: two images of this run cannot both pass
+            found = categorize_row(row, made.phash, worker.settings,
+                                   lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
+                                                     *worker.publishing_hashes(category, exclude_pk=pk)])
+            if not found.skip_reason and made.phash and not row.is_placeholder:
+                worker.publishing[pk] = (row.image_id, made.phash, row.category)
+        processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of,
+                                   safety=made.safety)
+        if found.skip_reason:
+            free_spool(row)
+            return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason,
+                                       duplicate_of=found.duplicate_of, processed=processed)
+        apply_processed(row, processed)  # in memory only: the sidecar tells quality, pHash and tags
+        try:
+            stored = store_files(worker.store, row, made.files)
+        except ObjectExistsError:
+            raise
+        except StorageError as exc:  # the store is unreachable: the files wait in the spool for the next run
+            log.warning("image %s: upload pending: %s", row.image_id, exc)
+            return ledger.mark_upload_pending(pk, run_key, f"upload pending: {exc}", processed)
+        return _finish(worker, row, stored, processed)
+    except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours
+        log.error("image %s: %s", row.image_id, exc)
+        return ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
+    except (ContentPipelineError, OSError) as exc:
+        log.error("slot %s#%s image %s stopped at %s: %s", row.slot, row.slot_index, row.image_id, row.status, exc)
+        return ledger.mark_failed(pk, run_key, FailureKind.error, f"{type(exc).__name__}: {exc}")
+
+
+def _finish(worker: Worker, row: ImageRecord, stored: object, processed: ProcessedImage | None) -> ImageRecord:
+    from storage.ledger import StoredImage
+
+    assert row.id is not None and (stored is None or isinstance(stored, StoredImage))
+    if row.is_placeholder:
+        done = worker.ledger.mark_placeholder(row.id, worker.run_key, stored, processed, reason=PLACEHOLDER_REASON)
+    else:
+        done = worker.ledger.mark_done(row.id, worker.run_key, stored, processed)
+    free_spool(row)
+    get_logger().info("slot %s#%s image %s %s: %s via %s", done.slot, done.slot_index, done.image_id, done.status,
+                      done.storage_key, done.provider)
+    return done
+
+
+def produce_all(worker: Worker, pks: Sequence[int], *, threads: int = 16) -> list[ImageRecord]:
+    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect)."""
+    worker.start()
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(lambda pk: produce_image(worker, pk), pks))
+    finally:
+        worker.stop()
+

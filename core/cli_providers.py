@@ -58,6 +58,13 @@ def _prices(provider_cls: Any, config: Any) -> str:
     return "; ".join(parts)
 
 
+def _env_name(field: str) -> str:
+    """The environment variable a Secrets field is read from (its first alias)."""
+    from core.doctor import _secret_env_name
+
+    return _secret_env_name(field)
+
+
 @providers_app.command("list")
 def providers_list(
     show_all: Annotated[bool, typer.Option("--all", help="Every known provider, not only those of the chain.")] = False,
@@ -68,21 +75,32 @@ def providers_list(
     settings, secrets = _settings_and_secrets()
     names = list(settings.chain) + ([n for n in PROVIDERS if n not in settings.chain] if show_all else [])
     table = Table(title=f"providers (chain: {' -> '.join(settings.chain)})")
-    for column in ("#", "provider", "enabled", "model", "other models", "price USD per image", "secrets", "kind"):
+    for column in ("#", "provider", "used by the chain", "model", "other models", "price USD per image", "secrets", "kind"):
         table.add_column(column, overflow="fold")
+    from core.doctor import missing_keys
+
     for name in names:
         cls = provider_class(name)
         config = settings.provider_config(name)
         position = str(settings.chain.index(name) + 1) if name in settings.chain else "-"
+        missing = missing_keys(cls, secrets)
+        if name not in settings.chain:
+            used = "no: not in the chain"
+        elif not config.enabled:
+            used = f"no: providers.{name}.enabled is false"
+        elif missing:
+            used = f"no: {missing[0]} not set"
+        else:
+            used = "yes"
         model = config.model or cls.default_model or "-"
         if name == "diffusers":
             known = [f"{n} ({m.description or m.path})" for n, m in getattr(config, "models", {}).items()]
         else:
             known = [m for m in cls.models if m != model]
-        secret_state = ", ".join(f"{s.upper()}={'set' if getattr(secrets, s, None) is not None else 'not set'}"
+        secret_state = ", ".join(f"{_env_name(s)}={'set' if getattr(secrets, s, None) is not None else 'not set'}"
                                  for s in cls.secret_settings) or "-"
         kind = "placeholder (never published)" if cls.is_placeholder else "real"
-        table.add_row(position, f"{name}\n{cls.display_name}", "yes" if config.enabled else "no", model,
+        table.add_row(position, f"{name}\n{cls.display_name}", used, model,
                       ", ".join(known) or "-", _prices(cls, config), secret_state, kind)
     console.print(table)
 

@@ -142,6 +142,15 @@ def _secret_env_name(field: str) -> str:
     return str(choices[0] if choices else alias or field.upper())
 
 
+def missing_keys(cls: Any, secrets: Any) -> list[str]:
+    """Environment variables the provider class needs and ``secrets`` lacks (an empty value
+    counts as missing), from the class's own declaration (``Provider.missing_secrets``),
+    without building a client."""
+    probe = cls.__new__(cls)
+    probe.secrets = secrets
+    return list(probe.missing_secrets())
+
+
 def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check]:
     import httpx
 
@@ -157,7 +166,14 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
             continue
         enabled.append(name)
         cls = provider_class(name)
-        missing = [_secret_env_name(s) for s in cls.secret_settings if getattr(secrets, s, None) is None]
+        missing = missing_keys(cls, secrets)
+        optional = [_secret_env_name(s) for s in cls.secret_settings
+                    if getattr(secrets, s, None) is None and _secret_env_name(s) not in missing]
+        if missing:
+            checks.append(Check(label, FAIL, f"{', '.join(missing)} not set: the chain skips {name} (never calls it)",
+                                f"set {missing[0]} in the environment or .env (an empty value is no key), or set "
+                                f"providers.{name}.enabled: false"))
+            continue
         base_url = getattr(config, "base_url", None)
         if base_url:
             try:
@@ -167,14 +183,11 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
                                     f"start it (AUTOMATIC1111: webui --api) or set providers.{name}.enabled: false"))
                 continue
         detail = (f"{base_url} reachable" if base_url else "ready") + (", placeholder images only" if cls.is_placeholder else "")
-        if missing:
-            checks.append(Check(label, WARN, f"{detail}; {', '.join(missing)} not set",
-                                f"set {', '.join(missing)} in the environment or .env if the provider needs it"))
-        else:
-            checks.append(Check(label, OK, detail))
+        checks.append(Check(label, OK, detail + (f" (optional {', '.join(optional)} not set)" if optional else "")))
+    usable = [n for n in enabled if not missing_keys(provider_class(n), secrets)]
     if not enabled:
         checks.append(Check("chain", FAIL, "no provider of the chain is enabled", "enable one in providers.<name>.enabled"))
-    elif all(provider_class(n).is_placeholder for n in enabled):
+    elif usable and all(provider_class(n).is_placeholder for n in usable):
         checks.append(Check("chain", WARN, "only placeholder providers are enabled: no real content is made",
                             "enable a real provider (providers.automatic1111.enabled: true, or an API provider with its key)"))
     return checks

@@ -511,7 +511,8 @@ class Settings(BaseSettings):
     """The effective configuration. Paths are resolved against the config file's folder."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True,
+        env_ignore_empty=True,
     )
 
     output_dir: Path = Path("output")
@@ -607,7 +608,9 @@ class Settings(BaseSettings):
 class Secrets(BaseSettings):
     """Credentials, only from the environment or ``.env``; never logged or stored."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # an empty value (KEY= copied from .env.example) is no key: env_ignore_empty
+    # (https://docs.pydantic.dev/latest/concepts/pydantic_settings/#parsing-environment-variable-values)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     huggingface_token: SecretStr | None = Field(None, validation_alias=AliasChoices("HUGGINGFACE_TOKEN", "HF_TOKEN"))
     replicate_api_token: SecretStr | None = Field(None, validation_alias="REPLICATE_API_TOKEN")

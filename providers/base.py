@@ -64,6 +64,8 @@ class Provider(ABC):
     default_model: ClassVar[str] = ""
     prices_usd: ClassVar[dict[str, float]] = {}
     secret_settings: ClassVar[tuple[str, ...]] = ()
+    #: Secrets the provider works without (an optional login, a token for gated models only).
+    optional_secrets: ClassVar[tuple[str, ...]] = ()
     is_placeholder: ClassVar[bool] = False
 
     def __init__(self, *, config: ProviderConfig, secrets: Secrets, downloader: Any = None) -> None:
@@ -128,7 +130,7 @@ class Provider(ABC):
                      "stability_api_key": "STABILITY_API_KEY", "openai_api_key": "OPENAI_API_KEY",
                      "fal_key": "FAL_KEY", "civitai_api_token": "CIVITAI_API_TOKEN"}
         return [env_names[name] for name in self.secret_settings
-                if name in env_names and getattr(self.secrets, name, None) is None]
+                if name in env_names and name not in self.optional_secrets and getattr(self.secrets, name, None) is None]
 
     def secret(self, name: str) -> str | None:
         """The plain value of the Secrets field ``name`` (never log it)."""

@@ -55,6 +55,7 @@ class DiffusersProvider(Provider):
     default_model: ClassVar[str] = ""
     prices_usd: ClassVar[dict[str, float]] = {}
     secret_settings: ClassVar[tuple[str, ...]] = ("huggingface_token",)
+    optional_secrets: ClassVar[tuple[str, ...]] = ("huggingface_token",)  # gated models only
 
     config: DiffusersConfig
 

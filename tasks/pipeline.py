@@ -14,19 +14,19 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
 from core.domain import ImageSlot, ImageStatus
 from core.errors import ContentPipelineError
-from core.log import get_logger
+from core.log import get_logger, image_line
 from storage.db import ImageRecord
 from tasks import alerts as alert_rules
+from tasks.artifacts import count_outcomes, gallery_markdown, outcome_of, publish_gallery, publish_summary  # noqa: F401
 from tasks.categorize import categorize, categorize_image  # noqa: F401  (categorize: kept for importers)
 from tasks.generate import generate_image
 from tasks.postprocess import RenditionFile, make_renditions, postprocess_image  # noqa: F401
@@ -114,28 +114,29 @@ def produce_image(pk: int, run_key: str) -> ImageSummary:
         row = rt.db.get(pk)
         if ImageStatus(row.status).terminal:
             return ImageSummary.of(row)
-        log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id,
-                 row.idempotency_key, row.status)
+        log.info("%s: starts at status %s (%s)", image_line(row, "start"), row.status, row.idempotency_key)
         try:
             row = generate_task(pk, run_key)
             if ImageStatus(row.status).terminal:
-                log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
+                log.warning("%s: ended %s: %s", image_line(row, "generate"), row.status, row.error)
                 return ImageSummary.of(row)
+            log.info("%s: %s via %s %s in %.1f s, USD %.3f", image_line(row, "generate"), row.status, row.provider,
+                     row.model, row.seconds, row.cost_usd)
             if ImageStatus(row.status).rank < ImageStatus.uploaded.rank:
                 renditions = postprocess_task(pk)
                 if not ImageStatus(rt.db.get(pk).status).terminal:  # blocked by the image classifier
                     categorize_task(pk)
                 row = rt.db.get(pk)
                 if ImageStatus(row.status).terminal:  # blocked, or a near-duplicate skipped: never uploaded
-                    log.warning("image %s ended %s: %s", row.image_id, row.status, row.error)
+                    log.warning("%s: ended %s: %s", image_line(row, "post-process"), row.status, row.error)
                     return ImageSummary.of(row)
+                log.info("%s: %d renditions (%s)", image_line(row, "post-process"), len(renditions),
+                         ", ".join(r.name for r in renditions))
                 upload_task(pk, renditions)
             row = record_task(pk)
-            log.info("slot %s#%s image %s done: %s via %s", row.slot, row.slot_index, row.image_id, row.storage_key,
-                     row.provider)
+            log.info("%s: done: %s via %s", image_line(row, "record"), row.storage_key, row.provider)
         except ContentPipelineError as exc:
-            log.error("slot %s#%s image %s stopped at %s: %s", row.slot, row.slot_index, row.image_id,
-                      rt.db.get(pk).status, exc)
+            log.error("%s: stopped at status %s: %s", image_line(row, "error"), rt.db.get(pk).status, exc)
             row = rt.db.advance(pk, ImageStatus(rt.db.get(pk).status), error=str(exc)[:2000])
         return ImageSummary.of(row)
 
@@ -193,10 +194,8 @@ class RunSummary:
         return round(sum(i.cost_usd for i in self.images), 4)
 
     def counts(self) -> dict[str, int]:
-        result: dict[str, int] = {}
-        for image in self.images:
-            result[image.status] = result.get(image.status, 0) + 1
-        return result
+        """Images per outcome in words: done, placeholder, failed, blocked, skipped (tasks/artifacts.py)."""
+        return count_outcomes(self.images)
 
 
 def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
@@ -218,12 +217,7 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
         rt.end_run(run_key)
     raised = alerts_task()
     summary = RunSummary(flow_name, images, str(rt.settings.output_dir), _safe_db_url(rt.settings.database_url or ""), raised)
-    create_table_artifact(
-        key=f"{flow_name}-run-summary",
-        table=[{k: v for k, v in asdict(i).items() if k in ("image_id", "template", "provider", "cost_usd", "seconds", "status", "storage_key")}
-               for i in images],
-        description=f"{flow_name}: {len(images)} images, USD {summary.cost_usd:.2f}, {summary.counts()}",
-    )
+    publish_summary(flow_name, images)  # tasks/artifacts.py: outcomes in words, thumbnails that load
     publish_gallery(flow_name, images)
     return summary
 
@@ -258,56 +252,11 @@ class ProgressReporter:
         from prefect.artifacts import update_progress_artifact
 
         self.finished += 1
-        self.counts[image.status] = self.counts.get(image.status, 0) + 1
+        self.counts[outcome_of(image)] = self.counts.get(outcome_of(image), 0) + 1
         percent = round(100.0 * self.finished / max(self.total, 1), 1)
-        get_logger().info("progress %s/%s (%.0f%%): slot %s image %s is %s", self.finished, self.total, percent,
-                          image.slot, image.image_id, image.status)
+        get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished,
+                          self.total, percent)
+        words = ", ".join(f"{n} {word}" for word, n in self.counts.items())
         update_progress_artifact(self.artifact_id, progress=percent,
-                                 description=f"{self.finished} of {self.total} images finished: {self.counts}")
+                                 description=f"{self.finished} of {self.total} images finished: {words}")
         return percent
-
-
-def gallery_markdown(flow_name: str, images: list[ImageSummary]) -> str:
-    """A markdown gallery: one row per image with its smallest rendition as thumbnail.
-
-    Links come from the object store (``store.url(key)``): presigned HTTPS URLs for an
-    S3 store, ``file://`` paths for a local folder (the path is printed too, since a
-    browser may refuse to show ``file://`` images inside an ``http://`` page).
-    """
-    rt = get_runtime()
-    lines = [f"# {flow_name}: {len(images)} images", "",
-             "| thumbnail | image | slot | template | provider | status | file |",
-             "|---|---|---|---|---|---|---|"]
-    for image in images:
-        thumb, original = "", ""
-        if image.storage_key:
-            renditions = _renditions_of(image.image_id)
-            smallest = min(renditions, key=lambda r: r.width * r.height) if renditions else None
-            if smallest is not None:
-                thumb = f"![{image.image_id}]({rt.store.url(smallest.storage_key)})"
-            original = f"[{image.storage_key}]({rt.store.url(image.storage_key)})"
-        lines.append(f"| {thumb or '-'} | {image.image_id} | {image.slot} | {image.template or '-'} | "
-                     f"{image.provider or '-'}{' (placeholder)' if image.placeholder else ''} | {image.status} | "
-                     f"{original or (image.error or '-')[:120]} |")
-    return "\n".join(lines)
-
-
-def _renditions_of(image_id: str) -> list[Any]:
-    from sqlmodel import select
-
-    from storage.db import RenditionRecord
-
-    rt = get_runtime()
-    with rt.db.session() as session:
-        row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
-        if row is None:
-            return []
-        return list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == row.id)).all())
-
-
-def publish_gallery(flow_name: str, images: list[ImageSummary]) -> None:
-    """Publish ``gallery_markdown`` as the ``<flow>-gallery`` markdown artifact."""
-    from prefect.artifacts import create_markdown_artifact
-
-    create_markdown_artifact(markdown=gallery_markdown(flow_name, images), key=f"{flow_name}-gallery",
-                             description=f"{flow_name}: thumbnails of the {len(images)} images")

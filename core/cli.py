@@ -476,6 +476,12 @@ def share_cmd(
                       highlight=False, soft_wrap=True)
 
 
+def _why(call: Any) -> str:
+    """`` (error_class: message)`` of a failed or skipped call, shortened; empty for a success."""
+    detail = ": ".join(part for part in (call.error_class, " ".join((call.error or "").split())[:200]) if part)
+    return f" ({detail})" if detail else ""
+
+
 @app.command("history")
 def history_cmd(
     since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
@@ -510,8 +516,7 @@ def history_cmd(
     console.print(f"{len(images)} generations from {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d} (UTC)",
                   highlight=False)
     for image in images:
-        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}"
-                          + (f" ({c.error_class}: {(c.error or '-')[:200]})" if c.error_class else "")
+        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}" + _why(c)
                           for c in by_image.get(image.id or 0, []))
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
                       f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)

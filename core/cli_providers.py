@@ -58,6 +58,20 @@ def _prices(provider_cls: Any, config: Any) -> str:
     return "; ".join(parts)
 
 
+def chain_use(name: str, settings: Any, secrets: Any) -> str:
+    """Whether the chain calls provider ``name``: ``yes``, or ``no: <why>`` (not in the
+    chain, disabled, or a key it needs is not set)."""
+    from core.doctor import missing_keys
+    from providers.registry import provider_class
+
+    if name not in settings.chain:
+        return "no: not in the chain"
+    if not settings.provider_config(name).enabled:
+        return f"no: providers.{name}.enabled is false"
+    missing = missing_keys(provider_class(name), secrets)
+    return f"no: {missing[0]} not set" if missing else "yes"
+
+
 def _env_name(field: str) -> str:
     """The environment variable a Secrets field is read from (its first alias)."""
     from core.doctor import _secret_env_name
@@ -77,21 +91,11 @@ def providers_list(
     table = Table(title=f"providers (chain: {' -> '.join(settings.chain)})")
     for column in ("#", "provider", "used by the chain", "model", "other models", "price USD per image", "secrets", "kind"):
         table.add_column(column, overflow="fold")
-    from core.doctor import missing_keys
-
     for name in names:
         cls = provider_class(name)
         config = settings.provider_config(name)
         position = str(settings.chain.index(name) + 1) if name in settings.chain else "-"
-        missing = missing_keys(cls, secrets)
-        if name not in settings.chain:
-            used = "no: not in the chain"
-        elif not config.enabled:
-            used = f"no: providers.{name}.enabled is false"
-        elif missing:
-            used = f"no: {missing[0]} not set"
-        else:
-            used = "yes"
+        used = chain_use(name, settings, secrets)
         model = config.model or cls.default_model or "-"
         if name == "diffusers":
             known = [f"{n} ({m.description or m.path})" for n, m in getattr(config, "models", {}).items()]

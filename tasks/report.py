@@ -5,9 +5,14 @@
 (successful / (successful + failed) calls; skipped calls are not calls), mean and
 95th-percentile seconds of the successful calls, cost in USD, cost per image and the
 mean quality score (``ImageRecord.quality_score`` where the quality stage recorded
-one, else n/a). ``write_charts`` draws PNGs with matplotlib (cost per day, success
-rate and latency per provider); ``write_contact_sheet`` writes one self-contained
-HTML page (thumbnails inlined as data URIs) of the period's images.
+one, else n/a). Every call counts under its provider: a call that failed before the
+server said which model it runs (model ``server-default``, none) counts under the
+provider's only model of the period, else under ``(unknown)`` (``model_of``).
+
+``write_charts`` draws PNGs with matplotlib (cost per day with the daily budget cap,
+success rate and latency per provider); ``write_contact_sheet`` writes one
+self-contained HTML page (charts and thumbnails inlined as data URIs) of the period's
+images.
 """
 
 from __future__ import annotations
@@ -199,12 +204,10 @@ def write_charts(report: Report, out_dir: Path, daily_cap_usd: float | None = No
         values = [report.cost_per_day.get(d, {}).get(provider, 0.0) for d in days]
         ax.bar([d.strftime("%m-%d") for d in days], values, bottom=bottom, label=provider)
         bottom = [b + v for b, v in zip(bottom, values)]
-    highest = max(bottom, default=0.0)
     if daily_cap_usd:
-        ax.axhline(daily_cap_usd, color="#c0392b", linestyle="--", linewidth=1.5,
+        ax.axhline(daily_cap_usd, color=CAP_COLOUR, linestyle="--", linewidth=2,
                    label=f"daily cap USD {daily_cap_usd:g}")
-        highest = max(highest, daily_cap_usd)
-    ax.set_ylim(0, highest * 1.15 if highest > 0 else 1.0)  # never below 0, even when every cost is 0
+    ax.set_ylim(*cost_axis(bottom, daily_cap_usd))
     ax.set_title("Cost per day (USD)")
     ax.set_ylabel("USD")
     if providers or daily_cap_usd:
@@ -236,6 +239,17 @@ def write_charts(report: Report, out_dir: Path, daily_cap_usd: float | None = No
     fig.tight_layout()
     paths.append(_save(fig, out_dir / "latency.png"))
     return paths
+
+
+#: The colour of the budget-cap line on the cost chart.
+CAP_COLOUR = "#c0392b"
+
+
+def cost_axis(day_totals: list[float], daily_cap_usd: float | None) -> tuple[float, float]:
+    """The cost chart's y range (USD): from 0 (never negative, even when every cost is 0,
+    where matplotlib would centre the axis on 0) to 15 % above the highest day or the cap."""
+    highest = max([*day_totals, daily_cap_usd or 0.0, 0.0])
+    return 0.0, highest * 1.15 if highest > 0 else 1.0
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -183,6 +183,11 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
 
     thread = threading.Thread(target=worker, daemon=True)
     db = get_runtime().db
+    if _early_server is not None:
+        try:
+            _early_server.wait()
+        except Exception as exc:  # the temporary server did not start: one line, what to do
+            raise _fail(exc, 1) from None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
@@ -244,7 +249,40 @@ def _reuse_local_server() -> str | None:
     return api
 
 
+class _EarlyServer:
+    """Prefect's temporary server, started in a background thread as soon as the CLI knows
+    it needs one, so that its process boots (about 5-7 s of imports and database checks)
+    while this process loads the configuration, the templates and the flows.
+
+    It is Prefect's own ``SubprocessASGIServer`` (one instance per process): when the flow
+    run asks for a client, Prefect finds it running and uses it. ``wait()`` re-raises a
+    start failure (explained by ``_explain``).
+    """
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, name="temporary-prefect-server", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except BaseException as exc:  # re-raised in the main thread by wait()
+            self.error = exc
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+_early_server: _EarlyServer | None = None
+
+
 def _prepare(*, quiet_console: bool = True) -> Any:
+    global _early_server
     _prefect_defaults(quiet_console=quiet_console)
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
     if quiet_console:  # a run: a server already running beats a temporary one
@@ -257,6 +295,10 @@ def _prepare(*, quiet_console: bool = True) -> Any:
             if problem:
                 _error_line(problem)
                 raise typer.Exit(1)
+            from prefect.settings import PREFECT_API_URL
+
+            if not PREFECT_API_URL.value() and _early_server is None:
+                _early_server = _EarlyServer()
     settings = _settings()
     from core.templates import TemplateLibrary
 

@@ -63,12 +63,17 @@ def _plural(word: str, count: int) -> str:
     return f"{word}s" if word == "placeholder" and count != 1 else word
 
 
+def outcome_words(counts: dict[str, int]) -> str:
+    """``{"done": 2, "placeholder": 4}`` -> ``"2 done, 4 placeholders"``."""
+    return ", ".join(f"{n} {_plural(word, n)}" for word, n in counts.items())
+
+
 def summary_words(images: Sequence[Any], cost_usd: float | None = None) -> str:
     """``"6 images: 2 done, 4 placeholders, 0 failed, 0 blocked, 0 skipped; USD 0.12"``
     (``unfinished`` appears when some image waits for a later run)."""
     counts = count_outcomes(images)
     cost = sum(float(i.cost_usd) for i in images) if cost_usd is None else cost_usd
-    parts = ", ".join(f"{n} {_plural(word, n)}" for word, n in counts.items())
+    parts = outcome_words(counts)
     return f"{len(images)} image{'' if len(images) == 1 else 's'}: {parts}; USD {cost:.2f}"
 
 
@@ -141,7 +146,7 @@ def gallery_markdown(flow_name: str, images: Sequence[Any], store: Any = None, d
 
         rt = get_runtime()
         store, db = store or rt.store, db or rt.db
-    lines = [f"# {flow_name}: {summary_words(images)}", "",
+    lines = [f"### {flow_name}: {summary_words(images)}", "",
              "| thumbnail | image | slot | template | provider | outcome | stored at / error |",
              "|---|---|---|---|---|---|---|"]
     used = sum(len(line) + 1 for line in lines)

@@ -26,7 +26,8 @@ from core.errors import ContentPipelineError
 from core.log import get_logger, image_line
 from storage.db import ImageRecord
 from tasks import alerts as alert_rules
-from tasks.artifacts import count_outcomes, gallery_markdown, outcome_of, publish_gallery, publish_summary  # noqa: F401
+from tasks.artifacts import (count_outcomes, gallery_markdown, outcome_of, outcome_words,  # noqa: F401
+                             publish_gallery, publish_summary)
 from tasks.categorize import categorize, categorize_image  # noqa: F401  (categorize: kept for importers)
 from tasks.generate import generate_image
 from tasks.postprocess import RenditionFile, make_renditions, postprocess_image  # noqa: F401
@@ -256,7 +257,7 @@ class ProgressReporter:
         percent = round(100.0 * self.finished / max(self.total, 1), 1)
         get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished,
                           self.total, percent)
-        words = ", ".join(f"{n} {word}" for word, n in self.counts.items())
+        words = outcome_words(self.counts)
         update_progress_artifact(self.artifact_id, progress=percent,
                                  description=f"{self.finished} of {self.total} images finished: {words}")
         return percent

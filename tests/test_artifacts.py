@@ -101,7 +101,7 @@ def test_budget_forced_placeholders_are_counted_as_placeholders(make_config) -> 
     assert "{" not in artifact.description
 
     gallery = Artifact.get("adhoc-gallery")
-    assert gallery is not None and gallery.data.startswith("# adhoc: 6 images: 2 done, 4 placeholders")
+    assert gallery is not None and gallery.data.startswith("### adhoc: 6 images: 2 done, 4 placeholders")
     thumbs = _markdown_images(gallery.data)
     assert len(thumbs) == 6 and all(t.startswith("data:image/jpeg;base64,") for t in thumbs)
     assert "file://" not in gallery.data  # a browser blocks file:// images inside an http page

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 
-def get_logger() -> logging.Logger | logging.LoggerAdapter:  # type: ignore[type-arg]
+def get_logger() -> logging.Logger | logging.LoggerAdapter:
     try:
         from prefect.exceptions import MissingContextError
         from prefect.logging import get_run_logger

@@ -126,7 +126,7 @@ class ProviderChain:
         self.sleep = sleep
         self.circuits = {p.name: Circuit(retry.circuit_threshold, retry.circuit_cooldown_s) for p in self.providers}
         for provider in self.providers:  # a provider without its key is never called (an empty value is no key)
-            missing = getattr(provider, "missing_secrets", list)()
+            missing: list[str] = getattr(provider, "missing_secrets", list)()
             if missing:
                 self.circuits[provider.name].missing = f"{missing[0]} not set"
         #: Providers disabled for auth/billing reasons during this run (name -> message).

@@ -16,7 +16,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from uuid import UUID
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE

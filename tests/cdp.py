@@ -57,7 +57,7 @@ class Browser:
         self._ids = itertools.count(1)
         self.ws: Any = None
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         from websockets.sync.client import connect
 
         assert self.process.stderr is not None

@@ -10,7 +10,9 @@ placeholder images) ``--runs`` times in a fresh folder, each a new process, in t
   its database exists and is migrated);
 * ``running server``: a ``prefect server start`` already running (on 127.0.0.1:4200
   when that port is free, which the CLI detects by itself; else on a free port named by
-  PREFECT_API_URL). The server's own start (once, not per run) is printed apart.
+  PREFECT_API_URL). The server's own start (once, not per run) is printed apart; a third
+  row repeats it with post-processing in threads instead of the default process pool
+  (``processing.executor``), whose spawned workers are part of the process tree.
 
 Each run is timed from outside, without instrumenting the CLI: ``start-up`` from the
 process start to the first image row in the run's SQLite database (the flow's first
@@ -212,7 +214,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=150)
     base = Path(tempfile.mkdtemp(prefix="cp-startup-"))
     paths: dict[str, list[Timing]] = {}
     notes: list[str] = []
@@ -237,6 +239,9 @@ def main() -> None:
             env = _env(home, **extra)
             timed_run(workdir, env)  # the server's first flow run registers the flow
             paths["running server"] = [timed_run(workdir, env) for _ in range(args.runs)]
+            threads = {**env, "CONTENT_PIPELINE_PROCESSING__EXECUTOR": "threads"}
+            paths["running server, post-processing in threads"] = [timed_run(workdir, threads)
+                                                                  for _ in range(args.runs)]
             notes += sorted({n for t in paths["running server"] for n in t.notes})
             server_rss = _tree_rss(__import__("psutil").Process(process.pid)) / 2**20
             notes.append(f"the running server's own memory (not in the run's tree): {server_rss:.0f} MiB")

@@ -222,13 +222,19 @@ def _print_summary(summary: Any) -> None:
         console.print(f"alerts:   {'; '.join(summary.alerts)}")
 
 
-#: Where ``prefect server start`` listens by default; a run reuses a server found there.
+#: Where ``prefect server start`` listens by default; a run reuses a server found there
+#: (``CONTENT_PIPELINE_LOCAL_SERVER`` names another address to look at).
 LOCAL_SERVER = "http://127.0.0.1:4200"
 
 
+def _local_server() -> str:
+    return os.environ.get("CONTENT_PIPELINE_LOCAL_SERVER", LOCAL_SERVER).rstrip("/")
+
+
 def _reuse_local_server() -> str | None:
-    """When PREFECT_API_URL is not set and a Prefect server answers on 127.0.0.1:4200, point
-    this process at it (before Prefect is imported) and return its API URL.
+    """When PREFECT_API_URL is not set and a Prefect server answers on 127.0.0.1:4200
+    (``_local_server()``), point this process at it (before Prefect is imported) and
+    return its API URL.
 
     A flow run then skips starting and stopping Prefect's temporary server (about 7 s and
     2 s here, see benchmarks/startup.py) and shows up in that server's UI.
@@ -238,7 +244,7 @@ def _reuse_local_server() -> str | None:
         return None
     import httpx
 
-    api = f"{LOCAL_SERVER}/api"
+    api = f"{_local_server()}/api"
     try:
         healthy = httpx.get(f"{api}/health", timeout=1.0).status_code == 200
     except httpx.HTTPError:
@@ -288,7 +294,7 @@ def _prepare(*, quiet_console: bool = True) -> Any:
     if quiet_console:  # a run: a server already running beats a temporary one
         reused = _reuse_local_server()
         if reused:
-            console.print(f"using the Prefect server already running at {LOCAL_SERVER} (UI there; "
+            console.print(f"using the Prefect server already running at {_local_server()} (UI there; "
                           "CONTENT_PIPELINE_REUSE_SERVER=0 starts a temporary one instead)", highlight=False)
         else:
             problem = _prefect_api_problem(required=False)

@@ -74,7 +74,7 @@ def test_chain_skips_a_provider_without_its_key_and_never_calls_it(make_config, 
 
 def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_URL")}
-    base.update(PYTHONPATH=str(ROOT), CONTENT_PIPELINE_REUSE_SERVER="0", **env)
+    base.update(PYTHONPATH=str(ROOT), **{"CONTENT_PIPELINE_REUSE_SERVER": "0", **env})
     return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=cwd, env=base, capture_output=True,
                           text=True, timeout=300)
 
@@ -106,6 +106,30 @@ def test_temporary_server_that_does_not_start_names_the_setting(make_config, tmp
     assert result.returncode == 1
     line = _one_error_line(result)
     assert "temporary server did not start" in line and "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in line
+
+
+def test_a_run_reuses_a_server_already_running_and_says_so(make_config, tmp_path: Path, prefect_server: str) -> None:  # type: ignore[no-untyped-def]
+    """No PREFECT_API_URL, a Prefect server answering where ``prefect server start`` listens
+    (here the session's test server, named by CONTENT_PIPELINE_LOCAL_SERVER): the run uses
+    it instead of starting a temporary one, says so, and its flow run is on that server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    config = str(make_config())
+    base = prefect_server.removesuffix("/api")
+    named = FlowRunFilter(name=FlowRunFilterName(any_=["generate-sneaker"]))
+    with get_client(sync_client=True) as client:
+        before = client.count_flow_runs(flow_run_filter=named)
+    result = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
+                  CONTENT_PIPELINE_REUSE_SERVER="1", CONTENT_PIPELINE_LOCAL_SERVER=base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"using the Prefect server already running at {base}" in result.stdout
+    with get_client(sync_client=True) as client:
+        assert client.count_flow_runs(flow_run_filter=named) == before + 1
+    off = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
+               CONTENT_PIPELINE_REUSE_SERVER="0", CONTENT_PIPELINE_LOCAL_SERVER=base,
+               PREFECT_HOME=str(tmp_path / "own-home"))
+    assert off.returncode == 0 and "already running" not in off.stdout, off.stdout + off.stderr
 
 
 def test_template_typo_suggests_the_closest_names(make_config) -> None:  # type: ignore[no-untyped-def]

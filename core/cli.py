@@ -287,8 +287,20 @@ class _EarlyServer:
 _early_server: _EarlyServer | None = None
 
 
-def _prepare(*, quiet_console: bool = True) -> Any:
+def _start_temporary_server_early() -> None:
+    """Start Prefect's temporary server now (``_EarlyServer``) when this run will need one:
+    no PREFECT_API_URL in the environment or the Prefect profile. Called once the
+    arguments are known to be good, so a typo never starts a server."""
     global _early_server
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value() and _early_server is None:
+        _early_server = _EarlyServer()
+
+
+def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
+    """Prefect defaults, the API check (or a running server to reuse), the settings and the
+    templates; ``start_server`` starts the temporary server early when a run needs one."""
     _prefect_defaults(quiet_console=quiet_console)
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
     if quiet_console:  # a run: a server already running beats a temporary one
@@ -301,10 +313,6 @@ def _prepare(*, quiet_console: bool = True) -> Any:
             if problem:
                 _error_line(problem)
                 raise typer.Exit(1)
-            from prefect.settings import PREFECT_API_URL
-
-            if not PREFECT_API_URL.value() and _early_server is None:
-                _early_server = _EarlyServer()
     settings = _settings()
     from core.templates import TemplateLibrary
 
@@ -312,6 +320,8 @@ def _prepare(*, quiet_console: bool = True) -> Any:
         library = TemplateLibrary.load(settings.templates_dir)
     except TemplateError as exc:
         raise _fail(exc) from None
+    if start_server and quiet_console and not os.environ.get("PREFECT_API_URL"):
+        _start_temporary_server_early()
     return settings, library
 
 
@@ -359,11 +369,13 @@ def run_adhoc(
     batch: Annotated[str | None, typer.Option(help="Name a batch to resume it later.")] = None,
 ) -> None:
     """``count`` images of one template."""
-    settings, library = _prepare()
+    settings, library = _prepare(start_server=False)
     try:
         library.get(template)
     except TemplateError as exc:
         raise _fail(exc) from None
+    if not os.environ.get("PREFECT_API_URL"):
+        _start_temporary_server_early()
     from flows.adhoc import generate
     from tasks.plan import local_today
 

@@ -14,10 +14,11 @@ import base64
 import hashlib
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 
 from core.log import get_logger
 from storage.db import AlertRecord
@@ -116,7 +117,7 @@ def send_report_task(summary: dict[str, Any]) -> bool:
 
 
 @flow(name="weekly-report", flow_run_name=report_run_name, on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def weekly_report(until: date | None = None, days: int = 7) -> dict[str, Any]:
+def weekly_report(until: date | None = None, days: Annotated[int, Field(ge=1, le=366)] = 7) -> dict[str, Any]:
     """Report the ``days`` days ending ``until`` (default today, UTC): publish the table,
     charts and contact-sheet link as artifacts, and send it through Apprise.
 

@@ -26,6 +26,7 @@ from tasks.artifacts import (
     thumbnail_data_uri,
 )
 from tests.conftest import a1111_config
+from tests.rows import flow_summary
 from tests.s3server import S3Server
 from tests.servers import photo
 
@@ -91,7 +92,7 @@ def test_budget_forced_placeholders_are_counted_as_placeholders(make_config) -> 
     with A1111Server() as server:
         make_config(**a1111_config(server.url, cost_usd=0.05), budget={"daily_usd": 0.10}, dedup={"enabled": False},
                     concurrency=1)
-        summary = generate(template="pasta-dish", count=6, batch="budget")
+        summary = flow_summary(generate(template="pasta-dish", count=6, batch="budget", return_state=True))
     assert summary.counts() == {"done": 2, "placeholder": 4, "failed": 0, "blocked": 0, "skipped": 0}
     artifact = Artifact.get("adhoc-run-summary")
     assert artifact is not None
@@ -128,7 +129,7 @@ def test_s3_gallery_links_presigned_thumbnails_that_download(make_config, s3_env
 
     s3_env.client().create_bucket(Bucket="gallery")
     make_config(storage_url="s3://gallery/studio", s3={"endpoint_url": s3_env.url})
-    summary = generate(template="sneaker", count=2, batch="s3")
+    summary = flow_summary(generate(template="sneaker", count=2, batch="s3", return_state=True))
     markdown = gallery_markdown("adhoc", summary.images)
     links = _markdown_images(markdown)
     assert len(links) == 2 + 2  # a thumbnail and the original's link per image

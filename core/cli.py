@@ -124,7 +124,8 @@ def _explain(exc: BaseException) -> str:
         api = os.environ.get("PREFECT_API_URL") or "the Prefect API"
         return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it (prefect server start) "
                 "or unset PREFECT_API_URL to run on a temporary server")
-    return text if isinstance(exc, ContentPipelineError) else f"{type(exc).__name__}: {text}"
+    # our own messages (ContentPipelineError, the ValueErrors this CLI words) read as they are
+    return text if isinstance(exc, (ContentPipelineError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
 def _error_line(message: str) -> None:

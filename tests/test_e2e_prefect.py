@@ -268,9 +268,10 @@ def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: S
         logs = page.wait_for(
             f"(() => {{ const t = document.body.innerText; return {json.dumps(names)}.every(n => t.includes(n)) && t; }})()",
             what="INFO lines naming every image in the Logs tab")
-        assert "INFO" in logs and " done: " in logs
-        for name in names:
-            assert f"{name} generate:" in logs and f"{name} record: done:" in logs
+        assert "INFO" in logs
+        for name in names:  # the start line (with the idempotency key), the outcome line, the progress line
+            assert f"{name} (adhoc:" in logs and f"{name} progress: placeholder" in logs
+            assert f"{name} placeholder: placeholder/" in logs or f"{name} done: " in logs
 
         page.wait_for("(() => { const tab = [...document.querySelectorAll('body *')].find(e => e.children.length === 0"
                       " && e.textContent.trim() === 'Artifacts'); if (tab) tab.click(); return !!tab; })()",
@@ -302,7 +303,10 @@ def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: Stack, monkeypatch:
         env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_CONFIG=str(config), **creds)
         script = ("from flows.adhoc import generate; "
                   "state = generate(template='sneaker', count=2, batch='s3-ui', return_state=True); "
-                  "assert state.is_completed(), state; print('RUN', state.state_details.flow_run_id)")
+                  "from tasks.pipeline import IncompleteRunError; "
+                  # offline placeholders: the run ends Failed with IncompleteRunError (exit codes tell the truth)
+                  "assert state.is_completed() or isinstance(state.result(raise_on_failure=False), IncompleteRunError), "
+                  "state; print('RUN', state.state_details.flow_run_id)")
         done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

@@ -88,20 +88,83 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-def _prefect_defaults() -> None:
-    """Offline-friendly Prefect settings unless the user set them."""
+#: Prefect's setting that bounds the wait for its temporary server (seconds).
+EPHEMERAL_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+def _prefect_defaults(*, quiet_console: bool = True) -> None:
+    """Offline-friendly Prefect settings unless the user set them.
+
+    Flow and task runs log at INFO (what the run's Logs tab in the Prefect UI shows);
+    ``quiet_console`` only raises the level of this process's console handler to
+    WARNING (a progress bar and a table say the rest), through Prefect's logging-config
+    override ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL``
+    (https://docs.prefect.io/v3/develop/logging#logging-configuration). ``serve`` keeps
+    its console at INFO: it is the process whose logs scheduled runs send.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault(EPHEMERAL_TIMEOUT, "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    if quiet_console:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # the temporary server may log cancelled writes while it shuts down: not ours to show
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 
-def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    from rich.markup import escape
+def _explain(exc: BaseException) -> str:
+    """One line for ``exc`` with what to do, for the errors a person meets first."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "ephemeral Prefect API server" in str(exc) or "Unable to find an available port" in str(exc):
+        return (f"Prefect's temporary server did not start within {os.environ.get(EPHEMERAL_TIMEOUT, '20')} s: "
+                f"raise {EPHEMERAL_TIMEOUT} (e.g. 600) on a loaded machine, or start a server once "
+                "(prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    import httpx
 
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+    if isinstance(exc, httpx.TransportError) or "All connection attempts failed" in text:
+        api = os.environ.get("PREFECT_API_URL") or "the Prefect API"
+        return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it (prefect server start) "
+                "or unset PREFECT_API_URL to run on a temporary server")
+    # our own messages (ContentPipelineError, the ValueErrors this CLI words) read as they are
+    return text if isinstance(exc, (ContentPipelineError, ValueError)) else f"{type(exc).__name__}: {text}"
+
+
+def _error_line(message: str) -> None:
+    """``error: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
+    from rich.text import Text
+
+    err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+
+
+def _fail(exc: BaseException, code: int = 2) -> typer.Exit:
+    _error_line(_explain(exc))
     return typer.Exit(code)
+
+
+def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
+    """None when flows can reach a Prefect API, else one line saying what to do.
+
+    With ``PREFECT_API_URL`` set (environment or Prefect profile), its ``/health`` must
+    answer 200. Without it, flows start a temporary server: fine for ``run``, not for
+    ``serve`` (``required``), whose schedules need a server that stays up.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    api = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if not api:
+        if required:
+            return ("serve needs a Prefect server that stays up (schedules, the UI): start one with "
+                    "`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        return None
+    try:
+        response = httpx.get(f"{api.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it with "
+                "`prefect server start`" + ("" if required else ", or unset PREFECT_API_URL to run on a temporary server"))
+    if response.status_code != 200:
+        return (f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API "
+                "(it ends in /api)")
+    return None
 
 
 def _settings() -> Any:
@@ -166,6 +229,11 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
 
     thread = threading.Thread(target=worker, daemon=True)
     ledger = ImageLedger(get_runtime().db)
+    if _early_server is not None:
+        try:
+            _early_server.wait()
+        except Exception as exc:  # the temporary server did not start: one line, what to do
+            raise _fail(exc, 1) from None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
@@ -192,12 +260,14 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
 
 
 def _print_summary(summary: Any) -> None:
-    table = Table(title=f"{summary.flow} run: {len(summary.images)} images, USD {summary.cost_usd:.2f}")
-    for column in ("image", "template", "provider", "USD", "seconds", "status", "stored at / error"):
+    from tasks.artifacts import outcome_of, summary_words
+
+    table = Table(title=f"{summary.flow} run: {summary_words(summary.images, summary.cost_usd)}")
+    for column in ("image", "template", "provider", "USD", "seconds", "outcome", "stored at / error"):
         table.add_column(column, no_wrap=column != "stored at / error")
     for image in summary.images:
         table.add_row(image.image_id, image.template or "-", image.provider or "-", f"{image.cost_usd:.3f}",
-                      f"{image.seconds:.2f}", image.status, image.storage_key or (image.error or "-")[:120])
+                      f"{image.seconds:.2f}", outcome_of(image), image.storage_key or (image.error or "-")[:120])
     console.print(table)
     console.print(f"images:   {summary.output_dir}/content (real) and {summary.output_dir}/placeholder (placeholders)")
     console.print(f"database: {summary.database_url}")
@@ -206,9 +276,97 @@ def _print_summary(summary: Any) -> None:
         console.print(f"alerts:   {'; '.join(summary.alerts)}")
 
 
-def _prepare() -> Any:
-    _prefect_defaults()
+#: Where ``prefect server start`` listens by default; a run reuses a server found there
+#: (``CONTENT_PIPELINE_LOCAL_SERVER`` names another address to look at).
+LOCAL_SERVER = "http://127.0.0.1:4200"
+
+
+def _local_server() -> str:
+    return os.environ.get("CONTENT_PIPELINE_LOCAL_SERVER", LOCAL_SERVER).rstrip("/")
+
+
+def _reuse_local_server() -> str | None:
+    """When PREFECT_API_URL is not set and a Prefect server answers on 127.0.0.1:4200
+    (``_local_server()``), point this process at it (before Prefect is imported) and
+    return its API URL.
+
+    A flow run then skips starting and stopping Prefect's temporary server (about 7 s and
+    2 s here, see benchmarks/startup.py) and shows up in that server's UI.
+    ``CONTENT_PIPELINE_REUSE_SERVER=0`` turns this off.
+    """
+    if os.environ.get("PREFECT_API_URL") or os.environ.get("CONTENT_PIPELINE_REUSE_SERVER", "1") == "0":
+        return None
+    import httpx
+
+    api = f"{_local_server()}/api"
+    try:
+        healthy = httpx.get(f"{api}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return None
+    if not healthy:
+        return None
+    os.environ["PREFECT_API_URL"] = api
+    return api
+
+
+class _EarlyServer:
+    """Prefect's temporary server, started in a background thread as soon as the CLI knows
+    it needs one, so that its process boots (about 5-7 s of imports and database checks)
+    while this process loads the configuration, the templates and the flows.
+
+    It is Prefect's own ``SubprocessASGIServer`` (one instance per process): when the flow
+    run asks for a client, Prefect finds it running and uses it. ``wait()`` re-raises a
+    start failure (explained by ``_explain``).
+    """
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, name="temporary-prefect-server", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except BaseException as exc:  # re-raised in the main thread by wait()
+            self.error = exc
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+_early_server: _EarlyServer | None = None
+
+
+def _start_temporary_server_early() -> None:
+    """Start Prefect's temporary server now (``_EarlyServer``) when this run will need one:
+    no PREFECT_API_URL in the environment or the Prefect profile. Called once the
+    arguments are known to be good, so a typo never starts a server."""
+    global _early_server
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value() and _early_server is None:
+        _early_server = _EarlyServer()
+
+
+def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
+    """Prefect defaults, the API check (or a running server to reuse), the settings and the
+    templates; ``start_server`` starts the temporary server early when a run needs one."""
+    _prefect_defaults(quiet_console=quiet_console)
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
+    if quiet_console:  # a run: a server already running beats a temporary one
+        reused = _reuse_local_server()
+        if reused:
+            console.print(f"using the Prefect server already running at {_local_server()} (UI there; "
+                          "CONTENT_PIPELINE_REUSE_SERVER=0 starts a temporary one instead)", highlight=False)
+        else:
+            problem = _prefect_api_problem(required=False)
+            if problem:
+                _error_line(problem)
+                raise typer.Exit(1)
     settings = _settings()
     from core.templates import TemplateLibrary
 
@@ -216,6 +374,8 @@ def _prepare() -> Any:
         library = TemplateLibrary.load(settings.templates_dir)
     except TemplateError as exc:
         raise _fail(exc) from None
+    if start_server and quiet_console and not os.environ.get("PREFECT_API_URL"):
+        _start_temporary_server_early()
     return settings, library
 
 
@@ -266,11 +426,13 @@ def run_adhoc(
     retry_failed: RetryOption = False,
 ) -> None:
     """``count`` images of one template. Exit code 1 unless every image is done as real content."""
-    settings, library = _prepare()
+    settings, library = _prepare(start_server=False)
     try:
         library.get(template)
     except TemplateError as exc:
         raise _fail(exc) from None
+    if not os.environ.get("PREFECT_API_URL"):
+        _start_temporary_server_early()
     from flows.adhoc import generate
     from tasks.plan import local_today
 
@@ -283,8 +445,13 @@ def run_adhoc(
 
 @app.command("serve")
 def serve_cmd() -> None:
-    """Serve the daily, weekly and ad-hoc deployments with their cron schedules (needs a Prefect server)."""
-    _prepare()
+    """Serve the daily, weekly, ad-hoc, weekly-report and flow-failed-alert deployments
+    (cron schedules in the configured timezone) from this process; needs a Prefect server."""
+    _prepare(quiet_console=False)
+    problem = _prefect_api_problem(required=True)
+    if problem:
+        _error_line(problem)
+        raise typer.Exit(1)
     from deployments.serve import main
 
     main()
@@ -384,7 +551,7 @@ def report_cmd(
     last_day = (end - timedelta(days=1)).date()
     folder = Path(out) if out else settings.output_dir / "reports" / f"{start:%Y-%m-%d}_{last_day}"
     rt = get_runtime()
-    report, files = write_report(rt.db, rt.store, start, end, folder)
+    report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=settings.budget.daily_usd)
     table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC): {report.total_images} images, USD {report.total_cost:.2f}")
     from tasks.report import COLUMNS
 
@@ -419,10 +586,23 @@ def share_cmd(
     renditions = rt.db.renditions(row.id)
     if not renditions:
         raise _fail(ValueError(f"image {image_id} is {row.status} and has no stored file yet"), 1)
-    console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); links valid {expires} s", highlight=False)
+    from storage.objects import LocalStore
+
+    if isinstance(rt.store, LocalStore):  # file:// paths: nothing to sign, nothing expires
+        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); files in the local store "
+                      f"{rt.store.root} (no expiry; copy them to share)", highlight=False)
+    else:
+        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); presigned links valid "
+                      f"{expires} s", highlight=False)
     for rendition in renditions:
         console.print(f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",
                       highlight=False, soft_wrap=True)
+
+
+def _why(call: Any) -> str:
+    """`` (error_class: message)`` of a failed or skipped call, shortened; empty for a success."""
+    detail = ": ".join(part for part in (call.error_class, " ".join((call.error or "").split())[:200]) if part)
+    return f" ({detail})" if detail else ""
 
 
 @app.command("history")
@@ -459,8 +639,8 @@ def history_cmd(
     console.print(f"{len(images)} generations from {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d} (UTC)",
                   highlight=False)
     for image in images:
-        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}"
-                          + (f" ({c.error_class})" if c.error_class else "") for c in by_image.get(image.id or 0, []))
+        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}" + _why(c)
+                          for c in by_image.get(image.id or 0, []))
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
                       f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)
         from storage.crypto import is_encrypted
@@ -471,7 +651,7 @@ def history_cmd(
         console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
                       highlight=False, markup=False, soft_wrap=True)
-ab_app = typer.Typer(help="A/B tests of template variants (issue 4).", no_args_is_help=True)
+ab_app = typer.Typer(help="A/B tests of template variants.", no_args_is_help=True)
 app.add_typer(ab_app, name="ab")
 
 

@@ -67,6 +67,20 @@ def _prices(provider_cls: Any, config: Any) -> str:
     return "; ".join(parts) + source
 
 
+def chain_use(name: str, settings: Any, secrets: Any) -> str:
+    """Whether the chain calls provider ``name``: ``yes``, or ``no: <why>`` (not in the
+    chain, disabled, or a key it needs is not set)."""
+    from core.doctor import missing_keys
+    from providers.registry import provider_class
+
+    if name not in settings.chain:
+        return "no: not in the chain"
+    if not settings.provider_config(name).enabled:
+        return f"no: providers.{name}.enabled is false"
+    missing = missing_keys(provider_class(name), secrets)
+    return f"no: {missing[0]} not set" if missing else "yes"
+
+
 @providers_app.command("list")
 def providers_list(
     show_all: Annotated[bool, typer.Option("--all", help="Every known provider, not only those of the chain.")] = False,
@@ -77,12 +91,13 @@ def providers_list(
     settings, secrets = _settings_and_secrets()
     names = list(settings.chain) + ([n for n in PROVIDERS if n not in settings.chain] if show_all else [])
     table = Table(title=f"providers (chain: {' -> '.join(settings.chain)})")
-    for column in ("#", "provider", "enabled", "model", "other models", "price USD per image", "secrets", "kind"):
+    for column in ("#", "provider", "used by the chain", "model", "other models", "price USD per image", "secrets", "kind"):
         table.add_column(column, overflow="fold")
     for name in names:
         cls = provider_class(name)
         config = settings.provider_config(name)
         position = str(settings.chain.index(name) + 1) if name in settings.chain else "-"
+        used = chain_use(name, settings, secrets)
         model = config.model or cls.default_model or "-"
         if name == "diffusers":
             known = [f"{n} ({m.description or m.path})" for n, m in getattr(config, "models", {}).items()]
@@ -91,7 +106,7 @@ def providers_list(
         secret_state = ", ".join(f"{names[0]}={'set' if secrets.lookup(names) is not None else 'not set'}"
                                  for names in cls.secret_env.values()) or "-"
         kind = "placeholder (never published)" if cls.is_placeholder else "real"
-        table.add_row(position, f"{name}\n{cls.display_name}", "yes" if config.enabled else "no", model,
+        table.add_row(position, f"{name}\n{cls.display_name}", used, model,
                       ", ".join(known) or "-", _prices(cls, config), secret_state, kind)
     console.print(table)
 

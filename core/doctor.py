@@ -134,6 +134,21 @@ def check_storage(url: str) -> Check:
     return Check("storage", OK, f"{_mask_url(url)} reachable")
 
 
+def missing_keys(cls: Any, secrets: Any) -> list[str]:
+    """Environment variables the provider class needs and ``secrets`` lacks (an empty value
+    counts as missing), from the class's own declaration (``Provider.missing_secrets``),
+    without building a client."""
+    probe = cls.__new__(cls)
+    probe.secrets = secrets
+    return list(probe.missing_secrets())
+
+
+def optional_keys_unset(cls: Any, secrets: Any) -> list[str]:
+    """The provider's optional secrets (``Provider.optional_secret_env``) that ``secrets`` lacks."""
+    return [names[0] for key, names in cls.secret_env.items()
+            if key in cls.optional_secret_env and secrets.lookup(names) is None]
+
+
 def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check]:
     import httpx
 
@@ -149,7 +164,13 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
             continue
         enabled.append(name)
         cls = provider_class(name)
-        missing = [names[0] for names in cls.secret_env.values() if secrets.lookup(names) is None]
+        missing = missing_keys(cls, secrets)
+        optional = optional_keys_unset(cls, secrets)
+        if missing:
+            checks.append(Check(label, FAIL, f"{', '.join(missing)} not set: the chain skips {name} (never calls it)",
+                                f"set {missing[0]} in the environment or .env (an empty value is no key), or set "
+                                f"providers.{name}.enabled: false"))
+            continue
         base_url = getattr(config, "base_url", None)
         if base_url:
             try:
@@ -159,14 +180,11 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
                                     f"start it (AUTOMATIC1111: webui --api) or set providers.{name}.enabled: false"))
                 continue
         detail = (f"{base_url} reachable" if base_url else "ready") + (", placeholder images only" if cls.is_placeholder else "")
-        if missing:
-            checks.append(Check(label, WARN, f"{detail}; {', '.join(missing)} not set",
-                                f"set {', '.join(missing)} in the environment or .env if the provider needs it"))
-        else:
-            checks.append(Check(label, OK, detail))
+        checks.append(Check(label, OK, detail + (f" (optional {', '.join(optional)} not set)" if optional else "")))
+    usable = [n for n in enabled if not missing_keys(provider_class(n), secrets)]
     if not enabled:
         checks.append(Check("chain", FAIL, "no provider of the chain is enabled", "enable one in providers.<name>.enabled"))
-    elif all(provider_class(n).is_placeholder for n in enabled):
+    elif usable and all(provider_class(n).is_placeholder for n in usable):
         checks.append(Check("chain", WARN, "only placeholder providers are enabled: no real content is made",
                             "enable a real provider (providers.automatic1111.enabled: true, or an API provider with its key)"))
     return checks

@@ -410,6 +410,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True,
         allow_inf_nan=False,
+        env_ignore_empty=True,
     )
 
     output_dir: Path = Path("output")
@@ -557,7 +558,9 @@ class Secrets(BaseSettings):
     Tests pass them directly: ``Secrets(_env_file=None, provider_secrets={"FAL_KEY": "..."})``.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # an empty value (KEY= copied from .env.example) is no key: env_ignore_empty
+    # (https://docs.pydantic.dev/latest/concepts/pydantic_settings/#parsing-environment-variable-values)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     provider_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     apprise_urls: SecretStr | None = Field(

@@ -7,6 +7,8 @@ TemplateError naming the file, the line, the field and the value.
 
 from __future__ import annotations
 
+import difflib
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +146,11 @@ class TemplateLibrary:
             for template in group:
                 if template.name == name:
                     return template
-        raise TemplateError(f"no template named {name!r} under {self.folder}")
+        names = sorted(t.name for group in self.templates.values() for t in group)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+                else f"known: {', '.join(names) or 'none'}")
+        raise TemplateError(f"no template named {name!r} under {self.folder}; {hint}")
 
     @classmethod
     def validate(cls, folder: Path) -> tuple[TemplateLibrary, list[str]]:

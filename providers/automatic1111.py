@@ -64,6 +64,7 @@ class Automatic1111Provider(Provider):
     default_model: ClassVar[str] = "server-default"
     #: ``user:pass`` for a WebUI started with ``--api-auth`` (optional).
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"auth": ("AUTOMATIC1111_AUTH",)}
+    optional_secret_env: ClassVar[frozenset[str]] = frozenset({"auth"})  # only with --api-auth
     #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
     default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
                                                   guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True)

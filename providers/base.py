@@ -94,6 +94,9 @@ class Provider(ABC):
     default_spec: ClassVar[ModelSpec] = ModelSpec()
     models: ClassVar[tuple[str, ...]] = ()
     default_model: ClassVar[str] = ""
+    #: Keys of ``secret_env`` the provider works without (an optional login, a token for
+    #: gated models only): ``missing_secrets()`` does not list them.
+    optional_secret_env: ClassVar[frozenset[str]] = frozenset()
     is_placeholder: ClassVar[bool] = False
 
     def __init__(self, *, config: ProviderConfig, secrets: SecretSource, downloader: Any = None) -> None:
@@ -215,7 +218,8 @@ class Provider(ABC):
 
     def missing_secrets(self) -> list[str]:
         """Names of the environment variables this provider needs and lacks."""
-        return [names[0] for names in self.secret_env.values() if self.secrets.lookup(names) is None]
+        return [names[0] for key, names in self.secret_env.items()
+                if key not in self.optional_secret_env and self.secrets.lookup(names) is None]
 
     def secret(self, name: str) -> str | None:
         """The plain value of this provider's secret ``name`` (a key of ``secret_env``;

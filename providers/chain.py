@@ -6,7 +6,9 @@ a Retry-After longer than ``retry.max_retry_after_s`` moves on to the next provi
 once, and that provider is not called again (for any image) before it is over. Rejections move on without retry. Auth/billing failures disable the provider
 for the rest of the run. A per-provider circuit opens after
 ``retry.circuit_threshold`` consecutive failures and half-opens (one trial call) after
-``retry.circuit_cooldown_s`` seconds. Every call, and every provider skipped, is
+``retry.circuit_cooldown_s`` seconds. A provider lacking a secret it needs
+(``Provider.missing_secrets()``) is never called: each request records it skipped with
+the error ``"<VARIABLE> not set"``. Every call, and every provider skipped, is
 reported to ``on_attempt``.
 
 Money. A paid call first reserves the most it can cost (``Provider.max_cost``: per
@@ -79,6 +81,8 @@ class Circuit:
         self.failures = 0
         self.opened_at: float | None = None
         self.disabled_reason: str | None = None
+        #: "<VARIABLE> not set" when the provider lacks a secret it needs: never called.
+        self.missing: str | None = None
         #: No call before this clock time: the provider's Retry-After we did not wait for.
         self.not_before: float | None = None
         self._lock = threading.Lock()
@@ -87,6 +91,8 @@ class Circuit:
         """None when a call may go ahead, else why not ("disabled: ...", "retry-after: ...",
         "circuit open")."""
         with self._lock:
+            if self.missing:
+                return self.missing
             if self.disabled_reason:
                 return f"disabled: {self.disabled_reason}"
             if self.not_before is not None:
@@ -123,6 +129,11 @@ class Circuit:
             self.not_before = max(self.not_before or 0.0, until)
 
 
+def _skip_class(reason: str) -> str:
+    """The attempt's error class for a provider the chain did not call."""
+    return "missing_secret" if reason.endswith(" not set") else "circuit_open"
+
+
 class ProviderChain:
     """Tries ``providers`` in order for each request until one returns a valid image."""
 
@@ -142,6 +153,10 @@ class ProviderChain:
         self.budget = budget
         self.sleep = sleep
         self.circuits = {p.name: Circuit(retry.circuit_threshold, retry.circuit_cooldown_s) for p in self.providers}
+        for provider in self.providers:  # a provider without its key is never called (an empty value is no key)
+            missing: list[str] = getattr(provider, "missing_secrets", list)()
+            if missing:
+                self.circuits[provider.name].missing = f"{missing[0]} not set"
         #: Providers disabled for auth/billing reasons during this run (name -> message).
         self.disabled: dict[str, str] = {}
         #: Called once with (provider, message) when a provider is disabled (alerting).
@@ -212,7 +227,7 @@ class ProviderChain:
         if blocked:
             for i in pending:
                 model = requests[i].model or provider.model
-                on_attempt(i, Attempt(provider.name, model, "skipped", 0.0, error_class="circuit_open", error=blocked))
+                on_attempt(i, Attempt(provider.name, model, "skipped", 0.0, error_class=_skip_class(blocked), error=blocked))
                 reasons[i].append(f"{provider.name}: {blocked}")
             return
         tokens: dict[int, object] = {}
@@ -290,7 +305,7 @@ class ProviderChain:
             return None
         blocked = circuit.allow()
         if blocked:
-            on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="circuit_open", error=blocked))
+            on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class=_skip_class(blocked), error=blocked))
             reasons.append(f"{provider.name}: {blocked}")
             return None
         for attempt_no in range(self.retry.max_retries + 1):

@@ -98,6 +98,7 @@ class DiffusersProvider(Provider):
     default_model: ClassVar[str] = ""
     #: A Hugging Face token unlocks gated hub models (optional).
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"token": ("HUGGINGFACE_TOKEN", "HF_TOKEN")}
+    optional_secret_env: ClassVar[frozenset[str]] = frozenset({"token"})  # gated models only
     #: diffusers pipelines take any size divisible by 8 (the VAE's factor).
     default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
                                                   guidance=(0.0, 30.0), loras=True)

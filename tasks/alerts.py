@@ -257,7 +257,8 @@ def rule_placeholder_used(db: Database, settings: Settings) -> list[Alert]:
         failures = list(session.exec(select(AttemptRecord).where(AttemptRecord.image_pk.in_([r.id for r in placeholders]),  # type: ignore[attr-defined]
                                                                  AttemptRecord.provider != "placeholder",
                                                                  AttemptRecord.status != "success")))
-    reasons = sorted({f"{a.provider}: {a.error_class}" for a in failures}) or ["no real provider is enabled in the chain"]
+    reasons = sorted({f"{a.provider}: {a.error if a.error_class == 'missing_secret' else a.error_class}"
+                      for a in failures}) or ["no real provider is enabled in the chain"]
     return [Alert(
         "placeholder-used", local_date,
         f"content-pipeline: {len(placeholders)} of {len(rows)} images today are placeholders",

@@ -19,21 +19,21 @@ from __future__ import annotations
 
 import os
 import uuid
-from uuid import UUID
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
 from core.domain import ImageSlot, ImageStatus
 from core.errors import ContentPipelineError
-from core.log import get_logger
+from core.log import get_logger, image_line
 from storage.db import ImageRecord
 from tasks import alerts as alert_rules
-from tasks.artifacts import gallery_markdown, publish_gallery  # noqa: F401  (gallery_markdown: kept for importers)
+from tasks.artifacts import (count_outcomes, gallery_markdown, outcome_of, outcome_words,  # noqa: F401
+                             publish_gallery, publish_summary)
 from tasks.produce import produce_image
 from tasks.record import record_planned
 from tasks.runtime import get_runtime
@@ -80,10 +80,8 @@ class RunSummary:
         return round(sum(i.cost_usd for i in self.images), 4)
 
     def counts(self) -> dict[str, int]:
-        result: dict[str, int] = {}
-        for image in self.images:
-            result[image.status] = result.get(image.status, 0) + 1
-        return result
+        """Images per outcome in words: done, placeholder, failed, blocked, skipped (tasks/artifacts.py)."""
+        return count_outcomes(self.images)
 
     @property
     def complete(self) -> bool:
@@ -183,12 +181,7 @@ def run_images(flow_name: str, slots: list[ImageSlot], *, retry_failed: bool = F
         rt.end_run(run_key)
     raised = alerts_task()
     summary = RunSummary(flow_name, images, str(rt.settings.output_dir), _safe_db_url(rt.settings.database_url or ""), raised)
-    create_table_artifact(
-        key=f"{flow_name}-run-summary",
-        table=[{k: v for k, v in asdict(i).items() if k in ("image_id", "template", "provider", "cost_usd", "seconds", "status", "storage_key")}
-               for i in images],
-        description=f"{flow_name}: {len(images)} images, USD {summary.cost_usd:.2f}, {summary.counts()}",
-    )
+    publish_summary(flow_name, images)  # tasks/artifacts.py: outcomes in words, thumbnails that load
     publish_gallery(flow_name, images)
     if summary.complete:
         return summary
@@ -228,10 +221,11 @@ class ProgressReporter:
         from prefect.artifacts import update_progress_artifact
 
         self.finished += 1
-        self.counts[image.status] = self.counts.get(image.status, 0) + 1
+        self.counts[outcome_of(image)] = self.counts.get(outcome_of(image), 0) + 1
         percent = round(100.0 * self.finished / max(self.total, 1), 1)
-        get_logger().info("progress %s/%s (%.0f%%): slot %s image %s is %s", self.finished, self.total, percent,
-                          image.slot, image.image_id, image.status)
+        get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished,
+                          self.total, percent)
+        words = outcome_words(self.counts)
         update_progress_artifact(self.artifact_id, progress=percent,
-                                 description=f"{self.finished} of {self.total} images finished: {self.counts}")
+                                 description=f"{self.finished} of {self.total} images finished: {words}")
         return percent

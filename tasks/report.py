@@ -5,9 +5,14 @@
 (successful / (successful + failed) calls; skipped calls are not calls), mean and
 95th-percentile seconds of the successful calls, cost in USD, cost per image and the
 mean quality score (``ImageRecord.quality_score`` where the quality stage recorded
-one, else n/a). ``write_charts`` draws PNGs with matplotlib (cost per day, success
-rate and latency per provider); ``write_contact_sheet`` writes one self-contained
-HTML page (thumbnails inlined as data URIs) of the period's images.
+one, else n/a). Every call counts under its provider: a call that failed before the
+server said which model it runs (model ``server-default``, none) counts under the
+provider's only model of the period, else under ``(unknown)`` (``model_of``).
+
+``write_charts`` draws PNGs with matplotlib (cost per day with the daily budget cap,
+success rate and latency per provider); ``write_contact_sheet`` writes one
+self-contained HTML page (charts and thumbnails inlined as data URIs) of the period's
+images.
 """
 
 from __future__ import annotations
@@ -121,10 +126,13 @@ def build_report(db: Database, since: datetime, until: datetime) -> Report:
                                    .order_by(col(ImageRecord.id))))
     groups: dict[tuple[str, str], list[AttemptRecord]] = defaultdict(list)
     cost_per_day: dict[date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for attempt in attempts:
-        if attempt.status == "skipped":
-            continue
-        groups[(attempt.provider, attempt.model or "-")].append(attempt)
+    called = [a for a in attempts if a.status != "skipped"]
+    known: dict[str, set[str]] = defaultdict(set)
+    for attempt in called:
+        if not model_unknown(attempt.model):
+            known[attempt.provider].add(str(attempt.model))
+    for attempt in called:
+        groups[(attempt.provider, model_of(attempt, known[attempt.provider]))].append(attempt)
         day = _aware(attempt.created_at).date()
         cost_per_day[day][attempt.provider] += attempt.cost_usd
     quality: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -148,13 +156,34 @@ def build_report(db: Database, since: datetime, until: datetime) -> Report:
     return Report(since, until, stats, days, done)
 
 
+#: Model names that say "whichever model the server has loaded": not a model.
+UNKNOWN_MODELS = frozenset({"", "-", "server-default"})
+
+
+def model_unknown(model: str | None) -> bool:
+    """True when an attempt's model does not name a model (a failure before any answer)."""
+    return model is None or model.strip() in UNKNOWN_MODELS
+
+
+def model_of(attempt: AttemptRecord, known: set[str]) -> str:
+    """The report row of ``attempt``'s model: its own when known; else the provider's only
+    known model of the period (a call that failed before the server said which model it
+    runs used that one), else ``(unknown)``. Never a row of its own for a placeholder name."""
+    if not model_unknown(attempt.model):
+        return str(attempt.model)
+    return next(iter(known)) if len(known) == 1 else "(unknown)"
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- charts ---------------------------------------------------------------------------------
-def write_charts(report: Report, out_dir: Path) -> list[Path]:
-    """``cost-per-day.png``, ``success-rate.png`` and ``latency.png`` in ``out_dir`` (PNG, 100 dpi)."""
+def write_charts(report: Report, out_dir: Path, daily_cap_usd: float | None = None) -> list[Path]:
+    """``cost-per-day.png``, ``success-rate.png`` and ``latency.png`` in ``out_dir`` (PNG, 100 dpi).
+
+    The cost chart draws ``daily_cap_usd`` (the global daily budget, USD) as a dashed line
+    and its axis starts at 0 (a period where every cost is 0 gets the axis 0..1 or 0..cap)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,9 +204,13 @@ def write_charts(report: Report, out_dir: Path) -> list[Path]:
         values = [report.cost_per_day.get(d, {}).get(provider, 0.0) for d in days]
         ax.bar([d.strftime("%m-%d") for d in days], values, bottom=bottom, label=provider)
         bottom = [b + v for b, v in zip(bottom, values)]
+    if daily_cap_usd:
+        ax.axhline(daily_cap_usd, color=CAP_COLOUR, linestyle="--", linewidth=2,
+                   label=f"daily cap USD {daily_cap_usd:g}")
+    ax.set_ylim(*cost_axis(bottom, daily_cap_usd))
     ax.set_title("Cost per day (USD)")
     ax.set_ylabel("USD")
-    if providers:
+    if providers or daily_cap_usd:
         ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -206,6 +239,17 @@ def write_charts(report: Report, out_dir: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out_dir / "latency.png"))
     return paths
+
+
+#: The colour of the budget-cap line on the cost chart.
+CAP_COLOUR = "#c0392b"
+
+
+def cost_axis(day_totals: list[float], daily_cap_usd: float | None) -> tuple[float, float]:
+    """The cost chart's y range (USD): from 0 (never negative, even when every cost is 0,
+    where matplotlib would centre the axis on 0) to 15 % above the highest day or the cap."""
+    highest = max([*day_totals, daily_cap_usd or 0.0, 0.0])
+    return 0.0, highest * 1.15 if highest > 0 else 1.0
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -269,6 +313,8 @@ td:first-child, td:nth-child(2) {{ text-align: left; }}
 .card .meta {{ padding: 8px; }} .card .prompt {{ color: #444; margin-top: 4px; }}
 .badge {{ display: inline-block; padding: 1px 6px; border-radius: 3px; background: #e0e0e0; margin-right: 4px; }}
 .badge.placeholder {{ background: #f3c0c0; }}
+.charts {{ display: flex; flex-wrap: wrap; gap: 12px; margin-bottom: 20px; }}
+.chart {{ width: 560px; max-width: 100%; background: #fff; border-radius: 6px; }}
 </style></head><body>
 <h1>{title}</h1><p class="sub">{subtitle}</p>
 {table}
@@ -278,13 +324,19 @@ td:first-child, td:nth-child(2) {{ text-align: left; }}
 """
 
 
-def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: Path) -> Path:
-    """One HTML page: the report table and a card per image (thumbnail, prompt, provider, cost)."""
+def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: Path,
+                        charts: list[Path] | None = None) -> Path:
+    """One self-contained HTML page: the report table, the ``charts`` (PNG files, inlined
+    as data URIs) and a card per image (thumbnail, prompt, provider, cost)."""
     esc = html.escape
     rows = report.rows()
     header = list(COLUMNS)
     table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{esc(r[h])}</td>" for h in header) + "</tr>" for r in rows) + "</table>"
+    if charts:
+        table += '<div class="charts">' + "".join(
+            f'<img class="chart" alt="{esc(c.stem)}" src="data:image/png;base64,{base64.b64encode(c.read_bytes()).decode()}">'
+            for c in charts) + "</div>"
     cards = []
     for image in report.images:
         thumb = _thumbnail(db, store, image)
@@ -321,9 +373,11 @@ def period(since: date | None, until: date | None, *, days: int = 7, today: date
             datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
 
 
-def write_report(db: Database, store: ObjectStore, since: datetime, until: datetime, out_dir: Path) -> tuple[Report, list[Path]]:
-    """Build the report and write its charts and contact sheet (``index.html``) in ``out_dir``."""
+def write_report(db: Database, store: ObjectStore, since: datetime, until: datetime, out_dir: Path,
+                 daily_cap_usd: float | None = None) -> tuple[Report, list[Path]]:
+    """Build the report and write its charts and contact sheet (``index.html``, charts
+    shown in it) in ``out_dir``; ``daily_cap_usd`` is drawn on the cost chart."""
     report = build_report(db, since, until)
-    files = write_charts(report, out_dir)
-    files.append(write_contact_sheet(report, db, store, out_dir / "index.html"))
+    files = write_charts(report, out_dir, daily_cap_usd)
+    files.append(write_contact_sheet(report, db, store, out_dir / "index.html", charts=list(files)))
     return report, files

@@ -19,6 +19,8 @@ os.environ.pop("PREFECT_API_URL", None)
 for _name in list(os.environ):
     if _name.startswith("CONTENT_PIPELINE_") or _name in ("APPRISE_URLS", "AUTOMATIC1111_AUTH"):
         os.environ.pop(_name)
+# a developer's `prefect server start` on 127.0.0.1:4200 must not be picked up by CLI runs in tests
+os.environ["CONTENT_PIPELINE_REUSE_SERVER"] = "0"
 
 import pytest  # noqa: E402
 import yaml  # noqa: E402

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import httpx
 import pytest
@@ -88,8 +86,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         config = _write_config(workdir / "served.yaml", workdir / "served-output", metrics_db)
         env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
                        CONTENT_PIPELINE_CONFIG=str(config))
+        env.pop("PREFECT_LOGGING_LEVEL")  # `serve` as a person starts it: the CLI's defaults decide what is logged
         serve = Proc([sys.executable, "-m", "core.cli", "serve"], env, workdir / "serve.log")
-        wait_for(lambda: {"generate/adhoc", "daily-content/daily", "weekly-content/weekly"} <= _deployment_names(server.api_url),
+        wait_for(lambda: {"generate/adhoc", "daily-content/daily", "weekly-content/weekly", "weekly-report/weekly-report"}
+                 <= _deployment_names(server.api_url),
                  180, "content-pipeline serve registering its deployments", serve.log, serve.process)
         yield Stack(server, home, workdir, metrics_db, config, serve)
     finally:
@@ -152,9 +152,8 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
         with Image.open(path) as image:
             assert image.size == (1792, 1024)  # format=landscape reached the provider
         assert row.image_id in gallery
-    links = [part.split(")")[0] for part in gallery.split("](")[1:]]
-    assert links and all(urlparse(link).scheme == "file" and Path(unquote(urlparse(link).path)).is_file() for link in links)
-    assert any(link.endswith(".webp") for link in links)  # the thumbnails
+    thumbs = [part.split(")")[0] for part in gallery.split("](")[1:]]
+    assert len(thumbs) == 3 and all(t.startswith("data:image/jpeg;base64,") for t in thumbs)  # inline: they load
 
 
 def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack: Stack) -> None:
@@ -201,46 +200,123 @@ def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> Non
             assert caught.value.response.status_code == 409, parameters
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if not found:
-        pytest.fail("Chromium is not installed: `apt-get install -y chromium` (.ci/run installs it)")
-    return found
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
 
-def _chromium_run(url: str, profile: Path, *mode: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-             f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=20000"]
-    return subprocess.run([_chromium(), *flags, *mode, url], capture_output=True, text=True, timeout=120)
+def _shot(page: Any, name: str) -> Path:
+    """A screenshot of the page, made small (256-colour PNG) for the README: written to
+    docs/screenshots/ when CP_UPDATE_SCREENSHOTS=1, else to output/screenshots/."""
+    import os
+
+    folder = SCREENSHOTS if os.environ.get("CP_UPDATE_SCREENSHOTS") == "1" else PROJECT_ROOT / "output" / "screenshots"
+    raw = page.screenshot(stack_tmp := folder / f".{name}.raw.png")
+    with Image.open(raw) as image:
+        assert image.size == (1400, 1000)
+        assert len(set(image.convert("L").resize((70, 50)).getdata())) > 8  # a rendered page, not a blank
+        small = image.convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
+        target = folder / f"{name}.png"
+        small.save(target, optimize=True)
+    stack_tmp.unlink()
+    assert target.stat().st_size < 150_000, (target, target.stat().st_size)
+    return target
 
 
-def test_prefect_ui_in_headless_chromium_shows_deployments_and_the_run(stack: Stack, adhoc_run: Any) -> None:
-    shots = PROJECT_ROOT / "output" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    profile = stack.workdir / f"chromium-{uuid.uuid4().hex[:6]}"
-    deployments = _chromium_run(f"{stack.server.url}/deployments", profile, "--dump-dom")
-    assert "adhoc" in deployments.stdout and "daily" in deployments.stdout and "weekly" in deployments.stdout, \
-        deployments.stderr[-2000:]
-    run_page = f"{stack.server.url}/runs/flow-run/{adhoc_run.id}"
-    dom = _chromium_run(run_page, profile, "--dump-dom")
-    assert adhoc_run.name in dom.stdout and "Completed" in dom.stdout, dom.stderr[-2000:]
-    with stack.settings():
-        from prefect.client.orchestration import get_client
+_LOADED = ("(() => {{ const imgs = [...document.querySelectorAll({selector!r})];"
+           " return imgs.length >= {count} && imgs.every(i => i.complete)"
+           " && imgs.map(i => i.naturalWidth); }})()")
 
-        with get_client(sync_client=True) as client:
-            adhoc_id = client.read_deployment_by_name("generate/adhoc").id
-    form_page = f"{stack.server.url}/deployments/deployment/{adhoc_id}/run"
-    form = _chromium_run(form_page, profile, "--dump-dom")
-    assert "template" in form.stdout and "count" in form.stdout and "quality" in form.stdout, form.stderr[-2000:]
-    for name, url in (("deployments", f"{stack.server.url}/deployments"), ("adhoc-run", run_page),
-                      ("adhoc-run-form", form_page)):
-        target = shots / f"prefect-ui-{name}.png"
-        target.unlink(missing_ok=True)
-        _chromium_run(url, profile, f"--screenshot={target}")
-        with Image.open(target) as image:
-            assert image.size == (1400, 1000)
-            assert len(set(image.convert("L").resize((70, 50)).getdata())) > 8  # a rendered page, not a blank
+
+def _gallery_id(api_url: str, run_id: Any) -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        [gallery] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["adhoc-gallery"])),
+                                          flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    return gallery.id
+
+
+def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: Stack, adhoc_run: Any) -> None:
+    """The Prefect UI as a person sees it (Chrome DevTools Protocol, tests/cdp.py): the
+    deployments page, the run form, the served run's Logs tab with INFO lines naming each
+    image, and its gallery artifact with every thumbnail loaded (naturalWidth > 0)."""
+    from prefect.client.orchestration import get_client
+
+    from storage.db import Database
+    from tests.cdp import Browser
+
+    with stack.settings(), get_client(sync_client=True) as client:
+        adhoc_id = client.read_deployment_by_name("generate/adhoc").id
+    rows = [r for r in Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix="adhoc:")
+            if r.slot == "e2e-pasta-dish"]
+    assert len(rows) == 3
+    ui = stack.server.url
+    with Browser() as page:
+        page.goto(f"{ui}/deployments")
+        page.wait_for("document.body.innerText.includes('adhoc') && document.body.innerText.includes('weekly-report')",
+                      what="the deployments page")
+        _shot(page, "deployments")
+
+        page.goto(f"{ui}/deployments/deployment/{adhoc_id}/run")
+        page.wait_for("['template', 'count', 'quality', 'format'].every(w => document.body.innerText.includes(w))",
+                      what="the run form")
+        _shot(page, "run-form")
+
+        page.goto(f"{ui}/runs/flow-run/{adhoc_run.id}?tab=Logs")
+        names = [f"slot e2e-pasta-dish#{r.slot_index} image {r.image_id}" for r in rows]
+        logs = page.wait_for(
+            f"(() => {{ const t = document.body.innerText; return {json.dumps(names)}.every(n => t.includes(n)) && t; }})()",
+            what="INFO lines naming every image in the Logs tab")
+        assert "INFO" in logs
+        for name in names:  # the start line (with the idempotency key), the outcome line, the progress line
+            assert f"{name} (adhoc:" in logs and f"{name} progress: placeholder" in logs
+            assert f"{name} placeholder: placeholder/" in logs or f"{name} done: " in logs
+
+        page.wait_for("(() => { const tab = [...document.querySelectorAll('body *')].find(e => e.children.length === 0"
+                      " && e.textContent.trim() === 'Artifacts'); if (tab) tab.click(); return !!tab; })()",
+                      what="the Artifacts tab of the run page")
+        page.wait_for("['adhoc-gallery', 'adhoc-run-summary'].every(k => document.body.innerText.includes(k))",
+                      what="the run's artifacts listed")
+        _shot(page, "run-artifacts")
+
+        page.goto(f"{ui}/artifacts/artifact/{_gallery_id(stack.server.api_url, adhoc_run.id)}")
+        widths = page.wait_for(_LOADED.format(selector="img[alt]", count=3), what="the gallery's thumbnails")
+        assert len(widths) == 3 and all(w > 0 for w in widths), widths
+        sources = page.evaluate("[...document.querySelectorAll('img[alt]')].map(i => i.src.slice(0, 22))")
+        assert all(src.startswith("data:image/jpeg") for src in sources), sources
+        _shot(page, "gallery")
+
+
+def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same gallery on an S3 store (moto's server): presigned thumbnails that load."""
+    from tests.cdp import Browser
+    from tests.s3server import S3Server
+
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in creds.items():
+        monkeypatch.setenv(name, value)
+    with S3Server() as s3:
+        s3.client().create_bucket(Bucket="ui-gallery")
+        config = _write_config(stack.workdir / "s3.yaml", stack.workdir / "s3-output", stack.metrics_db,
+                               storage_url="s3://ui-gallery/studio", s3={"endpoint_url": s3.url})
+        env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_CONFIG=str(config), **creds)
+        script = ("from flows.adhoc import generate; "
+                  "state = generate(template='sneaker', count=2, batch='s3-ui', return_state=True); "
+                  "from tasks.pipeline import IncompleteRunError; "
+                  # offline placeholders: the run ends Failed with IncompleteRunError (exit codes tell the truth)
+                  "assert state.is_completed() or isinstance(state.result(raise_on_failure=False), IncompleteRunError), "
+                  "state; print('RUN', state.state_details.flow_run_id)")
+        done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        run_id = done.stdout.split("RUN", 1)[1].split()[0]
+        with Browser() as page:
+            page.goto(f"{stack.server.url}/artifacts/artifact/{_gallery_id(stack.server.api_url, uuid.UUID(run_id))}")
+            widths = page.wait_for(_LOADED.format(selector="img[alt]", count=2), what="the S3 gallery's thumbnails")
+            assert len(widths) == 2 and all(w > 0 for w in widths), widths
+            sources = page.evaluate("[...document.querySelectorAll('img[alt]')].map(i => i.src)")
+            assert all(src.startswith(s3.url) and "X-Amz-Signature=" in src for src in sources), sources
 
 
 def _runs_started_by(worker_log: Path) -> list[str]:

@@ -95,6 +95,7 @@ def test_charts_and_contact_sheet_open_in_chromium(tmp_path: Path) -> None:
             assert len(chart.convert("RGB").getcolors(100_000) or []) > 20  # drawn, not blank
     page = (tmp_path / "report" / "index.html").read_text()
     assert page.count('class="card"') == 5 and page.count("data:image/jpeg;base64,") == 5
+    assert page.count('<img class="chart"') == 3 and page.count("data:image/png;base64,") == 3  # charts shown
     assert page.count("placeholder</span>") == 2 and "sd3-medium" in page
 
     # the check can fail: a page with a script error is caught
@@ -111,6 +112,54 @@ def test_charts_and_contact_sheet_open_in_chromium(tmp_path: Path) -> None:
     for png in (p for p in files if p.suffix == ".png"):
         (ARTIFACTS / png.name).write_bytes(png.read_bytes())
     db.dispose()
+
+
+def test_every_call_counts_under_its_provider_no_phantom_row(db_url: str) -> None:
+    """AUTOMATIC1111 answered 12 of 17 calls; the 5 that failed before any answer carry
+    the placeholder model name ``server-default``: one row at 71 %, not 100 % plus a 0 % row."""
+    db = Database(db_url)
+    with db.session() as session:
+        for index in range(17):
+            ok = index % 17 < 12
+            when = DAY + timedelta(minutes=index)
+            image = ImageRecord(idempotency_key=f"k{index}", image_id=f"a1111{index:07d}", flow="daily",
+                                run_date=when.date(), slot="0600", slot_index=index, category="food",
+                                status="done" if ok else "failed", created_at=when, updated_at=when)
+            session.add(image)
+            session.flush()
+            session.add(AttemptRecord(image_pk=image.id, provider="automatic1111",
+                                      model="sd_xl_base_1.0" if ok else "server-default",
+                                      status="success" if ok else "failed", latency_s=3.0, created_at=when))
+        # a provider that never answered: its failures get a row of their own, model unknown
+        session.add(AttemptRecord(image_pk=image.id, provider="flux_studio", model=None, status="failed",
+                                  latency_s=1.0, created_at=DAY))
+        session.commit()
+    since, until = period(date(2026, 11, 16), date(2026, 11, 22))
+    report = build_report(db, since, until)
+    assert [(s.provider, s.model, s.images, s.calls) for s in report.stats] == [
+        ("automatic1111", "sd_xl_base_1.0", 12, 17), ("flux_studio", "(unknown)", 0, 1)]
+    assert round(report.stats[0].success_rate * 100) == 71
+    assert "server-default" not in report.text()
+    db.dispose()
+
+
+def test_cost_chart_draws_the_cap_and_never_a_negative_axis(tmp_path: Path) -> None:
+    from tasks.report import CAP_COLOUR, Report, cost_axis, write_charts
+
+    assert cost_axis([0.0, 0.0, 0.0], None) == (0.0, 1.0)  # matplotlib alone centres it on 0: -0.05..0.05
+    assert cost_axis([0.0, 0.0], 5.0) == (0.0, pytest.approx(5.75))
+    assert cost_axis([2.0, 8.0], 5.0) == (0.0, pytest.approx(9.2))
+    since, until = period(date(2026, 11, 16), date(2026, 11, 22))
+    empty = Report(since, until, [], {date(2026, 11, 16): {"placeholder": 0.0}})
+    red = tuple(int(CAP_COLOUR[i:i + 2], 16) for i in (1, 3, 5))
+
+    def cap_pixels(cap: float | None) -> int:
+        [cost, *_] = write_charts(empty, tmp_path / str(cap), daily_cap_usd=cap)
+        with Image.open(cost) as chart:
+            return sum(count for count, colour in chart.convert("RGB").getcolors(1_000_000) or []
+                       if max(abs(a - b) for a, b in zip(colour, red)) < 40)
+
+    assert cap_pixels(5.0) > 300 and cap_pixels(None) == 0  # the dashed cap line (and its legend), or nothing
 
 
 def test_report_command(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -142,6 +191,23 @@ def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None
     seed(rt.db, rt.store)  # type: ignore[arg-type]
     summary = weekly_report(until=date(2026, 11, 22))
     assert summary["delivered"] is True and summary["images"] == 5
+
+    # the run is named after its period and publishes the table, the charts and the sheet's link
+    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["weekly-report"])))
+    assert "report-2026-11-16-to-2026-11-22" in {r.name for r in runs}
+    table = Artifact.get("weekly-report")
+    assert table is not None and "2026-11-16 to 2026-11-22" in (table.description or "")
+    assert "stability" in str(table.data) and "75 %" in str(table.data)
+    charts = Artifact.get("weekly-report-charts")
+    assert charts is not None and charts.data.count("](data:image/png;base64,") == 3
+    sheet = Artifact.get("weekly-report-contact-sheet")
+    assert sheet is not None and "2026-11-16_2026-11-22/index.html" in sheet.data
+    assert Path(summary["files"][-1]).parent.name == "2026-11-16_2026-11-22"
     [body] = sink.json_bodies()
     assert "USD 0.09" in body["title"] and "stability" in body["message"]
     attached = {a["filename"]: base64.b64decode(a["base64"]) for a in body["attachments"]}
@@ -161,3 +227,4 @@ def test_history_command_tells_each_generation_story(make_config) -> None:  # ty
     assert "6 generations" in result.output  # the seventh is after the period
     assert "schedule" in result.output and "dish number 0" in result.output
     assert "stability failed 9.0s USD 0.000" in result.output and "stability success 2.0s USD 0.030" in result.output
+    assert "HTTP 500" in result.output  # the error's message, not only its class

@@ -213,11 +213,17 @@ class LocalModelConfig(BaseModel):
     description: str = ""
     loras: dict[str, LoraConfig] = Field(default_factory=dict)
     scheduler: str | None = None
+    #: FLUX: T5 prompt tokens (256 for FLUX.1-schnell, 512 for dev); None: the pipeline's default.
+    max_sequence_length: Annotated[int, Field(ge=1, le=512)] | None = None
 
 
 class DiffusersConfig(ProviderConfig):
     """Local ``diffusers`` pipelines (needs the ``local`` extra). ``models`` by name;
     ``model`` picks the default one. fp16 / bf16 with SDPA on CUDA, float32 on CPU.
+    ``max_batch_size``: images per pipeline call (also bounded by the free GPU memory).
+    ``compile``: a ``torch.compile`` mode for the UNet / transformer, ``off`` by default.
+    ``cpu_fallback``: after a CUDA out-of-memory that a halved batch does not cure, make
+    the images on the CPU (slow) instead of failing over to the next provider.
     ``HUGGINGFACE_TOKEN`` unlocks gated hub models. Local: cost 0 unless priced."""
 
     enabled: bool = False
@@ -228,6 +234,8 @@ class DiffusersConfig(ProviderConfig):
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     max_batch_size: Annotated[int, Field(ge=1, le=64)] = 4
     local_files_only: bool = False
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "off"
+    cpu_fallback: bool = False
 
 
 class PicsumConfig(ProviderConfig):

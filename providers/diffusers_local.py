@@ -371,6 +371,7 @@ class DiffusersProvider(Provider):
                     if not is_out_of_memory(exc):
                         raise
                     first_error, remaining = exc, batch[start:]
+                    self._batch_limits[model] = max(1, smaller // 2)
                     self._release_cuda_memory()
                     break
             else:

@@ -79,6 +79,9 @@ class ImageRecord(SQLModel, table=True):
     phash: str | None = Field(default=None, index=True, max_length=16)
     duplicate_of: str | None = Field(default=None, max_length=32)
     sidecar_key: str | None = None
+    #: Where a local provider made the image: ``cuda``, ``mps`` or ``cpu`` (the CPU fallback
+    #: after a GPU out-of-memory); None for remote providers.
+    device: str | None = Field(default=None, max_length=20)
 
 
 class AttemptRecord(SQLModel, table=True):

@@ -95,6 +95,7 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
         seconds=round(result.latency_s, 4),
         spool_path=str(path),
         checksum=hashlib.sha256(result.image).hexdigest(),
+        device=result.metadata.get("device"),
         generated_at=utcnow(),
         error=None,
     )

@@ -27,6 +27,7 @@ from core.errors import ContentPipelineError
 from core.log import get_logger
 from storage.db import ImageRecord
 from tasks import alerts as alert_rules
+from tasks.batching import generate_batches_task
 from tasks.categorize import categorize, categorize_image  # noqa: F401  (categorize: kept for importers)
 from tasks.generate import generate_image
 from tasks.postprocess import RenditionFile, make_renditions, postprocess_image  # noqa: F401
@@ -209,6 +210,7 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
         expire_reservations_task()
         upload_pending_task()
         pks = plan_images_task(slots, current_trigger())
+        generate_batches_task(pks, run_key)  # a batch-capable provider renders each template's variations at once
         progress = ProgressReporter(flow_name, len(pks))
         futures = [produce_image_task.submit(pk, run_key) for pk in pks]
         for future in as_completed(futures):

@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 from core.domain import GenerationRequest  # noqa: E402
 from core.errors import TransientProviderError  # noqa: E402
 from core.settings import DiffusersConfig, LocalModelConfig, PlaceholderConfig, PolicyConfig, RetryConfig, Secrets  # noqa: E402
-from tests.providers.test_diffusers_local import SIZE, STEPS, tiny_model  # noqa: E402,F401  (module fixture)
+from tests.providers.test_diffusers_local import SIZE, STEPS, build_tiny_model  # noqa: E402
 
 RUN_DATE = date(2026, 11, 23)
 TEMPLATE = f"""name: tiny-mug
@@ -44,6 +44,11 @@ SCHEDULES = """daily:
 weekly:
   days: {monday: [], tuesday: [], wednesday: [], thursday: [], friday: [], saturday: [], sunday: []}
 """
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-sd"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -141,7 +146,7 @@ def test_a_blocked_prompt_leaves_the_batch_and_the_rest_is_made(tiny_model, plan
 
     db, pks = planned
     prompts = [set((db.get(pk).prompt or "").replace(",", " ").split()) for pk in pks]
-    blocked_word = sorted(prompts[0] - set.intersection(*prompts))[0]  # in the first prompt, not in every one
+    blocked_word = min(prompts[0] - set.intersection(*prompts))  # in the first prompt, not in every one
     provider = DiffusersProvider(config=config(tiny_model), secrets=secrets())
     policy = PolicyConfig(deny_terms=[blocked_word])
     rows = generate_batch_images(db, chain_of(provider), pks, spool_dir=tmp_path / "spool", policy=policy)

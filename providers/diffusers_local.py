@@ -261,7 +261,10 @@ class DiffusersProvider(Provider):
             for attribute in ("unet", "transformer"):
                 denoiser = getattr(pipe, attribute, None)
                 if denoiser is not None and not hasattr(denoiser, "_orig_mod"):
-                    setattr(pipe, attribute, torch.compile(denoiser, mode=self.config.compile, backend=self.compile_backend))
+                    options = {"mode": self.config.compile} if self.compile_backend == "inductor" else {}
+                    # static shapes: one graph per (size, batch), what CUDA graphs and autotuning want
+                    setattr(pipe, attribute, torch.compile(denoiser, backend=self.compile_backend, dynamic=False,
+                                                           **options))
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

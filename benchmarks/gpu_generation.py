@@ -316,6 +316,13 @@ def t5_tokenizer(max_length: int = 512) -> Any:
                                    model_max_length=max_length)
 
 
+def inference(module: Any) -> Any:
+    """``module`` in inference mode (no dropout: T5's dropout_rate 0.1 would add work), no gradients."""
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
 def build_sdxl(device: str, dtype: Any, tiny: bool, folder: Path) -> Any:
     """StableDiffusionXLPipeline of the published architecture (or TINY), random weights."""
     import torch
@@ -330,7 +337,8 @@ def build_sdxl(device: str, dtype: Any, tiny: bool, folder: Path) -> Any:
         text_encoder_2 = CLIPTextModelWithProjection(
             CLIPTextConfig(**(TINY["sdxl_text_encoder_2"] if tiny else SDXL_TEXT_ENCODER_2)))
     return StableDiffusionXLPipeline(
-        vae=vae.eval(), text_encoder=text_encoder.eval(), text_encoder_2=text_encoder_2.eval(), unet=unet.eval(),
+        vae=inference(vae), text_encoder=inference(text_encoder), text_encoder_2=inference(text_encoder_2),
+        unet=inference(unet),
         tokenizer=clip_tokenizer(folder / "tokenizer"), tokenizer_2=clip_tokenizer(folder / "tokenizer_2"),
         scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER))
 
@@ -348,9 +356,9 @@ def build_flux(device: str, dtype: Any, tiny: bool, folder: Path) -> Any:
         text_encoder = CLIPTextModel(CLIPTextConfig(**(TINY["flux_text_encoder"] if tiny else FLUX_TEXT_ENCODER)))
         text_encoder_2 = T5EncoderModel(T5Config(**(TINY["flux_text_encoder_2"] if tiny else FLUX_TEXT_ENCODER_2)))
     return FluxPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=vae.eval(), text_encoder=text_encoder.eval(),
-        tokenizer=clip_tokenizer(folder / "tokenizer"), text_encoder_2=text_encoder_2.eval(),
-        tokenizer_2=t5_tokenizer(), transformer=transformer.eval())
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=inference(vae),
+        text_encoder=inference(text_encoder), tokenizer=clip_tokenizer(folder / "tokenizer"),
+        text_encoder_2=inference(text_encoder_2), tokenizer_2=t5_tokenizer(), transformer=inference(transformer))
 
 
 BUILDERS = {"sdxl": build_sdxl, "flux": build_flux}
@@ -368,14 +376,14 @@ def workloads(tiny: bool) -> dict[str, Workload]:
 
 
 def provider_for(work: Workload, device: str, batch: int, compile_mode: str, backend: str) -> Any:
-    from core.settings import DiffusersConfig, LocalModelConfig, Secrets
+    from core.settings import DiffusersConfig, Secrets
     from providers.diffusers_local import DiffusersProvider
 
-    config = DiffusersConfig(
-        enabled=True, device=device, dtype=work.dtype, model=work.family, max_batch_size=batch, compile=compile_mode,
-        local_files_only=True,
-        models={work.family: LocalModelConfig(path=f"(built in memory: {work.name})", pipeline=work.family,
-                                              max_sequence_length=work.max_sequence_length)})
+    config = DiffusersConfig.model_validate({
+        "enabled": True, "device": device, "dtype": work.dtype, "model": work.family, "max_batch_size": batch,
+        "compile": compile_mode, "local_files_only": True,
+        "models": {work.family: {"path": f"(built in memory: {work.name})", "pipeline": work.family,
+                                 "max_sequence_length": work.max_sequence_length}}})
     provider = DiffusersProvider(config=config, secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
     provider.compile_backend = backend
     return provider

@@ -261,10 +261,11 @@ class DiffusersProvider(Provider):
             for attribute in ("unet", "transformer"):
                 denoiser = getattr(pipe, attribute, None)
                 if denoiser is not None and not hasattr(denoiser, "_orig_mod"):
-                    options = {"mode": self.config.compile} if self.compile_backend == "inductor" else {}
-                    # static shapes: one graph per (size, batch), what CUDA graphs and autotuning want
+                    # static shapes: one graph per (size, batch), what CUDA graphs and autotuning want;
+                    # a mode is an inductor option (other backends ignore it with a warning)
+                    mode = self.config.compile if self.compile_backend == "inductor" else None
                     setattr(pipe, attribute, torch.compile(denoiser, backend=self.compile_backend, dynamic=False,
-                                                           **options))
+                                                           mode=mode))
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

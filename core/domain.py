@@ -109,7 +109,7 @@ class Template(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_wildcards(self) -> "Template":
+    def _check_wildcards(self) -> Template:
         for text in [self.prompt, *self.variants.values()]:
             if text.count("{") != text.count("}"):
                 raise ValueError(f"unbalanced braces in prompt {text!r}")

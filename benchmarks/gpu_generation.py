@@ -384,7 +384,7 @@ def provider_for(work: Workload, device: str, batch: int, compile_mode: str, bac
         "compile": compile_mode, "local_files_only": True,
         "models": {work.family: {"path": f"(built in memory: {work.name})", "pipeline": work.family,
                                  "max_sequence_length": work.max_sequence_length}}})
-    provider = DiffusersProvider(config=config, secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+    provider = DiffusersProvider(config=config, secrets=Secrets(_env_file=None))
     provider.compile_backend = backend
     return provider
 

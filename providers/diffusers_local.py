@@ -388,8 +388,13 @@ class DiffusersProvider(Provider):
                 results.extend(self._results(remaining, self.render(remaining, device="cpu")))
             except ProviderError as exc:
                 results.extend([exc] * len(remaining))
+            except RuntimeError as exc:  # the CPU ran out of memory too
+                error = TransientProviderError(f"out of memory on the GPU and the CPU: {str(exc)[:200]}",
+                                               provider=self.name, model=model)
+                results.extend([error] * len(remaining))
             return results
-        error = TransientProviderError(f"out of memory at batch size {len(remaining)} (cpu_fallback is off): "
+        why = "cpu_fallback is off" if self._primary_device(family) != "cpu" else "on the CPU"
+        error = TransientProviderError(f"out of memory at batch size {len(remaining)} ({why}): "
                                        f"{str(first_error)[:200]}", provider=self.name, model=model)
         results.extend([error] * len(remaining))
         return results

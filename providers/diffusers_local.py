@@ -188,7 +188,7 @@ class DiffusersProvider(Provider):
         returns the prepared pipeline."""
         spec = self.spec(model)
         target, _ = self.device_and_dtype(spec.pipeline, device)
-        prepared = self._prepare(pipe, target)
+        prepared = self._prepare(pipe, target, compile_denoiser=True)
         with self._lock:
             self._pipelines[(model, target)] = prepared
         return prepared
@@ -228,7 +228,7 @@ class DiffusersProvider(Provider):
             for lora_name, lora in spec.loras.items():
                 kwargs = {"weight_name": lora.weight_name} if lora.weight_name else {}
                 pipe.load_lora_weights(self._resolve_path(lora.path), adapter_name=lora_name, **kwargs, **hub)
-            pipe = self._prepare(pipe, device)
+            pipe = self._prepare(pipe, device, compile_denoiser=device == self._primary_device(family))
         except ProviderError:
             raise
         except Exception as exc:
@@ -240,10 +240,11 @@ class DiffusersProvider(Provider):
                                         provider=self.name, model=model) from exc
         return pipe
 
-    def _prepare(self, pipe: Any, device: str) -> Any:
+    def _prepare(self, pipe: Any, device: str, *, compile_denoiser: bool) -> Any:
         """Move ``pipe`` to ``device``; on CUDA: SDPA attention and channels-last memory for
         the UNet and the VAE (https://huggingface.co/docs/diffusers/optimization/fp16);
-        ``compile`` configured: ``torch.compile`` of the UNet / transformer
+        ``compile`` configured and ``compile_denoiser`` (not for the CPU fallback):
+        ``torch.compile`` of the UNet / transformer
         (https://huggingface.co/docs/diffusers/optimization/torch2.0)."""
         import torch
 
@@ -257,7 +258,7 @@ class DiffusersProvider(Provider):
             for part in (unet, getattr(pipe, "vae", None)):
                 if part is not None:
                     part.to(memory_format=torch.channels_last)
-        if self.config.compile != "off":
+        if self.config.compile != "off" and compile_denoiser:
             for attribute in ("unet", "transformer"):
                 denoiser = getattr(pipe, attribute, None)
                 if denoiser is not None and not hasattr(denoiser, "_orig_mod"):

@@ -60,8 +60,9 @@ def offline() -> Iterator[None]:
 
 
 def config(tiny: dict[str, Path], **extra: Any) -> DiffusersConfig:
-    return DiffusersConfig(enabled=True, device="cpu", model="tiny", local_files_only=True, max_batch_size=4,
-                           models={"tiny": LocalModelConfig(path=str(tiny["model"]), pipeline="sd15")}, **extra)
+    return DiffusersConfig.model_validate({
+        "enabled": True, "device": "cpu", "model": "tiny", "local_files_only": True, "max_batch_size": 4,
+        "models": {"tiny": LocalModelConfig(path=str(tiny["model"]), pipeline="sd15")}, **extra})
 
 
 def secrets() -> Secrets:
@@ -240,3 +241,22 @@ def test_out_of_memory_without_cpu_fallback_moves_down_the_chain(tiny_model) -> 
     assert sorted(attempts) == [(0, "diffusers", "failed", "transient"), (0, "placeholder", "success", None),
                                 (1, "diffusers", "failed", "transient"), (1, "placeholder", "success", None)]
     provider.close()
+
+
+def test_batch_limit_follows_the_free_gpu_memory(tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The GPU's memory figures cannot be produced without a GPU: torch.cuda's four readings
+    are replaced by a GPU with 10 GiB free of which 1 GiB is cached by the allocator."""
+    provider = PretendGpu.make(tiny_model, capacity=64, max_batch_size=8)
+    request = requests([1])[0]
+    assert provider.batch_limit(request) == 8  # nothing measured yet: the configured size
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (9 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 3 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 2 * 2**30)
+    per_image = 3 * 2**30  # bytes one 64 x 64 image needed on an earlier call
+    provider._bytes_per_pixel["tiny"] = per_image / (SIZE * SIZE)
+    assert provider.batch_limit(request) == 3  # 0.9 x 10 GiB // 3 GiB
+    provider._bytes_per_pixel["tiny"] = 20 * 2**30 / (SIZE * SIZE)
+    assert provider.batch_limit(request) == 1  # never below one image
+    provider._bytes_per_pixel["tiny"] = 2**20 / (SIZE * SIZE)
+    assert provider.batch_limit(request) == 8  # never above max_batch_size

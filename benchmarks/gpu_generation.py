@@ -481,6 +481,9 @@ def table(rows: list[Row], args: argparse.Namespace) -> str:
         work = plan[name]
         lines.append(f"{work.name}: {work.size}x{work.size}, {work.steps} steps, guidance {work.guidance_scale}, "
                      f"{work.dtype}, random weights")
+    if "compiled" in args.modes:
+        lines.append(f"compiled: torch.compile(mode={args.compile_mode!r}, backend={args.backend!r}, dynamic=False) "
+                     "of the UNet / transformer")
     lines += [HEADER, *(format_row(r) for r in rows)]
     lines.append("s/image: median seconds of one pipeline call / batch; warm-up s: the first, untimed call "
                  "(with compile: its compilation, also shown alone as compile s); peak GiB: torch.cuda.max_memory_allocated")
@@ -501,8 +504,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
     parser.add_argument("--modes", type=lambda s: s.split(","), default=["eager", "compiled"], help="eager,compiled")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 3; --tiny 1)")
-    parser.add_argument("--compile-mode", default="max-autotune",
-                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"])
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                        help="torch.compile mode of the compiled rows (max-autotune tunes every matrix "
+                             "multiplication per shape first: a much longer warm-up)")
     parser.add_argument("--backend", default=None, help="torch.compile backend (default inductor; --tiny eager)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in BUILDERS] + [m for m in args.modes if m not in ("eager", "compiled")]

@@ -42,3 +42,31 @@ def test_unknown_model_is_one_clear_line() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_generation.py"), "--tiny", "--models", "sd3"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 2 and "unknown model or mode 'sd3'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_full_size_configs_build_the_published_architectures() -> None:
+    """The full-size configs, built on the meta device (shapes only, no memory), have the
+    published sizes: SDXL's UNet 2.6 B parameters and its two text encoders 817 M together
+    (SDXL paper, https://arxiv.org/abs/2307.01952 section 2.1); FLUX.1's transformer 12 B
+    (https://huggingface.co/black-forest-labs/FLUX.1-schnell model card)."""
+    import torch
+    from diffusers import AutoencoderKL, FluxTransformer2DModel, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import gpu_generation as bench
+
+    def size(module: torch.nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    with torch.device("meta"):
+        unet = size(UNet2DConditionModel(**bench.SDXL_UNET))
+        encoders = (size(CLIPTextModel(CLIPTextConfig(**bench.SDXL_TEXT_ENCODER)))
+                    + size(CLIPTextModelWithProjection(CLIPTextConfig(**bench.SDXL_TEXT_ENCODER_2))))
+        transformer = size(FluxTransformer2DModel(**bench.FLUX_TRANSFORMER))
+        t5 = size(T5EncoderModel(T5Config(**bench.FLUX_TEXT_ENCODER_2)))
+        vaes = [size(AutoencoderKL(**bench.SDXL_VAE)), size(AutoencoderKL(**bench.FLUX_VAE))]
+    assert round(unet / 1e9, 1) == 2.6
+    assert round(encoders / 1e6) in (817, 818)
+    assert round(transformer / 1e9) == 12
+    assert t5 > 4e9 and all(80e6 < v < 90e6 for v in vaes)  # T5 v1.1 XXL's encoder half; 84 M-parameter VAEs

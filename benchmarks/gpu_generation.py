@@ -35,6 +35,7 @@ image at batch 1.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -444,6 +445,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                                         compile_mode=args.compile_mode, backend=args.backend, repeats=args.repeats))
                     print(format_row(rows[-1]), flush=True)
             del pipe
+            torch._dynamo.reset()  # compiled graphs keep the modules they were traced from alive
+            gc.collect()
             if device == "cuda":
                 torch.cuda.empty_cache()
     return rows

@@ -492,6 +492,7 @@ class DiffusersProvider(Provider):
             generator_device = "cpu" if str(pipe_device).startswith("mps") else str(pipe_device)
 
             mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
+            steps = mapped.num_inference_steps or first.num_inference_steps
 
             def call_kwargs(steps: int) -> dict[str, Any]:
                 kwargs: dict[str, Any] = {
@@ -510,14 +511,14 @@ class DiffusersProvider(Provider):
             try:
                 if self.config.compile != "off" and shape not in self.warmups:
                     started = time.monotonic()
-                    self._invoke(pipe, call_kwargs(min(2, mapped.num_inference_steps)), target)
+                    self._invoke(pipe, call_kwargs(min(2, steps)), target)
                     warmup_s = self.warmups[shape] = time.monotonic() - started
                 measure = target == "cuda" and torch.cuda.is_available()
                 if measure:
                     torch.cuda.reset_peak_memory_stats()
                     base = torch.cuda.memory_allocated()
                 started = time.monotonic()
-                output = self._invoke(pipe, call_kwargs(mapped.num_inference_steps), target)
+                output = self._invoke(pipe, call_kwargs(steps), target)
                 seconds = time.monotonic() - started
                 if measure:
                     per_pixel = (torch.cuda.max_memory_allocated() - base) / (len(batch) * mapped.width * mapped.height)

@@ -285,3 +285,43 @@ def test_batch_limit_follows_the_free_gpu_memory(tiny_model, monkeypatch: pytest
     assert provider.batch_limit(request) == 1  # never below one image
     provider._bytes_per_pixel["tiny"] = 2**20 / (SIZE * SIZE)
     assert provider.batch_limit(request) == 8  # never above max_batch_size
+
+
+def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A priced local model (USD 0.01 per image) under a daily cap of USD 0.03: three images
+    of the slot's batch get a reservation naming their slot and run, settled with the row's
+    outcome; the fourth is refused by the cap before the call and goes down the chain."""
+    from sqlmodel import select
+
+    from core.settings import BudgetConfig
+    from providers.chain import ProviderChain
+    from providers.diffusers_local import DiffusersProvider
+    from providers.placeholder import PlaceholderProvider
+    from storage.db import BudgetLedgerRecord
+    from storage.ledger import ImageLedger
+    from tasks.batching import generate_batch_images
+    from tasks.budget import BudgetLedger
+
+    db, pks = planned
+    budget = BudgetLedger(db, BudgetConfig(daily_usd=0.03, monthly_usd=1.0))
+    provider = DiffusersProvider(config=config(tiny_model, cost_usd=0.01), secrets=secrets())
+    chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
+                          retry=RetryConfig(backoff_s=0.0), budget=budget)
+    worker = worker_of(db, chain, tmp_path)
+    worker.ledger = ImageLedger(db, settle=budget.settle_in, on_takeover=budget.close_for_claim)
+    rows = generate_batch_images(worker, pks)
+
+    assert provider.calls == 1  # one pipeline call for the three images the cap allowed
+    assert [r.status for r in rows] == ["generated"] * 4
+    paid = [r for r in rows if not r.is_placeholder]
+    assert len(paid) == 3 and {(r.provider, r.cost_usd) for r in paid} == {("diffusers", 0.01)}
+    (refused,) = [r for r in rows if r.is_placeholder]
+    assert refused.provider == "placeholder" and refused.cost_usd == 0.0
+    assert [(a.provider, a.status, a.error_class) for a in db.attempts(refused.id)] == [
+        ("diffusers", "skipped", "budget"), ("placeholder", "success", None)]
+    with db.session() as session:
+        entries = list(session.exec(select(BudgetLedgerRecord)))
+    settled = sorted((e.image_pk, e.run_key, e.state, e.actual_usd) for e in entries if e.state != "refused")
+    assert settled == sorted((r.id, "batch-run", "settled", 0.01) for r in paid)
+    assert budget.total_spent() == pytest.approx(0.03)
+    provider.close()

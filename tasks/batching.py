@@ -27,7 +27,7 @@ The provider decides how many images go into one pipeline call (its ``batch_limi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -91,11 +91,14 @@ def generate_batch_images(worker: Worker, pks: Sequence[int]) -> list[ImageRecor
     ledger, run_key = worker.ledger, worker.run_key
     todo: list[tuple[ImageRecord, GenerationRequest]] = []
     with ExitStack() as held:
+        current: int | None = None
         try:
             for pk in pks:
+                current = None
                 claim = ledger.claim(pk, run_key, retry_failed=worker.retry_failed, begin_generation=True)
                 if claim.state is not ClaimState.claimed:
                     continue
+                current = pk
                 row = claim.row
                 if not needs_provider(row, claim.began_generation):
                     continue  # generated before (spool intact): the per-image process resumes it
@@ -107,10 +110,11 @@ def generate_batch_images(worker: Worker, pks: Sequence[int]) -> list[ImageRecor
                     worker.batch_ended.add(pk)
                     continue
                 todo.append((row, prepared))
-        except ContentPipelineError:
-            for row, _ in todo:
-                assert row.id is not None
-                ledger.release(row.id, run_key)
+        except ContentPipelineError:  # nothing was sent: every slot claimed here is given back as it is
+            for held_pk in [*(row.id for row, _ in todo), current]:
+                if held_pk is not None:
+                    with suppress(LeaseLostError):
+                        ledger.release(held_pk, run_key)
             raise
         if todo:
             _generate(worker, todo)

@@ -35,7 +35,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from core.domain import Attempt, GenerationRequest, GenerationResult, ImageStatus
+from core.domain import Attempt, FailureKind, GenerationRequest, GenerationResult, ImageStatus
 from core.errors import ContentPipelineError
 from core.log import get_logger
 from providers.chain import BudgetGuard, ProviderChain
@@ -142,7 +142,12 @@ def _generate(worker: Worker, todo: list[tuple[ImageRecord, GenerationRequest]])
         result = ChainOutcome(outcome, None, seen, settlements) if isinstance(outcome, GenerationResult) \
             else ChainOutcome(None, outcome, seen, settlements)
         try:
-            done = record_outcome(ledger, row, run_key, result, spool_dir=worker.settings.spool_dir)
+            try:
+                done = record_outcome(ledger, row, run_key, result, spool_dir=worker.settings.spool_dir)
+            except OSError as exc:  # the spool cannot take the bytes: the call is still counted on its row
+                log.error("image %s: spool: %s", row.image_id, exc)
+                done = ledger.mark_failed(row.id, run_key, FailureKind.error, f"spool: {type(exc).__name__}: {exc}",
+                                          attempts=seen, settlements=settlements)
         except LeaseLostError as exc:
             log.warning("image %s: %s; leaving it to that run", row.image_id, exc)
             continue

@@ -325,3 +325,29 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
     assert settled == sorted((r.id, "batch-run", "settled", 0.01) for r in paid)
     assert budget.total_spent() == pytest.approx(0.03)
     provider.close()
+
+
+def test_a_spool_that_cannot_take_the_batch_still_counts_each_call(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The spool path is a file: no image can be written, yet each row ends ``failed``
+    (our side, retried by a later run) with its provider attempt and its cost (USD 0.01)."""
+    from core.settings import BudgetConfig
+    from providers.chain import ProviderChain
+    from providers.diffusers_local import DiffusersProvider
+    from storage.ledger import ImageLedger
+    from tasks.batching import generate_batch_images
+    from tasks.budget import BudgetLedger
+
+    db, pks = planned
+    budget = BudgetLedger(db, BudgetConfig(daily_usd=1.0, monthly_usd=1.0))
+    provider = DiffusersProvider(config=config(tiny_model, cost_usd=0.01), secrets=secrets())
+    worker = worker_of(db, ProviderChain([provider], retry=RetryConfig(backoff_s=0.0), budget=budget), tmp_path)
+    worker.ledger = ImageLedger(db, settle=budget.settle_in, on_takeover=budget.close_for_claim)
+    worker.settings.spool_dir.parent.mkdir(parents=True)
+    worker.settings.spool_dir.write_text("not a folder")
+    rows = generate_batch_images(worker, pks)
+    assert provider.calls == 1
+    assert [(r.status, r.failure_kind, r.cost_usd) for r in rows] == [("failed", "error", 0.01)] * 4
+    assert all("spool" in (r.error or "") for r in rows)
+    assert all([a.status for a in db.attempts(pk)] == ["success"] for pk in pks)
+    assert budget.total_spent() == pytest.approx(0.04) and worker.batch_ended == set(pks)
+    provider.close()

@@ -180,8 +180,13 @@ class ProviderChain:
         self,
         requests: Sequence[GenerationRequest],
         on_attempt: Callable[[int, Attempt], None] = lambda i, a: None,
+        *,
+        budgets: Sequence[BudgetGuard | None] | None = None,
     ) -> list[GenerationResult | AllProvidersFailedError]:
         """One result per request (or the AllProvidersFailedError of that request), in order.
+
+        ``budgets``: one guard per request replacing the chain's (the orchestrator passes
+        the guard of each image's claim, as ``generate``'s ``budget``).
 
         A provider with a ``generate_batch`` method (the local diffusers pipelines) gets
         every request still pending in one call: the variations of one template render
@@ -191,6 +196,7 @@ class ProviderChain:
         """
         results: list[GenerationResult | None] = [None] * len(requests)
         reasons: list[list[str]] = [[] for _ in requests]
+        guards = list(budgets) if budgets is not None else [self.budget] * len(requests)
         for provider in self.providers:
             pending = []
             for i, r in enumerate(results):
@@ -206,9 +212,10 @@ class ProviderChain:
             batch = getattr(provider, "generate_batch", None)
             if batch is None or len(pending) == 1:
                 for i in pending:
-                    results[i] = self._try_provider(provider, requests[i], functools.partial(on_attempt, i), reasons[i])
+                    results[i] = self._try_provider(provider, requests[i], functools.partial(on_attempt, i), reasons[i],
+                                                    guards[i])
                 continue
-            self._try_batch(provider, batch, requests, pending, results, on_attempt, reasons)
+            self._try_batch(provider, batch, requests, pending, results, on_attempt, reasons, guards)
         return [r if r is not None else AllProvidersFailedError(
             "every provider failed: " + "; ".join(reasons[i]), provider="chain") for i, r in enumerate(results)]
 
@@ -221,6 +228,7 @@ class ProviderChain:
         results: list[GenerationResult | None],
         on_attempt: Callable[[int, Attempt], None],
         reasons: list[list[str]],
+        guards: Sequence[BudgetGuard | None],
     ) -> None:
         circuit = self.circuits[provider.name]
         blocked = circuit.allow()
@@ -234,9 +242,10 @@ class ProviderChain:
         chosen: list[int] = []
         for i in pending:
             bound = provider.max_cost(requests[i])
-            if bound > 0 and self.budget is not None:
+            guard = guards[i]
+            if bound > 0 and guard is not None:
                 try:
-                    tokens[i] = self.budget.reserve(provider.name, bound)
+                    tokens[i] = guard.reserve(provider.name, bound)
                 except BudgetExceededError as exc:
                     on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
                                           error_class="budget", error=str(exc)))
@@ -275,7 +284,7 @@ class ProviderChain:
                     if self.on_disable is not None:
                         self.on_disable(provider.name, message)
             if i in tokens:
-                self.budget.settle(tokens[i], actual)  # type: ignore[union-attr]
+                guards[i].settle(tokens[i], actual)  # type: ignore[union-attr]
 
     @staticmethod
     def unsuitable(provider: Provider, request: GenerationRequest) -> str | None:

@@ -6,15 +6,23 @@ extra). https://huggingface.co/docs/diffusers
 Models are configured by name (``providers.diffusers.models``): ``path`` (hub id, local
 ``save_pretrained`` folder, or a single ``.safetensors`` / ``.ckpt`` file), ``pipeline``
 (``auto`` reads model_index.json; ``sd15`` / ``sdxl`` / ``flux``), ``vae``, a default
-``negative_prompt``, a ``description``, ``scheduler`` (a diffusers scheduler class name)
-and LoRAs with ``path``, default ``weight`` and ``trigger_words`` (added to the prompt
-while the LoRA is active). ``HUGGINGFACE_TOKEN`` unlocks gated hub models.
+``negative_prompt``, a ``description``, ``scheduler`` (a diffusers scheduler class name),
+``max_sequence_length`` (FLUX's T5 tokens: 256 for schnell) and LoRAs with ``path``,
+default ``weight`` and ``trigger_words`` (added to the prompt while the LoRA is active).
+``HUGGINGFACE_TOKEN`` unlocks gated hub models.
 
-A pipeline is loaded once and stays loaded across images (until ``close()``);
-``generate_batch`` renders the variations of one template in one pipeline call (one
-``torch.Generator`` per seed, so each image is reproducible from its own seed). A
-pipeline's safety checker, where the model has one, flags images: ContentFilteredError.
-Local: cost 0 unless ``cost_usd`` / ``prices_usd`` are configured.
+A pipeline is loaded once per device and stays loaded across images (until ``close()``).
+On CUDA: fp16 (bf16 for FLUX), SDPA attention, channels-last UNet and VAE, VAE slicing
+for batches and tiling above one megapixel, and with ``compile`` a ``torch.compile`` of
+the UNet / transformer whose warm-up is timed apart
+(https://huggingface.co/docs/diffusers/optimization/fp16). ``generate_batch`` renders the
+variations of one template in one pipeline call (one ``torch.Generator`` per seed, so
+each image is reproducible from its own seed), at most ``batch_limit`` images per call
+(``max_batch_size``, and the free GPU memory). A CUDA out-of-memory is retried once at
+half the batch size, then falls back to the CPU if ``cpu_fallback`` allows it; every
+result says which device made it (``metadata["device"]``). A pipeline's safety
+checker, where the model has one, flags images: ContentFilteredError. Local: cost 0
+unless ``cost_usd`` / ``prices_usd`` are configured.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import secrets as random_source
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -39,6 +48,7 @@ from core.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
+from core.log import get_logger
 from providers.base import Provider, ProviderCheck, result_from_bytes
 from providers.spec import ModelSpec, ProviderConfig
 
@@ -46,6 +56,36 @@ INSTALL_HINT = "pip install torch==2.13.0 && pip install 'content-pipeline[local
 PIPELINE_CLASSES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
                     "auto": "AutoPipelineForText2Image"}
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+#: Above this many pixels per image the VAE decodes in tiles on CUDA (1024 x 1024 is not tiled).
+TILE_ABOVE_PIXELS = 1024 * 1024
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for ``torch.cuda.OutOfMemoryError`` (``torch.OutOfMemoryError``) and for the
+    RuntimeErrors whose message says the device ran out of memory (CUDA kernels, cuDNN)."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+@dataclass
+class Rendered:
+    """One pipeline call: the PIL images in request order and what made them.
+
+    ``seconds`` is the call itself; ``warmup_s`` the torch.compile warm-up call made just
+    before it (first call of a shape), None when there was none. ``device``: ``cuda``,
+    ``mps`` or ``cpu``."""
+
+    images: list[Any]
+    seeds: list[int]
+    prompts: list[str]
+    flagged: list[bool]
+    loras: dict[str, float]
+    device: str
+    seconds: float
+    warmup_s: float | None
+    model: str
+    description: str
 
 
 class LoraConfig(BaseModel):
@@ -71,11 +111,17 @@ class LocalModelConfig(BaseModel):
     description: str = ""
     loras: dict[str, LoraConfig] = Field(default_factory=dict)
     scheduler: str | None = None
+    #: FLUX: T5 prompt tokens (256 for FLUX.1-schnell, 512 for dev); None: the pipeline's default.
+    max_sequence_length: Annotated[int, Field(ge=1, le=512)] | None = None
 
 
 class DiffusersConfig(ProviderConfig):
     """Local ``diffusers`` pipelines (needs the ``local`` extra). ``models`` by name;
     ``model`` picks the default one. fp16 / bf16 with SDPA on CUDA, float32 on CPU.
+    ``max_batch_size``: images per pipeline call (also bounded by the free GPU memory).
+    ``compile``: a ``torch.compile`` mode for the UNet / transformer, ``off`` by default.
+    ``cpu_fallback``: after a CUDA out-of-memory that a halved batch does not cure, make
+    the images on the CPU (slow) instead of failing over to the next provider.
     ``HUGGINGFACE_TOKEN`` unlocks gated hub models. Local: cost 0 unless priced."""
 
     enabled: bool = False
@@ -86,6 +132,8 @@ class DiffusersConfig(ProviderConfig):
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     max_batch_size: Annotated[int, Field(ge=1, le=64)] = 4
     local_files_only: bool = False
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "off"
+    cpu_fallback: bool = False
 
 
 class DiffusersProvider(Provider):
@@ -113,12 +161,20 @@ class DiffusersProvider(Provider):
         if config.model and config.model not in config.models:
             raise ConfigError(f"providers.diffusers.model: {config.model!r} is not one of providers.diffusers.models "
                               f"({', '.join(config.models) or 'none configured'})")
-        self._pipelines: dict[str, Any] = {}
-        self._load_errors: dict[str, ProviderError] = {}
+        self._pipelines: dict[tuple[str, str], Any] = {}
+        self._load_errors: dict[tuple[str, str], ProviderError] = {}
         self._lock = threading.RLock()
+        #: Batch size a model ran out of memory above (halved at each out-of-memory).
+        self._batch_limits: dict[str, int] = {}
+        #: Peak GPU bytes per output pixel a model's calls needed above the loaded weights.
+        self._bytes_per_pixel: dict[str, float] = {}
         #: How many times a pipeline was loaded / called (a pipeline stays loaded across images).
         self.loads = 0
         self.calls = 0
+        #: Seconds of each torch.compile warm-up call by (model, device, width, height, batch size).
+        self.warmups: dict[tuple[str, str, int, int, int], float] = {}
+        #: torch.compile backend: ``inductor``; the CPU smoke run of the benchmark uses ``eager``.
+        self.compile_backend = "inductor"
 
     @property
     def model(self) -> str:
@@ -134,15 +190,21 @@ class DiffusersProvider(Provider):
 
     # -- device and loading -------------------------------------------------------------
 
-    def device_and_dtype(self, family: str = "sd15") -> tuple[str, Any]:
-        """(device, torch dtype): CUDA with fp16 (bf16 for FLUX where supported), MPS fp16, else CPU float32."""
+    def device_and_dtype(self, family: str = "sd15", device: str | None = None) -> tuple[str, Any]:
+        """(device, torch dtype) for a pipeline of ``family``: the configured device (``auto``:
+        CUDA, else MPS, else CPU) unless ``device`` is given; CUDA fp16 (bf16 for FLUX where
+        the GPU supports it), MPS fp16, CPU float32, unless ``dtype`` is configured. The CPU
+        fallback after an out-of-memory (``device="cpu"``) is always float32."""
         import torch
 
-        device = self.config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-        if self.config.dtype != "auto":
-            return device, getattr(torch, self.config.dtype)
+        if device is None:
+            device = self.config.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+            if self.config.dtype != "auto":
+                return device, getattr(torch, self.config.dtype)
+        elif device == "cpu":
+            return device, torch.float32
         if device == "cuda":
             bf16 = family == "flux" and torch.cuda.is_bf16_supported()
             return device, torch.bfloat16 if bf16 else torch.float16
@@ -155,27 +217,42 @@ class DiffusersProvider(Provider):
             return str(self.config.models_dir / candidate)
         return str(candidate) if candidate.exists() else path
 
-    def pipeline(self, model: str) -> Any:
-        """The loaded pipeline of ``model`` (loaded on first use, then kept)."""
+    def pipeline(self, model: str, device: str | None = None) -> Any:
+        """The loaded pipeline of ``model`` on ``device`` (None: the configured device),
+        loaded on first use and then kept until ``close()``."""
+        target = device or self.device_and_dtype(self.spec(model).pipeline)[0]
+        key = (model, target)
         with self._lock:
-            if model in self._pipelines:
-                return self._pipelines[model]
-            if model in self._load_errors:
-                raise self._load_errors[model]
+            if key in self._pipelines:
+                return self._pipelines[key]
+            if key in self._load_errors:
+                raise self._load_errors[key]
             try:
-                pipe = self._load(model, self.spec(model))
+                pipe = self._load(model, self.spec(model), target)
             except ProviderError as exc:
-                self._load_errors[model] = exc
+                self._load_errors[key] = exc
                 raise
-            self._pipelines[model] = pipe
+            self._pipelines[key] = pipe
             self.loads += 1
             return pipe
 
-    def _load(self, model: str, spec: LocalModelConfig) -> Any:
+    def adopt(self, model: str, pipe: Any, device: str | None = None) -> Any:
+        """Use ``pipe``, a pipeline already built (benchmarks/gpu_generation.py builds full-size
+        architectures with random weights), as the loaded pipeline of ``model`` on ``device``.
+        It gets the same preparation as a loaded one (device, SDPA, channels-last, compile);
+        returns the prepared pipeline."""
+        spec = self.spec(model)
+        target, _ = self.device_and_dtype(spec.pipeline, device)
+        prepared = self._prepare(pipe, target, compile_denoiser=True)
+        with self._lock:
+            self._pipelines[(model, target)] = prepared
+        return prepared
+
+    def _load(self, model: str, spec: LocalModelConfig, device: str) -> Any:
         import diffusers
 
         family = spec.pipeline
-        device, dtype = self.device_and_dtype(family)
+        device, dtype = self.device_and_dtype(family, None if device == self._primary_device(family) else device)
         path = self._resolve_path(spec.path)
         # diffusers renamed torch_dtype to dtype (the old name warns); older releases know only torch_dtype
         dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
@@ -206,14 +283,7 @@ class DiffusersProvider(Provider):
             for lora_name, lora in spec.loras.items():
                 kwargs = {"weight_name": lora.weight_name} if lora.weight_name else {}
                 pipe.load_lora_weights(self._resolve_path(lora.path), adapter_name=lora_name, **kwargs, **hub)
-            pipe = pipe.to(device)
-            if device == "cuda":
-                from diffusers.models.attention_processor import AttnProcessor2_0
-
-                denoiser = getattr(pipe, "unet", None)
-                if denoiser is not None and hasattr(denoiser, "set_attn_processor"):
-                    denoiser.set_attn_processor(AttnProcessor2_0())  # torch SDPA
-            pipe.set_progress_bar_config(disable=True)
+            pipe = self._prepare(pipe, device, compile_denoiser=device == self._primary_device(family))
         except ProviderError:
             raise
         except Exception as exc:
@@ -224,6 +294,39 @@ class DiffusersProvider(Provider):
             raise RejectedProviderError(f"cannot load {model!r} ({spec.path}): {text[:300]}",
                                         provider=self.name, model=model) from exc
         return pipe
+
+    def _prepare(self, pipe: Any, device: str, *, compile_denoiser: bool) -> Any:
+        """Move ``pipe`` to ``device``; on CUDA: SDPA attention and channels-last memory for
+        the UNet and the VAE (https://huggingface.co/docs/diffusers/optimization/fp16);
+        ``compile`` configured and ``compile_denoiser`` (not for the CPU fallback):
+        ``torch.compile`` of the UNet / transformer
+        (https://huggingface.co/docs/diffusers/optimization/torch2.0)."""
+        import torch
+
+        pipe = pipe.to(device)
+        unet = getattr(pipe, "unet", None)
+        if device == "cuda":
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            if unet is not None and hasattr(unet, "set_attn_processor"):
+                unet.set_attn_processor(AttnProcessor2_0())  # torch SDPA (FLUX's processors use it already)
+            for part in (unet, getattr(pipe, "vae", None)):
+                if part is not None:
+                    part.to(memory_format=torch.channels_last)
+        if self.config.compile != "off" and compile_denoiser:
+            for attribute in ("unet", "transformer"):
+                denoiser = getattr(pipe, attribute, None)
+                if denoiser is not None and not hasattr(denoiser, "_orig_mod"):
+                    # static shapes: one graph per (size, batch), what CUDA graphs and autotuning want;
+                    # a mode is an inductor option (other backends ignore it with a warning)
+                    mode = self.config.compile if self.compile_backend == "inductor" else None
+                    setattr(pipe, attribute, torch.compile(denoiser, backend=self.compile_backend, dynamic=False,
+                                                           mode=mode))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _primary_device(self, family: str = "sd15") -> str:
+        return self.device_and_dtype(family)[0]
 
     # -- generation ---------------------------------------------------------------------
 
@@ -252,6 +355,23 @@ class DiffusersProvider(Provider):
         return (request.model, request.width, request.height, request.num_inference_steps, request.guidance_scale,
                 request.loras, request.init_image is None)
 
+    def batch_limit(self, request: GenerationRequest) -> int:
+        """How many images like ``request`` one pipeline call renders: ``max_batch_size``,
+        lowered after an out-of-memory, and on CUDA to what the free GPU memory holds at the
+        bytes per pixel measured on this model's earlier calls (torch.cuda.mem_get_info plus
+        the allocator's cached free blocks, 90 % of it)."""
+        import torch
+
+        model = request.model or self.model
+        limit = min(self.config.max_batch_size, self._batch_limits.get(model, self.config.max_batch_size))
+        per_pixel = self._bytes_per_pixel.get(model)
+        if per_pixel and self._primary_device(self.spec(model).pipeline) == "cuda" and torch.cuda.is_available():
+            free, _total = torch.cuda.mem_get_info()
+            free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+            fits = int(0.9 * free // (per_pixel * request.width * request.height))
+            limit = max(1, min(limit, fits))
+        return limit
+
     def generate(self, request: GenerationRequest) -> GenerationResult:
         outcome = self.generate_batch([request])[0]
         if isinstance(outcome, ProviderError):
@@ -262,25 +382,96 @@ class DiffusersProvider(Provider):
         """One result (or the ProviderError of that image) per request, in order.
 
         Requests sharing ``batch_key`` (the variations of one template) are rendered
-        together, ``max_batch_size`` at a time, in one pipeline call each; a failure of
-        the whole call (out of memory, a bad size) is that error for each of its images.
+        together, ``batch_limit`` at a time, in one pipeline call each. A CUDA
+        out-of-memory is retried once at half the batch size (which then stays the limit
+        for the run); if that runs out of memory too, the rest of the batch is made on the
+        CPU when ``cpu_fallback`` is on, else each of its images fails with a
+        TransientProviderError. Any other failure of a whole call (a bad size) is that
+        error for each of its images. ``metadata["device"]`` says which device made an image.
         """
         outcomes: list[GenerationResult | ProviderError | None] = [None] * len(requests)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(self.batch_key(request), []).append(index)
         for indices in groups.values():
-            for start in range(0, len(indices), self.config.max_batch_size):
-                chunk = indices[start:start + self.config.max_batch_size]
-                try:
-                    results = self._render([requests[i] for i in chunk])
-                except ProviderError as exc:
-                    results = [exc] * len(chunk)
-                for i, result in zip(chunk, results, strict=True):
+            position = 0
+            while position < len(indices):
+                chunk = indices[position:position + self.batch_limit(requests[indices[position]])]
+                for i, result in zip(chunk, self._render_chunk([requests[i] for i in chunk]), strict=True):
                     outcomes[i] = result
+                position += len(chunk)
         return [o for o in outcomes if o is not None]
 
-    def _render(self, batch: list[GenerationRequest]) -> list[GenerationResult | ProviderError]:
+    def _render_chunk(self, batch: list[GenerationRequest]) -> list[GenerationResult | ProviderError]:
+        """``batch`` rendered in one call, or after an out-of-memory as described in ``generate_batch``."""
+        log = get_logger()
+        model = batch[0].model or self.model
+        try:
+            return self._results(batch, self.render(batch))
+        except ProviderError as exc:
+            return [exc] * len(batch)
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            first_error = exc
+        self._release_cuda_memory()
+        smaller = max(1, len(batch) // 2)
+        self._batch_limits[model] = min(self._batch_limits.get(model, self.config.max_batch_size), smaller)
+        results: list[GenerationResult | ProviderError] = []
+        remaining = batch
+        if len(batch) > 1:
+            log.warning("diffusers %s: out of memory at batch size %s, retrying at %s", model, len(batch), smaller)
+            for start in range(0, len(batch), smaller):
+                part = batch[start:start + smaller]
+                try:
+                    results.extend(self._results(part, self.render(part)))
+                except ProviderError as exc:
+                    results.extend([exc] * len(part))
+                except RuntimeError as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    first_error, remaining = exc, batch[start:]
+                    self._batch_limits[model] = max(1, smaller // 2)
+                    self._release_cuda_memory()
+                    break
+            else:
+                return results
+        family = self.spec(model).pipeline
+        if self.config.cpu_fallback and self._primary_device(family) != "cpu":
+            log.warning("diffusers %s: out of memory again, making %s image(s) on the CPU (cpu_fallback)", model,
+                        len(remaining))
+            try:
+                results.extend(self._results(remaining, self.render(remaining, device="cpu")))
+            except ProviderError as exc:
+                results.extend([exc] * len(remaining))
+            except RuntimeError as exc:  # the CPU ran out of memory too
+                error = TransientProviderError(f"out of memory on the GPU and the CPU: {str(exc)[:200]}",
+                                               provider=self.name, model=model)
+                results.extend([error] * len(remaining))
+            return results
+        why = "cpu_fallback is off" if self._primary_device(family) != "cpu" else "on the CPU"
+        error = TransientProviderError(f"out of memory at batch size {len(remaining)} ({why}): "
+                                       f"{str(first_error)[:200]}", provider=self.name, model=model)
+        results.extend([error] * len(remaining))
+        return results
+
+    def _release_cuda_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def render(self, batch: Sequence[GenerationRequest], device: str | None = None) -> Rendered:
+        """Run one pipeline call for ``batch`` (requests sharing ``batch_key``) on ``device``
+        (None: the configured one) and return the PIL images, unvalidated.
+
+        With ``compile`` on, the first call of each (model, device, size, batch size) is
+        preceded by a warm-up call at up to 2 steps that triggers the compilation; its
+        seconds are recorded apart (``Rendered.warmup_s``, ``self.warmups``). Raises
+        RejectedProviderError (img2img, unknown LoRA, a size the pipeline refuses),
+        TransientProviderError (another runtime error) and lets an out-of-memory
+        RuntimeError (``is_out_of_memory``) through to the caller.
+        """
         import torch
 
         first = batch[0]
@@ -289,49 +480,96 @@ class DiffusersProvider(Provider):
             raise RejectedProviderError("img2img is not offered by the local diffusers provider (use automatic1111 "
                                         "or flux_studio)", provider=self.name, model=model)
         spec = self.spec(model)
-        pipe = self.pipeline(model)
+        target = device or self._primary_device(spec.pipeline)
+        pipe = self.pipeline(model, target)
         seeds = [r.seed if r.seed is not None else random_source.randbelow(2**32) for r in batch]
-        started = time.monotonic()
         with self._lock:
             active = self._adapters(pipe, spec, first)
             prompts = [self.prompt_for(spec, r, active) for r in batch]
             negatives = [r.negative_prompt or spec.negative_prompt or "" for r in batch]
-            device = getattr(pipe, "device", torch.device("cpu"))
-            generator_device = "cpu" if str(device).startswith("mps") else str(device)
-            generators = [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds]
+            self._tune_vae(pipe, target, first, len(batch))
+            parameters = _call_parameters(pipe)
+            pipe_device = getattr(pipe, "device", torch.device("cpu"))
+            generator_device = "cpu" if str(pipe_device).startswith("mps") else str(pipe_device)
+
             mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
-            kwargs: dict[str, Any] = {
-                "prompt": prompts, "num_inference_steps": mapped.num_inference_steps, "width": mapped.width,
-                "height": mapped.height, "guidance_scale": mapped.guidance_scale, "generator": generators,
-            }
-            if "negative_prompt" in _call_parameters(pipe):
-                kwargs["negative_prompt"] = negatives
+            steps = mapped.num_inference_steps or first.num_inference_steps
+
+            def call_kwargs(steps: int) -> dict[str, Any]:
+                kwargs: dict[str, Any] = {
+                    "prompt": prompts, "num_inference_steps": steps, "width": mapped.width, "height": mapped.height,
+                    "guidance_scale": mapped.guidance_scale,
+                    "generator": [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds],
+                }
+                if "negative_prompt" in parameters:
+                    kwargs["negative_prompt"] = negatives
+                if spec.max_sequence_length and "max_sequence_length" in parameters:
+                    kwargs["max_sequence_length"] = spec.max_sequence_length
+                return kwargs
+
+            warmup_s = None
+            shape = (model, target, mapped.width, mapped.height, len(batch))
             try:
-                output = pipe(**kwargs)
-            except torch.cuda.OutOfMemoryError as exc:
-                torch.cuda.empty_cache()
-                raise TransientProviderError(f"CUDA out of memory: {str(exc)[:200]}", provider=self.name, model=model) from exc
-            except (ValueError, TypeError) as exc:  # check_inputs: sizes, prompt lengths
-                raise RejectedProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name, model=model) from exc
+                if self.config.compile != "off" and shape not in self.warmups:
+                    started = time.monotonic()
+                    self._invoke(pipe, call_kwargs(min(2, steps)), target)
+                    warmup_s = self.warmups[shape] = time.monotonic() - started
+                measure = target == "cuda" and torch.cuda.is_available()
+                if measure:
+                    torch.cuda.reset_peak_memory_stats()
+                    base = torch.cuda.memory_allocated()
+                started = time.monotonic()
+                output = self._invoke(pipe, call_kwargs(steps), target)
+                seconds = time.monotonic() - started
+                if measure:
+                    per_pixel = (torch.cuda.max_memory_allocated() - base) / (len(batch) * mapped.width * mapped.height)
+                    self._bytes_per_pixel[model] = max(self._bytes_per_pixel.get(model, 0.0), per_pixel)
             except RuntimeError as exc:
-                raise TransientProviderError(f"RuntimeError: {str(exc)[:300]}", provider=self.name, model=model) from exc
+                if is_out_of_memory(exc):
+                    raise
+                raise TransientProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name,
+                                             model=model) from exc
+            except (ValueError, TypeError) as exc:  # check_inputs: sizes, prompt lengths
+                raise RejectedProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name,
+                                            model=model) from exc
             self.calls += 1
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(batch)
+        return Rendered(images=list(output.images), seeds=seeds, prompts=prompts, flagged=[bool(f) for f in flags],
+                        loras=dict(active), device=target, seconds=seconds, warmup_s=warmup_s, model=model,
+                        description=spec.description)
+
+    def _invoke(self, pipe: Any, kwargs: dict[str, Any], device: str) -> Any:
+        """The pipeline call itself (the seam a test double replaces to run out of memory)."""
+        return pipe(**kwargs)
+
+    def _tune_vae(self, pipe: Any, device: str, request: GenerationRequest, batch_size: int) -> None:
+        """On CUDA: VAE slicing (one image decoded at a time) for batches, VAE tiling above
+        ``TILE_ABOVE_PIXELS`` (https://huggingface.co/docs/diffusers/optimization/memory)."""
+        vae = getattr(pipe, "vae", None)
+        if device != "cuda" or vae is None or not hasattr(vae, "enable_tiling"):
+            return
+        vae.enable_slicing() if batch_size > 1 else vae.disable_slicing()
+        vae.enable_tiling() if request.width * request.height > TILE_ABOVE_PIXELS else vae.disable_tiling()
+
+    def _results(self, batch: Sequence[GenerationRequest], rendered: Rendered) -> list[GenerationResult | ProviderError]:
         results: list[GenerationResult | ProviderError] = []
-        share = (time.monotonic() - started) / len(batch)
-        for request, image, seed, prompt, flagged in zip(batch, output.images, seeds, prompts, flags, strict=True):
+        share = rendered.seconds / len(batch)
+        for request, image, seed, prompt, flagged in zip(batch, rendered.images, rendered.seeds, rendered.prompts,
+                                                         rendered.flagged, strict=True):
             if flagged:
                 results.append(ContentFilteredError("content filtered: the pipeline's safety checker flagged the image",
-                                                    provider=self.name, model=model))
+                                                    provider=self.name, model=rendered.model))
                 continue
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
+            metadata: dict[str, Any] = {"prompt": prompt, "loras": rendered.loras, "device": rendered.device,
+                                        "batch_size": len(batch), "description": rendered.description}
+            if rendered.warmup_s is not None:
+                metadata["compile_warmup_s"] = round(rendered.warmup_s, 3)
             try:
                 result = result_from_bytes(
-                    buffer.getvalue(), provider=self, request=request, model=model, seed=seed,
-                    cost_usd=self.estimate_cost(request), started=time.monotonic() - share,
-                    metadata={"prompt": prompt, "loras": dict(active), "device": str(device), "batch_size": len(batch),
-                              "description": spec.description},
+                    buffer.getvalue(), provider=self, request=request, model=rendered.model, seed=seed,
+                    cost_usd=self.estimate_cost(request), started=time.monotonic() - share, metadata=metadata,
                 )
             except ProviderError as exc:
                 results.append(exc)

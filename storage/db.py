@@ -96,6 +96,9 @@ class ImageRecord(SQLModel, table=True):
     attempt_count: int = 0
     #: Why a failed / placeholder / skipped slot ended so: core.domain.FailureKind.
     failure_kind: str | None = Field(default=None, max_length=20)
+    #: Where a local provider made the image: ``cuda``, ``mps`` or ``cpu`` (the CPU fallback
+    #: after a GPU out-of-memory); None for remote providers.
+    device: str | None = Field(default=None, max_length=20)
 
 
 class AttemptRecord(SQLModel, table=True):

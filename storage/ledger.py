@@ -132,6 +132,8 @@ class GeneratedImage:
     checksum: str
     #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model.
     mapped_size: str | None = None
+    #: Where a local provider made it (``cuda``, ``mps``, ``cpu``); None for remote providers.
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,7 @@ class ImageLedger:
             row.seconds = round(image.seconds, 4)
             row.spool_path, row.checksum = image.spool_path, image.checksum
             row.mapped_size = image.mapped_size
+            row.device = image.device
             row.generated_at = utcnow()
             row.error = None
             row.failure_kind = None

@@ -163,7 +163,7 @@ def spool(result: GenerationResult, spool_dir: Path, image_id: str) -> Generated
     return GeneratedImage(provider=result.provider, model=result.model, seed=result.seed, width=result.width,
                           height=result.height, is_placeholder=result.is_placeholder, seconds=result.latency_s,
                           spool_path=str(path), checksum=hashlib.sha256(result.image).hexdigest(),
-                          mapped_size=result.mapped_size)
+                          mapped_size=result.mapped_size, device=result.metadata.get("device"))
 
 
 def failure_reason(outcome: ChainOutcome) -> str:
@@ -216,6 +216,22 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
     ``begun``: the claim already moved the row to ``generating`` (one transaction saved)."""
     from contextlib import nullcontext
 
+    prepared = prepare_step(ledger, row, run_key, policy=policy, begun=begun)
+    if isinstance(prepared, ImageRecord):
+        return prepared
+    assert row.id is not None
+    guard = ClaimBudget(chain.budget, row.id, run_key) if chain.budget is not None else None
+    with semaphore if semaphore is not None else nullcontext():
+        outcome = call_chain(chain, prepared, guard)
+    return record_outcome(ledger, row, run_key, outcome, spool_dir=spool_dir, decoded=decoded)
+
+
+def prepare_step(ledger: ImageLedger, row: ImageRecord, run_key: str, *, policy: PolicyConfig,
+                 begun: bool = False) -> GenerationRequest | ImageRecord:
+    """Before the provider call of a claimed row: -> ``generating`` (unless ``begun``), then
+    the row's GenerationRequest, or the row ended ``failed`` (its reference image cannot be
+    read) / ``blocked`` (content policy). ConfigError when the prompt is encrypted with a
+    key that is not set."""
     assert row.id is not None
     pk = row.id
     if is_encrypted(row.prompt):  # a key was there when it was planned, not now: never send the ciphertext
@@ -229,9 +245,16 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
     refusal = policy_refusal(row, policy, request.prompt)
     if refusal:
         return ledger.mark_blocked(pk, run_key, refusal)
-    guard = ClaimBudget(chain.budget, pk, run_key) if chain.budget is not None else None
-    with semaphore if semaphore is not None else nullcontext():
-        outcome = call_chain(chain, request, guard)
+    return request
+
+
+def record_outcome(ledger: ImageLedger, row: ImageRecord, run_key: str, outcome: ChainOutcome, *, spool_dir: Path,
+                   decoded: list[Any] | None = None) -> ImageRecord:
+    """After the provider call: the row -> ``generated`` (bytes spooled), ``skipped`` (budget
+    caps) or ``failed``, with the outcome's attempts and budget settlements in the same
+    transaction."""
+    assert row.id is not None
+    pk = row.id
     if outcome.result is None:
         kind = outcome.kind
         if kind is FailureKind.budget:

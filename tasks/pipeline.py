@@ -34,6 +34,7 @@ from storage.db import ImageRecord
 from tasks import alerts as alert_rules
 from tasks.artifacts import (count_outcomes, gallery_markdown, outcome_of, outcome_words,  # noqa: F401
                              publish_gallery, publish_summary)
+from tasks.batching import generate_batches_task
 from tasks.produce import produce_image
 from tasks.record import record_planned
 from tasks.runtime import get_runtime
@@ -172,6 +173,7 @@ def run_images(flow_name: str, slots: list[ImageSlot], *, retry_failed: bool = F
     try:
         close_dead_runs_task(run_key)
         pks = plan_images_task(slots, current_trigger())
+        generate_batches_task(pks, run_key, retry_failed)  # a batch-capable provider renders each template's variations at once
         progress = ProgressReporter(flow_name, len(pks))
         futures = [produce_image_task.submit(pk, run_key, retry_failed) for pk in pks]
         for future in as_completed(futures):

@@ -114,6 +114,9 @@ class Worker:
     #: near-duplicate check compares with them as with the published ones, under ``dedup_lock``.
     publishing: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     dedup_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Slots whose batched provider call (tasks/batching.py) ended them failed / blocked /
+    #: skipped in this run: the per-image process returns them as they are (one try per run).
+    batch_ended: set[int] = field(default_factory=set)
 
     def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
         """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
@@ -139,6 +142,8 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
     is left to the new holder.
     """
     log = get_logger()
+    if pk in worker.batch_ended:
+        return worker.ledger.get(pk)
     settings = worker.settings.pipeline
     deadline = time.monotonic() + settings.wait_for_others_s
     poll_s = min(2.0, max(0.2, settings.lease_s / 4))
@@ -166,6 +171,13 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
                 worker.publishing.pop(pk, None)
 
 
+def needs_provider(row: ImageRecord, begun: bool = False) -> bool:
+    """True when claimed row ``row`` goes (back) to the provider chain: its claim began
+    generation, it has nothing generated to resume from, or its spool file is lost."""
+    status = S(row.status)
+    return begun or status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row)
+
+
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
@@ -180,7 +192,7 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
     if status is S.uploaded:  # stored before a crash: only the last step is missing
         return _finish(worker, row, None, None)
     decoded: list[Any] = []  # the output check's decode, handed to post-processing: one decode per image
-    if begun or status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row):
+    if needs_provider(row, begun):
         row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
                             policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded, begun=begun)
         if S(row.status).terminal:
@@ -237,9 +249,14 @@ def _finish(worker: Worker, row: ImageRecord, stored: object, processed: Process
 
 
 def produce_all(worker: Worker, pks: Sequence[int], *, threads: int = 16) -> list[ImageRecord]:
-    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect)."""
+    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect); the
+    variations of a template first go to a batch-capable provider as one batch
+    (tasks/batching.py)."""
+    from tasks.batching import generate_batches
+
     worker.start()
     try:
+        generate_batches(worker, pks)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             return list(pool.map(lambda pk: produce_image(worker, pk), pks))
     finally:

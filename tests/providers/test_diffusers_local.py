@@ -41,15 +41,14 @@ def tiny_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
                          model_max_length=77, pad_token="<|endoftext|>"), len(vocab)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """A seeded, random, tiny SD 1.5-shaped pipeline (UNet, VAE, CLIP text encoder) and a LoRA, on disk."""
+def build_tiny_model(root: Path) -> dict[str, Path]:
+    """A seeded, random, tiny SD 1.5-shaped pipeline (UNet, VAE, CLIP text encoder) and a
+    LoRA, saved under ``root``; returns the folders of the model, its VAE and the LoRA."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from peft import LoraConfig as PeftLoraConfig
     from peft.utils import get_peft_model_state_dict
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    root = tmp_path_factory.mktemp("tiny-sd")
     tokenizer, vocab_size = tiny_tokenizer(root)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -71,7 +70,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, P
     unet.add_adapter(PeftLoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
                                     init_lora_weights=False))
     StableDiffusionPipeline.save_lora_weights(root / "lora", unet_lora_layers=get_peft_model_state_dict(unet))
-    yield {"model": root / "model", "vae": root / "vae", "lora": root / "lora"}
+    return {"model": root / "model", "vae": root / "vae", "lora": root / "lora"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """``build_tiny_model`` in a temporary folder."""
+    yield build_tiny_model(tmp_path_factory.mktemp("tiny-sd"))
 
 
 @pytest.fixture

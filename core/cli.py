@@ -125,15 +125,21 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
         thread.start()
         while thread.is_alive():
             rows = db.images(key_prefix=key_prefix)
-            done = sum(1 for r in rows if r.status in ("done", "failed", "blocked", "skipped"))
+            done = sum(1 for r in rows if _finished(r.status))
             progress.update(bar, completed=done, description=label if rows else f"{label} (starting Prefect)")
             thread.join(0.5)
         rows = db.images(key_prefix=key_prefix)
-        progress.update(bar, completed=sum(1 for r in rows if r.status in ("done", "failed", "blocked", "skipped")),
+        progress.update(bar, completed=sum(1 for r in rows if _finished(r.status)),
                         description=label)
     if "error" in outcome:
         raise _fail(outcome["error"], 1)
     return outcome["summary"]
+
+
+def _finished(status: str) -> bool:
+    from core.domain import ImageStatus
+
+    return ImageStatus(status).terminal
 
 
 def _print_summary(summary: Any) -> None:

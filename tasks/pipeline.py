@@ -31,6 +31,7 @@ from tasks.categorize import categorize, categorize_image  # noqa: F401  (catego
 from tasks.generate import generate_image
 from tasks.postprocess import RenditionFile, make_renditions, postprocess_image  # noqa: F401
 from tasks.record import mark_done, record_planned
+from tasks.review import publish_or_review
 from tasks.runtime import get_runtime
 from tasks.upload import upload_image
 
@@ -214,6 +215,8 @@ def run_images(flow_name: str, slots: list[ImageSlot]) -> RunSummary:
         for future in as_completed(futures):
             progress.image_finished(future.result())
         images = [f.result() for f in futures]
+        # publishing: publish the stored images or send them to review (a deployment run suspends for it)
+        images = [ImageSummary.of(row) for row in publish_or_review(pks, run_key)]
     finally:
         rt.end_run(run_key)
     raised = alerts_task()

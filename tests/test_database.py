@@ -15,7 +15,8 @@ from core.domain import Attempt, ImageSlot, ImageStatus
 from storage.db import AttemptRecord, Database, ImageRecord
 from storage.migrate import current_revisions, head_revisions
 
-TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "alembic_version"}
+TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "reservations", "deliveries",
+          "alembic_version"}
 
 
 def test_migrations_create_every_table_and_match_the_models(db_url: str) -> None:

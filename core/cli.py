@@ -12,7 +12,11 @@
     content-pipeline db upgrade | db current
     content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
     content-pipeline share IMAGE_ID [--expires SECONDS]
-    content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N]
+    content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N] [--image IMAGE_ID]
+    content-pipeline review list | review approve|reject IMAGE...     (core/cli_publish.py)
+    content-pipeline reserve --category C --for YYYY-MM-DD [--channel CH] | release RESERVATION
+    content-pipeline regenerate IMAGE [--seed N] [--provider P] | versions IMAGE
+    content-pipeline backup verify
     content-pipeline ab report [--template NAME] [--json]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
@@ -48,6 +52,10 @@ from core.cli_providers import models_app, providers_app  # noqa: E402 - sub-app
 
 app.add_typer(providers_app, name="providers")
 app.add_typer(models_app, name="models")
+
+from core.cli_publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
+
+_register_publishing(app)
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -339,6 +347,10 @@ def report_cmd(
         console.print("no provider calls in this period")
     for path in files:
         console.print(f"wrote {path}", highlight=False)
+    from core.cli_publish import reservation_calendar
+
+    calendar = reservation_calendar(start.date())
+    console.print(calendar if calendar is not None else "no reservations from the period's start on")
 
 
 @app.command("share")
@@ -372,9 +384,11 @@ def history_cmd(
     since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
     until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 200,
+    image: Annotated[str | None, typer.Option("--image", help="Only this image's slot: its version chain.")] = None,
 ) -> None:
     """The audit trail: every generation of the period with who triggered it, its prompt,
-    each provider call (outcome, seconds, USD) and where the image went."""
+    each provider call (outcome, seconds, USD) and where the image went; with --image, the
+    slot's chain of versions (who reviewed each, which one is published)."""
     from datetime import timedelta
 
     from sqlmodel import select
@@ -384,6 +398,11 @@ def history_cmd(
     from tasks.runtime import get_runtime
 
     _settings()
+    if image:
+        from core.cli_publish import versions_cmd
+
+        versions_cmd(image)
+        return
     try:
         start, end = period(since.date() if hasattr(since, "date") else since,
                             until.date() if hasattr(until, "date") else until)
@@ -404,7 +423,8 @@ def history_cmd(
         story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}"
                           + (f" ({c.error_class})" if c.error_class else "") for c in by_image.get(image.id or 0, []))
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
-                      f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)
+                      f"{image.flow}/{image.template or '-'}  v{image.version}  {image.status}  USD {image.cost_usd:.3f}",
+                      highlight=False)
         console.print(f"  prompt: {image.prompt or '-'}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",

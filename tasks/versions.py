@@ -1,0 +1,37 @@
+"""Versions of an image slot: finding an image, producing a new version (the chain of versions:
+storage.ledger.ImageLedger.versions)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import select
+
+from storage.db import Database, ImageRecord
+
+
+def find_image(db: Database, image_id: str) -> ImageRecord:
+    """The row of ``image_id`` (the 12-character id); KeyError naming it when unknown."""
+    with db.session() as session:
+        row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
+    if row is None:
+        raise KeyError(f"no image with id {image_id!r}")
+    return row
+
+
+def produce_version(pk: int, provider: str | None = None) -> ImageRecord:
+    """Generate, post-process and store the planned version ``pk`` (tasks.pipeline.produce_image),
+    with only ``provider`` when given (its chain: that provider alone). Call inside a flow run."""
+    from tasks.pipeline import produce_image
+    from tasks.runtime import get_runtime
+
+    rt = get_runtime()
+    run_key = f"regenerate-{uuid.uuid4().hex[:12]}"
+    if provider:
+        rt.use_providers(run_key, [provider])
+    try:
+        produce_image(pk, run_key)
+    finally:
+        rt.end_run(run_key)
+    return rt.db.get(pk)
+

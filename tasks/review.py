@@ -121,9 +121,9 @@ def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageReco
 
 def _in_deployment() -> bool:
     try:
-        from prefect.runtime import flow_run
+        from prefect.runtime import deployment, flow_run
 
-        return bool(flow_run.id and flow_run.deployment_id)
+        return bool(flow_run.id and deployment.id)
     except Exception:  # noqa: BLE001 - no Prefect context: not a deployment run
         return False
 
@@ -210,8 +210,7 @@ def publish_or_review(pks: Sequence[int], run_key: str | None = None, *,
     for pk in pks:
         publisher.stage(pk, run_key)
     publisher.deliver_new()
-    versions: list[int] = []
-    known = list(pks)
+    known = _with_versions(ledger, list(pks))  # a resumed run finds the versions its earlier rounds made
     for round_no in range(1, settings.max_review_rounds + 1):
         waiting = [r for r in ledger.rows(known) if S(r.status) is S.in_review]
         if not waiting:
@@ -230,11 +229,25 @@ def publish_or_review(pks: Sequence[int], run_key: str | None = None, *,
             for pk in new_versions:
                 if pk not in known:
                     known.append(pk)
-                    versions.append(pk)
                 make(pk, run_key or "review")
                 publisher.stage(pk, run_key)
             publisher.deliver_new()
     return ledger.rows(known)
+
+
+def _with_versions(ledger: ImageLedger, pks: list[int]) -> list[int]:
+    """``pks`` and every later version made from them (the ``previous_pk`` chain), in order."""
+    from sqlmodel import select
+
+    known = list(pks)
+    frontier = list(pks)
+    while frontier:
+        with ledger.db.session() as session:
+            query = select(ImageRecord.id).where(ImageRecord.previous_pk.in_(frontier))  # type: ignore[union-attr]
+            found = [pk for pk in session.exec(query.order_by(ImageRecord.id)) if pk is not None and pk not in known]  # type: ignore[arg-type]
+        known.extend(found)
+        frontier = found
+    return known
 
 
 def _suspend_for(publisher: Publisher, waiting: Sequence[ImageRecord], round_no: int, timeout_s: int) -> Any:

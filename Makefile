@@ -1,12 +1,13 @@
 # make run  - create .venv, install, run today's daily batch on the offline defaults
 # make test - create .venv, install, run the test suite
+# make lint - ruff and mypy, as configured in pyproject.toml
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test serve clean
+.PHONY: install run test lint serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 serve: $(STAMP)
 	$(VENV)/bin/content-pipeline serve

@@ -41,7 +41,7 @@ from tests.providers.servers import A1111Server, photo  # noqa: E402
 
 def make_chain(url: str, concurrency: int) -> ProviderChain:
     provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=url, timeout_s=30),
-                                     secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+                                     secrets=Secrets(_env_file=None))
     return ProviderChain([provider], retry=RetryConfig(max_retries=0))
 
 
@@ -78,7 +78,7 @@ def run_with_records(url: str, images: int, concurrency: int, size: int) -> tupl
     return wall, sum(1 for r in rows if r.status == "generated" and r.provider == "automatic1111")
 
 
-def _serve(delay: float, size: int, conn) -> None:  # type: ignore[no-untyped-def]
+def _serve(delay: float, size: int, conn) -> None:
     """Child process: a loopback A1111 server (its own interpreter, as a real provider would be)."""
     photo(size, size)
     with A1111Server(delay_s=delay) as server:

@@ -50,7 +50,7 @@ def main() -> None:
     provider.generate(request)
     per_call = time.perf_counter() - started
 
-    def timed(call, calls: int) -> float:  # type: ignore[no-untyped-def]
+    def timed(call, calls: int) -> float:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda _: call(), range(calls)))
@@ -64,7 +64,7 @@ def main() -> None:
             for limit in (1, 2):
                 semaphore = threading.BoundedSemaphore(limit)
 
-                def local() -> None:
+                def local(semaphore: threading.BoundedSemaphore = semaphore) -> None:
                     with semaphore:
                         provider.generate(request)
 
@@ -76,7 +76,7 @@ def main() -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
                 wrapped = GloballyLimitedProvider(provider)
                 ideal = args.calls / limit * per_call
-                for how, call in (("in-process semaphore", local), ("Prefect global limit", lambda: wrapped.generate(request))):
+                for how, call in (("in-process semaphore", local), ("Prefect global limit", lambda wrapped=wrapped: wrapped.generate(request))):
                     wall = timed(call, args.calls)
                     table.add_row(str(limit), how, f"{wall:.2f}", f"{ideal:.2f}", f"{(wall - ideal) / args.calls:.3f}")
     Console().print(table)

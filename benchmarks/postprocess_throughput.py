@@ -48,10 +48,10 @@ def make_source(folder: Path) -> Path:
 
 
 # -- one image, per implementation (module-level: picklable for process pools) -------------
-def _specs():  # type: ignore[no-untyped-def]
+def _specs():
     from core.settings import Settings
 
-    return Settings.model_fields["renditions"].default_factory()  # type: ignore[misc]
+    return Settings.model_fields["renditions"].get_default(call_default_factory=True)
 
 
 def run_project(args: tuple[str, str, int, bool]) -> int:

@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -311,6 +311,12 @@ def db_current() -> None:
         console.print("run `content-pipeline db upgrade` (or just run a flow) to migrate")
 
 
+
+def _as_date(value: date | None) -> date | None:
+    """Typer hands ``formats=`` options over as datetimes: the day of one, or None."""
+    return value.date() if isinstance(value, datetime) else value
+
+
 @app.command("report")
 def report_cmd(
     since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
@@ -327,8 +333,8 @@ def report_cmd(
 
     settings = _settings()
     try:
-        start, end = period(since.date() if hasattr(since, "date") else since,
-                            until.date() if hasattr(until, "date") else until)
+        start, end = period(_as_date(since),
+                            _as_date(until))
     except ValueError as exc:
         raise _fail(exc) from None
     last_day = (end - timedelta(days=1)).date()
@@ -391,7 +397,7 @@ def history_cmd(
     slot's chain of versions (who reviewed each, which one is published)."""
     from datetime import timedelta
 
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from storage.db import AttemptRecord, ImageRecord
     from tasks.report import period
@@ -404,16 +410,16 @@ def history_cmd(
         versions_cmd(image)
         return
     try:
-        start, end = period(since.date() if hasattr(since, "date") else since,
-                            until.date() if hasattr(until, "date") else until)
+        start, end = period(_as_date(since),
+                            _as_date(until))
     except ValueError as exc:
         raise _fail(exc) from None
     db = get_runtime().db
     with db.session() as session:
         images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= start, ImageRecord.created_at < end)
-                                   .order_by(ImageRecord.id).limit(limit)))
+                                   .order_by(col(ImageRecord.id)).limit(limit)))
         calls = list(session.exec(select(AttemptRecord).where(AttemptRecord.image_pk.in_([i.id for i in images]))  # type: ignore[attr-defined]
-                                  .order_by(AttemptRecord.id)))
+                                  .order_by(col(AttemptRecord.id))))
     by_image: dict[int, list[Any]] = {}
     for call in calls:
         by_image.setdefault(call.image_pk, []).append(call)

@@ -194,7 +194,7 @@ def check_apprise(secrets: Any) -> list[Check]:
             checks.append(Check(f"apprise #{position}", OK, f"{scheme}:// URL understood by Apprise"))
         else:
             checks.append(Check(f"apprise #{position}", FAIL, f"{scheme}:// URL not understood by Apprise",
-                                "fix entry #%d of APPRISE_URLS (see https://github.com/caronc/apprise/wiki)" % position))
+                                f"fix entry #{position} of APPRISE_URLS (see https://github.com/caronc/apprise/wiki)"))
     return checks
 
 

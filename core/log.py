@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 
-def get_logger() -> logging.Logger | logging.LoggerAdapter:  # type: ignore[type-arg]
+def get_logger() -> logging.Logger | logging.LoggerAdapter:
     try:
         from prefect.exceptions import MissingContextError
         from prefect.logging import get_run_logger

@@ -20,7 +20,11 @@ from collections.abc import Iterable
 
 from core.errors import ContentPolicyError
 
-_MINOR = r"child|children|kid|kids|minor|minors|underage|under-age|teen|teens|teenager|teenagers|preteen|pre-teen|schoolgirl|schoolboy|boy|girl|toddler|infant|baby|loli|lolita|shota|young\s+(?:girl|boy)|\d{1,2}\s*(?:yo|y/o|year[- ]old)"
+_MINOR = (
+    r"child|children|kid|kids|minor|minors|underage|under-age|teen|teens|teenager|teenagers|preteen|"
+    r"pre-teen|schoolgirl|schoolboy|boy|girl|toddler|infant|baby|loli|lolita|shota|young\s+(?:girl|boy)|"
+    r"\d{1,2}\s*(?:yo|y/o|year[- ]old)"
+)
 _SEXUAL = r"nude|nudity|naked|sexual|sexualised|sexualized|sexy|erotic|porn|pornographic|nsfw|lingerie|topless|explicit|seductive|provocative|undressed|fetish"
 _PRIVATE = (
     r"(?:my|our|his|her|their)\s+(?:neighbou?r|coworker|co-worker|colleague|classmate|ex|ex-wife|ex-husband|"

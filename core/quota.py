@@ -14,7 +14,7 @@ match wins:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 _FAMILIES = (
     ("x-ratelimit-remaining-requests", "x-ratelimit-limit-requests"),
@@ -30,7 +30,14 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def quota_hints(source: Mapping[str, Any] | None) -> dict[str, int | None]:
+class QuotaHints(TypedDict):
+    """Calls left and the limit, as far as an answer tells (keyword arguments of ``Attempt``)."""
+
+    quota_remaining: int | None
+    quota_limit: int | None
+
+
+def quota_hints(source: Mapping[str, Any] | None) -> QuotaHints:
     """``{"quota_remaining": calls left or None, "quota_limit": limit or None}`` from
     headers or provider metadata (names matched case-insensitively, ``_`` = ``-``)."""
     if not source:

@@ -48,6 +48,11 @@ class RetryConfig(BaseModel):
     circuit_cooldown_s: Annotated[float, Field(ge=0)] = 300.0
 
 
+def _price_table(table: dict[str, PriceEntry]) -> dict[str, PriceEntry]:
+    """A default price table, typed as one (USD per image, or per quality/size key)."""
+    return table
+
+
 PriceEntry = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
 
 
@@ -113,7 +118,7 @@ class HuggingFaceConfig(ProviderConfig):
     hub_url: str = "https://huggingface.co"
     scheduler: str | None = None
     prices_usd: dict[str, PriceEntry] = Field(
-        default_factory=lambda: {"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "*": 0.02})
+        default_factory=lambda: _price_table({"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "*": 0.02}))
 
 
 class ReplicateConfig(ProviderConfig):
@@ -129,11 +134,11 @@ class ReplicateConfig(ProviderConfig):
     wait_s: Annotated[int, Field(ge=1, le=60)] = 60
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     price_per_second_usd: Annotated[float, Field(ge=0)] = 0.0
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
         "stability-ai/stable-diffusion": 0.05,
         "lucataco/realistic-vision-v5.1": 0.08,
         "black-forest-labs/flux-schnell": 0.003,
-    })
+    }))
 
 
 class StabilityConfig(ProviderConfig):
@@ -144,9 +149,9 @@ class StabilityConfig(ProviderConfig):
     base_url: str = "https://api.stability.ai"
     model: str | None = "ultra"
     style_preset: str | None = None
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
         "ultra": 0.08, "core": 0.03, "sd3.5-large": 0.065, "sd3.5-large-turbo": 0.04, "sd3.5-medium": 0.035,
-    })
+    }))
 
 
 class FluxStudioConfig(ProviderConfig):
@@ -173,10 +178,10 @@ class OpenAIConfig(ProviderConfig):
     #: USD per 1M tokens (input text, output image) used with the reported ``usage``.
     token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"input": 5.0, "output": 40.0})
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
         "dall-e-3": {"standard": 0.04, "hd": 0.08, "ultra-hd": 0.08},
         "gpt-image-1": {"standard": 0.011, "hd": 0.042, "ultra-hd": 0.167},
-    })
+    }))
 
 
 class FalConfig(ProviderConfig):
@@ -187,7 +192,7 @@ class FalConfig(ProviderConfig):
     model: str | None = "fal-ai/flux/schnell"
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     enable_safety_checker: bool = True
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: {"fal-ai/flux/schnell": 0.003, "*": 0.025})
+    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({"fal-ai/flux/schnell": 0.003, "*": 0.025}))
 
 
 class LoraConfig(BaseModel):
@@ -357,7 +362,7 @@ class RenditionConfig(BaseModel):
     upscaler: Literal["lanczos", "model", "remote"] = "lanczos"
 
     @model_validator(mode="after")
-    def _size_or_scale(self) -> "RenditionConfig":
+    def _size_or_scale(self) -> RenditionConfig:
         if self.scale is None and (self.width is None or self.height is None):
             raise ValueError("a rendition needs width and height, or scale")
         if self.target_bytes is not None and self.format == "png":
@@ -397,7 +402,7 @@ class DecodeConfig(BaseModel):
     model_config = _Strict
     max_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 50 * 1024 * 1024
     max_pixels: Annotated[int, Field(ge=4096, le=89_478_485)] = 40_000_000
-    formats: list[Literal["PNG", "JPEG", "WEBP", "AVIF"]] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "AVIF"])
+    formats: list[Literal["PNG", "JPEG", "WEBP", "AVIF"]] = ["PNG", "JPEG", "WEBP", "AVIF"]  # pydantic copies it
 
 
 class UpscaleConfig(BaseModel):
@@ -565,7 +570,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
-_yaml_data: ContextVar[dict[str, Any]] = ContextVar("_yaml_data", default={})
+_yaml_data: ContextVar[dict[str, Any] | None] = ContextVar("_yaml_data", default=None)
 
 
 class Settings(BaseSettings):
@@ -612,7 +617,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, _yaml_data.get()))
+        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, _yaml_data.get() or {}))
 
     @field_validator("timezone")
     @classmethod
@@ -636,7 +641,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _resolve(self) -> "Settings":
+    def _resolve(self) -> Settings:
         base = self.config_file.parent if self.config_file else Path.cwd()
         self.output_dir = (base / self.output_dir).resolve()
         self.templates_dir = (base / self.templates_dir).resolve()

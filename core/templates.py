@@ -18,8 +18,8 @@ from core.domain import ImageFormat, Quality, Template
 from core.errors import TemplateError
 from core.yamlio import format_validation_error, load_yaml
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)]
 
@@ -65,7 +65,7 @@ class DailyPlan(BaseModel):
         return _check_time(value)
 
     @model_validator(mode="after")
-    def _inside_window(self) -> "DailyPlan":
+    def _inside_window(self) -> DailyPlan:
         if self.window_end <= self.window_start:
             raise ValueError(f"window_end {self.window_end} is not after window_start {self.window_start}")
         for slot in self.slots:
@@ -88,7 +88,7 @@ class WeeklyEntry(BaseModel):
 class WeekendSpecial(WeeklyEntry):
     """An extra slot on weekend days, with its own tags (e.g. ``weekend-special``)."""
 
-    days: list[Weekday] = Field(default_factory=lambda: ["saturday", "sunday"])
+    days: list[Weekday] = ["saturday", "sunday"]  # pydantic copies mutable defaults
     tags: list[str] = Field(default_factory=lambda: ["weekend-special"])
 
 
@@ -106,7 +106,7 @@ class WeeklyPlan(BaseModel):
         return _check_time(value)
 
     @model_validator(mode="after")
-    def _every_day(self) -> "WeeklyPlan":
+    def _every_day(self) -> WeeklyPlan:
         missing = [d for d in WEEKDAYS if d not in self.days]
         if missing:
             raise ValueError(f"the weekly plan has no entry for {', '.join(missing)}")
@@ -147,7 +147,7 @@ class TemplateLibrary:
         raise TemplateError(f"no template named {name!r} under {self.folder}")
 
     @classmethod
-    def validate(cls, folder: Path) -> tuple["TemplateLibrary", list[str]]:
+    def validate(cls, folder: Path) -> tuple[TemplateLibrary, list[str]]:
         """Load what can be loaded; return the library and every problem found."""
         library = cls(folder=folder)
         problems: list[str] = []
@@ -179,7 +179,7 @@ class TemplateLibrary:
         return library, problems
 
     @classmethod
-    def load(cls, folder: Path) -> "TemplateLibrary":
+    def load(cls, folder: Path) -> TemplateLibrary:
         """The validated library; TemplateError listing every problem."""
         library, problems = cls.validate(folder)
         if problems:

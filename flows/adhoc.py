@@ -15,7 +15,8 @@ from tasks.alerts import flow_failure_hook
 from tasks.runtime import get_runtime
 
 
-@flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name="generate-{template}",
+@flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
+      flow_run_name="generate-{template}",
       on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
 def generate(
     template: str,

@@ -69,6 +69,6 @@ def ensure_failure_automation(deployment_id: UUID) -> Any:
         existing = None
     if existing is None:
         return wanted.create()
-    wanted.id = existing.id
+    wanted.id = existing.id  # type: ignore[attr-defined]  # sync_compatible: a value here
     wanted.update()
-    return Automation.read(id=existing.id)
+    return Automation.read(id=existing.id)  # type: ignore[attr-defined]

@@ -14,7 +14,8 @@ from tasks.alerts import flow_failure_hook
 from tasks.runtime import get_runtime
 
 
-@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name=dated_run_name("daily"),
+@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
+      flow_run_name=dated_run_name("daily"),
       on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
 def daily_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
     """Make the daily batch for ``run_date`` (default: today in the configured timezone).

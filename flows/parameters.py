@@ -21,7 +21,7 @@ def only_categories(slots: list[ImageSlot], categories: list[str] | None, librar
     return [slot for slot in slots if slot.category in categories]
 
 
-def dated_run_name(prefix: str):  # type: ignore[no-untyped-def]
+def dated_run_name(prefix: str):
     """A Prefect ``flow_run_name`` callable: ``<prefix>-<run_date>``, where a run without a
     ``run_date`` (a scheduled run) is named after today in the configured timezone."""
 

@@ -14,7 +14,8 @@ from tasks.alerts import flow_failure_hook
 from tasks.runtime import get_runtime
 
 
-@flow(name="weekly-content", task_runner=ThreadPoolTaskRunner(max_workers=16), flow_run_name=dated_run_name("weekly"),
+@flow(name="weekly-content", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
+      flow_run_name=dated_run_name("weekly"),
       on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
 def weekly_content(run_date: date | None = None, categories: list[str] | None = None) -> RunSummary:
     """Make ``run_date``'s images of the weekly plan (lighter Sunday, weekend special).

@@ -131,7 +131,7 @@ class Automatic1111Provider(Provider):
         info: dict[str, Any] = {}
         try:
             info = json.loads(body.get("info") or "{}")
-            seed = int(info.get("seed", seed)) if info.get("seed") is not None else seed
+            seed = int(info["seed"]) if info.get("seed") is not None else seed
         except (TypeError, ValueError):
             info = {}
         used_model = str(info.get("sd_model_name") or model)

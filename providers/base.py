@@ -97,7 +97,7 @@ class Provider(ABC):
             return price
         return self.prices_usd.get(model, 0.0)
 
-    def check(self) -> "ProviderCheck":
+    def check(self) -> ProviderCheck:
         """Reachability and credentials, without spending money where the API allows.
 
         The base class only reports whether the secrets it needs are set; adapters call
@@ -108,7 +108,7 @@ class Provider(ABC):
             return ProviderCheck(False, f"missing {', '.join(missing)} in the environment or .env")
         return ProviderCheck(True, "no remote check for this provider")
 
-    def probe_get(self, client: httpx.Client, path: str) -> "httpx.Response | ProviderCheck":
+    def probe_get(self, client: httpx.Client, path: str) -> httpx.Response | ProviderCheck:
         """GET ``path`` (a free endpoint) for ``check()``: the response, or a failed
         ProviderCheck when a secret is missing or the call fails (secrets scrubbed)."""
         missing = self.missing_secrets()
@@ -139,7 +139,7 @@ class Provider(ABC):
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Generate one image; raises a ProviderError subclass on any failure."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most providers hold nothing to release)
         """Release connections and loaded models."""
 
     def scrub(self, text: str) -> str:

@@ -12,6 +12,7 @@ Every call, and every provider skipped, is reported to ``on_attempt``.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -149,7 +150,7 @@ class ProviderChain:
             batch = getattr(provider, "generate_batch", None)
             if batch is None or len(pending) == 1:
                 for i in pending:
-                    results[i] = self._try_provider(provider, requests[i], lambda a, i=i: on_attempt(i, a), reasons[i])
+                    results[i] = self._try_provider(provider, requests[i], functools.partial(on_attempt, i), reasons[i])
                 continue
             self._try_batch(provider, batch, requests, pending, results, on_attempt, reasons)
         return [r if r is not None else AllProvidersFailedError(
@@ -191,7 +192,7 @@ class ProviderChain:
         started = time.monotonic()
         try:
             outcomes = batch([requests[i] for i in chosen])
-        except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not stop the chain
+        except Exception as exc:
             outcomes = [exc] * len(chosen)  # type: ignore[list-item]
         latency = (time.monotonic() - started) / len(chosen)
         for i, outcome in zip(chosen, outcomes, strict=True):

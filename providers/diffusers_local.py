@@ -169,7 +169,7 @@ class DiffusersProvider(Provider):
             pipe.set_progress_bar_config(disable=True)
         except ProviderError:
             raise
-        except Exception as exc:  # noqa: BLE001 - translated once, here
+        except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"
             if any(marker in text for marker in ("401", "403", "gated", "GatedRepo", "Unauthorized")):
                 raise AuthBillingProviderError(f"cannot load {model!r} ({spec.path}): {text[:300]} (set HUGGINGFACE_TOKEN)",
@@ -184,7 +184,7 @@ class DiffusersProvider(Provider):
         """Activate the request's LoRAs (or the model's defaults); returns (name, weight) applied."""
         if not spec.loras:
             return []
-        wanted = dict(request.loras) if request.loras is not None else {n: l.weight for n, l in spec.loras.items()}
+        wanted = dict(request.loras) if request.loras is not None else {n: lora.weight for n, lora in spec.loras.items()}
         unknown = [n for n in wanted if n not in spec.loras]
         if unknown:
             raise RejectedProviderError(f"unknown LoRA {unknown[0]!r} (model has: {', '.join(spec.loras)})",

@@ -59,7 +59,7 @@ class SafeDownloader:
     test_base_url: str | None = None
 
     @classmethod
-    def from_config(cls, config: object) -> "SafeDownloader":
+    def from_config(cls, config: object) -> SafeDownloader:
         """From a ``core.settings.DownloadConfig``."""
         return cls(max_bytes=config.max_bytes, timeout_s=config.timeout_s,  # type: ignore[attr-defined]
                    max_redirects=config.max_redirects, test_base_url=config.test_base_url)  # type: ignore[attr-defined]

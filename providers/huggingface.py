@@ -94,7 +94,7 @@ class HuggingFaceProvider(Provider):
             detail = str(getattr(exc, "server_message", "") or "") or str(exc).splitlines()[0]
             try:
                 body = response.json()
-            except Exception:  # noqa: BLE001 - any body that is not JSON
+            except Exception:
                 body = None
             if isinstance(body, dict):
                 detail = str(body.get("error") or detail)
@@ -122,7 +122,7 @@ class HuggingFaceProvider(Provider):
 
         try:
             info = HfApi(endpoint=self.config.hub_url, token=self.secret("huggingface_token")).whoami()
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
+        except Exception as exc:
             error = self.translate(exc, self.model)
             return ProviderCheck(False, self.scrub(str(error)))
         return ProviderCheck(True, f"token of {info.get('name', '?')} accepted; model {self.model}")

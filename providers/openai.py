@@ -140,7 +140,7 @@ class OpenAIProvider(Provider):
             return ProviderCheck(False, f"missing {missing[0]} in the environment or .env")
         try:
             ids = [m.id for m in self._client.models.list()]
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
+        except Exception as exc:
             return ProviderCheck(False, self.scrub(str(self.translate(exc, self.model))))
         visible = [m for m in self.models if m in ids]
         return ProviderCheck(True, f"key accepted; image models: {', '.join(visible) or 'none listed'}")

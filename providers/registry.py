@@ -22,7 +22,7 @@ PROVIDERS: dict[str, str] = {
 }
 
 
-def provider_class(name: str) -> type["Provider"]:
+def provider_class(name: str) -> type[Provider]:
     """The Provider class registered as ``name``; ValueError names unknown ones."""
     try:
         target = PROVIDERS[name]
@@ -32,7 +32,7 @@ def provider_class(name: str) -> type["Provider"]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def build_providers(settings, secrets) -> list["Provider"]:  # type: ignore[no-untyped-def]
+def build_providers(settings, secrets) -> list[Provider]:
     """Instances of the enabled providers of ``settings.chain``, in chain order."""
     from providers.download import SafeDownloader
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from core.domain import Attempt, ImageSlot, ImageStatus, key_digest
 
@@ -335,8 +335,8 @@ class Database:
             if run_date:
                 query = query.where(ImageRecord.run_date == run_date)
             if key_prefix:
-                query = query.where(ImageRecord.idempotency_key.startswith(key_prefix))  # type: ignore[union-attr]
-            return list(session.exec(query.order_by(ImageRecord.id)))
+                query = query.where(col(ImageRecord.idempotency_key).startswith(key_prefix))
+            return list(session.exec(query.order_by(col(ImageRecord.id))))
 
     # -- attempts and renditions ----------------------------------------------------
     def add_attempt(self, pk: int, attempt: Attempt) -> AttemptRecord:
@@ -364,7 +364,7 @@ class Database:
             query = select(AttemptRecord)
             if pk is not None:
                 query = query.where(AttemptRecord.image_pk == pk)
-            return list(session.exec(query.order_by(AttemptRecord.id)))
+            return list(session.exec(query.order_by(col(AttemptRecord.id))))
 
     def replace_renditions(self, pk: int, renditions: list[RenditionRecord]) -> None:
         """Store the renditions of image ``pk`` (a re-run replaces, never duplicates)."""
@@ -378,7 +378,7 @@ class Database:
 
     def renditions(self, pk: int) -> list[RenditionRecord]:
         with self.session() as session:
-            return list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk).order_by(RenditionRecord.id)))
+            return list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk).order_by(col(RenditionRecord.id))))
 
     def spent_usd(self, since: datetime) -> float:
         """USD recorded on attempts since ``since`` (timezone-aware)."""
@@ -430,7 +430,7 @@ class Database:
 
     def alerts(self) -> list[AlertRecord]:
         with self.session() as session:
-            return list(session.exec(select(AlertRecord).order_by(AlertRecord.id)))
+            return list(session.exec(select(AlertRecord).order_by(col(AlertRecord.id))))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -40,12 +40,12 @@ def head_revisions() -> set[str]:
     return set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
 
 
-def current_revisions(db: "Database") -> set[str]:
+def current_revisions(db: Database) -> set[str]:
     with db.engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def upgrade(db: "Database", revision: str = "head") -> None:
+def upgrade(db: Database, revision: str = "head") -> None:
     """Migrate ``db`` to ``revision`` (default the newest); a no-op when already there."""
     if revision == "head" and current_revisions(db) == head_revisions():
         return
@@ -59,7 +59,7 @@ def upgrade(db: "Database", revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def downgrade(db: "Database", revision: str) -> None:
+def downgrade(db: Database, revision: str) -> None:
     """Migrate ``db`` back to ``revision`` (``base`` drops every table)."""
     config = alembic_config(db.url)
     with db.write_engine.connect() as connection:

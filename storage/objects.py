@@ -201,7 +201,7 @@ class S3Store(ObjectStore):
     core.settings.S3Config. Every boto3 / botocore failure becomes StorageError.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, options: "S3Config | None" = None, client: Any = None,
+    def __init__(self, bucket: str, prefix: str = "", *, options: S3Config | None = None, client: Any = None,
                  credentials: dict[str, str] | None = None) -> None:
         from core.settings import S3Config
 
@@ -327,7 +327,7 @@ class S3Store(ObjectStore):
         return sorted(found)
 
 
-def open_store(url: str, *, s3: "S3Config | None" = None, credentials: dict[str, str] | None = None) -> ObjectStore:
+def open_store(url: str, *, s3: S3Config | None = None, credentials: dict[str, str] | None = None) -> ObjectStore:
     """The store for ``url``: ``file:///path`` (or a plain path) or ``s3://bucket[/prefix]``
     (options from ``s3``, boto3 ``credentials`` such as ``aws_access_key_id``; default:
     boto3's own chain). StorageError for any other scheme."""

@@ -20,7 +20,7 @@ keeps its variant on resume.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -69,7 +69,7 @@ def reward_of(row: ImageRecord) -> float | None:
 
 
 def variant_stats(db: Database, template: str | None = None, *, config: ABConfig | None = None,
-                  variants: dict[str, Sequence[str]] | None = None) -> dict[tuple[str, str], VariantStats]:
+                  variants: Mapping[str, Sequence[str]] | None = None) -> dict[tuple[str, str], VariantStats]:
     """Stats by ``(template, variant)`` from the recorded images (of ``template`` or all).
 
     ``variants``: template name -> its variant names, so variants without outcomes appear too.
@@ -156,7 +156,7 @@ class ReportRow:
 
 
 def report(db: Database, *, template: str | None = None, config: ABConfig | None = None,
-           variants: dict[str, Sequence[str]] | None = None) -> list[ReportRow]:
+           variants: Mapping[str, Sequence[str]] | None = None) -> list[ReportRow]:
     """One row per (template, variant), sorted by template then posterior mean (best first)."""
     stats = variant_stats(db, template, config=config, variants=variants)
     by_template: dict[str, list[VariantStats]] = {}

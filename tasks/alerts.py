@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.log import get_logger
 from core.settings import Secrets, Settings
@@ -218,7 +218,7 @@ def rule_quota(db: Database, settings: Settings) -> list[Alert]:
                                         .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
             payment = session.exec(select(AttemptRecord).where(AttemptRecord.provider == provider,
                                                                AttemptRecord.http_status == 402,
-                                                               AttemptRecord.id > (last_success or 0))
+                                                               col(AttemptRecord.id) > (last_success or 0))
                                    .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
         if payment is not None:
             alerts.append(Alert(
@@ -325,5 +325,5 @@ def flow_failure_hook(flow: Any, flow_run: Any, state: Any) -> None:
         rt = get_runtime()
         alert = flow_run_alert(getattr(flow, "name", str(flow)), flow_run.id, getattr(flow_run, "name", None), state)
         dispatch_alerts(rt.db, rt.settings, rt.secrets, [alert])
-    except Exception:  # noqa: BLE001 - logged, the hook must not fail the run a second time
+    except Exception:
         get_logger().exception("could not raise the flow-failed alert")

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.errors import BudgetExceededError
 from core.settings import BudgetConfig
@@ -205,7 +205,7 @@ class BudgetLedger:
                                                                           BudgetLedgerRecord.created_at < cutoff)))
         closed = []
         for token in stale:
-            def work(session: Session, token: int = token) -> bool:
+            def work(session: Session, token: int | None = token) -> bool:
                 entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one()
                 rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
                 session.refresh(entry)
@@ -222,7 +222,7 @@ class BudgetLedger:
                 return True
 
             if self._transaction(work):
-                closed.append(token)
+                closed.append(int(token or 0))
         return closed
 
     def release(self, token: object) -> None:
@@ -260,12 +260,12 @@ class BudgetLedger:
         day_key, _ = period_keys(now or datetime.now(UTC), self.timezone)
         with self.db.session() as session:
             query = select(BudgetLedgerRecord).where(BudgetLedgerRecord.state == "refused", BudgetLedgerRecord.day_key == day_key)
-            return list(session.exec(query.order_by(BudgetLedgerRecord.id)))
+            return list(session.exec(query.order_by(col(BudgetLedgerRecord.id))))
 
     def entries(self) -> list[BudgetLedgerRecord]:
         """Every ledger entry, oldest first."""
         with self.db.session() as session:
-            return list(session.exec(select(BudgetLedgerRecord).order_by(BudgetLedgerRecord.id)))
+            return list(session.exec(select(BudgetLedgerRecord).order_by(col(BudgetLedgerRecord.id))))
 
     def total_spent(self) -> float:
         """USD settled over the whole ledger."""

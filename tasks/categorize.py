@@ -71,7 +71,7 @@ def published_hashes(db: Database, *, category: str | None = None, exclude_pk: i
         if category:
             query = query.where(ImageRecord.category == category)
         rows = session.exec(query).all()
-    return [(image_id, phash) for pk, image_id, phash in rows if pk != exclude_pk]
+    return [(image_id, phash) for pk, image_id, phash in rows if pk != exclude_pk and phash is not None]
 
 
 def categorize_image(db: Database, pk: int, settings: Settings) -> list[str]:

@@ -83,7 +83,7 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data), formats=formats)
+            opened = Image.open(io.BytesIO(data), formats=tuple(formats))
     except UnidentifiedImageError as exc:
         raise UnsupportedImageError(
             f"{label}: not an image in an allowed format ({', '.join(formats)}); it starts with {_describe(data)}"
@@ -132,7 +132,7 @@ def _to_srgb(image: Image.Image, icc: bytes | None, label: str) -> tuple[Image.I
             description = (ImageCms.getProfileDescription(profile) or "").strip() or "embedded profile"
         except (OSError, ImageCms.PyCMSError):
             profile = None  # an unreadable profile: keep the pixels as they are, taken as sRGB
-        if profile is not None and "srgb" not in description.lower():
+        if profile is not None and "srgb" not in (description or "").lower():
             base = image.convert("CMYK" if image.mode == "CMYK" else ("L" if image.mode in ("L", "LA") else "RGB"))
             try:
                 rgb = ImageCms.profileToProfile(base, profile, _SRGB, outputMode="RGB",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.domain import ImageStatus
 from core.errors import StorageError
@@ -30,7 +30,7 @@ def pending_uploads(db: Database) -> list[ImageRecord]:
     with db.session() as session:
         query = select(ImageRecord).where(ImageRecord.upload_pending == True,  # noqa: E712 - SQL expression
                                           ImageRecord.status == ImageStatus.processed.value)
-        return list(session.exec(query.order_by(ImageRecord.id)))
+        return list(session.exec(query.order_by(col(ImageRecord.id))))
 
 
 def upload_pending_images(db: Database, store: ObjectStore, settings: Settings) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from uuid import UUID
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,7 +61,7 @@ class ImageSummary:
     error: str | None
 
     @classmethod
-    def of(cls, row: ImageRecord) -> "ImageSummary":
+    def of(cls, row: ImageRecord) -> ImageSummary:
         return cls(row.image_id, f"{row.slot}#{row.slot_index}", row.template, row.provider, row.is_placeholder,
                    round(row.cost_usd, 4), round(row.seconds, 3), row.status, row.storage_key, row.error)
 
@@ -251,10 +252,12 @@ class ProgressReporter:
         self.total = total
         self.finished = 0
         self.counts: dict[str, int] = {}
-        self.artifact_id = create_progress_artifact(
+        artifact_id = create_progress_artifact(
             progress=0.0 if total else 100.0, key=f"{flow_name}-progress",
             description=f"{flow_name}: 0 of {total} images finished",
         )
+        assert isinstance(artifact_id, UUID)  # sync_compatible: a value, not a coroutine, in a sync flow
+        self.artifact_id = artifact_id
 
     def image_finished(self, image: ImageSummary) -> float:
         """Count ``image``; return the new progress in percent (0..100)."""

@@ -31,7 +31,7 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +161,7 @@ def render(image: Image.Image, spec: RenditionConfig, *, upscaler: Upscaler | No
     return enhance(result, spec.enhance)
 
 
-def enhance(image: Image.Image, steps: list[str]) -> Image.Image:
+def enhance(image: Image.Image, steps: Sequence[str]) -> Image.Image:
     """Apply ``steps`` in order: ``autocontrast`` (0.5 % cut-off, tone preserved) and
     ``sharpen`` (unsharp mask radius 1.2 px, 60 %, threshold 2 levels)."""
     for step in steps:
@@ -291,6 +291,7 @@ def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, pro
     image = render(source, spec, upscaler=upscaler)
     if spec.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
+    quality: float | None
     if spec.target_bytes is not None:
         data, quality = encode_to_target(image, spec, provenance=provenance)
     else:

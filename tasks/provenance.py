@@ -73,7 +73,7 @@ class Provenance:
     digital_source_type: str = DIGITAL_SOURCE_TYPE
 
     @classmethod
-    def of(cls, row: Any) -> "Provenance":
+    def of(cls, row: Any) -> Provenance:
         """From a ``storage.db.ImageRecord``."""
         return cls(
             image_id=row.image_id, prompt=row.prompt or "", negative_prompt=row.negative_prompt or "", seed=row.seed,

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.errors import StorageError
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord
@@ -115,10 +115,10 @@ def build_report(db: Database, since: datetime, until: datetime) -> Report:
     with db.session() as session:
         attempts = list(session.exec(select(AttemptRecord).where(AttemptRecord.created_at >= since,
                                                                  AttemptRecord.created_at < until)
-                                     .order_by(AttemptRecord.id)))
+                                     .order_by(col(AttemptRecord.id))))
         images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= since,
                                                              ImageRecord.created_at < until)
-                                   .order_by(ImageRecord.id)))
+                                   .order_by(col(ImageRecord.id))))
     groups: dict[tuple[str, str], list[AttemptRecord]] = defaultdict(list)
     cost_per_day: dict[date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for attempt in attempts:
@@ -232,8 +232,8 @@ def _thumbnail(db: Database, store: ObjectStore, image: ImageRecord, side: int =
     for key in candidates:
         try:
             data = store.get(key)
-            with Image.open(io.BytesIO(data)) as picture:
-                picture = picture.convert("RGB")
+            with Image.open(io.BytesIO(data)) as opened:
+                picture = opened.convert("RGB")
                 picture.thumbnail((side, side))
                 buffer = io.BytesIO()
                 picture.save(buffer, "JPEG", quality=80)

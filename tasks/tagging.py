@@ -33,7 +33,7 @@ _models_lock = threading.Lock()
 
 def _load_clip(config: TaggingConfig) -> Any:
     try:
-        import open_clip  # type: ignore[import-not-found]
+        import open_clip
         import torch
     except ImportError as exc:
         raise ConfigError(

@@ -94,7 +94,7 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT_ROOT) -> None:
         self.log = log
-        self.handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.handle = open(log, "wb")
         self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.handle, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

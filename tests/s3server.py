@@ -20,7 +20,7 @@ class S3Server:
         self.port = port
         self._server: Any = None
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

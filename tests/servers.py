@@ -42,7 +42,7 @@ class _Server:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "_Server":
+    def __enter__(self) -> _Server:
         self.thread.start()
         return self
 
@@ -65,7 +65,7 @@ class _A1111Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         server: A1111Server = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("content-length", 0))
         payload = json.loads(self.rfile.read(length) or b"{}")
@@ -123,7 +123,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         sink: HttpSink = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("content-length", 0))
         body = self.rfile.read(length)

@@ -19,11 +19,11 @@ class SmtpSink:
         self.messages: list[EmailMessage] = []
         self._controller: Any = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
         return "250 OK"
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
 
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)

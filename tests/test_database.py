@@ -134,7 +134,7 @@ def test_concurrent_writers_never_fail(db_url: str) -> None:
                 db.advance(row.id, ImageStatus.generating)
                 db.add_attempt(row.id, Attempt("placeholder", "p", "success", 0.01))
                 db.advance(row.id, ImageStatus.generated, provider="placeholder")
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]

@@ -115,7 +115,7 @@ class _Studio(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         type(self).requests.append(body)
         if self.path != "/upscale":
@@ -132,7 +132,7 @@ class _Studio(BaseHTTPRequestHandler):
         type(self).outputs[name] = buffer.getvalue()
         self._send(200, json.dumps({"url": f"/outputs/{name}"}).encode(), "application/json")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         data = type(self).outputs.get(self.path.rsplit("/", 1)[-1])
         if data is None:
             return self._send(404, b"missing", "text/plain")

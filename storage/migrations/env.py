@@ -17,7 +17,7 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     with connection.begin():  # BEGIN IMMEDIATE on SQLite (storage.db write engine)
         if connection.dialect.name == "postgresql":
@@ -40,7 +40,7 @@ def run_migrations_online() -> None:
         from core.settings import get_settings
 
         url = get_settings().database_url
-    db = Database(url, migrate=False)
+    db = Database(str(url), migrate=False)
     try:
         with db.write_engine.connect() as connection:
             _run(connection)

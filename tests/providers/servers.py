@@ -83,7 +83,7 @@ class Reply:
 
     @classmethod
     def json(cls, status: int, data: Any, headers: dict[str, str] | None = None,
-             content_type: str = "application/json") -> "Reply":
+             content_type: str = "application/json") -> Reply:
         return cls(status, json.dumps(data).encode(), content_type, headers or {})
 
 
@@ -106,7 +106,8 @@ class Request:
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True)
-            fields[name] = payload if part.get_filename() else payload.decode()
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields[name] = payload if part.get_filename() else payload.decode()
         return fields
 
 
@@ -151,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(reply.body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
 
 class _Httpd(ThreadingHTTPServer):
@@ -178,9 +179,9 @@ class ProtocolServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
-    def __enter__(self) -> "ProtocolServer":
+    def __enter__(self) -> ProtocolServer:
         self.thread.start()
         return self
 
@@ -291,7 +292,7 @@ class ReplicateServer(ProtocolServer):
                   429: ("Request was throttled", "Request was throttled. Expected available in 7 seconds."),
                   500: ("Internal server error", "Internal server error"), 503: ("Service unavailable", "Try again later")}
         title, detail = titles[code]
-        extra = {"retry_after": RETRY_AFTER_S} if code == 429 else {}
+        extra: dict[str, Any] = {"retry_after": RETRY_AFTER_S} if code == 429 else {}
         if code == 422:
             extra["invalid_fields"] = [{"type": "enum", "field": "input.width", "description": "must be a valid size"}]
         return self.problem(code, title, detail, **extra)
@@ -334,9 +335,10 @@ class ReplicateServer(ProtocolServer):
             return Reply.json(201, self._view(prediction))
         if request.path.startswith("/v1/predictions/"):
             pid = request.path.split("/")[3]
-            prediction = self.predictions.get(pid)
-            if prediction is None:
+            found = self.predictions.get(pid)
+            if found is None:
                 return self.problem(404, "Not found", "prediction not found")
+            prediction = found
             if request.path.endswith("/cancel") and request.method == "POST":
                 self.cancelled.append(pid)
                 prediction.update(status="canceled", completed_at="2026-11-21T06:01:00Z")

@@ -390,7 +390,7 @@ def history_cmd(
     since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
     until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 200,
-    image: Annotated[str | None, typer.Option("--image", help="Only this image's slot: its version chain.")] = None,
+    image_id: Annotated[str | None, typer.Option("--image", help="Only this image's slot: its version chain.")] = None,
 ) -> None:
     """The audit trail: every generation of the period with who triggered it, its prompt,
     each provider call (outcome, seconds, USD) and where the image went; with --image, the
@@ -404,10 +404,10 @@ def history_cmd(
     from tasks.runtime import get_runtime
 
     _settings()
-    if image:
+    if image_id:
         from core.cli_publish import versions_cmd
 
-        versions_cmd(image)
+        versions_cmd(image_id)
         return
     try:
         start, end = period(_as_date(since),

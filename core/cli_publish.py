@@ -51,7 +51,7 @@ def _reviewer(value: str | None) -> str:
         return value
     try:
         return f"{getpass.getuser()} (cli)"
-    except Exception:  # noqa: BLE001 - no user name in this environment
+    except Exception:
         return "cli"
 
 

@@ -37,7 +37,7 @@ from enum import Enum
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.domain import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest, seed_from_key
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, ReservationRecord, utcnow
@@ -216,7 +216,7 @@ class ImageLedger:
     def pending_uploads(self) -> list[ImageRecord]:
         """Rows whose upload failed (store unreachable): ``processed`` with ``upload_pending``."""
         with self.db.session() as session:
-            query = select(ImageRecord).where(ImageRecord.upload_pending == True,
+            query = select(ImageRecord).where(ImageRecord.upload_pending == True,  # noqa: E712 - SQL, not Python
                                               ImageRecord.status == S.processed.value)
             return list(session.exec(query.order_by(ImageRecord.id)))  # type: ignore[arg-type]
 
@@ -508,8 +508,8 @@ class ImageLedger:
                                 ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
                                 ImageRecord.is_placeholder == False,  # noqa: E712
                                 ImageRecord.id.not_in(taken))  # type: ignore[union-attr]
-                         .order_by(ImageRecord.quality_score.desc().nulls_last(),  # type: ignore[union-attr]
-                                   ImageRecord.created_at, ImageRecord.id)
+                         .order_by(col(ImageRecord.quality_score).desc().nulls_last(), col(ImageRecord.created_at),
+                                   col(ImageRecord.id))
                          .limit(1))
                 if not self.db.is_sqlite:
                     query = query.with_for_update(skip_locked=True)

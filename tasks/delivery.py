@@ -149,7 +149,7 @@ def deliver_webhooks(db: Database, store: ObjectStore, config: DeliveryConfig, r
                                        sleep=sleep)
             record = DeliveryRecord(image_pk=row.id, kind="webhook", target=_masked(hook.url), status=outcome.status,
                                     attempts=outcome.attempts, http_status=outcome.http_status,
-                                    error=(outcome.error or None) and outcome.error[:2000])  # type: ignore[index]
+                                    error=outcome.error[:2000] if outcome.error else None)
             with db.write_session() as session:
                 session.add(record)
                 session.commit()

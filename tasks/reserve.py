@@ -53,7 +53,7 @@ def reserve(ledger: ImageLedger, settings: Any, category: str, for_date: date, *
                                          f"publishing.on_demand_template.{category})")
     try:
         run_id = request_generation(template, category, for_date)
-    except Exception as exc:  # noqa: BLE001 - no Prefect server / deployment: a clear refusal
+    except Exception as exc:
         return ReserveOutcome("refused", f"{reason}; the on-demand generation of {template!r} could not be "
                                          f"requested: {str(exc)[:300]}")
     return ReserveOutcome("requested", f"{reason}: one image of {template!r} requested (flow run {run_id}); "
@@ -63,9 +63,11 @@ def reserve(ledger: ImageLedger, settings: Any, category: str, for_date: date, *
 def request_generation(template: str, category: str, for_date: date) -> str:
     """Start the ``generate/adhoc`` deployment for one image of ``template``; the flow run id.
     The batch name makes repeated requests for the same category and date one request."""
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     run = run_deployment("generate/adhoc", parameters={"template": template, "count": 1,
                                                         "batch": f"on-demand-{category}-{for_date.isoformat()}"},
                          timeout=0)
+    assert isinstance(run, FlowRun)  # the synchronous call returns the flow run
     return str(run.id)

@@ -33,7 +33,7 @@ class Browser:
         self.width, self.height = width, height
         self._ids = itertools.count(1)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         from websockets.sync.client import connect
 
         binary = chromium_binary()

@@ -79,7 +79,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
         try:
             barrier.wait(timeout=60)
             results.append(ledger.reserve("food", date(2026, 12, 3), channel="instagram", reserved_by=f"caller-{n}"))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
@@ -147,7 +147,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 expected = "sha256=" + hmac.new(owner.secret.encode(), body, hashlib.sha256).hexdigest()
                 valid = hmac.compare_digest(expected, self.headers.get("X-Content-Pipeline-Signature", ""))
@@ -165,7 +165,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/images"
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.thread.start()
         return self
 

@@ -13,10 +13,10 @@ from storage.ledger import ImageLedger
 from tasks.runtime import get_runtime
 
 
-@flow(name="reserve", flow_run_name="reserve-{category}-{for_date}")
+@flow(name="reserve", flow_run_name="reserve-{category}")
 def reserve_image(
     category: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")],
-    for_date: date,
+    for_date: date | None = None,
     channel: Annotated[str | None, Field(max_length=60)] = None,
     on_demand: bool = True,
 ) -> dict[str, Any]:
@@ -24,17 +24,26 @@ def reserve_image(
 
     Args:
         category: The image category (food, products ...).
-        for_date: The post's date (YYYY-MM-DD).
+        for_date: The post's date (YYYY-MM-DD); default tomorrow in the configured timezone.
         channel: Where it will be posted (instagram ...), optional.
         on_demand: When none is free, request a generation if the category has an on-demand template.
 
-    Returns the outcome: ``state`` reserved / refused / requested, the image id, its key.
+    Returns the outcome: ``state`` reserved or requested (an on-demand generation), the
+    image id, its key. Raises ReservationRefused (the run fails, with the reason) when no
+    image is free and none could be requested.
     """
-    from tasks.reserve import reserve
+    from tasks.reserve import ReservationRefused, reserve
+
+    from datetime import timedelta
+
+    from tasks.plan import local_today
 
     rt = get_runtime()
-    outcome = reserve(ImageLedger(rt.db), rt.settings, category, for_date, channel=channel,
+    day = for_date or local_today(rt.settings.timezone) + timedelta(days=1)
+    outcome = reserve(ImageLedger(rt.db), rt.settings, category, day, channel=channel,
                       reserved_by="prefect", on_demand=on_demand)
+    if outcome.state == "refused":
+        raise ReservationRefused(outcome.message)
     return outcome.as_dict()
 
 

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from core.errors import ContentPipelineError
 from storage.db import ImageRecord, ReservationRecord
 from storage.ledger import ImageLedger
+
+
+class ReservationRefused(ContentPipelineError):
+    """No free published image of the category (and no on-demand generation requested)."""
 
 
 @dataclass(frozen=True)

@@ -229,3 +229,30 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     assert {reject.image_id, regenerate.image_id} == {r.image_id for r in rows.values() if r.status == "rejected"}
     assert all(any(r.image_id in f for f in rejected) for r in (reject, regenerate))
     assert not _files(stack.output, "review")
+
+
+def test_reserve_deployment_called_through_the_api(stack: ReviewStack) -> None:
+    """Another system reserves through Prefect's API: two food images are published (the
+    test above), so two calls reserve two different ones and the third run fails, saying why."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from storage.db import Database
+    from storage.ledger import ImageLedger
+
+    published = [r for r in _rows(stack) if r.category == "food" and r.status == "done" and r.published_at]
+    assert len(published) == 2
+    parameters = {"category": "food", "for_date": "2026-12-03", "channel": "instagram"}
+    with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
+        runs = [run_deployment("reserve/reserve", parameters=parameters, timeout=240, poll_interval=1)
+                for _ in range(3)]
+    assert [r.state.type.value for r in runs] == ["COMPLETED", "COMPLETED", "FAILED"], [r.state for r in runs]
+    assert "no free published image of category 'food' for 2026-12-03" in (runs[2].state.message or "")
+    db = Database(pg_url(stack.metrics_db, "psycopg"))
+    try:
+        reservations = ImageLedger(db).reservations()
+    finally:
+        db.dispose()
+    assert sorted(r.image_pk for r in reservations) == sorted(r.id for r in published)
+    assert {(r.for_date.isoformat(), r.channel, r.reserved_by) for r in reservations} == {
+        ("2026-12-03", "instagram", "prefect")}

@@ -80,7 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewStack]:
                 "chain": ["automatic1111", "placeholder"],
                 "providers": {"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 30}},
                 "dedup": {"enabled": False},  # the loopback server answers the same photo every time
-                "publishing": {"review": {"*": "required"}},
+                "publishing": {"review": {"*": "required"}, "on_demand_template": {"architecture": "modern-villa"}},
             }, sort_keys=False))
             env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
                            CONTENT_PIPELINE_CONFIG=str(config))
@@ -256,3 +256,22 @@ def test_reserve_deployment_called_through_the_api(stack: ReviewStack) -> None:
     assert sorted(r.image_pk for r in reservations) == sorted(r.id for r in published)
     assert {(r.for_date.isoformat(), r.channel, r.reserved_by) for r in reservations} == {
         ("2026-12-03", "instagram", "prefect")}
+
+
+def test_reserve_with_nothing_free_requests_an_on_demand_generation(stack: ReviewStack) -> None:
+    """No architecture image exists; the category has an on-demand template: the reserve run
+    completes having started one ad-hoc generation of that template for the date."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
+        run = run_deployment("reserve/reserve", parameters={"category": "architecture", "for_date": "2026-12-04"},
+                             timeout=240, poll_interval=1)
+        assert run.state is not None and run.state.is_completed(), run.state
+        with get_client(sync_client=True) as client:
+            adhoc = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["adhoc"])))
+    requested = [r for r in adhoc if r.parameters.get("batch") == "on-demand-architecture-2026-12-04"]
+    assert len(requested) == 1 and requested[0].parameters["template"] == "modern-villa"
+    assert requested[0].parameters["count"] == 1

@@ -150,8 +150,9 @@ class Publisher:
         return row
 
     # -- one image ----------------------------------------------------------------------
-    def stage(self, pk: int, run_key: str | None = None) -> ImageRecord:
-        """A stored real image -> ``published`` (auto) or ``in_review`` (required); other rows unchanged."""
+    def stage(self, pk: int) -> ImageRecord:
+        """A stored real image -> published (auto) or ``in_review`` (required); other rows
+        unchanged. The claim a run may still hold on the row is released."""
         row = self.ledger.get(pk)
         if S(row.status) not in STORED or row.published_at is not None or row.is_placeholder or not row.storage_key:
             return row
@@ -208,7 +209,7 @@ def publish_or_review(pks: Sequence[int], run_key: str | None = None, *,
     settings = publisher.rt.settings.publishing
     log = get_logger()
     for pk in pks:
-        publisher.stage(pk, run_key)
+        publisher.stage(pk)
     publisher.deliver_new()
     known = _with_versions(ledger, list(pks))  # a resumed run finds the versions its earlier rounds made
     for round_no in range(1, settings.max_review_rounds + 1):
@@ -230,7 +231,7 @@ def publish_or_review(pks: Sequence[int], run_key: str | None = None, *,
                 if pk not in known:
                     known.append(pk)
                 make(pk, run_key or "review")
-                publisher.stage(pk, run_key)
+                publisher.stage(pk)
             publisher.deliver_new()
     return ledger.rows(known)
 

@@ -106,16 +106,18 @@ def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: 
 
 
 def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageRecord], round_no: int) -> str:
-    """The markdown above the form: one table row per image."""
+    """The markdown above the form: per image its thumbnail, id, version, category and
+    template, provider, cost (USD) and prompt (one block each: the form is narrow)."""
     lines = [f"### Review round {round_no}: {len(rows)} image{'s' if len(rows) != 1 else ''}", "",
-             "Choose per image: **approve** (publish), **reject** (kept under rejected/ with your note), "
-             "**regenerate** (a new version, reviewed next), or wait.", "",
-             "| thumbnail | image | prompt | provider | cost (USD) |", "|---|---|---|---|---|"]
+             "Choose per image below: **approve** (publish), **reject** (kept under rejected/ with your note), "
+             "**regenerate** (a new version, reviewed next), or wait.", ""]
     for row in rows:
         thumb = thumbnail_data_uri(ledger, store, row)
-        prompt = (row.prompt or "-").replace("|", "/").replace("\n", " ")[:300]
-        lines.append(f"| {f'![{row.image_id}]({thumb})' if thumb else '-'} | {row.image_id} v{row.version} "
-                     f"({row.category}/{row.template or '-'}) | {prompt} | {row.provider or '-'} | {row.cost_usd:.4f} |")
+        prompt = (row.prompt or "-").replace("\n", " ")[:400]
+        lines += [f"#### {row.image_id} · v{row.version} · {row.category}/{row.template or '-'}", "",
+                  f"![{row.image_id}]({thumb})" if thumb else "(no thumbnail)", "",
+                  f"**provider** {row.provider or '-'} ({row.model or '-'}) · **cost** USD {row.cost_usd:.4f}", "",
+                  f"> {prompt}", ""]
     return "\n".join(lines)
 
 

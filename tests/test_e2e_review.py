@@ -185,13 +185,16 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
             " return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0)"
             " && [...document.querySelectorAll('select, [role=combobox], button, input')].length > 0"
             " ? document.body.innerText : null })()", 60)
-        page.evaluate("document.querySelector('.p-modal__body, .p-modal') && "
-                      "document.querySelector('.p-modal__body, .p-modal').scrollIntoView()")
         target = page.screenshot(shots / "prefect-ui-review-form.png")
+        # the description scrolls inside the modal: a second picture with the thumbnails in view
+        page.evaluate("[...document.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/jpeg'))[1]"
+                      ".scrollIntoView({block: 'center'})")
+        thumbnails = page.screenshot(shots / "prefect-ui-review-thumbnails.png")
     assert "Resume Flow Run" in shown and "Reviewer" in shown
     assert all(row.image_id in shown for row in rows) and "regenerate" in shown
-    with Image.open(target) as image:
-        assert image.size == (1400, 1600) and len(set(image.convert("L").resize((70, 80)).getdata())) > 8
+    for picture in (target, thumbnails):
+        with Image.open(picture) as image:
+            assert image.size == (1400, 1600) and len(set(image.convert("L").resize((70, 80)).getdata())) > 8
 
     # the decisions, posted as the form does: approve 2, reject 1, regenerate 1
     by_slot = sorted(rows, key=lambda r: (r.category, r.slot_index))

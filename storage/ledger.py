@@ -467,7 +467,7 @@ class ImageLedger:
             previous = self._locked(session, pk)
             made = session.exec(select(ImageRecord).where(ImageRecord.previous_pk == pk)).first()
             if made is not None:
-                session.rollback()
+                session.commit()  # nothing written; a rollback would expire the row it returns
                 return made
             siblings = session.exec(select(ImageRecord.version).where(
                 ImageRecord.flow == previous.flow, ImageRecord.run_date == previous.run_date,

@@ -336,3 +336,41 @@ def test_publishing_copies_to_the_backup_and_the_cli_verifies_it(tmp_path: Path,
         s3.client().delete_object(Bucket="copies", Key=f"cp/{rows[0].storage_key}")
         result = runner.invoke(app, ["backup", "verify"])
         assert result.exit_code == 1 and f"missing   {rows[0].storage_key}" in result.output
+
+
+# -- the ledger's publishing transitions -------------------------------------------------------------
+def test_review_transitions_versions_and_one_published_version_per_slot(db_url: str) -> None:
+    from storage.ledger import TransitionError
+
+    db = Database(db_url)
+    ledger = ImageLedger(db)
+    [first] = published_images(db, 1)
+    assert first.published_at is not None and first.status == "done"
+    with pytest.raises(TransitionError, match="done -> approved is not allowed"):
+        ledger.approve(first.id, "ana")
+    v2 = ledger.plan_version(first.id, seed=7)
+    assert ledger.plan_version(first.id).id == v2.id  # idempotent: the same row again
+    assert (v2.version, v2.previous_pk, v2.seed, v2.status) == (2, first.id, 7, "planned")
+    assert v2.idempotency_key == f"{first.idempotency_key}:v2" and v2.image_id != first.image_id
+    key = f"content/food/2026/11/v2-{v2.image_id}.png"
+    ledger.claim(v2.id, "run-2")
+    ledger.mark_generating(v2.id, "run-2")
+    ledger.mark_generated(v2.id, "run-2", GeneratedImage("automatic1111", "sd", 7, 64, 64, False, 0.1, "/s", "0" * 64))
+    ledger.mark_done(v2.id, "run-2", StoredImage(key, None, (StoredFile("original", key, "png", 64, 64, 1, "0" * 64),)))
+    in_review = ledger.send_to_review(v2.id)
+    assert in_review.status == "in_review" and in_review.run_key is None
+    with pytest.raises(TransitionError, match="done -> rejected"):
+        ledger.reject(first.id, "ana", "no")  # a published image is not reviewed again
+    approved = ledger.approve(v2.id, "ana", "better")
+    assert (approved.status, approved.reviewed_by, approved.review_note) == ("approved", "ana", "better")
+    ledger.publish(v2.id)
+    assert [(r.version, r.status) for r in ledger.versions(first.id)] == [(1, "superseded"), (2, "done")]
+    v3 = ledger.plan_version(v2.id)
+    assert (v3.version, v3.previous_pk) == (3, v2.id)
+    with pytest.raises(TransitionError, match="superseded -> in_review"):
+        ledger.send_to_review(first.id)
+    # a published image that is superseded is no longer reservable: only version 2 is
+    reservation = ledger.reserve("food", date(2026, 12, 1))
+    assert reservation is not None and reservation.image_pk == v2.id
+    assert ledger.reserve("food", date(2026, 12, 2)) is None
+    db.dispose()

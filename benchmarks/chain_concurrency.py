@@ -33,8 +33,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from core.domain import GenerationRequest, ImageSlot, ImageStatus  # noqa: E402
-from core.settings import Automatic1111Config, PolicyConfig, RetryConfig, Secrets  # noqa: E402
-from providers.automatic1111 import Automatic1111Provider  # noqa: E402
+from core.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
+from providers.automatic1111 import Automatic1111Config, Automatic1111Provider  # noqa: E402
 from providers.chain import ProviderChain  # noqa: E402
 from tests.providers.servers import A1111Server, photo  # noqa: E402
 

@@ -40,8 +40,8 @@ def main() -> None:
     from rich.table import Table
 
     from core.domain import GenerationRequest
-    from core.settings import PlaceholderConfig, Secrets
-    from providers.placeholder import PlaceholderProvider
+    from core.settings import Secrets
+    from providers.placeholder import PlaceholderConfig, PlaceholderProvider
     from tasks.limits import GloballyLimitedProvider, limit_name
 
     provider = PlaceholderProvider(config=PlaceholderConfig(delay_s=args.delay), secrets=Secrets())

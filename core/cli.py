@@ -18,6 +18,8 @@
     content-pipeline regenerate IMAGE [--seed N] [--provider P] | versions IMAGE
     content-pipeline backup verify
     content-pipeline ab report [--template NAME] [--json]
+    content-pipeline policy check TEXT
+    content-pipeline verify FILE [--json]
 
 Exit codes: 0 success, 1 a run that did not complete, 2 bad configuration or templates.
 """
@@ -38,9 +40,35 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.domain import ImageFormat, Quality
-from core.errors import ConfigError, TemplateError
+from core.errors import ConfigError, ContentPipelineError, TemplateError
 
-app = typer.Typer(help="A scheduled, unattended AI image-content pipeline on Prefect.", no_args_is_help=True)
+class _App(typer.Typer):
+    """The Typer app, answering a problem the user can cause (configuration, templates,
+    database unreachable or locked, an unreadable file) with one line instead of a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except (ConfigError, TemplateError) as exc:
+            _fail(exc)
+            sys.exit(2)
+        except SQLAlchemyError as exc:
+            _fail(ValueError(f"database: {_one_line(getattr(exc, 'orig', None) or exc)}"))
+            sys.exit(1)
+        except (ContentPipelineError, OSError) as exc:
+            _fail(exc)
+            sys.exit(1)
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, at most ``limit`` characters."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+app = _App(help="A scheduled, unattended AI image-content pipeline on Prefect.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a flow now, in this process.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 templates_app = typer.Typer(help="Work with prompt templates.", no_args_is_help=True)
@@ -52,6 +80,11 @@ from core.cli_providers import models_app, providers_app  # noqa: E402 - sub-app
 
 app.add_typer(providers_app, name="providers")
 app.add_typer(models_app, name="models")
+
+from core.cli_safety import policy_app, verify_cmd  # noqa: E402 - commands of their own module
+
+app.add_typer(policy_app, name="policy")
+app.command("verify")(verify_cmd)
 
 from core.cli_publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
 
@@ -71,7 +104,9 @@ def _prefect_defaults() -> None:
 
 
 def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -87,25 +122,31 @@ def _settings() -> Any:
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective configuration (file + environment), secrets masked."""
-    from core.settings import config_path, get_secrets, mask
+    from core.settings import config_path, get_secrets
 
     settings = _settings()
     data = settings.model_dump(mode="json")
-    secrets = {name: (mask(value.get_secret_value()) if value is not None else None)
-               for name, value in get_secrets().__dict__.items()}
+    secrets = get_secrets().masked()
     console.print(f"# configuration file: {config_path() or '(none: defaults)'}")
     console.print_json(json.dumps({**data, "secrets": secrets}))
 
 
 @templates_app.command("validate")
 def templates_validate() -> None:
-    """Check every template and the schedules; list each problem with file, line and field."""
+    """Check every template and the schedules, and every prompt, A/B variant and wildcard
+    expansion against the content policy; list each problem with file, line and field."""
     from core.templates import TemplateLibrary
 
     settings = _settings()
     library, problems = TemplateLibrary.validate(settings.templates_dir)
+    from rich.markup import escape
+
+    from core.templates import policy_problems
+
+    problems += policy_problems(library, styles=settings.styles, deny_terms=settings.policy.deny_terms,
+                                private_people=settings.policy.private_people)
     for problem in problems:
-        err.print(f"[red]✗[/] {problem}", markup=True, highlight=False)
+        err.print(f"[red]✗[/] {escape(problem)}", markup=True, highlight=False, soft_wrap=True)
     count = sum(len(v) for v in library.templates.values())
     if problems:
         raise typer.Exit(2)
@@ -431,7 +472,11 @@ def history_cmd(
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
                       f"{image.flow}/{image.template or '-'}  v{image.version}  {image.status}  USD {image.cost_usd:.3f}",
                       highlight=False)
-        console.print(f"  prompt: {image.prompt or '-'}", highlight=False, markup=False, soft_wrap=True)
+        from storage.crypto import is_encrypted
+
+        prompt = ("(encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" if is_encrypted(image.prompt)
+                  else image.prompt or "-")
+        console.print(f"  prompt: {prompt}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
                       highlight=False, markup=False, soft_wrap=True)

@@ -43,19 +43,28 @@ def _prices(provider_cls: Any, config: Any) -> str:
     """The price table as ``model: USD`` or ``model: tier/tier/tier USD``."""
     if getattr(config, "cost_usd", 0):
         return f"{config.cost_usd:.3f} per image (cost_usd)"
-    table = dict(provider_cls.prices_usd)
+    published = provider_cls.price_table
+    table: dict[str, Any] = dict(published.prices) if published is not None else {}
     table.update(getattr(config, "prices_usd", {}) or {})
+    if published is not None:
+        table.update({m: f"{published.hardware_usd_per_second[h]:g}/s ({h})"
+                      for m, h in published.model_hardware.items() if h in published.hardware_usd_per_second})
     if not table:
         return "0 (self-hosted / local)" if not provider_cls.is_placeholder else "0 (placeholder)"
-    unit = " /MP" if provider_cls.name == "fal" else ""
+    unit = " /MP" if published is not None and published.unit == "megapixel" else ""
     parts = []
     for model, entry in table.items():
-        if isinstance(entry, dict):
+        if isinstance(entry, str):
+            parts.append(f"{model}: {entry}")
+        elif isinstance(entry, dict) and any(t in entry for t in ("standard", "hd", "ultra-hd")):
             tiers = "/".join(f"{entry[t]:g}" for t in ("standard", "hd", "ultra-hd") if t in entry)
             parts.append(f"{model}: {tiers}{unit} (std/hd/uhd)")
+        elif isinstance(entry, dict):
+            parts.append(f"{model}: " + ", ".join(f"{k} {v:g}" for k, v in entry.items()) + unit)
         else:
             parts.append(f"{model}: {entry:g}{unit}")
-    return "; ".join(parts)
+    source = f" [{published.source_url}, {published.checked}]" if published is not None else ""
+    return "; ".join(parts) + source
 
 
 @providers_app.command("list")
@@ -79,8 +88,8 @@ def providers_list(
             known = [f"{n} ({m.description or m.path})" for n, m in getattr(config, "models", {}).items()]
         else:
             known = [m for m in cls.models if m != model]
-        secret_state = ", ".join(f"{s.upper()}={'set' if getattr(secrets, s, None) is not None else 'not set'}"
-                                 for s in cls.secret_settings) or "-"
+        secret_state = ", ".join(f"{names[0]}={'set' if secrets.lookup(names) is not None else 'not set'}"
+                                 for names in cls.secret_env.values()) or "-"
         kind = "placeholder (never published)" if cls.is_placeholder else "real"
         table.add_row(position, f"{name}\n{cls.display_name}", "yes" if config.enabled else "no", model,
                       ", ".join(known) or "-", _prices(cls, config), secret_state, kind)
@@ -93,7 +102,6 @@ def providers_check(
 ) -> None:
     """Reachability and credentials of each provider, through free endpoints (model lists,
     account, balance): no image is generated and nothing is spent."""
-    from core.settings import DownloadConfig
     from providers.download import SafeDownloader
     from providers.registry import PROVIDERS, provider_class
 
@@ -104,7 +112,7 @@ def providers_check(
         err.print(f"[bold red]error:[/] unknown provider {unknown[0]!r} (known: {', '.join(sorted(PROVIDERS))})",
                   markup=True, highlight=False)
         raise typer.Exit(2)
-    downloader = SafeDownloader.from_config(getattr(settings.providers, "download", DownloadConfig()))
+    downloader = SafeDownloader.from_config(settings.providers.download)
     failed = 0
     table = Table(title="provider check (no money spent)")
     for column in ("provider", "status", "detail"):
@@ -148,7 +156,9 @@ def models_pull(
     base = settings.config_file.parent if settings.config_file else Path.cwd()
     folder = models_dir or settings.providers.diffusers.models_dir
     folder = folder if folder.is_absolute() else (base / folder).resolve()
-    token = secrets.civitai_api_token.get_secret_value() if secrets.civitai_api_token else None
+    from providers.civitai import TOKEN_ENV
+
+    token = secrets.lookup(TOKEN_ENV)
     civitai = settings.providers.civitai
     client = CivitaiClient(base_url=civitai.base_url, token=token, timeout_s=civitai.timeout_s)
     try:

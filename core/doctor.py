@@ -134,14 +134,6 @@ def check_storage(url: str) -> Check:
     return Check("storage", OK, f"{_mask_url(url)} reachable")
 
 
-def _secret_env_name(field: str) -> str:
-    from core.settings import Secrets
-
-    alias = Secrets.model_fields[field].validation_alias
-    choices = getattr(alias, "choices", None)
-    return str(choices[0] if choices else alias or field.upper())
-
-
 def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check]:
     import httpx
 
@@ -157,7 +149,7 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
             continue
         enabled.append(name)
         cls = provider_class(name)
-        missing = [_secret_env_name(s) for s in cls.secret_settings if getattr(secrets, s, None) is None]
+        missing = [names[0] for names in cls.secret_env.values() if secrets.lookup(names) is None]
         base_url = getattr(config, "base_url", None)
         if base_url:
             try:

@@ -1,6 +1,8 @@
 """The shared vocabulary: quality tiers, formats, templates, requests, results, statuses.
 
-Figures (tiers, formats, default negative prompt) come from ../shared/MISSION.md.
+Figures (tiers, formats, default negative prompt) are the product's own presets: three
+quality tiers (30 / 50 / 70 denoising steps at guidance 7.5 / 8.5 / 9.5) and three formats
+(1024x1024, 1024x1792, 1792x1024 pixels).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import date
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, ugly, bad anatomy, watermark, signature, text"
 
@@ -21,7 +23,7 @@ MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 64, 4096, 8
 
 
 class Quality(str, Enum):
-    """Quality tier: (num_inference_steps, guidance_scale) from MISSION.md."""
+    """Quality tier: (num_inference_steps, guidance_scale), the product's presets."""
 
     standard = "standard"
     hd = "hd"
@@ -37,7 +39,7 @@ class Quality(str, Enum):
 
 
 class ImageFormat(str, Enum):
-    """Output format: (width, height) in pixels from MISSION.md."""
+    """Output format: (width, height) in pixels, the product's presets."""
 
     square = "square"
     portrait = "portrait"
@@ -54,11 +56,11 @@ Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_MULTIPLE)
 class TemplateParameters(BaseModel):
     """Generation parameters of a template.
 
-    Give ``quality`` and/or ``format`` for the MISSION.md presets, or the explicit
+    Give ``quality`` and/or ``format`` for the presets, or the explicit
     fields; explicit fields win. Sides are pixels, 64..4096, multiples of 8.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     quality: Quality | None = None
     format: ImageFormat | None = None
@@ -85,38 +87,152 @@ class TemplateParameters(BaseModel):
 
 WILDCARD = re.compile(r"\{([^{}]*\|[^{}]*)\}")
 
+#: Length caps of a template's texts (characters). A prompt longer than what the
+#: providers accept is refused by them anyway (SDXL's CLIP reads 77 tokens; Stability
+#: AI's v2beta API takes at most 10,000 characters:
+#: https://platform.stability.ai/docs/api-reference); the caps keep the whole
+#: expanded prompt, its styles and its tags far inside the embedded metadata limits
+#: (XMP in a JPEG APP1 segment: 65,502 bytes, tasks.provenance).
+MAX_PROMPT_CHARS = 2000
+MAX_STYLE_CHARS = 300
+MAX_STYLES = 50
+MAX_TAG_CHARS = 40
+MAX_TAGS = 50
+MAX_VARIANTS = 20
+MAX_DESCRIPTION_CHARS = 1000
+#: at most this many combinations of wildcard choices are enumerated by ``expansions``
+MAX_EXPANSIONS = 5000
+
+
+def wildcard_problem(text: str) -> str | None:
+    """What is wrong with the ``{a|b|c}`` wildcards of ``text``, or None.
+
+    Refused: a ``}`` that closes nothing (reversed braces), a ``{`` never closed, a
+    wildcard inside a wildcard (``{a|{b|c}}``), a group with one choice (``{a}``)
+    and an empty choice (``{a|}``). Positions are 1-based characters.
+    """
+    depth, start = 0, 0
+    for position, char in enumerate(text, 1):
+        if char == "{":
+            if depth:
+                return f"nested wildcard at character {position} (a wildcard inside {{...}} is not supported)"
+            depth, start = 1, position
+        elif char == "}":
+            if not depth:
+                return f"'}}' at character {position} closes no '{{'"
+            depth = 0
+            group = text[start:position - 1]
+            choices = group.split("|")
+            if len(choices) < 2:
+                return f"wildcard at character {start} has a single choice; write {{a|b}}"
+            if any(not choice.strip() for choice in choices):
+                return f"empty wildcard choice in {{{group[:60]}}} at character {start}"
+    if depth:
+        return f"'{{' at character {start} is never closed"
+    return None
+
+
+def expansions(text: str, limit: int = MAX_EXPANSIONS) -> tuple[list[str], bool]:
+    """Every text ``text`` can expand to (one choice per wildcard), at most ``limit``;
+    returns (texts, complete) where ``complete`` is False when there were more."""
+    import itertools
+
+    parts = WILDCARD.split(text)
+    literals, groups = parts[0::2], [[c.strip() for c in g.split("|")] for g in parts[1::2]]
+    out: list[str] = []
+    for combination in itertools.product(*groups):
+        if len(out) >= limit:
+            return out, False
+        pieces = [literals[0]]
+        for choice, literal in zip(combination, literals[1:]):
+            pieces += [choice, literal]
+        out.append("".join(pieces))
+    return out, True
+
+
+PromptText = Annotated[str, Field(min_length=3, max_length=MAX_PROMPT_CHARS)]
+
+
+def check_reference(value: str, field_name: str = "reference_image") -> str:
+    """``value`` if it is an https URL or a relative path that stays inside its folder
+    (no ``..``, not absolute); ValueError quoting it otherwise."""
+    if value.startswith("https://"):
+        return value
+    if "://" in value or value.startswith(("/", "\\", "~")) or ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"{field_name} {value[:80]!r} must be a path inside the templates folder or an https URL")
+    return value
+
 
 class Template(BaseModel):
     """A prompt template (templates/<category>/<name>.yaml).
 
     ``prompt`` may hold ``{a|b|c}`` wildcards; ``variants`` are named alternative
     prompts for A/B tests; ``styles`` are modifiers appended to the prompt.
+    ``embed_prompt: false`` keeps the prompt out of every published file (it stays in
+    the database and the private sidecar); None: the category / global setting
+    (``privacy`` in the configuration). Lengths are capped (``MAX_*``, characters).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     category: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    version: Annotated[int, Field(ge=1)] = 1
-    description: str = ""
-    prompt: Annotated[str, Field(min_length=3, max_length=2000)]
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)] = ""
+    prompt: PromptText
+    negative_prompt: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] = DEFAULT_NEGATIVE_PROMPT
     parameters: TemplateParameters = Field(default_factory=TemplateParameters)
-    styles: list[str] = Field(default_factory=list)
-    tags: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
-    variants: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Annotated[str, Field(min_length=3)]] = Field(
-        default_factory=dict
-    )
+    styles: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_STYLE_CHARS)]],
+                      Field(max_length=MAX_STYLES)] = Field(default_factory=list)
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]],
+                    Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    variants: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)], PromptText],
+                        Field(max_length=MAX_VARIANTS)] = Field(default_factory=dict)
+    embed_prompt: bool | None = None
+    #: Pins: the provider (a registered name) and its model, LoRAs by name with their weights
+    #: (local diffusers / AUTOMATIC1111), a fixed seed (0..2**32-1) for every image.
+    provider: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] | None = None
+    model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    loras: dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[float, Field(ge=-4, le=4)]] = Field(
+        default_factory=dict)
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    #: img2img / inpainting: a reference image and a mask (white = repaint), each a path
+    #: relative to the templates folder or an https URL, and how much to change (0..1).
+    reference_image: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    mask: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
 
     @model_validator(mode="after")
-    def _check_wildcards(self) -> Template:
-        for text in [self.prompt, *self.variants.values()]:
-            if text.count("{") != text.count("}"):
-                raise ValueError(f"unbalanced braces in prompt {text!r}")
-            for group in WILDCARD.findall(text):
-                if any(not choice.strip() for choice in group.split("|")):
-                    raise ValueError(f"empty wildcard choice in {{{group}}}")
+    def _check_pins(self) -> Template:
+        if self.model and not self.provider:
+            raise ValueError(f"model {self.model!r} needs a provider: model names differ between providers")
+        if (self.mask or self.strength is not None) and not self.reference_image:
+            raise ValueError("mask and strength need a reference_image")
+        for name, value in (("reference_image", self.reference_image), ("mask", self.mask)):
+            if value is not None:
+                check_reference(value, name)
         return self
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_wildcards(cls, value: str) -> str:
+        problem = wildcard_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_wildcards(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            problem = wildcard_problem(text)
+            if problem:
+                raise ValueError(f"variant {name!r}: {problem}")
+        return value
+
+    def prompts(self) -> dict[str, str]:
+        """The base prompt and each A/B variant, by variant name (``base`` first)."""
+        return {"base": self.prompt, **self.variants}
 
 
 class ImageStatus(str, Enum):
@@ -222,6 +338,11 @@ class ImageSlot:
     quality: Quality | None = None
     format: ImageFormat | None = None
     extra_tags: tuple[str, ...] = ()
+    #: Ad-hoc img2img / inpainting: reference image and mask (a path in the templates folder
+    #: or an https URL) and strength 0..1; they override the template's.
+    reference_image: str | None = None
+    mask: str | None = None
+    strength: float | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -260,12 +381,14 @@ class GenerationRequest:
     init_image: bytes | None = None
     mask_image: bytes | None = None
     strength: float | None = None
-    #: LoRAs to apply (local diffusers): ``(name, weight)`` pairs; None: the model's defaults.
+    #: LoRAs to apply (local diffusers, AUTOMATIC1111): ``(name, weight)`` pairs; None: the model's defaults.
     loras: tuple[tuple[str, float], ...] | None = None
+    #: The provider this request must run on (a template's pin); None: any of the chain.
+    provider: str | None = None
 
     @property
     def quality_tier(self) -> str:
-        """``quality`` if given, else the MISSION.md tier whose steps this request reaches."""
+        """``quality`` if given, else the preset tier whose steps this request reaches."""
         if self.quality:
             return self.quality
         if self.num_inference_steps >= Quality.ultra_hd.num_inference_steps:
@@ -292,6 +415,9 @@ class GenerationResult:
     latency_s: float
     is_placeholder: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model,
+    #: after mapping the request onto what it accepts (providers/spec.py); None: as requested.
+    mapped_size: str | None = None
 
 
 @dataclass

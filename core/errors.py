@@ -18,6 +18,7 @@ each and re-raised ``from exc``::
     │   └── CorruptImageError           truncated or damaged image data
     ├── RenditionError              a rendition cannot be made as configured
     ├── UpscaleError                an upscaler failed (weights file, model, remote endpoint)
+    ├── CredentialsError            C2PA Content Credentials cannot be signed or read (tasks.credentials)
     └── ProviderError               one failed attempt at one provider
         ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
         │   └── InvalidOutputError      200 answer whose body is not a usable image
@@ -27,7 +28,8 @@ each and re-raised ``from exc``::
         └── AuthBillingProviderError    401 / 402 / 403: next provider, disabled for the run
     AllProvidersFailedError (a ProviderError) when the whole chain is exhausted.
 
-The classification follows ../shared/contracts/providers.md ("Common rules").
+The classification of provider failures is drawn in providers/base.py (statuses and the
+providers' own error codes, each provider's documentation cited in its module).
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ class TemplateError(ContentPipelineError):
 class ContentPolicyError(ContentPipelineError):
     """A prompt was refused by the content policy; ``reason`` says which rule."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, rule: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: the policy rule that refused it (core.policy: ``sexualised-minors`` ...), when known
+        self.rule = rule
 
 
 class BudgetExceededError(ContentPipelineError):

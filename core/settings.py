@@ -8,7 +8,9 @@ Sources, highest priority first:
 3. the defaults below, which run offline.
 
 Secrets (API keys, Apprise URLs) are never read from the YAML file: only from the
-environment or ``.env`` (``Secrets``). ``get_settings()`` / ``get_secrets()`` are
+environment or ``.env`` (``Secrets``). Providers are not listed here: the ``providers:``
+section and the provider secrets come from the provider registry (providers/registry.py),
+where each provider module declares its own config model and secret variable names. ``get_settings()`` / ``get_secrets()`` are
 cached factories; nothing is read at import time. An unknown key or a bad value raises
 ``ConfigError`` naming the file (or variable), the line, the key and the value.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
@@ -24,17 +27,19 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from core.errors import ConfigError
-from core.yamlio import Locator, format_validation_error, load_yaml
+from core.yamlio import Locator, format_validation_error, load_yaml, shorten
+from providers.registry import PROVIDERS, ProvidersConfig, secret_env_names
+from providers.spec import ProviderConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "CONTENT_PIPELINE_CONFIG"
 DEFAULT_CONFIG_NAME = "content-pipeline.yaml"
 ENV_PREFIX = "CONTENT_PIPELINE_"
 
-_Strict = ConfigDict(extra="forbid")
+_Strict = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf / nan are never a valid setting
 
 
 class RetryConfig(BaseModel):
@@ -46,236 +51,6 @@ class RetryConfig(BaseModel):
     max_retry_after_s: Annotated[float, Field(ge=0, le=600)] = 30.0
     circuit_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     circuit_cooldown_s: Annotated[float, Field(ge=0)] = 300.0
-
-
-def _price_table(table: dict[str, PriceEntry]) -> dict[str, PriceEntry]:
-    """A default price table, typed as one (USD per image, or per quality/size key)."""
-    return table
-
-
-PriceEntry = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
-
-
-def price_from_table(table: dict[str, Any], model: str, tier: str) -> float | None:
-    """USD per image for ``model`` at quality ``tier`` in a ``prices_usd`` table, or None."""
-    entry = table.get(model, table.get("*"))
-    if entry is None:
-        return None
-    if isinstance(entry, dict):
-        value = entry.get(tier, entry.get("default"))
-        return float(value) if value is not None else None
-    return float(entry)
-
-
-class ProviderConfig(BaseModel):
-    """Settings shared by every provider. ``cost_usd`` is the estimated price per image (USD)."""
-
-    model_config = _Strict
-    enabled: bool = True
-    model: str | None = None
-    cost_usd: Annotated[float, Field(ge=0)] = 0.0
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
-    #: Price table (USD per image): model -> price, or model -> {quality tier -> price}
-    #: (tiers ``standard`` / ``hd`` / ``ultra-hd``, ``default`` for the rest); ``"*"`` for any model.
-    #: ``cost_usd`` > 0 overrides it; a cost the provider reports wins over both.
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=dict)
-
-
-class Automatic1111Config(ProviderConfig):
-    """AUTOMATIC1111 WebUI started with ``--api`` (contract 4). ``HTTP Basic`` from
-    ``AUTOMATIC1111_AUTH=user:pass`` in the environment."""
-
-    enabled: bool = False
-    base_url: str = "http://localhost:7860"
-    sampler_name: str = "DPM++ 2M"
-    scheduler: str | None = None
-    #: img2img / inpainting defaults (contract 4): how much of the init image changes (0..1),
-    #: how masked areas start (0 fill, 1 original, 2 latent noise, 3 latent nothing), mask blur (px).
-    denoising_strength: Annotated[float, Field(ge=0, le=1)] = 0.75
-    inpainting_fill: Annotated[int, Field(ge=0, le=3)] = 1
-    mask_blur: Annotated[int, Field(ge=0, le=64)] = 4
-    inpaint_full_res: bool = False
-
-
-class PlaceholderConfig(ProviderConfig):
-    """The offline placeholder: renders the prompt text; cost 0, never published as content."""
-
-    delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
-
-
-class HuggingFaceConfig(ProviderConfig):
-    """Hugging Face Inference (contract 1) through ``huggingface_hub.InferenceClient``.
-
-    ``inference_provider``: ``hf-inference`` (default), ``auto`` (the Hub's provider
-    mapping) or a named partner (``fal-ai``, ``replicate``, ``together`` ...).
-    ``endpoint_url``: a dedicated Inference Endpoint (or a test server) called as given.
-    Token: ``HUGGINGFACE_TOKEN`` / ``HF_TOKEN``. Price: USD 0.02 per image (MISSION.md).
-    """
-
-    model: str | None = "stabilityai/stable-diffusion-xl-base-1.0"
-    inference_provider: str = "hf-inference"
-    endpoint_url: str | None = None
-    hub_url: str = "https://huggingface.co"
-    scheduler: str | None = None
-    prices_usd: dict[str, PriceEntry] = Field(
-        default_factory=lambda: _price_table({"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "*": 0.02}))
-
-
-class ReplicateConfig(ProviderConfig):
-    """Replicate HTTP API v1 (contract 2). ``model``: ``owner/name`` (official model
-    endpoint) or ``owner/name:<64-hex version>``. ``wait_s``: ``Prefer: wait=N`` (1..60);
-    then ``urls.get`` is polled every ``poll_interval_s`` until ``timeout_s``, when the
-    prediction is cancelled so billing stops. Token: ``REPLICATE_API_TOKEN``.
-    Prices from MISSION.md / the contract (USD per image); ``price_per_second_usd`` > 0
-    bills by the reported ``metrics.predict_time`` instead."""
-
-    base_url: str = "https://api.replicate.com"
-    model: str | None = "stability-ai/stable-diffusion"
-    wait_s: Annotated[int, Field(ge=1, le=60)] = 60
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
-    price_per_second_usd: Annotated[float, Field(ge=0)] = 0.0
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
-        "stability-ai/stable-diffusion": 0.05,
-        "lucataco/realistic-vision-v5.1": 0.08,
-        "black-forest-labs/flux-schnell": 0.003,
-    }))
-
-
-class StabilityConfig(ProviderConfig):
-    """Stability AI REST v2beta (contract 3): ``model`` ``ultra``, ``core`` or an SD3 model
-    (``sd3.5-large``, ``sd3.5-large-turbo``, ``sd3.5-medium``). 1 credit = USD 0.01.
-    Key: ``STABILITY_API_KEY``."""
-
-    base_url: str = "https://api.stability.ai"
-    model: str | None = "ultra"
-    style_preset: str | None = None
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
-        "ultra": 0.08, "core": 0.03, "sd3.5-large": 0.065, "sd3.5-large-turbo": 0.04, "sd3.5-medium": 0.035,
-    }))
-
-
-class FluxStudioConfig(ProviderConfig):
-    """A self-hosted FLUX studio API (contract 5): ``POST /generate``, ``POST /upscale``.
-    Self-hosted: cost 0 unless priced."""
-
-    enabled: bool = False
-    base_url: str = "http://localhost:8000"
-    model: str | None = "flux"
-    max_steps: Annotated[int, Field(ge=1, le=10)] = 10
-    performance_mode: Literal["balanced", "fast"] = "balanced"
-    no_text: bool = False
-    strength: Annotated[float, Field(ge=0.01, le=1)] = 0.6
-
-
-class OpenAIConfig(ProviderConfig):
-    """OpenAI Images API (contract 6) through the ``openai`` client. ``quality_map`` maps
-    our tiers onto the model's quality names. Key: ``OPENAI_API_KEY``. Prices (1024x1024)
-    from the contract; the token usage the API reports is priced instead when given."""
-
-    base_url: str = "https://api.openai.com/v1"
-    model: str | None = "gpt-image-1"
-    quality_map: dict[str, str] = Field(default_factory=lambda: {"standard": "low", "hd": "medium", "ultra-hd": "high"})
-    #: USD per 1M tokens (input text, output image) used with the reported ``usage``.
-    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {"input": 5.0, "output": 40.0})
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({
-        "dall-e-3": {"standard": 0.04, "hd": 0.08, "ultra-hd": 0.08},
-        "gpt-image-1": {"standard": 0.011, "hd": 0.042, "ultra-hd": 0.167},
-    }))
-
-
-class FalConfig(ProviderConfig):
-    """fal.ai queue API (contract 7). Key: ``FAL_KEY``. ``prices_usd`` here are USD per
-    megapixel (flux schnell 0.003)."""
-
-    queue_url: str = "https://queue.fal.run"
-    model: str | None = "fal-ai/flux/schnell"
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-    enable_safety_checker: bool = True
-    prices_usd: dict[str, PriceEntry] = Field(default_factory=lambda: _price_table({"fal-ai/flux/schnell": 0.003, "*": 0.025}))
-
-
-class LoraConfig(BaseModel):
-    """A LoRA: a local file / folder or a hub id, its default weight and trigger words."""
-
-    model_config = _Strict
-    path: str
-    weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
-    trigger_words: list[str] = Field(default_factory=list)
-    weight_name: str | None = None
-
-
-class LocalModelConfig(BaseModel):
-    """A local diffusers model: ``path`` is a hub id or a local folder (``save_pretrained``
-    layout) or a single-file checkpoint; ``pipeline`` picks SD 1.5 / SDXL / FLUX
-    (``auto`` reads the folder's model_index.json)."""
-
-    model_config = _Strict
-    path: str
-    pipeline: Literal["auto", "sd15", "sdxl", "flux"] = "auto"
-    vae: str | None = None
-    negative_prompt: str | None = None
-    description: str = ""
-    loras: dict[str, LoraConfig] = Field(default_factory=dict)
-    scheduler: str | None = None
-
-
-class DiffusersConfig(ProviderConfig):
-    """Local ``diffusers`` pipelines (needs the ``local`` extra). ``models`` by name;
-    ``model`` picks the default one. fp16 / bf16 with SDPA on CUDA, float32 on CPU.
-    ``HUGGINGFACE_TOKEN`` unlocks gated hub models. Local: cost 0 unless priced."""
-
-    enabled: bool = False
-    model: str | None = None
-    models: dict[str, LocalModelConfig] = Field(default_factory=dict)
-    models_dir: Path = Path("models")
-    device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    max_batch_size: Annotated[int, Field(ge=1, le=64)] = 4
-    local_files_only: bool = False
-
-
-class PicsumConfig(ProviderConfig):
-    """Picsum online placeholder photos (contract 8): never published as content, cost 0."""
-
-    base_url: str = "https://picsum.photos"
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
-
-
-class DownloadConfig(BaseModel):
-    """Fetching provider output URLs: https only (or under ``test_base_url``), at most
-    ``max_bytes`` bytes within ``timeout_s`` seconds, never private / link-local /
-    loopback addresses, at most ``max_redirects`` hops."""
-
-    model_config = _Strict
-    max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 64 * 1024 * 1024
-    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
-    max_redirects: Annotated[int, Field(ge=0, le=10)] = 3
-    test_base_url: str | None = None
-
-
-class CivitaiConfig(BaseModel):
-    """``content-pipeline models pull civitai:<id>`` (token: ``CIVITAI_API_TOKEN``)."""
-
-    model_config = _Strict
-    base_url: str = "https://civitai.com"
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
-
-
-class ProvidersConfig(BaseModel):
-    model_config = _Strict
-    automatic1111: Automatic1111Config = Field(default_factory=Automatic1111Config)
-    placeholder: PlaceholderConfig = Field(default_factory=PlaceholderConfig)
-    huggingface: HuggingFaceConfig = Field(default_factory=HuggingFaceConfig)
-    replicate: ReplicateConfig = Field(default_factory=ReplicateConfig)
-    stability: StabilityConfig = Field(default_factory=StabilityConfig)
-    flux_studio: FluxStudioConfig = Field(default_factory=FluxStudioConfig)
-    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
-    fal: FalConfig = Field(default_factory=FalConfig)
-    diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)
-    picsum: PicsumConfig = Field(default_factory=PicsumConfig)
-    download: DownloadConfig = Field(default_factory=DownloadConfig)
-    civitai: CivitaiConfig = Field(default_factory=CivitaiConfig)
 
 
 class ProviderBudgetConfig(BaseModel):
@@ -377,18 +152,118 @@ def _default_renditions() -> list[RenditionConfig]:
     ]
 
 
-class PolicyConfig(BaseModel):
-    """Content policy additions; the fixed refusals cannot be switched off."""
+#: NudeNet 3.4 detector classes (nudenet/nudenet.py ``__labels``, https://github.com/notAI-tech/NudeNet)
+NUDENET_CLASSES = (
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
+    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
+)
+
+
+class ImageSafetyConfig(BaseModel):
+    """The NudeNet detector run on every generated image (tasks.safety).
+
+    An image is blocked when a class of ``blocked_classes`` is detected with a score
+    of at least its threshold (``thresholds[class]``, else ``default_threshold``);
+    scores are 0..1. Every detection at or above ``record_threshold`` is recorded on
+    the image row. ``enabled: false`` switches the check off.
+    """
 
     model_config = _Strict
-    deny_terms: list[str] = Field(default_factory=list)
-    private_people: list[str] = Field(default_factory=list)
-    # optional image safety classifier on output (issue 4): "module:function" taking a PIL
+    enabled: bool = True
+    blocked_classes: list[str] = Field(default_factory=lambda: [
+        "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED",
+        "ANUS_EXPOSED"])
+    default_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    record_threshold: Annotated[float, Field(ge=0.2, le=1)] = 0.25
+    #: NudeNet's input side in pixels (its shipped 320n model)
+    resolution: Annotated[int, Field(ge=160, le=1280, multiple_of=32)] = 320
+
+    @field_validator("blocked_classes")
+    @classmethod
+    def _known_classes(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in NUDENET_CLASSES:
+                raise ValueError(f"unknown NudeNet class {name!r} (known: {', '.join(NUDENET_CLASSES)})")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_threshold_classes(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            if name not in NUDENET_CLASSES:
+                raise ValueError(f"unknown NudeNet class {name!r} (known: {', '.join(NUDENET_CLASSES)})")
+        return value
+
+    def threshold(self, name: str) -> float:
+        return self.thresholds.get(name, self.default_threshold)
+
+
+class PolicyConfig(BaseModel):
+    """Content policy additions; the fixed refusals cannot be switched off (core.policy)."""
+
+    model_config = _Strict
+    deny_terms: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    private_people: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    #: the image check: NudeNet (``image_safety``), always on unless disabled there
+    image_safety: ImageSafetyConfig = Field(default_factory=ImageSafetyConfig)
+    # an additional image classifier on output (issue 4): "module:function" taking a PIL
     # image and returning {label: probability}; an image is blocked when a label of
     # ``image_blocked_labels`` reaches ``image_threshold``.
     image_classifier: str | None = None
     image_blocked_labels: list[str] = Field(default_factory=lambda: ["nsfw", "unsafe", "porn", "hentai", "sexy"])
     image_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class PrivacyConfig(BaseModel):
+    """Prompt privacy.
+
+    ``embed_prompt``: whether published files (renditions, the cleaned original, their
+    object metadata and C2PA manifest) carry the prompt; ``categories`` overrides it
+    per category (``{portraits: false}``) and a template's own ``embed_prompt`` wins
+    over both. A private prompt stays in the database and the private sidecar.
+    Encryption at rest: set ``PROMPT_ENCRYPTION_KEY`` (a Fernet key,
+    ``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``;
+    several comma-separated keys rotate: the first encrypts, all decrypt).
+    """
+
+    model_config = _Strict
+    embed_prompt: bool = True
+    categories: dict[str, bool] = Field(default_factory=dict)
+
+    def embeds(self, category: str, template_setting: bool | None) -> bool:
+        if template_setting is not None:
+            return template_setting
+        return self.categories.get(category, self.embed_prompt)
+
+
+class C2paConfig(BaseModel):
+    """C2PA Content Credentials on every published file (tasks.credentials, c2pa-python).
+
+    ``certificate``: PEM file with the signing certificate first, then its chain (not
+    the root); ``private_key``: its PEM private key file (or the ``C2PA_PRIVATE_KEY``
+    environment variable holding the PEM); ``algorithm``: es256 / es384 / es512 /
+    ps256 / ps384 / ps512 / ed25519. ``timestamp_url``: an RFC 3161 time-stamp
+    authority (none by default: nothing is contacted). ``trust_anchors``: PEM roots
+    that ``content-pipeline verify`` trusts (reports ``Trusted`` instead of ``Valid``).
+    """
+
+    model_config = _Strict
+    enabled: bool = False
+    certificate: Path | None = None
+    private_key: Path | None = None
+    algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    timestamp_url: str | None = None
+    trust_anchors: Path | None = None
+    claim_generator: str = "content-pipeline"
+
+    @model_validator(mode="after")
+    def _needs_certificate(self) -> C2paConfig:
+        if self.enabled and self.certificate is None:
+            raise ValueError("c2pa.enabled needs c2pa.certificate (a PEM file) and a private key")
+        return self
 
 
 class DecodeConfig(BaseModel):
@@ -577,7 +452,8 @@ class Settings(BaseSettings):
     """The effective configuration. Paths are resolved against the config file's folder."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True,
+        allow_inf_nan=False,
     )
 
     output_dir: Path = Path("output")
@@ -586,7 +462,8 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     timezone: str = "UTC"
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
-    chain: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["automatic1111", "placeholder"])
+    #: provider names in fallback order; ``CONTENT_PIPELINE_CHAIN=a,b`` (commas) or a JSON list
+    chain: Annotated[list[str], Field(min_length=1), NoDecode] = Field(default_factory=lambda: ["automatic1111", "placeholder"])
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -596,6 +473,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"]
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    c2pa: C2paConfig = Field(default_factory=C2paConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     s3: S3Config = Field(default_factory=S3Config)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
@@ -624,15 +503,28 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {shorten(value)}") from None
+        return value
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _split_chain(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list: {exc.msg}") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("chain")
     @classmethod
     def _known_providers(cls, value: list[str]) -> list[str]:
-        from providers.registry import PROVIDERS
-
         for name in value:
             if name not in PROVIDERS:
                 raise ValueError(f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})")
@@ -653,6 +545,13 @@ class Settings(BaseSettings):
             self.upscale.weights = (base / self.upscale.weights).resolve()
         if self.tagging.clip_weights is not None:
             self.tagging.clip_weights = (base / self.tagging.clip_weights).resolve()
+        for attr in ("certificate", "private_key", "trust_anchors"):
+            value = getattr(self.c2pa, attr)
+            if value is not None:
+                value = (base / value).resolve()
+                setattr(self.c2pa, attr, value)
+                if self.c2pa.enabled and not value.is_file():
+                    raise ValueError(f"c2pa.{attr}: file {str(value)!r} not found")
         for r in self.renditions:
             if r.upscaler == "model" and self.upscale.weights is None:
                 raise ValueError(f"rendition {r.name!r} uses upscaler 'model' but upscale.weights is not set")
@@ -669,21 +568,43 @@ class Settings(BaseSettings):
         return self.output_dir / "spool"
 
     def provider_config(self, name: str) -> ProviderConfig:
-        return getattr(self.providers, name, None) or ProviderConfig()
+        """The validated ``providers.<name>`` config (the provider's own ``Config`` class)."""
+        return self.providers.get(name)
+
+
+class _ProviderSecretsSource(PydanticBaseSettingsSource):
+    """The provider secrets: every environment variable a registered provider declares
+    (``secret_env``), from the environment, else from ``.env``; empty values are no key."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        from_file = {str(k).upper(): v for k, v in (getattr(self._dotenv, "env_vars", None) or {}).items()}
+        found: dict[str, str] = {}
+        for names in secret_env_names().values():
+            for env_name in names:
+                value = os.environ.get(env_name) or from_file.get(env_name)
+                if value and value.strip():
+                    found[env_name] = value.strip()
+        return {"provider_secrets": found} if found else {}
 
 
 class Secrets(BaseSettings):
-    """Credentials, only from the environment or ``.env``; never logged or stored."""
+    """Credentials, only from the environment or ``.env``; never logged or stored.
+
+    ``provider_secrets``: environment variable name -> value, for the names the
+    registered providers declare (``Provider.secret_env``); ``lookup(names)`` reads them.
+    Tests pass them directly: ``Secrets(_env_file=None, provider_secrets={"FAL_KEY": "..."})``.
+    """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    huggingface_token: SecretStr | None = Field(None, validation_alias=AliasChoices("HUGGINGFACE_TOKEN", "HF_TOKEN"))
-    replicate_api_token: SecretStr | None = Field(None, validation_alias="REPLICATE_API_TOKEN")
-    stability_api_key: SecretStr | None = Field(None, validation_alias="STABILITY_API_KEY")
-    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
-    fal_key: SecretStr | None = Field(None, validation_alias="FAL_KEY")
-    civitai_api_token: SecretStr | None = Field(None, validation_alias="CIVITAI_API_TOKEN")
-    automatic1111_auth: SecretStr | None = Field(None, validation_alias="AUTOMATIC1111_AUTH")
+    provider_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     apprise_urls: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
     )
@@ -694,6 +615,28 @@ class Secrets(BaseSettings):
     aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+    #: Fernet key(s) encrypting prompts at rest (storage.crypto); the C2PA signing key as PEM
+    prompt_encryption_key: SecretStr | None = Field(None, validation_alias="PROMPT_ENCRYPTION_KEY")
+    c2pa_private_key: SecretStr | None = Field(None, validation_alias="C2PA_PRIVATE_KEY")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _ProviderSecretsSource(settings_cls, dotenv_settings))
+
+    def lookup(self, names: Sequence[str]) -> str | None:
+        """The first non-empty value among the environment variables ``names`` (never log it)."""
+        for env_name in names:
+            value = self.provider_secrets.get(env_name)
+            if value is not None and value.get_secret_value().strip():
+                return value.get_secret_value()
+        return None
 
     def aws_credentials(self) -> dict[str, str]:
         """boto3 client keyword arguments for the AWS_* secrets that are set (``.env`` included)."""
@@ -712,16 +655,38 @@ class Secrets(BaseSettings):
             return []
         return [u for u in re.split(r"[\s,]+", self.publish_apprise_urls.get_secret_value()) if u]
 
+    def masked(self) -> dict[str, str | None]:
+        """Every secret by environment variable name, masked (``hf_***``) or None when unset."""
+        shown: dict[str, str | None] = {name: mask(value.get_secret_value())
+                                        for name, value in sorted(self.provider_secrets.items())}
+        for field_name in ("apprise_urls", "publish_apprise_urls", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+            value = getattr(self, field_name)
+            shown[field_name.upper()] = mask(value.get_secret_value()) if value is not None else None
+        return shown
+
     def known_values(self) -> list[str]:
         """Every secret value, for scrubbing from logs and stored messages."""
-        values = [s.get_secret_value() for s in self.__dict__.values() if isinstance(s, SecretStr)]
+        values = [s.get_secret_value() for s in self.provider_secrets.values()]
+        values += [s.get_secret_value() for s in self.__dict__.values() if isinstance(s, SecretStr)]
         return [v for v in values if v] + [u for u in self.apprise_url_list() if u]
 
 
-SECRET_FIELDS = {"huggingface_token", "replicate_api_token", "stability_api_key", "openai_api_key", "fal_key",
-                 "civitai_api_token", "automatic1111_auth", "apprise_urls", "apprise_url", "publish_apprise_urls", "api_key", "token", "password"}
-SECRET_FIELDS |= {"secret", "webhook_secret", "hmac_secret"}
-SECRET_FIELDS |= {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key"}
+#: YAML keys that hold secrets and so are refused in the file: generic names, and every
+#: provider secret's name and environment variable (lower case).
+_GENERIC_SECRET_FIELDS = {"apprise_urls", "apprise_url", "api_key", "token", "password",
+                          "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key",
+                          "prompt_encryption_key", "c2pa_private_key",
+                          # publishing: its Apprise URLs, a webhook secret written in the file by mistake
+                          "publish_apprise_urls", "secret", "webhook_secret", "hmac_secret"}
+
+
+def secret_fields() -> set[str]:
+    """The lower-case YAML keys refused as secrets (see ``_GENERIC_SECRET_FIELDS``)."""
+    fields = set(_GENERIC_SECRET_FIELDS)
+    for qualified, names in secret_env_names().items():
+        fields.add(qualified.split(".", 1)[1].lower())
+        fields.update(n.lower() for n in names)
+    return fields
 
 
 def config_path() -> Path | None:
@@ -733,13 +698,14 @@ def config_path() -> Path | None:
     return candidate.resolve() if candidate.exists() else None
 
 
-def _find_secrets(data: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _find_secrets(data: Any, path: tuple[str, ...] = (), fields: set[str] | None = None) -> list[tuple[str, ...]]:
+    fields = secret_fields() if fields is None else fields
     found: list[tuple[str, ...]] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            if str(key).lower() in SECRET_FIELDS:
+            if str(key).lower() in fields:
                 found.append((*path, str(key)))
-            found.extend(_find_secrets(value, (*path, str(key))))
+            found.extend(_find_secrets(value, (*path, str(key)), fields))
     return found
 
 
@@ -768,13 +734,20 @@ def load_settings(path: Path | None = None) -> Settings:
     token = _yaml_data.set(data)
     try:
         return Settings(config_file=path)
+    except SettingsError as exc:  # an environment value that is not valid JSON for a list / mapping field
+        found = re.search(r'field "([^"]+)"', str(exc))
+        name = ENV_PREFIX + (found.group(1).upper() if found else "")
+        value = os.environ.get(name)
+        shown = f" = {shorten(value)}" if value is not None else ""
+        raise ConfigError(f"environment {name}{shown}: cannot be parsed; a list or mapping is written as JSON, "
+                          f'e.g. ["a", "b"] or {{"key": 1}}, or set nested keys as {name}__KEY') from None
     except ValidationError as exc:
         messages = []
         for err in exc.errors():
             loc = tuple(str(p) for p in err["loc"])
             env_name = ENV_PREFIX + "__".join(loc).upper()
             if env_name in os.environ:
-                messages.append(f"environment {env_name} = {os.environ[env_name]!r}: {err['msg']}")
+                messages.append(f"environment {env_name} = {shorten(os.environ[env_name])}: {str(err['msg'])[:300]}")
         detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
         raise ConfigError("\n".join(messages) or detail) from None
     finally:

@@ -162,6 +162,10 @@ class TemplateLibrary:
             if template.name in library.files:
                 problems.append(f"{path}: field 'name' = {template.name!r}: also used by {library.files[template.name]}")
                 continue
+            pin_problems = _check_pins(template, path, folder)
+            if pin_problems:
+                problems.extend(pin_problems)
+                continue
             library.files[template.name] = path
             library.templates.setdefault(template.category, []).append(template)
         for group in library.templates.values():
@@ -204,12 +208,94 @@ def load_template(path: Path) -> Template:
     return template
 
 
+def resolve_reference(value: str, folder: Path) -> str:
+    """A template's ``reference_image`` / ``mask``: an https URL as it is, or the absolute
+    path of a file inside ``folder`` (TemplateError when it leaves the folder or is missing)."""
+    if value.startswith("https://"):
+        return value
+    root = folder.resolve()
+    target = (root / value).resolve()
+    if not target.is_relative_to(root):
+        raise TemplateError(f"{value[:80]!r} is outside the templates folder {root}")
+    if not target.is_file():
+        raise TemplateError(f"{value[:80]!r}: no such file under {root}")
+    return str(target)
+
+
+def _check_pins(template: Template, path: Path, folder: Path) -> list[str]:
+    """Problems with a template's provider pin and reference files (one line each)."""
+    from providers.registry import PROVIDERS
+
+    problems = []
+    if template.provider and template.provider not in PROVIDERS:
+        problems.append(f"{path}: field 'provider' = {template.provider!r}: unknown provider "
+                        f"(known: {', '.join(sorted(PROVIDERS))})")
+    for name in ("reference_image", "mask"):
+        value = getattr(template, name)
+        if value:
+            try:
+                resolve_reference(value, folder)
+            except TemplateError as exc:
+                problems.append(f"{path}: field {name!r} = {exc}")
+    return problems
+
+
 def load_schedules(path: Path) -> Schedules:
     data, locate = load_yaml(path, error=TemplateError)
     try:
         return Schedules.model_validate(data)
     except ValidationError as exc:
         raise TemplateError(format_validation_error(exc, source=str(path), locate=locate)) from None
+
+
+#: at most this many expanded prompts of one template variant are checked one by one (~2 ms each)
+MAX_POLICY_CHECKS = 1000
+
+
+def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, ...] = (),
+                    deny_terms: list[str] | tuple[str, ...] = (),
+                    private_people: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Every template, variant and wildcard expansion (with each style it may get) that
+    the content policy (core.policy) refuses, one line each: file, variant, rule and the
+    refused prompt shortened. At most ``MAX_EXPANSIONS`` expansions per prompt are
+    enumerated, and at most ``MAX_POLICY_CHECKS`` prompts (expansions x styles) are
+    checked one by one; beyond that every choice and style is checked together (a
+    refusal then says "may expand to")."""
+    from core.domain import expansions
+    from core.policy import evaluate
+    from core.yamlio import shorten
+
+    problems: list[str] = []
+    for group in library.templates.values():
+        for template in group:
+            path = library.files.get(template.name, template.name)
+            pool = list(template.styles) or list(styles) or [""]
+            for variant, text in template.prompts().items():
+                texts, complete = expansions(text)
+                suffixes = pool
+                if not complete or len(texts) * len(pool) > MAX_POLICY_CHECKS:
+                    # too many combinations (~2 ms each): every choice and every style at once, a
+                    # superset of the words of any one expansion
+                    complete = False
+                    texts = [text.replace("{", " ").replace("|", " , ").replace("}", " ") + ", " + ", ".join(pool)]
+                    suffixes = [""]
+                refused = None
+                for expanded in texts:
+                    for style in suffixes:
+                        prompt = f"{expanded}, {style}" if style else expanded
+                        verdict = evaluate(f"{prompt}\n{template.name}", deny_terms=deny_terms,
+                                           private_people=private_people)
+                        if not verdict.allowed:
+                            refused = (prompt, verdict)
+                            break
+                    if refused:
+                        break
+                if refused:
+                    prompt, verdict = refused
+                    what = "expands to" if complete else "may expand to"
+                    problems.append(f"{path}: {'prompt' if variant == 'base' else 'variants.' + variant} {what} "
+                                    f"{shorten(prompt)}, refused by the content policy ({verdict.reason})")
+    return problems
 
 
 def _check_categories(library: TemplateLibrary, path: Path) -> list[str]:

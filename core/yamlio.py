@@ -1,12 +1,20 @@
-"""YAML loading that remembers where every value came from.
+"""YAML loading that refuses hostile input and remembers where every value came from.
 
 ``load_yaml(path)`` returns the parsed data and a ``locate(loc)`` function that maps a
 pydantic error location (``("parameters", "width")``) to the line number of that value
 in the file, so that errors can name the file, the line, the field and the value.
+
+Refused, each with one line naming the file and line: text that is not UTF-8,
+aliases (``*name``: the "billion laughs" expansion bomb, CVE-2003-1564 for XML and
+the same idea in YAML; anchors on their own are harmless), duplicate keys in a
+mapping (YAML 1.2 §3.2.1.1: keys are unique; PyYAML keeps the last one silently),
+non-finite numbers (``.inf``, ``.nan``), nesting deeper than ``MAX_DEPTH`` and files
+larger than ``MAX_BYTES``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +23,68 @@ import yaml
 from pydantic import ValidationError
 
 Locator = Callable[[Sequence[int | str]], int | None]
+
+#: the largest YAML file read (bytes): templates and configuration are a few kB
+MAX_BYTES = 1024 * 1024
+#: the deepest nesting of mappings and lists accepted
+MAX_DEPTH = 50
+#: how many characters of a value an error message shows
+SHOWN_CHARS = 80
+
+
+def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters: ``'aaaa…' (100000 characters)``."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str | bytes | list | dict) else ""
+    return text[:limit] + "…" + size
+
+
+class _RefusedYAML(yaml.MarkedYAMLError):
+    pass
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases, duplicate keys or non-finite floats."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _RefusedYAML(None, None, f"alias *{event.anchor} refused (aliases are not allowed)", event.start_mark)
+        depth = getattr(self, "_depth", 0)
+        if depth > MAX_DEPTH:
+            event = self.peek_event()
+            raise _RefusedYAML(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise _RefusedYAML(None, None, f"duplicate key {shorten(key)} (first at line {seen[key]})",
+                                   key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise _RefusedYAML(None, None, f"non-finite number {node.value!r} refused", node.start_mark)
+        return float(value)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
+StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_yaml_map)
 
 
 def _node_at(node: yaml.Node, loc: Sequence[int | str]) -> yaml.Node | None:
@@ -35,26 +105,22 @@ def _node_at(node: yaml.Node, loc: Sequence[int | str]) -> yaml.Node | None:
     return node
 
 
-def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
-    """Parse the YAML file at ``path``.
-
-    Returns ``(data, locate)``; ``locate(loc)`` gives the 1-based line of the value at
-    ``loc`` (or of its nearest existing parent). A syntax error or an unreadable file
-    raises ``error`` with the file name and line.
-    """
+def parse_yaml(text: str, source: str, *, error: type[Exception]) -> tuple[Any, Locator]:
+    """Parse ``text`` (named ``source`` in errors) with ``StrictLoader``; see ``load_yaml``."""
+    loader = StrictLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        raise error(f"{path}{line}: invalid YAML: {exc.problem or exc}") from exc
+        raise error(f"{source}{line}: invalid YAML: {str(exc.problem or exc)[:200]}") from None
     except yaml.YAMLError as exc:
-        raise error(f"{path}: invalid YAML: {exc}") from exc
+        raise error(f"{source}: invalid YAML: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise error(f"{source}: invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
 
     def locate(loc: Sequence[int | str]) -> int | None:
         if root is None:
@@ -65,10 +131,35 @@ def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
     return data, locate
 
 
+def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
+    """Parse the YAML file at ``path``.
+
+    Returns ``(data, locate)``; ``locate(loc)`` gives the 1-based line of the value at
+    ``loc`` (or of its nearest existing parent). An unreadable, oversized or non-UTF-8
+    file, a syntax error, an alias, a duplicate key or a non-finite number raises
+    ``error`` with the file name and line.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise error(f"{path}: {size} bytes is over the {MAX_BYTES}-byte limit of a YAML file")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
+                    "save the file as UTF-8") from None
+    return parse_yaml(text, str(path), error=error)
+
+
 def format_validation_error(
     exc: ValidationError, *, source: str, locate: Locator | None = None, prefix: Sequence[str] = ()
 ) -> str:
-    """One line per pydantic error: ``source:line: field a.b.c = 'value': message``."""
+    """One line per pydantic error: ``source:line: field a.b.c = 'value': message``
+    (the value shortened to about 80 characters)."""
     lines = []
     for err in exc.errors():
         loc = tuple(prefix) + tuple(err["loc"])
@@ -76,9 +167,12 @@ def format_validation_error(
         line = locate(tuple(err["loc"])) if locate else None
         where = f"{source}:{line}" if line else source
         value = err.get("input")
-        shown = "" if err["type"] == "missing" else f" = {value!r}"
+        shown = "" if err["type"] == "missing" else f" = {shorten(value)}"
+        message = str(err["msg"])
+        if len(message) > 300:
+            message = message[:300] + "…"
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key {field!r}{shown}")
         else:
-            lines.append(f"{where}: field {field!r}{shown}: {err['msg']}")
+            lines.append(f"{where}: field {field!r}{shown}: {message}")
     return "\n".join(lines)

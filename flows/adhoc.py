@@ -9,6 +9,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from core.domain import ImageFormat, Quality
+from flows.parameters import check_references
 from tasks.plan import local_today, plan_adhoc
 from tasks.pipeline import RunSummary, run_images
 from tasks.alerts import flow_failure_hook
@@ -24,6 +25,9 @@ def generate(
     quality: Quality = Quality.standard,
     format: ImageFormat = ImageFormat.square,
     batch: str | None = None,
+    reference_image: str | None = None,
+    mask: str | None = None,
+    strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None,
 ) -> RunSummary:
     """``count`` images of ``template`` at ``quality`` and ``format``.
 
@@ -36,11 +40,17 @@ def generate(
         quality: standard (30 steps), hd (50) or ultra-hd (70).
         format: square 1024x1024, portrait 1024x1792 or landscape 1792x1024 pixels.
         batch: A name to resume this request later; empty for a new batch.
+        reference_image: img2img: a picture to start from, a path inside the templates
+            folder or an https URL (overrides the template's).
+        mask: inpainting: white where the picture is repainted (same rules; needs a reference image).
+        strength: how much of the reference image changes, 0 to 1.
     """
     from prefect.runtime import flow_run
 
     rt = get_runtime()
     chosen = rt.library.get(template)
+    check_references(reference_image, mask, strength, rt.library.folder)
     name = batch or str(flow_run.id or "manual")[:8]
-    slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format)
+    slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format,
+                       reference_image=reference_image, mask=mask, strength=strength)
     return run_images("adhoc", slots)

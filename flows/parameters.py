@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from core.domain import ImageSlot
+from pathlib import Path
+
+from core.domain import ImageSlot, check_reference
 from core.errors import TemplateError
-from core.templates import TemplateLibrary
+from core.templates import TemplateLibrary, resolve_reference
 
 
 def only_categories(slots: list[ImageSlot], categories: list[str] | None, library: TemplateLibrary) -> list[ImageSlot]:
@@ -35,3 +37,19 @@ def dated_run_name(prefix: str):
         return f"{prefix}-{day}"
 
     return name
+
+
+def check_references(reference_image: str | None, mask: str | None, strength: float | None, folder: Path) -> None:
+    """The ad-hoc flow's img2img parameters: each reference a file inside the templates
+    ``folder`` or an https URL; ``mask`` and ``strength`` only with a ``reference_image``.
+
+    Raises TemplateError naming the parameter and the (shortened) value."""
+    if (mask or strength is not None) and not reference_image:
+        raise TemplateError("parameter 'mask' / 'strength': needs the parameter 'reference_image'")
+    for name, value in (("reference_image", reference_image), ("mask", mask)):
+        if not value:
+            continue
+        try:
+            resolve_reference(check_reference(value, name), folder)
+        except (ValueError, TemplateError) as exc:
+            raise TemplateError(f"parameter {name!r}: {exc}") from None

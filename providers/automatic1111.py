@@ -1,5 +1,6 @@
-"""AUTOMATIC1111 stable-diffusion-webui started with ``--api`` (contract 4 of
-../shared/contracts/providers.md; https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/API).
+"""AUTOMATIC1111 stable-diffusion-webui started with ``--api``
+(https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/API; request models in
+modules/api/models.py, routes in modules/api/api.py of that repository).
 
 ``POST /sdapi/v1/txt2img`` (or ``/sdapi/v1/img2img`` with ``init_images``, ``mask``
 and ``denoising_strength`` when the request carries an init image: img2img, and
@@ -18,13 +19,15 @@ import base64
 import binascii
 import json
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import InvalidOutputError, ProviderError
-from core.settings import Automatic1111Config, Secrets
+from pydantic import Field
+
+from providers.spec import ModelSpec, ProviderConfig
 from providers.base import (
     Provider,
     ProviderCheck,
@@ -35,36 +38,60 @@ from providers.base import (
 )
 
 
+class Automatic1111Config(ProviderConfig):
+    """``providers.automatic1111``: the WebUI's ``base_url``, sampler and scheduler, and the
+    img2img / inpainting defaults: how much of the init image changes (0..1), how masked
+    areas start (0 fill, 1 original, 2 latent noise, 3 latent nothing), mask blur (px).
+    HTTP Basic from ``AUTOMATIC1111_AUTH=user:pass`` in the environment."""
+
+    enabled: bool = False
+    base_url: str = "http://localhost:7860"
+    sampler_name: str = "DPM++ 2M"
+    scheduler: str | None = None
+    denoising_strength: Annotated[float, Field(ge=0, le=1)] = 0.75
+    inpainting_fill: Annotated[int, Field(ge=0, le=3)] = 1
+    mask_blur: Annotated[int, Field(ge=0, le=64)] = 4
+    inpaint_full_res: bool = False
+
+
 class Automatic1111Provider(Provider):
     """txt2img, img2img and inpainting against an AUTOMATIC1111 WebUI (default http://localhost:7860)."""
 
     name: ClassVar[str] = "automatic1111"
     display_name: ClassVar[str] = "AUTOMATIC1111 WebUI"
+    Config = Automatic1111Config
     models: ClassVar[tuple[str, ...]] = ()  # whatever checkpoints the server has
     default_model: ClassVar[str] = "server-default"
-    prices_usd: ClassVar[dict[str, float]] = {}
-    secret_settings: ClassVar[tuple[str, ...]] = ("automatic1111_auth",)
+    #: ``user:pass`` for a WebUI started with ``--api-auth`` (optional).
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"auth": ("AUTOMATIC1111_AUTH",)}
+    #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
+                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True)
 
     config: Automatic1111Config
 
-    def __init__(self, *, config: Automatic1111Config, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: Automatic1111Config, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         auth = None
-        if secrets.automatic1111_auth is not None:
-            user, _, password = secrets.automatic1111_auth.get_secret_value().partition(":")
+        credentials = self.secret("auth")
+        if credentials is not None:
+            user, _, password = credentials.partition(":")
             auth = httpx.BasicAuth(user, password)
         self._client = httpx.Client(base_url=config.base_url.rstrip("/"), timeout=config.timeout_s, auth=auth)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
-        """The txt2img JSON body for ``request``."""
+        """The txt2img (or img2img) JSON body for ``request``, mapped onto the WebUI's limits."""
+        mapped = self.map(request)
+        # LoRAs by the WebUI's prompt syntax <lora:name:weight> (extensions-builtin/Lora)
+        loras = "".join(f" <lora:{name}:{weight:g}>" for name, weight in request.loras or ())
         body: dict[str, Any] = {
-            "prompt": request.prompt,
+            "prompt": request.prompt + loras,
             "negative_prompt": request.negative_prompt,
             "seed": request.seed if request.seed is not None else -1,
-            "steps": request.num_inference_steps,
-            "cfg_scale": request.guidance_scale,
-            "width": request.width,
-            "height": request.height,
+            "steps": mapped.num_inference_steps,
+            "cfg_scale": mapped.guidance_scale,
+            "width": mapped.width,
+            "height": mapped.height,
             "sampler_name": self.config.sampler_name,
             "batch_size": 1,
             "n_iter": 1,

@@ -1,23 +1,29 @@
 """The provider interface and the one place where HTTP failures are classified.
 
 A provider is one class in one module (``providers/<name>.py``) with its metadata as
-class attributes, a keyword-only constructor ``(config=, secrets=, downloader=)`` (the
-SSRF-safe fetcher of output URLs, providers/download.py) and one method,
-``generate(request) -> GenerationResult``; ``check()`` tests reachability and
-credentials without spending money. Every failure leaves it as a
-``ProviderError`` subclass (see core/errors.py); httpx exceptions are translated by
-``translate_httpx`` and statuses by ``raise_for_status``, following the "Common rules"
-of ../shared/contracts/providers.md:
+class attributes (Apprise's plugin layout, apprise/plugins/*.py): its ``Config`` model,
+``secret_env`` (secret name -> environment variable names), ``price_table`` (with the
+URL of the published price list) and ``model_specs`` (per model, the inputs it accepts:
+providers/spec.py). It has a keyword-only constructor ``(config=, secrets=,
+downloader=)`` (the SSRF-safe fetcher of output URLs, providers/download.py) and one
+method, ``generate(request) -> GenerationResult``; ``check()`` tests reachability and
+credentials without spending money. Every failure leaves it as a ``ProviderError``
+subclass (see core/errors.py); httpx exceptions are translated by ``translate_httpx``
+and statuses by ``raise_for_status``:
 
 * 401, 402, 403 -> AuthBillingProviderError (next provider, disabled for the run)
 * 400, 404, 413, 422 -> RejectedProviderError (next provider, no retry)
 * 408, 425, 429, 5xx, timeouts, connection errors -> TransientProviderError
+* a provider's own error code wins over its status (``error_for_status(code=)``):
+  OpenAI's ``insufficient_quota`` / ``billing_hard_limit_reached`` (sent with 429) are
+  auth/billing, ``content_policy_violation`` / ``moderation_blocked`` a content filter
+  (https://platform.openai.com/docs/guides/error-codes);
 * a 2xx body that is not a usable image -> InvalidOutputError (see ``validate_image``)
 * a content filter's flag, moderation error or all-black image -> ContentFilteredError
   (a rejection: the same prompt and seed give the same refusal)
 
 SDK clients (huggingface_hub, openai) raise their own exceptions: each adapter turns
-them into a status, message and headers and calls ``error_for_status``.
+them into a status, message, error code and headers and calls ``error_for_status``.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import email.utils
 import io
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from PIL import Image, ImageStat, UnidentifiedImageError
@@ -42,31 +48,55 @@ from core.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
-from core.settings import ProviderConfig, Secrets, price_from_table
+from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 #: Largest image a provider may hand us: 64 megapixels, 64 MiB of encoded bytes.
 MAX_PIXELS = 64_000_000
 MAX_BYTES = 64 * 1024 * 1024
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+#: How far (relative) an output's aspect ratio may be from the size asked for: 10 %.
+ASPECT_TOLERANCE = 0.10
+
+#: Provider error codes that mean "no money / no access": the provider is disabled for the run.
+BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active",
+                           "payment_required", "insufficient_credit", "insufficient_credits"})
+#: Provider error codes that mean "the safety system refused this prompt or image".
+FILTER_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_moderation",
+                          "content_moderated", "request_moderated"})
+
+
+class SecretSource(Protocol):
+    """Where providers read their secrets (core.settings.Secrets: environment and .env)."""
+
+    def lookup(self, names: Sequence[str]) -> str | None:
+        """The first non-empty value among the environment variables ``names``."""
+
+    def known_values(self) -> list[str]:
+        """Every secret value known, for scrubbing messages."""
 
 
 class Provider(ABC):
     """Base class of every image-generation backend.
 
-    Class attributes: ``name`` (registry key), ``display_name``, ``models`` (known
-    model ids), ``default_model``, ``prices_usd`` (USD per image by model),
-    ``secret_settings`` (names of the Secrets fields it reads), ``is_placeholder``.
+    Class attributes: ``name`` (registry key), ``display_name``, ``Config`` (its
+    ProviderConfig subclass), ``secret_env`` ({secret: (ENV_NAME, ...)}), ``price_table``
+    (PriceTable or None when free), ``model_specs`` ({model: ModelSpec}) with
+    ``default_spec`` for models not listed, ``models`` (known model ids, shown by
+    ``providers list``), ``default_model``, ``is_placeholder``.
     """
 
     name: ClassVar[str]
     display_name: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]] = ProviderConfig
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {}
+    price_table: ClassVar[PriceTable | None] = None
+    model_specs: ClassVar[dict[str, ModelSpec]] = {}
+    default_spec: ClassVar[ModelSpec] = ModelSpec()
     models: ClassVar[tuple[str, ...]] = ()
     default_model: ClassVar[str] = ""
-    prices_usd: ClassVar[dict[str, float]] = {}
-    secret_settings: ClassVar[tuple[str, ...]] = ()
     is_placeholder: ClassVar[bool] = False
 
-    def __init__(self, *, config: ProviderConfig, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: ProviderConfig, secrets: SecretSource, downloader: Any = None) -> None:
         self.config = config
         self.secrets = secrets
         if downloader is None:
@@ -81,21 +111,77 @@ class Provider(ABC):
         """The model this provider will use unless a request names one."""
         return self.config.model or self.default_model
 
+    def model_of(self, request: GenerationRequest) -> str:
+        """The model ``request`` runs on: its own (a template's pin) or the configured one."""
+        return request.model or self.model
+
+    def model_spec(self, model: str) -> ModelSpec:
+        """The input schema of ``model`` (``default_spec`` when it is not listed)."""
+        return self.model_specs.get(model, self.default_spec)
+
+    def map(self, request: GenerationRequest) -> Mapped:
+        """``request`` mapped onto what its model accepts (providers/spec.py)."""
+        return map_request(self.model_spec(self.model_of(request)), request)
+
+    def cannot(self, request: GenerationRequest) -> str | None:
+        """Why this provider cannot serve ``request`` at all (img2img, a mask), else None.
+
+        The chain skips the provider for that request with this reason on the attempt row."""
+        model = self.model_of(request)
+        spec = self.model_spec(model)
+        if request.mask_image is not None and not spec.inpainting:
+            return f"{self.name} {model} cannot inpaint (a mask was given)"
+        if request.init_image is not None and not spec.img2img:
+            return f"{self.name} {model} cannot do img2img (a reference image was given)"
+        if request.loras and not spec.loras:
+            return f"{self.name} {model} cannot apply LoRAs ({', '.join(name for name, _ in request.loras)})"
+        return None
+
+    def price_key(self, request: GenerationRequest, mapped: Mapped) -> str:
+        """The price-table key of ``request``: ``<quality tier>/<size or aspect ratio>``."""
+        return f"{request.quality_tier}/{mapped.size_label}"
+
     def estimate_cost(self, request: GenerationRequest) -> float:
         """Estimated price of one image in USD: the configured ``cost_usd``, else the
-        configured price table (model, quality tier), else the class's ``prices_usd``."""
+        configured ``prices_usd`` overrides, else the class's ``price_table`` (per image,
+        per output megapixel, or per GPU second x the model's typical seconds)."""
         if self.config.cost_usd:
             return self.config.cost_usd
-        return self.unit_price(request)
+        model = self.model_of(request)
+        mapped = self.map(request)
+        key = self.price_key(request, mapped)
+        unit_price = price_from_table(self.config.prices_usd, model, key)
+        table = self.price_table
+        if unit_price is None and table is not None:
+            per_second = table.per_second(model)
+            if per_second is not None:
+                return round(per_second * table.typical_seconds.get(model, 10.0), 6)
+            unit_price = table.lookup(model, key)
+        if unit_price is None:
+            return 0.0
+        if table is not None and table.unit == "megapixel":
+            return round(unit_price * mapped.width * mapped.height / 1e6, 6)
+        return unit_price
+
+    def max_cost(self, request: GenerationRequest, timeout_s: float | None = None) -> float:
+        """Upper bound of what one call may be billed (USD): for a model billed by GPU
+        time, its hardware price per second x ``timeout_s`` (default: the configured
+        timeout); else ``estimate_cost``."""
+        if not self.config.cost_usd and self.price_table is not None:
+            model = self.model_of(request)
+            per_second = self.price_table.per_second(model)
+            if per_second is not None and price_from_table(self.config.prices_usd, model, "") is None:
+                return round(per_second * (timeout_s if timeout_s is not None else self.config.timeout_s), 6)
+        return self.estimate_cost(request)
 
     def unit_price(self, request: GenerationRequest) -> float:
-        """The price-table entry (USD) for the request's model and quality tier: the
-        configured ``prices_usd`` first, then the class's ``prices_usd``, else 0."""
-        model = request.model or self.model
-        price = price_from_table(getattr(self.config, "prices_usd", {}) or {}, model, request.quality_tier)
-        if price is not None:
-            return price
-        return self.prices_usd.get(model, 0.0)
+        """The price-table entry (USD, in the table's unit) for the request's model and key."""
+        model = self.model_of(request)
+        key = self.price_key(request, self.map(request))
+        price = price_from_table(self.config.prices_usd, model, key)
+        if price is None and self.price_table is not None:
+            price = self.price_table.lookup(model, key)
+        return price or 0.0
 
     def check(self) -> ProviderCheck:
         """Reachability and credentials, without spending money where the API allows.
@@ -122,18 +208,19 @@ class Provider(ABC):
             return ProviderCheck(False, self.scrub(str(exc)))
         return response
 
+    @classmethod
+    def secret_names(cls) -> list[str]:
+        """The main environment variable name of each secret this provider reads."""
+        return [names[0] for names in cls.secret_env.values()]
+
     def missing_secrets(self) -> list[str]:
         """Names of the environment variables this provider needs and lacks."""
-        env_names = {"huggingface_token": "HUGGINGFACE_TOKEN", "replicate_api_token": "REPLICATE_API_TOKEN",
-                     "stability_api_key": "STABILITY_API_KEY", "openai_api_key": "OPENAI_API_KEY",
-                     "fal_key": "FAL_KEY", "civitai_api_token": "CIVITAI_API_TOKEN"}
-        return [env_names[name] for name in self.secret_settings
-                if name in env_names and getattr(self.secrets, name, None) is None]
+        return [names[0] for names in self.secret_env.values() if self.secrets.lookup(names) is None]
 
     def secret(self, name: str) -> str | None:
-        """The plain value of the Secrets field ``name`` (never log it)."""
-        value = getattr(self.secrets, name, None)
-        return value.get_secret_value() if value is not None else None
+        """The plain value of this provider's secret ``name`` (a key of ``secret_env``;
+        never log it), or None when no environment variable holds a non-empty value."""
+        return self.secrets.lookup(self.secret_env[name])
 
     @abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -186,23 +273,53 @@ def _error_message(response: httpx.Response) -> str:
         except ValueError:
             body = response.text[:200]
         if isinstance(body, dict):
-            for key in ("detail", "error", "message", "title", "errors"):
-                if body.get(key):
-                    message = str(body[key])
-                    break
+            error = body.get("error")
+            if isinstance(error, dict) and error.get("message"):  # OpenAI-style {"error": {"message", "code"}}
+                message = str(error["message"])
             else:
-                message = str(body)
+                for key in ("detail", "error", "message", "title", "errors"):
+                    if body.get(key):
+                        message = str(body[key])
+                        break
+                else:
+                    message = str(body)
         else:
             message = str(body)
     return " ".join(message.split())[:300]
 
 
+def error_code_of(response: httpx.Response) -> str | None:
+    """The provider's own error code in a JSON error body: OpenAI's ``error.code`` /
+    ``error.type``, Stability's ``name``, a top-level ``code``; lower case, or None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):
+        value = error.get("code") or error.get("type")
+    else:
+        value = body.get("code") or body.get("name")
+    return str(value).lower() if isinstance(value, str) and value else None
+
+
 def error_for_status(
-    code: int, detail: str, *, provider: str, model: str | None, retry_after: float | None = None
+    code: int, detail: str, *, provider: str, model: str | None, retry_after: float | None = None,
+    error_code: str | None = None,
 ) -> ProviderError:
-    """The classified ProviderError for HTTP status ``code`` (>= 400) with message ``detail``."""
-    message = f"HTTP {code}: {detail}"
+    """The classified ProviderError for HTTP status ``code`` (>= 400) with message ``detail``.
+
+    ``error_code`` (the provider's own code, lower case) wins over the status: a
+    ``BILLING_CODES`` member is auth/billing whatever the status (OpenAI answers
+    ``insufficient_quota`` with 429), a ``FILTER_CODES`` member a content filter."""
+    message = f"HTTP {code}: {error_code + ': ' if error_code and error_code not in detail else ''}{detail}"
     kwargs: dict[str, Any] = {"provider": provider, "model": model, "status_code": code}
+    if error_code in BILLING_CODES:
+        return AuthBillingProviderError(message, **kwargs)
+    if error_code in FILTER_CODES:
+        return ContentFilteredError(f"content filtered: {message}", **kwargs)
     if code in (401, 402, 403):
         return AuthBillingProviderError(message, **kwargs)
     if code in (408, 425, 429) or code >= 500:
@@ -240,7 +357,7 @@ def raise_for_status(response: httpx.Response, *, provider: str, model: str | No
     if code < 400:
         return
     error = error_for_status(code, _error_message(response), provider=provider, model=model,
-                             retry_after=retry_after_of(response))
+                             retry_after=retry_after_of(response), error_code=error_code_of(response))
     error.headers = rate_limit_headers(response)
     raise error
 
@@ -261,7 +378,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
 
     Refuses (InvalidOutputError): empty or oversized bodies, bytes that are not PNG /
     JPEG / WebP, truncated files, more than MAX_PIXELS, sides under 64 px, an aspect
-    ratio more than 25% off ``expected`` (width, height), and blank images (greyscale
+    ratio more than ``ASPECT_TOLERANCE`` off ``expected`` (width, height), and blank images (greyscale
     standard deviation under 2). An all-black image (mean under 2 as well) is the
     "filtered" image of safety checkers: ContentFilteredError, a rejection.
     """
@@ -289,10 +406,10 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
         raise bad(f"does not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
     if min(width, height) < 64:
         raise bad(f"{width}x{height} is too small")
-    if expected:
+    if expected:  # the size asked for: providers round sides (to 16, 32, 64 px), none changes the shape
         want = expected[0] / expected[1]
         got = width / height
-        if abs(got - want) / want > 0.25:
+        if abs(got - want) / want > ASPECT_TOLERANCE:
             raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
     if stat.stddev[0] < 2.0:
         if stat.mean[0] < 2.0:  # what safety checkers hand back instead of the image
@@ -312,9 +429,22 @@ def result_from_bytes(
     cost_usd: float,
     started: float,
     metadata: dict[str, Any] | None = None,
+    mapped: Mapped | None = None,
 ) -> GenerationResult:
-    """Validate ``data`` and wrap it in a GenerationResult (latency measured from ``started``)."""
-    width, height, _ = validate_image(data, provider=provider.name, model=model, expected=(request.width, request.height))
+    """Validate ``data`` and wrap it in a GenerationResult (latency measured from ``started``).
+
+    The image is checked against the size actually asked for (``mapped``, default: the
+    request mapped by the provider); the requested size, the mapped size or aspect ratio
+    and the mapping notes go into ``metadata`` and ``GenerationResult.mapped_size``."""
+    if mapped is None:
+        mapped = provider.map(request)
+    width, height, _ = validate_image(data, provider=provider.name, model=model,
+                                      expected=(mapped.width, mapped.height))
+    details = dict(metadata or {})
+    details.setdefault("requested_size", f"{request.width}x{request.height}")
+    details.setdefault("mapped_size", mapped.size_label)
+    if mapped.notes:
+        details.setdefault("mapping_notes", list(mapped.notes))
     return GenerationResult(
         image=data,
         provider=provider.name,
@@ -325,5 +455,6 @@ def result_from_bytes(
         cost_usd=cost_usd,
         latency_s=time.monotonic() - started,
         is_placeholder=provider.is_placeholder,
-        metadata=metadata or {},
+        metadata=details,
+        mapped_size=mapped.size_label,
     )

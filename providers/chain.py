@@ -144,9 +144,17 @@ class ProviderChain:
         results: list[GenerationResult | None] = [None] * len(requests)
         reasons: list[list[str]] = [[] for _ in requests]
         for provider in self.providers:
-            pending = [i for i, r in enumerate(results) if r is None]
+            pending = []
+            for i, r in enumerate(results):
+                reason = self.unsuitable(provider, requests[i]) if r is None else None
+                if reason:
+                    on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
+                                          error_class="unsupported", error=reason))
+                    reasons[i].append(f"{provider.name}: {reason}")
+                elif r is None:
+                    pending.append(i)
             if not pending:
-                break
+                continue
             batch = getattr(provider, "generate_batch", None)
             if batch is None or len(pending) == 1:
                 for i in pending:
@@ -221,6 +229,17 @@ class ProviderChain:
             if i in tokens:
                 self.budget.settle(tokens[i], actual)  # type: ignore[union-attr]
 
+    @staticmethod
+    def unsuitable(provider: Provider, request: GenerationRequest) -> str | None:
+        """Why ``provider`` is skipped for ``request``: another provider pinned by the
+        template, or an input it cannot take (img2img, a mask, LoRAs: ``Provider.cannot``).
+        Placeholders are never skipped: they are the last resort."""
+        if provider.is_placeholder:
+            return None
+        if request.provider and request.provider != provider.name:
+            return f"the template pins provider {request.provider}"
+        return provider.cannot(request)
+
     def _try_provider(
         self,
         provider: Provider,
@@ -230,6 +249,11 @@ class ProviderChain:
     ) -> GenerationResult | None:
         circuit = self.circuits[provider.name]
         model = request.model or provider.model
+        reason = self.unsuitable(provider, request)
+        if reason:
+            on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="unsupported", error=reason))
+            reasons.append(f"{provider.name}: {reason}")
+            return None
         blocked = circuit.allow()
         if blocked:
             on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="circuit_open", error=blocked))

@@ -17,10 +17,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import ContentPipelineError
 from providers.download import SafeDownloader
@@ -28,6 +29,17 @@ from providers.download import SafeDownloader
 FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "locon": "loras", "dora": "loras", "vae": "vae",
            "textualinversion": "embeddings"}
 CHUNK = 1024 * 1024
+#: The environment variable holding the Civitai API token (never in the YAML file).
+TOKEN_ENV = ("CIVITAI_API_TOKEN",)
+
+
+class CivitaiConfig(BaseModel):
+    """``providers.civitai``: ``content-pipeline models pull civitai:<id>`` (token:
+    ``CIVITAI_API_TOKEN``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_url: str = "https://civitai.com"
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class ModelPullError(ContentPipelineError):

@@ -26,7 +26,9 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import (
@@ -37,8 +39,8 @@ from core.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
-from core.settings import DiffusersConfig, LocalModelConfig, Secrets
 from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.spec import ModelSpec, ProviderConfig
 
 INSTALL_HINT = "pip install torch==2.13.0 && pip install 'content-pipeline[local]'"
 PIPELINE_CLASSES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
@@ -46,19 +48,63 @@ PIPELINE_CLASSES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionX
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 
 
+class LoraConfig(BaseModel):
+    """A LoRA: a local file / folder or a hub id, its default weight and trigger words."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
+    trigger_words: list[str] = Field(default_factory=list)
+    weight_name: str | None = None
+
+
+class LocalModelConfig(BaseModel):
+    """A local diffusers model: ``path`` is a hub id or a local folder (``save_pretrained``
+    layout) or a single-file checkpoint; ``pipeline`` picks SD 1.5 / SDXL / FLUX
+    (``auto`` reads the folder's model_index.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    pipeline: Literal["auto", "sd15", "sdxl", "flux"] = "auto"
+    vae: str | None = None
+    negative_prompt: str | None = None
+    description: str = ""
+    loras: dict[str, LoraConfig] = Field(default_factory=dict)
+    scheduler: str | None = None
+
+
+class DiffusersConfig(ProviderConfig):
+    """Local ``diffusers`` pipelines (needs the ``local`` extra). ``models`` by name;
+    ``model`` picks the default one. fp16 / bf16 with SDPA on CUDA, float32 on CPU.
+    ``HUGGINGFACE_TOKEN`` unlocks gated hub models. Local: cost 0 unless priced."""
+
+    enabled: bool = False
+    model: str | None = None
+    models: dict[str, LocalModelConfig] = Field(default_factory=dict)
+    models_dir: Path = Path("models")
+    device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    max_batch_size: Annotated[int, Field(ge=1, le=64)] = 4
+    local_files_only: bool = False
+
+
 class DiffusersProvider(Provider):
     """Text-to-image with locally loaded diffusers pipelines."""
 
     name: ClassVar[str] = "diffusers"
     display_name: ClassVar[str] = "Local diffusers (GPU or CPU)"
+    Config = DiffusersConfig
     models: ClassVar[tuple[str, ...]] = ()  # configured by name in providers.diffusers.models
     default_model: ClassVar[str] = ""
-    prices_usd: ClassVar[dict[str, float]] = {}
-    secret_settings: ClassVar[tuple[str, ...]] = ("huggingface_token",)
+    #: A Hugging Face token unlocks gated hub models (optional).
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"token": ("HUGGINGFACE_TOKEN", "HF_TOKEN")}
+    #: diffusers pipelines take any size divisible by 8 (the VAE's factor).
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
+                                                  guidance=(0.0, 30.0), loras=True)
 
     config: DiffusersConfig
 
-    def __init__(self, *, config: DiffusersConfig, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: DiffusersConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         missing = [m for m in ("torch", "diffusers", "transformers") if importlib.util.find_spec(m) is None]
         if missing:
@@ -133,7 +179,7 @@ class DiffusersProvider(Provider):
         # diffusers renamed torch_dtype to dtype (the old name warns); older releases know only torch_dtype
         dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
         common: dict[str, Any] = {dtype_key: dtype}
-        token = self.secret("huggingface_token")
+        token = self.secret("token")
         hub: dict[str, Any] = {"local_files_only": self.config.local_files_only or Path(path).exists()}
         if token:
             hub["token"] = token
@@ -252,9 +298,10 @@ class DiffusersProvider(Provider):
             device = getattr(pipe, "device", torch.device("cpu"))
             generator_device = "cpu" if str(device).startswith("mps") else str(device)
             generators = [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds]
+            mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
             kwargs: dict[str, Any] = {
-                "prompt": prompts, "num_inference_steps": first.num_inference_steps, "width": first.width,
-                "height": first.height, "guidance_scale": first.guidance_scale, "generator": generators,
+                "prompt": prompts, "num_inference_steps": mapped.num_inference_steps, "width": mapped.width,
+                "height": mapped.height, "guidance_scale": mapped.guidance_scale, "generator": generators,
             }
             if "negative_prompt" in _call_parameters(pipe):
                 kwargs["negative_prompt"] = negatives

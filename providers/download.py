@@ -1,8 +1,10 @@
 """The one way provider output URLs are fetched: an SSRF-safe, size- and time-capped GET.
 
-Providers (Replicate, fal, OpenAI ``url`` answers, Picsum) hand back URLs that we then
-download. Such a URL is attacker-influenced input (contract "Common rules" of
-../shared/contracts/providers.md), so ``SafeDownloader.fetch``:
+Providers (Replicate, fal, BFL, OpenAI ``url`` answers, Picsum) hand back URLs that we
+then download. Such a URL is attacker-influenced input (OWASP's Server-Side Request
+Forgery Prevention Cheat Sheet,
+https://cheatsheetseries.owasp.org/cheatsheets/Server_Side_Request_Forgery_Prevention_Cheat_Sheet.html),
+so ``SafeDownloader.fetch``:
 
 * accepts ``https://`` only, or any URL under the configured ``test_base_url``
   (same scheme, host and port, path below it): the loopback servers of the tests;
@@ -25,15 +27,29 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import InvalidOutputError, TransientProviderError, UnsafeURLError
 from providers.base import raise_for_status, translate_httpx
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+
+
+class DownloadConfig(BaseModel):
+    """``providers.download``: fetching provider output URLs. https only (or under
+    ``test_base_url``), at most ``max_bytes`` bytes within ``timeout_s`` seconds, never
+    private / link-local / loopback addresses, at most ``max_redirects`` hops."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = DEFAULT_MAX_BYTES
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    max_redirects: Annotated[int, Field(ge=0, le=10)] = 3
+    test_base_url: str | None = None
 
 
 def _address_allowed(address: str) -> bool:
@@ -59,10 +75,10 @@ class SafeDownloader:
     test_base_url: str | None = None
 
     @classmethod
-    def from_config(cls, config: object) -> SafeDownloader:
-        """From a ``core.settings.DownloadConfig``."""
-        return cls(max_bytes=config.max_bytes, timeout_s=config.timeout_s,  # type: ignore[attr-defined]
-                   max_redirects=config.max_redirects, test_base_url=config.test_base_url)  # type: ignore[attr-defined]
+    def from_config(cls, config: DownloadConfig) -> SafeDownloader:
+        """From the ``providers.download`` settings."""
+        return cls(max_bytes=config.max_bytes, timeout_s=config.timeout_s,
+                   max_redirects=config.max_redirects, test_base_url=config.test_base_url)
 
     def resolve(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to (UnsafeURLError when it does not resolve)."""
@@ -159,3 +175,40 @@ def _masked(url: str) -> str:
     parts = urlsplit(url)
     shown = f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     return shown + ("?***" if parts.query else "")
+
+
+#: The largest reference image or mask a template or the ad-hoc flow may name: 32 MiB.
+MAX_REFERENCE_BYTES = 32 * 1024 * 1024
+
+
+def load_reference(location: str, downloader: SafeDownloader | None = None) -> bytes:
+    """The bytes of a reference image or mask: an https URL fetched through the SSRF-safe
+    downloader, or a local file (at most ``MAX_REFERENCE_BYTES``). Raises RejectedProviderError
+    (provider ``reference``) for a missing file or bytes that are not a PNG / JPEG / WebP
+    image; the downloader's errors for a URL."""
+    from io import BytesIO
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from core.errors import RejectedProviderError
+
+    if "://" in location:
+        data = (downloader or SafeDownloader(max_bytes=MAX_REFERENCE_BYTES)).fetch(location, provider="reference")
+    else:
+        path = Path(location)
+        if not path.is_file():
+            raise RejectedProviderError(f"{location}: no such file", provider="reference")
+        if path.stat().st_size > MAX_REFERENCE_BYTES:
+            raise RejectedProviderError(f"{location}: over {MAX_REFERENCE_BYTES} bytes", provider="reference")
+        data = path.read_bytes()
+    try:
+        with Image.open(BytesIO(data)) as probe:
+            if probe.format not in ("PNG", "JPEG", "WEBP"):
+                raise RejectedProviderError(f"{_masked(location) if '://' in location else location}: "
+                                            f"{probe.format} is not PNG, JPEG or WebP", provider="reference")
+            probe.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise RejectedProviderError(f"{_masked(location) if '://' in location else location}: not an image "
+                                    f"({type(exc).__name__})", provider="reference") from exc
+    return data

@@ -1,13 +1,16 @@
-"""fal.ai queue API (contract 7 of ../shared/contracts/providers.md;
-https://docs.fal.ai/model-endpoints/queue).
+"""fal.ai queue API (https://docs.fal.ai/model-endpoints/queue; the official client
+fal-client's src/fal_client/client.py; model inputs on https://fal.ai/models/fal-ai/flux/schnell/api).
 
 ``POST {queue}/{model_id}`` -> ``{request_id, status_url, response_url}``; ``GET
 status_url`` until ``COMPLETED``; ``GET response_url`` -> ``{images: [{url, width,
 height, content_type}], seed, has_nsfw_concepts: [bool]}``; the image URL is fetched
 through the SSRF-safe downloader. On our timeout the request is cancelled (``PUT
 .../requests/{id}/cancel``). ``has_nsfw_concepts: [true]`` is a content-filter
-rejection. Auth: ``Authorization: Key $FAL_KEY``. Price: USD per megapixel (flux
-schnell 0.003). httpx rather than ``fal-client``: the client's queue hosts are fixed
+rejection. Auth: ``Authorization: Key $FAL_KEY``. ``image_size`` is sent as
+``{width, height}`` (multiples of 8, 256..2048 here); FLUX schnell takes 1..12 steps
+and no guidance, FLUX dev 1..50 steps and ``guidance_scale`` 1..20; neither takes a
+negative prompt. Price: USD per output megapixel (https://fal.ai/pricing and each
+model's page). httpx rather than ``fal-client``: the client's queue hosts are fixed
 https hosts and cannot be aimed at a test server.
 """
 
@@ -15,14 +18,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
+from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
-from core.settings import FalConfig, Secrets
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from providers.spec import ModelSpec, PriceTable, ProviderConfig
+
+
+class FalConfig(ProviderConfig):
+    """``providers.fal``: ``queue_url``, ``model`` (a fal model id), ``poll_interval_s``
+    and ``enable_safety_checker``. Key: ``FAL_KEY``."""
+
+    queue_url: str = "https://queue.fal.run"
+    model: str | None = "fal-ai/flux/schnell"
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    enable_safety_checker: bool = True
 
 
 class FalProvider(Provider):
@@ -30,40 +44,45 @@ class FalProvider(Provider):
 
     name: ClassVar[str] = "fal"
     display_name: ClassVar[str] = "fal.ai"
+    Config = FalConfig
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"api_key": ("FAL_KEY",)}
     models: ClassVar[tuple[str, ...]] = ("fal-ai/flux/schnell", "fal-ai/flux/dev")
     default_model: ClassVar[str] = "fal-ai/flux/schnell"
-    #: USD per megapixel.
-    prices_usd: ClassVar[dict[str, float]] = {"fal-ai/flux/schnell": 0.003, "fal-ai/flux/dev": 0.025}
-    secret_settings: ClassVar[tuple[str, ...]] = ("fal_key",)
+    price_table: ClassVar[PriceTable] = PriceTable(
+        source_url="https://fal.ai/pricing", checked="2026-11-29", unit="megapixel",
+        prices={"fal-ai/flux/schnell": 0.003, "fal-ai/flux/dev": 0.025, "*": 0.025})
+    model_specs: ClassVar[dict[str, ModelSpec]] = {
+        "fal-ai/flux/schnell": ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 12), guidance=None,
+                                         negative_prompt=False),
+        "fal-ai/flux/dev": ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 50), guidance=(1.0, 20.0),
+                                     negative_prompt=False),
+    }
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 50),
+                                                  guidance=(1.0, 20.0), negative_prompt=False)
 
     config: FalConfig
 
-    def __init__(self, *, config: FalConfig, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: FalConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
-        key = self.secret("fal_key")
+        key = self.secret("api_key")
         headers = {"Authorization": f"Key {key}"} if key else {}
         self._base = config.queue_url.rstrip("/")
         self._client = httpx.Client(base_url=self._base, headers=headers, timeout=config.timeout_s)
 
-    def estimate_cost(self, request: GenerationRequest) -> float:
-        """USD: price per megapixel x the requested megapixels (``cost_usd`` overrides)."""
-        if self.config.cost_usd:
-            return self.config.cost_usd
-        return round(self.unit_price(request) * request.width * request.height / 1e6, 6)
-
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
+        """The queue submit body for ``request``, mapped onto the model's inputs."""
+        mapped = self.map(request)
         body: dict[str, Any] = {
             "prompt": request.prompt,
-            "image_size": {"width": request.width, "height": request.height},
-            "num_inference_steps": request.num_inference_steps,
-            "guidance_scale": request.guidance_scale,
+            "image_size": {"width": mapped.width, "height": mapped.height},
             "num_images": 1,
             "enable_safety_checker": self.config.enable_safety_checker,
             "output_format": "jpeg" if request.output_format == "jpeg" else "png",
         }
-        model = request.model or self.model
-        if "schnell" in model:
-            body["num_inference_steps"] = min(request.num_inference_steps, 12)  # schnell: 1..12, default 4
+        if mapped.num_inference_steps is not None:
+            body["num_inference_steps"] = mapped.num_inference_steps
+        if mapped.guidance_scale is not None:
+            body["guidance_scale"] = mapped.guidance_scale
         if request.seed is not None:
             body["seed"] = request.seed
         return body
@@ -128,7 +147,7 @@ class FalProvider(Provider):
         seed = output.get("seed") if isinstance(output.get("seed"), int) else request.seed
         return result_from_bytes(
             data, provider=self, request=request, model=model, seed=seed, cost_usd=self.estimate_cost(request),
-            started=started, metadata={"request_id": request_id, "timings": output.get("timings")},
+            started=started, mapped=self.map(request), metadata={"request_id": request_id, "timings": output.get("timings")},
         )
 
     def cancel(self, cancel_url: str) -> None:

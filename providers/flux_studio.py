@@ -1,5 +1,5 @@
-"""A self-hosted FLUX studio API (contract 5 of ../shared/contracts/providers.md; seed:
-FLUX.1 Studio Pro+).
+"""A self-hosted FLUX studio API (the studio server this project runs next to the GPU;
+it has no public documentation: this docstring is its contract).
 
 ``POST /generate`` JSON ``{prompt, num_inference_steps (1..10), width, height
 (multiples of 64), seed, no_text, performance_mode, image (data URL, img2img), mask
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import InvalidOutputError, ProviderError, UnsafeURLError
-from core.settings import FluxStudioConfig, Secrets
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx, validate_image
+from providers.spec import ModelSpec, ProviderConfig
 
 
 def data_url(image: bytes) -> str:
@@ -30,8 +31,18 @@ def data_url(image: bytes) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(image).decode()}"
 
 
-def _multiple_of_64(value: int) -> int:
-    return max(64, int(round(value / 64)) * 64)
+class FluxStudioConfig(ProviderConfig):
+    """``providers.flux_studio``: the studio's ``base_url``, the most steps it runs
+    (``max_steps``), its ``performance_mode``, ``no_text`` and the default img2img
+    ``strength``. Self-hosted: cost 0 unless priced."""
+
+    enabled: bool = False
+    base_url: str = "http://localhost:8000"
+    model: str | None = "flux"
+    max_steps: Annotated[int, Field(ge=1, le=10)] = 10
+    performance_mode: Literal["balanced", "fast"] = "balanced"
+    no_text: bool = False
+    strength: Annotated[float, Field(ge=0.01, le=1)] = 0.6
 
 
 class FluxStudioProvider(Provider):
@@ -39,24 +50,28 @@ class FluxStudioProvider(Provider):
 
     name: ClassVar[str] = "flux_studio"
     display_name: ClassVar[str] = "FLUX studio (self-hosted)"
+    Config = FluxStudioConfig
     models: ClassVar[tuple[str, ...]] = ("flux", "lama")
     default_model: ClassVar[str] = "flux"
-    prices_usd: ClassVar[dict[str, float]] = {}
+    #: /generate: sides multiples of 64, 1..10 steps, no guidance or negative prompt; image + mask.
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=64, steps=(1, 10),
+                                                  guidance=None, negative_prompt=False, img2img=True, inpainting=True)
 
     config: FluxStudioConfig
 
-    def __init__(self, *, config: FluxStudioConfig, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: FluxStudioConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         self._base = config.base_url.rstrip("/")
         self._client = httpx.Client(base_url=self._base, timeout=config.timeout_s)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The /generate body: steps capped to the server's 1..``max_steps``, sides to multiples of 64."""
+        mapped = self.map(request)
         body: dict[str, Any] = {
             "prompt": request.prompt,
-            "num_inference_steps": max(1, min(request.num_inference_steps, self.config.max_steps)),
-            "width": _multiple_of_64(request.width),
-            "height": _multiple_of_64(request.height),
+            "num_inference_steps": max(1, min(mapped.num_inference_steps or 1, self.config.max_steps)),
+            "width": mapped.width,
+            "height": mapped.height,
             "no_text": self.config.no_text,
             "performance_mode": self.config.performance_mode,
             "model": request.model or self.model,

@@ -1,6 +1,7 @@
 """Hugging Face Inference through ``huggingface_hub.InferenceClient.text_to_image``
-(contract 1 of ../shared/contracts/providers.md;
-https://huggingface.co/docs/huggingface_hub/package_reference/inference_client).
+(https://huggingface.co/docs/huggingface_hub/package_reference/inference_client; the
+client's src/huggingface_hub/inference/_client.py and
+src/huggingface_hub/inference/_providers/hf_inference.py).
 
 hf-inference request: ``POST {router}/hf-inference/models/{model_id}`` with
 ``{"inputs": prompt, "parameters": {negative_prompt, height, width,
@@ -10,7 +11,8 @@ num_inference_steps, guidance_scale, scheduler, seed}}``; success is the raw ima
 exactly as given. A 503 ``{"error": "Model X is currently loading", "estimated_time":
 20.0}`` is transient with ``estimated_time`` as the retry hint (the client does not
 retry it since huggingface_hub 0.29). Token: ``HUGGINGFACE_TOKEN`` / ``HF_TOKEN``.
-Price: USD 0.02 per image (MISSION.md).
+Price: hf-inference bills compute time (https://huggingface.co/docs/inference-providers/pricing);
+the table holds a per-image estimate for SDXL on the serverless GPUs.
 """
 
 from __future__ import annotations
@@ -21,8 +23,22 @@ from typing import Any, ClassVar
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
-from core.settings import HuggingFaceConfig, Secrets
 from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+from providers.spec import ModelSpec, PriceTable, ProviderConfig
+
+
+class HuggingFaceConfig(ProviderConfig):
+    """``providers.huggingface``: ``model`` (a Hub model id); ``inference_provider``:
+    ``hf-inference`` (default), ``auto`` (the Hub's provider mapping) or a named partner
+    (``fal-ai``, ``replicate``, ``together`` ...); ``endpoint_url``: a dedicated Inference
+    Endpoint (or a test server) called as given; ``hub_url`` for ``check()``; ``scheduler``.
+    Token: ``HUGGINGFACE_TOKEN`` / ``HF_TOKEN``."""
+
+    model: str | None = "stabilityai/stable-diffusion-xl-base-1.0"
+    inference_provider: str = "hf-inference"
+    endpoint_url: str | None = None
+    hub_url: str = "https://huggingface.co"
+    scheduler: str | None = None
 
 
 class HuggingFaceProvider(Provider):
@@ -36,18 +52,36 @@ class HuggingFaceProvider(Provider):
         "black-forest-labs/FLUX.1-dev",
     )
     default_model: ClassVar[str] = "stabilityai/stable-diffusion-xl-base-1.0"
-    prices_usd: ClassVar[dict[str, float]] = {"stabilityai/stable-diffusion-xl-base-1.0": 0.02}
-    secret_settings: ClassVar[tuple[str, ...]] = ("huggingface_token",)
+    Config = HuggingFaceConfig
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"token": ("HUGGINGFACE_TOKEN", "HF_TOKEN")}
+    #: hf-inference bills GPU time; these are per-image estimates (about 10 s of an A10G-class GPU).
+    price_table: ClassVar[PriceTable] = PriceTable(
+        source_url="https://huggingface.co/docs/inference-providers/pricing", checked="2026-11-29",
+        prices={"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "black-forest-labs/FLUX.1-schnell": 0.02,
+                "black-forest-labs/FLUX.1-dev": 0.03, "*": 0.02},
+        note="compute-time billing; per-image estimate")
+    #: Text-to-image task parameters (huggingface_hub TextToImageParameters): any size divisible
+    #: by 8; SDXL runs 1..100 steps with guidance; FLUX.1-schnell is distilled for 1..4 steps, no guidance.
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 100),
+                                                  guidance=(0.0, 20.0))
+    model_specs: ClassVar[dict[str, ModelSpec]] = {
+        "stabilityai/stable-diffusion-xl-base-1.0": ModelSpec(side_range=(512, 1536), side_multiple=8, steps=(1, 100),
+                                                              guidance=(0.0, 20.0)),
+        "black-forest-labs/FLUX.1-schnell": ModelSpec(side_range=(256, 1440), side_multiple=16, steps=(1, 4),
+                                                      guidance=None, negative_prompt=False),
+        "black-forest-labs/FLUX.1-dev": ModelSpec(side_range=(256, 1440), side_multiple=16, steps=(1, 50),
+                                                  guidance=(1.0, 10.0), negative_prompt=False),
+    }
 
     config: HuggingFaceConfig
 
-    def __init__(self, *, config: HuggingFaceConfig, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: HuggingFaceConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         from huggingface_hub import InferenceClient
 
         self._client = InferenceClient(
             provider=None if config.endpoint_url else config.inference_provider,  # type: ignore[arg-type]
-            token=self.secret("huggingface_token"),
+            token=self.secret("token"),
             timeout=config.timeout_s,
         )
 
@@ -58,14 +92,15 @@ class HuggingFaceProvider(Provider):
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = request.model or self.model
         started = time.monotonic()
+        mapped = self.map(request)
         try:
             image = self._client.text_to_image(
                 request.prompt,
-                negative_prompt=request.negative_prompt or None,
-                width=request.width,
-                height=request.height,
-                num_inference_steps=request.num_inference_steps,
-                guidance_scale=request.guidance_scale,
+                negative_prompt=mapped.negative_prompt,
+                width=mapped.width,
+                height=mapped.height,
+                num_inference_steps=mapped.num_inference_steps,
+                guidance_scale=mapped.guidance_scale,
                 seed=request.seed,
                 scheduler=self.config.scheduler,
                 model=self.target(request),
@@ -75,7 +110,7 @@ class HuggingFaceProvider(Provider):
             raise self.translate(exc, model) from exc
         return result_from_bytes(
             data, provider=self, request=request, model=model, seed=request.seed,
-            cost_usd=self.estimate_cost(request), started=started,
+            cost_usd=self.estimate_cost(request), started=started, mapped=mapped,
             metadata={"inference_provider": "endpoint" if self.config.endpoint_url else self.config.inference_provider},
         )
 
@@ -121,7 +156,7 @@ class HuggingFaceProvider(Provider):
         from huggingface_hub import HfApi
 
         try:
-            info = HfApi(endpoint=self.config.hub_url, token=self.secret("huggingface_token")).whoami()
+            info = HfApi(endpoint=self.config.hub_url, token=self.secret("token")).whoami()
         except Exception as exc:
             error = self.translate(exc, self.model)
             return ProviderCheck(False, self.scrub(str(error)))

@@ -1,43 +1,68 @@
-"""OpenAI Images API through the official ``openai`` client (contract 6 of
-../shared/contracts/providers.md; https://platform.openai.com/docs/api-reference/images).
+"""OpenAI Images API through the official ``openai`` client
+(https://platform.openai.com/docs/api-reference/images/create; openai-python's
+src/openai/resources/images.py and src/openai/_exceptions.py).
 
 ``POST {base}/v1/images/generations`` with ``prompt, model, n=1, size, quality`` and,
 for DALL-E, ``response_format=b64_json``. The size is the model's allowed size nearest
-the requested aspect (gpt-image: 1024x1024, 1536x1024, 1024x1536; dall-e-3: 1024x1024,
-1792x1024, 1024x1792). A 400 ``moderation_blocked`` / ``content_policy_violation`` is a
-content-filter rejection; 403 ``organization_must_be_verified`` is auth/billing.
-Cost: the reported token ``usage`` priced with ``token_prices_usd`` (gpt-image),
-else the price table (1024^2: dall-e-3 USD 0.04; gpt-image-1 low / medium / high
-0.011 / 0.042 / 0.167). Key: ``OPENAI_API_KEY``. The client's own retries are off:
-the chain retries.
+the requested one (gpt-image: 1024x1024, 1536x1024, 1024x1536; dall-e-3: 1024x1024,
+1792x1024, 1024x1792; dall-e-2: 256, 512, 1024 squares); the Images API takes no steps,
+guidance or negative prompt (dropped, with a note). Errors are ``{"error": {message,
+type, param, code}}`` (https://platform.openai.com/docs/guides/error-codes): the code
+wins over the status: 429 ``insufficient_quota`` / ``billing_hard_limit_reached`` are
+auth/billing (no retry, provider disabled, alert), 400 ``content_policy_violation`` /
+``moderation_blocked`` a content filter, 403 ``organization_must_be_verified``
+auth/billing, 429 ``rate_limit_exceeded`` transient with ``retry-after``.
+
+Cost: the reported token ``usage`` priced with ``token_prices_usd`` (gpt-image), else
+the price table per image by quality and size (https://platform.openai.com/docs/pricing).
+Key: ``OPENAI_API_KEY``. The client's own retries are off: the chain retries.
 """
 
 from __future__ import annotations
 
 import base64
-import math
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError
-from core.settings import OpenAIConfig, Secrets
+from core.errors import InvalidOutputError, ProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, nearest_size
 
-SIZES = {
+SIZES: dict[str, tuple[tuple[int, int], ...]] = {
     "gpt-image": ((1024, 1024), (1536, 1024), (1024, 1536)),
     "dall-e-3": ((1024, 1024), (1792, 1024), (1024, 1792)),
     "dall-e-2": ((256, 256), (512, 512), (1024, 1024)),
 }
-FILTER_CODES = ("moderation_blocked", "content_policy_violation")
+
+
+def _family(model: str) -> str:
+    return "gpt-image" if model.startswith("gpt-image") else model if model in SIZES else "dall-e-3"
 
 
 def api_size(model: str, width: int, height: int) -> str:
-    """The model's allowed size whose aspect ratio is nearest ``width`` / ``height``."""
-    family = "gpt-image" if model.startswith("gpt-image") else model if model in SIZES else "dall-e-3"
-    target = math.log(width / height)
-    w, h = min(SIZES[family], key=lambda s: (abs(math.log(s[0] / s[1]) - target), -s[0] * s[1]))
+    """The model's allowed size nearest ``width`` x ``height`` (``"1536x1024"``)."""
+    w, h = nearest_size(width, height, SIZES[_family(model)])
     return f"{w}x{h}"
+
+
+def _spec(family: str) -> ModelSpec:
+    return ModelSpec(sizes=SIZES[family], steps=None, guidance=None, negative_prompt=False)
+
+
+class OpenAIConfig(ProviderConfig):
+    """``providers.openai``: ``base_url``, ``model`` (gpt-image-1, dall-e-3 ...),
+    ``quality_map`` (our tiers -> gpt-image quality names) and ``token_prices_usd`` (USD
+    per 1M input text / output image tokens, priced against the reported ``usage``).
+    Key: ``OPENAI_API_KEY``."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str | None = "gpt-image-1"
+    quality_map: dict[str, str] = Field(default_factory=lambda: {"standard": "low", "hd": "medium", "ultra-hd": "high"})
+    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {"input": 5.0, "output": 40.0})
 
 
 class OpenAIProvider(Provider):
@@ -45,35 +70,60 @@ class OpenAIProvider(Provider):
 
     name: ClassVar[str] = "openai"
     display_name: ClassVar[str] = "OpenAI Images"
-    models: ClassVar[tuple[str, ...]] = ("gpt-image-1", "dall-e-3")
+    Config = OpenAIConfig
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"api_key": ("OPENAI_API_KEY",)}
+    models: ClassVar[tuple[str, ...]] = ("gpt-image-1", "dall-e-3", "dall-e-2")
     default_model: ClassVar[str] = "gpt-image-1"
-    prices_usd: ClassVar[dict[str, float]] = {"dall-e-3": 0.04, "gpt-image-1": 0.042}
-    secret_settings: ClassVar[tuple[str, ...]] = ("openai_api_key",)
+    #: USD per image by the API's quality name and size.
+    price_table: ClassVar[PriceTable] = PriceTable(
+        source_url="https://platform.openai.com/docs/pricing", checked="2026-11-29",
+        prices={
+            "dall-e-3": {"standard/1024x1024": 0.04, "standard/1024x1792": 0.08, "standard/1792x1024": 0.08,
+                         "hd/1024x1024": 0.08, "hd/1024x1792": 0.12, "hd/1792x1024": 0.12},
+            "dall-e-2": {"256x256": 0.016, "512x512": 0.018, "1024x1024": 0.02},
+            "gpt-image-1": {"low/1024x1024": 0.011, "low/1024x1536": 0.016, "low/1536x1024": 0.016,
+                            "medium/1024x1024": 0.042, "medium/1024x1536": 0.063, "medium/1536x1024": 0.063,
+                            "high/1024x1024": 0.167, "high/1024x1536": 0.25, "high/1536x1024": 0.25},
+        })
+    model_specs: ClassVar[dict[str, ModelSpec]] = {
+        "gpt-image-1": _spec("gpt-image"), "dall-e-3": _spec("dall-e-3"), "dall-e-2": _spec("dall-e-2")}
+    default_spec: ClassVar[ModelSpec] = _spec("gpt-image")
 
     config: OpenAIConfig
 
-    def __init__(self, *, config: OpenAIConfig, secrets: Secrets, downloader: Any = None) -> None:
+    def __init__(self, *, config: OpenAIConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         from openai import OpenAI
 
-        self._client = OpenAI(api_key=self.secret("openai_api_key") or "missing", base_url=config.base_url.rstrip("/"),
+        self._client = OpenAI(api_key=self.secret("api_key") or "missing", base_url=config.base_url.rstrip("/"),
                               timeout=config.timeout_s, max_retries=0)
+
+    def model_spec(self, model: str) -> ModelSpec:
+        return self.model_specs.get(model, _spec(_family(model)))
+
+    def price_key(self, request: GenerationRequest, mapped: Mapped) -> str:
+        """``<tier>/<API quality>/<size>``: table entries are by API quality and size,
+        configured overrides may use our tier names."""
+        return f"{request.quality_tier}/{self.quality(request, self.model_of(request))}/{mapped.size_label}"
 
     def quality(self, request: GenerationRequest, model: str) -> str:
         """The API's quality name for our tier (dall-e-3: standard / hd)."""
         tier = request.quality_tier
         if model == "dall-e-3":
             return "standard" if tier == "standard" else "hd"
+        if model == "dall-e-2":
+            return "standard"
         return self.config.quality_map.get(tier, "auto")
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = request.model or self.model
         started = time.monotonic()
+        mapped = self.map(request)
         kwargs: dict[str, Any] = {
             "prompt": request.prompt,
             "model": model,
             "n": 1,
-            "size": api_size(model, request.width, request.height),
+            "size": mapped.size_label,
             "quality": self.quality(request, model),
         }
         if model.startswith("dall-e"):
@@ -98,12 +148,12 @@ class OpenAIProvider(Provider):
             raise InvalidOutputError("invalid answer: neither b64_json nor url", provider=self.name, model=model)
         usage = getattr(answer, "usage", None)
         cost = self.estimate_cost(request)
-        if usage is not None and getattr(usage, "output_tokens", None) is not None:
+        if usage is not None and getattr(usage, "output_tokens", None) is not None and not self.config.cost_usd:
             prices = self.config.token_prices_usd
             cost = round((usage.input_tokens or 0) * prices.get("input", 0.0) / 1e6
                          + usage.output_tokens * prices.get("output", 0.0) / 1e6, 6)
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=None, cost_usd=cost, started=started,
+            data, provider=self, request=request, model=model, seed=None, cost_usd=cost, started=started, mapped=mapped,
             metadata={"size": kwargs["size"], "quality": kwargs["quality"], "revised_prompt": item.revised_prompt,
                       "usage": usage.model_dump() if usage is not None else None},
         )
@@ -121,14 +171,11 @@ class OpenAIProvider(Provider):
         if isinstance(exc, openai.APIStatusError):
             body = exc.body if isinstance(exc.body, dict) else {}
             error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-            code = str(error.get("code") or "")
+            code = str(error.get("code") or getattr(exc, "code", None) or "").lower() or None
             message = " ".join(str(error.get("message") or exc.message).split())[:300]
-            if code in FILTER_CODES:
-                return ContentFilteredError(f"content filtered: {code}: {message}", provider=self.name, model=model,
-                                            status_code=exc.status_code)
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
-            return error_for_status(exc.status_code, f"{code + ': ' if code else ''}{message}", provider=self.name,
-                                    model=model, retry_after=retry_after)
+            return error_for_status(exc.status_code, message, provider=self.name, model=model,
+                                    retry_after=retry_after, error_code=code)
         if isinstance(exc, openai.OpenAIError):
             return InvalidOutputError(f"invalid answer: {type(exc).__name__}: {exc}", provider=self.name, model=model)
         return TransientProviderError(f"{type(exc).__name__}: {exc}", provider=self.name, model=model)

@@ -1,4 +1,4 @@
-"""Picsum placeholder photos (contract 8 of ../shared/contracts/providers.md; https://picsum.photos).
+"""Picsum placeholder photos (https://picsum.photos: "Specific image", "Static random image").
 
 ``GET {base}/seed/{seed}/{width}/{height}`` answers a 302 to a stable JPEG (sides up to
 5000 px; larger -> 400 ``{"error": "Invalid size"}``). Needs the internet, so the
@@ -10,13 +10,23 @@ The redirect is followed by the SSRF-safe downloader.
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import ProviderError
 from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.spec import ModelSpec, ProviderConfig
 
 MAX_SIDE = 5000
+
+
+class PicsumConfig(ProviderConfig):
+    """Picsum online placeholder photos : never published as content, cost 0."""
+
+    base_url: str = "https://picsum.photos"
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
 
 
 class PicsumProvider(Provider):
@@ -24,18 +34,23 @@ class PicsumProvider(Provider):
 
     name: ClassVar[str] = "picsum"
     display_name: ClassVar[str] = "Picsum placeholder (online)"
+    Config = PicsumConfig
     models: ClassVar[tuple[str, ...]] = ("picsum",)
     default_model: ClassVar[str] = "picsum"
-    prices_usd: ClassVar[dict[str, float]] = {"picsum": 0.0}
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(1, MAX_SIDE), side_multiple=1, steps=None, guidance=None,
+                                                  negative_prompt=False)
     is_placeholder: ClassVar[bool] = True
+
+    config: PicsumConfig
 
     def estimate_cost(self, request: GenerationRequest) -> float:
         return 0.0
 
     def url(self, request: GenerationRequest) -> str:
         """The image URL: sides clamped to 5000 px, the seed keeps the photo stable."""
-        base = str(getattr(self.config, "base_url", "https://picsum.photos")).rstrip("/")
-        width, height = min(request.width, MAX_SIDE), min(request.height, MAX_SIDE)
+        base = self.config.base_url.rstrip("/")
+        mapped = self.map(request)
+        width, height = mapped.width, mapped.height
         seed = request.seed if request.seed is not None else (request.idempotency_key or "content-pipeline")
         return f"{base}/seed/{seed}/{width}/{height}"
 

@@ -13,10 +13,14 @@ import textwrap
 import time
 from typing import ClassVar
 
+from typing import Annotated
+
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
 from providers.base import Provider, result_from_bytes
+from providers.spec import ProviderConfig
 
 
 def render_placeholder(prompt: str, width: int, height: int, seed: int) -> bytes:
@@ -40,22 +44,30 @@ def render_placeholder(prompt: str, width: int, height: int, seed: int) -> bytes
     return buffer.getvalue()
 
 
+class PlaceholderConfig(ProviderConfig):
+    """The offline placeholder: renders the prompt text; cost 0, never published as content."""
+
+    delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+
+
 class PlaceholderProvider(Provider):
     """Renders the prompt locally; needs no network, no key, no GPU."""
 
     name: ClassVar[str] = "placeholder"
     display_name: ClassVar[str] = "Offline placeholder"
+    Config = PlaceholderConfig
     models: ClassVar[tuple[str, ...]] = ("text-render",)
     default_model: ClassVar[str] = "text-render"
-    prices_usd: ClassVar[dict[str, float]] = {"text-render": 0.0}
     is_placeholder: ClassVar[bool] = True
+
+    config: PlaceholderConfig
 
     def estimate_cost(self, request: GenerationRequest) -> float:
         return 0.0
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         started = time.monotonic()
-        delay = getattr(self.config, "delay_s", 0.0)
+        delay = self.config.delay_s
         if delay:
             time.sleep(delay)
         seed = request.seed if request.seed is not None else 0

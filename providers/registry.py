@@ -1,12 +1,28 @@
-"""Provider names mapped to ``"module:Class"``, imported lazily (fsspec-style registry)."""
+"""Provider names mapped to ``"module:Class"`` (fsspec's ``known_implementations`` layout,
+fsspec/registry.py), and the ``providers:`` section of the configuration built from them.
+
+Adding a provider is one module (``providers/<name>.py``, its class declaring ``Config``,
+``secret_env``, ``price_table`` and ``model_specs``) and one line in ``PROVIDERS``: the
+``providers.<name>`` YAML section is validated by its ``Config``, its secrets are read from
+the environment names it declares, and nothing else lists providers. This module imports
+nothing from core.settings (core.settings imports it).
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from providers.civitai import TOKEN_ENV as CIVITAI_TOKEN_ENV
+from providers.civitai import CivitaiConfig
+from providers.download import DownloadConfig
+from providers.spec import ProviderConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from providers.base import Provider
+    from providers.base import Provider, SecretSource
 
 PROVIDERS: dict[str, str] = {
     "automatic1111": "providers.automatic1111:Automatic1111Provider",
@@ -17,9 +33,13 @@ PROVIDERS: dict[str, str] = {
     "flux_studio": "providers.flux_studio:FluxStudioProvider",
     "openai": "providers.openai:OpenAIProvider",
     "fal": "providers.fal:FalProvider",
+    "bfl": "providers.bfl:BFLProvider",
     "diffusers": "providers.diffusers_local:DiffusersProvider",
     "picsum": "providers.picsum:PicsumProvider",
 }
+
+#: Sections of ``providers:`` that are not providers.
+SECTIONS = ("download", "civitai")
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -29,17 +49,64 @@ def provider_class(name: str) -> type[Provider]:
     except KeyError:
         raise ValueError(f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})") from None
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
-def build_providers(settings, secrets) -> list[Provider]:
+def secret_env_names() -> dict[str, tuple[str, ...]]:
+    """``{"<provider>.<secret>": (ENV_NAME, ...)}`` for every registered provider, plus the
+    Civitai token: the environment variables that hold provider secrets."""
+    names = {f"{name}.{secret}": env for name in PROVIDERS for secret, env in provider_class(name).secret_env.items()}
+    names["civitai.token"] = CIVITAI_TOKEN_ENV
+    return names
+
+
+class ProvidersConfigBase(BaseModel):
+    """The ``providers:`` section: one entry per registered provider (its own ``Config``)
+    plus ``download`` (output-URL fetching) and ``civitai`` (model pulls).
+
+    ``get(name)`` returns a provider's validated config."""
+
+    model_config = ConfigDict(extra="forbid")
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    civitai: CivitaiConfig = Field(default_factory=CivitaiConfig)
+
+    def get(self, name: str) -> ProviderConfig:
+        """The config of provider ``name`` (ValueError for an unknown one)."""
+        config = getattr(self, name, None)
+        if isinstance(config, ProviderConfig):
+            return config
+        return provider_class(name).Config()
+
+    if TYPE_CHECKING:  # every provider is a field of the model built below
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+@lru_cache(maxsize=1)
+def _providers_model() -> type[ProvidersConfigBase]:
+    fields: dict[str, Any] = {}
+    for name in PROVIDERS:
+        config_cls = provider_class(name).Config
+        fields[name] = (config_cls, Field(default_factory=config_cls))
+    model: type[ProvidersConfigBase] = create_model("ProvidersConfig", __base__=ProvidersConfigBase, **fields)
+    return model
+
+
+if TYPE_CHECKING:
+    ProvidersConfig = ProvidersConfigBase
+else:
+    ProvidersConfig = _providers_model()
+
+
+def build_providers(settings: Any, secrets: SecretSource) -> list[Provider]:
     """Instances of the enabled providers of ``settings.chain``, in chain order."""
     from providers.download import SafeDownloader
 
     downloader = SafeDownloader.from_config(settings.providers.download)
     providers = []
     for name in settings.chain:
-        config = settings.provider_config(name)
+        config = settings.providers.get(name)
         if not config.enabled:
             continue
         providers.append(provider_class(name)(config=config, secrets=secrets, downloader=downloader))

@@ -1,97 +1,376 @@
-"""Replicate HTTP API v1 (contract 2 of ../shared/contracts/providers.md;
-https://replicate.com/docs/reference/http).
+"""Replicate HTTP API v1 (https://replicate.com/docs/reference/http; the official client
+replicate-python's replicate/prediction.py, replicate/model.py and replicate/version.py).
 
-``POST /v1/models/{owner}/{name}/predictions`` (official models) or ``POST
-/v1/predictions`` with ``version`` (``model: owner/name:<version>``), with ``Prefer:
-wait=N`` so most predictions finish inside the create call; otherwise ``urls.get`` is
-polled until ``timeout_s``, when ``POST /v1/predictions/{id}/cancel`` stops billing.
-The output file URLs are fetched through the SSRF-safe downloader. Errors are
-``application/problem+json``; a 429 carries ``retry_after`` in the body. A prediction
-that failed with "flagged as sensitive (E005)" is a content-filter rejection.
+Which route:
 
-httpx rather than the ``replicate`` client: the client drops the Retry-After /
-``retry_after`` hint from its errors and retries polls on its own, both of which the
-chain needs to see (classification, Retry-After, circuit).
+* an official model (``black-forest-labs/flux-schnell`` ...: always on, billed per output
+  image) runs by name: ``POST /v1/models/{owner}/{name}/predictions {"input": ...}``;
+* any other model (``stability-ai/stable-diffusion``, ``lucataco/realistic-vision-v5.1``)
+  runs by version: ``POST /v1/predictions {"version": "<id>", "input": ...}``. The version
+  is pinned (``model: owner/name:<id>`` or ``versions: {owner/name: <id>}``) or resolved
+  from ``GET /v1/models/{owner}/{name}`` -> ``latest_version.id`` and cached.
+
+The model's inputs are read from its version's OpenAPI schema
+(``openapi_schema.components.schemas.Input``: types, enums, minimum / maximum, via
+``allOf``/``$ref``) and the request is mapped onto them (providers/spec.py): nearest
+``width`` / ``height`` choice or ``aspect_ratio``, steps and guidance clamped, inputs
+the model lacks left out. ``Prefer: wait=N`` lets most predictions finish inside the
+create call; otherwise ``urls.get`` is polled until ``timeout_s``, when ``POST
+/v1/predictions/{id}/cancel`` stops billing. Output URLs go through the SSRF-safe
+downloader.
+
+Errors are ``application/problem+json`` ``{title, detail, status}`` (422 adds
+``invalid_fields``; 429 ``retry_after``). A prediction that failed with "flagged as
+sensitive (E005)" is a content-filter rejection (https://replicate.com/docs/topics/models/errors).
+
+Cost (https://replicate.com/pricing): official models per output image; other models by
+GPU time, ``metrics.predict_time`` x the price per second of the hardware the model runs
+on (``hardware`` in the config, else the price table's ``model_hardware``, else
+``default_hardware``).
+
+httpx rather than the ``replicate`` client: the client drops the ``retry_after`` hint
+from its errors and retries polls on its own, both of which the chain needs to see.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
+import threading
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
+from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError
-from core.settings import ReplicateConfig, Secrets
+from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 FILTER_MARKERS = ("E005", "flagged as sensitive", "NSFW")
+VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+
+#: Models Replicate runs as "official models" (by name, priced per output image).
+OFFICIAL_MODELS = frozenset({
+    "black-forest-labs/flux-schnell", "black-forest-labs/flux-dev", "black-forest-labs/flux-1.1-pro",
+    "black-forest-labs/flux-pro", "stability-ai/stable-diffusion-3.5-large", "stability-ai/stable-diffusion-3.5-medium",
+    "ideogram-ai/ideogram-v2", "recraft-ai/recraft-v3",
+})
+
+
+class ReplicateConfig(ProviderConfig):
+    """``providers.replicate``.
+
+    ``model``: ``owner/name`` or ``owner/name:<64-hex version>``; ``versions``: pinned
+    versions by model; ``official_models``: more models to run by name (beyond the
+    built-in list); ``hardware``: the GPU of a time-billed model (a ``GET /v1/hardware``
+    sku: ``gpu-t4``, ``gpu-l40s``, ``gpu-a100-large`` ...), ``default_hardware`` for
+    models not listed anywhere. ``wait_s``: ``Prefer: wait=N`` (1..60); then ``urls.get``
+    is polled every ``poll_interval_s`` until ``timeout_s``. Token: ``REPLICATE_API_TOKEN``.
+    """
+
+    base_url: str = "https://api.replicate.com"
+    model: str | None = "stability-ai/stable-diffusion"
+    versions: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(default_factory=dict)
+    official_models: list[str] = Field(default_factory=list)
+    hardware: dict[str, str] = Field(default_factory=dict)
+    default_hardware: str = "gpu-a100-large"
+    wait_s: Annotated[int, Field(ge=1, le=60)] = 60
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+#: Inputs of the well-known models, used until their OpenAPI schema has been read.
+_SD_SIDES = tuple(range(64, 1025, 64))
+_FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+
+
+def _data_url(image: bytes) -> str:
+    kind = "jpeg" if image.startswith(b"\xff\xd8") else ("webp" if image[8:12] == b"WEBP" else "png")
+    return f"data:image/{kind};base64,{base64.b64encode(image).decode()}"
+
+
+def _resolve(node: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """A schema property with its ``allOf`` / ``$ref`` (Cog's enums) merged in."""
+    merged = {k: v for k, v in node.items() if k not in ("allOf", "$ref")}
+    refs = [node] if "$ref" in node else []
+    refs += [part for part in node.get("allOf") or [] if isinstance(part, dict)]
+    for part in refs:
+        ref = part.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            target = components.get(ref.rsplit("/", 1)[1]) or {}
+            merged = {**target, **merged}
+        elif isinstance(part, dict):
+            merged = {**part, **merged}
+    return merged
+
+
+class InputSchema:
+    """A Replicate model version's ``Input`` schema: its properties (refs resolved) and the
+    ModelSpec they describe."""
+
+    def __init__(self, properties: dict[str, dict[str, Any]]) -> None:
+        self.properties = properties
+
+    @classmethod
+    def from_openapi(cls, openapi: dict[str, Any]) -> InputSchema:
+        """From a version's ``openapi_schema`` (InvalidOutputError-free: missing parts give {})."""
+        components = ((openapi or {}).get("components") or {}).get("schemas") or {}
+        raw = (components.get("Input") or {}).get("properties") or {}
+        return cls({name: _resolve(node, components) for name, node in raw.items() if isinstance(node, dict)})
+
+    def has(self, name: str) -> bool:
+        return name in self.properties
+
+    def _range(self, name: str) -> tuple[float, float] | None:
+        prop = self.properties.get(name)
+        if prop is None:
+            return None
+        return float(prop.get("minimum", 0)), float(prop.get("maximum", 1_000_000))
+
+    def steps_field(self) -> str | None:
+        """The model's name for the number of denoising steps (``num_inference_steps`` or ``steps``)."""
+        return next((n for n in ("num_inference_steps", "steps") if self.has(n)), None)
+
+    def guidance_field(self) -> str | None:
+        """The model's name for classifier-free guidance (``guidance_scale`` or ``guidance``)."""
+        return next((n for n in ("guidance_scale", "guidance") if self.has(n)), None)
+
+    def spec(self) -> ModelSpec:
+        """The ModelSpec this schema describes."""
+        ratio = self.properties.get("aspect_ratio", {})
+        ratios = tuple(str(r) for r in ratio.get("enum", []) if re.fullmatch(r"\d+:\d+", str(r)))
+        width = self.properties.get("width", {})
+        sides = tuple(int(v) for v in width.get("enum", []) if isinstance(v, int))
+        steps_name = self.steps_field()
+        steps = self._range(steps_name) if steps_name else None
+        guidance_name = self.guidance_field()
+        guidance = self._range(guidance_name) if guidance_name else None
+        megapixels = self.properties.get("megapixels", {}).get("default")
+        common: dict[str, Any] = {
+            "steps": (int(steps[0]) or 1, int(steps[1])) if steps else None,
+            "guidance": guidance,
+            "negative_prompt": self.has("negative_prompt"),
+            "img2img": self.has("image") or self.has("init_image"),
+            "inpainting": self.has("mask"),
+        }
+        if ratios and not self.has("width"):
+            return ModelSpec(aspect_ratios=ratios, megapixels=float(megapixels) if megapixels else 1.0, **common)
+        if sides:
+            return ModelSpec(side_choices=sides, **common)
+        if self.has("width"):
+            low, high = self._range("width") or (64.0, 2048.0)
+            return ModelSpec(side_range=(int(low), int(high)), side_multiple=8, **common)
+        return ModelSpec(side_range=(64, 2048), **common)
 
 
 class ReplicateProvider(Provider):
-    """Predictions on Replicate (SD, realistic-vision, FLUX schnell ...)."""
+    """Predictions on Replicate (SD, realistic-vision, FLUX ...)."""
 
     name: ClassVar[str] = "replicate"
     display_name: ClassVar[str] = "Replicate"
+    Config = ReplicateConfig
+    secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"api_token": ("REPLICATE_API_TOKEN",)}
     models: ClassVar[tuple[str, ...]] = (
         "stability-ai/stable-diffusion",
         "lucataco/realistic-vision-v5.1",
         "black-forest-labs/flux-schnell",
+        "black-forest-labs/flux-dev",
     )
     default_model: ClassVar[str] = "stability-ai/stable-diffusion"
-    prices_usd: ClassVar[dict[str, float]] = {
-        "stability-ai/stable-diffusion": 0.05,
-        "lucataco/realistic-vision-v5.1": 0.08,
-        "black-forest-labs/flux-schnell": 0.003,
+    price_table: ClassVar[PriceTable] = PriceTable(
+        source_url="https://replicate.com/pricing", checked="2026-11-29",
+        # official models: USD per output image
+        prices={"black-forest-labs/flux-schnell": 0.003, "black-forest-labs/flux-dev": 0.025,
+                "black-forest-labs/flux-1.1-pro": 0.04, "black-forest-labs/flux-pro": 0.055,
+                "stability-ai/stable-diffusion-3.5-large": 0.065, "stability-ai/stable-diffusion-3.5-medium": 0.035,
+                "ideogram-ai/ideogram-v2": 0.08, "recraft-ai/recraft-v3": 0.04},
+        # other models: USD per second of the hardware they run on (GET /v1/hardware skus)
+        hardware_usd_per_second={"cpu": 0.0001, "gpu-t4": 0.000225, "gpu-l40s": 0.000975,
+                                 "gpu-a40-small": 0.000575, "gpu-a40-large": 0.000725,
+                                 "gpu-a100-large": 0.0014, "gpu-h100": 0.001525},
+        model_hardware={"stability-ai/stable-diffusion": "gpu-a100-large",
+                        "lucataco/realistic-vision-v5.1": "gpu-a40-large"},
+        typical_seconds={"stability-ai/stable-diffusion": 4.0, "lucataco/realistic-vision-v5.1": 8.0},
+        note="official models per output image; others per second of GPU time (metrics.predict_time)")
+    #: Until a version's schema is read: stable-diffusion's width/height are a choice of 64..1024
+    #: (cog-stable-diffusion predict.py), steps 1..500, guidance 1..20; flux-schnell takes an
+    #: aspect_ratio, 1..4 steps, no guidance and no negative prompt.
+    model_specs: ClassVar[dict[str, ModelSpec]] = {
+        "stability-ai/stable-diffusion": ModelSpec(side_choices=_SD_SIDES, steps=(1, 500), guidance=(1.0, 20.0)),
+        "lucataco/realistic-vision-v5.1": ModelSpec(side_range=(64, 1920), side_multiple=8, steps=(0, 100),
+                                                    guidance=(0.1, 30.0)),
+        "black-forest-labs/flux-schnell": ModelSpec(aspect_ratios=_FLUX_RATIOS, steps=(1, 4), guidance=None,
+                                                    negative_prompt=False),
+        "black-forest-labs/flux-dev": ModelSpec(aspect_ratios=_FLUX_RATIOS, steps=(1, 50), guidance=(0.0, 10.0),
+                                                negative_prompt=False, img2img=True),
     }
-    secret_settings: ClassVar[tuple[str, ...]] = ("replicate_api_token",)
 
     config: ReplicateConfig
 
-    def __init__(self, *, config: ReplicateConfig, secrets: Secrets, downloader: Any = None) -> None:
+    #: (base URL, model, version or "") -> (version id, InputSchema): read once per process.
+    _schemas: ClassVar[dict[tuple[str, str, str], tuple[str, InputSchema]]] = {}
+    _schemas_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, *, config: ReplicateConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
-        token = self.secret("replicate_api_token")
+        token = self.secret("api_token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s)
         #: ``Prefer: wait=N`` blocks the create call up to N s: keep it inside our own timeout.
         self.wait_s = max(1, min(config.wait_s, int(config.timeout_s * 0.8)))
 
+    # -- models, versions, schemas -------------------------------------------------------
+
+    @staticmethod
+    def split(model: str) -> tuple[str, str]:
+        """``owner/name[:version]`` -> (``owner/name``, version or "")."""
+        name, _, version = model.partition(":")
+        return name, version
+
+    def is_official(self, name: str) -> bool:
+        """True when ``name`` runs as an official model (by name, billed per image)."""
+        return name in OFFICIAL_MODELS or name in self.config.official_models
+
+    def pinned_version(self, model: str) -> str:
+        """The version pinned for ``model`` (in the id or in ``versions``), or ""."""
+        name, version = self.split(model)
+        return version or self.config.versions.get(name, "")
+
+    def _key(self, model: str) -> tuple[str, str, str]:
+        name, _ = self.split(model)
+        return self.config.base_url.rstrip("/"), name, self.pinned_version(model)
+
+    def schema(self, model: str) -> tuple[str, InputSchema]:
+        """(version id, input schema) of ``model``: ``GET /v1/models/{owner}/{name}``
+        (``latest_version``) or ``.../versions/{id}`` when pinned; cached per process.
+        Raises the classified ProviderError of a failed call (404: unknown model, a rejection)."""
+        key = self._key(model)
+        with self._schemas_lock:
+            cached = self._schemas.get(key)
+        if cached is not None:
+            return cached
+        name, version = key[1], key[2]
+        path = f"/v1/models/{name}/versions/{version}" if version else f"/v1/models/{name}"
+        with translate_httpx(provider=self.name, model=model):
+            response = self._client.get(path)
+        raise_for_status(response, provider=self.name, model=model)
+        body = self._json(response, model)
+        found = body if version else (body.get("latest_version") or {})
+        version_id = str(found.get("id") or version)
+        if not VERSION_ID.match(version_id) and not self.is_official(name):
+            raise RejectedProviderError(f"model {name} has no runnable version (latest_version is empty)",
+                                        provider=self.name, model=model)
+        entry = (version_id, InputSchema.from_openapi(found.get("openapi_schema") or {}))
+        with self._schemas_lock:
+            self._schemas[key] = entry
+        return entry
+
+    def model_spec(self, model: str) -> ModelSpec:
+        """The spec from the version's schema once read, else the built-in one."""
+        with self._schemas_lock:
+            cached = self._schemas.get(self._key(model))
+        if cached is not None:
+            return cached[1].spec()
+        return self.model_specs.get(self.split(model)[0], self.default_spec)
+
+    # -- money ------------------------------------------------------------------------------
+
+    def per_second_usd(self, model: str) -> float | None:
+        """USD per GPU second of a time-billed ``model`` (None for an official model)."""
+        name, _ = self.split(model)
+        if self.is_official(name):
+            return None
+        hardware = self.config.hardware.get(name) or self.price_table.model_hardware.get(name) or self.config.default_hardware
+        return self.price_table.hardware_usd_per_second.get(hardware)
+
     def estimate_cost(self, request: GenerationRequest) -> float:
-        """USD per image from the price table, looked up by ``owner/name`` (a pinned
-        ``:version`` does not change the price)."""
-        from dataclasses import replace
+        """USD: ``cost_usd`` or a configured price, else the official model's price per
+        image, else the hardware's price per second x the model's typical run time."""
+        if self.config.cost_usd:
+            return self.config.cost_usd
+        name, _ = self.split(self.model_of(request))
+        configured = price_from_table(self.config.prices_usd, name, request.quality_tier)
+        if configured is not None:
+            return configured
+        per_second = self.per_second_usd(name)
+        if per_second is not None:
+            return round(per_second * self.price_table.typical_seconds.get(name, 10.0), 6)
+        return self.price_table.lookup(name, request.quality_tier) or 0.0
 
-        model = (request.model or self.model).partition(":")[0]
-        return super().estimate_cost(replace(request, model=model))
+    def max_cost(self, request: GenerationRequest, timeout_s: float | None = None) -> float:
+        """Upper bound (USD): a time-billed model may run until the timeout is hit and the
+        prediction cancelled: price per second x ``timeout_s`` (default: ``timeout_s`` of
+        the config). Official models: the price per image."""
+        name, _ = self.split(self.model_of(request))
+        per_second = self.per_second_usd(name)
+        if per_second is None or self.config.cost_usd or price_from_table(self.config.prices_usd, name, "") is not None:
+            return self.estimate_cost(request)
+        return round(per_second * (timeout_s if timeout_s is not None else self.config.timeout_s), 6)
 
-    def create_call(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
-        """(path, JSON body) of the create call for ``request``."""
-        model = request.model or self.model
-        data: dict[str, Any] = {
-            "prompt": request.prompt,
-            "width": request.width,
-            "height": request.height,
-            "num_inference_steps": request.num_inference_steps,
-            "guidance_scale": request.guidance_scale,
-            "num_outputs": 1,
-        }
-        if request.negative_prompt:
-            data["negative_prompt"] = request.negative_prompt
+    def cost_of(self, prediction: dict[str, Any], request: GenerationRequest, model: str) -> float:
+        """What ``prediction`` is billed (USD): predict_time x price per second for a
+        time-billed model when the time is reported, else the estimate."""
+        name, _ = self.split(model)
+        per_second = self.per_second_usd(name)
+        predict_time = (prediction.get("metrics") or {}).get("predict_time")
+        if (per_second is not None and isinstance(predict_time, (int, float)) and not self.config.cost_usd
+                and price_from_table(self.config.prices_usd, name, "") is None):
+            return round(float(predict_time) * per_second, 6)
+        return self.estimate_cost(request)
+
+    # -- the call -------------------------------------------------------------------------
+
+    def create_call(self, request: GenerationRequest) -> tuple[str, dict[str, Any], Any]:
+        """(path, JSON body, Mapped) of the create call for ``request`` (reads the schema)."""
+        model = self.model_of(request)
+        name, _ = self.split(model)
+        version, schema = self.schema(model)
+        mapped = map_request(schema.spec() if schema.properties else self.model_spec(model), request)
+        data: dict[str, Any] = {"prompt": request.prompt}
+        if not schema.properties:  # no schema published: send the common Cog inputs
+            data.update(width=mapped.width, height=mapped.height, num_outputs=1)
+            if mapped.num_inference_steps is not None:
+                data["num_inference_steps"] = mapped.num_inference_steps
+            if mapped.guidance_scale is not None:
+                data["guidance_scale"] = mapped.guidance_scale
+        else:
+            if mapped.aspect_ratio is not None:
+                data["aspect_ratio"] = mapped.aspect_ratio
+            elif schema.has("width") and schema.has("height"):
+                data["width"], data["height"] = mapped.width, mapped.height
+            steps_name = schema.steps_field()
+            if steps_name and mapped.num_inference_steps is not None:
+                data[steps_name] = mapped.num_inference_steps
+            guidance_name = schema.guidance_field()
+            if guidance_name and mapped.guidance_scale is not None:
+                data[guidance_name] = mapped.guidance_scale
+            if schema.has("num_outputs"):
+                data["num_outputs"] = 1
+            if schema.has("output_format"):
+                allowed = [str(v) for v in schema.properties["output_format"].get("enum", [])]
+                wanted = {"jpeg": "jpg"}.get(request.output_format, request.output_format)
+                data["output_format"] = wanted if wanted in allowed or not allowed else ("png" if "png" in allowed else allowed[0])
+        if mapped.negative_prompt and (schema.has("negative_prompt") or not schema.properties):
+            data["negative_prompt"] = mapped.negative_prompt
         if request.seed is not None:
             data["seed"] = request.seed
-        name, _, version = model.partition(":")
-        if version:
-            return "/v1/predictions", {"version": version, "input": data}
-        return f"/v1/models/{name}/predictions", {"input": data}
+        if request.init_image is not None:
+            data["image" if schema.has("image") or not schema.has("init_image") else "init_image"] = _data_url(request.init_image)
+            if request.strength is not None:
+                data["prompt_strength"] = request.strength
+            if request.mask_image is not None:
+                data["mask"] = _data_url(request.mask_image)
+        if self.is_official(name) and not self.pinned_version(model):
+            return f"/v1/models/{name}/predictions", {"input": data}, mapped
+        return "/v1/predictions", {"version": version, "input": data}, mapped
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        model = request.model or self.model
+        model = self.model_of(request)
         started = time.monotonic()
         deadline = started + self.config.timeout_s
-        path, body = self.create_call(request)
+        path, body, mapped = self.create_call(request)
         with translate_httpx(provider=self.name, model=model):
             response = self._client.post(path, json=body, headers={"Prefer": f"wait={self.wait_s}"})
         raise_for_status(response, provider=self.name, model=model)
@@ -110,7 +389,7 @@ class ReplicateProvider(Provider):
         except ProviderError:
             self.cancel(prediction, model)
             raise
-        return self._result(prediction, request, model, started)
+        return self._result(prediction, request, model, started, mapped)
 
     def cancel(self, prediction: dict[str, Any], model: str) -> None:
         """``POST urls.cancel`` so billing stops; a failure to cancel is logged, not raised."""
@@ -136,10 +415,11 @@ class ReplicateProvider(Provider):
         except ValueError as exc:
             raise InvalidOutputError("invalid answer: body is not JSON", provider=self.name, model=model) from exc
         if not isinstance(data, dict):
-            raise InvalidOutputError("invalid answer: not a prediction", provider=self.name, model=model)
+            raise InvalidOutputError("invalid answer: not a JSON object", provider=self.name, model=model)
         return data
 
-    def _result(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float) -> GenerationResult:
+    def _result(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float,
+                mapped: Any) -> GenerationResult:
         status = prediction.get("status")
         error = str(prediction.get("error") or "")
         if status == "failed" and any(marker in error for marker in FILTER_MARKERS):
@@ -154,12 +434,11 @@ class ReplicateProvider(Provider):
         predict_time = (prediction.get("metrics") or {}).get("predict_time")
         found = re.search(r"[Uu]sing seed:?\s*(\d+)", str(prediction.get("logs") or ""))
         seed = int(found.group(1)) if found else request.seed
-        cost = self.estimate_cost(request)
-        if self.config.price_per_second_usd and isinstance(predict_time, (int, float)):
-            cost = round(predict_time * self.config.price_per_second_usd, 6)  # billed by reported GPU time
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=seed, cost_usd=cost, started=started,
-            metadata={"prediction_id": prediction.get("id"), "predict_time": predict_time},
+            data, provider=self, request=request, model=model, seed=seed,
+            cost_usd=self.cost_of(prediction, request, model), started=started, mapped=mapped,
+            metadata={"prediction_id": prediction.get("id"), "predict_time": predict_time,
+                      "version": prediction.get("version")},
         )
 
     def check(self) -> ProviderCheck:

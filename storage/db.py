@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from core.domain import Attempt, ImageSlot, ImageStatus, key_digest
+from storage.crypto import EncryptedText
 
 
 def utcnow() -> datetime:
@@ -50,8 +51,8 @@ class ImageRecord(SQLModel, table=True):
     template: str | None = Field(default=None, max_length=80)
     template_version: int | None = None
     variant: str | None = Field(default=None, max_length=80)
-    prompt: str | None = None
-    negative_prompt: str | None = None
+    prompt: str | None = Field(default=None, sa_type=EncryptedText)  # encrypted at rest with PROMPT_ENCRYPTION_KEY
+    negative_prompt: str | None = Field(default=None, sa_type=EncryptedText)
     width: int | None = None
     height: int | None = None
     num_inference_steps: int | None = None
@@ -79,6 +80,15 @@ class ImageRecord(SQLModel, table=True):
     phash: str | None = Field(default=None, index=True, max_length=16)
     duplicate_of: str | None = Field(default=None, max_length=32)
     sidecar_key: str | None = None
+    #: A template's pins and img2img inputs, JSON: provider, model, loras [[name, weight]],
+    #: reference_image / mask (absolute path or https URL), strength (0..1).
+    request_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model.
+    mapped_size: str | None = Field(default=None, max_length=40)
+    # content safety and privacy: NudeNet detections [{"class", "score", "box"}] (tasks.safety);
+    # the prompt is kept out of published files (template / category ``embed_prompt: false``)
+    safety: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    prompt_private: bool = False
     #: The claim (storage/ledger.py): the run holding the slot and until when (UTC); None: free.
     run_key: str | None = Field(default=None, max_length=64)
     lease_expires_at: datetime | None = Field(default=None, index=True)

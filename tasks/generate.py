@@ -14,10 +14,12 @@ import os
 from pathlib import Path
 
 from core.domain import Attempt, GenerationRequest, ImageStatus
-from core.errors import ContentPolicyError, ProviderError
+from core.errors import ConfigError, ContentPolicyError, ProviderError
 from core.policy import check_prompt
 from core.settings import PolicyConfig
 from providers.chain import ProviderChain
+from providers.download import load_reference
+from storage.crypto import is_encrypted
 from storage.db import Database, ImageRecord, utcnow
 
 
@@ -30,9 +32,19 @@ def spool_intact(row: ImageRecord) -> bool:
 
 
 def request_of(row: ImageRecord) -> GenerationRequest:
-    """The GenerationRequest stored on a planned row."""
+    """The GenerationRequest stored on a planned row, with its pins (provider, model, LoRAs)
+    and img2img inputs (the reference image and mask bytes, loaded here: providers/download.py
+    ``load_reference``; a ProviderError when one cannot be read)."""
     assert row.prompt is not None and row.width and row.height and row.num_inference_steps
+    options = row.request_options or {}
+    loras = options.get("loras")
     return GenerationRequest(
+        provider=options.get("provider"),
+        model=options.get("model"),
+        loras=tuple((str(name), float(weight)) for name, weight in loras) if loras else None,
+        init_image=load_reference(options["reference_image"]) if options.get("reference_image") else None,
+        mask_image=load_reference(options["mask"]) if options.get("mask") else None,
+        strength=options.get("strength"),
         prompt=row.prompt,
         negative_prompt=row.negative_prompt or "",
         width=row.width,
@@ -55,8 +67,14 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     status = ImageStatus(row.status)
     if status.terminal or (status.rank >= ImageStatus.generated.rank and spool_intact(row)):
         return row
-    request = request_of(row)
+    if is_encrypted(row.prompt):  # a key was there when it was planned, not now: never send the ciphertext
+        raise ConfigError(f"image {row.image_id}: its prompt is encrypted at rest; set PROMPT_ENCRYPTION_KEY to the key used")
     try:
+        request = request_of(row)
+    except ProviderError as exc:
+        return db.advance(pk, ImageStatus.failed, error=f"reference image: {str(exc)[:1980]}")
+    try:
+        # the whole expanded prompt (variant + wildcard choices + style) and the template name
         check_prompt(f"{request.prompt}\n{row.template or ''}", deny_terms=policy.deny_terms, private_people=policy.private_people)
     except ContentPolicyError as exc:
         return db.advance(pk, ImageStatus.blocked, error=f"content policy: {exc.reason}")
@@ -72,7 +90,7 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
         result = chain.generate(request, on_attempt=on_attempt)
     except ProviderError as exc:
         if any(a.error_class == "budget" for a in seen) and all(a.status == "skipped" for a in seen):
-            # no provider was even called: the budget caps stopped every one (DESIGN.md: "skipped (budget)")
+            # no provider was even called: the budget caps stopped every one (status "skipped", reason "budget")
             return db.advance(pk, ImageStatus.skipped, error=f"budget: {str(exc)[:1990]}")
         return db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
     spool_dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +110,7 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
         height=result.height,
         is_placeholder=result.is_placeholder,
         cost_usd=total_cost,
+        mapped_size=result.mapped_size,
         seconds=round(result.latency_s, 4),
         spool_path=str(path),
         checksum=hashlib.sha256(result.image).hexdigest(),

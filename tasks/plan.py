@@ -43,11 +43,14 @@ def plan_weekly(schedules: Schedules, run_date: date) -> list[ImageSlot]:
 
 def plan_adhoc(
     template: str, category: str, count: int, run_date: date, batch: str,
-    quality: Quality | None = None, fmt: ImageFormat | None = None,
+    quality: Quality | None = None, fmt: ImageFormat | None = None, *,
+    reference_image: str | None = None, mask: str | None = None, strength: float | None = None,
 ) -> list[ImageSlot]:
-    """``count`` images of one template; ``batch`` makes the keys of one request unique."""
+    """``count`` images of one template; ``batch`` makes the keys of one request unique.
+    ``reference_image`` / ``mask`` / ``strength`` (img2img, inpainting) override the template's."""
     slot = f"{batch}-{template}"
-    return [ImageSlot("adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt) for i in range(count)]
+    return [ImageSlot("adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt,
+                      reference_image=reference_image, mask=mask, strength=strength) for i in range(count)]
 
 
 def local_today(timezone: str) -> date:

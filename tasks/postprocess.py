@@ -292,10 +292,13 @@ def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, pro
     if spec.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
     quality: float | None
-    if spec.target_bytes is not None:
-        data, quality = encode_to_target(image, spec, provenance=provenance)
-    else:
-        data, quality = encode(image, spec, provenance=provenance), (None if spec.format == "png" else float(spec.quality))
+    try:
+        if spec.target_bytes is not None:
+            data, quality = encode_to_target(image, spec, provenance=provenance)
+        else:
+            data, quality = encode(image, spec, provenance=provenance), (None if spec.format == "png" else float(spec.quality))
+    except (ValueError, OSError) as exc:  # Pillow refusing the metadata or the encoding: this image only
+        raise RenditionError(f"rendition {spec.name!r}: cannot encode {spec.format}: {str(exc)[:200]}") from exc
     path = out_dir / f"{spec.name}{EXTENSIONS[spec.format]}"
     write_atomic(path, data)
     return RenditionFile(spec.name, path, spec.format, image.width, image.height, len(data),
@@ -414,14 +417,25 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
     try:
-        if settings.policy.image_classifier:
-            verdict = safety_verdict(decode_image(spool, config=settings.decode).image, settings.policy)
+        safety = settings.policy.image_safety
+        if safety.enabled or settings.policy.image_classifier:
+            decoded = decode_image(spool, config=settings.decode).image
+            verdict = None
+            if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
+                from tasks.safety import blocking, detect
+
+                detections = detect(decoded, safety)
+                row = db.advance(pk, ImageStatus(row.status), safety=detections)
+                verdict = blocking(detections, safety)
+            if verdict is None and settings.policy.image_classifier:
+                verdict = safety_verdict(decoded, settings.policy)
             if verdict:
                 db.advance(pk, ImageStatus.blocked, error=f"content policy: {verdict}")
                 return []
         needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
         args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
-        kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row),
+        # what published files may carry: no prompt when private, long fields cut (tasks.provenance)
+        kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row).published(),
                                   "aesthetic_scorer": settings.tagging.aesthetic_scorer}
         if needs or settings.processing.executor == "threads":
             kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
@@ -437,6 +451,13 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
     except InvalidImageError as exc:
         db.advance(pk, ImageStatus.failed, error=str(exc)[:2000])
         raise
+    if settings.c2pa.enabled:  # signed Content Credentials on every file (tasks.credentials)
+        from core.settings import get_secrets
+        from tasks.credentials import sign_files
+
+        key = get_secrets().c2pa_private_key
+        files = sign_files(files, Provenance.of(row).published(), settings.c2pa,
+                           key.get_secret_value() if key is not None else None)
     status = ImageStatus(row.status)
     db.advance(pk, status if status.rank >= ImageStatus.processed.rank else ImageStatus.processed,
                quality_score=score, quality_metrics=metrics, phash=phash)

@@ -14,6 +14,17 @@ PNG (an ``iTXt`` chunk keyed ``XML:com.adobe.xmp``, Adobe XMP Specification Part
 §1.1.5), PNG ``tEXt``/``iTXt`` chunks with each field by name, and a JSON sidecar
 stored next to the original (``tasks.upload``). No EXIF is ever written: camera
 data and location from a source never reach a published file.
+
+Limits: an XMP packet in JPEG lives in one APP1 segment, at most 65,535 bytes less
+the 2-byte length and the 29-byte ``http://ns.adobe.com/xap/1.0/`` header (Adobe XMP
+Specification Part 3 §1.1.3: 65,502 bytes of packet); Pillow refuses more
+("XMP data is too long"). Every embedded text field is cut to ``MAX_FIELD_CHARS``
+characters (the cut fields are named in ``cp:Truncated``; the sidecar keeps them
+whole) and the packet is kept under ``MAX_XMP_BYTES`` in every format.
+
+Privacy: a ``Provenance`` whose ``prompt_private`` is set publishes no prompt and no
+negative prompt (``published()``): the sidecar, which is not a published rendition,
+keeps them (``sidecar``).
 """
 
 from __future__ import annotations
@@ -38,6 +49,10 @@ NS = {
 }
 PNG_XMP_KEY = "XML:com.adobe.xmp"
 SOFTWARE = "content-pipeline"
+#: the largest XMP packet written (bytes): under JPEG's 65,502-byte APP1 limit with room to spare
+MAX_XMP_BYTES = 60_000
+#: the longest text field embedded (characters); longer ones are cut and named in cp:Truncated
+MAX_FIELD_CHARS = 4_000
 
 #: field name -> XMP property in the ``cp:`` namespace
 _XMP_FIELDS = {
@@ -52,6 +67,7 @@ _XMP_FIELDS = {
     "category": "Category",
     "image_id": "ImageId",
     "placeholder": "Placeholder",
+    "truncated": "Truncated",
 }
 
 
@@ -71,6 +87,10 @@ class Provenance:
     category: str | None = None
     placeholder: bool = False
     digital_source_type: str = DIGITAL_SOURCE_TYPE
+    #: the prompt stays out of published files (template / category ``embed_prompt: false``)
+    prompt_private: bool = False
+    #: names of the fields cut to MAX_FIELD_CHARS in this (embedded) copy, comma-separated
+    truncated: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> Provenance:
@@ -79,7 +99,24 @@ class Provenance:
             image_id=row.image_id, prompt=row.prompt or "", negative_prompt=row.negative_prompt or "", seed=row.seed,
             provider=row.provider, model=row.model, template=row.template, template_version=row.template_version,
             variant=row.variant, category=row.category, placeholder=bool(row.is_placeholder),
+            prompt_private=bool(getattr(row, "prompt_private", False)),
         )
+
+    def published(self) -> Provenance:
+        """The copy embedded in published files: no prompt when private, every text field
+        cut to ``MAX_FIELD_CHARS`` (named in ``truncated``)."""
+        values = self.as_dict()
+        if self.prompt_private:
+            values["prompt"] = ""
+            values["negative_prompt"] = ""
+        cut = []
+        for name in ("prompt", "negative_prompt", "provider", "model", "template", "variant", "category"):
+            value = values.get(name)
+            if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+                values[name] = value[:MAX_FIELD_CHARS]
+                cut.append(name)
+        values["truncated"] = ",".join(cut) or None
+        return Provenance(**values)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,12 +124,21 @@ class Provenance:
     def text_fields(self) -> dict[str, str]:
         """PNG text chunks: every known field as text, plus ``Software``."""
         fields = {k: ("true" if v is True else "false" if v is False else str(v))
-                  for k, v in self.as_dict().items() if v is not None and v != ""}
+                  for k, v in self.as_dict().items() if v is not None and v != "" and k != "prompt_private"}
         fields["Software"] = SOFTWARE
         return fields
 
     def xmp(self) -> bytes:
-        """The XMP packet (UTF-8) describing this image."""
+        """The XMP packet (UTF-8) describing this image, at most ``MAX_XMP_BYTES``: when the
+        fields do not fit, the prompt and negative prompt are left out (named in
+        ``cp:Truncated``; the sidecar has them)."""
+        packet = self._xmp()
+        if len(packet) > MAX_XMP_BYTES:
+            packet = Provenance(**{**self.as_dict(), "prompt": "", "negative_prompt": "",
+                                   "truncated": "prompt,negative_prompt"})._xmp()
+        return packet
+
+    def _xmp(self) -> bytes:
         values = self.as_dict()
         attrs = [f'xmlns:{p}="{uri}"' for p, uri in NS.items() if p not in ("x", "rdf")]
         attrs.append(f"Iptc4xmpExt:DigitalSourceType={quoteattr(self.digital_source_type)}")
@@ -110,7 +156,8 @@ class Provenance:
             f'<x:xmpmeta xmlns:x="{NS["x"]}">\n'
             f' <rdf:RDF xmlns:rdf="{NS["rdf"]}">\n'
             f'  <rdf:Description rdf:about=""\n    {joined}>\n'
-            f'   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{escape(self.prompt)}</rdf:li></rdf:Alt></dc:description>\n'
+            + (f'   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{escape(self.prompt)}</rdf:li></rdf:Alt></dc:description>\n'
+               if self.prompt else "") +
             "  </rdf:Description>\n"
             " </rdf:RDF>\n"
             "</x:xmpmeta>\n"

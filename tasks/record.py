@@ -14,22 +14,28 @@ from pathlib import Path
 
 from core.domain import ImageSlot, ImageStatus
 from core.errors import TemplateError
-from core.settings import ABConfig
+from core.settings import ABConfig, PrivacyConfig
 from core.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
 from tasks.select import select_template
-from tasks.variations import create_variation
+from tasks.variations import create_variation, request_options
 from tasks.ab import make_chooser
 
 
 def record_planned(
     db: Database, library: TemplateLibrary, slots: Sequence[ImageSlot], *, styles: Sequence[str] = (), trigger: str = "cli",
-    ab: ABConfig | None = None,
+    ab: ABConfig | None = None, privacy: PrivacyConfig | None = None,
 ) -> list[int]:
     """Primary keys of the rows of ``slots`` (created as ``planned`` where missing).
 
-    All images of one slot share the template chosen for its first image.
+    All images of one slot share the template chosen for its first image. ``privacy``
+    (default: the configuration's) decides whether the prompt may be published
+    (``prompt_private`` on the row: template ``embed_prompt``, then the category's).
     """
+    if privacy is None:
+        from core.settings import get_settings
+
+        privacy = get_settings().privacy
     pks: list[int] = []
     chosen: dict[str, str] = {}
     for slot in slots:
@@ -59,6 +65,8 @@ def record_planned(
                 guidance_scale=request.guidance_scale,
                 seed=request.seed,
                 tags=[*slot.extra_tags, *template.tags],
+                request_options=request_options(template, slot, library.folder),
+                prompt_private=not privacy.embeds(template.category, template.embed_prompt),
             )
         if row.template:
             chosen.setdefault(slot.slot, row.template)

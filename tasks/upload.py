@@ -58,6 +58,9 @@ def object_metadata(row: ImageRecord) -> dict[str, str]:
         "placeholder": str(row.is_placeholder).lower(),
         "digital-source-type": "trainedAlgorithmicMedia",
     }
+    if getattr(row, "prompt_private", False):  # embed_prompt: false: the prompt is never published
+        fields.pop("prompt")
+        fields.pop("negative-prompt")
     return {k: _ascii(v) for k, v in fields.items() if v is not None}
 
 

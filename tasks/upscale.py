@@ -12,8 +12,8 @@ when the model's own factor differs.
   ``tile_overlap`` pixels of context on each side, so memory stays bounded by the tile
   (plus the uint8 output) whatever the image size; on CUDA when present
   (``device: auto``), else CPU. torch and spandrel are imported only here, lazily.
-* ``RemoteUpscaler``: the self-hosted FLUX studio API (shared/contracts/providers.md
-  §5): ``POST {base}/upscale {"image": "data:image/png;base64,..."}`` ->
+* ``RemoteUpscaler``: the self-hosted FLUX studio API (its protocol is documented in
+  providers/flux_studio.py): ``POST {base}/upscale {"image": "data:image/png;base64,..."}`` ->
   ``{"url": "/outputs/upscale_<id>.png"}`` (Real-ESRGAN x4), then ``GET {base}{url}``;
   the answer is decoded safely (tasks.decode).
 """

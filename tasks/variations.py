@@ -11,8 +11,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from core.domain import WILDCARD, GenerationRequest, ImageSlot, Template, seed_from_key
+from core.templates import resolve_reference
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,32 @@ def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] 
         height=params["height"],
         num_inference_steps=params["num_inference_steps"],
         guidance_scale=params["guidance_scale"],
-        seed=seed_from_key(key),
+        seed=template.seed if template.seed is not None else seed_from_key(key),
         idempotency_key=key,
     )
     return Variation(request=request, variant=variant, style=style)
+
+
+def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[str, Any] | None:
+    """The pins and img2img inputs stored with a planned row (None when there are none):
+    ``provider``, ``model``, ``loras`` ([[name, weight]]), ``reference_image`` / ``mask``
+    (absolute paths inside ``folder`` or https URLs; the slot's override the template's)
+    and ``strength`` (0..1). TemplateError when a reference file is missing."""
+    options: dict[str, Any] = {}
+    if template.provider:
+        options["provider"] = template.provider
+    if template.model:
+        options["model"] = template.model
+    if template.loras:
+        options["loras"] = [[name, weight] for name, weight in template.loras.items()]
+    own = slot.reference_image is not None
+    reference = slot.reference_image if own else template.reference_image
+    mask = slot.mask if own or slot.mask else template.mask
+    strength = slot.strength if slot.strength is not None else template.strength
+    if reference:
+        options["reference_image"] = resolve_reference(reference, folder)
+        if mask:
+            options["mask"] = resolve_reference(mask, folder)
+        if strength is not None:
+            options["strength"] = strength
+    return options or None

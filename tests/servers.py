@@ -1,6 +1,7 @@
 """Loopback servers that speak real protocols, for tests (127.0.0.1, ephemeral ports).
 
-* ``A1111Server``: AUTOMATIC1111 ``POST /sdapi/v1/txt2img`` (contract 4), answering
+* ``A1111Server``: AUTOMATIC1111 ``POST /sdapi/v1/txt2img``
+  (https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/API), answering
   with a real photo (scikit-image's ``coffee``) resized to the requested size, or with
   a scripted failure: ``"500"``, ``"429"`` (Retry-After), ``"401"``, ``"422"``,
   ``"garbage"`` (base64 of bytes that are not an image), ``"html"``, ``"blank"``.
@@ -96,6 +97,8 @@ class _A1111Handler(BaseHTTPRequestHandler):
                 buffer = io.BytesIO()
                 Image.new("RGB", (width, height)).save(buffer, "PNG")
                 data = buffer.getvalue()
+            elif mode.startswith("photo:"):  # another scikit-image photo, e.g. "photo:astronaut"
+                data = photo(width, height, mode.split(":", 1)[1])
             else:
                 data = photo(width, height)
             seed = payload.get("seed", -1)

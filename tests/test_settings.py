@@ -87,7 +87,7 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "SECRETSECRET" not in result.output and "TOPSECRETTOKEN" not in result.output
     payload = json.loads(result.output.split("\n", 1)[1])
     assert payload["concurrency"] == 3
-    assert payload["secrets"]["huggingface_token"] == "hf_***"
+    assert payload["secrets"]["HUGGINGFACE_TOKEN"] == "hf_***"
 
 
 def test_apprise_urls_split() -> None:

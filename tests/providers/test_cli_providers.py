@@ -59,7 +59,15 @@ def test_providers_list_shows_models_prices_and_secret_state(make_config, monkey
     for name in ("openai", "huggingface", "replicate", "stability", "automatic1111", "flux_studio", "fal", "diffusers",
                  "picsum", "placeholder"):
         assert name in out
-    assert "gpt-image-1" in out and "0.011/0.042/0.167" in out and "dall-e-3: 0.04" in out
+    assert "gpt-image-1" in out and "low/1024x1024" in out
+    from core.cli_providers import _prices
+    from providers.registry import provider_class
+
+    openai_cls, replicate_cls = provider_class("openai"), provider_class("replicate")
+    shown = _prices(openai_cls, openai_cls.Config())
+    assert "low/1024x1024 0.011" in shown and "standard/1024x1792 0.08" in shown and "hd/1792x1024 0.12" in shown
+    assert "https://platform.openai.com/docs/pricing" in shown
+    assert "0.0014/s (gpu-a100-large)" in _prices(replicate_cls, replicate_cls.Config())
     assert "0.025" in out  # the configured price table wins
     assert "OPENAI_API_KEY=set" in out and "sk-very-secret-value" not in out
     assert "placeholder (never" in out

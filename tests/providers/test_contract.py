@@ -1,129 +1,34 @@
 """ONE table-driven contract test that every HTTP provider passes against its loopback
-server (tests/providers/servers.py): success with a real photo, and every failure the
-contract lists, each with the right classification (../shared/contracts/providers.md,
-"Common rules")."""
+server (tests/providers/servers/<name>.py, found by convention): success with a real
+photo, every failure with the right classification, and every format x quality tier
+of the product reaching the provider as a request the (strict) server accepts.
+
+Classification rules (providers/base.py): 401 / 402 / 403 auth_billing, 400 / 422
+rejected, 429 / 5xx / timeouts transient, bad bytes invalid_output, the provider's
+content-filter signal content_filtered.
+"""
 
 from __future__ import annotations
 
-import base64
 import io
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from core import settings as cfg
-from core.domain import GenerationRequest
+from core.domain import GenerationRequest, ImageFormat, Quality
 from core.errors import ProviderError
 from providers.base import Provider
 from providers.download import SafeDownloader
-from providers.registry import provider_class
+from providers.registry import PROVIDERS, provider_class
 from tests.providers import servers as srv
 
 TIMEOUT_S = 1.0
-PROMPT = "a ceramic mug of coffee on an oak table, soft natural light"
-REQUEST = GenerationRequest(prompt=PROMPT, negative_prompt="blurry, watermark", width=512, height=384,
+REQUEST = GenerationRequest(prompt=srv.common.PROMPT, negative_prompt=srv.common.NEGATIVE, width=512, height=384,
                             num_inference_steps=30, guidance_scale=7.5, seed=123)
-
-
-@dataclass(frozen=True)
-class Case:
-    """How to aim one provider at its loopback server, and what it must send and cost."""
-
-    server: type[srv.ProtocolServer]
-    config: type[cfg.ProviderConfig]
-    settings: Callable[[str], dict[str, Any]]
-    secrets: dict[str, str]
-    cost_usd: float
-    sent: Callable[[srv.Request], None]  # asserts on the generation request the server got
-    overrides: dict[str, str] = field(default_factory=dict)  # mode -> expected error class
-    seed: int | None = 123
-
-
-def _hf_sent(r: srv.Request) -> None:
-    body = r.json()
-    assert r.path == "/models/stabilityai/stable-diffusion-xl-base-1.0"
-    assert r.headers["authorization"] == "Bearer hf_test_token" and r.headers["accept"] == "image/png"
-    assert body["inputs"] == PROMPT
-    assert body["parameters"] == {"negative_prompt": "blurry, watermark", "height": 384, "width": 512,
-                                  "num_inference_steps": 30, "guidance_scale": 7.5, "seed": 123}
-
-
-def _replicate_sent(r: srv.Request) -> None:
-    assert r.path == "/v1/models/stability-ai/stable-diffusion/predictions"
-    assert r.headers["authorization"] == "Bearer r8_test_token" and r.headers["prefer"].startswith("wait=")
-    data = r.json()["input"]
-    assert data["prompt"] == PROMPT and data["seed"] == 123 and (data["width"], data["height"]) == (512, 384)
-
-
-def _stability_sent(r: srv.Request) -> None:
-    form = r.form()
-    assert r.path == "/v2beta/stable-image/generate/ultra" and r.headers["accept"] == "image/*"
-    assert r.headers["content-type"].startswith("multipart/form-data")
-    assert r.headers["authorization"] == "Bearer sk-test-key"
-    assert form["prompt"] == PROMPT and form["aspect_ratio"] == "5:4" and form["seed"] == "123"
-    assert form["negative_prompt"] == "blurry, watermark" and form["output_format"] == "png"
-
-
-def _a1111_sent(r: srv.Request) -> None:
-    data = r.json()
-    assert r.path == "/sdapi/v1/txt2img" and r.headers["authorization"] == "Basic " + base64.b64encode(b"artist:s3cret").decode()
-    assert data["prompt"] == PROMPT and data["seed"] == 123 and data["steps"] == 30 and data["cfg_scale"] == 7.5
-    assert data["override_settings"] == {"sd_model_checkpoint": "sd_xl_base_1.0"}
-
-
-def _flux_sent(r: srv.Request) -> None:
-    data = r.json()
-    assert r.path == "/generate" and data["prompt"] == PROMPT and data["seed"] == 123
-    assert data["num_inference_steps"] == 10 and (data["width"], data["height"]) == (512, 384)
-
-
-def _openai_sent(r: srv.Request) -> None:
-    data = r.json()
-    assert r.path == "/v1/images/generations" and r.headers["authorization"] == "Bearer sk-test-key"
-    assert data["prompt"] == PROMPT and data["model"] == "gpt-image-1" and data["n"] == 1
-    assert data["size"] == "1536x1024" and data["quality"] == "low"
-
-
-def _fal_sent(r: srv.Request) -> None:
-    data = r.json()
-    assert r.path == "/fal-ai/flux/schnell" and r.headers["authorization"] == "Key fal-test-key"
-    assert data["prompt"] == PROMPT and data["seed"] == 123 and data["image_size"] == {"width": 512, "height": 384}
-
-
-def _picsum_sent(r: srv.Request) -> None:
-    assert r.path == "/seed/123/512/384" and "authorization" not in r.headers
-
-
-CASES: dict[str, Case] = {
-    "huggingface": Case(
-        srv.HuggingFaceServer, cfg.HuggingFaceConfig,
-        lambda url: {"endpoint_url": f"{url}/models/stabilityai/stable-diffusion-xl-base-1.0", "hub_url": url},
-        {"huggingface_token": "hf_test_token"}, 0.02, _hf_sent),
-    "replicate": Case(
-        srv.ReplicateServer, cfg.ReplicateConfig, lambda url: {"base_url": url, "poll_interval_s": 0.05},
-        {"replicate_api_token": "r8_test_token"}, 0.05, _replicate_sent),
-    "stability": Case(
-        srv.StabilityServer, cfg.StabilityConfig, lambda url: {"base_url": url},
-        {"stability_api_key": "sk-test-key"}, 0.08, _stability_sent),
-    "automatic1111": Case(
-        srv.A1111Server, cfg.Automatic1111Config,
-        lambda url: {"enabled": True, "base_url": url, "model": "sd_xl_base_1.0"},
-        {"automatic1111_auth": "artist:s3cret"}, 0.0, _a1111_sent),
-    "flux_studio": Case(
-        srv.FluxStudioServer, cfg.FluxStudioConfig, lambda url: {"enabled": True, "base_url": url},
-        {}, 0.0, _flux_sent),
-    "openai": Case(
-        srv.OpenAIServer, cfg.OpenAIConfig, lambda url: {"base_url": f"{url}/v1"},
-        {"openai_api_key": "sk-test-key"}, round(50 * 5 / 1e6 + 1056 * 40 / 1e6, 6), _openai_sent, seed=None),
-    "fal": Case(
-        srv.FalServer, cfg.FalConfig, lambda url: {"queue_url": url, "poll_interval_s": 0.05},
-        {"fal_key": "fal-test-key"}, round(0.003 * 512 * 384 / 1e6, 6), _fal_sent),
-    "picsum": Case(
-        srv.PicsumServer, cfg.PicsumConfig, lambda url: {"base_url": url}, {}, 0.0, _picsum_sent),
-}
+CASES = srv.cases()
 
 #: mode -> (error class, HTTP status or None, retry_after seconds or None)
 EXPECTED: dict[str, tuple[str, int | None, float | None]] = {
@@ -143,18 +48,20 @@ EXPECTED: dict[str, tuple[str, int | None, float | None]] = {
 MODES = ["ok", *EXPECTED]
 
 
+def secrets_of(values: dict[str, str]) -> cfg.Secrets:
+    """Secrets holding exactly ``values`` (environment variable -> value)."""
+    return cfg.Secrets(_env_file=None, provider_secrets=values)  # type: ignore[call-arg]
+
+
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, srv.ProtocolServer]]:
     running: dict[str, srv.ProtocolServer] = {}
-    # the photos every server answers with, made before any timed request
-    srv.photo(512, 384), srv.photo(512, 384, fmt="JPEG"), srv.photo(1536, 1024)
+    # the photos the servers answer with, made before any timed request
+    srv.photo(512, 384), srv.photo(512, 384, fmt="JPEG"), srv.photo(1536, 1024), srv.photo(680, 512)
     srv.photo(*srv.stability_size("5:4")), srv.photo(*srv.stability_size("5:4"), "chelsea")
     try:
         for name, case in CASES.items():
-            server = case.server(hang_s=TIMEOUT_S * 2.5)
-            if isinstance(server, srv.A1111Server):
-                server.auth = "artist:s3cret"
-            running[name] = server.__enter__()
+            running[name] = case.server(hang_s=TIMEOUT_S * 2.5).__enter__()
         yield running
     finally:
         for server in running.values():
@@ -163,10 +70,10 @@ def servers() -> Iterator[dict[str, srv.ProtocolServer]]:
 
 def make_provider(name: str, server: srv.ProtocolServer, **settings: Any) -> Provider:
     case = CASES[name]
-    config = case.config(**{"timeout_s": TIMEOUT_S, **case.settings(server.url), **settings})
-    secrets = cfg.Secrets(_env_file=None, **case.secrets)  # type: ignore[call-arg]
+    cls = provider_class(name)
+    config = cls.Config(**{"timeout_s": TIMEOUT_S, **case.settings(server.url), **settings})
     downloader = SafeDownloader(test_base_url=server.url, timeout_s=5.0)
-    return provider_class(name)(config=config, secrets=secrets, downloader=downloader)
+    return cls(config=config, secrets=secrets_of(case.secrets), downloader=downloader)
 
 
 def _is_photo(data: bytes) -> tuple[int, int]:
@@ -174,6 +81,11 @@ def _is_photo(data: bytes) -> tuple[int, int]:
         colours = image.convert("RGB").resize((32, 32)).getcolors(4096)
         assert colours is not None and len(colours) > 200, "not a photo"
         return image.size
+
+
+def test_every_http_provider_has_a_contract_case() -> None:
+    local = {"placeholder", "diffusers"}  # no HTTP protocol: tested in their own modules
+    assert set(CASES) == set(PROVIDERS) - local
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -194,7 +106,10 @@ def test_provider_contract(name: str, mode: str, servers: dict[str, srv.Protocol
             assert (result.width, result.height) == (width, height)
             assert abs(width / height - 512 / 384) / (512 / 384) < 0.25
             assert result.seed == case.seed and result.latency_s > 0
-            case.sent(server.requests[0])
+            assert result.mapped_size and result.metadata["requested_size"] == "512x384"
+            paid = [r for r in server.requests if case.is_generation(r)]
+            assert len(paid) == 1  # one paid call per image
+            case.sent(paid[0])
             return
         error_class, status, retry_after = EXPECTED[mode]
         error_class = case.overrides.get(mode, error_class)
@@ -209,35 +124,79 @@ def test_provider_contract(name: str, mode: str, servers: dict[str, srv.Protocol
             assert error.retry_after == pytest.approx(retry_after)
         if mode == "timeout":
             assert "timeout" in str(error).lower()
-        if name == "huggingface" and mode == "503":
-            assert error.retry_after == 20.0 and "currently loading" in str(error)  # model loading: estimated_time
         for secret in case.secrets.values():
             assert secret not in str(error)
     finally:
         provider.close()
 
 
-@pytest.mark.parametrize("name", ["huggingface", "replicate", "stability", "automatic1111", "flux_studio", "openai",
-                                  "fal", "diffusers", "picsum", "placeholder"])
-def test_provider_metadata(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every registered provider declares its metadata as class attributes (Apprise-style)."""
-    from providers.registry import PROVIDERS
+@pytest.mark.parametrize("quality", list(Quality))
+@pytest.mark.parametrize("fmt", list(ImageFormat))
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_format_and_tier_is_an_accepted_request(name: str, fmt: ImageFormat, quality: Quality,
+                                                      servers: dict[str, srv.ProtocolServer]) -> None:
+    """The product's requests (1024x1024 / 1024x1792 / 1792x1024 at 30 / 50 / 70 steps,
+    guidance 7.5 / 8.5 / 9.5) are mapped onto what each model accepts: the strict server
+    takes them, and the image matches the size actually asked for."""
+    server = servers[name]
+    server.reset()
+    width, height = fmt.size
+    request = GenerationRequest(prompt="a lighthouse on a cliff at dawn", width=width, height=height,
+                                num_inference_steps=quality.num_inference_steps, guidance_scale=quality.guidance_scale,
+                                seed=7, quality=quality.value)
+    provider = make_provider(name, server, timeout_s=20.0)
+    try:
+        result = provider.generate(request)
+    finally:
+        provider.close()
+    mapped = provider.map(request)
+    assert abs(result.width / result.height - mapped.width / mapped.height) < 0.05
+    assert (result.width > result.height) == (width > height) and (result.width < result.height) == (width < height)
+    assert result.mapped_size == mapped.size_label
+    assert len([r for r in server.requests if CASES[name].is_generation(r)]) == 1
 
-    for variable in ("HUGGINGFACE_TOKEN", "HF_TOKEN", "REPLICATE_API_TOKEN", "STABILITY_API_KEY", "OPENAI_API_KEY",
-                     "FAL_KEY", "CIVITAI_API_TOKEN", "AUTOMATIC1111_AUTH"):
-        monkeypatch.delenv(variable, raising=False)
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_provider_metadata(name: str) -> None:
+    """Every registered provider declares its metadata as class attributes (Apprise-style):
+    its own config class, its secrets' environment names, its prices and model schemas."""
+    from providers.spec import ModelSpec, PriceTable, ProviderConfig
 
     cls = provider_class(name)
-    assert name in PROVIDERS and cls.name == name and cls.__name__.endswith("Provider")
-    assert cls.display_name and isinstance(cls.models, tuple) and isinstance(cls.prices_usd, dict)
-    assert set(cls.secret_settings) <= set(cfg.Secrets.model_fields)
+    assert cls.name == name and cls.__name__.endswith("Provider") and cls.display_name
+    assert issubclass(cls.Config, ProviderConfig) and cls.Config is not ProviderConfig
+    assert isinstance(cls.models, tuple)
+    assert all(isinstance(names, tuple) and names and all(n.isupper() for n in names) for names in cls.secret_env.values())
+    assert all(isinstance(spec, ModelSpec) for spec in cls.model_specs.values())
     assert cls.is_placeholder == (name in ("picsum", "placeholder"))
+    if cls.price_table is not None:
+        assert isinstance(cls.price_table, PriceTable) and cls.price_table.source_url.startswith("https://")
+        assert cls.price_table.checked >= "2026-01-01"
     config = cfg.Settings().provider_config(name)
-    assert type(config).__name__ != "ProviderConfig"  # a typed config class of its own
-    assert all(price >= 0 for price in cls.prices_usd.values())
+    assert type(config) is cls.Config  # validated from providers.<name> through the registry
     if name in CASES:  # a missing key is reported by check(), before any network call
-        provider = provider_class(name)(config=config, secrets=cfg.Secrets(_env_file=None))  # type: ignore[call-arg]
-        if cls.secret_settings and name != "automatic1111":
+        provider = cls(config=config, secrets=secrets_of({}))
+        if cls.secret_env and name != "automatic1111":
             outcome = provider.check()
             assert not outcome.ok and "missing" in outcome.detail
         provider.close()
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.secrets])
+def test_wrong_credentials_get_the_services_refusal(name: str, servers: dict[str, srv.ProtocolServer]) -> None:
+    """A wrong key is refused by the server as the real service does (401, or BFL's 403
+    ``Not authenticated``): auth/billing, nothing generated, the key never in the message."""
+    case, server = CASES[name], servers[name]
+    server.reset()
+    cls = provider_class(name)
+    wrong = {variable: "wrong:credential-value" for variable in case.secrets}
+    provider = cls(config=cls.Config(**{"timeout_s": 5.0, **case.settings(server.url)}), secrets=secrets_of(wrong),
+                   downloader=SafeDownloader(test_base_url=server.url, timeout_s=5.0))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.generate(REQUEST)
+    finally:
+        provider.close()
+    assert caught.value.error_class == "auth_billing" and caught.value.status_code in (401, 403)
+    assert "credential-value" not in str(caught.value)
+    assert not server.files  # nothing generated

@@ -20,7 +20,8 @@ from PIL import Image  # noqa: E402
 
 from core.domain import GenerationRequest  # noqa: E402
 from core.errors import RejectedProviderError  # noqa: E402
-from core.settings import DiffusersConfig, LocalModelConfig, LoraConfig, Secrets  # noqa: E402
+from core.settings import Secrets  # noqa: E402
+from providers.diffusers_local import DiffusersConfig, LocalModelConfig, LoraConfig  # noqa: E402
 
 SIZE = 64
 STEPS = 2
@@ -173,7 +174,8 @@ def test_missing_model_is_a_clear_rejection(tmp_path: Path, offline) -> None:  #
 
 
 def test_chain_renders_variations_as_one_batch(provider, offline) -> None:  # type: ignore[no-untyped-def]
-    from core.settings import PlaceholderConfig, RetryConfig
+    from core.settings import RetryConfig
+    from providers.placeholder import PlaceholderConfig
     from providers.chain import ProviderChain
     from providers.placeholder import PlaceholderProvider
 

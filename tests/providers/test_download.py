@@ -11,7 +11,7 @@ from core import settings as cfg
 from core.domain import GenerationRequest
 from core.errors import InvalidOutputError, UnsafeURLError
 from providers.download import SafeDownloader
-from providers.replicate import ReplicateProvider
+from providers.replicate import ReplicateConfig, ReplicateProvider
 from tests.providers.servers import ReplicateServer, photo
 
 
@@ -86,12 +86,12 @@ def test_provider_output_url_is_refused(server: ReplicateServer, output_url: str
     """A provider answering with a metadata / file / foreign loopback URL gets a rejection, no fetch."""
     server.output_url = output_url
     provider = ReplicateProvider(
-        config=cfg.ReplicateConfig(base_url=server.url, timeout_s=5),
-        secrets=cfg.Secrets(_env_file=None, replicate_api_token="r8_test_token"),  # type: ignore[call-arg]
+        config=ReplicateConfig(base_url=server.url, timeout_s=5),
+        secrets=cfg.Secrets(_env_file=None, provider_secrets={"REPLICATE_API_TOKEN": "r8_test_token"}),  # type: ignore[call-arg]
         downloader=SafeDownloader(test_base_url=server.url),
     )
     with pytest.raises(UnsafeURLError) as caught:
         provider.generate(GenerationRequest(prompt="a lighthouse at dusk", width=512, height=512, seed=5))
     assert caught.value.error_class == "unsafe_url" and caught.value.provider == "replicate"
-    assert [r.path for r in server.requests] == ["/v1/models/stability-ai/stable-diffusion/predictions"]
+    assert [r.path for r in server.requests if r.method == "POST"] == ["/v1/predictions"]  # nothing fetched
     provider.close()

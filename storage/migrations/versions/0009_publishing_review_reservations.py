@@ -1,7 +1,7 @@
 """publishing: review audit, versions of a slot, reservations, deliveries
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0004, 0006 (joins the claims branch and main's 0005-0006 until the migrations are re-chained)
 Create Date: 2026-11-29 01:00:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = '0009'
-down_revision: str | None = '0004'
+down_revision: str | tuple[str, ...] | None = ('0004', '0006')
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,64 @@
+"""Image safety: the NudeNet detector on every generated image, on CPU.
+
+NudeNet 3.4 (https://github.com/notAI-tech/NudeNet, ``pip install nudenet``) ships
+its ONNX detector inside the wheel (``nudenet/320n.onnx``, a YOLOv8n trained on 18
+body-part classes: ``core.settings.NUDENET_CLASSES``) and runs it with onnxruntime:
+nothing is downloaded at run time. Each detection is a class, a score (0..1) and a
+box ``[x, y, width, height]`` in pixels of the image.
+
+``detect(image, config)`` returns the detections at or above
+``config.record_threshold`` (recorded on the image row, ``images.safety``);
+``blocking(detections, config)`` names the first detection of a blocked class at or
+above its threshold (``ImageSafetyConfig.thresholds``, else ``default_threshold``).
+A blocked image is never uploaded (tasks.postprocess sets the row ``blocked``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from PIL import Image
+
+from core.errors import ConfigError
+from core.settings import ImageSafetyConfig
+
+_detectors: dict[int, Any] = {}
+_lock = threading.Lock()
+
+
+def detector(resolution: int = 320) -> Any:
+    """The process's NudeDetector for ``resolution`` (loaded once; thread-safe).
+
+    Raises ConfigError when nudenet / onnxruntime are not installed."""
+    with _lock:
+        if resolution not in _detectors:
+            try:
+                from nudenet import NudeDetector
+            except ImportError as exc:
+                raise ConfigError(f"policy.image_safety needs NudeNet: pip install nudenet onnxruntime ({exc})") from exc
+            _detectors[resolution] = NudeDetector(inference_resolution=resolution)
+        return _detectors[resolution]
+
+
+def detect(image: Image.Image, config: ImageSafetyConfig) -> list[dict[str, Any]]:
+    """NudeNet's detections in ``image`` with a score of at least ``config.record_threshold``,
+    best first: ``[{"class": "FACE_FEMALE", "score": 0.812, "box": [x, y, w, h]}]``."""
+    import numpy as np
+
+    # NudeNet converts its input with OpenCV's RGBA -> BGR, then feeds the network RGB
+    pixels = np.ascontiguousarray(np.asarray(image.convert("RGBA")))
+    found = detector(config.resolution).detect(pixels)
+    detections = [{"class": str(d["class"]), "score": round(float(d["score"]), 3), "box": [int(v) for v in d["box"]]}
+                  for d in found if float(d["score"]) >= config.record_threshold]
+    return sorted(detections, key=lambda d: -d["score"])
+
+
+def blocking(detections: list[dict[str, Any]], config: ImageSafetyConfig) -> str | None:
+    """Why the image is blocked (``"image safety: FEMALE_BREAST_EXPOSED 0.81 >= 0.50"``), or None."""
+    blocked = set(config.blocked_classes)
+    for detection in detections:
+        name, score = detection["class"], float(detection["score"])
+        if name in blocked and score >= config.threshold(name):
+            return f"image safety: {name} {score:.2f} >= {config.threshold(name):.2f}"
+    return None

@@ -1,0 +1,291 @@
+"""Replicate HTTP API v1 loopback server.
+
+Protocol from https://replicate.com/docs/reference/http (predictions.create,
+models.predictions.create, models.get, models.versions.get, predictions.get / cancel,
+account.get) and the official client replicate-python (replicate/prediction.py,
+replicate/model.py, replicate/exceptions.py: ``application/problem+json`` errors
+``{title, detail, status}``). As on the real service:
+
+* ``POST /v1/models/{owner}/{name}/predictions`` runs official models only; any other
+  model answers 404 there and must be run by version through ``POST /v1/predictions``;
+* an unknown version is a 422; inputs are validated against the version's OpenAPI
+  ``Input`` schema (Cog: enums through ``allOf``/``$ref``, ``minimum`` / ``maximum``):
+  a 422 ``Input validation failed`` with ``invalid_fields`` names each bad field;
+* the schemas below follow the models' published versions: stability-ai/stable-diffusion
+  (cog-stable-diffusion's predict.py: width / height a choice of 64..1024 by 64, steps
+  1..500, guidance 1..20), lucataco/realistic-vision-v5.1 and the official
+  black-forest-labs/flux-schnell (aspect_ratio, 1..4 steps, no width / height, no
+  guidance, no negative prompt);
+* a prediction has ``metrics.predict_time``; a filtered one fails with the E005 error
+  (https://replicate.com/docs/topics/models/errors).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.providers.servers.common import (
+    ERROR_CODES,
+    NEGATIVE,
+    PROMPT,
+    RETRY_AFTER_S,
+    ContractCase,
+    ProtocolServer,
+    Reply,
+    Request,
+    image_for,
+    ratio_size,
+)
+
+TOKEN = "r8_test_token"
+SD_VERSION = "ac732df83cea7fff18b8472768c88ad041fa750ff7682a21affe81863cbe77e4"
+RV_VERSION = "ac732df83cea7fff18b8472768c88ad041fa750ff7682a21affe81863cbe7777"
+FLUX_VERSION = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
+E005 = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+FLUX_RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
+
+
+def _cog_schema(properties: dict[str, Any], enums: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI document shaped like Cog's: Input properties, enums as components."""
+    return {"openapi": "3.0.2", "info": {"title": "Cog", "version": "0.1.0"},
+            "components": {"schemas": {"Input": {"type": "object", "title": "Input", "properties": properties},
+                                       **enums}}}
+
+
+SD_SIDES = list(range(64, 1025, 64))
+SD_SCHEMA = _cog_schema({
+    "prompt": {"type": "string", "title": "Prompt", "default": "a vision of paradise. unreal engine", "x-order": 0},
+    "width": {"allOf": [{"$ref": "#/components/schemas/width"}], "default": 768, "x-order": 2},
+    "height": {"allOf": [{"$ref": "#/components/schemas/height"}], "default": 768, "x-order": 1},
+    "negative_prompt": {"type": "string", "title": "Negative Prompt", "x-order": 3},
+    "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 4},
+    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50, "x-order": 5},
+    "guidance_scale": {"type": "number", "minimum": 1, "maximum": 20, "default": 7.5, "x-order": 6},
+    "scheduler": {"allOf": [{"$ref": "#/components/schemas/scheduler"}], "default": "DPMSolverMultistep", "x-order": 7},
+    "seed": {"type": "integer", "title": "Seed", "x-order": 8},
+}, {
+    "width": {"enum": SD_SIDES, "type": "integer", "title": "width", "description": "An enumeration."},
+    "height": {"enum": SD_SIDES, "type": "integer", "title": "height", "description": "An enumeration."},
+    "scheduler": {"enum": ["DDIM", "K_EULER", "DPMSolverMultistep", "K_EULER_ANCESTRAL", "PNDM", "KLMS"],
+                  "type": "string", "title": "scheduler", "description": "An enumeration."},
+})
+RV_SCHEMA = _cog_schema({
+    "prompt": {"type": "string", "default": "RAW photo, a portrait photo of a latina woman", "x-order": 0},
+    "negative_prompt": {"type": "string", "x-order": 1},
+    "width": {"type": "integer", "minimum": 0, "maximum": 1920, "default": 512, "x-order": 3},
+    "height": {"type": "integer", "minimum": 0, "maximum": 1920, "default": 728, "x-order": 4},
+    "steps": {"type": "integer", "minimum": 0, "maximum": 100, "default": 20, "x-order": 5},
+    "guidance": {"type": "number", "minimum": 3.5, "maximum": 7, "default": 5, "x-order": 6},
+    "seed": {"type": "integer", "default": 0, "x-order": 2},
+}, {})
+FLUX_SCHEMA = _cog_schema({
+    "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+    "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "default": "1:1", "x-order": 1},
+    "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 2},
+    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 4, "default": 4, "x-order": 3},
+    "seed": {"type": "integer", "x-order": 4},
+    "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}], "default": "webp", "x-order": 5},
+    "output_quality": {"type": "integer", "minimum": 0, "maximum": 100, "default": 80, "x-order": 6},
+    "disable_safety_checker": {"type": "boolean", "default": False, "x-order": 7},
+    "go_fast": {"type": "boolean", "default": True, "x-order": 8},
+    "megapixels": {"allOf": [{"$ref": "#/components/schemas/megapixels"}], "default": "1", "x-order": 9},
+}, {
+    "aspect_ratio": {"enum": FLUX_RATIOS, "type": "string", "title": "aspect_ratio", "description": "An enumeration."},
+    "output_format": {"enum": ["webp", "jpg", "png"], "type": "string", "title": "output_format"},
+    "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
+})
+
+#: owner/name -> (official?, version id, openapi schema)
+MODELS: dict[str, tuple[bool, str, dict[str, Any]]] = {
+    "stability-ai/stable-diffusion": (False, SD_VERSION, SD_SCHEMA),
+    "lucataco/realistic-vision-v5.1": (False, RV_VERSION, RV_SCHEMA),
+    "black-forest-labs/flux-schnell": (True, FLUX_VERSION, FLUX_SCHEMA),
+}
+
+
+def _resolved(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    components = schema["components"]["schemas"]
+    out = {}
+    for name, prop in components["Input"]["properties"].items():
+        merged = dict(prop)
+        for part in prop.get("allOf", []):
+            merged.update(components[part["$ref"].rsplit("/", 1)[1]])
+        out[name] = merged
+    return out
+
+
+def invalid_fields(schema: dict[str, Any], data: dict[str, Any]) -> list[dict[str, str]]:
+    """Cog's input validation: types, enums, minimum / maximum, required prompt."""
+    props = _resolved(schema)
+    problems = []
+    for name, value in data.items():
+        prop = props.get(name)
+        if prop is None:
+            continue  # Cog ignores inputs the model does not declare (with a warning in the logs)
+        kind = prop.get("type")
+        if kind == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
+            problems.append({"type": "type", "field": f"input.{name}", "description": "Invalid type. Expected: integer"})
+        elif kind == "number" and not isinstance(value, (int, float)):
+            problems.append({"type": "type", "field": f"input.{name}", "description": "Invalid type. Expected: number"})
+        elif "enum" in prop and value not in prop["enum"]:
+            allowed = ", ".join(str(v) for v in prop["enum"])
+            problems.append({"type": "enum", "field": f"input.{name}", "description": f"{name} must be one of the following: {allowed}"})
+        elif "maximum" in prop and isinstance(value, (int, float)) and value > prop["maximum"]:
+            problems.append({"type": "number_lte", "field": f"input.{name}",
+                             "description": f"Must be less than or equal to {prop['maximum']}"})
+        elif "minimum" in prop and isinstance(value, (int, float)) and value < prop["minimum"]:
+            problems.append({"type": "number_gte", "field": f"input.{name}",
+                             "description": f"Must be greater than or equal to {prop['minimum']}"})
+    if not isinstance(data.get("prompt"), str):
+        problems.append({"type": "required", "field": "input", "description": "prompt is required"})
+    return problems
+
+
+class ReplicateServer(ProtocolServer):
+    """Replicate v1: models, versions, create (``Prefer: wait``), ``urls.get`` polling,
+    cancel, output files, GET /v1/account. ``polls``: how many GETs a prediction stays
+    ``processing`` (``None``: forever, until cancelled); ``predict_time`` in seconds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.polls: int | None = 0
+        self.predict_time = 2.5
+        self.output_url: str | None = None  # hand back this URL instead of our own file (SSRF tests)
+        self.predictions: dict[str, dict[str, Any]] = {}
+        self.cancelled: list[str] = []
+
+    def problem(self, code: int, title: str, detail: str, **extra: Any) -> Reply:
+        return Reply.json(code, {"title": title, "detail": detail, "status": code, **extra},
+                          content_type="application/problem+json")
+
+    def error(self, code: int) -> Reply:
+        titles = {400: ("Bad request", "Invalid JSON"), 401: ("Unauthenticated", "You did not pass a valid authentication token"),
+                  402: ("Insufficient credit", "You have insufficient credit to run this model. "
+                                               "Go to https://replicate.com/account/billing#billing to purchase credit."),
+                  403: ("Forbidden", "You do not have permission to run this model"),
+                  422: ("Input validation failed", "- input.width: width must be one of the following: 64, 128"),
+                  429: ("Request was throttled", f"Request was throttled. Expected available in {RETRY_AFTER_S} seconds."),
+                  500: ("Internal server error", "Internal server error"), 503: ("Service unavailable", "Try again later")}
+        title, detail = titles[code]
+        extra: dict[str, Any] = {"retry_after": RETRY_AFTER_S} if code == 429 else {}
+        if code == 422:
+            extra["invalid_fields"] = [{"type": "enum", "field": "input.width", "description": "width must be one of the following: 64, 128"}]
+        return self.problem(code, title, detail, **extra)
+
+    def _view(self, prediction: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in prediction.items() if not k.startswith("_")}
+
+    def _output_size(self, model: str, data: dict[str, Any]) -> tuple[int, int]:
+        if "aspect_ratio" in MODELS.get(model, (False, "", {}))[2]["components"]["schemas"]["Input"]["properties"]:
+            return ratio_size(str(data.get("aspect_ratio", "1:1")), float(data.get("megapixels", "1")))
+        return int(data.get("width") or 768), int(data.get("height") or 768)
+
+    def _finish(self, prediction: dict[str, Any]) -> None:
+        mode = prediction["_mode"]
+        width, height = self._output_size(prediction["model"], prediction["input"])
+        metrics = {"predict_time": self.predict_time}
+        if mode == "filtered":
+            prediction.update(status="failed", error=E005, metrics=metrics, completed_at="2026-11-21T06:00:03Z")
+        else:
+            fmt = {"jpg": "JPEG", "webp": "WEBP"}.get(str(prediction["input"].get("output_format")), "PNG")
+            suffix, ctype = {"JPEG": (".jpg", "image/jpeg"), "WEBP": (".webp", "image/webp")}.get(fmt, (".png", "image/png"))
+            url = self.output_url or self.add_file(image_for(mode, width, height, fmt), suffix, ctype)
+            prediction.update(status="succeeded", output=[url], metrics=metrics,
+                              logs=f"Using seed: {prediction['input'].get('seed', 4321)}\n",
+                              completed_at="2026-11-21T06:00:03Z")
+
+    def _model_object(self, name: str) -> dict[str, Any]:
+        official, version, schema = MODELS[name]
+        owner, model = name.split("/")
+        return {"url": f"https://replicate.com/{name}", "owner": owner, "name": model, "visibility": "public",
+                "is_official": official, "run_count": 1000,
+                "latest_version": {"id": version, "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4",
+                                   "openapi_schema": schema}}
+
+    def route(self, request: Request) -> Reply | None:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return self.error(401)
+        path = request.path
+        if path == "/v1/account" and request.method == "GET":
+            return Reply.json(200, {"type": "organization", "username": "studio", "name": "Studio"})
+        if request.method == "GET" and path.startswith("/v1/models/") and "/predictions" not in path:
+            parts = path.removeprefix("/v1/models/").split("/")
+            name = "/".join(parts[:2])
+            if name not in MODELS:
+                return self.problem(404, "Not found", "The requested resource could not be found.")
+            if len(parts) == 4 and parts[2] == "versions":
+                if parts[3] != MODELS[name][1]:
+                    return self.problem(404, "Not found", "The requested resource could not be found.")
+                return Reply.json(200, {"id": parts[3], "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4",
+                                        "openapi_schema": MODELS[name][2]})
+            return Reply.json(200, self._model_object(name))
+        if request.method == "POST" and (path == "/v1/predictions" or (path.startswith("/v1/models/") and path.endswith("/predictions"))):
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                return self.problem(415, "Unsupported media type", "Content-Type must be application/json")
+            data = request.json()
+            if path == "/v1/predictions":
+                found = [n for n, (_, v, _) in MODELS.items() if v == data.get("version")]
+                if not found:
+                    return self.problem(422, "Invalid version or not permitted",
+                                        "The specified version does not exist (or perhaps you don't have permission to use it?)")
+                model = found[0]
+            else:
+                model = path.removeprefix("/v1/models/").removesuffix("/predictions")
+                if model not in MODELS or not MODELS[model][0]:  # only official models run by name
+                    return self.problem(404, "Not found", "The requested resource could not be found.")
+            problems = invalid_fields(MODELS[model][2], data.get("input") or {})
+            if problems:
+                detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
+                return self.problem(422, "Input validation failed", detail, invalid_fields=problems)
+            mode = self.next_mode()
+            if mode in ERROR_CODES:
+                return self.error(int(mode))
+            pid = uuid.uuid4().hex[:20]
+            prediction = {"id": pid, "model": model, "version": MODELS[model][1], "input": data["input"],
+                          "logs": "", "output": None, "data_removed": False, "error": None, "status": "starting",
+                          "created_at": "2026-11-21T06:00:00Z", "urls": {"get": f"{self.url}/v1/predictions/{pid}",
+                                                                       "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
+                          "_mode": mode, "_polls": self.polls}
+            self.predictions[pid] = prediction
+            if self.polls == 0:
+                self._finish(prediction)
+            else:
+                prediction["status"] = "processing"
+            return Reply.json(201, self._view(prediction))
+        if path.startswith("/v1/predictions/"):
+            pid = path.split("/")[3]
+            found_prediction = self.predictions.get(pid)
+            if found_prediction is None:
+                return self.problem(404, "Not found", "The requested resource could not be found.")
+            prediction = found_prediction
+            if path.endswith("/cancel") and request.method == "POST":
+                self.cancelled.append(pid)
+                prediction.update(status="canceled", completed_at="2026-11-21T06:01:00Z")
+                return Reply.json(200, self._view(prediction))
+            if prediction["status"] == "processing" and prediction["_polls"] is not None:
+                prediction["_polls"] -= 1
+                if prediction["_polls"] <= 0:
+                    self._finish(prediction)
+            return Reply.json(200, self._view(prediction))
+        return self.problem(404, "Not found", "The requested resource could not be found.")
+
+
+def _sent(r: Request) -> None:
+    assert r.path == "/v1/predictions" and r.json()["version"] == SD_VERSION  # not an official model: by version
+    assert r.headers["authorization"] == f"Bearer {TOKEN}" and r.headers["prefer"].startswith("wait=")
+    data = r.json()["input"]
+    assert data["prompt"] == PROMPT and data["seed"] == 123 and (data["width"], data["height"]) == (512, 384)
+    assert data["negative_prompt"] == NEGATIVE and data["num_inference_steps"] == 30 and data["guidance_scale"] == 7.5
+
+
+def is_prediction(r: Request) -> bool:
+    """A paid call: a prediction created (by version or by official model name)."""
+    return r.method == "POST" and (r.path == "/v1/predictions" or (r.path.startswith("/v1/models/")
+                                                                  and r.path.endswith("/predictions")))
+
+
+CASE = ContractCase(
+    provider="replicate", server=ReplicateServer, settings=lambda url: {"base_url": url, "poll_interval_s": 0.05},
+    secrets={"REPLICATE_API_TOKEN": TOKEN}, cost_usd=round(2.5 * 0.0014, 6), sent=_sent, is_generation=is_prediction,
+    overrides={"402": "auth_billing"})

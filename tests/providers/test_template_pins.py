@@ -1,0 +1,187 @@
+"""Templates that pin a provider, a model, LoRAs and a seed, or name a reference image and a
+mask (img2img / inpainting), and the ad-hoc flow's reference parameters: from the YAML
+file through planning and the chain to the provider's request; providers that cannot
+serve the request are skipped with an attempt row saying why."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core import settings as cfg
+from core.domain import ImageSlot
+from core.errors import TemplateError
+from core.templates import TemplateLibrary
+from flows.parameters import check_references
+from providers.automatic1111 import Automatic1111Config, Automatic1111Provider
+from providers.chain import ProviderChain
+from providers.openai import OpenAIConfig, OpenAIProvider
+from providers.placeholder import PlaceholderConfig, PlaceholderProvider
+from storage.db import Database
+from tasks.generate import generate_image
+from tasks.plan import plan_adhoc
+from tasks.record import record_planned
+from tests.providers.servers.automatic1111 import A1111Server
+from tests.providers.servers.common import photo
+from tests.providers.servers.openai import KEY, OpenAIServer
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+SECRETS = {"OPENAI_API_KEY": KEY, "AUTOMATIC1111_AUTH": "artist:s3cret"}
+
+
+def library_with(tmp_path: Path, **files: str) -> Path:
+    """A copy of the shipped templates plus ``files`` (relative path -> YAML text)."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def png_file(path: Path, colour: tuple[int, int, int] | None = None) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if colour is None:
+        data = photo(512, 512, "rocket")
+    else:
+        buffer = io.BytesIO()
+        Image.new("RGB", (512, 512), colour).save(buffer, "PNG")
+        data = buffer.getvalue()
+    path.write_bytes(data)
+    return data
+
+
+def chain_of(openai: OpenAIServer, a1111: A1111Server) -> ProviderChain:
+    secrets = cfg.Secrets(_env_file=None, provider_secrets=SECRETS)  # type: ignore[call-arg]
+    return ProviderChain([
+        OpenAIProvider(config=OpenAIConfig(base_url=f"{openai.url}/v1", timeout_s=10), secrets=secrets),
+        Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=a1111.url, timeout_s=10), secrets=secrets),
+        PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets),
+    ], retry=cfg.RetryConfig(backoff_s=0.0))
+
+
+PINNED = """name: pinned-mug
+category: food
+prompt: "a ceramic mug of cocoa on a wooden table"
+parameters: {quality: hd, format: landscape}
+provider: automatic1111
+model: sd_xl_base_1.0
+loras: {food_detail: 0.7}
+seed: 4242
+"""
+IMG2IMG = """name: blue-mug
+category: food
+prompt: "the same mug, glazed in cobalt blue"
+parameters: {format: square}
+reference_image: refs/mug.png
+mask: refs/mug-mask.png
+strength: 0.65
+"""
+
+
+def test_pinned_provider_model_loras_and_seed_reach_the_provider(tmp_path: Path) -> None:
+    folder = library_with(tmp_path, **{"food/pinned-mug.yaml": PINNED})
+    library = TemplateLibrary.load(folder)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slots = [ImageSlot("adhoc", date(2026, 11, 29), "t-pinned-mug", 0, "food", template="pinned-mug")]
+    pk = record_planned(db, library, slots)[0]
+    with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=cfg.PolicyConfig())
+        sent = a1111.requests[0].json()
+        assert openai.requests == []  # never called: the template pins automatic1111
+    assert row.status == "generated" and row.provider == "automatic1111" and row.seed == 4242
+    assert row.mapped_size == "1792x1024"
+    assert sent["seed"] == 4242 and sent["override_settings"] == {"sd_model_checkpoint": "sd_xl_base_1.0"}
+    assert sent["prompt"].endswith(" <lora:food_detail:0.7>") and sent["steps"] == 50
+    skipped = db.attempts(pk)[0]
+    assert (skipped.provider, skipped.status, skipped.error_class) == ("openai", "skipped", "unsupported")
+    assert "pins provider automatic1111" in (skipped.error or "")
+
+
+def test_reference_image_and_mask_from_the_template_folder(tmp_path: Path) -> None:
+    folder = library_with(tmp_path, **{"food/blue-mug.yaml": IMG2IMG})
+    init = png_file(folder / "refs" / "mug.png")
+    mask = png_file(folder / "refs" / "mug-mask.png", (255, 255, 255))
+    library = TemplateLibrary.load(folder)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pk = record_planned(db, library, [ImageSlot("adhoc", date(2026, 11, 29), "t-blue", 0, "food", template="blue-mug")])[0]
+    assert db.get(pk).request_options == {"reference_image": str(folder / "refs" / "mug.png"),
+                                          "mask": str(folder / "refs" / "mug-mask.png"), "strength": 0.65}
+    with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=cfg.PolicyConfig())
+        sent = a1111.requests[0]
+        assert openai.requests == []
+    assert row.status == "generated" and row.provider == "automatic1111"
+    assert sent.path == "/sdapi/v1/img2img" and sent.json()["denoising_strength"] == 0.65
+    assert base64.b64decode(sent.json()["init_images"][0]) == init and base64.b64decode(sent.json()["mask"]) == mask
+    skipped = db.attempts(pk)[0]
+    assert skipped.status == "skipped" and "openai gpt-image-1 cannot inpaint" in (skipped.error or "")
+
+
+def test_adhoc_reference_overrides_and_checks(tmp_path: Path) -> None:
+    folder = library_with(tmp_path)
+    png_file(folder / "refs" / "chair.png")
+    check_references("refs/chair.png", None, 0.4, folder)
+    check_references("https://example.com/chair.png", None, None, folder)
+    for args, message in ((("../secret.png", None, None), "reference_image"), (("refs/none.png", None, None), "no such file"),
+                          (("/etc/passwd", None, None), "inside the templates folder"),
+                          ((None, "refs/chair.png", None), "needs the parameter 'reference_image'"),
+                          (("file:///etc/passwd", None, None), "reference_image")):
+        with pytest.raises(TemplateError, match=message):
+            check_references(*args, folder=folder)  # type: ignore[misc]
+    slots = plan_adhoc("pasta-dish", "food", 2, date(2026, 11, 29), "b1", reference_image="refs/chair.png", strength=0.4)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pks = record_planned(db, TemplateLibrary.load(folder), slots)
+    assert [db.get(pk).request_options for pk in pks] == [
+        {"reference_image": str(folder / "refs" / "chair.png"), "strength": 0.4}] * 2
+
+
+def test_a_missing_reference_fails_the_image_with_a_clear_line(tmp_path: Path) -> None:
+    folder = library_with(tmp_path, **{"food/blue-mug.yaml": IMG2IMG})
+    png_file(folder / "refs" / "mug.png")
+    png_file(folder / "refs" / "mug-mask.png", (255, 255, 255))
+    library = TemplateLibrary.load(folder)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pk = record_planned(db, library, [ImageSlot("adhoc", date(2026, 11, 29), "t-blue", 0, "food", template="blue-mug")])[0]
+    (folder / "refs" / "mug.png").write_bytes(b"<html>not a picture</html>")
+    with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=cfg.PolicyConfig())
+        assert a1111.requests == [] and openai.requests == []
+    assert row.status == "failed" and row.error and row.error.startswith("reference image:") and "not an image" in row.error
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("provider: nobody\n", "'nobody': unknown provider"),
+    ("model: dall-e-3\n", "needs a provider"),
+    ("reference_image: ../../etc/passwd\n", "inside the templates folder"),
+    ("reference_image: refs/missing.png\n", "no such file"),
+    ("mask: refs/mask.png\n", "need a reference_image"),
+    ("seed: -1\n", "seed"),
+    ("loras: {x: 9}\n", "loras"),
+])
+def test_bad_pins_are_one_clear_line(tmp_path: Path, extra: str, message: str) -> None:
+    folder = library_with(tmp_path, **{"food/bad.yaml": 'name: bad\ncategory: food\nprompt: "a plate"\n' + extra})
+    _, problems = TemplateLibrary.validate(folder)
+    assert len(problems) == 1 and "bad.yaml" in problems[0] and message in problems[0], problems
+
+
+def test_the_adhoc_run_form_offers_reference_mask_and_strength() -> None:
+    """The Prefect UI builds the run form from the flow's parameter schema."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.adhoc import generate
+
+    schema = parameter_schema(generate.fn).model_dump_for_openapi()
+    properties = schema["properties"]
+    assert {"reference_image", "mask", "strength"} <= set(properties)
+    assert "reference_image" not in schema.get("required", [])
+    strength = properties["strength"]
+    bounds = [s for s in strength.get("anyOf", [strength]) if s.get("type") == "number"][0]
+    assert bounds["minimum"] == 0.0 and bounds["maximum"] == 1.0
+    assert "templates folder" in " ".join(properties["reference_image"].get("description", "").split())

@@ -1,0 +1,210 @@
+"""Hostile or careless input: every problem a user can cause is one line naming the file,
+the field and a shortened value; nothing hangs (each returns within 5 s, a YAML alias bomb
+included), nothing prints a traceback, and an oversize text never crashes a batch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from core.cli import app
+from core.errors import ConfigError, TemplateError
+from core.settings import load_settings
+from core.templates import TemplateLibrary, load_template
+from core.yamlio import load_yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                 + [f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]) + "\n"
+
+
+def within(seconds: float, call: Callable[[], Any]) -> Any:
+    """``call()``, failing the test when it takes longer than ``seconds`` (a hang)."""
+    started = time.monotonic()
+    try:
+        return call()
+    finally:
+        assert time.monotonic() - started < seconds, f"took {time.monotonic() - started:.1f} s"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it (the console script's code path)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CONTENT_PIPELINE_")}
+    environment.update({"PYTHONPATH": str(PROJECT_ROOT), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=180,
+                          env=environment, cwd=cwd)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    folder = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", folder)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["template", "schedules", "config"])
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, library: Path, where: str) -> None:
+    target = {"template": library / "food" / "bomb.yaml", "schedules": library / "schedules.yaml",
+              "config": tmp_path / "content-pipeline.yaml"}[where]
+    target.write_text(BOMB)
+    if where == "config":
+        error = within(5, lambda: pytest.raises(ConfigError, load_settings, target))
+    else:
+        error = within(5, lambda: TemplateLibrary.validate(library))[1]
+        error = "\n".join(error)
+    text = str(error.value) if hasattr(error, "value") else error
+    assert f"{target}:2: invalid YAML: alias *a refused" in text
+    assert len(text) < 400
+
+
+def test_templates_validate_reports_a_bomb_in_one_line(tmp_path: Path, library: Path) -> None:
+    (library / "food" / "bomb.yaml").write_text(BOMB)
+    config = tmp_path / "content-pipeline.yaml"
+    config.write_text(yaml.safe_dump({"templates_dir": str(library), "output_dir": "out"}))
+    result = cli("templates", "validate", env={"CONTENT_PIPELINE_CONFIG": str(config)})
+    assert result.returncode == 2
+    assert "bomb.yaml:2: invalid YAML: alias *a refused" in one_line_error(result)
+
+
+def test_duplicate_keys_non_finite_numbers_and_bad_utf8(tmp_path: Path) -> None:
+    duplicate = tmp_path / "dup.yaml"
+    duplicate.write_text("name: a\nprompt: soup\nprompt: stew\n")
+    with pytest.raises(TemplateError, match=r"dup.yaml:3: invalid YAML: duplicate key 'prompt' \(first at line 2\)"):
+        within(5, lambda: load_yaml(duplicate, error=TemplateError))
+    for text in ("budget:\n  daily_usd: .inf\n", "budget:\n  daily_usd: .nan\n"):
+        config = tmp_path / "content-pipeline.yaml"
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=r"content-pipeline.yaml:2: invalid YAML: non-finite number"):
+            load_settings(config)
+    latin1 = tmp_path / "food" / "latin1.yaml"
+    latin1.parent.mkdir()
+    latin1.write_bytes("name: latin1\nprompt: crème brûlée on a plate\n".encode("latin-1"))
+    with pytest.raises(TemplateError, match=r"latin1.yaml:2: not valid UTF-8 \(byte \d+: b'\\xe8'\)"):
+        load_template(latin1)
+
+
+@pytest.mark.parametrize(("prompt", "message"), [
+    ("soup {hot|{cold|warm}}", "nested wildcard at character 11"),
+    ("soup }hot|cold{", "'}' at character 6 closes no '{'"),
+    ("soup {hot|cold", "'{' at character 6 is never closed"),
+    ("soup {hot}", "has a single choice"),
+    ("soup {hot||cold}", "empty wildcard choice"),
+])
+def test_wildcard_syntax_errors(tmp_path: Path, prompt: str, message: str) -> None:
+    path = tmp_path / "food" / "w.yaml"
+    path.parent.mkdir()
+    path.write_text(f"name: w\nprompt: \"{prompt}\"\n")
+    with pytest.raises(TemplateError, match="w.yaml") as caught:
+        load_template(path)
+    assert message in str(caught.value) and len(str(caught.value).splitlines()) == 1
+    assert "w.yaml:2: field 'prompt' = " in str(caught.value)
+
+
+def test_lengths_are_capped_and_values_shortened(tmp_path: Path) -> None:
+    path = tmp_path / "food" / "long.yaml"
+    path.parent.mkdir()
+    huge = "golden light " * 6000  # ~78 kB: past JPEG's XMP segment if it were embedded
+    path.write_text(yaml.safe_dump({"name": "long", "prompt": "a bowl of soup", "styles": [huge],
+                                    "negative_prompt": huge, "tags": ["x" * 100]}))
+    with pytest.raises(TemplateError) as caught:
+        within(5, lambda: load_template(path))
+    text = str(caught.value)
+    assert "field 'styles.0'" in text and "field 'negative_prompt'" in text and "field 'tags.0'" in text
+    assert "at most 300 characters" in text and "at most 2000 characters" in text
+    assert "(78000 characters)" in text and max(len(line) for line in text.splitlines()) < 400
+
+
+def test_environment_values_are_one_line(tmp_path: Path) -> None:
+    for env, expected in [
+        ({"CONTENT_PIPELINE_CHAIN": "a,b"}, "environment CONTENT_PIPELINE_CHAIN = 'a,b': Value error, unknown provider 'a'"),
+        ({"CONTENT_PIPELINE_BUDGET__DAILY_USD": "inf"}, "environment CONTENT_PIPELINE_BUDGET__DAILY_USD = 'inf': Input should be a finite number"),
+        ({"CONTENT_PIPELINE_BUDGET": "{not json"}, "environment CONTENT_PIPELINE_BUDGET = '{not json': cannot be parsed"),
+        ({"CONTENT_PIPELINE_TIMEZONE": "Mars/" + "x" * 100_000}, "environment CONTENT_PIPELINE_TIMEZONE = 'Mars/xxxx"),
+    ]:
+        result = cli("config", "show", env=env, cwd=tmp_path)
+        assert result.returncode == 2
+        line = one_line_error(result)
+        assert line.startswith("error: " + expected), line
+        assert len(line) < 600, len(line)
+
+
+def test_a_good_chain_from_the_environment_with_commas(tmp_path: Path) -> None:
+    os.environ["CONTENT_PIPELINE_CHAIN"] = "placeholder, automatic1111"
+    try:
+        assert load_settings(None).chain == ["placeholder", "automatic1111"]
+    finally:
+        del os.environ["CONTENT_PIPELINE_CHAIN"]
+
+
+def test_rich_markup_in_errors_is_printed_as_it_is(tmp_path: Path, library: Path) -> None:
+    (library / "food" / "regex.yaml").write_text('name: regex\nprompt: "[bold]x[/bold] {a|[red]b}"\nparameters: {width: "[0-9]+"}\n')
+    config = tmp_path / "content-pipeline.yaml"
+    config.write_text(yaml.safe_dump({"templates_dir": str(library), "output_dir": "out"}))
+    result = CliRunner().invoke(app, ["templates", "validate"], env={"CONTENT_PIPELINE_CONFIG": str(config)})
+    assert result.exit_code == 2
+    assert "parameters.width' = '[0-9]+'" in result.output
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+                                 "CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert line.startswith("error: database: ") and "127.0.0.1" in line and "port 1" in line
+
+
+def test_locked_database_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE held (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock (SQLite busy timeout: 30 s)
+    try:
+        result = cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": f"sqlite:///{path}"}, cwd=tmp_path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    assert one_line_error(result) == "error: database: database is locked"
+
+
+def test_oversize_provenance_never_breaks_an_encoding(tmp_path: Path) -> None:
+    """A prompt far past JPEG's 65,502-byte XMP segment (from a row written by hand):
+    every format is written, the embedded copy is cut, the sidecar keeps it whole."""
+    from types import SimpleNamespace
+
+    from core.settings import RenditionConfig
+    from tasks.postprocess import make_renditions
+    from tasks.provenance import MAX_XMP_BYTES, Provenance, read_provenance, sidecar
+    from tests.servers import photo
+
+    prompt = "a very long prompt " * 10_000  # 190 kB
+    provenance = Provenance(image_id="big", prompt=prompt, negative_prompt=prompt)
+    assert len(provenance.xmp()) <= MAX_XMP_BYTES  # even the uncut copy falls back to no prompt
+    original = tmp_path / "o.png"
+    original.write_bytes(photo(128, 128))
+    specs = [RenditionConfig(name=f, width=64, height=64, format=f) for f in ("jpeg", "webp", "avif", "png")]
+    files = within(30, lambda: make_renditions(original, specs, tmp_path / "out", provenance=provenance.published()))
+    for item in files:
+        found = read_provenance(item.path)
+        assert found["truncated"] == "prompt,negative_prompt" and len(found.get("prompt", "")) <= 4000
+    row = SimpleNamespace(idempotency_key="k", generated_at=None, num_inference_steps=30, guidance_scale=7.5,
+                          width=64, height=64, tags=[], quality_score=None, quality_metrics=None, phash=None)
+    assert prompt in sidecar(provenance, row=row, files=[]).decode()

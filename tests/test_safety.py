@@ -1,0 +1,92 @@
+"""Image safety with NudeNet's shipped ONNX detector on real photos (scikit-image): it
+runs on CPU, reports what it sees, and a configured class it finds blocks the image
+before anything is uploaded; the detections are recorded on the row."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.errors import ConfigError
+from core.settings import ImageSafetyConfig, load_settings
+from tasks.safety import blocking, detect
+from tests.conftest import a1111_config
+from tests.servers import A1111Server, photo
+
+
+def _photo(name: str, side: int = 512) -> Image.Image:
+    return Image.open(io.BytesIO(photo(side, side, name)))
+
+
+def test_the_wheel_ships_the_detector() -> None:
+    import nudenet
+
+    model = Path(nudenet.__file__).parent / "320n.onnx"
+    assert model.is_file() and model.stat().st_size > 1_000_000  # loaded from the package: nothing downloads
+
+
+def test_detector_reports_what_it_sees() -> None:
+    config = ImageSafetyConfig()
+    astronaut = detect(_photo("astronaut"), config)
+    assert astronaut[0]["class"] == "FACE_FEMALE" and astronaut[0]["score"] > 0.6
+    x, y, w, h = astronaut[0]["box"]
+    assert 0 <= x < 512 and 0 <= y < 512 and 40 < w < 300 and 40 < h < 300  # Eileen Collins' face, upper middle
+    camera = detect(_photo("camera"), config)
+    assert [d["class"] for d in camera] == ["FACE_MALE"]
+    for name in ("chelsea", "coffee", "rocket"):  # a cat, a cup, a launch: no person
+        found = detect(_photo(name), config)
+        assert not any(d["class"].startswith("FACE") for d in found), (name, found)
+        assert blocking(found, config) is None
+    assert blocking(astronaut, config) is None  # a face is not a blocked class by default
+
+
+def test_a_configured_class_blocks_with_its_threshold() -> None:
+    found = detect(_photo("astronaut"), ImageSafetyConfig())
+    strict = ImageSafetyConfig(blocked_classes=["FACE_FEMALE"])
+    assert blocking(found, strict) == f"image safety: FACE_FEMALE {found[0]['score']:.2f} >= 0.50"
+    lenient = ImageSafetyConfig(blocked_classes=["FACE_FEMALE"], thresholds={"FACE_FEMALE": 0.95})
+    assert blocking(found, lenient) is None
+
+
+def test_unknown_classes_are_configuration_errors(tmp_path: Path) -> None:
+    config = tmp_path / "content-pipeline.yaml"
+    config.write_text("policy:\n  image_safety:\n    blocked_classes: [NAKED]\n")
+    with pytest.raises(ConfigError, match=r"content-pipeline.yaml:3: field 'policy.image_safety.blocked_classes' = \['NAKED'\]: "
+                                          r"Value error, unknown NudeNet class 'NAKED'"):
+        load_settings(config)
+
+
+pytestmark_flows = pytest.mark.usefixtures("prefect_server")
+
+
+@pytestmark_flows
+def test_pipeline_blocks_a_detected_class_and_records_detections(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from flows.adhoc import generate
+    from tasks.runtime import get_runtime
+
+    with A1111Server(default="photo:astronaut") as server:
+        make_config(**a1111_config(server.url), dedup={"enabled": False},
+                    policy={"image_safety": {"blocked_classes": ["FACE_FEMALE"]}})
+        summary = generate(template="ceramic-mug", count=2, batch="nudenet")
+    assert [i.status for i in summary.images] == ["blocked", "blocked"]
+    for row in get_runtime().db.images():
+        assert row.error is not None and row.error.startswith("content policy: image safety: FACE_FEMALE 0.")
+        assert row.safety and row.safety[0]["class"] == "FACE_FEMALE"
+        assert row.storage_key is None
+    assert not (tmp_path / "output" / "content").exists()
+
+
+@pytestmark_flows
+def test_pipeline_records_detections_of_a_published_image(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from flows.adhoc import generate
+    from tasks.runtime import get_runtime
+
+    with A1111Server(default="photo:astronaut") as server:
+        make_config(**a1111_config(server.url))
+        summary = generate(template="ceramic-mug", count=1, batch="faces")
+    assert [i.status for i in summary.images] == ["done"]
+    row = get_runtime().db.images()[0]
+    assert row.safety is not None and [d["class"] for d in row.safety] == ["FACE_FEMALE"]

@@ -63,7 +63,8 @@ def check_webhook_url(url: str, *, allow_private: bool) -> None:
 def webhook_payload(row: ImageRecord, files: Sequence[Any], store: ObjectStore, *, include_prompt: bool,
                     link_expires_s: int) -> dict[str, Any]:
     """The JSON body for one published image: ids, version, keys and (presigned or public)
-    URLs of every stored file, prompt (unless ``include_prompt`` is false), tags, quality score."""
+    URLs of every stored file, prompt (unless ``include_prompt`` is false or the prompt is
+    private: ``embed_prompt: false``, or encrypted at rest without its key), tags, quality score."""
     keys = {f.name: f.storage_key for f in files}
     if row.sidecar_key:
         keys["provenance"] = row.sidecar_key
@@ -77,13 +78,20 @@ def webhook_payload(row: ImageRecord, files: Sequence[Any], store: ObjectStore, 
         "provider": row.provider,
         "keys": keys,
         "urls": {name: store.presigned_url(key, link_expires_s) for name, key in keys.items()},
-        "prompt": row.prompt if include_prompt else None,
+        "prompt": row.prompt if include_prompt and not _private(row) else None,
         "tags": list(row.tags or []),
         "quality_score": row.quality_score,
         "width": row.width,
         "height": row.height,
         "published_at": row.published_at.isoformat() if row.published_at else None,
     }
+
+
+def _private(row: ImageRecord) -> bool:
+    """The prompt stays in: a private prompt (``embed_prompt: false``) or one still encrypted."""
+    from storage.crypto import is_encrypted
+
+    return bool(getattr(row, "prompt_private", False)) or is_encrypted(row.prompt)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def review_form(rows: Sequence[ImageRecord]) -> type[Any]:
     for row in rows:
         label = f"{row.image_id} · {row.category}/{row.template or '-'} v{row.version} · {row.provider or '-'}"
         fields[field_name(row.image_id)] = (Decision, Field(default="wait", title=label,
-                                                            description=(row.prompt or "")[:300]))
+                                                            description=shown_prompt(row)[:300]))
         fields[note_name(row.image_id)] = (str, Field(default="", max_length=4000, title=f"Note on {row.image_id}"))
     base = type("ReviewInput", (RunInput,), {"model_config": ConfigDict(extra="ignore")})
     model: type[Any] = create_model("ImageReview", __base__=base, **fields)
@@ -105,6 +105,18 @@ def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: 
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def shown_prompt(row: ImageRecord) -> str:
+    """The prompt as the review form may show it: a private prompt (``embed_prompt: false``)
+    never leaves the metrics database (the form is stored by the Prefect server)."""
+    from storage.crypto import is_encrypted
+
+    if getattr(row, "prompt_private", False):
+        return "(private prompt: content-pipeline review list shows it)"
+    if is_encrypted(row.prompt):
+        return "(prompt encrypted at rest)"
+    return row.prompt or "-"
+
+
 def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageRecord], round_no: int) -> str:
     """The markdown above the form: per image its thumbnail, id, version, category and
     template, provider, cost (USD) and prompt (one block each: the form is narrow)."""
@@ -113,7 +125,7 @@ def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageReco
              "**regenerate** (a new version, reviewed next), or wait.", ""]
     for row in rows:
         thumb = thumbnail_data_uri(ledger, store, row)
-        prompt = (row.prompt or "-").replace("\n", " ")[:400]
+        prompt = shown_prompt(row).replace("\n", " ")[:400]
         lines += [f"#### {row.image_id} · v{row.version} · {row.category}/{row.template or '-'}", "",
                   f"![{row.image_id}]({thumb})" if thumb else "(no thumbnail)", "",
                   f"**provider** {row.provider or '-'} ({row.model or '-'}) · **cost** USD {row.cost_usd:.4f}", "",

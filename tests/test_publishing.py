@@ -374,3 +374,19 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
     assert reservation is not None and reservation.image_pk == v2.id
     assert ledger.reserve("food", date(2026, 12, 2)) is None
     db.dispose()
+
+
+def test_a_private_prompt_is_neither_sent_nor_shown_in_the_review_form(local_db: Database, tmp_path: Path) -> None:
+    from tasks.delivery import webhook_payload
+    from tasks.review import review_description
+
+    store = LocalStore(tmp_path / "store")
+    [row] = published_images(local_db, 1, store=store)
+    assert row.id is not None and row.prompt
+    assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True,
+                           link_expires_s=60)["prompt"] == row.prompt
+    row.prompt_private = True  # embed_prompt: false
+    assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True,
+                           link_expires_s=60)["prompt"] is None
+    shown = review_description(ImageLedger(local_db), store, [row], 1)
+    assert row.prompt not in shown and "private prompt" in shown

@@ -201,6 +201,7 @@ class ProtocolServer:
         self.script.clear()
         with self.lock:
             self.requests.clear()
+            self.files.clear()
 
     def next_mode(self) -> str:
         """The mode of the next generation request; sleeps for ``timeout`` and ``delay_s``."""

@@ -212,6 +212,8 @@ def _print_summary(summary: Any) -> None:
     console.print(f"summary:  Prefect artifact '{summary.flow}-run-summary'")
     if summary.alerts:
         console.print(f"alerts:   {'; '.join(summary.alerts)}")
+    if summary.complete and any(i.waiting or i.decided for i in summary.images):
+        console.print(f"review:   {summary.verdict()}")
 
 
 def _prepare() -> Any:

@@ -50,6 +50,8 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     food = sorted((r for r in rows.values() if r.category == "food"), key=lambda r: r.slot_index)
     products = [r for r in rows.values() if r.category == "products"]
     assert {i.status for i in summary.images} == {"in_review", "done"}
+    # waiting for a person is not a failure: the run ends Completed and says how many wait
+    assert summary.complete and summary.verdict() == "2 of 4 images done, 2 wait for review (content-pipeline review list)"
     assert [r.status for r in food] == ["in_review", "in_review"] and all(r.published_at is None for r in food)
     assert all(r.status == "done" and r.published_at is not None for r in products)  # auto: published at once
     assert all(r.storage_key.startswith("review/food/") for r in food)
@@ -120,3 +122,31 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     assert sorted(d.image_pk for d in deliveries if d.kind == "webhook") == sorted(
         [p.id for p in products] + [approved.id, v2.id])
     assert ImageStatus(rt.db.get(rejected.id).status) is ImageStatus.rejected
+
+    # the same date again: nothing is made twice, the decisions stand, the run ends Completed
+    # (rejected and superseded are a reviewer's decisions, not failures)
+    again_summary = daily_content(run_date=RUN_DATE, categories=["food", "products"])
+    assert again_summary.verdict() == "3 of 5 images done, 1 rejected, 1 superseded", again_summary.verdict()
+    assert len(rt.db.images()) == 5
+
+
+def test_the_run_end_counts_review_decisions_and_waiting_but_not_an_unpublished_approval() -> None:
+    """RunSummary's rule (the exit code and the flow run's state): done, rejected, superseded
+    and in_review end a run Completed; approved but not published, a placeholder, failed do not."""
+    from tasks.pipeline import ImageSummary, RunSummary
+
+    def image(n: int, status: str, placeholder: bool = False) -> ImageSummary:
+        return ImageSummary(f"img{n}", f"s#{n}", "t", "p", placeholder, 0.0, 0.0, status, None, None)
+
+    def summary(*images: ImageSummary) -> RunSummary:
+        return RunSummary("daily", list(images), "output", "sqlite://", [])
+
+    decided = summary(image(1, "done"), image(2, "rejected"), image(3, "superseded"), image(4, "in_review"))
+    assert decided.complete
+    assert decided.verdict() == ("1 of 4 images done, 1 rejected, 1 superseded, 1 waits for review "
+                                 "(content-pipeline review list)")
+    unpublished = summary(image(1, "done"), image(2, "approved"))
+    assert not unpublished.complete and unpublished.verdict() == "1 of 2 images not done as real content: 1 approved"
+    mixed = summary(image(1, "rejected"), image(2, "placeholder", placeholder=True), image(3, "failed"))
+    assert not mixed.complete
+    assert mixed.verdict() == "2 of 3 images not done as real content: 1 failed, 1 placeholder"

@@ -11,11 +11,12 @@ raises ObjectExistsError: an object is never overwritten by a different image.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import re
-import tempfile
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,16 +160,22 @@ class LocalStore(ObjectStore):
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    """Write ``data`` to ``path`` through a hidden sibling ``.<name>.<pid>-<thread>.part`` and an
+    atomic rename. The part file's name derives from the target, so a write killed half-way
+    (SIGKILL: no ``except`` runs) leaves a part file the next successful write of the same
+    key removes; claims make one writer per key at a time."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        stale.unlink(missing_ok=True)
 
 
 #: S3 user metadata is limited to 2 KiB per object (keys + values), see

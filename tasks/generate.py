@@ -187,7 +187,7 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     if ledger is None:
         from tasks.budget import BudgetLedger
 
-        budget = chain.budget
+        budget = getattr(chain, "budget", None)
         settle = budget.settle_in if isinstance(budget, BudgetLedger) else None
         takeover = budget.close_for_claim if isinstance(budget, BudgetLedger) else None
         ledger = ImageLedger(db, settle=settle, on_takeover=takeover)
@@ -199,7 +199,11 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     status = ImageStatus(row.status)
     if status.rank >= ImageStatus.generated.rank and status is not ImageStatus.failed and spool_intact(row):
         return ledger.release(pk, run_key)
-    row = generate_step(ledger, chain, row, run_key, spool_dir=spool_dir, policy=policy)
+    try:
+        row = generate_step(ledger, chain, row, run_key, spool_dir=spool_dir, policy=policy)
+    except BaseException:
+        ledger.release(pk, run_key)
+        raise
     return row if row.run_key is None else ledger.release(pk, run_key)
 
 
@@ -214,10 +218,10 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
 
     assert row.id is not None
     pk = row.id
-    if not begun:
-        row = ledger.mark_generating(pk, run_key)
     if is_encrypted(row.prompt):  # a key was there when it was planned, not now: never send the ciphertext
         raise ConfigError(f"image {row.image_id}: its prompt is encrypted at rest; set PROMPT_ENCRYPTION_KEY to the key used")
+    if not begun:
+        row = ledger.mark_generating(pk, run_key)
     try:
         request = request_of(row)
     except ProviderError as exc:  # the reference image or mask cannot be read: the same next time

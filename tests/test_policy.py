@@ -18,6 +18,7 @@ from core.errors import ContentPolicyError
 from core.policy import check_prompt, evaluate, views
 from tests.data.policy_prompts import ALLOWED_EN, ALLOWED_FR, REFUSED_EN, REFUSED_FR
 from tests.servers import A1111Server
+from tests.rows import flow_summary
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,7 +141,7 @@ def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(p
                                      'charcoal drawing"\nstyles: ["soft light"]\n')
     with A1111Server() as server:
         make_config(templates_dir=str(folder), dedup={"enabled": False}, **a1111_config(server.url))
-        summary = generate(template="risky", count=8, batch="wild")
+        summary = flow_summary(generate(template="risky", count=8, batch="wild", return_state=True))
         prompts_sent = [r["json"]["prompt"] for r in server.requests if r["path"] == "/sdapi/v1/txt2img"]
     rows = get_runtime().db.images()
     blocked = [r for r in rows if r.status == "blocked"]

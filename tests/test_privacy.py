@@ -17,6 +17,7 @@ from core.cli import app
 from tests.c2pa_certs import make_chain
 from tests.conftest import a1111_config
 from tests.servers import A1111Server
+from tests.rows import flow_summary
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def test_prompts_encrypted_at_rest(make_config, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("PROMPT_ENCRYPTION_KEY", key)
     with A1111Server() as server:
         make_config(**a1111_config(server.url), templates_dir=str(_library(tmp_path)), dedup={"enabled": False})
-        summary = generate(template="secret-lamp", count=1, batch="enc")
+        summary = flow_summary(generate(template="secret-lamp", count=1, batch="enc", return_state=True))
     assert [i.status for i in summary.images] == ["done"]
     row = get_runtime().db.images()[0]
     assert SECRET in (row.prompt or "")  # read back in clear with the key

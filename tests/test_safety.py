@@ -15,6 +15,7 @@ from core.settings import ImageSafetyConfig, load_settings
 from tasks.safety import blocking, detect
 from tests.conftest import a1111_config
 from tests.servers import A1111Server, photo
+from tests.rows import flow_summary
 
 
 def _photo(name: str, side: int = 512) -> Image.Image:
@@ -70,7 +71,7 @@ def test_pipeline_blocks_a_detected_class_and_records_detections(make_config, tm
     with A1111Server(default="photo:astronaut") as server:
         make_config(**a1111_config(server.url), dedup={"enabled": False},
                     policy={"image_safety": {"blocked_classes": ["FACE_FEMALE"]}})
-        summary = generate(template="ceramic-mug", count=2, batch="nudenet")
+        summary = flow_summary(generate(template="ceramic-mug", count=2, batch="nudenet", return_state=True))
     assert [i.status for i in summary.images] == ["blocked", "blocked"]
     for row in get_runtime().db.images():
         assert row.error is not None and row.error.startswith("content policy: image safety: FACE_FEMALE 0.")
@@ -86,7 +87,7 @@ def test_pipeline_records_detections_of_a_published_image(make_config, tmp_path:
 
     with A1111Server(default="photo:astronaut") as server:
         make_config(**a1111_config(server.url))
-        summary = generate(template="ceramic-mug", count=1, batch="faces")
+        summary = flow_summary(generate(template="ceramic-mug", count=1, batch="faces", return_state=True))
     assert [i.status for i in summary.images] == ["done"]
     row = get_runtime().db.images()[0]
     assert row.safety is not None and [d["class"] for d in row.safety] == ["FACE_FEMALE"]

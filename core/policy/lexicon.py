@@ -54,7 +54,9 @@ MINOR_WORDS_EN = forms(
 MINOR_PHRASES_EN = (
     "under age", "under aged", "under 18", "under eighteen", "not yet 18", "barely legal", "school uniform",
     "school uniforms", "elementary school", "elementary schooler", "middle school", "middle schooler",
-    "high school student", "high school girl", "high school boy", "high schooler", "junior high",
+    "high school", "high schools", "high school student", "high school girl", "high school boy", "high schooler",
+    "junior high", "secondary school", "secondary schooler", "school girl", "school girls", "school boy", "school boys",
+    "school kid", "school kids", "sixth grader", "seventh grader", "eighth grader", "ninth grader",
     "grade school", "grade schooler", "primary school", "pre school", "jr high", "junior high school", "girl scout", "boy scout", "cub scout",
     "little one", "little ones", "little lady", "little princess", "wee one", "young looking", "very young", "aged down", "flat chested child",
     "child like", "childlike body", "pre pubescent", "pre teen", "pre teens",

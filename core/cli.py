@@ -12,7 +12,11 @@
     content-pipeline db upgrade | db current
     content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
     content-pipeline share IMAGE_ID [--expires SECONDS]
-    content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N]
+    content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N] [--image IMAGE_ID]
+    content-pipeline review list | review approve|reject IMAGE...     (core/cli_publish.py)
+    content-pipeline reserve --category C --for YYYY-MM-DD [--channel CH] | release RESERVATION
+    content-pipeline regenerate IMAGE [--seed N] [--provider P] | versions IMAGE
+    content-pipeline backup verify
     content-pipeline ab report [--template NAME] [--json]
     content-pipeline policy check TEXT
     content-pipeline verify FILE [--json]
@@ -83,6 +87,10 @@ from core.cli_safety import policy_app, verify_cmd  # noqa: E402 - commands of t
 
 app.add_typer(policy_app, name="policy")
 app.command("verify")(verify_cmd)
+
+from core.cli_publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
+
+_register_publishing(app)
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -274,6 +282,8 @@ def _print_summary(summary: Any) -> None:
     console.print(f"summary:  Prefect artifact '{summary.flow}-run-summary'")
     if summary.alerts:
         console.print(f"alerts:   {'; '.join(summary.alerts)}")
+    if summary.complete and any(i.waiting or i.decided for i in summary.images):
+        console.print(f"review:   {summary.verdict()}")
 
 
 #: Where ``prefect server start`` listens by default; a run reuses a server found there
@@ -564,6 +574,10 @@ def report_cmd(
         console.print("no provider calls in this period")
     for path in files:
         console.print(f"wrote {path}", highlight=False)
+    from core.cli_publish import reservation_calendar
+
+    calendar = reservation_calendar(start.date())
+    console.print(calendar if calendar is not None else "no reservations from the period's start on")
 
 
 @app.command("share")
@@ -610,9 +624,11 @@ def history_cmd(
     since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
     until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 200,
+    image_id: Annotated[str | None, typer.Option("--image", help="Only this image's slot: its version chain.")] = None,
 ) -> None:
     """The audit trail: every generation of the period with who triggered it, its prompt,
-    each provider call (outcome, seconds, USD) and where the image went."""
+    each provider call (outcome, seconds, USD) and where the image went; with --image, the
+    slot's chain of versions (who reviewed each, which one is published)."""
     from datetime import timedelta
 
     from sqlmodel import col, select
@@ -622,6 +638,11 @@ def history_cmd(
     from tasks.runtime import get_runtime
 
     _settings()
+    if image_id:
+        from core.cli_publish import versions_cmd
+
+        versions_cmd(image_id)
+        return
     try:
         start, end = period(_as_date(since),
                             _as_date(until))
@@ -642,7 +663,8 @@ def history_cmd(
         story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}" + _why(c)
                           for c in by_image.get(image.id or 0, []))
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
-                      f"{image.flow}/{image.template or '-'}  {image.status}  USD {image.cost_usd:.3f}", highlight=False)
+                      f"{image.flow}/{image.template or '-'}  v{image.version}  {image.status}  USD {image.cost_usd:.3f}",
+                      highlight=False)
         from storage.crypto import is_encrypted
 
         prompt = ("(encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" if is_encrypted(image.prompt)

@@ -245,6 +245,14 @@ class ImageStatus(str, Enum):
     policy), ``skipped`` (budget, near-duplicate) or ``placeholder`` (every real provider
     was down: a stand-in is stored under ``placeholder/``; the next run of the date
     replaces it, it is never published as content).
+
+    Publishing (tasks/review.py, tasks/publish.py): ``done`` with ``published_at`` set is
+    the published image (files under ``content/``; DESIGN.md: "uploaded/published -> done").
+    A stored image of a category whose review is ``required`` waits ``in_review`` (files
+    under ``review/``) until a person ``approved`` it (then published: ``done``) or
+    ``rejected`` it (files moved to ``rejected/`` with the note). Regenerating makes
+    version n+1 of the slot (a new row linked to the previous one); publishing it moves the
+    slot's earlier published version to ``superseded``: one published version per slot.
     """
 
     planned = "planned"
@@ -257,6 +265,10 @@ class ImageStatus(str, Enum):
     blocked = "blocked"
     skipped = "skipped"
     placeholder = "placeholder"
+    in_review = "in_review"
+    approved = "approved"
+    rejected = "rejected"
+    superseded = "superseded"
 
     @property
     def rank(self) -> int:
@@ -279,9 +291,16 @@ _RANK = {
     ImageStatus.blocked: 5,
     ImageStatus.skipped: 5,
     ImageStatus.placeholder: 5,
+    ImageStatus.in_review: 6,
+    ImageStatus.approved: 7,
+    ImageStatus.rejected: 8,
+    ImageStatus.superseded: 9,
 }
+#: Statuses of the publishing step (after an image is stored): never generated again.
+PUBLISHING_STATUSES = frozenset({ImageStatus.in_review, ImageStatus.approved, ImageStatus.rejected,
+                                 ImageStatus.superseded})
 _FINISHED = frozenset({ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped,
-                       ImageStatus.placeholder})
+                       ImageStatus.placeholder}) | PUBLISHING_STATUSES
 
 
 class FailureKind(str, Enum):

@@ -387,6 +387,67 @@ class ScaleConfig(BaseModel):
     provider_limits: dict[str, Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=dict)
 
 
+ReviewMode = Literal["required", "auto"]
+
+
+class PublishingConfig(BaseModel):
+    """The publishing step (tasks/review.py, tasks/publish.py).
+
+    ``review``: per category, ``required`` (stored images wait ``in_review`` under
+    ``review/`` and the flow run suspends for a person's decision in the Prefect UI, or
+    the CLI's ``review approve|reject``) or ``auto`` (published at once under
+    ``content/``); ``"*"`` sets the default of unlisted categories (else ``default_review``).
+    ``review_timeout_s``: seconds a suspended run waits for the decision before it fails
+    (the images stay ``in_review`` for the CLI). ``max_review_rounds``: review, regenerate,
+    review again at most this many times in one run. ``backup_url``: a second store
+    (``file:///path`` or ``s3://bucket/prefix``, same S3 options and credentials as
+    ``storage_url``) every published object is copied to (``content-pipeline backup verify``).
+    ``on_demand_template``: per category, the template ``reserve`` asks an ad-hoc
+    generation of when no image is free (the ``generate`` deployment; none: refuse).
+    """
+
+    model_config = _Strict
+    review: dict[str, ReviewMode] = Field(default_factory=dict)
+    default_review: ReviewMode = "auto"
+    review_timeout_s: Annotated[int, Field(ge=60, le=30 * 86400)] = 7 * 86400
+    max_review_rounds: Annotated[int, Field(ge=1, le=20)] = 3
+    backup_url: str | None = None
+    on_demand_template: dict[str, str] = Field(default_factory=dict)
+
+    def review_mode(self, category: str) -> ReviewMode:
+        """``required`` or ``auto`` for ``category``."""
+        return self.review.get(category, self.review.get("*", self.default_review))
+
+
+class WebhookConfig(BaseModel):
+    """One webhook: a JSON POST per published image to ``url``, signed with HMAC-SHA256 of
+    the body (header ``X-Content-Pipeline-Signature: sha256=<hex>``) keyed by the value of
+    the environment variable ``secret_env`` (never in this file). ``include_prompt``: send
+    the prompt (false for private prompts). Retries: ``max_attempts`` POSTs in all, waiting
+    ``backoff_s`` x 2^n seconds between them; ``timeout_s`` per POST."""
+
+    model_config = _Strict
+    url: str
+    secret_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "CONTENT_PIPELINE_WEBHOOK_SECRET"
+    include_prompt: bool = True
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    backoff_s: Annotated[float, Field(ge=0, le=600)] = 2.0
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+class DeliveryConfig(BaseModel):
+    """Announcing published images: an Apprise notification (URLs from the environment,
+    ``PUBLISH_APPRISE_URLS``, separate from the alerts' ``APPRISE_URLS``) with the count and
+    links, and ``webhooks``. Webhook URLs must be https to public addresses (the same guard
+    as provider downloads) unless ``allow_private_addresses`` (a receiver on this network);
+    ``link_expires_s``: lifetime of the presigned links (S3) in seconds."""
+
+    model_config = _Strict
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    allow_private_addresses: bool = False
+    link_expires_s: Annotated[int, Field(ge=60, le=604800)] = 604800
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Feeds the pre-parsed YAML mapping into pydantic-settings below the environment."""
 
@@ -441,6 +502,8 @@ class Settings(BaseSettings):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     ab: ABConfig = Field(default_factory=ABConfig)
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
+    publishing: PublishingConfig = Field(default_factory=PublishingConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
@@ -566,6 +629,9 @@ class Secrets(BaseSettings):
     apprise_urls: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
     )
+    publish_apprise_urls: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("PUBLISH_APPRISE_URLS", f"{ENV_PREFIX}PUBLISH_APPRISE_URLS")
+    )
     # S3 credentials for an s3:// storage_url (when absent, boto3's own chain: environment, profile, role)
     aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
@@ -604,11 +670,17 @@ class Secrets(BaseSettings):
             return []
         return [u for u in re.split(r"[\s,]+", self.apprise_urls.get_secret_value()) if u]
 
+    def publish_apprise_url_list(self) -> list[str]:
+        """The Apprise URLs that announce published images (whitespace or commas between)."""
+        if self.publish_apprise_urls is None:
+            return []
+        return [u for u in re.split(r"[\s,]+", self.publish_apprise_urls.get_secret_value()) if u]
+
     def masked(self) -> dict[str, str | None]:
         """Every secret by environment variable name, masked (``hf_***``) or None when unset."""
         shown: dict[str, str | None] = {name: mask(value.get_secret_value())
                                         for name, value in sorted(self.provider_secrets.items())}
-        for field_name in ("apprise_urls", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+        for field_name in ("apprise_urls", "publish_apprise_urls", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
             value = getattr(self, field_name)
             shown[field_name.upper()] = mask(value.get_secret_value()) if value is not None else None
         return shown
@@ -624,7 +696,9 @@ class Secrets(BaseSettings):
 #: provider secret's name and environment variable (lower case).
 _GENERIC_SECRET_FIELDS = {"apprise_urls", "apprise_url", "api_key", "token", "password",
                           "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key",
-                          "prompt_encryption_key", "c2pa_private_key"}
+                          "prompt_encryption_key", "c2pa_private_key",
+                          # publishing: its Apprise URLs, a webhook secret written in the file by mistake
+                          "publish_apprise_urls", "secret", "webhook_secret", "hmac_secret"}
 
 
 def secret_fields() -> set[str]:

@@ -21,7 +21,7 @@ def _cron(hhmm: str) -> str:
 
 def build_deployments(settings: Settings | None = None) -> list[Any]:
     """The daily, weekly, ad-hoc and weekly-report RunnerDeployments with their cron schedules,
-    and flow-failed-alert (run by the failure automation, see flows/alerting.py).
+    reserve (on demand, flows/publishing.py), and flow-failed-alert (run by the failure automation, see flows/alerting.py).
 
     Their parameter schemas list the templates and categories of ``templates_dir``
     as choices, enforced by the server (deployments/parameters.py).
@@ -31,6 +31,7 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
     from flows.adhoc import generate
     from flows.alerting import flow_failed_alert
     from flows.daily import daily_content
+    from flows.publishing import reserve_image
     from flows.report import weekly_report
     from flows.weekly import weekly_content
 
@@ -61,6 +62,11 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
             name="weekly-report", schedule=Cron("0 8 * * 1", timezone=tz), concurrency_limit=1,
             tags=["content-pipeline", "report"],
             description="Last week's figures, charts and contact sheet, sent through Apprise (Mondays 08:00).",
+        ),
+        reserve_image.to_deployment(
+            name="reserve", tags=["content-pipeline", "publishing"],
+            description="Reserve the best free published image of a category for a post (date, channel); "
+                        "for other systems through Prefect's API.",
         ),
     ]]
 

@@ -99,6 +99,14 @@ class ImageRecord(SQLModel, table=True):
     #: Where a local provider made the image: ``cuda``, ``mps`` or ``cpu`` (the CPU fallback
     #: after a GPU out-of-memory); None for remote providers.
     device: str | None = Field(default=None, max_length=20)
+    # publishing (tasks/review.py, tasks/publish.py): the version of the slot (1, 2, ...) and
+    # the row it regenerates; who decided the review, when, and the note; when it was published
+    version: int = Field(default=1)
+    previous_pk: int | None = Field(default=None, foreign_key="images.id", index=True)
+    reviewed_by: str | None = Field(default=None, max_length=120)
+    reviewed_at: datetime | None = None
+    review_note: str | None = None
+    published_at: datetime | None = Field(default=None, index=True)
 
 
 class AttemptRecord(SQLModel, table=True):
@@ -193,6 +201,47 @@ class BudgetLedgerRecord(SQLModel, table=True):
     #: closed when its claim's lease expires (storage/ledger.py).
     image_pk: int | None = Field(default=None, index=True)
     run_key: str | None = Field(default=None, index=True, max_length=64)
+
+
+class ReservationRecord(SQLModel, table=True):
+    """A published image reserved for a post on ``for_date`` (and ``channel``).
+
+    ``active_image_pk`` equals ``image_pk`` while the reservation holds and is NULL once
+    released: its unique index lets one image have at most one live reservation, whatever
+    the number of callers (NULLs never collide), and keeps released ones as history.
+    """
+
+    __tablename__ = "reservations"
+    __table_args__ = (UniqueConstraint("active_image_pk", name="uq_reservation_active_image"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_pk: int = Field(foreign_key="images.id", index=True)
+    active_image_pk: int | None = Field(default=None)
+    category: str = Field(index=True, max_length=40)
+    for_date: date = Field(index=True)
+    channel: str | None = Field(default=None, max_length=60)
+    reserved_by: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(default_factory=utcnow)
+    released_at: datetime | None = None
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """One delivery of published images: a webhook POST per image (``kind`` ``webhook``) or
+    the Apprise announcement of a batch (``apprise``); ``target`` never holds a secret (the
+    webhook URL without its query, or ``apprise``). ``status`` ``delivered`` / ``failed`` /
+    ``refused`` (private address); ``attempts`` made, the last ``http_status`` and error."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_pk: int | None = Field(default=None, foreign_key="images.id", index=True)
+    kind: str = Field(max_length=20)
+    target: str
+    status: str = Field(index=True, max_length=20)
+    attempts: int = 0
+    http_status: int | None = None
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Database:

@@ -23,8 +23,9 @@ attempts, and a ``placeholder`` slot likewise; ``retry_failed=True`` re-opens ev
 failed, placeholder or budget-skipped slot. ``done``, ``blocked`` and other skipped
 slots stay as they are.
 
-Adding a status (review, publishing, versions) is one entry in core.domain.ImageStatus,
-its edges in ``TRANSITIONS`` and one typed method built on ``_transition``.
+Adding a status is one entry in core.domain.ImageStatus, its edges in ``TRANSITIONS``
+and one typed method built on ``_transition``: publishing (review, versions,
+reservations) is built so, from ``send_to_review`` on.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from core.domain import Attempt, FailureKind, ImageSlot, ImageStatus, key_digest
-from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, utcnow
+from core.domain import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest, seed_from_key
+from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, ReservationRecord, utcnow
 
 S = ImageStatus
 
@@ -54,13 +55,19 @@ TRANSITIONS: dict[ImageStatus, frozenset[ImageStatus]] = {
                             S.skipped}),
     S.processed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
                             S.skipped}),
-    S.uploaded: frozenset({S.done, S.placeholder, S.failed}),
+    S.uploaded: frozenset({S.done, S.placeholder, S.failed, S.in_review}),
     S.failed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
                          S.skipped}),
     S.placeholder: frozenset({S.generating}),
     S.skipped: frozenset({S.generating}),
     S.blocked: frozenset(),
-    S.done: frozenset(),
+    # publishing (tasks/review.py): ``done`` + ``published_at`` is published; a category with a
+    # required review sends its stored images to a person first
+    S.done: frozenset({S.done, S.in_review, S.superseded}),
+    S.in_review: frozenset({S.in_review, S.approved, S.rejected}),
+    S.approved: frozenset({S.done, S.rejected}),
+    S.rejected: frozenset(),
+    S.superseded: frozenset(),
 }
 
 
@@ -318,7 +325,7 @@ class ImageLedger:
             return Claim(ClaimState.claimed, row, took_over, began)
 
     def _workable(self, row: ImageRecord, status: ImageStatus, retry_failed: bool) -> bool:
-        if status in (S.done, S.blocked):
+        if status in (S.done, S.blocked) or status in PUBLISHING_STATUSES:
             return False
         kind = FailureKind(row.failure_kind) if row.failure_kind else None
         if status is S.skipped:
@@ -448,6 +455,160 @@ class ImageLedger:
         return self._transition(pk, run_key, S.skipped, apply, attempts=attempts, settlements=settlements,
                                 keep_lease=False)
 
+    # -- publishing: review, versions, reservations -------------------------------------------
+    def send_to_review(self, pk: int, stored: StoredImage | None = None, run_key: str | None = None) -> ImageRecord:
+        """``done`` / ``uploaded`` -> ``in_review`` (its files under ``stored``, e.g. ``review/``);
+        ``run_key``: the run holding the slot's claim, if it still holds one. Releases the claim."""
+        return self._transition(pk, run_key, S.in_review, lambda row: _apply_stored(row, stored),
+                                extra=_files_writer(pk, stored), keep_lease=False)
+
+    def approve(self, pk: int, reviewer: str, note: str | None = None) -> ImageRecord:
+        """``in_review`` -> ``approved`` by ``reviewer`` (recorded with the time and ``note``)."""
+        return self._transition(pk, None, S.approved, lambda row: _apply_review(row, reviewer, note),
+                                keep_lease=False)
+
+    def reject(self, pk: int, reviewer: str, note: str | None, stored: StoredImage | None = None) -> ImageRecord:
+        """``in_review`` / ``approved`` -> ``rejected`` by ``reviewer`` with ``note``; its files
+        now under ``stored`` (``rejected/``)."""
+
+        def apply(row: ImageRecord) -> None:
+            _apply_review(row, reviewer, note)
+            _apply_stored(row, stored)
+
+        return self._transition(pk, None, S.rejected, apply, extra=_files_writer(pk, stored), keep_lease=False)
+
+    def publish(self, pk: int, stored: StoredImage | None = None, run_key: str | None = None) -> ImageRecord:
+        """``uploaded`` / ``done`` / ``approved`` -> ``done`` with ``published_at`` (its files
+        under ``stored``, the ``content/`` keys), in one transaction with the slot's other
+        published versions -> ``superseded``: one published version per slot."""
+
+        def apply(row: ImageRecord) -> None:
+            _apply_stored(row, stored)
+            row.published_at = utcnow()
+
+        def extra(session: Session) -> None:
+            _files_writer(pk, stored)(session)
+            row = session.get(ImageRecord, pk)
+            assert row is not None
+            others = select(ImageRecord).where(
+                ImageRecord.flow == row.flow, ImageRecord.run_date == row.run_date, ImageRecord.slot == row.slot,
+                ImageRecord.slot_index == row.slot_index, ImageRecord.status == S.done.value,
+                ImageRecord.published_at.is_not(None), ImageRecord.id != pk)  # type: ignore[union-attr]
+            for other in session.exec(others):
+                other.status = S.superseded.value
+                other.updated_at = utcnow()
+                session.add(other)
+
+        return self._transition(pk, run_key, S.done, apply, extra=extra, keep_lease=False)
+
+    def versions(self, pk: int) -> list[ImageRecord]:
+        """Every version of row ``pk``'s slot, version 1 first (the chain of ``previous_pk``)."""
+        row = self.get(pk)
+        with self.db.session() as session:
+            query = select(ImageRecord).where(ImageRecord.flow == row.flow, ImageRecord.run_date == row.run_date,
+                                              ImageRecord.slot == row.slot, ImageRecord.slot_index == row.slot_index)
+            return sorted(session.exec(query), key=lambda r: (r.version, r.id or 0))
+
+    def plan_version(self, pk: int, *, seed: int | None = None, trigger: str = "regenerate") -> ImageRecord:
+        """Version n+1 of row ``pk``'s slot: a new ``planned`` row with the same prompt and
+        parameters, ``previous_pk`` = ``pk``, a new seed (``seed`` or one derived from the new
+        idempotency key ``<slot key>:v<n+1>``). Idempotent: a row already made from ``pk``
+        is returned as it is (one transaction; the previous row is locked)."""
+        with self.db.write_session() as session:
+            previous = self._locked(session, pk)
+            made = session.exec(select(ImageRecord).where(ImageRecord.previous_pk == pk)).first()
+            if made is not None:
+                session.commit()  # nothing written; a rollback would expire the row it returns
+                return made
+            siblings = session.exec(select(ImageRecord.version).where(
+                ImageRecord.flow == previous.flow, ImageRecord.run_date == previous.run_date,
+                ImageRecord.slot == previous.slot, ImageRecord.slot_index == previous.slot_index)).all()
+            version = max([previous.version, *siblings]) + 1
+            slot_key = ImageSlot(previous.flow, previous.run_date, previous.slot, previous.slot_index,
+                                 previous.category).idempotency_key
+            key = f"{slot_key}:v{version}"
+            now = utcnow()
+            row = ImageRecord(
+                idempotency_key=key, image_id=key_digest(key), flow=previous.flow, run_date=previous.run_date,
+                slot=previous.slot, slot_index=previous.slot_index, trigger=trigger, status=S.planned.value,
+                category=previous.category, template=previous.template, template_version=previous.template_version,
+                variant=previous.variant, prompt=previous.prompt, negative_prompt=previous.negative_prompt,
+                width=previous.width, height=previous.height, num_inference_steps=previous.num_inference_steps,
+                guidance_scale=previous.guidance_scale, seed=seed if seed is not None else seed_from_key(key),
+                tags=list(previous.tags or []), request_options=previous.request_options,
+                prompt_private=previous.prompt_private, created_at=now, updated_at=now, version=version,
+                previous_pk=pk)
+            session.add(row)
+            session.commit()
+            return row
+
+    def reserve(self, category: str, for_date: date, *, channel: str | None = None,
+                reserved_by: str | None = None) -> ReservationRecord | None:
+        """Reserve the best free published image (``done``, ``published_at`` set) of ``category`` (highest quality score,
+        then the oldest) for ``for_date`` / ``channel``; None when none is free.
+
+        One transaction: on PostgreSQL the candidate row is taken ``FOR UPDATE SKIP LOCKED``
+        (a concurrent caller moves on to the next image), on SQLite the write lock is taken
+        first (``BEGIN IMMEDIATE``); the unique ``active_image_pk`` is the last guard."""
+        from sqlalchemy.exc import IntegrityError
+
+        for _ in range(5):
+            with self.db.write_session() as session:
+                taken = select(ReservationRecord.active_image_pk).where(
+                    ReservationRecord.active_image_pk.is_not(None))  # type: ignore[union-attr]
+                query = (select(ImageRecord)
+                         .where(ImageRecord.category == category, ImageRecord.status == S.done.value,
+                                ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
+                                ImageRecord.is_placeholder == False,  # noqa: E712
+                                ImageRecord.id.not_in(taken))  # type: ignore[union-attr]
+                         .order_by(col(ImageRecord.quality_score).desc().nulls_last(), col(ImageRecord.created_at),
+                                   col(ImageRecord.id))
+                         .limit(1))
+                if not self.db.is_sqlite:
+                    query = query.with_for_update(skip_locked=True)
+                image = session.exec(query).first()
+                if image is None:
+                    session.rollback()
+                    return None
+                reservation = ReservationRecord(image_pk=image.id, active_image_pk=image.id, category=category,  # type: ignore[arg-type]
+                                                for_date=for_date, channel=channel, reserved_by=reserved_by)
+                session.add(reservation)
+                try:
+                    session.commit()
+                except IntegrityError:  # reserved by a concurrent caller a moment ago: take the next one
+                    session.rollback()
+                    continue
+                session.refresh(reservation)
+                return reservation
+        return None
+
+    def release_reservation(self, reservation_id: int) -> ReservationRecord:
+        """End reservation ``reservation_id`` (its image is free again); KeyError when unknown."""
+        with self.db.write_session() as session:
+            reservation = session.get(ReservationRecord, reservation_id)
+            if reservation is None:
+                raise KeyError(f"no reservation {reservation_id}")
+            if reservation.active_image_pk is not None:
+                reservation.active_image_pk = None
+                reservation.released_at = utcnow()
+                session.add(reservation)
+                session.commit()
+                session.refresh(reservation)
+            return reservation
+
+    def reservations(self, *, since: date | None = None, until: date | None = None,
+                     active_only: bool = True) -> list[ReservationRecord]:
+        """Reservations whose date is in ``since``..``until`` (both included), by date."""
+        with self.db.session() as session:
+            query = select(ReservationRecord)
+            if active_only:
+                query = query.where(ReservationRecord.active_image_pk.is_not(None))  # type: ignore[union-attr]
+            if since is not None:
+                query = query.where(ReservationRecord.for_date >= since)
+            if until is not None:
+                query = query.where(ReservationRecord.for_date <= until)
+            return list(session.exec(query.order_by(ReservationRecord.for_date, ReservationRecord.id)))  # type: ignore[arg-type]
+
     # -- the one place that writes ----------------------------------------------------------
     def _stored(self, pk: int, run_key: str, to: ImageStatus, stored: StoredImage | None,
                 processed: ProcessedImage | None, *, error: str | None = None,
@@ -481,7 +642,7 @@ class ImageLedger:
             raise KeyError(f"no image row {pk}")
         return row
 
-    def _transition(self, pk: int, run_key: str, to: ImageStatus | None, apply: Callable[[ImageRecord], None], *,
+    def _transition(self, pk: int, run_key: str | None, to: ImageStatus | None, apply: Callable[[ImageRecord], None], *,
                     attempts: Sequence[Attempt] = (), settlements: Sequence[tuple[int, float]] = (),
                     extra: Callable[[Session], None] | None = None, keep_lease: bool = True) -> ImageRecord:
         """One transaction: lock row ``pk``, check the claim and the move, apply, record."""
@@ -520,6 +681,33 @@ def _begin_generation(row: ImageRecord) -> None:
     row.attempt_count += 1
     row.error = None
     row.failure_kind = None
+
+
+def _apply_stored(row: ImageRecord, stored: StoredImage | None) -> None:
+    if stored is not None:
+        row.storage_key, row.sidecar_key = stored.storage_key, stored.sidecar_key
+
+
+def _apply_review(row: ImageRecord, reviewer: str, note: str | None) -> None:
+    row.reviewed_by = reviewer[:120]
+    row.reviewed_at = utcnow()
+    if note:
+        row.review_note = note[:4000]
+
+
+def _files_writer(pk: int, stored: StoredImage | None) -> Callable[[Session], None]:
+    """Replace row ``pk``'s rendition records by ``stored.files`` (nothing when None)."""
+
+    def write(session: Session) -> None:
+        if stored is None:
+            return
+        for old in session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk)):
+            session.delete(old)
+        for f in stored.files:
+            session.add(RenditionRecord(image_pk=pk, name=f.name, storage_key=f.storage_key, format=f.format,
+                                        width=f.width, height=f.height, bytes=f.bytes, checksum=f.checksum))
+
+    return write
 
 
 def apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:

@@ -72,6 +72,14 @@ class ObjectStore(ABC):
     def url(self, key: str) -> str:
         """A URL a person can open for ``key``."""
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing when absent); StorageError when the store refuses."""
+
+    @abstractmethod
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (``content/`` ...), sorted."""
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
@@ -130,6 +138,25 @@ class LocalStore(ObjectStore):
 
     def url(self, key: str) -> str:
         return self._path(key).resolve().as_uri()
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".meta.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r} under {self.root}: {exc}") from exc
+
+    def keys(self, prefix: str = "") -> list[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return []
+        found = []
+        for path in base.rglob("*"):
+            name = path.name
+            if path.is_file() and not name.endswith(".meta.json") and not name.startswith(".tmp-"):
+                found.append(path.relative_to(self.root).as_posix())
+        return sorted(found)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -290,6 +317,21 @@ class S3Store(ObjectStore):
 
     def url(self, key: str) -> str:
         return self.presigned_url(key)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=self._key(key))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        found: list[str] = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                found.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        except Exception as exc:  # botocore ClientError / BotoCoreError
+            raise StorageError(f"cannot list s3://{self.bucket}/{full}: {exc}") from exc
+        return sorted(found)
 
 
 def open_store(url: str, *, s3: S3Config | None = None, credentials: dict[str, str] | None = None) -> ObjectStore:

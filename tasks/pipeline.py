@@ -9,10 +9,16 @@ keys, a run key) and find their resources through ``tasks.runtime.get_runtime()`
 Caching is off (``NO_CACHE``): exactly-once comes from the claims and idempotency keys
 of storage/ledger.py, not from Prefect's cache.
 
+Once produced, the images are published or sent to review (tasks.review.publish_or_review,
+in the flow body: a run from a deployment suspends there until a person decides).
+
 The run's end tells the truth: Completed only when every planned image is ``done`` as
-real content; otherwise the flow run ends Failed with a message counting the images
-that are not (placeholders, failures, blocked, skipped, held by another run), so that
-automations fire, and calling the flow raises IncompleteRunError carrying the summary.
+real content (published), rejected or superseded by a reviewer, or waiting ``in_review``
+(a run outside a deployment does not wait for the reviewer; its summary says how many
+wait); otherwise the flow run ends Failed with a message counting the images that are
+not (placeholders, failures, blocked, skipped, approved but not published, held by
+another run), so that automations fire, and calling the flow raises IncompleteRunError
+carrying the summary.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from tasks.artifacts import (count_outcomes, gallery_markdown, outcome_of, outco
 from tasks.batching import generate_batches_task
 from tasks.produce import produce_image
 from tasks.record import record_planned
+from tasks.review import publish_or_review
 from tasks.runtime import get_runtime
 
 
@@ -62,8 +69,19 @@ class ImageSummary:
 
     @property
     def done(self) -> bool:
-        """Done as real content (not a placeholder)."""
+        """Done as real content (not a placeholder): published, or stored when nothing publishes."""
         return self.status == ImageStatus.done.value and not self.placeholder
+
+    @property
+    def decided(self) -> bool:
+        """A person's review decision ended it: ``rejected`` (also the version a regenerate
+        replaced) or ``superseded`` by a newer published version. Not a failure."""
+        return self.status in (ImageStatus.rejected.value, ImageStatus.superseded.value)
+
+    @property
+    def waiting(self) -> bool:
+        """Made as real content and waiting for a person's review (``in_review``)."""
+        return self.status == ImageStatus.in_review.value
 
 
 @dataclass(frozen=True)
@@ -86,14 +104,22 @@ class RunSummary:
 
     @property
     def complete(self) -> bool:
-        """Every planned image is done as real content."""
-        return all(i.done for i in self.images)
+        """Every planned image is done as real content, decided by a reviewer (rejected,
+        superseded) or waiting for one (``in_review``: nothing more the run can do)."""
+        return all(i.done or i.decided or i.waiting for i in self.images)
 
     def verdict(self) -> str:
-        """One line: ``8 of 8 images done`` or ``3 of 8 images not done as real content: 2 placeholder, 1 failed``."""
-        missing = [i for i in self.images if not i.done]
+        """One line: ``8 of 8 images done``, ``6 of 8 images done, 1 rejected, 1 waits for review``
+        or ``3 of 8 images not done as real content: 2 placeholder, 1 failed``."""
+        missing = [i for i in self.images if not (i.done or i.decided or i.waiting)]
         if not missing:
-            return f"{len(self.images)} of {len(self.images)} images done"
+            line = f"{sum(i.done for i in self.images)} of {len(self.images)} images done"
+            decided = {s: sum(i.status == s for i in self.images) for s in ("rejected", "superseded")}
+            line += "".join(f", {n} {s}" for s, n in decided.items() if n)
+            waiting = sum(i.waiting for i in self.images)
+            if waiting:
+                line += f", {waiting} wait{'s' if waiting == 1 else ''} for review (content-pipeline review list)"
+            return line
         by_status: dict[str, int] = {}
         for image in missing:
             key = image.status if image.status in {s.value for s in ImageStatus if s.terminal} else "held by another run"
@@ -178,7 +204,10 @@ def run_images(flow_name: str, slots: list[ImageSlot], *, retry_failed: bool = F
         futures = [produce_image_task.submit(pk, run_key, retry_failed) for pk in pks]
         for future in as_completed(futures):
             progress.image_finished(future.result())
-        images = [f.result() for f in futures]
+        # publishing, in the flow body (a deployment run suspends here for the review): publish
+        # the stored images or send them to review; regenerated versions are produced as tasks
+        images = [ImageSummary.of(row) for row in publish_or_review(
+            pks, run_key, produce=lambda pk, key: produce_image_task(pk, key, retry_failed))]
     finally:
         rt.end_run(run_key)
     raised = alerts_task()

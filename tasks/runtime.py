@@ -91,6 +91,19 @@ class Runtime:
                 self._chains[run_key] = ProviderChain(providers, retry=self.settings.retry, budget=self.budget)
             return self._chains[run_key]
 
+    def use_providers(self, run_key: str, names: list[str]) -> None:
+        """Give run ``run_key`` a chain of only the providers ``names`` (``regenerate --provider``);
+        ValueError when none of them is known and enabled."""
+        settings = self.settings.model_copy(update={"chain": list(names)})
+        providers = build_providers(settings, self.secrets)
+        if not providers:
+            raise ValueError(f"provider(s) {', '.join(names)} not enabled in the configuration")
+        from tasks.limits import limit_providers
+
+        with self._lock:
+            self._chains[run_key] = ProviderChain(limit_providers(settings, providers), retry=self.settings.retry,
+                                                  budget=self.budget)
+
     def end_run(self, run_key: str) -> None:
         """Close the chain of ``run_key`` (connections, loaded models)."""
         with self._lock:

@@ -29,8 +29,11 @@ def slugify(text: str, max_length: int = 60) -> str:
 
 
 def base_key(row: ImageRecord) -> str:
-    """``content|placeholder/<category>/<yyyy>/<mm>/<slug>-<image_id>`` (no extension)."""
-    prefix = "placeholder" if row.is_placeholder else "content"
+    """``content|review|placeholder/<category>/<yyyy>/<mm>/<slug>-<image_id>`` (no extension):
+    ``review/`` for a category whose review is required (tasks.review.staging_folder)."""
+    from tasks.review import staging_folder
+
+    prefix = "placeholder" if row.is_placeholder else staging_folder(row.category)
     slug = slugify(row.template or row.category)
     return f"{prefix}/{slugify(row.category)}/{row.run_date:%Y}/{row.run_date:%m}/{slug}-{row.image_id}"
 

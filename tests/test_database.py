@@ -23,7 +23,8 @@ from storage.ledger import (
 from storage.migrate import current_revisions, head_revisions
 from tests.rows import flow_summary, plan_row
 
-TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "alembic_version"}
+TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "reservations", "deliveries",
+          "alembic_version"}
 
 
 def test_migrations_create_every_table_and_match_the_models(db_url: str) -> None:

@@ -26,7 +26,7 @@ def test_prefect_model_accepts_the_file_and_keys_are_known(document: dict) -> No
     from prefect.cli.deploy._models import DeploymentConfig, PrefectYamlModel, RawScheduleConfig
 
     model = PrefectYamlModel.model_validate(document)
-    assert {d.name for d in model.deployments} == {"daily", "weekly", "adhoc", "report"}
+    assert {d.name for d in model.deployments} == {"daily", "weekly", "adhoc", "report", "reserve"}
     known = set(DeploymentConfig.model_fields)
     for raw in document["deployments"]:
         # Prefect ignores unknown keys: a typo would silently drop a setting
@@ -70,7 +70,7 @@ def test_every_entrypoint_loads_and_accepts_its_parameters(document: dict) -> No
         flow = load_flow_from_entrypoint(str(ROOT / path) + ":" + function)
         flow.validate_parameters(raw.get("parameters") or {})  # raises on a wrong name or value
         checked += 1
-    assert checked == 3
+    assert checked == 4
     adhoc = next(d for d in document["deployments"] if d["name"] == "adhoc")
     library = TemplateLibrary.load(ROOT / "templates")
     library.get(adhoc["parameters"]["template"])  # the form's default template exists

@@ -374,5 +374,5 @@ def test_one_task_run_per_image_all_recorded_and_terminal(make_config) -> None: 
     names = Counter(t.task_key.rsplit("-", 1)[0] for t in tasks)
     per_image = [t for t in tasks if t.name.startswith("image-")]
     assert len(per_image) == 8, names  # one task run per image
-    assert len(tasks) <= 8 + 3, names  # plus close-dead-runs, plan-images, alerts
+    assert len(tasks) <= 8 + 4, names  # plus close-dead-runs, plan-images, generate-batches, alerts
     assert all(t.state and t.state.is_completed() for t in tasks), [(t.name, t.state) for t in tasks]

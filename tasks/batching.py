@@ -37,7 +37,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.domain import Attempt, FailureKind, GenerationRequest, GenerationResult, ImageStatus
 from core.errors import ContentPipelineError
-from core.log import get_logger
+from core.log import get_logger, image_line
 from providers.chain import BudgetGuard, ProviderChain
 from storage.db import ImageRecord
 from storage.ledger import ClaimState, LeaseLostError
@@ -145,16 +145,15 @@ def _generate(worker: Worker, todo: list[tuple[ImageRecord, GenerationRequest]])
             try:
                 done = record_outcome(ledger, row, run_key, result, spool_dir=worker.settings.spool_dir)
             except OSError as exc:  # the spool cannot take the bytes: the call is still counted on its row
-                log.error("image %s: spool: %s", row.image_id, exc)
+                log.error("%s: spool: %s", image_line(row, "generate"), exc)
                 done = ledger.mark_failed(row.id, run_key, FailureKind.error, f"spool: {type(exc).__name__}: {exc}",
                                           attempts=seen, settlements=settlements)
         except LeaseLostError as exc:
-            log.warning("image %s: %s; leaving it to that run", row.image_id, exc)
+            log.warning("%s: %s; leaving it to that run", image_line(row, "claim"), exc)
             continue
         if ImageStatus(done.status).terminal:
             worker.batch_ended.add(row.id)
-            log.warning("slot %s#%s image %s ended %s: %s", done.slot, done.slot_index, done.image_id, done.status,
-                        done.error)
+            log.warning("%s: ended %s: %s", image_line(done, "generate"), done.status, done.error)
 
 
 def generate_batches(worker: Worker, pks: Sequence[int]) -> list[int]:

@@ -39,7 +39,7 @@ from core.errors import (
     ObjectExistsError,
     StorageError,
 )
-from core.log import get_logger
+from core.log import get_logger, image_line
 from core.settings import Settings
 from providers.chain import ProviderChain
 from storage.db import ImageRecord
@@ -156,15 +156,14 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
         time.sleep(poll_s)
     row = claim.row
     if claim.took_over_from:
-        log.warning("slot %s#%s image %s: took over from run %s, whose lease expired", row.slot, row.slot_index,
-                    row.image_id, claim.took_over_from)
+        log.warning("%s: took over from run %s, whose lease expired", image_line(row, "claim"), claim.took_over_from)
     log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id,
              row.idempotency_key, row.status)
     with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():
         try:
             return _produce(worker, row, claim.began_generation)
         except LeaseLostError as exc:
-            log.warning("image %s: %s; leaving it to that run", row.image_id, exc)
+            log.warning("%s: %s; leaving it to that run", image_line(row, "claim"), exc)
             return worker.ledger.get(pk)
         finally:
             with worker.dedup_lock:
@@ -196,7 +195,7 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
         row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
                             policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded, begun=begun)
         if S(row.status).terminal:
-            log.warning("slot %s#%s image %s ended %s: %s", row.slot, row.slot_index, row.image_id, row.status, row.error)
+            log.warning("%s: ended %s: %s", image_line(row, "generate"), row.status, row.error)
             return row
         if row.is_placeholder and row.storage_key:  # still no real provider: the stand-in stored earlier stays
             return _finish(worker, row, None, None)
@@ -223,14 +222,14 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
         except ObjectExistsError:
             raise
         except StorageError as exc:  # the store is unreachable: the files wait in the spool for the next run
-            log.warning("image %s: upload pending: %s", row.image_id, exc)
+            log.warning("%s: upload pending: %s", image_line(row, "upload"), exc)
             return ledger.mark_upload_pending(pk, run_key, f"upload pending: {exc}", processed)
         return _finish(worker, row, stored, processed)
     except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours
-        log.error("image %s: %s", row.image_id, exc)
+        log.error("%s: %s", image_line(row, "decode"), exc)
         return ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
     except (ContentPipelineError, OSError) as exc:
-        log.error("slot %s#%s image %s stopped at %s: %s", row.slot, row.slot_index, row.image_id, row.status, exc)
+        log.error("%s: stopped at %s: %s", image_line(row, "post-process"), row.status, exc)
         return ledger.mark_failed(pk, run_key, FailureKind.error, f"{type(exc).__name__}: {exc}")
 
 

@@ -120,7 +120,9 @@ def timed_run(workdir: Path, env: dict[str, str]) -> Timing:
         time.sleep(0.05)
     ended = time.monotonic()
     reader.join(5)
-    if process.returncode != 0 or "row" not in marks or "table" not in marks:
+    # exit 1 is the truthful end of an offline run: its images are placeholders, not content
+    placeholders_only = process.returncode == 1 and any("not done as real content" in line for line in lines)
+    if (process.returncode != 0 and not placeholders_only) or "row" not in marks or "table" not in marks:
         raise SystemExit(f"run failed (exit {process.returncode}):\n{''.join(lines)[-3000:]}")
     notes = [line.strip() for line in lines if line.startswith("using the Prefect server")]
     return Timing(marks["row"] - started, marks["table"] - marks["row"], ended - marks["table"], ended - started,

@@ -51,6 +51,10 @@ class _App(typer.Typer):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from sqlalchemy.exc import SQLAlchemyError
 
+        from storage.db import set_fail_fast
+
+        # a person waits on this process: a locked or unreachable database is said at once
+        set_fail_fast(FAIL_FAST_S)
         try:
             return super().__call__(*args, **kwargs)
         except (ConfigError, TemplateError) as exc:
@@ -62,6 +66,11 @@ class _App(typer.Typer):
         except (ContentPipelineError, OSError) as exc:
             _fail(exc)
             sys.exit(1)
+
+
+#: How long (seconds) the command line waits for a database another program holds
+#: (SQLite's write lock, a server's connect) before saying so; flows keep SQLite's 30 s.
+FAIL_FAST_S = 3.0
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -110,6 +119,9 @@ def _prefect_defaults(*, quiet_console: bool = True) -> None:
     (https://docs.prefect.io/v3/develop/logging#logging-configuration). ``serve`` keeps
     its console at INFO: it is the process whose logs scheduled runs send.
     """
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY"):
+        if name in os.environ and not os.environ[name].strip():
+            del os.environ[name]  # an empty variable is not a setting: as if unset (a temporary server)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault(EPHEMERAL_TIMEOUT, "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
@@ -384,6 +396,10 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
         library = TemplateLibrary.load(settings.templates_dir)
     except TemplateError as exc:
         raise _fail(exc) from None
+    if quiet_console:  # a run: a locked or unreachable database is said now, before any server starts
+        from storage.db import get_database
+
+        get_database(settings.database_url)
     if start_server and quiet_console and not os.environ.get("PREFECT_API_URL"):
         _start_temporary_server_early()
     return settings, library
@@ -506,7 +522,10 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from storage.db import Database
     from storage.migrate import current_revisions, upgrade
 
-    db = Database(_database_url(), migrate=False)
+    try:
+        db = Database(_database_url(), migrate=False, fail_fast_s=FAIL_FAST_S)
+    except Exception as exc:  # locked or unreachable
+        raise _fail(exc, 1) from None
     try:
         upgrade(db, revision)
         console.print(f"[green]✓[/] at revision {', '.join(sorted(current_revisions(db))) or '(none)'}")
@@ -522,7 +541,7 @@ def db_current() -> None:
     from storage.db import Database
     from storage.migrate import current_revisions, head_revisions
 
-    db = Database(_database_url(), migrate=False)
+    db = Database(_database_url(), migrate=False, fail_fast_s=FAIL_FAST_S)
     try:
         current, head = current_revisions(db), head_revisions()
     finally:

@@ -19,6 +19,7 @@ each and re-raised ``from exc``::
     ├── RenditionError              a rendition cannot be made as configured
     ├── UpscaleError                an upscaler failed (weights file, model, remote endpoint)
     ├── CredentialsError            C2PA Content Credentials cannot be signed or read (tasks.credentials)
+    ├── DatabaseUnavailableError    the metrics database is locked by another program or unreachable
     └── ProviderError               one failed attempt at one provider
         ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
         │   └── InvalidOutputError      200 answer whose body is not a usable image
@@ -48,6 +49,12 @@ class ConfigError(ContentPipelineError):
 
 class TemplateError(ContentPipelineError):
     """A template or schedule file is malformed; the message names file, line and field."""
+
+
+class DatabaseUnavailableError(ContentPipelineError):
+    """The metrics database cannot be used now: a SQLite file whose write lock another
+    program holds, or a server that does not answer within the connect timeout. Raised
+    by storage.db's fail-fast check, which the command line turns on (one line, exit 1)."""
 
 
 class ContentPolicyError(ContentPipelineError):

@@ -3,7 +3,11 @@ plus the budget ledger (``budget_periods``, ``budget_ledger``; see tasks/budget.
 
 SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout, ``BEGIN
 IMMEDIATE`` for write transactions) or any SQLAlchemy URL (PostgreSQL:
-``postgresql+psycopg://...``). The schema comes from the Alembic migrations in
+``postgresql+psycopg://...``). A process a person waits on (the command line) turns on
+a fail-fast check with ``set_fail_fast(seconds)``: a SQLite file whose write lock
+another program holds longer than that, or a server that does not connect within it,
+raises ``DatabaseUnavailableError`` at once instead of after the busy timeout; flows
+and workers keep the 30 s wait that concurrent runs need. The schema comes from the Alembic migrations in
 storage/migrations, applied when a Database starts (storage/migrate.py); a change to
 these tables needs a new migration (tests/test_database.py compares them). An image row is written
 with status ``planned`` before any generation; every later change of it is a typed
@@ -13,6 +17,8 @@ makes a re-run resume instead of repeat.
 
 from __future__ import annotations
 
+import math
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from core.domain import Attempt, ImageStatus
+from core.errors import DatabaseUnavailableError
 from storage.crypto import EncryptedText
 
 
@@ -247,14 +254,27 @@ class DeliveryRecord(SQLModel, table=True):
 class Database:
     """Engine plus the few queries the pipeline needs. Thread-safe; one per process."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, fail_fast_s: float | None = None) -> None:
+        """Open (and by default migrate) the database at ``url``.
+
+        ``fail_fast_s`` (seconds; None: off): on SQLite, first take and release the write
+        lock waiting at most that long; on a server, the connect timeout. Raises
+        DatabaseUnavailableError when the lock is held by another program (or the file
+        cannot be opened); SQLAlchemy's OperationalError when a server does not answer.
+        """
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
+            path = make_url(url).database or ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                if fail_fast_s:
+                    _probe_write_lock(path, fail_fast_s)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        elif fail_fast_s and url.startswith("postgresql"):
+            # libpq's connect_timeout, whole seconds, at least 2
+            # (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT)
+            kwargs["connect_args"] = {"connect_timeout": max(2, math.ceil(fail_fast_s))}
         self.engine: Engine = create_engine(url, **kwargs)
         #: Transactions that write: ``BEGIN IMMEDIATE`` on SQLite (the write lock up front, so
         #: a read-then-write never fails half-way with "database is locked").
@@ -411,6 +431,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _probe_write_lock(path: str, seconds: float) -> None:
+    """Read the schema revision of ``path``, then take SQLite's write lock (``BEGIN
+    IMMEDIATE``) and release it, each waiting at most ``seconds``: DatabaseUnavailableError
+    when another program holds the lock (an open write transaction, or an exclusive lock
+    that also stops readers) or the file cannot be opened. A database not at the newest
+    revision skips the write check: a concurrent run may be migrating it, holding the
+    lock for the whole migration, and this one must wait for that, not fail. Locking: https://www.sqlite.org/lockingv3.html, https://www.sqlite.org/wal.html"""
+    try:
+        connection = sqlite3.connect(path, timeout=seconds, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailableError(f"database {path}: {exc}") from exc
+    try:
+        try:
+            revisions = {row[0] for row in connection.execute("SELECT version_num FROM alembic_version")}
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            revisions = set()
+        from storage.migrate import head_revisions
+
+        if revisions != head_revisions():
+            return  # a new or older schema: another run may be migrating it, and writers wait for that
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise DatabaseUnavailableError(
+                f"database {path} is locked by another program (waited {seconds:g} s): "
+                "let it finish or stop it, then run again") from exc
+        raise DatabaseUnavailableError(f"database {path}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailableError(f"database {path}: {exc}") from exc
+    finally:
+        connection.close()
+
+
 def _sqlite_begin(connection: Any) -> None:
     mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
@@ -418,13 +474,22 @@ def _sqlite_begin(connection: Any) -> None:
 
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
+#: The fail-fast wait (seconds) of get_database; None: off (see set_fail_fast).
+_fail_fast_s: float | None = None
+
+
+def set_fail_fast(seconds: float | None) -> None:
+    """Make get_database's databases opened from now on in this process fail fast (see
+    Database's ``fail_fast_s``): for processes a person waits on, such as the command line."""
+    global _fail_fast_s
+    _fail_fast_s = seconds
 
 
 def get_database(url: str) -> Database:
     """One Database per URL per process."""
     with _databases_lock:
         if url not in _databases:
-            _databases[url] = Database(url)
+            _databases[url] = Database(url, fail_fast_s=_fail_fast_s)
         return _databases[url]
 
 

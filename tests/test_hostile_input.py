@@ -171,18 +171,67 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert line.startswith("error: database: ") and "127.0.0.1" in line and "port 1" in line
 
 
+#: A bound that tells "said at once" (the command line's 3 s fail-fast wait, plus start-up)
+#: from a hang (SQLite's 30 s busy timeout, a connect that never ends), with room for a loaded machine.
+SAID_AT_ONCE_S = 20
+
+
 def test_locked_database_is_one_line(tmp_path: Path) -> None:
+    """A file another program holds with an exclusive lock (readers stopped too)."""
     path = tmp_path / "locked.db"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("CREATE TABLE held (x)")
-    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock (SQLite busy timeout: 30 s)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the lock (SQLite busy timeout: 30 s)
     try:
-        result = cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": f"sqlite:///{path}"}, cwd=tmp_path)
+        result = within(SAID_AT_ONCE_S, lambda: cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": f"sqlite:///{path}"},
+                                                    cwd=tmp_path))
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert result.returncode == 1
-    assert one_line_error(result) == "error: database: database is locked"
+    assert one_line_error(result) == (f"error: database {path} is locked by another program (waited 3 s): "
+                                      "let it finish or stop it, then run again")
+
+
+@pytest.mark.parametrize("command", [["run", "daily", "--date", "2026-12-01"], ["review", "list"], ["db", "current"]])
+def test_a_write_lock_held_on_the_pipelines_database_is_said_at_once(tmp_path: Path, command: list[str]) -> None:
+    """The pipeline's own (WAL) database, at the newest schema, while another program keeps
+    a write transaction open (``sqlite3 db`` then ``BEGIN IMMEDIATE;``): readers could go
+    on, writers would wait 30 s; the command line says so within its 3 s instead."""
+    from storage.db import Database
+
+    path = tmp_path / "out" / "content-pipeline.db"
+    Database(f"sqlite:///{path}").dispose()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    env = {"CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path / "out"), "PREFECT_API_URL": ""}
+    try:
+        result = within(SAID_AT_ONCE_S, lambda: cli(*command, env=env, cwd=tmp_path))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    assert f"error: database {path} is locked by another program (waited 3 s)" in one_line_error(result)
+    # the lock gone, the same command works (a run of the offline defaults exits 1 for its placeholders)
+    again = cli(*command, env=env, cwd=tmp_path)
+    assert "locked" not in again.stderr and "Traceback" not in again.stderr, again.stderr
+
+
+def test_a_database_server_that_never_answers_is_one_line(tmp_path: Path) -> None:
+    """A PostgreSQL address where something accepts the connection and never speaks
+    (a firewall, a hung server): libpq's connect_timeout ends the wait."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        result = within(SAID_AT_ONCE_S, lambda: cli("history", env={
+            "CONTENT_PIPELINE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/none",
+            "CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path)}, cwd=tmp_path))
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert line.startswith("error: database: ") and "timeout" in line, line
 
 
 def test_oversize_provenance_never_breaks_an_encoding(tmp_path: Path) -> None:

@@ -190,8 +190,12 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
 def _settings() -> Any:
     from core.settings import get_settings
 
+    from storage.crypto import cipher
+
     try:
-        return get_settings()
+        settings = get_settings()
+        cipher()  # a PROMPT_ENCRYPTION_KEY that is not a Fernet key: said now, not at the first prompt
+        return settings
     except ConfigError as exc:
         raise _fail(exc) from None
 

@@ -64,7 +64,7 @@ def _rows(image_ids: list[str]) -> list[Any]:
         try:
             rows.append(find_image(rt.db, image_id))
         except KeyError as exc:
-            raise _fail(str(exc).strip("'\"")) from None
+            raise _fail(str(exc.args[0] if exc.args else exc)) from None
     return rows
 
 

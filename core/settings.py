@@ -42,6 +42,23 @@ ENV_PREFIX = "CONTENT_PIPELINE_"
 _Strict = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf / nan are never a valid setting
 
 
+
+def _store_url(value: str | None) -> str | None:
+    """A storage or backup URL the object stores open (storage/objects.py ``open_store``):
+    a folder path, ``file:///path`` or ``s3://bucket[/prefix]``; ValueError otherwise."""
+    if value is None or not value.strip():
+        return None
+    from urllib.parse import urlparse
+
+    parsed = urlparse(value.strip())
+    if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and value[1:3] in (":\\", ":/")):
+        return value.strip()
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"{shorten(value)}: an S3 URL names its bucket (s3://bucket/prefix)")
+        return value.strip()
+    raise ValueError(f"unsupported scheme {parsed.scheme!r} in {shorten(value)} (a folder, file:///path or s3://bucket/prefix)")
+
 class RetryConfig(BaseModel):
     """Retries and circuit breaking of the provider chain (seconds)."""
 
@@ -414,6 +431,11 @@ class PublishingConfig(BaseModel):
     backup_url: str | None = None
     on_demand_template: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("backup_url")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        return _store_url(value)
+
     def review_mode(self, category: str) -> ReviewMode:
         """``required`` or ``auto`` for ``category``."""
         return self.review.get(category, self.review.get("*", self.default_review))
@@ -525,6 +547,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {shorten(value)}") from None
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        return _store_url(value)
 
     @field_validator("chain", mode="before")
     @classmethod

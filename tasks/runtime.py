@@ -44,6 +44,9 @@ class Runtime:
     @cached_property
     def db(self) -> Database:
         assert self.settings.database_url
+        from storage.crypto import cipher
+
+        cipher()  # ConfigError for a PROMPT_ENCRYPTION_KEY that is not a Fernet key, before any row is written
         return get_database(self.settings.database_url)
 
     @cached_property

@@ -138,6 +138,11 @@ def test_environment_values_are_one_line(tmp_path: Path) -> None:
         ({"CONTENT_PIPELINE_BUDGET__DAILY_USD": "inf"}, "environment CONTENT_PIPELINE_BUDGET__DAILY_USD = 'inf': Input should be a finite number"),
         ({"CONTENT_PIPELINE_BUDGET": "{not json"}, "environment CONTENT_PIPELINE_BUDGET = '{not json': cannot be parsed"),
         ({"CONTENT_PIPELINE_TIMEZONE": "Mars/" + "x" * 100_000}, "environment CONTENT_PIPELINE_TIMEZONE = 'Mars/xxxx"),
+        ({"CONTENT_PIPELINE_STORAGE_URL": "ftp://files.example/x"},
+         "environment CONTENT_PIPELINE_STORAGE_URL = 'ftp://files.example/x': Value error, unsupported scheme 'ftp'"),
+        ({"CONTENT_PIPELINE_PUBLISHING__BACKUP_URL": "s3://"},
+         "environment CONTENT_PIPELINE_PUBLISHING__BACKUP_URL = 's3://': Value error, 's3://': an S3 URL names its bucket"),
+        ({"PROMPT_ENCRYPTION_KEY": "short"}, "PROMPT_ENCRYPTION_KEY: not a Fernet key"),
     ]:
         result = cli("config", "show", env=env, cwd=tmp_path)
         assert result.returncode == 2

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, ugly, bad anatomy, watermark, signature, text"
 
@@ -208,10 +208,12 @@ class Template(BaseModel):
             raise ValueError(f"model {self.model!r} needs a provider: model names differ between providers")
         if (self.mask or self.strength is not None) and not self.reference_image:
             raise ValueError("mask and strength need a reference_image")
-        for name, value in (("reference_image", self.reference_image), ("mask", self.mask)):
-            if value is not None:
-                check_reference(value, name)
         return self
+
+    @field_validator("reference_image", "mask")
+    @classmethod
+    def _inside_the_folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_reference(value, info.field_name or "reference_image")
 
     @field_validator("prompt")
     @classmethod

@@ -37,7 +37,12 @@ def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
     text = repr(value)
     if len(text) <= limit:
         return text
-    size = f" ({len(value)} characters)" if isinstance(value, str | bytes | list | dict) else ""
+    if isinstance(value, str | bytes):
+        size = f" ({len(value)} characters)"
+    elif isinstance(value, list | tuple | dict | set):
+        size = f" ({len(value)} items)"
+    else:
+        size = ""
     return text[:limit] + "…" + size
 
 
@@ -167,7 +172,8 @@ def format_validation_error(
         line = locate(tuple(err["loc"])) if locate else None
         where = f"{source}:{line}" if line else source
         value = err.get("input")
-        shown = "" if err["type"] == "missing" else f" = {shorten(value)}"
+        # a whole-mapping check (no field) names no value: the message says what is wrong
+        shown = "" if err["type"] == "missing" or not err["loc"] else f" = {shorten(value)}"
         message = str(err["msg"])
         if len(message) > 300:
             message = message[:300] + "…"

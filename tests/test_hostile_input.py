@@ -132,6 +132,26 @@ def test_lengths_are_capped_and_values_shortened(tmp_path: Path) -> None:
     assert "(78000 characters)" in text and max(len(line) for line in text.splitlines()) < 400
 
 
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"reference_image": "/etc/passwd"}, ":4: field 'reference_image' = '/etc/passwd': Value error, reference_image '/etc/passwd' must be"),
+    ({"reference_image": "ok.png", "mask": "../../secret.png"}, ":5: field 'mask' = '../../secret.png': Value error, mask "),
+    ({"tags": [f"t{i}" for i in range(5000)]}, ":5: field 'tags' = ['t0', 't1'"),
+    ({"mask": "m.png"}, ":1: field '(top level)': Value error, mask and strength need a reference_image"),
+])
+def test_each_problem_names_its_own_field(tmp_path: Path, fields: dict[str, Any], expected: str) -> None:
+    """A field's own problem is reported at its line and name (never the whole mapping
+    as '(top level)'), and a long list is counted in items."""
+    path = tmp_path / "food" / "t.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump({"name": "t", "category": "food", "prompt": "a bowl of soup", **fields}, sort_keys=False))
+    with pytest.raises(TemplateError) as caught:
+        load_template(path)
+    assert expected in str(caught.value), str(caught.value)
+    if "tags" in fields:
+        assert "(5000 items)" in str(caught.value)
+    assert "'name': 't'" not in str(caught.value)  # the mapping itself is never echoed
+
+
 def test_environment_values_are_one_line(tmp_path: Path) -> None:
     for env, expected in [
         ({"CONTENT_PIPELINE_CHAIN": "a,b"}, "environment CONTENT_PIPELINE_CHAIN = 'a,b': Value error, unknown provider 'a'"),

@@ -113,7 +113,11 @@ class ProviderError(ContentPipelineError):
     Attributes: ``provider`` and ``model`` (names), ``error_class`` (one of
     ``transient``, ``invalid_output``, ``rejected``, ``auth_billing``,
     ``exhausted``), ``status_code`` (HTTP status or None), ``retry_after``
-    (seconds the provider asked us to wait, or None).
+    (seconds the provider asked us to wait, or None), ``billed_usd`` (USD the
+    adapter knows this failed call was billed, e.g. the GPU seconds a failed
+    Replicate prediction reports x the price per second; 0.0 when it knows nothing
+    was billed; None when it does not know, and the chain decides with
+    ``providers.chain.may_have_billed``).
     """
 
     error_class = "provider_error"
@@ -126,12 +130,15 @@ class ProviderError(ContentPipelineError):
         model: str | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
+        billed_usd: float | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.model = model
         self.status_code = status_code
         self.retry_after = retry_after
+        #: USD this failed call was billed, when the adapter knows it (None: unknown).
+        self.billed_usd = billed_usd
         #: Rate-limit headers of the failed answer (lower-case names), for quota hints.
         self.headers: dict[str, str] = {}
 

@@ -13,10 +13,12 @@ reported to ``on_attempt``.
 
 Money. A paid call first reserves the most it can cost (``Provider.max_cost``: per
 image, or per second / token up to the call's timeout) with the budget guard, so its
-settlement cannot pass a cap. A call the provider may have billed is settled at its
-estimate even when it failed (``may_have_billed``: a 2xx answer whose output our
-checks refused, an answer lost after the request was sent); other failures release
-the reservation. An output that fails a deterministic check (``invalid_output``:
+settlement cannot pass a cap. A failed call is settled at what it was billed
+(``failed_cost``): the amount the adapter read from the provider's answer when it
+knows it (``ProviderError.billed_usd``: e.g. a failed Replicate prediction's GPU
+seconds x the price per second), else its estimate when the provider may have billed
+it (``may_have_billed``: a 2xx answer whose output our checks refused, an answer lost
+after the request was sent), else 0, which releases the reservation. An output that fails a deterministic check (``invalid_output``:
 not an image, truncated, blank, a size mismatch; a filtered or unsafe output) is not
 retried on the same provider: the next provider gets the request.
 """
@@ -69,6 +71,17 @@ def may_have_billed(exc: BaseException) -> bool:
     if isinstance(exc, (InvalidOutputError, RejectedProviderError)) and not isinstance(exc, AuthBillingProviderError):
         return True
     return isinstance(exc.__cause__, (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError))
+
+
+def failed_cost(provider: Provider, request: GenerationRequest, exc: BaseException) -> float:
+    """USD to count for a failed call of ``provider`` for ``request``: the billed amount
+    the adapter put on the error (``ProviderError.billed_usd``, exact when the provider
+    reported it), else ``provider.estimate_cost(request)`` when ``may_have_billed``,
+    else 0.0."""
+    billed = exc.billed_usd if isinstance(exc, ProviderError) else None
+    if billed is not None:
+        return max(0.0, float(billed))
+    return provider.estimate_cost(request) if may_have_billed(exc) else 0.0
 
 
 class Circuit:
@@ -273,7 +286,7 @@ class ProviderChain:
                 message = provider.scrub(str(outcome) if isinstance(outcome, ProviderError)
                                          else f"{type(outcome).__name__}: {outcome}")
                 status = outcome.status_code if isinstance(outcome, ProviderError) else None
-                actual = provider.estimate_cost(requests[i]) if may_have_billed(outcome) else 0.0
+                actual = failed_cost(provider, requests[i], outcome)
                 on_attempt(i, Attempt(provider.name, model, "failed", latency, cost_usd=actual, error_class=error_class,
                                       error=message, http_status=status))
                 reasons[i].append(f"{provider.name}: {message}")
@@ -333,8 +346,8 @@ class ProviderChain:
             except Exception as exc:
                 latency = time.monotonic() - started
                 error = exc if isinstance(exc, ProviderError) else None
-                # a call the provider may have billed is counted, whatever our output check said
-                cost = provider.estimate_cost(request) if may_have_billed(exc) else 0.0
+                # a call the provider billed (or may have) is counted, whatever our output check said
+                cost = failed_cost(provider, request, exc)
                 message = provider.scrub(str(exc) if error else f"{type(exc).__name__}: {exc}")
                 hints = quota_hints(getattr(exc, "headers", None) if error else None)
                 # the cost is recorded before the reservation is settled: never a moment uncounted

@@ -20,13 +20,31 @@ create call; otherwise ``urls.get`` is polled until ``timeout_s``, when ``POST
 downloader.
 
 Errors are ``application/problem+json`` ``{title, detail, status}`` (422 adds
-``invalid_fields``; 429 ``retry_after``). A prediction that failed with "flagged as
-sensitive (E005)" is a content-filter rejection (https://replicate.com/docs/topics/models/errors).
+``invalid_fields``; 429 ``retry_after``). A prediction that ends without an image
+(``failed``, ``canceled``, ``aborted``; the ``error`` string carries Replicate's
+``E####`` code when it has one, https://replicate.com/docs/reference/error-codes) is
+classified by ``failure``: "flagged as sensitive (E005)" is a content-filter
+rejection (https://replicate.com/docs/topics/models/errors); E1000 (unknown, "try
+retrying"), E6716 (timeout starting) and any error asking for a retry are transient,
+as are ``canceled`` and ``aborted``; any other failure (the model's own exception,
+E1001 out of memory for this input) is deterministic for the same input and version
+(the official client raises it as ``ModelError``, "an error from user's code in a
+model"): a rejection, so the chain moves on instead of paying for it again.
 
-Cost (https://replicate.com/pricing): official models per output image; other models by
-GPU time, ``metrics.predict_time`` x the price per second of the hardware the model runs
-on (``hardware`` in the config, else the price table's ``model_hardware``, else
-``default_hardware``).
+Cost (https://replicate.com/pricing, https://replicate.com/docs/topics/billing):
+official models per output image; other models by GPU time, ``metrics.predict_time``
+x the price per second of the hardware the model runs on (``hardware`` in the config,
+else the price table's ``model_hardware``, else ``default_hardware``). A failed or
+canceled prediction is billed too: "terminated predictions (with a status of
+``succeeded``, ``failed``, or ``canceled``) will include a ``metrics`` object with a
+``predict_time`` property showing the amount of CPU or GPU time, in seconds, that the
+prediction used while running" (predictions.get, https://replicate.com/docs/reference/http),
+public models are billed for "the time it's active processing your requests" (billing),
+and a prediction canceled after it started is billed "for the time the prediction ran
+before it was canceled", one that never started (``aborted``) is not
+(https://replicate.com/docs/topics/predictions/lifecycle). ``billed_usd`` turns such a
+prediction into the USD its ProviderError carries (``ProviderError.billed_usd``), which
+the chain counts on the attempt, the budget settlement and the image.
 
 httpx rather than the ``replicate`` client: the client drops the ``retry_after`` hint
 from its errors and retries polls on its own, both of which the chain needs to see.
@@ -39,6 +57,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 import httpx
@@ -50,6 +69,12 @@ from providers.base import Provider, ProviderCheck, raise_for_status, result_fro
 from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 FILTER_MARKERS = ("E005", "flagged as sensitive", "NSFW")
+#: A failed prediction whose error holds one of these may succeed if run again
+#: (https://replicate.com/docs/reference/error-codes: E1000 unknown, "try retrying";
+#: E6716 timeout starting); compared lower-case.
+TRANSIENT_MARKERS = ("e1000", "e6716", "retry")
+#: Statuses of a prediction that will not change any more.
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 
 #: Models Replicate runs as "official models" (by name, priced per output image).
@@ -303,21 +328,89 @@ class ReplicateProvider(Provider):
         """Upper bound (USD): a time-billed model may run until the timeout is hit and the
         prediction cancelled: price per second x ``timeout_s`` (default: ``timeout_s`` of
         the config). Official models: the price per image."""
-        name, _ = self.split(self.model_of(request))
-        per_second = self.per_second_usd(name)
-        if per_second is None or self.config.cost_usd or price_from_table(self.config.prices_usd, name, "") is not None:
+        per_second = self.time_billed(self.split(self.model_of(request))[0])
+        if per_second is None:
             return self.estimate_cost(request)
         return round(per_second * (timeout_s if timeout_s is not None else self.config.timeout_s), 6)
 
-    def cost_of(self, prediction: dict[str, Any], request: GenerationRequest, model: str) -> float:
-        """What ``prediction`` is billed (USD): predict_time x price per second for a
-        time-billed model when the time is reported, else the estimate."""
-        name, _ = self.split(model)
+    def time_billed(self, name: str) -> float | None:
+        """USD per second when ``name`` is billed by GPU time with no price configured over
+        it (``cost_usd`` / ``prices_usd``), else None (official: per image; or configured)."""
         per_second = self.per_second_usd(name)
+        if per_second is None or self.config.cost_usd or price_from_table(self.config.prices_usd, name, "") is not None:
+            return None
+        return per_second
+
+    @staticmethod
+    def run_seconds(prediction: dict[str, Any]) -> float | None:
+        """Seconds ``prediction`` ran on its hardware: ``metrics.predict_time``, else, once it
+        has ended, ``completed_at`` - ``started_at`` (on the real service the two agree: a
+        canceled prediction recorded by the official client's tests, replicate-python
+        tests/cassettes/test_predictions_cancel[False].yaml, has started 11:15:15.375980,
+        completed 11:15:15.504128 and predict_time 0.128148); None when neither is known."""
         predict_time = (prediction.get("metrics") or {}).get("predict_time")
-        if (per_second is not None and isinstance(predict_time, (int, float)) and not self.config.cost_usd
-                and price_from_table(self.config.prices_usd, name, "") is None):
-            return round(float(predict_time) * per_second, 6)
+        if isinstance(predict_time, (int, float)) and not isinstance(predict_time, bool) and predict_time >= 0:
+            return float(predict_time)
+        started, completed = prediction.get("started_at"), prediction.get("completed_at")
+        if prediction.get("status") in TERMINAL and isinstance(started, str) and isinstance(completed, str):
+            try:
+                seconds = (datetime.fromisoformat(completed) - datetime.fromisoformat(started)).total_seconds()
+            except ValueError:
+                return None
+            return seconds if seconds >= 0 else None
+        return None
+
+    def cost_of(self, prediction: dict[str, Any], request: GenerationRequest, model: str) -> float:
+        """What a succeeded ``prediction`` is billed (USD): its run seconds
+        (``run_seconds``) x price per second for a time-billed model when they are
+        reported, else the estimate (official models: the price per image)."""
+        per_second = self.time_billed(self.split(model)[0])
+        seconds = self.run_seconds(prediction)
+        if per_second is not None and seconds is not None:
+            return round(seconds * per_second, 6)
+        return self.estimate_cost(request)
+
+    def billed_usd(self, prediction: dict[str, Any], request: GenerationRequest, model: str, *,
+                   ran_at_most_s: float | None = None) -> float | None:
+        """USD Replicate bills for ``prediction``, which ended (or was left) without an image
+        we could use:
+
+        * ``succeeded`` (e.g. it finished just before our cancel): ``cost_of``;
+        * ``aborted`` (never started): 0 (predictions/lifecycle: "No charge");
+        * an official model (priced per output image): a failed or canceled prediction
+          produced no image: 0; one failed by the content filter (E005), whose image may
+          have been made and withheld: None, so the chain counts its estimate
+          (``may_have_billed``: a filtered answer may have been billed);
+        * a time-billed model: ``run_seconds`` (``metrics.predict_time``, which failed and
+          canceled predictions report) x the hardware's price per second, rounded to
+          1e-6 USD; ended with ``started_at`` null (never ran): 0; time unknown but
+          ``ran_at_most_s`` given (our own cancel got no answer): that upper bound x the
+          price per second; else the estimate (it may have run: counted, not guessed at 0);
+        * a model priced in the configuration (``cost_usd`` / ``prices_usd``): that price
+          once it may have run (its GPU time is billed even without an image), else 0.
+
+        ``ran_at_most_s`` (seconds): the most the prediction can have run (the time since
+        the last answer that still said ``starting``, or since the create call)."""
+        status = prediction.get("status")
+        if status == "succeeded":
+            return self.cost_of(prediction, request, model)
+        if status == "aborted":
+            return 0.0
+        name, _ = self.split(model)
+        if self.per_second_usd(name) is None:  # official: per output image, and there is none
+            error = str(prediction.get("error") or "")
+            return None if any(marker in error for marker in FILTER_MARKERS) else 0.0
+        never_ran = status in TERMINAL and "started_at" in prediction and prediction.get("started_at") is None
+        per_second = self.time_billed(name)
+        if per_second is None:  # a configured price per call
+            return 0.0 if never_ran else self.estimate_cost(request)
+        seconds = self.run_seconds(prediction)
+        if seconds is not None:
+            return round(seconds * per_second, 6)
+        if never_ran:
+            return 0.0
+        if ran_at_most_s is not None:
+            return round(max(0.0, ran_at_most_s) * per_second, 6)
         return self.estimate_cost(request)
 
     # -- the call -------------------------------------------------------------------------
@@ -375,6 +468,8 @@ class ReplicateProvider(Provider):
             response = self._client.post(path, json=body, headers={"Prefer": f"wait={self.wait_s}"})
         raise_for_status(response, provider=self.name, model=model)
         prediction = self._json(response, model)
+        #: the prediction cannot have started running before this (monotonic) time
+        not_before = started
         try:
             while prediction.get("status") in ("starting", "processing"):
                 if time.monotonic() + self.config.poll_interval_s > deadline:
@@ -382,22 +477,52 @@ class ReplicateProvider(Provider):
                         f"timeout: prediction {prediction.get('id')} still {prediction.get('status')} after "
                         f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
                 time.sleep(self.config.poll_interval_s)
+                asked = time.monotonic()
                 with translate_httpx(provider=self.name, model=model):
                     polled = self._client.get(self._own_url(prediction, "get", model))
                 raise_for_status(polled, provider=self.name, model=model)
                 prediction = self._json(polled, model)
-        except ProviderError:
-            self.cancel(prediction, model)
+                if prediction.get("status") == "starting":
+                    not_before = asked
+        except ProviderError as exc:
+            # the prediction exists (created: 201): whatever went wrong since, its run is billed
+            final = self.cancel(prediction, model) or prediction
+            if exc.billed_usd is None:
+                exc.billed_usd = self.billed_usd(final, request, model, ran_at_most_s=time.monotonic() - not_before)
             raise
         return self._result(prediction, request, model, started, mapped)
 
-    def cancel(self, prediction: dict[str, Any], model: str) -> None:
-        """``POST urls.cancel`` so billing stops; a failure to cancel is logged, not raised."""
+    def cancel(self, prediction: dict[str, Any], model: str) -> dict[str, Any] | None:
+        """``POST urls.cancel`` so billing stops. Returns the prediction the cancel call
+        answers (status ``canceled``, with ``metrics.predict_time`` once it had started),
+        or None; a failure to cancel is logged, not raised."""
         try:
-            self._client.post(self._own_url(prediction, "cancel", model), timeout=10.0)
+            response = self._client.post(self._own_url(prediction, "cancel", model), timeout=10.0)
+            raise_for_status(response, provider=self.name, model=model)
+            answer = self._json(response, model)
         except (httpx.HTTPError, ProviderError) as exc:
             logging.getLogger("content_pipeline.providers").warning(
                 "replicate: could not cancel the prediction (%s); it may still be billed", type(exc).__name__)
+            return None
+        return answer if answer.get("id") == prediction.get("id") else None
+
+    def failure(self, prediction: dict[str, Any], request: GenerationRequest, model: str) -> ProviderError:
+        """The classified ProviderError of a prediction that ended without an image
+        (``failed``, ``canceled``, ``aborted``), carrying what it was billed
+        (``billed_usd``): ContentFilteredError for E005; TransientProviderError for
+        ``canceled`` / ``aborted`` and a failure that asks for a retry (E1000, E6716);
+        RejectedProviderError for any other failure (deterministic: the same input on the
+        same version fails the same way, so it is not paid for twice)."""
+        status = prediction.get("status")
+        error = str(prediction.get("error") or "")
+        cls: type[ProviderError]
+        if status == "failed" and any(marker in error for marker in FILTER_MARKERS):
+            cls, message = ContentFilteredError, f"content filtered: {error[:200]}"
+        elif status == "failed" and not any(marker in error.lower() for marker in TRANSIENT_MARKERS):
+            cls, message = RejectedProviderError, f"prediction {prediction.get('id')} failed: {error[:200]}"
+        else:
+            cls, message = TransientProviderError, f"prediction {status}: {error[:200]}"
+        return cls(message, provider=self.name, model=model, billed_usd=self.billed_usd(prediction, request, model))
 
     def _own_url(self, prediction: dict[str, Any], kind: str, model: str) -> str:
         """``urls.get`` / ``urls.cancel``, only when it points at the configured API (our
@@ -420,26 +545,31 @@ class ReplicateProvider(Provider):
 
     def _result(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float,
                 mapped: Any) -> GenerationResult:
-        status = prediction.get("status")
-        error = str(prediction.get("error") or "")
-        if status == "failed" and any(marker in error for marker in FILTER_MARKERS):
-            raise ContentFilteredError(f"content filtered: {error[:200]}", provider=self.name, model=model)
-        if status != "succeeded":
-            raise TransientProviderError(f"prediction {status}: {error[:200]}", provider=self.name, model=model)
-        output = prediction.get("output")
-        url = output[0] if isinstance(output, list) and output else output
-        if not isinstance(url, str):
-            raise InvalidOutputError("invalid answer: prediction has no output URL", provider=self.name, model=model)
-        data = self.downloader.fetch(url, provider=self.name, model=model)
-        predict_time = (prediction.get("metrics") or {}).get("predict_time")
-        found = re.search(r"[Uu]sing seed:?\s*(\d+)", str(prediction.get("logs") or ""))
-        seed = int(found.group(1)) if found else request.seed
-        return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=seed,
-            cost_usd=self.cost_of(prediction, request, model), started=started, mapped=mapped,
-            metadata={"prediction_id": prediction.get("id"), "predict_time": predict_time,
-                      "version": prediction.get("version")},
-        )
+        """The GenerationResult of a succeeded ``prediction``; else its ``failure``. A
+        succeeded prediction is billed whatever our checks then say of its output: an error
+        while fetching or checking it carries ``cost_of`` (``billed_usd``)."""
+        if prediction.get("status") != "succeeded":
+            raise self.failure(prediction, request, model)
+        cost = self.cost_of(prediction, request, model)
+        try:
+            output = prediction.get("output")
+            url = output[0] if isinstance(output, list) and output else output
+            if not isinstance(url, str):
+                raise InvalidOutputError("invalid answer: prediction has no output URL", provider=self.name, model=model)
+            data = self.downloader.fetch(url, provider=self.name, model=model)
+            predict_time = (prediction.get("metrics") or {}).get("predict_time")
+            found = re.search(r"[Uu]sing seed:?\s*(\d+)", str(prediction.get("logs") or ""))
+            seed = int(found.group(1)) if found else request.seed
+            return result_from_bytes(
+                data, provider=self, request=request, model=model, seed=seed,
+                cost_usd=cost, started=started, mapped=mapped,
+                metadata={"prediction_id": prediction.get("id"), "predict_time": predict_time,
+                          "version": prediction.get("version")},
+            )
+        except ProviderError as exc:
+            if exc.billed_usd is None:
+                exc.billed_usd = cost
+            raise
 
     def check(self) -> ProviderCheck:
         """``GET /v1/account`` (free): the token is valid."""

@@ -27,7 +27,13 @@ from typing import Any
 import pytest
 
 from core.domain import GenerationRequest, GenerationResult, ImageSlot
-from core.errors import BudgetExceededError
+from core.errors import (
+    AllProvidersFailedError,
+    BudgetExceededError,
+    ContentFilteredError,
+    RejectedProviderError,
+    TransientProviderError,
+)
 from core.settings import BudgetConfig, ProviderConfig, RetryConfig, Secrets
 from providers.base import Provider
 from providers.chain import ProviderChain
@@ -318,6 +324,42 @@ def test_settlements_above_the_estimate_never_pass_the_cap(db_url: str) -> None:
     assert settled and any(e.actual_usd > 5 * PerSecondProvider.rate for e in settled)  # above the estimate
     assert all(e.actual_usd <= e.estimate_usd + 1e-9 for e in settled)  # never above the reservation
     assert outcomes.count("refused") > 0  # the cap stopped the calls that could have passed it
+    db.dispose()
+
+
+class BilledFailureProvider(PerSecondProvider):
+    """A per-second provider whose calls fail with ``error`` (which may carry ``billed_usd``)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(lambda: 0.0)
+        self.error = error
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "counted"), [
+    # an HTTP error status alone says "not billed", but the provider reported 3.7 s of compute
+    (TransientProviderError("prediction failed: E1000", provider="per-second", status_code=500, billed_usd=0.037), 0.037),
+    # a filtered answer "may have billed" (estimate 0.05), but the provider says it did not
+    (ContentFilteredError("content filtered", provider="per-second", billed_usd=0.0), 0.0),
+    # unknown: the may_have_billed rule (a rejection after a 2xx: the estimate)
+    (RejectedProviderError("prediction failed", provider="per-second"), 0.05),
+])
+def test_a_failed_call_is_billed_what_its_error_carries(db_url: str, error: Exception, counted: float) -> None:
+    """A failed call is counted at ``ProviderError.billed_usd`` when the adapter knows it (the
+    attempt row and the budget settlement alike), else by ``may_have_billed``."""
+    db = Database(db_url)
+    ledger = BudgetLedger(db, BudgetConfig(daily_usd=1.0, monthly_usd=100.0))
+    attempts: list[Any] = []
+    chain = ProviderChain([BilledFailureProvider(error)], retry=RetryConfig(max_retries=0), budget=ledger)
+    with pytest.raises(AllProvidersFailedError):
+        chain.generate(GenerationRequest(prompt="a fox", width=64, height=64), attempts.append)
+    assert [a.cost_usd for a in attempts] == [pytest.approx(counted)]
+    [entry] = ledger.entries()
+    assert entry.estimate_usd == pytest.approx(0.1)  # reserved: rate x timeout
+    assert entry.actual_usd == pytest.approx(counted) and entry.state == ("settled" if counted else "released")
+    assert ledger.total_spent() == pytest.approx(counted)
     db.dispose()
 
 

@@ -16,13 +16,35 @@ replicate/model.py, replicate/exceptions.py: ``application/problem+json`` errors
   1..500, guidance 1..20), lucataco/realistic-vision-v5.1 and the official
   black-forest-labs/flux-schnell (aspect_ratio, 1..4 steps, no width / height, no
   guidance, no negative prompt);
-* a prediction has ``metrics.predict_time``; a filtered one fails with the E005 error
-  (https://replicate.com/docs/topics/models/errors).
+* a prediction object has the fields of predictions.get (``id``, ``model``, ``version``,
+  ``input``, ``logs``, ``output``, ``data_removed``, ``error``, ``status``, ``created_at``,
+  ``started_at``, ``completed_at``, ``metrics``, ``urls``), a ``starting`` one without the
+  last four (the official client's recorded create answers); ``started_at`` is null on a
+  terminated one that never left ``starting``; a terminated one (``succeeded``,
+  ``failed`` or ``canceled``) carries ``metrics.predict_time`` (the CPU / GPU seconds it
+  ran, what a time-billed model is billed) and ``metrics.total_time``, ``output`` null
+  unless it succeeded and ``error`` the failure's string (predictions.get in
+  https://replicate.com/docs/reference/http;
+  the canceled prediction the official client recorded, replicate-python
+  tests/cassettes/test_predictions_cancel[False].yaml: ``"status": "canceled"``,
+  ``"metrics": {"predict_time": 0.128148, "total_time": 0.175128}``, ``"output": null``,
+  ``started_at`` / ``completed_at`` set);
+* failures (the script's modes): ``filtered`` fails with the E005 error
+  (https://replicate.com/docs/topics/models/errors); ``model_error`` with the model's own
+  exception (a traceback in ``logs``); ``oom`` with E1001 and ``unknown_error`` with E1000
+  (https://replicate.com/docs/reference/error-codes defines the codes and what they mean;
+  the sentences around them here are ours), each after ``predict_time`` seconds of GPU
+  time; ``failed_no_metrics`` fails with ``metrics`` empty (older answers left
+  predict_time out: replicate-swift pull request #4); ``never_started`` fails with E6716
+  (timeout starting) before it ran: ``started_at`` null, no predict_time;
+* ``POST urls.cancel`` answers the prediction ``canceled``: with ``predict_time`` when it
+  had started, without (``started_at`` null) when it was still ``starting``.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.providers.servers.common import (
@@ -43,7 +65,22 @@ SD_VERSION = "ac732df83cea7fff18b8472768c88ad041fa750ff7682a21affe81863cbe77e4"
 RV_VERSION = "ac732df83cea7fff18b8472768c88ad041fa750ff7682a21affe81863cbe7777"
 FLUX_VERSION = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
 E005 = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+E1001 = "Model ran out of memory and was terminated (E1001)"
+E1000 = "An unexpected error occurred. Please try again. (E1000)"
+E6716 = "Timed out starting the prediction (E6716)"
+MODEL_ERROR = "RuntimeError: Sizes of tensors must match except in dimension 1"
+MODEL_TRACEBACK = ("Using seed: 4321\nTraceback (most recent call last):\n  File \"/src/predict.py\", line 112, in predict\n"
+                   "    output = self.pipe(**kwargs)\n" + MODEL_ERROR + "\n")
+#: mode -> the error string of a prediction that fails that way
+FAILURES = {"filtered": E005, "model_error": MODEL_ERROR, "oom": E1001, "unknown_error": E1000,
+            "failed_no_metrics": MODEL_ERROR, "never_started": E6716}
 FLUX_RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
+
+
+def _at(seconds: float) -> str:
+    """The service's timestamp ``seconds`` after 2026-11-21T06:00:00Z (RFC 3339, microseconds, Z)."""
+    moment = datetime(2026, 11, 21, 6, 0, tzinfo=UTC) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _cog_schema(properties: dict[str, Any], enums: dict[str, Any]) -> dict[str, Any]:
@@ -144,13 +181,18 @@ def invalid_fields(schema: dict[str, Any], data: dict[str, Any]) -> list[dict[st
 
 class ReplicateServer(ProtocolServer):
     """Replicate v1: models, versions, create (``Prefer: wait``), ``urls.get`` polling,
-    cancel, output files, GET /v1/account. ``polls``: how many GETs a prediction stays
-    ``processing`` (``None``: forever, until cancelled); ``predict_time`` in seconds."""
+    cancel, output files, GET /v1/account. ``starting_polls``: how many GETs a prediction
+    stays ``starting`` (not running yet; ``None``: until cancelled); then ``polls``: how
+    many it stays ``processing`` (``None``: forever, until cancelled); ``predict_time``:
+    the seconds it runs (``metrics.predict_time``); ``cancel_status``: an HTTP error the
+    cancel call answers instead of the canceled prediction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.polls: int | None = 0
+        self.starting_polls: int | None = 0
         self.predict_time = 2.5
+        self.cancel_status: int | None = None
         self.output_url: str | None = None  # hand back this URL instead of our own file (SSRF tests)
         self.predictions: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
@@ -174,26 +216,43 @@ class ReplicateServer(ProtocolServer):
         return self.problem(code, title, detail, **extra)
 
     def _view(self, prediction: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in prediction.items() if not k.startswith("_")}
+        """The prediction as the API answers it: a ``starting`` one without ``output``,
+        ``started_at``, ``completed_at`` and ``metrics`` (as in the official client's
+        recorded create answers), a ``processing`` one without ``completed_at`` and
+        ``metrics``; a terminated one with all of them."""
+        hidden = {"starting": ("output", "started_at", "completed_at", "metrics"),
+                  "processing": ("completed_at", "metrics")}.get(prediction["status"], ())
+        return {k: v for k, v in prediction.items() if not k.startswith("_") and k not in hidden}
 
     def _output_size(self, model: str, data: dict[str, Any]) -> tuple[int, int]:
         if "aspect_ratio" in MODELS.get(model, (False, "", {}))[2]["components"]["schemas"]["Input"]["properties"]:
             return ratio_size(str(data.get("aspect_ratio", "1:1")), float(data.get("megapixels", "1")))
         return int(data.get("width") or 768), int(data.get("height") or 768)
 
+    def _metrics(self) -> dict[str, float]:
+        """``predict_time`` (seconds running) and ``total_time`` (with the 0.5 s queued)."""
+        return {"predict_time": self.predict_time, "total_time": round(self.predict_time + 0.5, 6)}
+
+    def _start(self, prediction: dict[str, Any]) -> None:
+        prediction.update(status="processing", started_at=_at(0.5))
+
     def _finish(self, prediction: dict[str, Any]) -> None:
         mode = prediction["_mode"]
         width, height = self._output_size(prediction["model"], prediction["input"])
-        metrics = {"predict_time": self.predict_time}
-        if mode == "filtered":
-            prediction.update(status="failed", error=E005, metrics=metrics, completed_at="2026-11-21T06:00:03Z")
+        if prediction["started_at"] is None and mode != "never_started":
+            self._start(prediction)
+        if mode in FAILURES:
+            metrics: dict[str, float] = {} if mode in ("failed_no_metrics", "never_started") else self._metrics()
+            prediction.update(status="failed", error=FAILURES[mode], metrics=metrics,
+                              logs=MODEL_TRACEBACK if mode == "model_error" else "",
+                              completed_at=_at(0.5 + (0.0 if mode == "never_started" else self.predict_time)))
         else:
             fmt = {"jpg": "JPEG", "webp": "WEBP"}.get(str(prediction["input"].get("output_format")), "PNG")
             suffix, ctype = {"JPEG": (".jpg", "image/jpeg"), "WEBP": (".webp", "image/webp")}.get(fmt, (".png", "image/png"))
             url = self.output_url or self.add_file(image_for(mode, width, height, fmt), suffix, ctype)
-            prediction.update(status="succeeded", output=[url], metrics=metrics,
+            prediction.update(status="succeeded", output=[url], metrics=self._metrics(),
                               logs=f"Using seed: {prediction['input'].get('seed', 4321)}\n",
-                              completed_at="2026-11-21T06:00:03Z")
+                              completed_at=_at(0.5 + self.predict_time))
 
     def _model_object(self, name: str) -> dict[str, Any]:
         official, version, schema = MODELS[name]
@@ -244,14 +303,18 @@ class ReplicateServer(ProtocolServer):
             pid = uuid.uuid4().hex[:20]
             prediction = {"id": pid, "model": model, "version": MODELS[model][1], "input": data["input"],
                           "logs": "", "output": None, "data_removed": False, "error": None, "status": "starting",
-                          "created_at": "2026-11-21T06:00:00Z", "urls": {"get": f"{self.url}/v1/predictions/{pid}",
-                                                                       "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
-                          "_mode": mode, "_polls": self.polls}
+                          "created_at": _at(0.0), "started_at": None, "completed_at": None,
+                          "metrics": {}, "urls": {"get": f"{self.url}/v1/predictions/{pid}",
+                                                  "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
+                          "_mode": mode, "_polls": self.polls, "_starting": self.starting_polls}
             self.predictions[pid] = prediction
-            if self.polls == 0:
+            if mode == "never_started":
                 self._finish(prediction)
-            else:
-                prediction["status"] = "processing"
+            elif self.starting_polls == 0:
+                if self.polls == 0:
+                    self._finish(prediction)
+                else:
+                    self._start(prediction)
             return Reply.json(201, self._view(prediction))
         if path.startswith("/v1/predictions/"):
             pid = path.split("/")[3]
@@ -261,9 +324,18 @@ class ReplicateServer(ProtocolServer):
             prediction = found_prediction
             if path.endswith("/cancel") and request.method == "POST":
                 self.cancelled.append(pid)
-                prediction.update(status="canceled", completed_at="2026-11-21T06:01:00Z")
+                if self.cancel_status is not None:
+                    return self.error(self.cancel_status)
+                if prediction["status"] in ("starting", "processing"):  # a finished one stays as it is
+                    ran = prediction["started_at"] is not None
+                    prediction.update(status="canceled", completed_at=_at(0.5 + (self.predict_time if ran else 0.0)),
+                                      metrics=self._metrics() if ran else {})
                 return Reply.json(200, self._view(prediction))
-            if prediction["status"] == "processing" and prediction["_polls"] is not None:
+            if prediction["status"] == "starting" and prediction["_starting"] is not None:
+                prediction["_starting"] -= 1
+                if prediction["_starting"] <= 0:
+                    self._start(prediction)
+            elif prediction["status"] == "processing" and prediction["_polls"] is not None:
                 prediction["_polls"] -= 1
                 if prediction["_polls"] <= 0:
                     self._finish(prediction)

@@ -4,12 +4,15 @@ An image whose upload failed keeps status ``processed`` with ``upload_pending=Tr
 and its original in the local spool. Any later run, of any flow or date, first calls
 ``upload_pending_images``: each such row is claimed (a row another live run holds is
 left to it), its renditions are made again from the spooled original (deterministic),
-uploaded, and the row closed as ``done`` (or ``placeholder``). A store still down
-leaves the rows pending for the run after.
+uploaded, and the row closed as ``done`` (or ``placeholder``). A real image then goes
+through publishing like any other (``stage``: published, or ``in_review`` when its
+category's review is required), so a late upload never skips a review. A store still
+down leaves the rows pending for the run after.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import StorageError
@@ -24,8 +27,11 @@ from tasks.record import free_spool
 from tasks.upload import store_files
 
 
-def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Settings, run_key: str) -> dict[str, list[str]]:
+def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Settings, run_key: str, *,
+                          stage: Callable[[int], object] | None = None) -> dict[str, list[str]]:
     """Upload every pending image; ``{"uploaded": [image_id...], "pending": [...], "lost": [...]}``.
+    ``stage(pk)`` is called for each real image once it is ``done`` (the publishing step:
+    tasks.review.Publisher.stage).
 
     ``lost``: the spooled original is gone or corrupt (checksum mismatch): the row keeps
     its error; re-running its date makes the image again.
@@ -59,6 +65,8 @@ def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Set
                                     reason="placeholder: no real provider answered; a later run replaces it")
         else:
             ledger.mark_done(pk, run_key, stored, processed)
+            if stage is not None:
+                stage(pk)
         free_spool(row)
         log.info("image %s: pending upload done", row.image_id)
         outcome["uploaded"].append(row.image_id)

@@ -155,12 +155,24 @@ def produce_image_task(pk: int, run_key: str, retry_failed: bool = False) -> Ima
 @task(name="close-dead-runs", cache_policy=NO_CACHE)
 def close_dead_runs_task(run_key: str) -> dict[str, Any]:
     """Close what dead runs left: budget reservations whose run's lease expired (counted at
-    their reservation) and uploads an unreachable store left pending."""
+    their reservation) and uploads an unreachable store left pending (then published, or
+    sent to review, as the run's own images are)."""
     from tasks.pending import upload_pending_images
+
+    from tasks.review import Publisher
 
     rt = get_runtime()
     expired = rt.budget.expire_stale(rt.settings.budget.reservation_timeout_s)
-    uploads = upload_pending_images(rt.ledger, rt.store, rt.settings, run_key)
+    publishers: list[Publisher] = []
+
+    def stage(pk: int) -> None:  # a late upload is published or reviewed like the run's own images
+        if not publishers:
+            publishers.append(Publisher(rt))
+        publishers[0].stage(pk)
+
+    uploads = upload_pending_images(rt.ledger, rt.store, rt.settings, run_key, stage=stage)
+    for publisher in publishers:
+        publisher.deliver_new()
     return {"expired_reservations": expired, **uploads}
 
 

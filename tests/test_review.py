@@ -150,3 +150,38 @@ def test_the_run_end_counts_review_decisions_and_waiting_but_not_an_unpublished_
     mixed = summary(image(1, "rejected"), image(2, "placeholder", placeholder=True), image(3, "failed"))
     assert not mixed.complete
     assert mixed.verdict() == "2 of 3 images not done as real content: 1 failed, 1 placeholder"
+
+
+def test_a_late_upload_goes_through_review_like_any_image(
+        make_config: Any, a1111: A1111Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store (S3 on moto's server) is down during the first run: the images wait
+    upload-pending. The next run uploads them first, then publishes them as the run's own
+    would be: food (review required) waits ``in_review`` under review/, products (auto) is
+    published under content/. A late upload never skips the review."""
+    from flows.daily import daily_content
+    from tests.s3server import S3Server, free_port
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    make_config(**a1111_config(a1111.url), dedup={"enabled": False}, publishing={"review": {"food": "required"}},
+                storage_url="s3://content", s3={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1,
+                                                "connect_timeout_s": 1})
+    daily_content(run_date=RUN_DATE, categories=["food", "products"], return_state=True)
+    rt = get_runtime()
+    first = rt.db.images()
+    assert len(first) == 4 and all(r.status == "processed" and r.upload_pending for r in first)
+    with S3Server(port) as server:
+        server.client().create_bucket(Bucket="content")
+        daily_content(run_date=date(2026, 11, 19), categories=["landscapes"], return_state=True)
+        keys = {o["Key"] for o in server.client().list_objects_v2(Bucket="content").get("Contents", [])}
+    late = {r.id: r for r in rt.db.images() if r.run_date == RUN_DATE}
+    food = [r for r in late.values() if r.category == "food"]
+    products = [r for r in late.values() if r.category == "products"]
+    assert len(food) == 2 and all(r.status == ImageStatus.in_review.value and r.published_at is None for r in food)
+    assert all(r.storage_key.startswith("review/food/") and r.storage_key in keys for r in food)
+    assert len(products) == 2 and all(r.status == "done" and r.published_at is not None for r in products)
+    assert all(r.storage_key.startswith("content/products/") and r.storage_key in keys for r in products)
+    assert not any(r.upload_pending for r in late.values())
+    assert not [k for k in keys if k.startswith("content/food/")]  # nothing of food published before its review

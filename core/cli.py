@@ -70,7 +70,7 @@ class _App(typer.Typer):
 
 #: How long (seconds) the command line waits for a database another program holds
 #: (SQLite's write lock, a server's connect) before saying so; flows keep SQLite's 30 s.
-FAIL_FAST_S = 3.0
+FAIL_FAST_S = 2.0
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from core.cli import app
+from core.cli import FAIL_FAST_S, app
 from core.errors import ConfigError, TemplateError
 from core.settings import load_settings
 from core.templates import TemplateLibrary, load_template
@@ -196,7 +196,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert line.startswith("error: database: ") and "127.0.0.1" in line and "port 1" in line
 
 
-#: A bound that tells "said at once" (the command line's 3 s fail-fast wait, plus start-up)
+#: A bound that tells "said at once" (the command line's 2 s fail-fast wait, plus start-up)
 #: from a hang (SQLite's 30 s busy timeout, a connect that never ends), with room for a loaded machine.
 SAID_AT_ONCE_S = 20
 
@@ -214,7 +214,7 @@ def test_locked_database_is_one_line(tmp_path: Path) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert result.returncode == 1
-    assert one_line_error(result) == (f"error: database {path} is locked by another program (waited 3 s): "
+    assert one_line_error(result) == (f"error: database {path} is locked by another program (waited {FAIL_FAST_S:g} s): "
                                       "let it finish or stop it, then run again")
 
 
@@ -222,7 +222,7 @@ def test_locked_database_is_one_line(tmp_path: Path) -> None:
 def test_a_write_lock_held_on_the_pipelines_database_is_said_at_once(tmp_path: Path, command: list[str]) -> None:
     """The pipeline's own (WAL) database, at the newest schema, while another program keeps
     a write transaction open (``sqlite3 db`` then ``BEGIN IMMEDIATE;``): readers could go
-    on, writers would wait 30 s; the command line says so within its 3 s instead."""
+    on, writers would wait 30 s; the command line says so within its 2 s instead."""
     from storage.db import Database
 
     path = tmp_path / "out" / "content-pipeline.db"
@@ -236,7 +236,7 @@ def test_a_write_lock_held_on_the_pipelines_database_is_said_at_once(tmp_path: P
         holder.execute("ROLLBACK")
         holder.close()
     assert result.returncode == 1
-    assert f"error: database {path} is locked by another program (waited 3 s)" in one_line_error(result)
+    assert f"error: database {path} is locked by another program (waited {FAIL_FAST_S:g} s)" in one_line_error(result)
     # the lock gone, the same command works (a run of the offline defaults exits 1 for its placeholders)
     again = cli(*command, env=env, cwd=tmp_path)
     assert "locked" not in again.stderr and "Traceback" not in again.stderr, again.stderr

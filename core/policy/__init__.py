@@ -26,9 +26,9 @@ and by the configured additions:
     fille"), and one term written inside another ("nakedchild", "kidnude"). Sexual
     or nudity: English and French terms, phrases and patterns (core.policy.lexicon:
     "bra", "negligee", "jambes écartées", "her shirt off", "photo coquine", "in the
-    shower", slang such as "seggs"); a few ambiguous words ("explicit",
-    "provocative", "thong", "virgin", "pucelle", "nuisette") count only within three
-    words of a minor term, so "a provocative poster for teens" passes and
+    shower", "wedding night", "escort girl", slang such as "seggs"); a few
+    ambiguous words ("explicit", "provocative", "thong", "pucelle", "nuisette")
+    count only within three words of a minor term, so "a provocative poster for teens" passes and
     "écolière provocante" does not, and "hot" only right before one ("hot teen",
     not "hot dogs for kids").
     Not ages: a thing's ("a 12 year old whisky", "un chien de 9 ans"), a duration

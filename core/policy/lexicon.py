@@ -151,7 +151,8 @@ SEXUAL_PHRASES_EN = (
     "clothing optional", "clothes off", "no underwear",
     "not fully clothed", "partially clothed", "partly clothed", "half clothed", "not wearing anything",
     "not wearing any clothes", "not wearing clothes", "peeping tom", "in the buff",
-    "wearing only a smile", "stark naked",
+    "wearing only a smile", "stark naked", "wedding night", "escort girl", "escort girls", "call girl", "call girls",
+    "teen escort", "child escort",
 )
 #: sexual phrases that need a pattern (regular expressions over normalised text)
 SEXUAL_PATTERNS_EN = (
@@ -207,7 +208,7 @@ SEXUAL_PHRASES_FR = (
     "sans culotte", "sans soutien gorge", "sans rien sur le dos", "t shirt mouille", "regard seducteur",
     "regard de braise", "photo intime", "photos intimes", "pose intime", "poses intimes",
     "en tenue d eve", "en tenue d adam", "plus simple appareil", "sans rien sur elle", "sans rien sur lui",
-    "maillot deux pieces", "maillot de bain deux pieces",
+    "maillot deux pieces", "maillot de bain deux pieces", "nuit de noces", "escort girl", "call girl",
 )
 SEXUAL_PATTERNS_FR = (
     # "photo coquine", "tenue osée", "nuisette transparente"

@@ -15,6 +15,10 @@ matched against (a term found in any reading counts):
    ``t_e_e_n``, ``16-year-old`` -> ``16yearold``);
 4. each of those with runs of single characters joined (``n u d e`` -> ``nude``).
 
+Look-alike letters include the small capitals of "fancy text" generators (``ᴛᴇᴇɴ``).
+``unmask`` gives one more reading for words masked with asterisks (``n*de`` ->
+``nude``, ``t**n`` -> ``teen``), matched letter for letter against the lexicons.
+
 Repeated letters (``nuuude``, ``teeeen``) and plurals are handled at lookup time
 (``token_forms``). Every step is linear in the length of the text.
 """
@@ -33,6 +37,10 @@ _HOMOGLYPHS = str.maketrans({
     "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ɡ": "g", "һ": "h",
     "ԛ": "q", "ԝ": "w", "ӏ": "l", "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
     "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ς": "s", "σ": "o", "μ": "u", "γ": "y", "ω": "w",
+    # small capitals of the "fancy text" generators (no compatibility decomposition)
+    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i", "ᴊ": "j", "ᴋ": "k",
+    "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ǫ": "q", "ʀ": "r", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v",
+    "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
 })
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                        "@": "a", "$": "s", "!": "i", "|": "l", "€": "e"})
@@ -43,6 +51,8 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _INNER_SEPARATORS = re.compile(r"(?<=[a-z0-9])[.*_\-'’`~^•·+/\\]+(?=[a-z0-9])")
 _SINGLE_RUN = re.compile(r"(?<![a-z0-9])(?:[a-z0-9] ){2,}[a-z0-9](?![a-z0-9])")
 _REPEAT3 = re.compile(r"([a-z])\1{2,}")
+#: a word with letters masked by asterisks: "n*de", "t**n", "s*xy"
+_MASKED = re.compile(r"(?<![a-z0-9])[a-z]+(?:\*+[a-z]+)+(?![a-z0-9])")
 _REPEAT2 = re.compile(r"([a-z])\1+")
 
 
@@ -84,6 +94,26 @@ def views(text: str) -> list[str]:
             if view not in out:
                 out.append(view)
     return out
+
+
+def unmask(text: str, words: frozenset[str]) -> str:
+    """``text`` (folded) with each word masked by asterisks ("n*de", "t**n") replaced by the one of ``words``
+    it can stand for (each ``*`` one letter), if any; other words are left alone."""
+    by_length: dict[int, list[str]] = {}
+    for word in sorted(words):
+        by_length.setdefault(len(word), []).append(word)
+    seen: dict[str, str] = {}
+
+    def repl(match: re.Match[str]) -> str:
+        masked = match.group(0)
+        if len(masked) > 40:
+            return masked
+        if masked not in seen:
+            pattern = re.compile(re.escape(masked).replace(r"\*", "[a-z]"))
+            seen[masked] = next((w for w in by_length.get(len(masked), ()) if pattern.fullmatch(w)), masked)
+        return seen[masked]
+
+    return _MASKED.sub(repl, text)
 
 
 def token_forms(token: str) -> set[str]:

@@ -26,6 +26,11 @@ class S3Server:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.port = self._server.get_host_and_port()[1]
+        # moto keeps its buckets in this process's memory across servers: start empty, as a
+        # new S3 endpoint would (moto's reset API, http://docs.getmoto.org/en/latest/docs/server_mode.html#reset-api)
+        import httpx
+
+        httpx.post(f"{self.url}/moto-api/reset", timeout=60).raise_for_status()
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:

@@ -13,17 +13,7 @@ import base64
 import json
 from typing import Any
 
-from tests.providers.servers.common import (
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    b64,
-    image_for,
-    retry_after,
-    size_of,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, b64, image_for, retry_after, size_of
 
 
 class A1111Server(ProtocolServer):

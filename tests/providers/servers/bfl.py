@@ -17,16 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.providers.servers.common import (
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    ratio_size,
-    retry_after,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, ratio_size, retry_after
 
 KEY = "bfl-test-key"
 #: model -> (takes width/height, steps range or None, guidance range or None)

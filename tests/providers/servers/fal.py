@@ -15,16 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.providers.servers.common import (
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    black,
-    image_for,
-    retry_after,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, black, image_for, retry_after
 
 KEY = "fal-test-key"
 #: model id -> (most steps, takes guidance_scale)

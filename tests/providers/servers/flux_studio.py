@@ -11,17 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.providers.servers.common import (
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    photo,
-    retry_after,
-    size_of,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, photo, retry_after, size_of
 
 
 class FluxStudioServer(ProtocolServer):

@@ -12,16 +12,7 @@ model loads. Also GET /api/whoami-v2 for ``providers check``.
 
 from __future__ import annotations
 
-from tests.providers.servers.common import (
-    NEGATIVE,
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    retry_after,
-)
+from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 TOKEN = "hf_test_token"
 PARAMETERS = {"negative_prompt", "height", "width", "num_inference_steps", "guidance_scale", "scheduler", "seed",

@@ -20,15 +20,7 @@ import base64
 import time
 from typing import Any
 
-from tests.providers.servers.common import (
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    retry_after,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 KEY = "sk-test-key"
 SIZES = {"gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),

@@ -3,14 +3,7 @@ the JPEG; sides over 5000 px answer 400 ``{"error": "Invalid size"}``)."""
 
 from __future__ import annotations
 
-from tests.providers.servers.common import (
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    retry_after,
-)
+from tests.providers.servers.common import ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 
 class PicsumServer(ProtocolServer):

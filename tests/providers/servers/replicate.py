@@ -47,17 +47,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.providers.servers.common import (
-    NEGATIVE,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    ratio_size,
-)
+from tests.providers.servers.common import NEGATIVE, PROMPT, RETRY_AFTER_S, ContractCase, ProtocolServer, Reply, Request, image_for, ratio_size
 
 TOKEN = "r8_test_token"
 SD_VERSION = "ac732df83cea7fff18b8472768c88ad041fa750ff7682a21affe81863cbe77e4"

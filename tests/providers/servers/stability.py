@@ -17,18 +17,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.providers.servers.common import (
-    NEGATIVE,
-    PROMPT,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    photo,
-    ratio_size,
-    retry_after,
-)
+from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, photo, ratio_size, retry_after
 
 KEY = "sk-test-key"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")

@@ -7,11 +7,11 @@ from datetime import date
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.plan import local_today, plan_weekly
-from tasks.pipeline import RunSummary, run_images
-from flows.parameters import dated_run_name, only_categories
+from flows.parameters import dated_run_name
+from flows.scheduled import run_schedule
 from tasks.alerts import flow_failure_hook
-from tasks.runtime import get_runtime
+from tasks.pipeline import RunSummary
+from tasks.plan import plan_weekly
 
 
 @flow(name="weekly-content", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
@@ -32,9 +32,4 @@ def weekly_content(run_date: date | None = None, categories: list[str] | None = 
         categories: Only the slots of these categories (default: every slot).
         retry_failed: Also retry slots that failed for good (rejected, out of attempts) or were skipped by the budget.
     """
-    rt = get_runtime()
-    day = run_date or local_today(rt.settings.timezone)
-    assert rt.library.schedules is not None
-    # plan -> for each image: generate, post-process, categorize, upload, record -> alerts -> summary
-    slots = only_categories(plan_weekly(rt.library.schedules, day), categories, rt.library)
-    return run_images("weekly", slots, retry_failed=retry_failed)
+    return run_schedule("weekly", plan_weekly, run_date, categories, retry_failed)

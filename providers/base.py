@@ -24,6 +24,10 @@ and statuses by ``raise_for_status``:
 
 SDK clients (huggingface_hub, openai) raise their own exceptions: each adapter turns
 them into a status, message, error code and headers and calls ``error_for_status``.
+
+Asynchronous APIs (submit a job, then poll it: bfl, fal, replicate) read each answer
+with ``Provider.call_json`` (a JSON object, or the classified error) and poll with
+``poll_until`` (an interval, a deadline, their own classification of each answer).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import email.utils
 import io
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
@@ -211,6 +215,16 @@ class Provider(ABC):
             return ProviderCheck(False, self.scrub(str(exc)))
         return response
 
+    def call_json(self, client: httpx.Client, method: str, url: str, model: str, **kwargs: Any) -> dict[str, Any]:
+        """``method`` ``url`` on ``client`` (``kwargs``: httpx's ``json=``, ``headers=`` ...)
+        and its answer's JSON object; a transport error, an error status or a body that is
+        not a JSON object raises the classified ProviderError (``translate_httpx``,
+        ``raise_for_status``, ``json_object``)."""
+        with translate_httpx(provider=self.name, model=model):
+            response = client.request(method, url, **kwargs)
+        raise_for_status(response, provider=self.name, model=model)
+        return json_object(response, provider=self.name, model=model)
+
     @classmethod
     def secret_names(cls) -> list[str]:
         """The main environment variable name of each secret this provider reads."""
@@ -375,6 +389,39 @@ def translate_httpx(*, provider: str, model: str | None) -> Iterator[None]:
         raise TransientProviderError(f"timeout: {type(exc).__name__}", provider=provider, model=model) from exc
     except httpx.TransportError as exc:
         raise TransientProviderError(f"request failed: {type(exc).__name__}: {exc}", provider=provider, model=model) from exc
+
+
+def json_object(response: httpx.Response, *, provider: str, model: str | None) -> dict[str, Any]:
+    """The answer's body as a JSON object; InvalidOutputError when it is not JSON or not an object."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise InvalidOutputError("invalid answer: body is not JSON", provider=provider, model=model) from exc
+    if not isinstance(data, dict):
+        raise InvalidOutputError("invalid answer: not a JSON object", provider=provider, model=model)
+    return data
+
+
+def poll_until(poll: Callable[[], dict[str, Any]], finished: Callable[[dict[str, Any]], bool],
+               timed_out: Callable[[dict[str, Any]], ProviderError], *, deadline: float, interval_s: float,
+               first: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Poll an asynchronous job until ``finished``; returns that last answer.
+
+    The first answer is ``first`` (the submit call's, when it already tells the job's
+    state), else a ``poll()`` made at once; then, while ``finished(answer)`` is False, one
+    ``poll()`` after each ``interval_s`` seconds of sleep. ``finished`` also raises the
+    job's own failures (a content filter, an error status); ``poll`` raises what
+    ``Provider.call_json`` raises. When a sleep would end past ``deadline``
+    (``time.monotonic()``), ``timed_out(answer)`` (the last answer) is raised instead.
+    Cancelling or billing a job left behind is the caller's (``except ProviderError``
+    around the call)."""
+    answer = poll() if first is None else first
+    while not finished(answer):
+        if time.monotonic() + interval_s > deadline:
+            raise timed_out(answer)
+        time.sleep(interval_s)
+        answer = poll()
+    return answer
 
 
 def validate_image(data: bytes, *, provider: str, model: str | None, expected: tuple[int, int] | None = None) -> tuple[int, int, str]:

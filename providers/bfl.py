@@ -29,8 +29,8 @@ import httpx
 from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError, InvalidOutputError, TransientProviderError, UnsafeURLError
-from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
+from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 
 ULTRA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
@@ -117,44 +117,32 @@ class BFLProvider(Provider):
             return url
         raise UnsafeURLError(f"refused URL: polling_url outside {self._base} and *.bfl.ai", provider=self.name, model=model)
 
-    def _json(self, response: httpx.Response, model: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise InvalidOutputError("invalid answer: body is not JSON", provider=self.name, model=model) from exc
-        if not isinstance(data, dict):
-            raise InvalidOutputError("invalid answer: not a JSON object", provider=self.name, model=model)
-        return data
-
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = self.model_of(request)
         started = time.monotonic()
-        deadline = started + self.config.timeout_s
-        with translate_httpx(provider=self.name, model=model):
-            response = self._client.post(f"/v1/{model}", json=self.payload(request))
-        raise_for_status(response, provider=self.name, model=model)
-        task = self._json(response, model)
+        task = self.call_json(self._client, "POST", f"/v1/{model}", model, json=self.payload(request))
         task_id = str(task.get("id") or "")
         polling_url = self._polling_url(str(task.get("polling_url") or f"{self._base}/v1/get_result?id={task_id}"), model)
-        while True:
-            with translate_httpx(provider=self.name, model=model):
-                polled = self._client.get(polling_url)
-            raise_for_status(polled, provider=self.name, model=model)
-            answer = self._json(polled, model)
+
+        def ready(answer: dict[str, Any]) -> bool:
             status = str(answer.get("status") or "")
             if status == "Ready":
-                break
+                return True
             if status in FILTERED:
                 raise ContentFilteredError(f"content filtered: {status}", provider=self.name, model=model)
             if status not in PENDING:
                 raise TransientProviderError(f"task {task_id} {status or 'without status'}: "
                                              f"{str(answer.get('details') or '')[:200]}", provider=self.name, model=model)
-            if time.monotonic() + self.config.poll_interval_s > deadline:
-                # BFL has no cancel call: the task finishes (and is billed) on its own
-                logging.getLogger("content_pipeline.providers").warning("bfl: task %s still pending at the timeout", task_id)
-                raise TransientProviderError(f"timeout: task {task_id} still {status} after {self.config.timeout_s:.0f} s",
-                                             provider=self.name, model=model)
-            time.sleep(self.config.poll_interval_s)
+            return False
+
+        def timed_out(answer: dict[str, Any]) -> ProviderError:
+            # BFL has no cancel call: the task finishes (and is billed) on its own
+            logging.getLogger("content_pipeline.providers").warning("bfl: task %s still pending at the timeout", task_id)
+            return TransientProviderError(f"timeout: task {task_id} still {answer.get('status')} after "
+                                          f"{self.config.timeout_s:.0f} s", provider=self.name, model=model)
+
+        answer = poll_until(lambda: self.call_json(self._client, "GET", polling_url, model), ready, timed_out,
+                            deadline=started + self.config.timeout_s, interval_s=self.config.poll_interval_s)
         result = answer.get("result") or {}
         url = result.get("sample") if isinstance(result, dict) else None
         if not isinstance(url, str):

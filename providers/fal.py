@@ -25,7 +25,7 @@ from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
-from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 
 
@@ -93,50 +93,36 @@ class FalProvider(Provider):
             raise UnsafeURLError(f"refused URL: queue answered a URL outside {self._base}", provider=self.name, model=model)
         return url
 
-    def _json(self, response: httpx.Response, model: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise InvalidOutputError("invalid answer: body is not JSON", provider=self.name, model=model) from exc
-        if not isinstance(data, dict):
-            raise InvalidOutputError("invalid answer: not an object", provider=self.name, model=model)
-        return data
-
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = request.model or self.model
         started = time.monotonic()
-        deadline = started + self.config.timeout_s
-        with translate_httpx(provider=self.name, model=model):
-            response = self._client.post(f"/{model}", json=self.payload(request))
-        raise_for_status(response, provider=self.name, model=model)
-        job = self._json(response, model)
+        job = self.call_json(self._client, "POST", f"/{model}", model, json=self.payload(request))
         request_id = job.get("request_id")
         base = f"{self._base}/{model}/requests/{request_id}"
         # the queue answers its own URLs (for "fal-ai/flux/schnell" they live under the app "fal-ai/flux")
         status_url = self._own(str(job.get("status_url") or base + "/status"), model)
         response_url = self._own(str(job.get("response_url") or base), model)
         cancel_url = self._own(str(job.get("cancel_url") or status_url.removesuffix("/status") + "/cancel"), model)
+
+        def completed(answer: dict[str, Any]) -> bool:
+            status = answer.get("status")
+            if status == "COMPLETED":
+                return True
+            if status not in ("IN_QUEUE", "IN_PROGRESS"):
+                raise TransientProviderError(f"request {request_id} {status}", provider=self.name, model=model)
+            return False
+
+        def timed_out(answer: dict[str, Any]) -> ProviderError:
+            return TransientProviderError(f"timeout: request {request_id} still {answer.get('status')} after "
+                                          f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
+
         try:
-            while True:
-                with translate_httpx(provider=self.name, model=model):
-                    polled = self._client.get(status_url)
-                raise_for_status(polled, provider=self.name, model=model)
-                status = self._json(polled, model).get("status")
-                if status == "COMPLETED":
-                    break
-                if status not in ("IN_QUEUE", "IN_PROGRESS"):
-                    raise TransientProviderError(f"request {request_id} {status}", provider=self.name, model=model)
-                if time.monotonic() + self.config.poll_interval_s > deadline:
-                    raise TransientProviderError(f"timeout: request {request_id} still {status} after "
-                                                 f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
-                time.sleep(self.config.poll_interval_s)
+            poll_until(lambda: self.call_json(self._client, "GET", status_url, model), completed, timed_out,
+                       deadline=started + self.config.timeout_s, interval_s=self.config.poll_interval_s)
         except ProviderError:
             self.cancel(cancel_url)
             raise
-        with translate_httpx(provider=self.name, model=model):
-            result = self._client.get(response_url)
-        raise_for_status(result, provider=self.name, model=model)
-        output = self._json(result, model)
+        output = self.call_json(self._client, "GET", response_url, model)
         if any(output.get("has_nsfw_concepts") or []):
             raise ContentFilteredError("content filtered: has_nsfw_concepts", provider=self.name, model=model)
         images = output.get("images") or []

@@ -65,7 +65,7 @@ from pydantic import Field
 
 from core.domain import GenerationRequest, GenerationResult
 from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx
+from providers.base import Provider, ProviderCheck, json_object, poll_until, raise_for_status, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 FILTER_MARKERS = ("E005", "flagged as sensitive", "NSFW")
@@ -278,10 +278,7 @@ class ReplicateProvider(Provider):
             return cached
         name, version = key[1], key[2]
         path = f"/v1/models/{name}/versions/{version}" if version else f"/v1/models/{name}"
-        with translate_httpx(provider=self.name, model=model):
-            response = self._client.get(path)
-        raise_for_status(response, provider=self.name, model=model)
-        body = self._json(response, model)
+        body = self.call_json(self._client, "GET", path, model)
         found = body if version else (body.get("latest_version") or {})
         version_id = str(found.get("id") or version)
         if not VERSION_ID.match(version_id) and not self.is_official(name):
@@ -464,26 +461,26 @@ class ReplicateProvider(Provider):
         started = time.monotonic()
         deadline = started + self.config.timeout_s
         path, body, mapped = self.create_call(request)
-        with translate_httpx(provider=self.name, model=model):
-            response = self._client.post(path, json=body, headers={"Prefer": f"wait={self.wait_s}"})
-        raise_for_status(response, provider=self.name, model=model)
-        prediction = self._json(response, model)
+        prediction = self.call_json(self._client, "POST", path, model, json=body, headers={"Prefer": f"wait={self.wait_s}"})
         #: the prediction cannot have started running before this (monotonic) time
         not_before = started
+
+        def poll() -> dict[str, Any]:
+            """``urls.get``: the prediction's latest state (kept in ``prediction``, for the cancel)."""
+            nonlocal prediction, not_before
+            asked = time.monotonic()
+            prediction = self.call_json(self._client, "GET", self._own_url(prediction, "get", model), model)
+            if prediction.get("status") == "starting":
+                not_before = asked
+            return prediction
+
+        def timed_out(last: dict[str, Any]) -> ProviderError:
+            return TransientProviderError(f"timeout: prediction {last.get('id')} still {last.get('status')} after "
+                                          f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
+
         try:
-            while prediction.get("status") in ("starting", "processing"):
-                if time.monotonic() + self.config.poll_interval_s > deadline:
-                    raise TransientProviderError(
-                        f"timeout: prediction {prediction.get('id')} still {prediction.get('status')} after "
-                        f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
-                time.sleep(self.config.poll_interval_s)
-                asked = time.monotonic()
-                with translate_httpx(provider=self.name, model=model):
-                    polled = self._client.get(self._own_url(prediction, "get", model))
-                raise_for_status(polled, provider=self.name, model=model)
-                prediction = self._json(polled, model)
-                if prediction.get("status") == "starting":
-                    not_before = asked
+            poll_until(poll, lambda last: last.get("status") not in ("starting", "processing"), timed_out,
+                       deadline=deadline, interval_s=self.config.poll_interval_s, first=prediction)
         except ProviderError as exc:
             # the prediction exists (created: 201): whatever went wrong since, its run is billed
             final = self.cancel(prediction, model) or prediction
@@ -499,7 +496,7 @@ class ReplicateProvider(Provider):
         try:
             response = self._client.post(self._own_url(prediction, "cancel", model), timeout=10.0)
             raise_for_status(response, provider=self.name, model=model)
-            answer = self._json(response, model)
+            answer = json_object(response, provider=self.name, model=model)
         except (httpx.HTTPError, ProviderError) as exc:
             logging.getLogger("content_pipeline.providers").warning(
                 "replicate: could not cancel the prediction (%s); it may still be billed", type(exc).__name__)
@@ -533,15 +530,6 @@ class ReplicateProvider(Provider):
             return url
         suffix = "/cancel" if kind == "cancel" else ""
         return f"{base}/v1/predictions/{prediction.get('id')}{suffix}"
-
-    def _json(self, response: httpx.Response, model: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise InvalidOutputError("invalid answer: body is not JSON", provider=self.name, model=model) from exc
-        if not isinstance(data, dict):
-            raise InvalidOutputError("invalid answer: not a JSON object", provider=self.name, model=model)
-        return data
 
     def _result(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float,
                 mapped: Any) -> GenerationResult:

@@ -1,6 +1,7 @@
 """Real Prefect processes for end-to-end tests: a ``prefect server start`` subprocess on
 PostgreSQL, the ``content-pipeline serve`` process, ``prefect worker start`` processes,
 and uniquely named PostgreSQL databases (127.0.0.1:5432, user postgres, trust auth).
+``served_stack`` puts the first two together: the stack the end-to-end modules share.
 
 Everything listens on 127.0.0.1 with free ports; every process writes its output to a
 log file whose tail is shown when something does not come up in time.
@@ -15,11 +16,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("CONTENT_PIPELINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -139,3 +144,78 @@ class PrefectServer:
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+def write_config(path: Path, output: Path, database: str, **extra: Any) -> Path:
+    """Write a content-pipeline.yaml at ``path``: images under ``output``, the project's
+    templates, the metrics database ``database`` on the test PostgreSQL, no retry
+    backoff, then ``extra``; returns ``path``."""
+    data = {"output_dir": str(output), "templates_dir": str(PROJECT_ROOT / "templates"),
+            "database_url": pg_url(database, "psycopg"), "retry": {"backoff_s": 0.0}, **extra}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def deployment_names(api_url: str) -> set[str]:
+    """``flow/deployment`` of every deployment the server at ``api_url`` has."""
+    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
+    response.raise_for_status()
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={}, timeout=5).json()}
+    return {f"{flows.get(d['flow_id'])}/{d['name']}" for d in response.json()}
+
+
+@dataclass
+class ServedStack:
+    """A Prefect server with the deployments of ``content-pipeline serve`` (``served_stack``)."""
+
+    server: PrefectServer
+    home: Path  # PREFECT_HOME of the server and of the processes started against it
+    workdir: Path
+    output: Path  # output_dir of the served configuration
+    metrics_db: str  # its metrics database (PostgreSQL)
+    config: Path
+    serve: Proc
+
+    def settings(self) -> Any:
+        """Prefect settings aimed at the server, for this process (a context manager)."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        return temporary_settings({PREFECT_API_URL: self.server.api_url})
+
+
+@contextmanager
+def served_stack(workdir: Path, name: str, deployments: set[str], **config: Any) -> Iterator[ServedStack]:
+    """``prefect server start`` (its own PREFECT_HOME under ``workdir``, its database on the
+    test PostgreSQL) and ``content-pipeline serve`` against it, with the configuration
+    ``workdir/<name>.yaml`` (``write_config``: a new metrics database, images under
+    ``workdir/<name>-output``, then ``config``); yields once the server is healthy and
+    ``serve`` has registered ``deployments`` (``flow/deployment`` names). Fails the test
+    when PostgreSQL is not reachable. On exit: both processes stopped, the databases dropped."""
+    problem = postgres_available()
+    if problem:
+        pytest.fail(problem)
+    home = workdir / "prefect-home"
+    home.mkdir()
+    server_db, metrics_db = create_database("cp_prefect"), create_database("cp_metrics")
+    server = PrefectServer(home, pg_url(server_db, "asyncpg"))
+    serve: Proc | None = None
+    try:
+        server.wait_healthy()
+        output = workdir / f"{name}-output"
+        path = write_config(workdir / f"{name}.yaml", output, metrics_db, **config)
+        env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
+                       CONTENT_PIPELINE_CONFIG=str(path))
+        env.pop("PREFECT_LOGGING_LEVEL")  # `serve` as a person starts it: the CLI's defaults decide what is logged
+        serve = Proc([sys.executable, "-m", "core.cli", "serve"], env, workdir / "serve.log")
+        wait_for(lambda: deployments <= deployment_names(server.api_url), 180,
+                 "content-pipeline serve registering its deployments", serve.log, serve.process)
+        yield ServedStack(server, home, workdir, output, metrics_db, path, serve)
+    finally:
+        if serve is not None:
+            serve.stop()
+        server.stop()
+        from storage.db import reset_databases
+
+        reset_databases()
+        for database in (server_db, metrics_db):
+            drop_database(database)

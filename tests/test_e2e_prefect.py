@@ -13,98 +13,40 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 from PIL import Image
 
 from tests.prefect_stack import (
     PROJECT_ROOT,
     Proc,
-    PrefectServer,
+    ServedStack,
     base_env,
     create_database,
     drop_database,
     pg_url,
-    postgres_available,
+    served_stack,
     tail,
     wait_for,
+    write_config,
 )
 from tests.servers import A1111Server
 
 pytestmark = pytest.mark.timeout(600)
 
 
-@dataclass
-class Stack:
-    server: PrefectServer
-    home: Path
-    workdir: Path
-    metrics_db: str
-    served_config: Path
-    serve: Proc
-
-    def settings(self) -> Any:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        return temporary_settings({PREFECT_API_URL: self.server.api_url})
-
-
-def _write_config(path: Path, output: Path, database: str, **extra: Any) -> Path:
-    data = {"output_dir": str(output), "templates_dir": str(PROJECT_ROOT / "templates"),
-            "database_url": pg_url(database, "psycopg"), "retry": {"backoff_s": 0.0}, **extra}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _deployment_names(api_url: str) -> set[str]:
-    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
-    response.raise_for_status()
-    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={}, timeout=5).json()}
-    return {f"{flows.get(d['flow_id'])}/{d['name']}" for d in response.json()}
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStack]:
+    deployments = {"generate/adhoc", "daily-content/daily", "weekly-content/weekly", "weekly-report/weekly-report"}
+    with served_stack(tmp_path_factory.mktemp("e2e"), "served", deployments) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    problem = postgres_available()
-    if problem:
-        pytest.fail(problem)
-    workdir = tmp_path_factory.mktemp("e2e")
-    home = workdir / "prefect-home"
-    home.mkdir()
-    server_db = create_database("cp_prefect")
-    metrics_db = create_database("cp_metrics")
-    server = PrefectServer(home, pg_url(server_db, "asyncpg"))
-    serve: Proc | None = None
-    try:
-        server.wait_healthy()
-        config = _write_config(workdir / "served.yaml", workdir / "served-output", metrics_db)
-        env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
-                       CONTENT_PIPELINE_CONFIG=str(config))
-        env.pop("PREFECT_LOGGING_LEVEL")  # `serve` as a person starts it: the CLI's defaults decide what is logged
-        serve = Proc([sys.executable, "-m", "core.cli", "serve"], env, workdir / "serve.log")
-        wait_for(lambda: {"generate/adhoc", "daily-content/daily", "weekly-content/weekly", "weekly-report/weekly-report"}
-                 <= _deployment_names(server.api_url),
-                 180, "content-pipeline serve registering its deployments", serve.log, serve.process)
-        yield Stack(server, home, workdir, metrics_db, config, serve)
-    finally:
-        if serve is not None:
-            serve.stop()
-        server.stop()
-        from storage.db import reset_databases
-
-        reset_databases()
-        for name in (server_db, metrics_db):
-            drop_database(name)
-
-
-@pytest.fixture(scope="module")
-def adhoc_run(stack: Stack) -> Any:
+def adhoc_run(stack: ServedStack) -> Any:
     """The ad-hoc deployment triggered with parameters, as the UI's Run form does."""
     from prefect.deployments import run_deployment
 
@@ -120,7 +62,7 @@ def adhoc_run(stack: Stack) -> Any:
     return run
 
 
-def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: Stack, adhoc_run: Any) -> None:
+def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: ServedStack, adhoc_run: Any) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
@@ -148,7 +90,7 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
     gallery = artifacts["adhoc-gallery"].data
     for row in mine:
         assert f"slot e2e-pasta-dish#{row.slot_index} image {row.image_id}" in logs
-        path = stack.workdir / "served-output" / row.storage_key
+        path = stack.output / row.storage_key
         with Image.open(path) as image:
             assert image.size == (1792, 1024)  # format=landscape reached the provider
         assert row.image_id in gallery
@@ -156,7 +98,7 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: St
     assert len(thumbs) == 3 and all(t.startswith("data:image/jpeg;base64,") for t in thumbs)  # inline: they load
 
 
-def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack: Stack) -> None:
+def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack: ServedStack) -> None:
     """As a scheduled run does: no run_date; the UI's category choice keeps only those slots."""
     from prefect.deployments import run_deployment
 
@@ -172,7 +114,7 @@ def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack:
     assert len(rows) == 2 and {r.category for r in rows} == {"food"} and {r.status for r in rows} == {"placeholder"}
 
 
-def test_out_of_range_parameters_are_rejected_by_the_server(stack: Stack) -> None:
+def test_out_of_range_parameters_are_rejected_by_the_server(stack: ServedStack) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.deployments import run_deployment
@@ -237,7 +179,7 @@ def _gallery_id(api_url: str, run_id: Any) -> Any:
     return gallery.id
 
 
-def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: Stack, adhoc_run: Any) -> None:
+def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: ServedStack, adhoc_run: Any) -> None:
     """The Prefect UI as a person sees it (Chrome DevTools Protocol, tests/cdp.py): the
     deployments page, the run form, the served run's Logs tab with INFO lines naming each
     image, and its gallery artifact with every thumbnail loaded (naturalWidth > 0)."""
@@ -288,7 +230,7 @@ def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: S
         _shot(page, "gallery")
 
 
-def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: ServedStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same gallery on an S3 store (moto's server): presigned thumbnails that load."""
     from tests.cdp import Browser
     from tests.s3server import S3Server
@@ -298,7 +240,7 @@ def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: Stack, monkeypatch:
         monkeypatch.setenv(name, value)
     with S3Server() as s3:
         s3.client().create_bucket(Bucket="ui-gallery")
-        config = _write_config(stack.workdir / "s3.yaml", stack.workdir / "s3-output", stack.metrics_db,
+        config = write_config(stack.workdir / "s3.yaml", stack.workdir / "s3-output", stack.metrics_db,
                                storage_url="s3://ui-gallery/studio", s3={"endpoint_url": s3.url})
         env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_CONFIG=str(config), **creds)
         script = ("from flows.adhoc import generate; "
@@ -327,7 +269,7 @@ def _runs_started_by(worker_log: Path) -> list[str]:
     return [run for run in submitted if run not in aborted]
 
 
-def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack: Stack) -> None:
+def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack: ServedStack) -> None:
     """Two ``prefect worker start`` processes of one process pool run two daily dates at once
     against the PostgreSQL-backed server; the metrics DB is PostgreSQL; the provider, a
     loopback AUTOMATIC1111 server (real images: the runs end Completed), is limited to one
@@ -345,7 +287,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
     pool = f"cp-pool-{uuid.uuid4().hex[:6]}"
     output = stack.workdir / "scale-output"
     a1111 = A1111Server(delay_s=0.2).__enter__()
-    config = _write_config(stack.workdir / "scale.yaml", output, metrics_db,
+    config = write_config(stack.workdir / "scale.yaml", output, metrics_db,
                            chain=["automatic1111", "placeholder"], dedup={"enabled": False},
                            providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 120}},
                            scale={"global_limits": True, "provider_limits": {"automatic1111": 1}})
@@ -430,7 +372,7 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
         drop_database(metrics_db)
 
 
-def test_prefect_yaml_deploys_to_the_process_pool(stack: Stack) -> None:
+def test_prefect_yaml_deploys_to_the_process_pool(stack: ServedStack) -> None:
     """``prefect deploy --prefect-file deployments/prefect.yaml`` against the server: the
     schedules keep cron + timezone, the scheduled ones get concurrency 1, all go to the pool.
     (Runs last: it re-points the served daily/weekly/adhoc deployments at the pool.)"""

@@ -12,29 +12,15 @@ of the fourth and suspends again for it; approved, it is published and the run c
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from PIL import Image
 
-from tests.prefect_stack import (
-    PROJECT_ROOT,
-    Proc,
-    PrefectServer,
-    base_env,
-    create_database,
-    drop_database,
-    pg_url,
-    postgres_available,
-    tail,
-    wait_for,
-)
+from tests.prefect_stack import PROJECT_ROOT, ServedStack, pg_url, served_stack, tail, wait_for
 from tests.servers import A1111Server
 
 pytestmark = pytest.mark.timeout(900)
@@ -42,70 +28,25 @@ pytestmark = pytest.mark.timeout(900)
 RUN_DATE = "2026-11-25"
 
 
-@dataclass
-class ReviewStack:
-    server: PrefectServer
-    workdir: Path
-    output: Path
-    metrics_db: str
-    serve: Proc
-    a1111: A1111Server
-
-
-def _deployments(api_url: str) -> set[str]:
-    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={}, timeout=5).json()}
-    found = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5).json()
-    return {f"{flows.get(d['flow_id'])}/{d['name']}" for d in found}
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewStack]:
-    problem = postgres_available()
-    if problem:
-        pytest.fail(problem)
-    workdir = tmp_path_factory.mktemp("e2e-review")
-    home = workdir / "prefect-home"
-    home.mkdir()
-    server_db, metrics_db = create_database("cp_prefect_rv"), create_database("cp_metrics_rv")
-    server = PrefectServer(home, pg_url(server_db, "asyncpg"))
-    serve: Proc | None = None
-    with A1111Server() as a1111:
-        try:
-            server.wait_healthy()
-            output = workdir / "output"
-            config = workdir / "review.yaml"
-            config.write_text(yaml.safe_dump({
-                "output_dir": str(output), "templates_dir": str(PROJECT_ROOT / "templates"),
-                "database_url": pg_url(metrics_db, "psycopg"), "retry": {"backoff_s": 0.0},
-                "chain": ["automatic1111", "placeholder"],
-                "providers": {"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 30}},
-                "dedup": {"enabled": False},  # the loopback server answers the same photo every time
-                "publishing": {"review": {"*": "required"}, "on_demand_template": {"architecture": "modern-villa"}},
-            }, sort_keys=False))
-            env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
-                           CONTENT_PIPELINE_CONFIG=str(config))
-            serve = Proc([sys.executable, "-m", "core.cli", "serve"], env, workdir / "serve.log")
-            wait_for(lambda: {"daily-content/daily", "reserve/reserve"} <= _deployments(server.api_url), 180,
-                     "content-pipeline serve registering its deployments", serve.log, serve.process)
-            yield ReviewStack(server, workdir, output, metrics_db, serve, a1111)
-        finally:
-            if serve is not None:
-                serve.stop()
-            server.stop()
-            from storage.db import reset_databases
-
-            reset_databases()
-            for name in (server_db, metrics_db):
-                drop_database(name)
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStack]:
+    with A1111Server() as a1111, served_stack(
+        tmp_path_factory.mktemp("e2e-review"), "review", {"daily-content/daily", "reserve/reserve"},
+        chain=["automatic1111", "placeholder"],
+        providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 30}},
+        dedup={"enabled": False},  # the loopback server answers the same photo every time
+        publishing={"review": {"*": "required"}, "on_demand_template": {"architecture": "modern-villa"}},
+    ) as served:
+        yield served
 
 
-def _flow_run(stack: ReviewStack, run_id: str) -> dict[str, Any]:
+def _flow_run(stack: ServedStack, run_id: str) -> dict[str, Any]:
     response = httpx.get(f"{stack.server.api_url}/flow_runs/{run_id}", timeout=10)
     response.raise_for_status()
     return dict(response.json())
 
 
-def _suspended(stack: ReviewStack, run_id: str, pause_key: str) -> dict[str, Any]:
+def _suspended(stack: ServedStack, run_id: str, pause_key: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         run = _flow_run(stack, run_id)
         state = run["state"] or {}
@@ -120,21 +61,21 @@ def _suspended(stack: ReviewStack, run_id: str, pause_key: str) -> dict[str, Any
     return wait_for(check, 300, f"flow run suspended for {pause_key}", stack.serve.log, stack.serve.process)
 
 
-def _input(stack: ReviewStack, run: dict[str, Any], which: str) -> Any:
+def _input(stack: ServedStack, run: dict[str, Any], which: str) -> Any:
     key = run["state"]["state_details"]["run_input_keyset"][which]
     response = httpx.get(f"{stack.server.api_url}/flow_runs/{run['id']}/input/{key}", timeout=10)
     response.raise_for_status()
     return response.json()
 
 
-def _resume(stack: ReviewStack, run_id: str, run_input: dict[str, Any]) -> None:
+def _resume(stack: ServedStack, run_id: str, run_input: dict[str, Any]) -> None:
     response = httpx.post(f"{stack.server.api_url}/flow_runs/{run_id}/resume", json={"run_input": run_input},
                           timeout=30)
     response.raise_for_status()
     assert response.json()["status"] == "ACCEPT", response.text
 
 
-def _rows(stack: ReviewStack) -> list[Any]:
+def _rows(stack: ServedStack) -> list[Any]:
     from storage.db import Database
 
     db = Database(pg_url(stack.metrics_db, "psycopg"))
@@ -150,7 +91,7 @@ def _files(output: Path, top: str) -> list[str]:
                   if p.is_file() and not p.name.endswith(".meta.json")) if base.exists() else []
 
 
-def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_approved(stack: ReviewStack) -> None:
+def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_approved(stack: ServedStack) -> None:
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -234,7 +175,7 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     assert not _files(stack.output, "review")
 
 
-def test_reserve_deployment_called_through_the_api(stack: ReviewStack) -> None:
+def test_reserve_deployment_called_through_the_api(stack: ServedStack) -> None:
     """Another system reserves through Prefect's API: two food images are published (the
     test above), so two calls reserve two different ones and the third run fails, saying why."""
     from prefect.deployments import run_deployment
@@ -261,7 +202,7 @@ def test_reserve_deployment_called_through_the_api(stack: ReviewStack) -> None:
         ("2026-12-03", "instagram", "prefect")}
 
 
-def test_reserve_with_nothing_free_requests_an_on_demand_generation(stack: ReviewStack) -> None:
+def test_reserve_with_nothing_free_requests_an_on_demand_generation(stack: ServedStack) -> None:
     """No architecture image exists; the category has an on-demand template: the reserve run
     completes having started one ad-hoc generation of that template for the date."""
     from prefect.client.orchestration import get_client

@@ -13,18 +13,7 @@ import pkgutil
 
 from tests.providers.servers.automatic1111 import A1111Server
 from tests.providers.servers.civitai import CivitaiServer
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    black,
-    image_for,
-    photo,
-    ratio_size,
-)
+from tests.providers.servers.common import ERROR_CODES, RETRY_AFTER_S, ContractCase, ProtocolServer, Reply, Request, black, image_for, photo, ratio_size
 from tests.providers.servers.fal import FalServer
 from tests.providers.servers.flux_studio import FluxStudioServer
 from tests.providers.servers.huggingface import HuggingFaceServer

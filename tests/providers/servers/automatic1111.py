@@ -13,18 +13,7 @@ import base64
 import json
 from typing import Any
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    b64,
-    image_for,
-    size_of,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, b64, image_for, retry_after, size_of
 
 
 class A1111Server(ProtocolServer):
@@ -38,7 +27,7 @@ class A1111Server(ProtocolServer):
     def error(self, code: int) -> Reply:
         if code == 422:
             return Reply.json(422, {"detail": [{"loc": ["body", "width"], "msg": "value is not a valid integer", "type": "type_error"}]})
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
+        headers = retry_after(code)
         errors = {400: "Sampler not found", 401: "Not authenticated", 402: "Payment required", 403: "Forbidden",
                   429: "Too Many Requests", 500: "CUDA out of memory", 503: "Service Unavailable"}
         return Reply.json(code, {"error": "HTTPException", "detail": errors[code], "body": "", "errors": ""}, headers)
@@ -62,9 +51,9 @@ class A1111Server(ProtocolServer):
                                                     "type": "value_error"}]})
         if request.path == "/sdapi/v1/img2img" and not payload.get("init_images"):
             return Reply.json(422, {"detail": [{"loc": ["body", "init_images"], "msg": "field required", "type": "value_error.missing"}]})
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit()
+        if answer is not None:
+            return answer
         width, height = size_of(payload)
         seed = payload.get("seed", -1)
         checkpoint = (payload.get("override_settings") or {}).get("sd_model_checkpoint", "realisticVision_v51")

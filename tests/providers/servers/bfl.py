@@ -17,17 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    ratio_size,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, ratio_size, retry_after
 
 KEY = "bfl-test-key"
 #: model -> (takes width/height, steps range or None, guidance range or None)
@@ -46,7 +36,7 @@ class BFLServer(ProtocolServer):
         self.tasks: dict[str, dict[str, Any]] = {}
 
     def error(self, code: int) -> Reply:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
+        headers = retry_after(code)
         if code == 422:
             return Reply.json(422, {"detail": [{"loc": ["body", "width"], "msg": "Input should be a multiple of 32",
                                                 "type": "multiple_of"}]})
@@ -107,12 +97,9 @@ class BFLServer(ProtocolServer):
             return Reply.json(422, {"detail": [{"loc": ["body"], "msg": "Input should be a valid dictionary",
                                                 "type": "dict_type"}]})
         payload = request.json()
-        refused = self.validate(model, payload)
-        if refused is not None:
-            return refused
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit(self.validate(model, payload))
+        if answer is not None:
+            return answer
         task_id = str(uuid.uuid4())
         if MODELS[model][0]:
             width, height = int(payload.get("width", 1024)), int(payload.get("height", 768))

@@ -239,8 +239,22 @@ class ProtocolServer:
 
     def error(self, code: int) -> Reply:
         """The protocol's error answer for HTTP ``code`` (overridden per protocol)."""
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
-        return Reply.json(code, {"detail": f"error {code}"}, headers)
+        return Reply.json(code, {"detail": f"error {code}"}, retry_after(code))
+
+    def admit(self, refused: Reply | None = None) -> tuple[str, Reply | None]:
+        """(mode, answer) of a generation request. ``refused``, the real service's refusal
+        (the server's ``validate``), is the answer whatever the script says, and uses up no
+        mode; else the mode is ``next_mode()``, and the answer the protocol's ``error`` for
+        an HTTP-code mode (``ERROR_CODES``) or None: the server answers that mode itself."""
+        if refused is not None:
+            return "", refused
+        mode = self.next_mode()
+        return mode, (self.error(int(mode)) if mode in ERROR_CODES else None)
+
+
+def retry_after(code: int, header: str = "Retry-After") -> dict[str, str]:
+    """The ``Retry-After`` header (``RETRY_AFTER_S`` seconds) of a 429 answer; {} for any other code."""
+    return {header: str(RETRY_AFTER_S)} if code == 429 else {}
 
 
 def size_of(data: dict[str, Any], default: int = 512) -> tuple[int, int]:

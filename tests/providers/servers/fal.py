@@ -15,17 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    black,
-    image_for,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, black, image_for, retry_after
 
 KEY = "fal-test-key"
 #: model id -> (most steps, takes guidance_scale)
@@ -46,7 +36,7 @@ class FalServer(ProtocolServer):
         self.cancelled: list[str] = []
 
     def error(self, code: int) -> Reply:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
+        headers = retry_after(code)
         if code == 422:
             return Reply.json(422, {"detail": [{"loc": ["body", "image_size"], "msg": "unexpected value", "type": "value_error"}]})
         messages = {400: "Bad request", 401: "Invalid Key", 402: "User is locked. Reason: Exhausted balance.",
@@ -112,12 +102,9 @@ class FalServer(ProtocolServer):
         if not request.headers.get("content-type", "").startswith("application/json"):
             return Reply.json(422, {"detail": [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]})
         payload = request.json()
-        refused = self.validate("/".join(parts), payload)
-        if refused is not None:
-            return refused
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit(self.validate("/".join(parts), payload))
+        if answer is not None:
+            return answer
         size = payload.get("image_size") or "landscape_4_3"
         width, height = (int(size["width"]), int(size["height"])) if isinstance(size, dict) else IMAGE_SIZES[size]
         rid = str(uuid.uuid4())

@@ -11,18 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    photo,
-    size_of,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, photo, retry_after, size_of
 
 
 class FluxStudioServer(ProtocolServer):
@@ -33,7 +22,7 @@ class FluxStudioServer(ProtocolServer):
     output_url: str | None = None
 
     def error(self, code: int) -> Reply:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
+        headers = retry_after(code)
         if code == 422:
             return Reply.json(422, {"detail": [{"loc": ["body", "width"], "msg": "width must be a multiple of 64"}]})
         return Reply.json(code, {"detail": f"studio error {code}"}, headers)
@@ -60,13 +49,9 @@ class FluxStudioServer(ProtocolServer):
         if request.method != "POST" or request.path not in ("/generate", "/upscale"):
             return Reply.json(404, {"detail": "Not Found"})
         payload = request.json()
-        if request.path == "/generate":
-            refused = self.validate(payload)
-            if refused is not None:
-                return refused
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit(self.validate(payload) if request.path == "/generate" else None)
+        if answer is not None:
+            return answer
         name = f"/outputs/{'upscale_' if request.path == '/upscale' else ''}{uuid.uuid4().hex}.png"
         if request.path == "/upscale":
             source = Image.open(io.BytesIO(base64.b64decode(payload["image"].split(",", 1)[1])))

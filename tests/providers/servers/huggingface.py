@@ -12,17 +12,7 @@ model loads. Also GET /api/whoami-v2 for ``providers check``.
 
 from __future__ import annotations
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    NEGATIVE,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-)
+from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 TOKEN = "hf_test_token"
 PARAMETERS = {"negative_prompt", "height", "width", "num_inference_steps", "guidance_scale", "scheduler", "seed",
@@ -41,7 +31,7 @@ class HuggingFaceServer(ProtocolServer):
                     403: "Access to model stabilityai/stable-diffusion-xl-base-1.0 is restricted",
                     422: "Input validation error: `width` must be divisible by 8", 429: "Rate limit reached",
                     500: "Internal Server Error"}
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
+        headers = retry_after(code)
         return Reply.json(code, {"error": messages[code]}, headers)
 
     def validate(self, request: Request) -> Reply | None:
@@ -69,12 +59,9 @@ class HuggingFaceServer(ProtocolServer):
             return Reply.json(200, {"name": "pipeline-bot", "type": "user"})
         if request.method != "POST":
             return Reply.json(404, {"error": "Not Found"})
-        refused = self.validate(request)
-        if refused is not None:
-            return refused
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit(self.validate(request))
+        if answer is not None:
+            return answer
         parameters = request.json().get("parameters", {})
         width, height = int(parameters.get("width") or 1024), int(parameters.get("height") or 1024)
         return Reply(200, image_for(mode, width, height), "image/png")

@@ -20,16 +20,7 @@ import base64
 import time
 from typing import Any
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-)
+from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 KEY = "sk-test-key"
 SIZES = {"gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
@@ -72,8 +63,7 @@ class OpenAIServer(ProtocolServer):
                   500: ("server_error", None, "The server had an error processing your request."),
                   503: ("server_error", None, "The engine is currently overloaded, please try again later.")}
         kind, code_name, message = errors[code]
-        headers = {"retry-after": str(RETRY_AFTER_S)} if code == 429 else {}
-        return openai_error(code, kind, code_name, message, headers=headers)
+        return openai_error(code, kind, code_name, message, headers=retry_after(code, "retry-after"))
 
     def validate(self, request: Request) -> Reply | None:
         """What the service refuses before generating anything."""
@@ -116,14 +106,11 @@ class OpenAIServer(ProtocolServer):
                                                                {"id": "dall-e-3", "object": "model"}]})
         if request.path != "/v1/images/generations" or request.method != "POST":
             return openai_error(404, "invalid_request_error", None, f"Invalid URL (POST {request.path})")
-        refused = self.validate(request)
-        if refused is not None:
-            return refused
-        mode = self.next_mode()
+        mode, answer = self.admit(self.validate(request))
+        if answer is not None:
+            return answer
         payload = request.json()
         model = str(payload.get("model", "dall-e-2"))
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
         if mode == "filtered":
             mode = "moderation_blocked" if model.startswith("gpt-image") else "content_policy"
         if mode in CODES:

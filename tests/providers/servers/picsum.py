@@ -3,15 +3,7 @@ the JPEG; sides over 5000 px answer 400 ``{"error": "Invalid size"}``)."""
 
 from __future__ import annotations
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-)
+from tests.providers.servers.common import ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 
 class PicsumServer(ProtocolServer):
@@ -25,9 +17,9 @@ class PicsumServer(ProtocolServer):
             parts = parts[2:]
         if request.method == "HEAD":
             return Reply(200, b"", "text/html")
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit()
+        if answer is not None:
+            return answer
         try:
             width, height = int(parts[0]), int(parts[1])
         except (IndexError, ValueError):
@@ -38,7 +30,7 @@ class PicsumServer(ProtocolServer):
         return Reply(302, b"", "text/plain", {"Location": location.removeprefix(self.url)})
 
     def error(self, code: int) -> Reply:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else {}
+        headers = retry_after(code)
         return Reply.json(code, {"error": f"picsum error {code}"}, headers)
 
 

@@ -47,18 +47,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    NEGATIVE,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    ratio_size,
-)
+from tests.providers.servers.common import NEGATIVE, PROMPT, RETRY_AFTER_S, ContractCase, ProtocolServer, Reply, Request, image_for, ratio_size
 
 TOKEN = "r8_test_token"
 SD_VERSION = "ac732df83cea7fff18b8472768c88ad041fa750ff7682a21affe81863cbe77e4"
@@ -297,9 +286,9 @@ class ReplicateServer(ProtocolServer):
             if problems:
                 detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
                 return self.problem(422, "Input validation failed", detail, invalid_fields=problems)
-            mode = self.next_mode()
-            if mode in ERROR_CODES:
-                return self.error(int(mode))
+            mode, answer = self.admit()
+            if answer is not None:
+                return answer
             pid = uuid.uuid4().hex[:20]
             prediction = {"id": pid, "model": model, "version": MODELS[model][1], "input": data["input"],
                           "logs": "", "output": None, "data_removed": False, "error": None, "status": "starting",

@@ -17,19 +17,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.providers.servers.common import (
-    ERROR_CODES,
-    NEGATIVE,
-    PROMPT,
-    RETRY_AFTER_S,
-    ContractCase,
-    ProtocolServer,
-    Reply,
-    Request,
-    image_for,
-    photo,
-    ratio_size,
-)
+from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, photo, ratio_size, retry_after
 
 KEY = "sk-test-key"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
@@ -59,7 +47,7 @@ class StabilityServer(ProtocolServer):
                  500: ("internal_error", "An unexpected server error has occurred"),
                  503: ("service_unavailable", "Service unavailable")}
         name, message = names[code]
-        return self.body(code, name, message, {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else None)
+        return self.body(code, name, message, retry_after(code))
 
     def validate(self, request: Request) -> Reply | None:
         if request.headers.get("authorization") != f"Bearer {KEY}":
@@ -100,12 +88,9 @@ class StabilityServer(ProtocolServer):
                      "/v2beta/stable-image/generate/sd3")
         if request.method != "POST" or request.path not in endpoints:
             return self.body(404, "not_found", f"{request.path} not found")
-        refused = self.validate(request)
-        if refused is not None:
-            return refused
-        mode = self.next_mode()
-        if mode in ERROR_CODES:
-            return self.error(int(mode))
+        mode, answer = self.admit(self.validate(request))
+        if answer is not None:
+            return answer
         form = request.form()
         width, height = stability_size(str(form.get("aspect_ratio", "1:1")))
         seed = int(form.get("seed", 0)) or 777

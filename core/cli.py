@@ -56,6 +56,9 @@ class _App(typer.Typer):
         # a person waits on this process: a locked or unreachable database is said at once
         set_fail_fast(FAIL_FAST_S)
         try:
+            from core.settings import dotenv_values
+
+            dotenv_values()  # a .env that is not UTF-8 text: one line here, not a traceback from Prefect's settings
             return super().__call__(*args, **kwargs)
         except (ConfigError, TemplateError) as exc:
             _fail(exc)

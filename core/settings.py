@@ -763,6 +763,7 @@ def load_settings(path: Path | None = None) -> Settings:
     Raises ConfigError naming the file, line, key and value of the first problems.
     """
     path = path if path is not None else config_path()
+    dotenv = dotenv_values()
     data: dict[str, Any] = {}
     locate: Locator | None = None
     if path is not None:
@@ -796,10 +797,38 @@ def load_settings(path: Path | None = None) -> Settings:
             env_name = ENV_PREFIX + "__".join(loc).upper()
             if env_name in os.environ:
                 messages.append(f"environment {env_name} = {shorten(os.environ[env_name])}: {str(err['msg'])[:300]}")
+            elif env_name in dotenv:
+                messages.append(f"{DOTENV} {env_name} = {shorten(dotenv[env_name])}: {str(err['msg'])[:300]}")
         detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
         raise ConfigError("\n".join(messages) or detail) from None
     finally:
         _yaml_data.reset(token)
+
+
+#: The dotenv file read from the working directory (pydantic-settings' ``env_file``).
+DOTENV = ".env"
+
+
+def dotenv_values() -> dict[str, str | None]:
+    """The variables of ``.env`` in the working directory ({} when there is none).
+
+    Raises ConfigError naming the file and line when it is not UTF-8 text (python-dotenv,
+    which pydantic-settings reads it with, would fail with a traceback)."""
+    from dotenv import dotenv_values as read
+
+    file = Path(DOTENV)
+    if not file.is_file():
+        return {}
+    try:
+        raw = file.read_bytes()
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file.resolve()}:{line}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
+                          "save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{file.resolve()}: cannot read: {exc.strerror}") from None
+    return dict(read(file))
 
 
 @lru_cache(maxsize=1)
@@ -810,7 +839,8 @@ def get_settings() -> Settings:
 
 @lru_cache(maxsize=1)
 def get_secrets() -> Secrets:
-    """The process-wide secrets (cached)."""
+    """The process-wide secrets (cached). ConfigError for a .env that is not UTF-8 text."""
+    dotenv_values()
     return Secrets()
 
 

@@ -171,6 +171,21 @@ def test_environment_values_are_one_line(tmp_path: Path) -> None:
         assert len(line) < 600, len(line)
 
 
+def test_a_dotenv_file_that_is_not_utf8_or_holds_a_bad_value_is_one_line(tmp_path: Path) -> None:
+    """.env is read by the settings and by Prefect's own settings: a binary one is named with
+    its line before either reads it; a bad value is attributed to .env, not to 'configuration'."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"OPENAI_API_KEY=sk-test\nCONTENT_PIPELINE_TIMEZONE=UTC\n\xff\xfe garbage\n")
+    for args in (("run", "daily"), ("config", "show"), ("policy", "check", "a cat")):
+        result = within(SAID_AT_ONCE_S, lambda args=args: cli(*args, cwd=tmp_path))  # type: ignore[misc]
+        assert result.returncode == 2, result.stderr
+        assert one_line_error(result) == f"error: {dotenv}:3: not valid UTF-8 (byte 53: b'\\xff'); save the file as UTF-8"
+    dotenv.write_text("CONTENT_PIPELINE_CONCURRENCY=abc\n")
+    result = cli("config", "show", cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line_error(result).startswith("error: .env CONTENT_PIPELINE_CONCURRENCY = 'abc': Input should be a valid integer")
+
+
 def test_a_good_chain_from_the_environment_with_commas(tmp_path: Path) -> None:
     os.environ["CONTENT_PIPELINE_CHAIN"] = "placeholder, automatic1111"
     try:

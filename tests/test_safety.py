@@ -91,3 +91,18 @@ def test_pipeline_records_detections_of_a_published_image(make_config, tmp_path:
     assert [i.status for i in summary.images] == ["done"]
     row = get_runtime().db.images()[0]
     assert row.safety is not None and [d["class"] for d in row.safety] == ["FACE_FEMALE"]
+
+
+def test_the_detector_runs_one_thread_per_call_without_spinning() -> None:
+    """onnxruntime's default intra-op pool spins on every core: one thread per call, each
+    image's task thread running its own inference, costs half the CPU (tasks.safety)."""
+    import onnxruntime
+
+    from tasks.safety import detector, session_options
+
+    options = session_options(onnxruntime)
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    made = detector(320)
+    assert made.input_width == made.input_height == 320 and made.input_name
+    assert made.onnx_session.get_session_options().intra_op_num_threads == 1

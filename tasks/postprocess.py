@@ -380,6 +380,18 @@ def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, deco
 
 _pools: dict[int, Any] = {}
 _pools_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def cpu_slots(workers: int) -> threading.BoundedSemaphore:
+    """The semaphore that lets at most ``workers`` images of this process run their CPU
+    work (the image safety check, post-processing in threads) at once: the run's other
+    images wait for a slot rather than share the cores ``concurrency`` ways (more
+    threads than cores only add switches and cache misses)."""
+    with _pools_lock:
+        if workers not in _slots:
+            _slots[workers] = threading.BoundedSemaphore(workers)
+        return _slots[workers]
 
 
 def process_pool(workers: int) -> Any:
@@ -418,11 +430,11 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     and the optional classifier may block it (nothing is written). Otherwise writes the
     renditions with provenance (what published files may carry: no prompt when private)
     into ``<spool>/<image_id>/``, signs them with C2PA Content Credentials when enabled
-    (tasks.credentials), and measures quality and pHash. The CPU work runs in a process
-    pool (``processing.executor: processes``: Pillow holds the GIL while it decodes PNG and
-    encodes JPEG/WebP into memory, so threads do not scale;
-    benchmarks/postprocess_throughput.py) unless a learned or remote upscaler is needed
-    (models stay loaded once, in this process).
+    (tasks.credentials), and measures quality and pHash. The CPU work runs in the
+    calling thread, at most ``processing.workers`` images at once (``cpu_slots``; the
+    default ``processing.executor: threads``), or in a process pool
+    (``processing.executor: processes``) unless a learned or remote upscaler is needed
+    (models stay loaded once, in this process). The image safety check takes a CPU slot too.
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
     from concurrent.futures.process import BrokenProcessPool
@@ -437,6 +449,7 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     if decoded is not None:
         source = decode_loaded(decoded, source_bytes=spool.stat().st_size, config=settings.decode, name=str(spool)).image
     safety = settings.policy.image_safety
+    workers = settings.processing.workers or os.cpu_count() or 1
     detections: list[dict[str, Any]] | None = None
     if safety.enabled or settings.policy.image_classifier:
         if source is None:
@@ -445,7 +458,8 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
             from tasks.safety import blocking, detect
 
-            detections = detect(source, safety)
+            with cpu_slots(workers):
+                detections = detect(source, safety)
             verdict = blocking(detections, safety)
         if verdict is None and settings.policy.image_classifier:
             verdict = safety_verdict(source, settings.policy)
@@ -458,9 +472,9 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
                               "aesthetic_scorer": settings.tagging.aesthetic_scorer, "source": source}
     if needs or settings.processing.executor == "threads":
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
-        files, score, metrics, phash = process_file(*args, **kwargs)
+        with cpu_slots(workers):
+            files, score, metrics, phash = process_file(*args, **kwargs)
     else:
-        workers = settings.processing.workers or os.cpu_count() or 1
         try:
             files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
         except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here

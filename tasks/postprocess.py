@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 
@@ -182,9 +182,17 @@ def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None =
            provenance: Provenance | None = None) -> bytes:
     """``image`` encoded per ``spec`` at ``quality`` (default ``spec.quality``), with
     ``provenance`` as XMP (and PNG text chunks). Never writes EXIF."""
+    buffer = io.BytesIO()
+    save_encoded(image, spec, buffer, quality=quality, provenance=provenance)
+    return buffer.getvalue()
+
+
+def save_encoded(image: Image.Image, spec: RenditionConfig, buffer: BinaryIO, *, quality: float | None = None,
+                 provenance: Provenance | None = None) -> None:
+    """``encode`` into ``buffer``. Into a real file, Pillow encodes JPEG and PNG with the GIL
+    released (``encode_to_file``); into memory it keeps the GIL for the whole encoding."""
     q = spec.quality if quality is None else quality
     xmp = provenance.xmp() if provenance else None
-    buffer = io.BytesIO()
     if spec.format == "jpeg":
         extra: dict[str, object] = {"xmp": xmp} if xmp else {}
         if float(q).is_integer():
@@ -201,7 +209,6 @@ def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None =
         image.save(buffer, "AVIF", quality=int(round(q)), speed=8, **extra)
     else:
         image.save(buffer, "PNG", compress_level=6, pnginfo=png_info(provenance) if provenance else None)
-    return buffer.getvalue()
 
 
 #: ITU-T T.81 Annex K tables K.1 (luminance) and K.2 (chrominance), natural order
@@ -292,15 +299,31 @@ def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, pro
     if spec.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
     quality: float | None
-    try:
-        if spec.target_bytes is not None:
-            data, quality = encode_to_target(image, spec, provenance=provenance)
-        else:
-            data, quality = encode(image, spec, provenance=provenance), (None if spec.format == "png" else float(spec.quality))
-    except (ValueError, OSError) as exc:  # Pillow refusing the metadata or the encoding: this image only
-        raise RenditionError(f"rendition {spec.name!r}: cannot encode {spec.format}: {str(exc)[:200]}") from exc
     path = out_dir / f"{spec.name}{EXTENSIONS[spec.format]}"
-    write_atomic(path, data)
+
+    def refused(exc: Exception) -> RenditionError:  # Pillow refusing the metadata or the encoding: this image only
+        return RenditionError(f"rendition {spec.name!r}: cannot encode {spec.format}: {str(exc)[:200]}")
+
+    if spec.target_bytes is not None:
+        try:
+            data, quality = encode_to_target(image, spec, provenance=provenance)
+        except (ValueError, OSError) as exc:
+            raise refused(exc) from exc
+        write_atomic(path, data)
+    else:  # encoded straight into its file: the GIL stays free for the run's other images
+        quality = None if spec.format == "png" else float(spec.quality)
+        tmp = path.with_name(path.name + ".part")
+        try:
+            with open(tmp, "wb") as handle:
+                try:
+                    save_encoded(image, spec, handle, provenance=provenance)
+                except (ValueError, OSError) as exc:
+                    raise refused(exc) from exc
+            data = tmp.read_bytes()
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return RenditionFile(spec.name, path, spec.format, image.width, image.height, len(data),
                          hashlib.sha256(data).hexdigest(), quality)
 

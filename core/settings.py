@@ -378,13 +378,17 @@ class ABConfig(BaseModel):
 
 
 class ProcessingConfig(BaseModel):
-    """Where post-processing runs: ``processes`` (a pool of ``workers`` processes, 0 = one
-    per CPU) or ``threads`` (the image's own task thread). Pillow holds the GIL while it
-    decodes PNG and encodes JPEG / WebP into memory, so only processes use several cores
-    (benchmarks/postprocess_throughput.py)."""
+    """Where post-processing runs: ``threads`` (the image's own task thread, at most
+    ``workers`` images at once, 0 = one per CPU; the default) or ``processes`` (a pool of
+    ``workers`` spawned processes). Alone, the pool post-processes 5-9 % more images a
+    second (benchmarks/postprocess_throughput.py: Pillow keeps the GIL in parts of PNG
+    decoding and JPEG / WebP encoding); inside a flow run, whose own work keeps its
+    process busy as well, threads finish as soon and spend about 15 % less CPU per image
+    (no pool to start, no image pickled to a worker and no worker importing the
+    pipeline: benchmarks/RESULTS-flow.md), and the run's tree holds about 135 MiB less."""
 
     model_config = _Strict
-    executor: Literal["processes", "threads"] = "processes"
+    executor: Literal["processes", "threads"] = "threads"
     workers: Annotated[int, Field(ge=0, le=64)] = 0
 
 

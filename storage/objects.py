@@ -11,7 +11,6 @@ raises ObjectExistsError: an object is never overwritten by a different image.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -174,8 +173,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        stale.unlink(missing_ok=True)
+    prefix = f".{path.name}."  # the part files of this key (a plain scan: no pattern compiled, no stat per entry)
+    with os.scandir(path.parent) as entries:
+        stale = [entry.path for entry in entries if entry.name.startswith(prefix) and entry.name.endswith(".part")]
+    for name in stale:
+        Path(name).unlink(missing_ok=True)
 
 
 #: S3 user metadata is limited to 2 KiB per object (keys + values), see

@@ -24,6 +24,7 @@ carrying the summary.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -244,13 +245,17 @@ def _safe_db_url(url: str) -> str:
 
 class ProgressReporter:
     """The run's progress artifact (``<flow>-progress``, percent of images finished),
-    updated each time an image reaches a terminal or resumable status."""
+    updated when an image reaches a terminal or resumable status, at most once every
+    ``interval_s`` seconds (each update is a call to the Prefect API) and always for the
+    last image; every image's line is logged."""
 
-    def __init__(self, flow_name: str, total: int) -> None:
+    def __init__(self, flow_name: str, total: int, *, interval_s: float = 1.0) -> None:
         from prefect.artifacts import create_progress_artifact
 
         self.total = total
         self.finished = 0
+        self.interval_s = interval_s
+        self._updated = time.monotonic()
         self.counts: dict[str, int] = {}
         artifact_id = create_progress_artifact(
             progress=0.0 if total else 100.0, key=f"{flow_name}-progress",
@@ -268,7 +273,10 @@ class ProgressReporter:
         percent = round(100.0 * self.finished / max(self.total, 1), 1)
         get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished,
                           self.total, percent)
-        words = outcome_words(self.counts)
-        update_progress_artifact(self.artifact_id, progress=percent,
-                                 description=f"{self.finished} of {self.total} images finished: {words}")
+        now = time.monotonic()
+        if self.finished >= self.total or now - self._updated >= self.interval_s:
+            self._updated = now
+            words = outcome_words(self.counts)
+            update_progress_artifact(self.artifact_id, progress=percent,
+                                     description=f"{self.finished} of {self.total} images finished: {words}")
         return percent

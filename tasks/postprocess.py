@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 
@@ -182,9 +182,17 @@ def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None =
            provenance: Provenance | None = None) -> bytes:
     """``image`` encoded per ``spec`` at ``quality`` (default ``spec.quality``), with
     ``provenance`` as XMP (and PNG text chunks). Never writes EXIF."""
+    buffer = io.BytesIO()
+    save_encoded(image, spec, buffer, quality=quality, provenance=provenance)
+    return buffer.getvalue()
+
+
+def save_encoded(image: Image.Image, spec: RenditionConfig, buffer: BinaryIO, *, quality: float | None = None,
+                 provenance: Provenance | None = None) -> None:
+    """``encode`` into ``buffer``. Into a real file, Pillow encodes JPEG and PNG with the GIL
+    released (``encode_to_file``); into memory it keeps the GIL for the whole encoding."""
     q = spec.quality if quality is None else quality
     xmp = provenance.xmp() if provenance else None
-    buffer = io.BytesIO()
     if spec.format == "jpeg":
         extra: dict[str, object] = {"xmp": xmp} if xmp else {}
         if float(q).is_integer():
@@ -201,7 +209,6 @@ def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None =
         image.save(buffer, "AVIF", quality=int(round(q)), speed=8, **extra)
     else:
         image.save(buffer, "PNG", compress_level=6, pnginfo=png_info(provenance) if provenance else None)
-    return buffer.getvalue()
 
 
 #: ITU-T T.81 Annex K tables K.1 (luminance) and K.2 (chrominance), natural order
@@ -292,15 +299,31 @@ def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, pro
     if spec.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
     quality: float | None
-    try:
-        if spec.target_bytes is not None:
-            data, quality = encode_to_target(image, spec, provenance=provenance)
-        else:
-            data, quality = encode(image, spec, provenance=provenance), (None if spec.format == "png" else float(spec.quality))
-    except (ValueError, OSError) as exc:  # Pillow refusing the metadata or the encoding: this image only
-        raise RenditionError(f"rendition {spec.name!r}: cannot encode {spec.format}: {str(exc)[:200]}") from exc
     path = out_dir / f"{spec.name}{EXTENSIONS[spec.format]}"
-    write_atomic(path, data)
+
+    def refused(exc: Exception) -> RenditionError:  # Pillow refusing the metadata or the encoding: this image only
+        return RenditionError(f"rendition {spec.name!r}: cannot encode {spec.format}: {str(exc)[:200]}")
+
+    if spec.target_bytes is not None:
+        try:
+            data, quality = encode_to_target(image, spec, provenance=provenance)
+        except (ValueError, OSError) as exc:
+            raise refused(exc) from exc
+        write_atomic(path, data)
+    else:  # encoded straight into its file: the GIL stays free for the run's other images
+        quality = None if spec.format == "png" else float(spec.quality)
+        tmp = path.with_name(path.name + ".part")
+        try:
+            with open(tmp, "wb") as handle:
+                try:
+                    save_encoded(image, spec, handle, provenance=provenance)
+                except (ValueError, OSError) as exc:
+                    raise refused(exc) from exc
+            data = tmp.read_bytes()
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return RenditionFile(spec.name, path, spec.format, image.width, image.height, len(data),
                          hashlib.sha256(data).hexdigest(), quality)
 
@@ -380,6 +403,18 @@ def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, deco
 
 _pools: dict[int, Any] = {}
 _pools_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def cpu_slots(workers: int) -> threading.BoundedSemaphore:
+    """The semaphore that lets at most ``workers`` images of this process run their CPU
+    work (the image safety check, post-processing in threads) at once: the run's other
+    images wait for a slot rather than share the cores ``concurrency`` ways (more
+    threads than cores only add switches and cache misses)."""
+    with _pools_lock:
+        if workers not in _slots:
+            _slots[workers] = threading.BoundedSemaphore(workers)
+        return _slots[workers]
 
 
 def process_pool(workers: int) -> Any:
@@ -418,11 +453,11 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     and the optional classifier may block it (nothing is written). Otherwise writes the
     renditions with provenance (what published files may carry: no prompt when private)
     into ``<spool>/<image_id>/``, signs them with C2PA Content Credentials when enabled
-    (tasks.credentials), and measures quality and pHash. The CPU work runs in a process
-    pool (``processing.executor: processes``: Pillow holds the GIL while it decodes PNG and
-    encodes JPEG/WebP into memory, so threads do not scale;
-    benchmarks/postprocess_throughput.py) unless a learned or remote upscaler is needed
-    (models stay loaded once, in this process).
+    (tasks.credentials), and measures quality and pHash. The CPU work runs in the
+    calling thread, at most ``processing.workers`` images at once (``cpu_slots``; the
+    default ``processing.executor: threads``), or in a process pool
+    (``processing.executor: processes``) unless a learned or remote upscaler is needed
+    (models stay loaded once, in this process). The image safety check takes a CPU slot too.
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
     from concurrent.futures.process import BrokenProcessPool
@@ -437,6 +472,7 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     if decoded is not None:
         source = decode_loaded(decoded, source_bytes=spool.stat().st_size, config=settings.decode, name=str(spool)).image
     safety = settings.policy.image_safety
+    workers = settings.processing.workers or os.cpu_count() or 1
     detections: list[dict[str, Any]] | None = None
     if safety.enabled or settings.policy.image_classifier:
         if source is None:
@@ -445,7 +481,8 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
             from tasks.safety import blocking, detect
 
-            detections = detect(source, safety)
+            with cpu_slots(workers):
+                detections = detect(source, safety)
             verdict = blocking(detections, safety)
         if verdict is None and settings.policy.image_classifier:
             verdict = safety_verdict(source, settings.policy)
@@ -458,9 +495,9 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
                               "aesthetic_scorer": settings.tagging.aesthetic_scorer, "source": source}
     if needs or settings.processing.executor == "threads":
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
-        files, score, metrics, phash = process_file(*args, **kwargs)
+        with cpu_slots(workers):
+            files, score, metrics, phash = process_file(*args, **kwargs)
     else:
-        workers = settings.processing.workers or os.cpu_count() or 1
         try:
             files, score, metrics, phash = process_pool(workers).submit(process_file, *args, **kwargs).result()
         except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool next time, this one here

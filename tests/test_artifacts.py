@@ -176,3 +176,27 @@ def test_local_gallery_leaves_thumbnails_out_past_its_size_cap(make_config, monk
     assert len(capped) <= one_thumb + 2000 and 1 <= len(_markdown_images(capped)) < 3
     assert "(thumbnail left out: gallery size cap)" in capped
     assert all(i.image_id in capped for i in images)
+
+
+def test_the_progress_artifact_is_updated_at_most_once_a_second_and_for_the_last_image(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    import prefect.artifacts
+
+    from tasks.pipeline import ImageSummary, ProgressReporter
+
+    updates: list[tuple[float, str]] = []
+    monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", lambda **kwargs: uuid.uuid4())
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
+                        lambda artifact_id, progress, description: updates.append((progress, description)))
+    clock = [100.0]
+    monkeypatch.setattr("tasks.pipeline.time.monotonic", lambda: clock[0])
+    reporter = ProgressReporter("daily", 4)
+    image = ImageSummary("abc", "0600-food#0", "t", "automatic1111", False, 0.01, 1.0, "done", "k.png", None)
+    clock[0] += 0.2
+    reporter.image_finished(image)  # 0.2 s after the start: not yet
+    clock[0] += 1.0
+    reporter.image_finished(image)  # 1.2 s: updated
+    reporter.image_finished(image)  # at once again: not
+    assert reporter.image_finished(image) == 100.0  # the last image: always
+    assert [u[0] for u in updates] == [50.0, 100.0] and updates[-1][1].startswith("4 of 4 images finished")

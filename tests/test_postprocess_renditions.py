@@ -59,6 +59,23 @@ def test_every_fit_in_every_format(fmt: str, original: Path, tmp_path: Path) -> 
     assert np.abs(ours - reference).mean() < 8
 
 
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_a_rendition_encoded_into_its_file_is_the_in_memory_encoding(fmt: str, original: Path, tmp_path: Path) -> None:
+    """render_one encodes straight into the file (Pillow then releases the GIL for JPEG
+    and PNG): the same bytes as ``encode`` into memory, with the provenance, and no part
+    file left behind."""
+    import hashlib
+
+    from tasks.postprocess import encode, render_one
+
+    spec = RenditionConfig(name="web", width=300, height=300, format=fmt)
+    provenance = Provenance(image_id="abc123", prompt="a cup", seed=7, provider="automatic1111", model="sdxl")
+    made = render_one(Image.open(original), spec, tmp_path, provenance=provenance)
+    expected = encode(render(Image.open(original), spec), spec, provenance=provenance)
+    assert made.path.read_bytes() == expected and made.checksum == hashlib.sha256(expected).hexdigest()
+    assert made.bytes == len(expected) and sorted(p.name for p in tmp_path.iterdir()) == [made.path.name]
+
 def test_attention_crop_follows_the_subject() -> None:
     # the photo on the right of a wide flat canvas: attention crops there, centre does not
     subject = photo("chelsea").resize((300, 200))

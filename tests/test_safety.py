@@ -91,3 +91,33 @@ def test_pipeline_records_detections_of_a_published_image(make_config, tmp_path:
     assert [i.status for i in summary.images] == ["done"]
     row = get_runtime().db.images()[0]
     assert row.safety is not None and [d["class"] for d in row.safety] == ["FACE_FEMALE"]
+
+
+def test_the_detector_runs_one_thread_per_call_without_spinning() -> None:
+    """onnxruntime's default intra-op pool spins on every core: one thread per call, each
+    image's task thread running its own inference, costs half the CPU (tasks.safety)."""
+    import onnxruntime
+
+    from tasks.safety import detector, session_options
+
+    options = session_options(onnxruntime)
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    made = detector(320)
+    assert made.input_width == made.input_height == 320 and made.input_name
+    assert made.onnx_session.get_session_options().intra_op_num_threads == 1
+
+
+def test_the_detections_are_nudenets_own() -> None:
+    """tasks.safety runs NudeNet's post-processing over the anchors that can pass its 0.2
+    threshold only: the detections are exactly those of NudeDetector.detect."""
+    import numpy as np
+
+    from tasks.safety import detector, run_detector
+
+    made = detector(320)
+    for name, side in (("astronaut", 512), ("camera", 512), ("chelsea", 384), ("coffee", 640), ("rocket", 320)):
+        pixels = np.ascontiguousarray(np.asarray(_photo(name, side).convert("RGBA")))
+        assert run_detector(made, pixels) == made.detect(pixels), name
+    crowd = np.ascontiguousarray(np.tile(np.asarray(_photo("astronaut", 256).convert("RGBA")), (2, 3, 1)))
+    assert len(made.detect(crowd)) > 1 and run_detector(made, crowd) == made.detect(crowd)  # several faces, NMS

@@ -212,3 +212,18 @@ def test_s3_racing_writer_cannot_overwrite(s3: S3Server) -> None:
     assert rival.get(KEY) == b"the rival's image"
     same = BlindStore("race", options=S3Config(endpoint_url=s3.url))
     assert same.put(KEY, b"the rival's image", content_type="image/png").size == len(b"the rival's image")
+
+
+def test_a_local_write_removes_the_part_files_a_killed_write_of_its_key_left(tmp_path: Path) -> None:
+    from storage.objects import LocalStore
+
+    store = LocalStore(tmp_path)
+    folder = tmp_path / "content" / "a"
+    folder.mkdir(parents=True)
+    stale = [folder / ".x.png.123-456.part", folder / ".x.png.meta.json.9-9.part"]
+    kept = [folder / ".y.png.1-1.part", folder / "x.png.notes"]  # another key's part, not a part file
+    for path in stale + kept:
+        path.write_bytes(b"half")
+    store.put("content/a/x.png", b"whole", content_type="image/png")
+    assert (folder / "x.png").read_bytes() == b"whole" and not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)

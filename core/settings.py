@@ -196,7 +196,7 @@ NUDENET_CLASSES = (
 
 
 class ImageSafetyConfig(BaseModel):
-    """The NudeNet detector run on every generated image (tasks.safety).
+    """The NudeNet detector run on every image a provider made, not on placeholders (tasks.safety).
 
     An image is blocked when a class of ``blocked_classes`` is detected with a score
     of at least its threshold (``thresholds[class]``, else ``default_threshold``);

@@ -478,7 +478,10 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         if source is None:
             source = decode_image(spool, config=settings.decode).image
         verdict = None
-        if safety.enabled:  # NudeNet on every image: detections recorded on the row (tasks.safety)
+        # NudeNet on every image a provider made: detections recorded on the row (tasks.safety).
+        # A placeholder is our own rendering of the prompt's text (providers/placeholder.py),
+        # never published as content: not checked (and an offline run never loads the detector)
+        if safety.enabled and not row.is_placeholder:
             from tasks.safety import blocking, detect
 
             with cpu_slots(workers):

@@ -1,4 +1,4 @@
-"""Image safety: the NudeNet detector on every generated image, on CPU.
+"""Image safety: the NudeNet detector on every image a provider made (not on the offline placeholders), on CPU.
 
 NudeNet 3.4 (https://github.com/notAI-tech/NudeNet, ``pip install nudenet``) ships
 its ONNX detector inside the wheel (``nudenet/320n.onnx``, a YOLOv8n trained on 18

@@ -121,3 +121,23 @@ def test_the_detections_are_nudenets_own() -> None:
         assert run_detector(made, pixels) == made.detect(pixels), name
     crowd = np.ascontiguousarray(np.tile(np.asarray(_photo("astronaut", 256).convert("RGBA")), (2, 3, 1)))
     assert len(made.detect(crowd)) > 1 and run_detector(made, crowd) == made.detect(crowd)  # several faces, NMS
+
+
+@pytestmark_flows
+def test_a_placeholder_is_not_given_to_the_detector(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A placeholder is our own rendering of the prompt's text, never published as content:
+    the offline run does not load NudeNet for it (onnxruntime, OpenCV and the model are
+    about 75 MiB of the offline run's memory). A provider's image is checked (the tests above)."""
+    import tasks.safety
+    from flows.adhoc import generate
+    from tasks.runtime import get_runtime
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("NudeNet called for a placeholder")
+
+    monkeypatch.setattr(tasks.safety, "detect", refuse)
+    make_config(chain=["placeholder"])
+    summary = flow_summary(generate(template="ceramic-mug", count=1, batch="offline", return_state=True))
+    assert [i.status for i in summary.images] == ["placeholder"]
+    [row] = get_runtime().db.images()
+    assert row.is_placeholder and row.safety is None and row.storage_key

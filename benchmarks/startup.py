@@ -28,6 +28,7 @@ Nothing leaves 127.0.0.1; every PREFECT_HOME is private.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sqlite3
@@ -73,10 +74,8 @@ def _tree_rss(root: Any) -> int:
     except psutil.Error:
         return 0
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.Error):  # a process that ended meanwhile counts nothing
             total += process.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -191,11 +190,9 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, float]:
                                env=_env(home, PREFECT_SERVER_LOGGING_LEVEL="WARNING"), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     while time.monotonic() - started < 300:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet
             if httpx.get(f"{api}/health", timeout=2).status_code == 200:
                 return process, api, time.monotonic() - started
-        except httpx.HTTPError:
-            pass
         if process.poll() is not None:
             raise SystemExit(f"prefect server start exited with {process.returncode}")
         time.sleep(0.2)

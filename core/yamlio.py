@@ -47,7 +47,7 @@ def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
 
 
 class _RefusedYAML(yaml.MarkedYAMLError):
-    pass
+    """YAML that parses but is refused (an alias, nesting too deep, a duplicate key, a non-finite number)."""
 
 
 class StrictLoader(yaml.SafeLoader):

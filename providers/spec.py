@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -222,6 +222,26 @@ def map_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int, str | 
     return w, h, None
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _fit(name: str, value: _N, bounds: tuple[_N, _N] | None, notes: list[str]) -> _N | None:
+    """``value`` clamped into ``bounds`` (None: the model takes no such parameter, dropped),
+    with a note in ``notes`` when it changed."""
+    def show(v: float) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    if bounds is None:
+        notes.append(f"{name} {show(value)} dropped (the model takes none)")
+        return None
+    low, high = bounds
+    if low <= value <= high:
+        return value
+    fitted = min(max(value, low), high)
+    notes.append(f"{name} {show(value)} -> {show(fitted)} (allowed {show(low)}..{show(high)})")
+    return fitted
+
+
 def map_request(spec: ModelSpec, request: GenerationRequest) -> Mapped:
     """``request`` mapped onto ``spec`` (see the module docstring); never raises."""
     notes: list[str] = []
@@ -230,22 +250,8 @@ def map_request(spec: ModelSpec, request: GenerationRequest) -> Mapped:
         notes.append(f"size {request.width}x{request.height} -> aspect ratio {ratio}")
     elif (width, height) != (request.width, request.height):
         notes.append(f"size {request.width}x{request.height} -> {width}x{height}")
-    steps: int | None = request.num_inference_steps
-    if spec.steps is None:
-        notes.append(f"num_inference_steps {steps} dropped (the model takes none)")
-        steps = None
-    elif not spec.steps[0] <= request.num_inference_steps <= spec.steps[1]:
-        steps = min(max(request.num_inference_steps, spec.steps[0]), spec.steps[1])
-        notes.append(f"num_inference_steps {request.num_inference_steps} -> {steps} "
-                     f"(allowed {spec.steps[0]}..{spec.steps[1]})")
-    guidance: float | None = request.guidance_scale
-    if spec.guidance is None:
-        notes.append(f"guidance_scale {guidance:g} dropped (the model takes none)")
-        guidance = None
-    elif not spec.guidance[0] <= request.guidance_scale <= spec.guidance[1]:
-        guidance = min(max(request.guidance_scale, spec.guidance[0]), spec.guidance[1])
-        notes.append(f"guidance_scale {request.guidance_scale:g} -> {guidance:g} "
-                     f"(allowed {spec.guidance[0]:g}..{spec.guidance[1]:g})")
+    steps = _fit("num_inference_steps", request.num_inference_steps, spec.steps, notes)
+    guidance = _fit("guidance_scale", request.guidance_scale, spec.guidance, notes)
     negative: str | None = request.negative_prompt or None
     if negative and not spec.negative_prompt:
         notes.append("negative_prompt dropped (the model takes none)")

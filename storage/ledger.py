@@ -622,16 +622,8 @@ class ImageLedger:
             row.error = error[:2000] if error else None
             row.failure_kind = kind.value if kind else None
 
-        def files(session: Session) -> None:
-            if stored is None:
-                return
-            for old in session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk)):
-                session.delete(old)
-            for f in stored.files:
-                session.add(RenditionRecord(image_pk=pk, name=f.name, storage_key=f.storage_key, format=f.format,
-                                            width=f.width, height=f.height, bytes=f.bytes, checksum=f.checksum))
-
-        return self._transition(pk, run_key, to, apply, extra=files, keep_lease=to not in (S.done, S.placeholder))
+        return self._transition(pk, run_key, to, apply, extra=_files_writer(pk, stored),
+                                keep_lease=to not in (S.done, S.placeholder))
 
     def _locked(self, session: Session, pk: int) -> ImageRecord:
         query = select(ImageRecord).where(ImageRecord.id == pk)

@@ -7,19 +7,43 @@ STAMP := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test lint serve clean
+.PHONY: install lock check-lock run test lint serve clean
 
-$(STAMP): pyproject.toml
+# The environment is locked: requirements.lock (made by `make lock` from pyproject.toml, with
+# hashes, resolved for every platform) is what a fresh install gets; `make check-lock` (run by
+# .ci/run) fails when pyproject.toml asks for something the lock does not hold.
+# torch is the one package outside the lock: pinned in pyproject.toml and installed first as
+# its CPU build (this machine's wheel), so that nothing pulls a CUDA torch and its GBs of
+# nvidia-* packages (the lock leaves those out: `--no-emit-package` below).
+LOCK := requirements.lock
+NOT_LOCKED := torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cublas nvidia-cuda-cupti \
+	nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile nvidia-curand \
+	nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-nccl-cu13 nvidia-nvjitlink \
+	nvidia-nvshmem-cu13 nvidia-nvtx
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	# torch pinned first (CPU build here), so nothing pulls a CUDA torch
 	$(VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VENV)/bin/python -m pip install -q -e '.[test,local]'
+	$(VENV)/bin/python -m pip install -q --no-deps --require-hashes -r $(LOCK)
+	$(VENV)/bin/python -m pip install -q --no-deps -e .
 	# spandrel without torchvision (see the test extra in pyproject.toml)
-	$(VENV)/bin/python -m pip install -q --no-deps 'spandrel>=0.4,<0.5'
+	$(VENV)/bin/python -m pip install -q --no-deps 'spandrel==0.4.2'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# refresh the lock after editing pyproject.toml's dependencies (needs the registry)
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q 'uv==0.13.9'
+	.venv-lock/bin/uv pip compile pyproject.toml --extra test --extra local --universal --python-version 3.11 \
+		--generate-hashes --index-url https://pypi.org/simple --no-header --quiet \
+		$(addprefix --no-emit-package ,$(NOT_LOCKED)) -o $(LOCK)
+
+check-lock: $(STAMP)
+	$(VENV)/bin/python .ci/check_lock.py pyproject.toml $(LOCK)
 
 # exit code 1 = images not done as real content (offline: placeholders); see README "Exit codes"
 run: $(STAMP)

@@ -27,10 +27,10 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from core.errors import ConfigError
-from core.yamlio import Locator, format_validation_error, load_yaml, shorten
+from core.yamlio import Locator, format_validation_error, load_yaml, shorten, shown
 from providers.registry import PROVIDERS, ProvidersConfig, secret_env_names
 from providers.spec import ProviderConfig
 
@@ -491,6 +491,27 @@ class _YamlSource(PydanticBaseSettingsSource):
 _yaml_data: ContextVar[dict[str, Any] | None] = ContextVar("_yaml_data", default=None)
 
 
+class _DotEnvAsEnvironment(PydanticBaseSettingsSource):
+    """``.env`` read the way the environment is: only the variables that name a setting
+    (``CONTENT_PIPELINE_<FIELD>``) are configuration. Every other variable in the file (API
+    keys, ``DB_PASSWORD``, ``GITHUB_TOKEN`` ...) belongs to someone else and is ignored here,
+    never reported as an unknown key (pydantic-settings' dotenv source turns them into extra
+    keys under ``extra="forbid"``, and the error would echo their values)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not isinstance(self._dotenv, EnvSettingsSource):  # pragma: no cover - pydantic-settings always gives one
+            return {}
+        # the field-by-field reading of EnvSettingsSource over the file's variables, without the extras
+        return EnvSettingsSource.__call__(self._dotenv)
+
+
 class Settings(BaseSettings):
     """The effective configuration. Paths are resolved against the config file's folder."""
 
@@ -541,7 +562,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, _yaml_data.get() or {}))
+        dotenv = _DotEnvAsEnvironment(settings_cls, dotenv_settings)
+        return (init_settings, env_settings, dotenv, _YamlSource(settings_cls, _yaml_data.get() or {}))
 
     @field_validator("timezone")
     @classmethod
@@ -791,8 +813,8 @@ def load_settings(path: Path | None = None) -> Settings:
         found = re.search(r'field "([^"]+)"', str(exc))
         name = ENV_PREFIX + (found.group(1).upper() if found else "")
         value = os.environ.get(name)
-        shown = f" = {shorten(value)}" if value is not None else ""
-        raise ConfigError(f"environment {name}{shown}: cannot be parsed; a list or mapping is written as JSON, "
+        echoed = f" = {shown(name, value)}" if value is not None else ""
+        raise ConfigError(f"environment {name}{echoed}: cannot be parsed; a list or mapping is written as JSON, "
                           f'e.g. ["a", "b"] or {{"key": 1}}, or set nested keys as {name}__KEY') from None
     except ValidationError as exc:
         messages = []
@@ -800,9 +822,9 @@ def load_settings(path: Path | None = None) -> Settings:
             loc = tuple(str(p) for p in err["loc"])
             env_name = ENV_PREFIX + "__".join(loc).upper()
             if env_name in os.environ:
-                messages.append(f"environment {env_name} = {shorten(os.environ[env_name])}: {str(err['msg'])[:300]}")
+                messages.append(f"environment {env_name} = {shown(env_name, os.environ[env_name])}: {str(err['msg'])[:300]}")
             elif env_name in dotenv:
-                messages.append(f"{DOTENV} {env_name} = {shorten(dotenv[env_name])}: {str(err['msg'])[:300]}")
+                messages.append(f"{DOTENV} {env_name} = {shown(env_name, dotenv[env_name])}: {str(err['msg'])[:300]}")
         detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
         raise ConfigError("\n".join(messages) or detail) from None
     finally:

@@ -15,6 +15,7 @@ larger than ``MAX_BYTES``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,29 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 50
 #: how many characters of a value an error message shows
 SHOWN_CHARS = 80
+
+
+#: names of keys / variables whose values are never echoed (API keys, tokens, passwords, Apprise URLs)
+_SECRET_NAME = re.compile(r"(key|token|secret|passw|auth|credential|apprise_urls|private|dsn)", re.IGNORECASE)
+#: values shaped like a credential whatever their key: OpenAI / Hugging Face / Replicate / GitHub / AWS / Stripe-style keys, a URL with a password
+_SECRET_VALUE = re.compile(r"^(sk-|sk_|hf_|r8_|gh[pousr]_|github_pat_|AKIA|xox[abp]-|fal_|key-)|://[^/@\s]*:[^/@\s]+@")
+
+
+def is_secret(name: str, value: Any = None) -> bool:
+    """True when a value must not be echoed: its key / variable ``name`` names a credential,
+    or the value itself is shaped like one (``sk-...``, ``hf_...``, ``user:pass@`` in a URL)."""
+    if _SECRET_NAME.search(name or ""):
+        return True
+    return isinstance(value, str) and bool(_SECRET_VALUE.search(value.strip()))
+
+
+def shown(name: str, value: Any) -> str:
+    """``shorten(value)``, or ``'***' (N characters)`` when ``is_secret(name, value)``: the one
+    masking rule for every message that echoes a configuration value."""
+    if is_secret(name, value):
+        size = f" ({len(value)} characters)" if isinstance(value, str | bytes) else ""
+        return f"'***'{size}"
+    return shorten(value)
 
 
 def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
@@ -173,12 +197,12 @@ def format_validation_error(
         where = f"{source}:{line}" if line else source
         value = err.get("input")
         # a whole-mapping check (no field) names no value: the message says what is wrong
-        shown = "" if err["type"] == "missing" or not err["loc"] else f" = {shorten(value)}"
+        echoed = "" if err["type"] == "missing" or not err["loc"] else f" = {shown(field, value)}"
         message = str(err["msg"])
         if len(message) > 300:
             message = message[:300] + "…"
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown key {field!r}{shown}")
+            lines.append(f"{where}: unknown key {field!r}{echoed}")
         else:
-            lines.append(f"{where}: field {field!r}{shown}: {message}")
+            lines.append(f"{where}: field {field!r}{echoed}: {message}")
     return "\n".join(lines)

@@ -184,3 +184,32 @@ def test_no_issue_numbers_in_user_facing_text() -> None:
     readme = (ROOT / "README.md").read_text()
     for text in [*help_texts, readme]:
         assert not re.search(r"\bissue\s*#?\d", text, re.IGNORECASE), text[:400]
+
+
+def test_every_dotenv_variable_filled_is_read_as_environment_never_printed(tmp_path: Path) -> None:
+    """A .env with every variable of .env.example filled (plus variables of other tools) next
+    to the project's own content-pipeline.yaml: commands work and no secret byte is printed."""
+    import shutil
+
+    shutil.copy(ROOT / "content-pipeline.yaml", tmp_path / "content-pipeline.yaml")
+    (tmp_path / "templates").symlink_to(ROOT / "templates")
+    names = [line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+             if "=" in line and not line.startswith("#")]
+    names += ["DB_PASSWORD", "GITHUB_TOKEN", "CONTENT_PIPELINE_NOT_A_SETTING"]
+    values = {name: f"sk-test-{i:02d}-Zq8Rv3Lm9Tx" for i, name in enumerate(names)}
+    (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    for args in (["config", "show"], ["templates", "validate"]):
+        result = _cli(args, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        for value in values.values():
+            assert value not in result.stdout + result.stderr and "Zq8Rv3Lm9Tx" not in result.stdout + result.stderr
+
+
+def test_a_bad_secret_shaped_value_is_masked_in_the_error(tmp_path: Path) -> None:
+    """A value that fails validation is named by its key, never echoed when it is a secret."""
+    (tmp_path / "content-pipeline.yaml").write_text(f"output_dir: out\ntemplates_dir: {ROOT / 'templates'}\n")
+    (tmp_path / ".env").write_text("CONTENT_PIPELINE_CONCURRENCY=sk-live-Zq8Rv3Lm9Tx\n")
+    result = _cli(["config", "show"], tmp_path)
+    assert result.returncode == 2
+    assert "CONTENT_PIPELINE_CONCURRENCY" in result.stdout + result.stderr
+    assert "Zq8Rv3Lm9Tx" not in result.stdout + result.stderr

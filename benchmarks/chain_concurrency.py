@@ -13,7 +13,7 @@ the database records add less than 15 % on top of the provider's own time.
 
 Rows:
   chain            ProviderChain.generate from C threads (provider + validation)
-  chain+records    tasks.generate.generate_image: policy check, attempt rows in SQLite,
+  chain+records    generation.generate.generate_image: policy check, attempt rows in SQLite,
                    spool file, status updates, as the pipeline runs it
 """
 
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from core.domain import GenerationRequest, ImageSlot  # noqa: E402
-from core.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
+from domain.model import GenerationRequest, ImageSlot  # noqa: E402
+from config.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider  # noqa: E402
 from providers.chain import ProviderChain  # noqa: E402
 from tests.providers.servers import A1111Server, photo  # noqa: E402
@@ -61,10 +61,10 @@ def run_chain(url: str, images: int, concurrency: int, size: int) -> tuple[float
 
 
 def run_with_records(url: str, images: int, concurrency: int, size: int) -> tuple[float, int]:
-    from core.templates import TemplateLibrary
+    from domain.templates import TemplateLibrary
     from storage.db import Database
-    from tasks.generate import generate_image
-    from tasks.record import record_planned
+    from generation.generate import generate_image
+    from generation.record import record_planned
 
     folder = Path(tempfile.mkdtemp(prefix="cp-bench-"))
     db = Database(f"sqlite:///{folder / 'bench.db'}")

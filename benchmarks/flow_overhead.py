@@ -10,7 +10,7 @@ database row per image and one per attempt (SQLite).
 Two plain scripts are measured. ``plain`` is the issue's definition as first written
 (above). The default post-processing has since grown two stages every image goes
 through, so ``plain, same work`` also does them: the NudeNet safety check on the decoded
-image (tasks.safety.detect, the flow's own settings) and the provenance written into
+image (imaging.safety.detect, the flow's own settings) and the provenance written into
 every file (XMP, PNG text chunks) plus the JSON sidecar. The ratios are given against both.
 
 Goals on a 2-core machine: flow-run wall <= 0.6x the script's (the flow post-processes on
@@ -51,11 +51,11 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
 
     import httpx
 
-    from core.settings import DecodeConfig, ImageSafetyConfig, Settings
-    from tasks.decode import decode_image
-    from tasks.postprocess import process_file
-    from tasks.provenance import Provenance
-    from tasks.safety import blocking, detect
+    from config.settings import DecodeConfig, ImageSafetyConfig, Settings
+    from imaging.decode import decode_image
+    from imaging.postprocess import process_file
+    from imaging.provenance import Provenance
+    from imaging.safety import blocking, detect
 
     specs = list(Settings.model_fields["renditions"].get_default(call_default_factory=True))
     store, spool = folder / "store", folder / "spool"

@@ -176,7 +176,7 @@ def run_daily(folder: Path, server: PrefectServer, run_date: str) -> FlowRun:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = server.cpu_s()
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "core.cli", "run", "daily", "--date", run_date], env=env, cwd=folder,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run", "daily", "--date", run_date], env=env, cwd=folder,
                           capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -4,7 +4,7 @@
 
 Runs ``--calls`` placeholder-provider calls (each sleeping ``--delay`` seconds, 256 x 256
 pixels) from 4 threads, at most ``limit`` at once, two ways: a threading semaphore
-(what one process uses) and tasks.limits.GloballyLimitedProvider (the
+(what one process uses) and generation.limits.GloballyLimitedProvider (the
 ``provider-placeholder`` limit on a Prefect server, what several workers share).
 Prints a table: wall seconds, the ideal (calls / limit x per-call time) and the
 overhead per call in seconds. Starts a temporary Prefect server (prefect_test_harness,
@@ -39,10 +39,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from core.domain import GenerationRequest
-    from core.settings import Secrets
+    from domain.model import GenerationRequest
+    from config.settings import Secrets
     from providers.placeholder import PlaceholderConfig, PlaceholderProvider
-    from tasks.limits import GloballyLimitedProvider, limit_name
+    from generation.limits import GloballyLimitedProvider, limit_name
 
     provider = PlaceholderProvider(config=PlaceholderConfig(delay_s=args.delay), secrets=Secrets())
     request = GenerationRequest(prompt="benchmark", width=256, height=256, seed=1)

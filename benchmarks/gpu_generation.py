@@ -377,7 +377,7 @@ def workloads(tiny: bool) -> dict[str, Workload]:
 
 
 def provider_for(work: Workload, device: str, batch: int, compile_mode: str, backend: str) -> Any:
-    from core.settings import Secrets
+    from config.settings import Secrets
     from providers.diffusers_local import DiffusersConfig, DiffusersProvider
 
     config = DiffusersConfig.model_validate({
@@ -395,7 +395,7 @@ def measure(work: Workload, pipe: Any, *, device: str, batch: int, mode: str, co
     """Time ``repeats`` pipeline calls of ``batch`` images after one untimed warm-up call."""
     import torch
 
-    from core.domain import GenerationRequest
+    from domain.model import GenerationRequest
 
     provider = provider_for(work, device, batch, compile_mode if mode == "compiled" else "off", backend)
     provider.adopt(work.family, pipe, device)

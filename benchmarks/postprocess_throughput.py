@@ -2,10 +2,10 @@
 
 What is measured: N images (default 100) of a 1024 x 1024 real photo (scikit-image's
 ``astronaut``, Lanczos-upscaled, PNG), each made into the default renditions
-(core.settings: ``web`` 1024 x 1024 contain, JPEG quality 85; ``thumb`` 320 x 320
+(config.settings: ``web`` 1024 x 1024 contain, JPEG quality 85; ``thumb`` 320 x 320
 cover centre crop, WebP quality 80), bytes encoded in memory and written to disk.
 
-* ``project``: tasks.decode.decode_image + tasks.postprocess.render_one for each
+* ``project``: imaging.decode.decode_image + imaging.postprocess.render_one for each
   rendition, with provenance XMP (what the pipeline does, minus the lossless master);
 * ``project+master``: the pipeline's whole per-image step (``process_file``): the same
   plus the PNG master (``original.png``, provenance re-stamped) and the quality score + pHash;
@@ -49,24 +49,24 @@ def make_source(folder: Path) -> Path:
 
 # -- one image, per implementation (module-level: picklable for process pools) -------------
 def _specs():
-    from core.settings import Settings
+    from config.settings import Settings
 
     return Settings.model_fields["renditions"].get_default(call_default_factory=True)
 
 
 def run_project(args: tuple[str, str, int, bool]) -> int:
-    from core.settings import DecodeConfig
-    from tasks.decode import decode_image
-    from tasks.postprocess import render_one
-    from tasks.provenance import Provenance
+    from config.settings import DecodeConfig
+    from imaging.decode import decode_image
+    from imaging.postprocess import render_one
+    from imaging.provenance import Provenance
 
     source, out, index, master = args
     folder = Path(out) / f"p{index}"
     folder.mkdir(parents=True, exist_ok=True)
     provenance = Provenance(image_id=f"bench{index}", prompt="an astronaut portrait, studio light", seed=index,
                             provider="automatic1111", model="sdxl", template="bench", template_version=1)
-    if master:  # exactly what the pipeline runs per image (tasks.postprocess.process_file)
-        from tasks.postprocess import process_file
+    if master:  # exactly what the pipeline runs per image (imaging.postprocess.process_file)
+        from imaging.postprocess import process_file
 
         files, _score, _metrics, _phash = process_file(source, _specs(), str(folder), decode=DecodeConfig(),
                                                        provenance=provenance)

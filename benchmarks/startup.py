@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "core.cli", "run", "daily", "--date", "2026-11-21"]
+CLI = [sys.executable, "-m", "cli.main", "run", "daily", "--date", "2026-11-21"]
 
 
 @dataclass
@@ -152,9 +152,9 @@ def breakdown(home: Path, runs: int) -> list[tuple[str, list[float]]]:
                                        "temporary server: stop": []}
     for _ in range(runs):
         results["python -c pass"].append(_python("pass", env))
-        results["import the CLI and the flows"].append(_python("import core.cli, flows.daily", env))
+        results["import the CLI and the flows"].append(_python("import cli.main, flows.daily", env))
         results["+ import prefect.server.api.server"].append(
-            _python("import core.cli, flows.daily, prefect.server.api.server", env)
+            _python("import cli.main, flows.daily, prefect.server.api.server", env)
             - results["import the CLI and the flows"][-1])
         out = subprocess.run([sys.executable, "-c", TEMP_SERVER], env=env, check=True, capture_output=True, text=True)
         up, down = map(float, out.stdout.split()[-2:])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.templates import TemplateLibrary
+from domain.templates import TemplateLibrary
 
 
 def template_choices(library: TemplateLibrary) -> list[str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.settings import Settings, get_settings
-from core.templates import TemplateLibrary
+from config.settings import Settings, get_settings
+from domain.templates import TemplateLibrary
+from providers.registry import PROVIDERS
 
 
 def _cron(hhmm: str) -> str:
@@ -21,7 +22,7 @@ def _cron(hhmm: str) -> str:
 
 def build_deployments(settings: Settings | None = None) -> list[Any]:
     """The daily, weekly, ad-hoc and weekly-report RunnerDeployments with their cron schedules,
-    reserve (on demand, flows/publishing.py), and flow-failed-alert (run by the failure automation, see flows/alerting.py).
+    reserve (on demand, flows/review.py), and flow-failed-alert (run by the failure automation, see flows/alerting.py).
 
     Their parameter schemas list the templates and categories of ``templates_dir``
     as choices, enforced by the server (deployments/parameters.py).
@@ -31,12 +32,12 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
     from flows.adhoc import generate
     from flows.alerting import flow_failed_alert
     from flows.daily import daily_content
-    from flows.publishing import reserve_image
+    from flows.review import reserve_image
     from flows.report import weekly_report
     from flows.weekly import weekly_content
 
     settings = settings or get_settings()
-    library = TemplateLibrary.load(settings.templates_dir)
+    library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     assert library.schedules is not None
     tz = settings.timezone
     from deployments.parameters import with_choices

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from prefect import flow
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from core.domain import ImageFormat, Quality
+from domain.model import ImageFormat, Quality
+
+from flows.hooks import flow_failure_hook
 from flows.parameters import check_references
-from tasks.plan import local_today, plan_adhoc
-from tasks.pipeline import RunSummary, run_images
-from tasks.alerts import flow_failure_hook
-from tasks.runtime import get_runtime
+from flows.run import current_trigger, image_run, produce_images, review_and_publish, summarise
+from generation.plan import local_today, plan_adhoc
+from reporting.summary import RunSummary
+from tasks.plan import plan_images_task
+from wiring.runtime import get_runtime
 
 
 @flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
@@ -47,12 +51,14 @@ def generate(
         mask: inpainting: white where the picture is repainted (same rules; needs a reference image).
         strength: how much of the reference image changes, 0 to 1.
     """
-    from prefect.runtime import flow_run
-
     rt = get_runtime()
-    chosen = rt.library.get(template)
+    chosen = rt.library.get(template)  # the template asked for (TemplateError naming close names when unknown)
     check_references(reference_image, mask, strength, rt.library.folder)
     name = batch or str(flow_run.id or "manual")[:8]
-    slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format,
-                       reference_image=reference_image, mask=mask, strength=strength)
-    return run_images("adhoc", slots, retry_failed=retry_failed)
+    with image_run(rt) as run_key:  # what dead runs left is closed first
+        slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format,
+                           reference_image=reference_image, mask=mask, strength=strength)
+        pks = plan_images_task(rt, slots, current_trigger())  # a variation per slot, recorded before any money is spent
+        produce_images(rt, "adhoc", pks, run_key, retry_failed)  # generate, post-process, tag, upload, record
+        rows = review_and_publish(rt, pks, run_key, retry_failed)  # publish, or wait for a person's review
+    return summarise(rt, "adhoc", rows)  # alerts, the summary artifacts, the run's verdict

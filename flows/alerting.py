@@ -17,8 +17,8 @@ from uuid import UUID
 
 from prefect import flow, get_client
 
-from tasks.alerts import dispatch_alerts, flow_run_alert
-from tasks.runtime import get_runtime
+from reporting.alerts import dispatch_alerts, flow_run_alert
+from wiring.runtime import get_runtime
 
 AUTOMATION_NAME = "content-pipeline: flow run failed or crashed"
 FAILURE_EVENTS = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.domain import ImageSlot, check_reference
-from core.errors import TemplateError
-from core.templates import TemplateLibrary, resolve_reference
+from domain.model import ImageSlot, check_reference
+from domain.errors import TemplateError
+from domain.templates import TemplateLibrary, resolve_reference
 
 
 def only_categories(slots: list[ImageSlot], categories: list[str] | None, library: TemplateLibrary) -> list[ImageSlot]:
@@ -30,8 +30,8 @@ def dated_run_name(prefix: str):
     def name() -> str:
         from prefect.runtime import flow_run
 
-        from tasks.plan import local_today
-        from tasks.runtime import get_runtime
+        from generation.plan import local_today
+        from wiring.runtime import get_runtime
 
         day = (flow_run.parameters or {}).get("run_date") or local_today(get_runtime().settings.timezone)
         return f"{prefix}-{day}"

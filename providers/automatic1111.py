@@ -23,8 +23,8 @@ from typing import Annotated, Any, ClassVar
 
 import httpx
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError, ProviderError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import InvalidOutputError, ProviderError
 from pydantic import Field
 
 from providers.spec import ModelSpec, ProviderConfig

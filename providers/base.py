@@ -8,7 +8,7 @@ providers/spec.py). It has a keyword-only constructor ``(config=, secrets=,
 downloader=)`` (the SSRF-safe fetcher of output URLs, providers/download.py) and one
 method, ``generate(request) -> GenerationResult``; ``check()`` tests reachability and
 credentials without spending money. Every failure leaves it as a ``ProviderError``
-subclass (see core/errors.py); httpx exceptions are translated by ``translate_httpx``
+subclass (see domain/errors.py); httpx exceptions are translated by ``translate_httpx``
 and statuses by ``raise_for_status``:
 
 * 401, 402, 403 -> AuthBillingProviderError (next provider, disabled for the run)
@@ -43,8 +43,8 @@ from typing import Any, ClassVar, Protocol
 import httpx
 from PIL import Image, ImageStat, UnidentifiedImageError
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import (
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import (
     AuthBillingProviderError,
     ContentFilteredError,
     InvalidOutputError,
@@ -70,7 +70,7 @@ FILTER_CODES = frozenset({"content_policy_violation", "moderation_blocked", "con
 
 
 class SecretSource(Protocol):
-    """Where providers read their secrets (core.settings.Secrets: environment and .env)."""
+    """Where providers read their secrets (config.settings.Secrets: environment and .env)."""
 
     def lookup(self, names: Sequence[str]) -> str | None:
         """The first non-empty value among the environment variables ``names``."""
@@ -363,7 +363,7 @@ def retry_after_of(response: httpx.Response) -> float | None:
 
 def rate_limit_headers(response: httpx.Response) -> dict[str, str]:
     """The answer's rate-limit headers (``*ratelimit*``, lower-case names): the quota hints
-    that core/quota.py reads from an attempt (``metadata["headers"]`` or ``error.headers``)."""
+    that providers/quota.py reads from an attempt (``metadata["headers"]`` or ``error.headers``)."""
     return {name.lower(): value for name, value in response.headers.items() if "ratelimit" in name.lower()}
 
 

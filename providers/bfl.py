@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
 from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 

@@ -29,13 +29,14 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
-from core.domain import Attempt, GenerationRequest, GenerationResult
-from core.quota import quota_hints
-from core.errors import (
+from domain.model import Attempt, GenerationRequest, GenerationResult
+from providers.quota import quota_hints
+from domain.errors import (
     AllProvidersFailedError,
     AuthBillingProviderError,
     BudgetExceededError,
@@ -43,8 +44,18 @@ from core.errors import (
     ProviderError,
     RejectedProviderError,
 )
-from core.settings import RetryConfig
 from providers.base import Provider
+
+
+class RetryConfig(BaseModel):
+    """Retries and circuit breaking of the provider chain (seconds)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 1
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    max_retry_after_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    circuit_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    circuit_cooldown_s: Annotated[float, Field(ge=0)] = 300.0
 
 
 class BudgetGuard(Protocol):

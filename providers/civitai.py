@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import ContentPipelineError
+from domain.errors import ContentPipelineError
 from providers.download import SafeDownloader
 
 FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "locon": "loras", "dora": "loras", "vae": "vae",

@@ -39,8 +39,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import (
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import (
     AuthBillingProviderError,
     ConfigError,
     ContentFilteredError,
@@ -48,7 +48,7 @@ from core.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
-from core.log import get_logger
+from domain.log import get_logger
 from providers.base import Provider, ProviderCheck, result_from_bytes
 from providers.spec import ModelSpec, ProviderConfig
 

@@ -33,7 +33,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import InvalidOutputError, TransientProviderError, UnsafeURLError
+from domain.errors import InvalidOutputError, TransientProviderError, UnsafeURLError
 from providers.base import raise_for_status, translate_httpx
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -191,7 +191,7 @@ def load_reference(location: str, downloader: SafeDownloader | None = None) -> b
 
     from PIL import Image, UnidentifiedImageError
 
-    from core.errors import RejectedProviderError
+    from domain.errors import RejectedProviderError
 
     if "://" in location:
         data = (downloader or SafeDownloader(max_bytes=MAX_REFERENCE_BYTES)).fetch(location, provider="reference")

@@ -19,8 +19,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import Field
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError, ProviderError, UnsafeURLError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import InvalidOutputError, ProviderError, UnsafeURLError
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx, validate_image
 from providers.spec import ModelSpec, ProviderConfig
 

@@ -21,8 +21,8 @@ import io
 import time
 from typing import Any, ClassVar
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 

@@ -26,8 +26,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import InvalidOutputError, ProviderError, TransientProviderError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import InvalidOutputError, ProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, nearest_size
 

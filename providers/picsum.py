@@ -14,8 +14,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import ProviderError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import ProviderError
 from providers.base import Provider, ProviderCheck, result_from_bytes
 from providers.spec import ModelSpec, ProviderConfig
 

@@ -18,7 +18,7 @@ from typing import Annotated
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import Field
 
-from core.domain import GenerationRequest, GenerationResult
+from domain.model import GenerationRequest, GenerationResult
 from providers.base import Provider, result_from_bytes
 from providers.spec import ProviderConfig
 

@@ -5,7 +5,7 @@ Adding a provider is one module (``providers/<name>.py``, its class declaring ``
 ``secret_env``, ``price_table`` and ``model_specs``) and one line in ``PROVIDERS``: the
 ``providers.<name>`` YAML section is validated by its ``Config``, its secrets are read from
 the environment names it declares, and nothing else lists providers. This module imports
-nothing from core.settings (core.settings imports it).
+nothing from config.settings (config.settings imports it).
 """
 
 from __future__ import annotations

@@ -63,8 +63,8 @@ from typing import Annotated, Any, ClassVar
 import httpx
 from pydantic import Field
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, json_object, poll_until, raise_for_status, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 

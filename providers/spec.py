@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.domain import GenerationRequest
+    from domain.model import GenerationRequest
 
 PriceEntry = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
 

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from core.domain import GenerationRequest, GenerationResult
-from core.errors import ContentFilteredError
+from domain.model import GenerationRequest, GenerationResult
+from domain.errors import ContentFilteredError
 from providers.base import (
     Provider,
     ProviderCheck,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from core.errors import StorageError
+from domain.errors import StorageError
 from storage.objects import ObjectStore, open_store, sha256_hex
 
 PUBLISHED_PREFIX = "content/"

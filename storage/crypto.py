@@ -13,15 +13,18 @@ provider, and ``history`` says the key is needed).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.sql.sqltypes import AutoString
 
-from core.errors import ConfigError
+from domain.errors import ConfigError
 
 PREFIX = "fernet:"
+KEY_ENV = "PROMPT_ENCRYPTION_KEY"
 _ciphers: dict[str, Any] = {}
 
 
@@ -30,11 +33,27 @@ def is_encrypted(value: str | None) -> bool:
     return bool(value) and str(value).startswith(PREFIX)
 
 
-def _key_text() -> str:
-    from core.settings import get_secrets
+def _environment_key() -> str:
+    """``PROMPT_ENCRYPTION_KEY`` from the environment, else from ``.env`` in the working directory."""
+    from dotenv import dotenv_values  # python-dotenv, read only when no key source was set
 
-    secret = get_secrets().prompt_encryption_key
-    return secret.get_secret_value().strip() if secret is not None else ""
+    value = os.environ.get(KEY_ENV) or (dotenv_values(".env").get(KEY_ENV) if os.path.isfile(".env") else None)
+    return (value or "").strip()
+
+
+_key_source: Callable[[], str] = _environment_key
+
+
+def set_key_source(source: Callable[[], str]) -> None:
+    """Where the key comes from (the composition root gives the configured secrets'); by
+    default the environment or ``.env``. Forgets the ciphers built from an earlier key."""
+    global _key_source
+    _key_source = source
+    _ciphers.clear()
+
+
+def _key_text() -> str:
+    return _key_source()
 
 
 def cipher() -> Any:

@@ -1,5 +1,5 @@
 """The metrics database: one row per image slot, per provider attempt, per rendition, per alert,
-plus the budget ledger (``budget_periods``, ``budget_ledger``; see tasks/budget.py).
+plus the budget ledger (``budget_periods``, ``budget_ledger``; see generation/budget.py).
 
 SQLModel tables on SQLite by default (WAL journal, 30 s busy timeout, ``BEGIN
 IMMEDIATE`` for write transactions) or any SQLAlchemy URL (PostgreSQL:
@@ -30,8 +30,8 @@ from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from core.domain import Attempt, ImageStatus
-from core.errors import DatabaseUnavailableError
+from domain.model import Attempt, ImageStatus
+from domain.errors import DatabaseUnavailableError
 from storage.crypto import EncryptedText
 
 
@@ -92,7 +92,7 @@ class ImageRecord(SQLModel, table=True):
     request_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     #: The size (``1536x1024``) or aspect ratio (``16:9``) actually asked of the model.
     mapped_size: str | None = Field(default=None, max_length=40)
-    # content safety and privacy: NudeNet detections [{"class", "score", "box"}] (tasks.safety);
+    # content safety and privacy: NudeNet detections [{"class", "score", "box"}] (imaging.safety);
     # the prompt is kept out of published files (template / category ``embed_prompt: false``)
     safety: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     prompt_private: bool = False
@@ -101,12 +101,12 @@ class ImageRecord(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None, index=True)
     #: Claims that sent the slot to the provider chain (retries across runs stop at ``pipeline.max_attempts``).
     attempt_count: int = 0
-    #: Why a failed / placeholder / skipped slot ended so: core.domain.FailureKind.
+    #: Why a failed / placeholder / skipped slot ended so: domain.model.FailureKind.
     failure_kind: str | None = Field(default=None, max_length=20)
     #: Where a local provider made the image: ``cuda``, ``mps`` or ``cpu`` (the CPU fallback
     #: after a GPU out-of-memory); None for remote providers.
     device: str | None = Field(default=None, max_length=20)
-    # publishing (tasks/review.py, tasks/publish.py): the version of the slot (1, 2, ...) and
+    # publishing (publishing/review.py, publishing/publish.py): the version of the slot (1, 2, ...) and
     # the row it regenerates; who decided the review, when, and the note; when it was published
     version: int = Field(default=1)
     previous_pk: int | None = Field(default=None, foreign_key="images.id", index=True)

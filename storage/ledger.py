@@ -23,7 +23,7 @@ attempts, and a ``placeholder`` slot likewise; ``retry_failed=True`` re-opens ev
 failed, placeholder or budget-skipped slot. ``done``, ``blocked`` and other skipped
 slots stay as they are.
 
-Adding a status is one entry in core.domain.ImageStatus, its edges in ``TRANSITIONS``
+Adding a status is one entry in domain.model.ImageStatus, its edges in ``TRANSITIONS``
 and one typed method built on ``_transition``: publishing (review, versions,
 reservations) is built so, from ``send_to_review`` on.
 """
@@ -40,7 +40,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from core.domain import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest, seed_from_key
+from domain.model import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest, seed_from_key
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, ReservationRecord, utcnow
 
 S = ImageStatus
@@ -61,7 +61,7 @@ TRANSITIONS: dict[ImageStatus, frozenset[ImageStatus]] = {
     S.placeholder: frozenset({S.generating}),
     S.skipped: frozenset({S.generating}),
     S.blocked: frozenset(),
-    # publishing (tasks/review.py): ``done`` + ``published_at`` is published; a category with a
+    # publishing (publishing/review.py): ``done`` + ``published_at`` is published; a category with a
     # required review sends its stored images to a person first
     S.done: frozenset({S.done, S.in_review, S.superseded}),
     S.in_review: frozenset({S.in_review, S.approved, S.rejected}),
@@ -153,7 +153,7 @@ class ProcessedImage:
     phash: str | None
     tags: tuple[str, ...]
     duplicate_of: str | None = None
-    #: NudeNet detections [{"class", "score", "box"}] (tasks.safety), when image safety is on.
+    #: NudeNet detections [{"class", "score", "box"}] (imaging.safety), when image safety is on.
     safety: list[dict[str, Any]] | None = None
 
 
@@ -180,7 +180,7 @@ class StoredImage:
 
 
 #: ``(session, reservation token, actual USD)``: settles a budget reservation inside the
-#: transition's transaction (tasks.budget.BudgetLedger.settle_in).
+#: transition's transaction (generation.budget.BudgetLedger.settle_in).
 Settle = Callable[[Session, int, float], None]
 #: ``(session, image pk, dead run key)``: closes the dead run's reservations for the slot.
 Takeover = Callable[[Session, int, str], object]
@@ -403,7 +403,7 @@ class ImageLedger:
     def mark_upload_pending(self, pk: int, run_key: str, reason: str,
                             processed: ProcessedImage | None = None) -> ImageRecord:
         """Stays (or becomes) ``processed`` with ``upload_pending``: the store was unreachable;
-        the files wait in the spool for the next run (tasks.pending). Releases the claim."""
+        the files wait in the spool for the next run (generation.pending). Releases the claim."""
 
         def apply(row: ImageRecord) -> None:
             if processed is not None:

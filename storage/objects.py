@@ -19,13 +19,12 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
 
-from core.errors import ObjectExistsError, StorageError
+from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from core.settings import S3Config
+from domain.errors import ObjectExistsError, StorageError
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
@@ -39,6 +38,30 @@ def check_key(key: str) -> str:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class S3Config(BaseModel):
+    """Options of an ``s3://bucket/prefix`` storage_url (boto3). Credentials come from the
+    environment (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` or any boto3 source).
+
+    ``endpoint_url`` for MinIO / R2 / other S3-compatible stores; ``addressing_style``
+    ``path`` for those; ``checksum`` ``when_required`` (botocore's
+    request_checksum_calculation) keeps stores that reject the newer default CRC
+    checksums working; ``sse`` ``AES256`` or ``aws:kms`` (with ``sse_kms_key_id``);
+    ``storage_class`` e.g. ``STANDARD_IA``; presigned URLs live ``presign_expires_s`` seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing_style: Literal["auto", "path", "virtual"] = "path"
+    checksum: Literal["when_required", "when_supported"] = "when_required"
+    sse: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    presign_expires_s: Annotated[int, Field(ge=1, le=604800)] = 3600
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
 
 
 @dataclass(frozen=True)
@@ -207,13 +230,11 @@ class S3Store(ObjectStore):
     The object's SHA-256 travels in its ``sha256`` metadata: ``put`` compares it to
     refuse a different image at a taken key, and writes with ``If-None-Match: *`` so
     that two writers racing for one key cannot both win. Options: see
-    core.settings.S3Config. Every boto3 / botocore failure becomes StorageError.
+    S3Config. Every boto3 / botocore failure becomes StorageError.
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, options: S3Config | None = None, client: Any = None,
                  credentials: dict[str, str] | None = None) -> None:
-        from core.settings import S3Config
-
         if not bucket:
             raise StorageError("an s3:// storage_url needs a bucket: s3://<bucket>[/<prefix>]")
         self.bucket = bucket

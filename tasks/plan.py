@@ -1,58 +1,17 @@
-"""Plans: which image slots a flow run makes (category, count, idempotency keys).
-
-The idempotency key of a slot is ``flow:run_date:slot:index`` (core.domain.ImageSlot).
-"""
+"""Steps 1-2 of a run: select each slot's template and its variation, recorded as planned rows."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
-from core.domain import ImageFormat, ImageSlot, Quality
-from core.templates import WEEKDAYS, Schedules
-
-
-def plan_daily(schedules: Schedules, run_date: date) -> list[ImageSlot]:
-    """Every image of the daily window for ``run_date``, slots in time order."""
-    slots: list[ImageSlot] = []
-    for slot in sorted(schedules.daily.slots, key=lambda s: s.time):
-        for index in range(slot.count):
-            slots.append(
-                ImageSlot("daily", run_date, slot.slot_name, index, slot.category, quality=slot.quality, format=slot.format)
-            )
-    return slots
+from domain.model import ImageSlot
+from generation.record import record_planned
+from wiring.runtime import Runtime
 
 
-def plan_weekly(schedules: Schedules, run_date: date) -> list[ImageSlot]:
-    """Every image of ``run_date``'s weekday in the weekly plan, plus the weekend special."""
-    weekday = WEEKDAYS[run_date.weekday()]
-    slots: list[ImageSlot] = []
-    for position, entry in enumerate(schedules.weekly.days[weekday]):
-        name = f"{weekday}-{position}-{entry.category}"
-        for index in range(entry.count):
-            slots.append(ImageSlot("weekly", run_date, name, index, entry.category, quality=entry.quality, format=entry.format))
-    special = schedules.weekly.weekend_special
-    if special and weekday in special.days:
-        for index in range(special.count):
-            slots.append(
-                ImageSlot("weekly", run_date, f"{weekday}-special-{special.category}", index, special.category,
-                          quality=special.quality, format=special.format, extra_tags=tuple(special.tags))
-            )
-    return slots
-
-
-def plan_adhoc(
-    template: str, category: str, count: int, run_date: date, batch: str,
-    quality: Quality | None = None, fmt: ImageFormat | None = None, *,
-    reference_image: str | None = None, mask: str | None = None, strength: float | None = None,
-) -> list[ImageSlot]:
-    """``count`` images of one template; ``batch`` makes the keys of one request unique.
-    ``reference_image`` / ``mask`` / ``strength`` (img2img, inpainting) override the template's."""
-    slot = f"{batch}-{template}"
-    return [ImageSlot("adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt,
-                      reference_image=reference_image, mask=mask, strength=strength) for i in range(count)]
-
-
-def local_today(timezone: str) -> date:
-    """Today's date in ``timezone`` (IANA name)."""
-    return datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
+@task(name="plan-images", cache_policy=NO_CACHE)
+def plan_images_task(rt: Runtime, slots: list[ImageSlot], trigger: str) -> list[int]:
+    """Record one planned row per slot (template selected, variation made) before any money
+    is spent; returns their primary keys (generation.record.record_planned)."""
+    return record_planned(rt.db, rt.library, slots, styles=rt.settings.styles, trigger=trigger, ab=rt.settings.ab)

@@ -8,10 +8,10 @@ from typing import Any
 
 def reserve_in_process(url: str, daily_usd: float, estimate_usd: float, threads: int, barrier: Any, results: Any) -> None:
     """Run ``threads`` concurrent reservations in this process; put (ok, refused) on ``results``."""
-    from core.errors import BudgetExceededError
-    from core.settings import BudgetConfig
+    from domain.errors import BudgetExceededError
+    from config.settings import BudgetConfig
     from storage.db import Database
-    from tasks.budget import BudgetLedger
+    from generation.budget import BudgetLedger
 
     db = Database(url, migrate=False)
     ledger = BudgetLedger(db, BudgetConfig(daily_usd=daily_usd, monthly_usd=1000.0))

@@ -25,7 +25,7 @@ os.environ["CONTENT_PIPELINE_REUSE_SERVER"] = "0"
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from tasks.runtime import reset_runtime  # noqa: E402
+from wiring.runtime import reset_runtime  # noqa: E402
 from tests.dbfixtures import db_url, postgres_url  # noqa: E402,F401  (SQLite + PostgreSQL fixtures)
 from tests.servers import A1111Server, HttpSink  # noqa: E402
 

@@ -1,6 +1,6 @@
 """A run of the per-image process without Prefect, for the crash tests: ``python -m
 tests.ledger_worker RUN_DATE COUNT SIZE`` plans COUNT slots of SIZE x SIZE pixels for the
-daily flow of RUN_DATE and produces them (tasks.produce.produce_all) with the settings of
+daily flow of RUN_DATE and produces them (generation.produce.produce_all) with the settings of
 $CONTENT_PIPELINE_CONFIG. Exit code 0 when every image is done as real content, else 1."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from datetime import date
 
 
 def main(run_date: str, count: int, size: int) -> int:
-    from core.domain import ImageSlot
-    from core.settings import get_secrets, get_settings
+    from domain.model import ImageSlot
+    from config.settings import get_secrets, get_settings
     from providers.chain import ProviderChain
     from providers.registry import build_providers
     from storage.db import Database
     from storage.ledger import ImageLedger, PlannedImage
     from storage.objects import open_store
-    from tasks.budget import BudgetLedger
-    from tasks.produce import Worker, produce_all
+    from generation.budget import BudgetLedger
+    from generation.produce import Worker, produce_all
 
     settings = get_settings()
     assert settings.database_url and settings.storage_url

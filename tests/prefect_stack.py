@@ -206,7 +206,7 @@ def served_stack(workdir: Path, name: str, deployments: set[str], **config: Any)
         env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
                        CONTENT_PIPELINE_CONFIG=str(path))
         env.pop("PREFECT_LOGGING_LEVEL")  # `serve` as a person starts it: the CLI's defaults decide what is logged
-        serve = Proc([sys.executable, "-m", "core.cli", "serve"], env, workdir / "serve.log")
+        serve = Proc([sys.executable, "-m", "cli.main", "serve"], env, workdir / "serve.log")
         wait_for(lambda: deployments <= deployment_names(server.api_url), 180,
                  "content-pipeline serve registering its deployments", serve.log, serve.process)
         yield ServedStack(server, home, workdir, output, metrics_db, path, serve)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.domain import ImageSlot, ImageStatus, key_digest
+from domain.model import ImageSlot, ImageStatus, key_digest
 from storage.db import Database, ImageRecord, utcnow
 
 
@@ -45,7 +45,7 @@ def flow_summary(state: Any) -> Any:
     """The RunSummary of a flow run's final state (``flow(..., return_state=True)``):
     its result when Completed, the IncompleteRunError's summary when Failed for images
     not done as real content."""
-    from tasks.pipeline import IncompleteRunError
+    from reporting.summary import IncompleteRunError
 
     if state.is_completed():
         return state.result()

@@ -9,13 +9,13 @@ from datetime import date
 
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.domain import ImageSlot, ImageStatus
-from core.settings import ABConfig
-from tasks.ab import VariantStats, make_chooser, report, thompson_choice, variant_stats
-from tasks.record import record_planned
-from tasks.runtime import get_runtime
-from tasks.variations import create_variation
+from cli.main import app
+from domain.model import ImageSlot, ImageStatus
+from config.settings import ABConfig
+from generation.ab import VariantStats, make_chooser, report, thompson_choice, variant_stats
+from generation.record import record_planned
+from wiring.runtime import get_runtime
+from generation.variations import create_variation
 from tests.rows import plan_row, set_row
 
 TEMPLATE = "pasta-dish"  # ships with variants

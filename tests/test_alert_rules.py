@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.domain import Attempt, ImageSlot
-from core.settings import Secrets
-from tasks.alerts import dispatch_alerts, evaluate_rules
-from tasks.runtime import Runtime, get_runtime
+from domain.model import Attempt, ImageSlot
+from config.settings import Secrets
+from reporting.alerts import dispatch_alerts, evaluate_rules
+from wiring.runtime import Runtime, get_runtime
 from tests.rows import plan_row, set_row
 from tests.servers import HttpSink
 from tests.smtpsink import SmtpSink
@@ -26,7 +26,7 @@ def smtp() -> Iterator[SmtpSink]:
 def image(rt: Runtime, index: int, **fields: object) -> int:
     row = plan_row(rt.db, ImageSlot("daily", datetime.now(UTC).date(), "0600-food", index, "food"))
     if fields:
-        from core.domain import ImageStatus
+        from domain.model import ImageStatus
 
         set_row(rt.db, row.id, ImageStatus(fields.pop("status", "planned")), **fields)  # type: ignore[arg-type]
     assert row.id is not None
@@ -59,7 +59,7 @@ def seed_budget_100(rt: Runtime) -> None:
 
 
 def seed_budget_refused(rt: Runtime) -> None:
-    from core.errors import BudgetExceededError
+    from domain.errors import BudgetExceededError
 
     with pytest.raises(BudgetExceededError):
         rt.budget.reserve("automatic1111", 1.5)
@@ -71,7 +71,7 @@ def seed_slow(rt: Runtime) -> None:
 
 
 def seed_quota_headers(rt: Runtime) -> None:
-    from core.quota import quota_hints
+    from providers.quota import quota_hints
 
     hints = quota_hints({"headers": {"X-RateLimit-Remaining": "4", "X-RateLimit-Limit": "100"}})
     attempts(rt, Attempt("automatic1111", "sd15", "success", 1.0, **hints))
@@ -150,7 +150,7 @@ def test_cooldown_over_sends_again(make_config, sink: HttpSink) -> None:  # type
 def test_flow_failure_hook_alerts(make_config, sink: HttpSink, smtp: SmtpSink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from prefect import flow
 
-    from tasks.alerts import flow_failure_hook
+    from flows.hooks import flow_failure_hook
 
     monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/alerts {smtp.apprise_url}")
     make_config()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import Secrets
-from tasks.alerts import Alert, dispatch_alerts, evaluate_rules
-from tasks.runtime import get_runtime
+from config.settings import Secrets
+from reporting.alerts import Alert, dispatch_alerts, evaluate_rules
+from wiring.runtime import get_runtime
 from tests.conftest import a1111_config
 from tests.rows import flow_summary
 from tests.servers import A1111Server, HttpSink
@@ -14,7 +14,7 @@ from tests.servers import A1111Server, HttpSink
 
 @pytest.mark.usefixtures("prefect_server")
 def test_alert_after_four_consecutive_failures(make_config, sink: HttpSink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from core.domain import ImageFormat, Quality
+    from domain.model import ImageFormat, Quality
     from flows.adhoc import generate
 
     monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/hooks/alerts")

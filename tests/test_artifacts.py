@@ -16,15 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tasks.artifacts import (
-    THUMB_MAX_BYTES,
-    THUMB_SIDE,
-    count_outcomes,
-    gallery_markdown,
-    outcome_of,
-    summary_words,
-    thumbnail_data_uri,
-)
+from reporting.artifacts import THUMB_MAX_BYTES, THUMB_SIDE, gallery_markdown, thumbnail_data_uri
+from reporting.summary import count_outcomes, outcome_of, summary_words
 from tests.conftest import a1111_config
 from tests.rows import flow_summary
 from tests.s3server import S3Server
@@ -125,12 +118,12 @@ def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
 @pytest.mark.usefixtures("prefect_server")
 def test_s3_gallery_links_presigned_thumbnails_that_download(make_config, s3_env: S3Server) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     s3_env.client().create_bucket(Bucket="gallery")
     make_config(storage_url="s3://gallery/studio", s3={"endpoint_url": s3_env.url})
     summary = flow_summary(generate(template="sneaker", count=2, batch="s3", return_state=True))
-    markdown = gallery_markdown("adhoc", summary.images)
+    markdown = gallery_markdown("adhoc", summary.images, get_runtime().store, get_runtime().db)
     links = _markdown_images(markdown)
     assert len(links) == 2 + 2  # a thumbnail and the original's link per image
     thumbs = [link for link in links if "thumb" in link or ".webp" in link]
@@ -146,10 +139,10 @@ def test_s3_gallery_links_presigned_thumbnails_that_download(make_config, s3_env
 
 
 def test_local_gallery_leaves_thumbnails_out_past_its_size_cap(make_config, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import tasks.artifacts as artifacts
+    import reporting.artifacts as artifacts
     from storage.db import ImageRecord, RenditionRecord
     from storage.objects import sha256_hex
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     make_config()
     rt = get_runtime()
@@ -168,11 +161,11 @@ def test_local_gallery_leaves_thumbnails_out_past_its_size_cap(make_config, monk
                                         height=320, bytes=len(data), checksum=sha256_hex(data)))
             images.append(Img(row.image_id, "done", storage_key=key))
         session.commit()
-    full = gallery_markdown("adhoc", images)
+    full = gallery_markdown("adhoc", images, rt.store, rt.db)
     assert len(_markdown_images(full)) == 3
     one_thumb = len(full) // 2  # room for about one thumbnail
     monkeypatch.setattr(artifacts, "GALLERY_MAX_BYTES", one_thumb)
-    capped = gallery_markdown("adhoc", images)
+    capped = gallery_markdown("adhoc", images, rt.store, rt.db)
     assert len(capped) <= one_thumb + 2000 and 1 <= len(_markdown_images(capped)) < 3
     assert "(thumbnail left out: gallery size cap)" in capped
     assert all(i.image_id in capped for i in images)
@@ -183,14 +176,15 @@ def test_the_progress_artifact_is_updated_at_most_once_a_second_and_for_the_last
 
     import prefect.artifacts
 
-    from tasks.pipeline import ImageSummary, ProgressReporter
+    from reporting.artifacts import ProgressReporter
+    from reporting.summary import ImageSummary
 
     updates: list[tuple[float, str]] = []
     monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", lambda **kwargs: uuid.uuid4())
     monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
                         lambda artifact_id, progress, description: updates.append((progress, description)))
     clock = [100.0]
-    monkeypatch.setattr("tasks.pipeline.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("reporting.artifacts.time.monotonic", lambda: clock[0])
     reporter = ProgressReporter("daily", 4)
     image = ImageSummary("abc", "0600-food#0", "t", "automatic1111", False, 0.01, 1.0, "done", "k.png", None)
     clock[0] += 0.2

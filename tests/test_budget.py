@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.errors import BudgetExceededError
-from core.settings import BudgetConfig, ProviderBudgetConfig
+from domain.errors import BudgetExceededError
+from config.settings import BudgetConfig, ProviderBudgetConfig
 from storage.db import BudgetPeriodRecord, Database
-from tasks.budget import BudgetLedger
+from generation.budget import BudgetLedger
 from tests.budget_worker import reserve_in_process
 
 ESTIMATE = 0.25  # exact in binary floating point: 10 x 0.25 = 2.5 exactly
@@ -130,8 +130,8 @@ def test_settle_real_cost_release_and_caps(db_url: str) -> None:
 
 def test_chain_falls_back_when_the_cap_would_be_crossed(make_config, a1111) -> None:  # type: ignore[no-untyped-def]
     """A paid provider over the cap is skipped (attempt recorded); the free placeholder answers."""
-    from core.domain import Attempt, GenerationRequest
-    from tasks.runtime import get_runtime
+    from domain.model import Attempt, GenerationRequest
+    from wiring.runtime import get_runtime
     from tests.conftest import a1111_config
 
     make_config(**a1111_config(a1111.url, cost_usd=0.08), budget={"daily_usd": 0.1})
@@ -152,11 +152,11 @@ def test_chain_falls_back_when_the_cap_would_be_crossed(make_config, a1111) -> N
 def test_slot_skipped_when_no_free_provider_and_alert(make_config, a1111) -> None:  # type: ignore[no-untyped-def]
     from datetime import date
 
-    from core.domain import ImageSlot
-    from tasks.alerts import evaluate_rules
-    from tasks.generate import generate_image
-    from tasks.record import record_planned
-    from tasks.runtime import get_runtime
+    from domain.model import ImageSlot
+    from reporting.alerts import evaluate_rules
+    from generation.generate import generate_image
+    from generation.record import record_planned
+    from wiring.runtime import get_runtime
     from tests.conftest import a1111_config
 
     config = a1111_config(a1111.url, cost_usd=0.08)

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.domain import GenerationRequest, ImageSlot
-from core.settings import load_settings
-from core.templates import TemplateLibrary
+from domain.model import GenerationRequest, ImageSlot
+from config.settings import load_settings
+from domain.templates import TemplateLibrary
 from providers.chain import ProviderChain
 from providers.registry import build_providers
 from storage.db import Database
-from tasks.budget import BudgetLedger
-from tasks.generate import generate_image
-from tasks.record import record_planned
+from generation.budget import BudgetLedger
+from generation.generate import generate_image
+from generation.record import record_planned
 from tests.conftest import a1111_config
 from tests.servers import A1111Server
 
@@ -37,7 +37,7 @@ def setup(make_config, url: str, **extra):  # type: ignore[no-untyped-def]
 
 
 def settings_secrets():  # type: ignore[no-untyped-def]
-    from core.settings import Secrets
+    from config.settings import Secrets
 
     return Secrets()
 
@@ -150,7 +150,7 @@ def test_generated_row_is_not_generated_again(make_config, a1111: A1111Server) -
 
 
 def test_rate_limit_headers_become_quota_hints_and_an_alert(make_config, a1111: A1111Server) -> None:  # type: ignore[no-untyped-def]
-    from tasks.alerts import rule_quota
+    from reporting.alerts import rule_quota
 
     settings, db, chain, pks, _ = setup(make_config, a1111.url, retry={"max_retries": 0})
     a1111.extra_headers = {"X-RateLimit-Remaining": "30", "X-RateLimit-Limit": "50"}

@@ -1,4 +1,4 @@
-"""C2PA Content Credentials (tasks.credentials, c2pa-python): every rendition format we
+"""C2PA Content Credentials (imaging.credentials, c2pa-python): every rendition format we
 write is signed and validates with c2pa-python's Reader; renditions carry the signed
 original as ingredient; a tampered file fails; ``content-pipeline verify`` reports it."""
 
@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.settings import C2paConfig, RenditionConfig
-from tasks.credentials import CredentialsError, sign_files, verify_file
-from tasks.postprocess import make_renditions
-from tasks.provenance import DIGITAL_SOURCE_TYPE, Provenance
+from cli.main import app
+from config.settings import C2paConfig, RenditionConfig
+from imaging.credentials import CredentialsError, sign_files, verify_file
+from imaging.postprocess import make_renditions
+from imaging.provenance import DIGITAL_SOURCE_TYPE, Provenance
 from tests.c2pa_certs import make_chain
 from tests.conftest import a1111_config
 from tests.servers import A1111Server, photo
@@ -118,7 +118,7 @@ def test_verify_command(tmp_path: Path, chain, make_config) -> None:  # type: ig
 
 def test_pipeline_publishes_signed_files(prefect_server, make_config, tmp_path: Path, chain) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     with A1111Server() as server:
         make_config(**a1111_config(server.url),

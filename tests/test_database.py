@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel, select
 from typer.testing import CliRunner
 
-from core.domain import Attempt, ImageSlot
+from domain.model import Attempt, ImageSlot
 from storage.db import AttemptRecord, Database, ImageRecord
 from storage.ledger import (
     ClaimState,
@@ -89,7 +89,7 @@ def test_skeleton_database_is_stamped_then_upgraded(tmp_path) -> None:  # type: 
 
 
 def test_db_upgrade_command(db_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
-    from core.cli import app
+    from cli.main import app
 
     make_config(database_url=db_url.replace("postgres@", "postgres:s3cret@"))  # trust auth ignores the password
     result = CliRunner().invoke(app, ["db", "upgrade"])
@@ -187,7 +187,7 @@ def test_sqlite_pragmas_and_immediate_writes(tmp_path) -> None:  # type: ignore[
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_end_to_end_on_postgresql(postgres_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
     """A real flow run with its metrics on PostgreSQL: rows, attempts, renditions, the ledger."""
-    from core.domain import ImageFormat, Quality
+    from domain.model import ImageFormat, Quality
     from flows.adhoc import generate
     from tests.dbfixtures import _empty_postgres
 
@@ -202,7 +202,7 @@ def test_flow_end_to_end_on_postgresql(postgres_url: str, make_config) -> None: 
     again = flow_summary(generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square,
                                   batch="pg", return_state=True))
     assert [i.image_id for i in again.images] == [i.image_id for i in summary.images]  # the same slots resumed
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     db = get_runtime().db
     assert db.engine.dialect.name == "postgresql"

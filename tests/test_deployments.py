@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.settings import load_settings
+from config.settings import load_settings
 
 
 def test_serve_builds_scheduled_deployments(make_config) -> None:  # type: ignore[no-untyped-def]

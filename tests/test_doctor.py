@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.doctor import FAIL, OK, WARN, run_checks
+from cli.main import app
+from cli.doctor import FAIL, OK, WARN, run_checks
 from tests.conftest import a1111_config
 from tests.prefect_stack import create_database, drop_database, free_port, pg_url, postgres_available
 

@@ -103,7 +103,7 @@ def test_served_daily_without_a_date_makes_today_of_the_chosen_categories(stack:
     from prefect.deployments import run_deployment
 
     from storage.db import Database
-    from tasks.plan import local_today
+    from generation.plan import local_today
 
     with stack.settings():
         run = run_deployment("daily-content/daily", parameters={"categories": ["food"]}, timeout=240, poll_interval=1)
@@ -245,7 +245,7 @@ def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: ServedStack, monkey
         env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_CONFIG=str(config), **creds)
         script = ("from flows.adhoc import generate; "
                   "state = generate(template='sneaker', count=2, batch='s3-ui', return_state=True); "
-                  "from tasks.pipeline import IncompleteRunError; "
+                  "from reporting.summary import IncompleteRunError; "
                   # offline placeholders: the run ends Failed with IncompleteRunError (exit codes tell the truth)
                   "assert state.is_completed() or isinstance(state.result(raise_on_failure=False), IncompleteRunError), "
                   "state; print('RUN', state.state_details.flow_run_id)")
@@ -280,8 +280,8 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
 
     from flows.daily import daily_content
     from storage.db import AttemptRecord, Database, RenditionRecord
-    from tasks.plan import plan_daily
-    from core.templates import TemplateLibrary
+    from generation.plan import plan_daily
+    from domain.templates import TemplateLibrary
 
     metrics_db = create_database("cp_scale")
     pool = f"cp-pool-{uuid.uuid4().hex[:6]}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.runtime import get_runtime
+from wiring.runtime import get_runtime
 from tests.conftest import a1111_config
 from tests.rows import flow_summary
 from tests.servers import A1111Server
@@ -111,7 +111,7 @@ def test_weekly_saturday_plan(make_config) -> None:  # type: ignore[no-untyped-d
 
 
 def test_adhoc_quality_and_format(make_config) -> None:  # type: ignore[no-untyped-def]
-    from core.domain import ImageFormat, Quality
+    from domain.model import ImageFormat, Quality
     from flows.adhoc import generate
 
     make_config()

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("diffusers", reason="the local extra is not installed")
 torch = pytest.importorskip("torch")
 
-from tasks.runtime import get_runtime  # noqa: E402
+from wiring.runtime import get_runtime  # noqa: E402
 from tests.providers.test_diffusers_batching import SCHEDULES, TEMPLATE  # noqa: E402
 from tests.providers.test_diffusers_local import build_tiny_model  # noqa: E402
 

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from core.cli import FAIL_FAST_S, app
-from core.errors import ConfigError, TemplateError
-from core.settings import load_settings
-from core.templates import TemplateLibrary, load_template
-from core.yamlio import load_yaml
+from cli.main import FAIL_FAST_S, app
+from domain.errors import ConfigError, TemplateError
+from config.settings import load_settings
+from domain.templates import TemplateLibrary, load_template
+from domain.yamlio import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
@@ -42,7 +42,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     """The CLI as a user runs it (the console script's code path)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CONTENT_PIPELINE_")}
     environment.update({"PYTHONPATH": str(PROJECT_ROOT), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=180,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180,
                           env=environment, cwd=cwd)
 
 
@@ -279,9 +279,9 @@ def test_oversize_provenance_never_breaks_an_encoding(tmp_path: Path) -> None:
     every format is written, the embedded copy is cut, the sidecar keeps it whole."""
     from types import SimpleNamespace
 
-    from core.settings import RenditionConfig
-    from tasks.postprocess import make_renditions
-    from tasks.provenance import MAX_XMP_BYTES, Provenance, read_provenance, sidecar
+    from config.settings import RenditionConfig
+    from imaging.postprocess import make_renditions
+    from imaging.provenance import MAX_XMP_BYTES, Provenance, read_provenance, sidecar
     from tests.servers import photo
 
     prompt = "a very long prompt " * 10_000  # 190 kB

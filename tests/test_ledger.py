@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import update
 
-from core.domain import Attempt, FailureKind, ImageSlot, ImageStatus
+from domain.model import Attempt, FailureKind, ImageSlot, ImageStatus
 from storage.db import Database, ImageRecord, utcnow
 from storage.ledger import (
     ClaimState,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.domain import GenerationRequest
-from core.settings import Secrets, load_settings
+from domain.model import GenerationRequest
+from config.settings import Secrets, load_settings
 from providers.registry import build_providers
-from tasks.limits import GloballyLimitedProvider, ensure_provider_limits, limit_providers
+from generation.limits import GloballyLimitedProvider, ensure_provider_limits, limit_providers
 
 
 def test_off_by_default_the_providers_are_untouched(make_config) -> None:  # type: ignore[no-untyped-def]

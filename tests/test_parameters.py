@@ -9,11 +9,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from core.errors import TemplateError
-from core.templates import TemplateLibrary
+from domain.errors import TemplateError
+from domain.templates import TemplateLibrary
 from deployments.parameters import add_choices, template_choices
 from flows.parameters import only_categories
-from tasks.plan import plan_daily
+from generation.plan import plan_daily
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def test_daily_schema_offers_categories_and_dates(library: TemplateLibrary) -> N
 
 
 def test_served_deployments_enforce_the_schema(make_config) -> None:  # type: ignore[no-untyped-def]
-    from core.settings import load_settings
+    from config.settings import load_settings
     from deployments.serve import build_deployments
 
     deployments = {d.name: d for d in build_deployments(load_settings(make_config()))}

@@ -1,4 +1,4 @@
-"""The content policy (core.policy): a broad English and French set in both directions,
+"""The content policy (policy): a broad English and French set in both directions,
 the normalisation, the co-occurrence over the whole expanded prompt, the allow-list,
 ``content-pipeline policy check``, and a wildcard expansion blocked for that variation
 only, before any provider call."""
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.errors import ContentPolicyError
-from core.policy import check_prompt, evaluate, views
+from cli.main import app
+from domain.errors import ContentPolicyError
+from policy import check_prompt, evaluate, views
 from tests.data.policy_prompts import ALLOWED_EN, ALLOWED_FR, REFUSED_EN, REFUSED_FR
 from tests.servers import A1111Server
 from tests.rows import flow_summary
@@ -165,7 +165,7 @@ def test_policy_check_command(make_config) -> None:  # type: ignore[no-untyped-d
 def test_policy_check_as_a_subprocess(tmp_path: Path) -> None:
     """The command as a user runs it, one process per prompt: verdict line and exit code."""
     for prompt, code in [("sixteen year old boy, naked", 1), ("minor league baseball at dusk", 0)]:
-        result = subprocess.run([sys.executable, "-m", "core.cli", "policy", "check", prompt], cwd=tmp_path,
+        result = subprocess.run([sys.executable, "-m", "cli.main", "policy", "check", prompt], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=120,
                                 env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
         assert result.returncode == code, result.stderr
@@ -194,7 +194,7 @@ def test_templates_validate_checks_every_expansion(tmp_path: Path, make_config) 
 
 def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(prefect_server, make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
     from tests.conftest import a1111_config
 
     folder = _library_with(tmp_path, 'name: risky\nprompt: "{a fisherman|a schoolgirl|an old sailor} posing nude, '
@@ -216,7 +216,8 @@ def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(p
 
 
 def test_a_template_with_too_many_expansions_is_checked_as_a_whole(tmp_path: Path) -> None:
-    from core.templates import TemplateLibrary, policy_problems
+    from domain.templates import TemplateLibrary
+    from policy.templates import policy_problems
 
     choices = "|".join(f"colour {i}" for i in range(40))
     folder = _library_with(tmp_path, f'name: risky\nprompt: "{{{choices}}} {{{choices}}} mug for {{adults|a teen}}"\n'

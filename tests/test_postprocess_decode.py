@@ -12,15 +12,15 @@ import pytest
 import skimage.data
 from PIL import Image, ImageCms
 
-from core.errors import (
+from domain.errors import (
     CorruptImageError,
     EmptyImageError,
     ImageTooLargeError,
     InvalidImageError,
     UnsupportedImageError,
 )
-from core.settings import DecodeConfig
-from tasks.decode import decode_image
+from config.settings import DecodeConfig
+from imaging.decode import decode_image
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>\n"
 

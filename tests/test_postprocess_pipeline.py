@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.domain import ImageStatus
-from tasks.plan import plan_daily
-from tasks.provenance import DIGITAL_SOURCE_TYPE, read_provenance
-from tasks.record import record_planned
-from tasks.runtime import get_runtime
+from domain.model import ImageStatus
+from generation.plan import plan_daily
+from imaging.provenance import DIGITAL_SOURCE_TYPE, read_provenance
+from generation.record import record_planned
+from wiring.runtime import get_runtime
 from tests.conftest import a1111_config
 from tests.rows import flow_summary, set_row
 from tests.servers import A1111Server

@@ -10,9 +10,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from core.settings import RenditionConfig
-from tasks.postprocess import make_renditions
-from tasks.provenance import DIGITAL_SOURCE_TYPE, NS, PNG_XMP_KEY, Provenance, parse_xmp, read_provenance
+from config.settings import RenditionConfig
+from imaging.postprocess import make_renditions
+from imaging.provenance import DIGITAL_SOURCE_TYPE, NS, PNG_XMP_KEY, Provenance, parse_xmp, read_provenance
 
 PROVENANCE = Provenance(
     image_id="3f2a9c1b7d10", prompt="a handmade ceramic mug on a linen cloth, café <morning> & steam",

@@ -10,13 +10,13 @@ import pytest
 import skimage.data
 from PIL import Image, ImageEnhance, ImageFilter
 
-from core.domain import ImageSlot, ImageStatus
-from core.errors import ConfigError
-from core.settings import TaggingConfig
-from tasks.categorize import categorize_image
-from tasks.quality import hamming, measure, nearest_duplicate, perceptual_hash
-from tasks.runtime import get_runtime
-from tasks.tagging import zero_shot_tags
+from domain.model import ImageSlot, ImageStatus
+from domain.errors import ConfigError
+from config.settings import TaggingConfig
+from imaging.categorize import categorize_image
+from imaging.quality import hamming, measure, nearest_duplicate, perceptual_hash
+from wiring.runtime import get_runtime
+from imaging.tagging import zero_shot_tags
 from tests.rows import plan_row, set_row
 
 
@@ -118,7 +118,7 @@ def test_zero_shot_tagging_is_optional_with_a_clear_install_hint(tmp_path: Path)
 
 
 def test_postprocess_image_in_threads_and_in_processes_gives_the_same_files(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tasks.postprocess import postprocess_image
+    from imaging.postprocess import postprocess_image
 
     results = {}
     for index, executor in enumerate(("threads", "processes")):

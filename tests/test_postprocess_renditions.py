@@ -10,11 +10,11 @@ import skimage.data
 from PIL import Image
 from pydantic import ValidationError
 
-from core.errors import RenditionError
-from core.settings import RenditionConfig
-from tasks.postprocess import TARGET_TOLERANCE, attention_box, encode_to_target, make_renditions, render
-from tasks.provenance import Provenance
-from tasks.quality import measure
+from domain.errors import RenditionError
+from config.settings import RenditionConfig
+from imaging.postprocess import TARGET_TOLERANCE, attention_box, encode_to_target, make_renditions, render
+from imaging.provenance import Provenance
+from imaging.quality import measure
 
 FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG"}
 
@@ -67,7 +67,7 @@ def test_a_rendition_encoded_into_its_file_is_the_in_memory_encoding(fmt: str, o
     file left behind."""
     import hashlib
 
-    from tasks.postprocess import encode, render_one
+    from imaging.postprocess import encode, render_one
 
     spec = RenditionConfig(name="web", width=300, height=300, format=fmt)
     provenance = Provenance(image_id="abc123", prompt="a cup", seed=7, provider="automatic1111", model="sdxl")
@@ -146,8 +146,8 @@ def test_enhancement_raises_contrast_and_sharpness() -> None:
 def test_postprocessing_configuration_errors_name_the_key(tmp_path: Path) -> None:
     import yaml
 
-    from core.errors import ConfigError
-    from core.settings import load_settings
+    from domain.errors import ConfigError
+    from config.settings import load_settings
 
     path = tmp_path / "content-pipeline.yaml"
     path.write_text(yaml.safe_dump({"renditions": [{"name": "x4", "scale": 4, "upscaler": "model"}]}))

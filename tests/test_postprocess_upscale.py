@@ -17,10 +17,10 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from core.errors import UpscaleError
-from core.settings import RenditionConfig, UpscaleConfig
-from tasks.postprocess import make_renditions
-from tasks.upscale import ModelUpscaler, RemoteUpscaler, build_upscalers, import_spandrel, lanczos_upscale
+from domain.errors import UpscaleError
+from config.settings import RenditionConfig, UpscaleConfig
+from imaging.postprocess import make_renditions
+from imaging.upscale import ModelUpscaler, RemoteUpscaler, build_upscalers, import_spandrel, lanczos_upscale
 
 torch = pytest.importorskip("torch")
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from tests.c2pa_certs import make_chain
 from tests.conftest import a1111_config
 from tests.servers import A1111Server
@@ -35,8 +35,8 @@ def _library(tmp_path: Path) -> Path:
 
 def test_private_prompts_are_in_no_published_byte(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
-    from tasks.upload import object_metadata
+    from wiring.runtime import get_runtime
+    from generation.upload import object_metadata
 
     chain = make_chain(tmp_path / "c2pa")
     renditions = [{"name": f"r-{fmt}", "width": 256, "height": 256, "format": fmt} for fmt in ("jpeg", "webp", "png", "avif")]
@@ -75,7 +75,7 @@ def test_private_prompts_are_in_no_published_byte(make_config, tmp_path: Path) -
 
 def test_prompts_encrypted_at_rest(make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime, reset_runtime
+    from wiring.runtime import get_runtime, reset_runtime
 
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("PROMPT_ENCRYPTION_KEY", key)
@@ -100,8 +100,8 @@ def test_prompts_encrypted_at_rest(make_config, tmp_path: Path, monkeypatch: pyt
     assert hidden.exit_code == 0 and SECRET not in hidden.output
     assert "prompt: (encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" in hidden.output
     # a row planned with the key is never sent to a provider as ciphertext without it
-    from core.errors import ConfigError
-    from tasks.generate import generate_image
+    from domain.errors import ConfigError
+    from generation.generate import generate_image
 
     pk = row.id
     with get_runtime().db.session() as session:

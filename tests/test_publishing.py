@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from core.domain import ImageSlot
-from core.settings import DeliveryConfig, S3Config, WebhookConfig
+from domain.model import ImageSlot
+from config.settings import DeliveryConfig, S3Config, WebhookConfig
 from storage.db import Database, DeliveryRecord, ImageRecord
 from storage.ledger import GeneratedImage, ImageLedger, PlannedImage, ProcessedImage, StoredFile, StoredImage
 from storage.objects import LocalStore, ObjectStore, open_store, sha256_hex
@@ -98,7 +98,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
 
 def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearly(
         db_url: str, make_config: Any) -> None:
-    from core.cli import app
+    from cli.main import app
 
     make_config(database_url=db_url)
     db = Database(db_url)
@@ -189,7 +189,7 @@ def _deliveries(db: Database) -> list[DeliveryRecord]:
 
 
 def test_webhook_is_signed_retried_on_500_and_recorded(local_db: Database, tmp_path: Path) -> None:
-    from tasks.delivery import deliver_webhooks
+    from publishing.delivery import deliver_webhooks
 
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)
@@ -212,7 +212,7 @@ def test_webhook_is_signed_retried_on_500_and_recorded(local_db: Database, tmp_p
 
 
 def test_webhook_gives_up_after_the_configured_attempts(local_db: Database, tmp_path: Path) -> None:
-    from tasks.delivery import deliver_webhooks
+    from publishing.delivery import deliver_webhooks
 
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)
@@ -239,7 +239,7 @@ def test_webhook_gives_up_after_the_configured_attempts(local_db: Database, tmp_
 
 
 def test_webhook_to_a_private_address_is_refused(local_db: Database, tmp_path: Path) -> None:
-    from tasks.delivery import deliver_webhooks
+    from publishing.delivery import deliver_webhooks
 
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)
@@ -309,10 +309,10 @@ def test_backup_verify_finds_a_deleted_and_a_corrupted_object_s3(tmp_path: Path)
 def test_publishing_copies_to_the_backup_and_the_cli_verifies_it(tmp_path: Path, make_config: Any) -> None:
     """Publishing copies every published object to the S3 backup; ``backup verify`` exits 0,
     then 1 naming the object deleted from the backup."""
-    from core.cli import app
+    from cli.main import app
     from storage.ledger import ImageLedger
-    from tasks.publish import publish_image
-    from tasks.runtime import get_runtime
+    from publishing.publish import publish_image
+    from wiring.runtime import get_runtime
 
     with S3Server() as s3:
         s3.client().create_bucket(Bucket="copies")
@@ -327,7 +327,7 @@ def test_publishing_copies_to_the_backup_and_the_cli_verifies_it(tmp_path: Path,
         result = runner.invoke(app, ["backup", "verify"])
         assert result.exit_code == 1 and "4 objects checked: 4 missing" in result.output, result.output
         from storage.backup import copy_to_backup
-        from tasks.publish import published_keys
+        from publishing.publish import published_keys
 
         for row in rows:  # ... so copy them as publishing does
             copy_to_backup(rt.store, backup, published_keys(rt.db, row))
@@ -377,8 +377,8 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
 
 
 def test_a_private_prompt_is_neither_sent_nor_shown_in_the_review_form(local_db: Database, tmp_path: Path) -> None:
-    from tasks.delivery import webhook_payload
-    from tasks.review import review_description
+    from publishing.delivery import webhook_payload
+    from publishing.review import review_description
 
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord
 from storage.objects import LocalStore, sha256_hex
-from tasks.report import build_report, period, write_report
+from reporting.report import build_report, period, write_report
 from tests.chromium import chromium_binary, screenshot
 from tests.servers import photo
 
@@ -144,7 +144,7 @@ def test_every_call_counts_under_its_provider_no_phantom_row(db_url: str) -> Non
 
 
 def test_cost_chart_draws_the_cap_and_never_a_negative_axis(tmp_path: Path) -> None:
-    from tasks.report import CAP_COLOUR, Report, cost_axis, write_charts
+    from reporting.report import CAP_COLOUR, Report, cost_axis, write_charts
 
     assert cost_axis([0.0, 0.0, 0.0], None) == (0.0, 1.0)  # matplotlib alone centres it on 0: -0.05..0.05
     assert cost_axis([0.0, 0.0], 5.0) == (0.0, pytest.approx(5.75))
@@ -163,8 +163,8 @@ def test_cost_chart_draws_the_cap_and_never_a_negative_axis(tmp_path: Path) -> N
 
 
 def test_report_command(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.cli import app
-    from tasks.runtime import get_runtime
+    from cli.main import app
+    from wiring.runtime import get_runtime
 
     make_config()
     rt = get_runtime()
@@ -183,7 +183,7 @@ def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None
     import base64
 
     from flows.report import weekly_report
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/reports")
     make_config()
@@ -217,8 +217,8 @@ def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None
 
 
 def test_history_command_tells_each_generation_story(make_config) -> None:  # type: ignore[no-untyped-def]
-    from core.cli import app
-    from tasks.runtime import get_runtime
+    from cli.main import app
+    from wiring.runtime import get_runtime
 
     make_config()
     seed(get_runtime().db, None)

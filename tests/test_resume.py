@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
-CLI = [sys.executable, "-m", "core.cli"]
+CLI = [sys.executable, "-m", "cli.main"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from core.domain import ImageStatus
-from tasks.runtime import get_runtime
+from domain.model import ImageStatus
+from wiring.runtime import get_runtime
 from tests.conftest import a1111_config
 from tests.servers import A1111Server, HttpSink
 
@@ -31,11 +31,11 @@ def files_under(output: Path, top: str) -> list[str]:
 
 def test_review_required_waits_then_cli_approves_rejects_regenerates(
         make_config: Any, a1111: A1111Server, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.cli import app
+    from cli.main import app
     from flows.daily import daily_content
     from storage.db import DeliveryRecord
     from storage.ledger import ImageLedger
-    from tasks.review import review_description
+    from publishing.review import review_description
 
     monkeypatch.setenv("PUBLISH_APPRISE_URLS", f"json://127.0.0.1:{sink.httpd.server_address[1]}/published")
     monkeypatch.setenv("HOOK_SECRET", "hook-secret")
@@ -133,7 +133,7 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
 def test_the_run_end_counts_review_decisions_and_waiting_but_not_an_unpublished_approval() -> None:
     """RunSummary's rule (the exit code and the flow run's state): done, rejected, superseded
     and in_review end a run Completed; approved but not published, a placeholder, failed do not."""
-    from tasks.pipeline import ImageSummary, RunSummary
+    from reporting.summary import ImageSummary, RunSummary
 
     def image(n: int, status: str, placeholder: bool = False) -> ImageSummary:
         return ImageSummary(f"img{n}", f"s#{n}", "t", "p", placeholder, 0.0, 0.0, status, None, None)

@@ -26,24 +26,24 @@ from typing import Any
 
 import pytest
 
-from core.domain import GenerationRequest, GenerationResult, ImageSlot
-from core.errors import (
+from domain.model import GenerationRequest, GenerationResult, ImageSlot
+from domain.errors import (
     AllProvidersFailedError,
     BudgetExceededError,
     ContentFilteredError,
     RejectedProviderError,
     TransientProviderError,
 )
-from core.settings import BudgetConfig, ProviderConfig, RetryConfig, Secrets
+from config.settings import BudgetConfig, ProviderConfig, RetryConfig, Secrets
 from providers.base import Provider
 from providers.chain import ProviderChain
 from storage.db import Database
-from tasks.budget import BudgetLedger
+from generation.budget import BudgetLedger
 from tests.conftest import a1111_config
 from tests.servers import A1111Server
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "core.cli"]
+CLI = [sys.executable, "-m", "cli.main"]
 PRICE = 0.04
 
 
@@ -211,7 +211,7 @@ def progress(db: Database) -> int:
 
 # -- money -----------------------------------------------------------------------------------------
 def _chain_db(make_config, url: str, **extra: Any) -> tuple[Any, Any]:  # type: ignore[no-untyped-def]
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     make_config(**{**paid(url), **extra})
     rt = get_runtime()
@@ -223,8 +223,8 @@ def test_billed_but_rejected_output_is_counted_and_paid_once(make_config, mode: 
     """The provider answered 200 (and billed) but the output fails our check: the call costs its
     price in the ledger; the deterministic failure is not retried on the same provider, nor by
     the next run."""
-    from tasks.generate import generate_image
-    from tasks.record import record_planned
+    from generation.generate import generate_image
+    from generation.record import record_planned
 
     with A1111Server(default=mode) as server:
         rt, db = _chain_db(make_config, server.url, retry={"max_retries": 2, "backoff_s": 0.0}, chain=["automatic1111"])
@@ -247,8 +247,8 @@ def test_billed_but_rejected_output_is_counted_and_paid_once(make_config, mode: 
 
 
 def test_refused_connection_and_http_errors_are_not_billed(make_config) -> None:  # type: ignore[no-untyped-def]
-    from tasks.generate import generate_image
-    from tasks.record import record_planned
+    from generation.generate import generate_image
+    from generation.record import record_planned
 
     with A1111Server(default="500") as server:
         rt, db = _chain_db(make_config, server.url, chain=["automatic1111"])
@@ -369,9 +369,9 @@ def test_an_image_costs_at_most_six_database_transactions(make_config) -> None: 
     transaction (reads included) over the number of images."""
     from sqlalchemy import event
 
-    from tasks.produce import produce_image
-    from tasks.record import record_planned
-    from tasks.runtime import get_runtime
+    from generation.produce import produce_image
+    from generation.record import record_planned
+    from wiring.runtime import get_runtime
 
     with A1111Server() as server:
         make_config(**paid(server.url),

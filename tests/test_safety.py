@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.errors import ConfigError
-from core.settings import ImageSafetyConfig, load_settings
-from tasks.safety import blocking, detect
+from domain.errors import ConfigError
+from config.settings import ImageSafetyConfig, load_settings
+from imaging.safety import blocking, detect
 from tests.conftest import a1111_config
 from tests.servers import A1111Server, photo
 from tests.rows import flow_summary
@@ -66,7 +66,7 @@ pytestmark_flows = pytest.mark.usefixtures("prefect_server")
 @pytestmark_flows
 def test_pipeline_blocks_a_detected_class_and_records_detections(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     with A1111Server(default="photo:astronaut") as server:
         make_config(**a1111_config(server.url), dedup={"enabled": False},
@@ -83,7 +83,7 @@ def test_pipeline_blocks_a_detected_class_and_records_detections(make_config, tm
 @pytestmark_flows
 def test_pipeline_records_detections_of_a_published_image(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     with A1111Server(default="photo:astronaut") as server:
         make_config(**a1111_config(server.url))
@@ -95,10 +95,10 @@ def test_pipeline_records_detections_of_a_published_image(make_config, tmp_path:
 
 def test_the_detector_runs_one_thread_per_call_without_spinning() -> None:
     """onnxruntime's default intra-op pool spins on every core: one thread per call, each
-    image's task thread running its own inference, costs half the CPU (tasks.safety)."""
+    image's task thread running its own inference, costs half the CPU (imaging.safety)."""
     import onnxruntime
 
-    from tasks.safety import detector, session_options
+    from imaging.safety import detector, session_options
 
     options = session_options(onnxruntime)
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
@@ -109,11 +109,11 @@ def test_the_detector_runs_one_thread_per_call_without_spinning() -> None:
 
 
 def test_the_detections_are_nudenets_own() -> None:
-    """tasks.safety runs NudeNet's post-processing over the anchors that can pass its 0.2
+    """imaging.safety runs NudeNet's post-processing over the anchors that can pass its 0.2
     threshold only: the detections are exactly those of NudeDetector.detect."""
     import numpy as np
 
-    from tasks.safety import detector, run_detector
+    from imaging.safety import detector, run_detector
 
     made = detector(320)
     for name, side in (("astronaut", 512), ("camera", 512), ("chelsea", 384), ("coffee", 640), ("rocket", 320)):
@@ -128,14 +128,14 @@ def test_a_placeholder_is_not_given_to_the_detector(make_config, monkeypatch: py
     """A placeholder is our own rendering of the prompt's text, never published as content:
     the offline run does not load NudeNet for it (onnxruntime, OpenCV and the model are
     about 75 MiB of the offline run's memory). A provider's image is checked (the tests above)."""
-    import tasks.safety
+    import imaging.safety
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("NudeNet called for a placeholder")
 
-    monkeypatch.setattr(tasks.safety, "detect", refuse)
+    monkeypatch.setattr(imaging.safety, "detect", refuse)
     make_config(chain=["placeholder"])
     summary = flow_summary(generate(template="ceramic-mug", count=1, batch="offline", return_state=True))
     assert [i.status for i in summary.images] == ["placeholder"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from tests.prefect_stack import free_port
 from tests.providers.servers import OpenAIServer
 from tests.rows import flow_summary
@@ -22,7 +22,7 @@ runner = CliRunner()
 
 
 def test_empty_environment_values_are_no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from core.settings import Secrets
+    from config.settings import Secrets
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())  # every key empty, as copied
@@ -36,7 +36,7 @@ def test_empty_environment_values_are_no_keys(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_doctor_fails_naming_the_missing_key(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from core.doctor import FAIL, OK, run_checks
+    from cli.doctor import FAIL, OK, run_checks
 
     monkeypatch.setenv("OPENAI_API_KEY", "")
     with OpenAIServer() as openai:
@@ -55,7 +55,7 @@ def test_doctor_fails_naming_the_missing_key(make_config, monkeypatch: pytest.Mo
 @pytest.mark.usefixtures("prefect_server")
 def test_chain_skips_a_provider_without_its_key_and_never_calls_it(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     monkeypatch.setenv("OPENAI_API_KEY", "")
     with OpenAIServer() as openai:
@@ -68,7 +68,7 @@ def test_chain_skips_a_provider_without_its_key_and_never_calls_it(make_config, 
         calls = [(a.provider, a.status, a.error_class, a.error) for a in db.attempts(image.id)]
         assert calls[0] == ("openai", "skipped", "missing_secret", "OPENAI_API_KEY not set")
     # the alert names the variable
-    from tasks.alerts import rule_placeholder_used
+    from reporting.alerts import rule_placeholder_used
 
     [alert] = rule_placeholder_used(db, get_runtime().settings)
     assert "openai: OPENAI_API_KEY not set" in alert.message
@@ -77,7 +77,7 @@ def test_chain_skips_a_provider_without_its_key_and_never_calls_it(make_config, 
 def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_URL")}
     base.update(PYTHONPATH=str(ROOT), **{"CONTENT_PIPELINE_REUSE_SERVER": "0", **env})
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=cwd, env=base, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=base, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -146,8 +146,8 @@ def test_template_typo_suggests_the_closest_names(make_config) -> None:  # type:
 
 
 def test_providers_list_all_tells_which_the_chain_uses(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from core.cli_providers import chain_use
-    from core.settings import Secrets, get_settings
+    from cli.providers import chain_use
+    from config.settings import Secrets, get_settings
 
     monkeypatch.setenv("OPENAI_API_KEY", "")
     monkeypatch.setenv("STABILITY_API_KEY", "sk-set")

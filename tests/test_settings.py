@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.errors import ConfigError
-from core.settings import Secrets, Settings, load_settings
+from cli.main import app
+from domain.errors import ConfigError
+from config.settings import Secrets, Settings, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -78,7 +78,7 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("CONTENT_PIPELINE_CONFIG", raising=False)
     monkeypatch.setenv("HUGGINGFACE_TOKEN", "hf_SECRETSECRETSECRET")
     monkeypatch.setenv("APPRISE_URLS", "json://127.0.0.1:9/hooks/TOPSECRETTOKEN")
-    from tasks.runtime import reset_runtime
+    from wiring.runtime import reset_runtime
 
     reset_runtime()
     result = CliRunner().invoke(app, ["config", "show"])

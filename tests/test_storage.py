@@ -11,8 +11,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from core.errors import ObjectExistsError, StorageError
-from core.settings import S3Config
+from domain.errors import ObjectExistsError, StorageError
+from config.settings import S3Config
 from storage.objects import ObjectStore, fit_metadata, open_store, sha256_hex
 from tests.s3server import S3Server, free_port
 from tests.servers import photo
@@ -110,9 +110,9 @@ def test_unknown_scheme_and_metadata_fit() -> None:
 def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The S3 endpoint is down during the first run: files wait in the spool, the image is
     marked upload-pending; the next run (another batch) uploads it once the store is back."""
-    from core.domain import ImageFormat, Quality
+    from domain.model import ImageFormat, Quality
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
     from tests.rows import flow_summary
 
     port = free_port()
@@ -145,9 +145,9 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
 
 def test_s3_credentials_come_from_the_secrets(s3: S3Server, make_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """AWS_* secrets (environment or .env) reach boto3; a YAML file holding one is refused."""
-    from core.errors import ConfigError
-    from core.settings import load_settings
-    from tasks.runtime import get_runtime
+    from domain.errors import ConfigError
+    from config.settings import load_settings
+    from wiring.runtime import get_runtime
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-secrets")
     s3.client().create_bucket(Bucket="creds")
@@ -163,10 +163,10 @@ def test_s3_credentials_come_from_the_secrets(s3: S3Server, make_config, monkeyp
 def test_share_prints_presigned_links_that_download(s3: S3Server, make_config) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from core.cli import app
-    from core.domain import ImageFormat, Quality
+    from cli.main import app
+    from domain.model import ImageFormat, Quality
     from flows.adhoc import generate
-    from tasks.runtime import get_runtime
+    from wiring.runtime import get_runtime
 
     s3.client().create_bucket(Bucket="shared")
     make_config(storage_url="s3://shared/studio", s3={"endpoint_url": s3.url},

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.domain import ImageSlot, Quality
-from core.errors import TemplateError
-from core.templates import TemplateLibrary, load_template
-from tasks.plan import plan_daily, plan_weekly
-from tasks.select import select_template
-from tasks.variations import create_variation
+from cli.main import app
+from domain.model import ImageSlot, Quality
+from domain.errors import TemplateError
+from domain.templates import TemplateLibrary, load_template
+from generation.plan import plan_daily, plan_weekly
+from generation.select import select_template
+from generation.variations import create_variation
 
 ROOT = Path(__file__).resolve().parent.parent / "templates"
 

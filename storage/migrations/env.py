@@ -37,7 +37,7 @@ def run_migrations_online() -> None:
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from core.settings import get_settings
+        from config.settings import get_settings
 
         url = get_settings().database_url
     db = Database(str(url), migrate=False)

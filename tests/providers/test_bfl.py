@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import settings as cfg
-from core.domain import GenerationRequest, ImageFormat
-from core.errors import AuthBillingProviderError, ContentFilteredError, UnsafeURLError
+from config import settings as cfg
+from domain.model import GenerationRequest, ImageFormat
+from domain.errors import AuthBillingProviderError, ContentFilteredError, UnsafeURLError
 from providers.bfl import BFLConfig, BFLProvider
 from providers.download import SafeDownloader
 from tests.providers.servers.bfl import KEY, BFLServer

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.domain import ImageSlot
-from core.settings import Secrets, load_settings
-from core.templates import TemplateLibrary
+from domain.model import ImageSlot
+from config.settings import Secrets, load_settings
+from domain.templates import TemplateLibrary
 from providers.chain import ProviderChain
 from providers.registry import build_providers
 from storage.db import Database
-from tasks.budget import BudgetLedger
-from tasks.generate import generate_image
-from tasks.record import record_planned
+from generation.budget import BudgetLedger
+from generation.generate import generate_image
+from generation.record import record_planned
 from tests.providers import servers as srv
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -100,8 +100,8 @@ def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyP
 
 def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Retry-After within ``max_retry_after_s`` is slept, then the same provider is retried."""
-    from core.domain import GenerationRequest
-    from core.settings import RetryConfig
+    from domain.model import GenerationRequest
+    from config.settings import RetryConfig
     from providers.stability import StabilityConfig, StabilityProvider
 
     with srv.StabilityServer() as server:
@@ -118,8 +118,8 @@ def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPat
 
 
 def test_auth_failure_disables_and_alerts() -> None:
-    from core.domain import GenerationRequest
-    from core.settings import RetryConfig
+    from domain.model import GenerationRequest
+    from config.settings import RetryConfig
     from providers.openai import OpenAIConfig, OpenAIProvider
     from providers.placeholder import PlaceholderConfig, PlaceholderProvider
 
@@ -138,7 +138,7 @@ def test_auth_failure_disables_and_alerts() -> None:
 
 
 def test_auth_failure_raises_an_alert(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from tasks.alerts import evaluate_rules
+    from reporting.alerts import evaluate_rules
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")  # accepted: the account is out of credit
     with srv.OpenAIServer("402") as server:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from tests.providers import servers as srv
 
 runner = CliRunner()
@@ -60,7 +60,7 @@ def test_providers_list_shows_models_prices_and_secret_state(make_config, monkey
                  "picsum", "placeholder"):
         assert name in out
     assert "gpt-image-1" in out and "low/1024x1024" in out
-    from core.cli_providers import _prices
+    from cli.providers import _prices
     from providers.registry import provider_class
 
     openai_cls, replicate_cls = provider_class("openai"), provider_class("replicate")
@@ -88,7 +88,7 @@ def test_providers_check_all_green(make_config, fleet, monkeypatch) -> None:  # 
 def test_providers_check_reports_bad_and_missing_credentials(make_config, fleet, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     fleet_config(make_config, fleet, monkeypatch, OPENAI_API_KEY="sk-wrong-key", STABILITY_API_KEY="sk-wrong-key")
     monkeypatch.delenv("REPLICATE_API_TOKEN")
-    from tasks.runtime import reset_runtime
+    from wiring.runtime import reset_runtime
 
     reset_runtime()
     result = runner.invoke(app, ["providers", "check", "openai", "stability", "replicate", "flux_studio"])

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from core import settings as cfg
-from core.domain import GenerationRequest, ImageFormat, Quality
-from core.errors import ProviderError
+from config import settings as cfg
+from domain.model import GenerationRequest, ImageFormat, Quality
+from domain.errors import ProviderError
 from providers.base import Provider
 from providers.download import SafeDownloader
 from providers.registry import PROVIDERS, provider_class

@@ -23,9 +23,9 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from core.domain import GenerationRequest  # noqa: E402
-from core.errors import TransientProviderError  # noqa: E402
-from core.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
+from domain.model import GenerationRequest  # noqa: E402
+from domain.errors import TransientProviderError  # noqa: E402
+from config.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
 from providers.diffusers_local import DiffusersConfig, LocalModelConfig  # noqa: E402
 from providers.placeholder import PlaceholderConfig  # noqa: E402
 from tests.providers.test_diffusers_local import SIZE, STEPS, build_tiny_model  # noqa: E402
@@ -87,14 +87,14 @@ def pixels(data: bytes) -> Any:
 
 
 def worker_of(db: Any, chain: Any, tmp_path: Path, policy: PolicyConfig | None = None) -> Any:
-    """The per-image process's Worker of one run (tasks/produce.py) over ``db`` and ``chain``:
+    """The per-image process's Worker of one run (generation/produce.py) over ``db`` and ``chain``:
     files under ``tmp_path`` (spool and a local object store)."""
     import threading
 
-    from core.settings import Settings
+    from config.settings import Settings
     from storage.ledger import ImageLedger
     from storage.objects import open_store
-    from tasks.produce import Worker
+    from generation.produce import Worker
 
     settings = Settings(_env_file=None, output_dir=tmp_path / "output", policy=policy or PolicyConfig())  # type: ignore[call-arg]
     return Worker(ImageLedger(db), chain, open_store(str(tmp_path / "store")), settings, "batch-run",
@@ -104,10 +104,10 @@ def worker_of(db: Any, chain: Any, tmp_path: Path, policy: PolicyConfig | None =
 @pytest.fixture
 def planned(tmp_path: Path) -> tuple[Any, list[int]]:
     """A SQLite database with the four planned rows of one daily slot of template tiny-mug."""
-    from core.templates import TemplateLibrary
+    from domain.templates import TemplateLibrary
     from storage.db import Database
-    from tasks.plan import plan_daily
-    from tasks.record import record_planned
+    from generation.plan import plan_daily
+    from generation.record import record_planned
 
     folder = tmp_path / "templates"
     (folder / "products").mkdir(parents=True)
@@ -122,9 +122,9 @@ def planned(tmp_path: Path) -> tuple[Any, list[int]]:
 
 def test_daily_slot_of_four_variations_is_one_batch_call(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from providers.diffusers_local import DiffusersProvider
-    from tasks.batching import generate_batches, group_for_batch
-    from tasks.generate import request_of
-    from tasks.produce import produce_all
+    from generation.batching import generate_batches, group_for_batch
+    from generation.generate import request_of
+    from generation.produce import produce_all
 
     db, pks = planned
     rows = [db.get(pk) for pk in pks]
@@ -166,7 +166,7 @@ def test_daily_slot_of_four_variations_is_one_batch_call(tiny_model, planned, tm
 
 def test_a_blocked_prompt_leaves_the_batch_and_the_rest_is_made(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from providers.diffusers_local import DiffusersProvider
-    from tasks.batching import generate_batch_images
+    from generation.batching import generate_batch_images
 
     db, pks = planned
     prompts = [set((db.get(pk).prompt or "").replace(",", " ").split()) for pk in pks]
@@ -232,7 +232,7 @@ def test_out_of_memory_retries_once_at_half_the_batch(tiny_model) -> None:  # ty
 
 def test_out_of_memory_again_falls_back_to_the_cpu_when_allowed(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from providers.diffusers_local import DiffusersProvider
-    from tasks.batching import generate_batch_images
+    from generation.batching import generate_batch_images
 
     db, pks = planned
     provider = PretendGpu.make(tiny_model, capacity=0, cpu_fallback=True)
@@ -293,14 +293,14 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
     outcome; the fourth is refused by the cap before the call and goes down the chain."""
     from sqlmodel import select
 
-    from core.settings import BudgetConfig
+    from config.settings import BudgetConfig
     from providers.chain import ProviderChain
     from providers.diffusers_local import DiffusersProvider
     from providers.placeholder import PlaceholderProvider
     from storage.db import BudgetLedgerRecord
     from storage.ledger import ImageLedger
-    from tasks.batching import generate_batch_images
-    from tasks.budget import BudgetLedger
+    from generation.batching import generate_batch_images
+    from generation.budget import BudgetLedger
 
     db, pks = planned
     budget = BudgetLedger(db, BudgetConfig(daily_usd=0.03, monthly_usd=1.0))
@@ -330,12 +330,12 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
 def test_a_spool_that_cannot_take_the_batch_still_counts_each_call(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The spool path is a file: no image can be written, yet each row ends ``failed``
     (our side, retried by a later run) with its provider attempt and its cost (USD 0.01)."""
-    from core.settings import BudgetConfig
+    from config.settings import BudgetConfig
     from providers.chain import ProviderChain
     from providers.diffusers_local import DiffusersProvider
     from storage.ledger import ImageLedger
-    from tasks.batching import generate_batch_images
-    from tasks.budget import BudgetLedger
+    from generation.batching import generate_batch_images
+    from generation.budget import BudgetLedger
 
     db, pks = planned
     budget = BudgetLedger(db, BudgetConfig(daily_usd=1.0, monthly_usd=1.0))

@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 import pytest
 
-from core import settings as cfg
-from core.domain import GenerationRequest
-from core.errors import InvalidOutputError, UnsafeURLError
+from config import settings as cfg
+from domain.model import GenerationRequest
+from domain.errors import InvalidOutputError, UnsafeURLError
 from providers.download import SafeDownloader
 from providers.replicate import ReplicateConfig, ReplicateProvider
 from tests.providers.servers import ReplicateServer, photo

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import settings as cfg
-from core.domain import GenerationRequest, ImageFormat
-from core.errors import ContentFilteredError, TransientProviderError
+from config import settings as cfg
+from domain.model import GenerationRequest, ImageFormat
+from domain.errors import ContentFilteredError, TransientProviderError
 from providers.download import SafeDownloader
 from providers.fal import FalConfig, FalProvider
 from tests.providers.servers.fal import KEY, FalServer

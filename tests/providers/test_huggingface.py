@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import settings as cfg
-from core.domain import GenerationRequest
-from core.errors import TransientProviderError
+from config import settings as cfg
+from domain.model import GenerationRequest
+from domain.errors import TransientProviderError
 from providers.huggingface import HuggingFaceConfig, HuggingFaceProvider
 from tests.providers.servers.huggingface import TOKEN, HuggingFaceServer
 

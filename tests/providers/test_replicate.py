@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import settings as cfg
-from core.domain import GenerationRequest, ImageFormat, Quality
-from core.errors import (
+from config import settings as cfg
+from domain.model import GenerationRequest, ImageFormat, Quality
+from domain.errors import (
     ContentFilteredError,
     InvalidOutputError,
     ProviderError,
     RejectedProviderError,
     TransientProviderError,
 )
-from core.settings import RetryConfig
+from config.settings import RetryConfig
 from providers.chain import ProviderChain
 from providers.download import SafeDownloader
 from providers.replicate import ReplicateConfig, ReplicateProvider
@@ -353,14 +353,14 @@ def test_failed_prediction_is_counted_on_attempt_ledger_and_image(make_config, m
     Replicate is called once (a deterministic failure is not paid twice)."""
     from datetime import date
 
-    from core.domain import ImageSlot
-    from core.settings import Secrets, load_settings
-    from core.templates import TemplateLibrary
+    from domain.model import ImageSlot
+    from config.settings import Secrets, load_settings
+    from domain.templates import TemplateLibrary
     from providers.registry import build_providers
     from storage.db import Database
-    from tasks.budget import BudgetLedger
-    from tasks.generate import generate_image
-    from tasks.record import record_planned
+    from generation.budget import BudgetLedger
+    from generation.generate import generate_image
+    from generation.record import record_planned
     from tests.providers.servers.openai import OpenAIServer
 
     templates = Path(__file__).resolve().parents[2] / "templates"

@@ -9,9 +9,9 @@ import io
 import pytest
 from PIL import Image
 
-from core import settings as cfg
-from core.domain import GenerationRequest
-from core.errors import AuthBillingProviderError, ContentFilteredError, UnsafeURLError
+from config import settings as cfg
+from domain.model import GenerationRequest
+from domain.errors import AuthBillingProviderError, ContentFilteredError, UnsafeURLError
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider
 from providers.flux_studio import FluxStudioConfig, FluxStudioProvider
 from tests.providers.servers.automatic1111 import A1111Server

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core import settings as cfg
-from core.domain import GenerationRequest
-from core.errors import ConfigError
+from config import settings as cfg
+from domain.model import GenerationRequest
+from domain.errors import ConfigError
 from providers.spec import ModelSpec, map_request, nearest_size, price_from_table, size_for_ratio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,10 +93,10 @@ def test_secrets_come_from_the_environment_and_dotenv_and_empty_is_no_key(tmp_pa
 
 
 def test_no_import_cycle_between_settings_and_providers() -> None:
-    """The providers never import core.settings; core.settings composes the registry's section."""
+    """The providers never import config.settings; config.settings composes the registry's section."""
     code = ("import sys, providers.registry as r, providers.download, providers.civitai\n"
             "for name in r.PROVIDERS: r.provider_class(name)\n"
-            "assert 'core.settings' not in sys.modules, 'a provider module imported core.settings'\n"
+            "assert 'config.settings' not in sys.modules, 'a provider module imported config.settings'\n"
             "print(len(r.PROVIDERS))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
@@ -105,7 +105,7 @@ def test_no_import_cycle_between_settings_and_providers() -> None:
 
 
 def test_the_output_check_compares_with_the_size_asked_for() -> None:
-    from core.errors import InvalidOutputError
+    from domain.errors import InvalidOutputError
     from providers.base import validate_image
     from tests.providers.servers.common import photo
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from core import settings as cfg
-from core.domain import GenerationRequest
-from core.errors import AuthBillingProviderError, ContentFilteredError, RejectedProviderError
+from config import settings as cfg
+from domain.model import GenerationRequest
+from domain.errors import AuthBillingProviderError, ContentFilteredError, RejectedProviderError
 from providers.stability import CREDITS, StabilityConfig, StabilityProvider, nearest_aspect_ratio
 from tests.providers.servers.stability import KEY, StabilityServer
 

@@ -14,22 +14,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import settings as cfg
-from core.domain import ImageSlot
-from core.errors import TemplateError
-from core.templates import TemplateLibrary
+from config import settings as cfg
+from domain.model import ImageSlot
+from domain.errors import TemplateError
+from domain.templates import TemplateLibrary
 from flows.parameters import check_references
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider
 from providers.chain import ProviderChain
 from providers.openai import OpenAIConfig, OpenAIProvider
 from providers.placeholder import PlaceholderConfig, PlaceholderProvider
 from storage.db import Database
-from tasks.generate import generate_image
-from tasks.plan import plan_adhoc
-from tasks.record import record_planned
+from generation.generate import generate_image
+from generation.plan import plan_adhoc
+from generation.record import record_planned
 from tests.providers.servers.automatic1111 import A1111Server
 from tests.providers.servers.common import photo
 from tests.providers.servers.openai import KEY, OpenAIServer
+from providers.registry import PROVIDERS
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SECRETS = {"OPENAI_API_KEY": KEY, "AUTOMATIC1111_AUTH": "artist:s3cret"}
@@ -167,7 +168,7 @@ def test_a_missing_reference_fails_the_image_with_a_clear_line(tmp_path: Path) -
 ])
 def test_bad_pins_are_one_clear_line(tmp_path: Path, extra: str, message: str) -> None:
     folder = library_with(tmp_path, **{"food/bad.yaml": 'name: bad\ncategory: food\nprompt: "a plate"\n' + extra})
-    _, problems = TemplateLibrary.validate(folder)
+    _, problems = TemplateLibrary.validate(folder, providers=PROVIDERS)
     assert len(problems) == 1 and "bad.yaml" in problems[0] and message in problems[0], problems
 
 

@@ -1,0 +1,269 @@
+"""``content-pipeline doctor``: check what a run needs and say what to fix.
+
+Checks, in order: Python, configuration, templates, Prefect API, database, storage,
+providers of the chain, Apprise URLs, global concurrency limits. Each gives a
+``Check`` with a status (``ok``, ``warn``: works but deserves a look, ``fail``: a run
+would break) and, unless ok, the fix. Network probes go only to the configured URLs,
+with short timeouts (``timeout_s`` seconds). Secrets are never printed: URLs are shown
+with passwords masked and Apprise URLs by scheme only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from providers.registry import PROVIDERS
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: ``name`` of the thing checked, ``status`` ok / warn / fail, what was found, how to fix it."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        parsed = urlparse(url)
+        return f"{parsed.scheme}://{parsed.hostname or ''}{parsed.path}" if parsed.scheme else url
+
+
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info[:2] == (3, 11):
+        return Check("python", OK, f"Python {version} at {sys.executable}")
+    return Check("python", FAIL, f"Python {version}: content-pipeline needs 3.11",
+                 "create the virtual environment with python3.11 (make install)")
+
+
+def check_prefect_api(timeout_s: float) -> Check:
+    import httpx
+
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        try:
+            from prefect.settings import PREFECT_API_URL
+
+            api = PREFECT_API_URL.value()
+        except Exception:
+            api = None
+    if not api:
+        return Check("prefect api", WARN, "PREFECT_API_URL is not set: flows run on a temporary server (no schedules, no UI)",
+                     "prefect server start, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    try:
+        response = httpx.get(f"{api.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return Check("prefect api", FAIL, f"{api} unreachable ({type(exc).__name__})",
+                     "start it (prefect server start) or correct PREFECT_API_URL")
+    if response.status_code != 200:
+        return Check("prefect api", FAIL, f"{api}/health answered HTTP {response.status_code}",
+                     "check PREFECT_API_URL points at the API (it ends in /api) and PREFECT_API_KEY for Prefect Cloud")
+    version = ""
+    try:
+        version = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=timeout_s).json()
+    except Exception:  # older or restricted servers: health is enough
+        pass
+    return Check("prefect api", OK, f"{api} healthy" + (f" (server {version})" if version else ""))
+
+
+def check_database(url: str) -> Check:
+    from sqlalchemy import create_engine, text
+
+    shown = _mask_url(url)
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            return Check("database", FAIL, f"{shown}: {probe} is not writable", f"make {folder} writable or set database_url")
+        if not folder.exists():
+            return Check("database", OK, f"{shown} (created on the first run)")
+    try:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200]
+        fix = ("start PostgreSQL and create the database (createdb), or correct database_url"
+               if url.startswith("postgresql") else "correct database_url")
+        if "No module named" in reason or "ModuleNotFoundError" in type(exc).__name__:
+            fix = "install the driver (psycopg[binary] for postgresql+psycopg://)"
+        return Check("database", FAIL, f"{shown}: {type(exc).__name__}: {reason}", fix)
+    return Check("database", OK, f"{shown} answers")
+
+
+def check_storage(url: str) -> Check:
+    from domain.errors import StorageError
+    from storage.objects import LocalStore, open_store
+
+    try:
+        store = open_store(url)
+    except StorageError as exc:
+        return Check("storage", FAIL, str(exc), "set storage_url to a supported URL (file:///path)")
+    if isinstance(store, LocalStore):
+        root = store.root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=root, prefix=".doctor-"):
+                pass
+        except OSError as exc:
+            return Check("storage", FAIL, f"{root}: cannot write ({exc.strerror})", f"make {root} writable or set storage_url")
+        return Check("storage", OK, f"{root} writable")
+    try:
+        store.exists("content-pipeline-doctor-probe")
+    except Exception as exc:
+        return Check("storage", FAIL, f"{_mask_url(url)}: {type(exc).__name__}: {str(exc)[:200]}",
+                     "check the bucket, endpoint and credentials (AWS_* variables)")
+    return Check("storage", OK, f"{_mask_url(url)} reachable")
+
+
+def missing_keys(cls: Any, secrets: Any) -> list[str]:
+    """Environment variables the provider class needs and ``secrets`` lacks (an empty value
+    counts as missing), from the class's own declaration (``Provider.missing_secrets``),
+    without building a client."""
+    probe = cls.__new__(cls)
+    probe.secrets = secrets
+    return list(probe.missing_secrets())
+
+
+def optional_keys_unset(cls: Any, secrets: Any) -> list[str]:
+    """The provider's optional secrets (``Provider.optional_secret_env``) that ``secrets`` lacks."""
+    return [names[0] for key, names in cls.secret_env.items()
+            if key in cls.optional_secret_env and secrets.lookup(names) is None]
+
+
+def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check]:
+    import httpx
+
+    from providers.registry import provider_class
+
+    checks: list[Check] = []
+    enabled = []
+    for name in settings.chain:
+        config = settings.provider_config(name)
+        label = f"provider {name}"
+        if not config.enabled:
+            checks.append(Check(label, OK, "disabled (skipped by the chain)"))
+            continue
+        enabled.append(name)
+        cls = provider_class(name)
+        missing = missing_keys(cls, secrets)
+        optional = optional_keys_unset(cls, secrets)
+        if missing:
+            checks.append(Check(label, FAIL, f"{', '.join(missing)} not set: the chain skips {name} (never calls it)",
+                                f"set {missing[0]} in the environment or .env (an empty value is no key), or set "
+                                f"providers.{name}.enabled: false"))
+            continue
+        base_url = getattr(config, "base_url", None)
+        if base_url:
+            try:
+                httpx.get(base_url, timeout=timeout_s)
+            except httpx.HTTPError as exc:
+                checks.append(Check(label, FAIL, f"{base_url} unreachable ({type(exc).__name__})",
+                                    f"start it (AUTOMATIC1111: webui --api) or set providers.{name}.enabled: false"))
+                continue
+        detail = (f"{base_url} reachable" if base_url else "ready") + (", placeholder images only" if cls.is_placeholder else "")
+        checks.append(Check(label, OK, detail + (f" (optional {', '.join(optional)} not set)" if optional else "")))
+    usable = [n for n in enabled if not missing_keys(provider_class(n), secrets)]
+    if not enabled:
+        checks.append(Check("chain", FAIL, "no provider of the chain is enabled", "enable one in providers.<name>.enabled"))
+    elif usable and all(provider_class(n).is_placeholder for n in usable):
+        checks.append(Check("chain", WARN, "only placeholder providers are enabled: no real content is made",
+                            "enable a real provider (providers.automatic1111.enabled: true, or an API provider with its key)"))
+    return checks
+
+
+def check_apprise(secrets: Any) -> list[Check]:
+    import apprise
+
+    urls = secrets.apprise_url_list()
+    if not urls:
+        return [Check("apprise", WARN, "APPRISE_URLS is not set: alerts are only logged and stored",
+                      "export APPRISE_URLS='mailto://... ntfy://...' (any Apprise URL)")]
+    checks = []
+    for position, url in enumerate(urls, 1):
+        scheme = url.split("://", 1)[0] if "://" in url else "(no scheme)"
+        if apprise.Apprise().add(url):
+            checks.append(Check(f"apprise #{position}", OK, f"{scheme}:// URL understood by Apprise"))
+        else:
+            checks.append(Check(f"apprise #{position}", FAIL, f"{scheme}:// URL not understood by Apprise",
+                                f"fix entry #{position} of APPRISE_URLS (see https://github.com/caronc/apprise/wiki)"))
+    return checks
+
+
+def check_global_limits(settings: Any, api_ok: bool) -> list[Check]:
+    if not settings.scale.global_limits:
+        return []
+    if not api_ok:
+        return [Check("global limits", FAIL, "scale.global_limits is on but the Prefect API is not reachable",
+                      "start the Prefect server and set PREFECT_API_URL, or set scale.global_limits: false")]
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from generation.limits import limit_name
+
+    found, missing = [], []
+    with get_client(sync_client=True) as client:
+        for name in settings.chain:
+            try:
+                limit = client.read_global_concurrency_limit_by_name(limit_name(name))
+                found.append(f"{limit.name}={limit.limit}{'' if limit.active else ' (inactive)'}")
+            except ObjectNotFound:
+                missing.append(limit_name(name))
+    if missing:
+        return [Check("global limits", WARN, f"{', '.join(found) or 'none yet'}; missing {', '.join(missing)} "
+                      f"(the first run creates them with scale.provider_limits or concurrency={settings.concurrency})",
+                      f"prefect gcl create {missing[0]} --limit N")]
+    return [Check("global limits", OK, ", ".join(found))]
+
+
+def run_checks(timeout_s: float = 3.0) -> list[Check]:
+    """Every check; later ones that depend on a failed earlier one are skipped with that reason."""
+    from domain.errors import ConfigError, TemplateError
+    from config.settings import load_settings
+    from domain.templates import TemplateLibrary
+
+    checks = [check_python()]
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        checks.append(Check("configuration", FAIL, str(exc), "correct the file / variable named above"))
+        checks.append(check_prefect_api(timeout_s))
+        return checks
+    from config.settings import Secrets, config_path
+
+    secrets = Secrets()
+    checks.append(Check("configuration", OK, str(config_path() or "defaults (no content-pipeline.yaml)")))
+    try:
+        library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
+        count = sum(len(group) for group in library.templates.values())
+        checks.append(Check("templates", OK, f"{count} templates in {len(library.templates)} categories: {settings.templates_dir}"))
+    except TemplateError as exc:
+        checks.append(Check("templates", FAIL, str(exc), "content-pipeline templates validate lists every problem"))
+    api = check_prefect_api(timeout_s)
+    checks.append(api)
+    assert settings.database_url and settings.storage_url
+    checks.append(check_database(settings.database_url))
+    checks.append(check_storage(settings.storage_url))
+    checks.extend(check_providers(settings, secrets, timeout_s))
+    checks.extend(check_apprise(secrets))
+    checks.extend(check_global_limits(settings, api.status == OK))
+    return checks

@@ -1,0 +1,105 @@
+"""The body every image-making flow shares (daily, weekly, ad hoc), step by step:
+
+    close what dead runs left -> select templates and make variations (planned rows) ->
+    produce each image (generate, post-process, categorize and tag, upload, record) ->
+    review and publish -> alerts -> summary
+
+It runs inside a flow: each step is a Prefect task of tasks/, except the review, which is
+in the flow body because a run from a deployment suspends there until a person decides
+(publishing.review.publish_or_review).
+
+The run's end tells the truth: Completed only when every planned image is ``done`` as
+real content (published), rejected or superseded by a reviewer, or waiting ``in_review``;
+otherwise the flow run ends Failed with a message counting the images that are not
+(placeholders, failures, blocked, skipped, approved but not published, held by another
+run), so that automations fire, and calling the flow raises IncompleteRunError carrying
+the summary (reporting.summary).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from prefect.futures import as_completed
+from prefect.runtime import deployment, flow_run
+from prefect.states import Failed
+
+from domain.log import get_logger
+from domain.model import ImageSlot
+from domain.templates import Schedules
+from flows.parameters import only_categories
+from publishing.review import publish_or_review
+from reporting.artifacts import ProgressReporter, publish_gallery, publish_summary
+from reporting.summary import ImageSummary, IncompleteRunError, RunSummary, safe_db_url
+from storage.db import ImageRecord
+from tasks.alerts import alerts_task
+from tasks.produce import generate_batches_task, produce_image_task
+from tasks.recover import close_dead_runs_task
+from wiring.runtime import Runtime
+
+
+def current_trigger() -> str:
+    """Who started this run: ``schedule``, ``deployment`` (UI / API), or the caller's
+    ``CONTENT_PIPELINE_TRIGGER`` (the CLI sets ``cli``), else ``python``."""
+    if deployment.id:
+        return "schedule" if "auto-scheduled" in (flow_run.tags or []) else "deployment"
+    return os.environ.get("CONTENT_PIPELINE_TRIGGER", "python")
+
+
+@contextmanager
+def image_run(rt: Runtime) -> Iterator[str]:
+    """The scope of one run's image work: yields its run key (the flow run id) after closing
+    what dead runs left; at the end, the run's provider chain and worker are closed."""
+    run_key = str(flow_run.id or uuid.uuid4())
+    try:
+        close_dead_runs_task(rt, run_key)
+        yield run_key
+    finally:
+        rt.end_run(run_key)
+
+
+def select_templates(rt: Runtime, plan: Callable[[Schedules, date], list[ImageSlot]], day: date,
+                     categories: list[str] | None) -> list[ImageSlot]:
+    """The slots ``plan`` schedules for ``day`` (templates/schedules.yaml), only those of
+    ``categories`` (default: every slot; an unknown category raises TemplateError before any
+    image is planned)."""
+    assert rt.library.schedules is not None
+    return only_categories(plan(rt.library.schedules, day), categories, rt.library)
+
+
+def produce_images(rt: Runtime, flow_name: str, pks: list[int], run_key: str, retry_failed: bool) -> None:
+    """Produce every planned image, one task run each (batched generation first where a
+    provider batches), reporting progress as they finish."""
+    generate_batches_task(rt, pks, run_key, retry_failed)
+    progress = ProgressReporter(flow_name, len(pks))
+    for future in as_completed([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks]):
+        progress.image_finished(future.result())
+
+
+def review_and_publish(rt: Runtime, pks: list[int], run_key: str, retry_failed: bool) -> list[ImageRecord]:
+    """Publish the stored images or send them to review (a run from a deployment suspends
+    here until a person decides); regenerated versions are produced as tasks. Returns the
+    rows of ``pks`` and of the versions made."""
+    return publish_or_review(rt.publisher(), pks, run_key,
+                             produce=lambda pk, key: produce_image_task(rt, pk, key, retry_failed))
+
+
+def summarise(rt: Runtime, flow_name: str, rows: list[ImageRecord]) -> Any:
+    """Evaluate the alerts, publish the summary and gallery artifacts, and end the run with
+    the truth: the RunSummary when every image is done as real content, else a Failed state
+    whose message counts the others and whose data is IncompleteRunError (calling the flow
+    raises it; ``return_state=True`` gives it)."""
+    images = [ImageSummary.of(row) for row in rows]
+    raised = alerts_task(rt)
+    summary = RunSummary(flow_name, images, str(rt.settings.output_dir), safe_db_url(rt.settings.database_url or ""), raised)
+    publish_summary(flow_name, images)
+    publish_gallery(flow_name, images, rt.store, rt.db)
+    if summary.complete:
+        return summary
+    get_logger().warning("%s run: %s", flow_name, summary.verdict())
+    return Failed(message=summary.verdict(), data=IncompleteRunError(summary))

@@ -1,0 +1,263 @@
+"""The per-image process: claim -> generate -> post-process -> categorize -> upload -> record.
+
+``produce_image(worker, pk)`` takes one slot from wherever it stands to the end of
+this run's work on it. The stage functions are pure (generation.generate, imaging.postprocess,
+imaging.categorize, generation.upload: they take a row and return small dataclasses); this
+module persists each outcome with one transition of storage/ledger.py:
+
+    claim                               (1 transaction; a slot a live run holds: wait)
+    (the claim also moves a new slot to generating, counting the attempt)
+    [budget reservation per paid call]  (1 each; generation/budget.py)
+    mark_generated | failed | skipped   (1: attempts and budget settlements included)
+    mark_done | placeholder | skipped   (1: processed data, stored files, renditions)
+
+so a real image from a paid provider costs 4 transactions plus the near-duplicate query,
+and its share of the run's planning (two for the whole run on a re-run; one more per new
+slot's template rotation date on the first). The in-process ``concurrency`` semaphore is held around the
+provider chain call only: post-processing, upload and recording of one image overlap
+the provider calls of the others. A heartbeat renews the leases of the slots this run
+works on every ``pipeline.lease_s / 3`` seconds.
+
+Nothing here imports Prefect: ``produce_all`` runs the same process in a thread pool
+(tools, the crash tests), flows/run.py runs it as one Prefect task per image.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.model import FailureKind, ImageStatus
+from domain.errors import (
+    ContentPipelineError,
+    InvalidImageError,
+    ObjectExistsError,
+    StorageError,
+)
+from domain.log import get_logger, image_line
+from config.settings import Settings
+from providers.chain import ProviderChain
+from storage.db import ImageRecord
+from storage.ledger import ClaimState, ImageLedger, LeaseLostError, ProcessedImage, apply_processed
+from storage.objects import ObjectStore
+from imaging.categorize import categorize_row
+from generation.generate import generate_step, spool_intact
+from imaging.postprocess import postprocess_row
+from generation.record import free_spool
+from generation.upload import store_files
+
+S = ImageStatus
+
+#: Statuses from which a claimed slot goes (back) to the provider chain.
+_GENERATE_FROM = frozenset({S.planned, S.generating, S.placeholder, S.skipped})
+PLACEHOLDER_REASON = "placeholder: no real provider answered; the next run of this date replaces it"
+
+
+class Heartbeat:
+    """Renews the leases of the slots a run works on, every ``interval_s`` seconds, in one
+    statement per beat (a daemon thread; ``stop`` ends it)."""
+
+    def __init__(self, ledger: ImageLedger, run_key: str, interval_s: float) -> None:
+        self.ledger = ledger
+        self.run_key = run_key
+        self.interval_s = interval_s
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-heartbeat-{run_key[:8]}", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def hold(self, pk: int) -> Iterator[None]:
+        with self._lock:
+            self._held.add(pk)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.discard(pk)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                held = sorted(self._held)
+            if not held:
+                continue
+            try:
+                self.ledger.renew(held, self.run_key)
+            except Exception:
+                get_logger().exception("could not renew the leases of run %s", self.run_key)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class Worker:
+    """What one run needs to produce images: its claim key, the ledger, the provider chain
+    (with its budget guard), the object store, the settings, and the concurrency semaphore."""
+
+    ledger: ImageLedger
+    chain: ProviderChain
+    store: ObjectStore
+    settings: Settings
+    run_key: str
+    semaphore: threading.BoundedSemaphore
+    retry_failed: bool = False
+    heartbeat: Heartbeat | None = field(default=None)
+    #: Images of this run on their way to publication: pk -> (image_id, pHash, category). The
+    #: near-duplicate check compares with them as with the published ones, under ``dedup_lock``.
+    publishing: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    dedup_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Slots whose batched provider call (generation/batching.py) ended them failed / blocked /
+    #: skipped in this run: the per-image process returns them as they are (one try per run).
+    batch_ended: set[int] = field(default_factory=set)
+
+    def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
+        """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
+        return [(image_id, phash) for pk, (image_id, phash, cat) in self.publishing.items()
+                if pk != exclude_pk and (category is None or cat == category)]
+
+    def start(self) -> Worker:
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(self.ledger, self.run_key, self.settings.pipeline.lease_s / 3)
+        return self
+
+    def stop(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+
+def produce_image(worker: Worker, pk: int) -> ImageRecord:
+    """Take slot ``pk`` as far as this run can; returns its row.
+
+    A slot another live run holds is waited for (polling its claim) up to
+    ``pipeline.wait_for_others_s`` seconds: it ends finished by that run, or taken over
+    when its lease expires. A slot taken over from this run meanwhile (its lease expired)
+    is left to the new holder.
+    """
+    log = get_logger()
+    if pk in worker.batch_ended:
+        return worker.ledger.get(pk)
+    settings = worker.settings.pipeline
+    deadline = time.monotonic() + settings.wait_for_others_s
+    poll_s = min(2.0, max(0.2, settings.lease_s / 4))
+    while True:
+        claim = worker.ledger.claim(pk, worker.run_key, retry_failed=worker.retry_failed, begin_generation=True)
+        if claim.state is ClaimState.claimed:
+            break
+        if claim.state is ClaimState.finished or time.monotonic() >= deadline:
+            return claim.row
+        time.sleep(poll_s)
+    row = claim.row
+    if claim.took_over_from:
+        log.warning("%s: took over from run %s, whose lease expired", image_line(row, "claim"), claim.took_over_from)
+    log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id,
+             row.idempotency_key, row.status)
+    with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():
+        try:
+            return _produce(worker, row, claim.began_generation)
+        except LeaseLostError as exc:
+            log.warning("%s: %s; leaving it to that run", image_line(row, "claim"), exc)
+            return worker.ledger.get(pk)
+        finally:
+            with worker.dedup_lock:
+                worker.publishing.pop(pk, None)
+
+
+def needs_provider(row: ImageRecord, begun: bool = False) -> bool:
+    """True when claimed row ``row`` goes (back) to the provider chain: its claim began
+    generation, it has nothing generated to resume from, or its spool file is lost."""
+    status = S(row.status)
+    return begun or status in _GENERATE_FROM or (status is S.failed and not row.spool_path) or not spool_intact(row)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageRecord:
+    log = get_logger()
+    ledger, run_key = worker.ledger, worker.run_key
+    assert row.id is not None
+    pk = row.id
+    status = S(row.status)
+    if status is S.uploaded:  # stored before a crash: only the last step is missing
+        return _finish(worker, row, None, None)
+    decoded: list[Any] = []  # the output check's decode, handed to post-processing: one decode per image
+    if needs_provider(row, begun):
+        row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
+                            policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded, begun=begun)
+        if S(row.status).terminal:
+            log.warning("%s: ended %s: %s", image_line(row, "generate"), row.status, row.error)
+            return row
+        if row.is_placeholder and row.storage_key:  # still no real provider: the stand-in stored earlier stays
+            return _finish(worker, row, None, None)
+    try:
+        made = postprocess_row(row, worker.settings, decoded[0] if decoded else None)
+        decoded.clear()
+        if made.blocked:
+            return ledger.mark_blocked(pk, run_key, made.blocked, safety=made.safety)
+        with worker.dedup_lock:  # checked and claimed at once: two images of this run cannot both pass
+            found = categorize_row(row, made.phash, worker.settings,
+                                   lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
+                                                     *worker.publishing_hashes(category, exclude_pk=pk)])
+            if not found.skip_reason and made.phash and not row.is_placeholder:
+                worker.publishing[pk] = (row.image_id, made.phash, row.category)
+        processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of,
+                                   safety=made.safety)
+        if found.skip_reason:
+            free_spool(row)
+            return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason,
+                                       duplicate_of=found.duplicate_of, processed=processed)
+        apply_processed(row, processed)  # in memory only: the sidecar tells quality, pHash and tags
+        try:
+            stored = store_files(worker.store, row, made.files, worker.settings.publishing)
+        except ObjectExistsError:
+            raise
+        except StorageError as exc:  # the store is unreachable: the files wait in the spool for the next run
+            log.warning("%s: upload pending: %s", image_line(row, "upload"), exc)
+            return ledger.mark_upload_pending(pk, run_key, f"upload pending: {exc}", processed)
+        return _finish(worker, row, stored, processed)
+    except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours
+        log.error("%s: %s", image_line(row, "decode"), exc)
+        return ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
+    except (ContentPipelineError, OSError) as exc:
+        log.error("%s: stopped at %s: %s", image_line(row, "post-process"), row.status, exc)
+        return ledger.mark_failed(pk, run_key, FailureKind.error, f"{type(exc).__name__}: {exc}")
+
+
+def _finish(worker: Worker, row: ImageRecord, stored: object, processed: ProcessedImage | None) -> ImageRecord:
+    from storage.ledger import StoredImage
+
+    assert row.id is not None and (stored is None or isinstance(stored, StoredImage))
+    if row.is_placeholder:
+        done = worker.ledger.mark_placeholder(row.id, worker.run_key, stored, processed, reason=PLACEHOLDER_REASON)
+    else:
+        done = worker.ledger.mark_done(row.id, worker.run_key, stored, processed)
+    free_spool(row)
+    get_logger().info("slot %s#%s image %s %s: %s via %s", done.slot, done.slot_index, done.image_id, done.status,
+                      done.storage_key, done.provider)
+    return done
+
+
+def produce_all(worker: Worker, pks: Sequence[int], *, threads: int = 16) -> list[ImageRecord]:
+    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect); the
+    variations of a template first go to a batch-capable provider as one batch
+    (generation/batching.py)."""
+    from generation.batching import generate_batches
+
+    worker.start()
+    try:
+        generate_batches(worker, pks)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(lambda pk: produce_image(worker, pk), pks))
+    finally:
+        worker.stop()
+

@@ -1,0 +1,158 @@
+"""What a flow run made, in words and figures: one ImageSummary per image, the RunSummary
+of the run (its verdict: complete or not, and why), IncompleteRunError carrying it.
+Pure values: no Prefect, no database session (built from ImageRecord rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from domain.errors import ContentPipelineError
+from domain.model import ImageStatus
+from storage.db import ImageRecord
+
+
+#: The outcomes, in the order they are counted and printed.
+OUTCOMES = ("done", "placeholder", "failed", "blocked", "skipped", "unfinished")
+
+def outcome_of(image: Any) -> str:
+    """``done``, ``placeholder``, ``failed``, ``blocked``, ``skipped`` or ``unfinished``."""
+    status = str(getattr(image.status, "value", image.status))
+    if status == "placeholder":  # ImageStatus.placeholder: a stand-in while real providers were down
+        return "placeholder"
+    if status == "done":
+        return "placeholder" if image.placeholder else "done"
+    if status in ("failed", "blocked", "skipped"):
+        return status
+    return "unfinished"
+
+
+def count_outcomes(images: Iterable[Any]) -> dict[str, int]:
+    """Every outcome of OUTCOMES (in that order) with its count; ``unfinished`` only when > 0."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for image in images:
+        counts[outcome_of(image)] += 1
+    if not counts["unfinished"]:
+        del counts["unfinished"]
+    return counts
+
+
+def _plural(word: str, count: int) -> str:
+    return f"{word}s" if word == "placeholder" and count != 1 else word
+
+
+def outcome_words(counts: dict[str, int]) -> str:
+    """``{"done": 2, "placeholder": 4}`` -> ``"2 done, 4 placeholders"``."""
+    return ", ".join(f"{n} {_plural(word, n)}" for word, n in counts.items())
+
+
+def summary_words(images: Sequence[Any], cost_usd: float | None = None) -> str:
+    """``"6 images: 2 done, 4 placeholders, 0 failed, 0 blocked, 0 skipped; USD 0.12"``
+    (``unfinished`` appears when some image waits for a later run)."""
+    counts = count_outcomes(images)
+    cost = sum(float(i.cost_usd) for i in images) if cost_usd is None else cost_usd
+    parts = outcome_words(counts)
+    return f"{len(images)} image{'' if len(images) == 1 else 's'}: {parts}; USD {cost:.2f}"
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One line of the run summary (cost USD, seconds, stored key)."""
+
+    image_id: str
+    slot: str
+    template: str | None
+    provider: str | None
+    placeholder: bool
+    cost_usd: float
+    seconds: float
+    status: str
+    storage_key: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: ImageRecord) -> ImageSummary:
+        return cls(row.image_id, f"{row.slot}#{row.slot_index}", row.template, row.provider, row.is_placeholder,
+                   round(row.cost_usd, 4), round(row.seconds, 3), row.status, row.storage_key, row.error)
+
+    @property
+    def done(self) -> bool:
+        """Done as real content (not a placeholder): published, or stored when nothing publishes."""
+        return self.status == ImageStatus.done.value and not self.placeholder
+
+    @property
+    def decided(self) -> bool:
+        """A person's review decision ended it: ``rejected`` (also the version a regenerate
+        replaced) or ``superseded`` by a newer published version. Not a failure."""
+        return self.status in (ImageStatus.rejected.value, ImageStatus.superseded.value)
+
+    @property
+    def waiting(self) -> bool:
+        """Made as real content and waiting for a person's review (``in_review``)."""
+        return self.status == ImageStatus.in_review.value
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a flow run made: one ImageSummary per image, totals in USD and seconds."""
+
+    flow: str
+    images: list[ImageSummary]
+    output_dir: str
+    database_url: str
+    alerts: list[str]
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(i.cost_usd for i in self.images), 4)
+
+    def counts(self) -> dict[str, int]:
+        """Images per outcome in words: done, placeholder, failed, blocked, skipped (reporting/artifacts.py)."""
+        return count_outcomes(self.images)
+
+    @property
+    def complete(self) -> bool:
+        """Every planned image is done as real content, decided by a reviewer (rejected,
+        superseded) or waiting for one (``in_review``: nothing more the run can do)."""
+        return all(i.done or i.decided or i.waiting for i in self.images)
+
+    def verdict(self) -> str:
+        """One line: ``8 of 8 images done``, ``6 of 8 images done, 1 rejected, 1 waits for review``
+        or ``3 of 8 images not done as real content: 2 placeholder, 1 failed``."""
+        missing = [i for i in self.images if not (i.done or i.decided or i.waiting)]
+        if not missing:
+            line = f"{sum(i.done for i in self.images)} of {len(self.images)} images done"
+            decided = {s: sum(i.status == s for i in self.images) for s in ("rejected", "superseded")}
+            line += "".join(f", {n} {s}" for s, n in decided.items() if n)
+            waiting = sum(i.waiting for i in self.images)
+            if waiting:
+                line += f", {waiting} wait{'s' if waiting == 1 else ''} for review (content-pipeline review list)"
+            return line
+        by_status: dict[str, int] = {}
+        for image in missing:
+            key = image.status if image.status in {s.value for s in ImageStatus if s.terminal} else "held by another run"
+            by_status[key] = by_status.get(key, 0) + 1
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+        return f"{len(missing)} of {len(self.images)} images not done as real content: {detail}"
+
+
+class IncompleteRunError(ContentPipelineError):
+    """A run ended with images that are not done as real content; ``summary`` is its RunSummary."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__(summary.verdict())
+        self.summary = summary
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IncompleteRunError, (self.summary,))
+
+
+def safe_db_url(url: str) -> str:
+    """The database URL with any password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"

@@ -44,11 +44,11 @@ def _environment_key() -> str:
 _key_source: Callable[[], str] = _environment_key
 
 
-def set_key_source(source: Callable[[], str]) -> None:
-    """Where the key comes from (the composition root gives the configured secrets'); by
-    default the environment or ``.env``. Forgets the ciphers built from an earlier key."""
+def set_key_source(source: Callable[[], str] | None) -> None:
+    """Where the key comes from (the composition root gives the configured secrets'); None
+    (and by default): the environment or ``.env``. Forgets the ciphers built from an earlier key."""
     global _key_source
-    _key_source = source
+    _key_source = source or _environment_key
     _ciphers.clear()
 
 

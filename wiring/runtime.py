@@ -161,4 +161,5 @@ def reset_runtime() -> None:
     get_runtime.cache_clear()
     get_settings.cache_clear()
     get_secrets.cache_clear()
+    set_key_source(None)
     reset_databases()

@@ -291,6 +291,7 @@ ALLOW_PHRASES: tuple[str, ...] = (
     r"pussy willows?", r"strip (?:mall|lights?|steak)", r"comic strips?", r"youth (?:hostel|center|centre)",
     r"sex of the (?:puppy|kitten|foal|calf|chick|animal)",
     # a product, not a child wearing it: "kids' underwear multipack, packaging product shot"
+    r"(?<!\sin\s)(?<!\swearing\s)(?<!\sonly\s)(?<!\stheir\s)(?<!\shis\s)(?<!\sher\s)(?<!\sen\s)"
     r"(?:underwear|briefs|boxers|knickers|undies|socks and underwear) (?:multi ?packs?|packs?|packaging|package|"
     r"boxes|box|flat ?lay|folded|on (?:a )?hangers?|product (?:shot|photo|photography)|catalogue|catalog)",
     r"(?:multi ?packs?|packs?|packaging|box|flat ?lay|set) (?:of )?(?:kids |children s |boys |girls |baby )?"

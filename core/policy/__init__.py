@@ -114,7 +114,7 @@ from core.policy import lexicon as lx
 from core.policy.config import DEFAULT_RULES, CategoryRule, PolicyRules
 from core.policy.normalise import fold, plain, token_forms, unmask, views
 
-__all__ = ["RULES", "PolicyRules", "Verdict", "evaluate", "check_prompt", "views"]
+__all__ = ["RULES", "Decision", "PolicyRules", "RequestParts", "Verdict", "check_prompt", "evaluate", "judge", "views"]
 
 RULE_CSAM = "child-sexual-abuse"
 RULE_MINORS = "sexualised-minors"
@@ -734,3 +734,13 @@ def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people:
     verdict = evaluate(prompt, deny_terms=deny_terms, private_people=private_people, rules=rules)
     if not verdict.allowed:
         raise ContentPolicyError(verdict.reason, verdict.rule)
+
+
+def __getattr__(name: str) -> object:
+    """``judge``, ``Decision`` and ``RequestParts`` from core.policy.gate, imported on first use (the
+    configuration imports core.policy.config, and so this package, without needing HTTP)."""
+    if name in ("judge", "Decision", "RequestParts"):
+        import importlib
+
+        return getattr(importlib.import_module("core.policy.gate"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

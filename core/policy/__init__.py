@@ -204,7 +204,7 @@ _AGE = re.compile(
         rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?: ?(?:st|nd|rd|th))? birthday",
         r"sweet (?:16|sixteen)(?![a-z0-9])",
         # she is 12, a girl of twelve, the twins, both 11 (the quantities are filtered out: "a girl 5 feet tall")
-        rf"(?<![a-z])(?:girls?|boys?|she s|he s|she is|he is|who is|child|kid|kids|children|daughters?|sons?|twins|both|"
+        rf"(?<![a-z])(?:girls?|boys?|she s|he s|she is|he is|who is|who s|whos|child|kid|kids|children|daughters?|sons?|twins|both|"
         rf"siblings|sisters|brothers) (?:of |only |just |barely |aged |all )?"
         rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
         # French: 16 ans, seize ans, dix-sept ans, age de 12 ans
@@ -246,6 +246,8 @@ _DURATION_AFTER = (
     "fa", "despues", "mas tarde", "atras", "spater", "danach", "dopo", "prima", "lang", "de matrimonio",
 )
 
+#: with a minor term anywhere: violence against children (graphic gore included)
+_VIOLENT_WORDS = cat.VIOLENT_WORDS | cat.GORE_WORDS
 _MINOR_WORDS = lx.MINOR_WORDS_EN | lx.MINOR_WORDS_FR | cat.MINOR_WORDS_INTL
 _SEXUAL_WORDS = lx.SEXUAL_WORDS_EN | lx.SEXUAL_WORDS_FR | cat.SEXUAL_WORDS_INTL
 
@@ -442,7 +444,7 @@ def _read_tokens(tokens: list[str]) -> _Reading:
 
 def _read_violence(reading: _Reading, index: int, token: str) -> None:
     forms = token_forms(token)
-    if forms & cat.VIOLENT_WORDS:
+    if forms & _VIOLENT_WORDS:
         reading.violent.append(token)
     elif forms & cat.VIOLENT_NEAR_WORDS:
         reading.violent_near_at.append((index, token))
@@ -538,12 +540,12 @@ def _term_in(view: str, terms: tuple[str, ...]) -> str | None:
 
 # ---------------------------------------------------------------------------------------
 # Real people: a name, a known-person cue, a configured name, a reference photo.
-_VIOLENT_PHRASES = _phrases(cat.VIOLENT_PHRASES)
+_VIOLENT_PHRASES = _phrases(cat.VIOLENT_PHRASES + cat.GORE_PHRASES)
 _PERSON_CUES = _phrases(cat.KNOWN_PERSON_CUES)
 _NAME_WORD = r"[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+(?:-[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+)?"
 #: "Maria Gonzalez", "Jean-Pierre Dupont", "Sophie de la Tour", "Mary J. Blige" (on the NFKC text, case kept)
 _CAPITALISED_NAME = re.compile(
-    rf"(?<![\w])({_NAME_WORD})(?: [A-Z]\.)? (?:(?:de|du|des|de la|van|von|der|del|della|di|da|le|la|al|bin|mc) )?"
+    rf"(?<![\w])({_NAME_WORD})(?: [A-Z]\.)? (?:(?i:de|du|des|de la|van|von|der|del|della|di|da|le|la|al|bin|mc) )?"
     rf"((?:Mc|Mac|O')?{_NAME_WORD})(?![\w])")
 _LOWER_NAME = re.compile(r" ([a-z]+) ([a-z]{3,})(?= )")
 _AUTHOR_BEFORE = re.compile(rf"(?:^| )(?:{_alternation(cat.AUTHOR_BEFORE)}) $")
@@ -571,16 +573,20 @@ def _name_words_ok(first: str, last: str) -> bool:
     return not any(_classify(word)[1] or _classify(word)[2] for word in (first, last))
 
 
+def _title_case(text: str) -> bool:
+    """Most words capitalised (a title, where capitals do not mark names)."""
+    words = re.findall(r"[A-Za-z\u00c0-\u00ff]+", text)
+    return sum(w[:1].isupper() for w in words) * 2 > len(words)
+
+
 def _capitalised_name(text: str) -> bool:
     """A "Firstname Lastname" shape: a known given name followed by a capitalised word, or two capitalised
     words in a text that is not written in Title Case (where capitals mark names)."""
-    words = re.findall(r"[A-Za-z\u00c0-\u00ff]+", text)
-    title_case = sum(w[:1].isupper() for w in words) * 2 > len(words)
     for match in _CAPITALISED_NAME.finditer(text):
         first, last = match.group(1), match.group(2)
         if not _name_words_ok(first, last) or _is_author(text, match.start(), match.end()):
             continue
-        if fold(first).split("-")[0] in cat.FIRST_NAMES or not title_case:
+        if fold(first).split("-")[0] in cat.FIRST_NAMES or not _title_case(text[:match.start()] + text[match.end():]):
             return True
     return False
 
@@ -629,9 +635,9 @@ class _Category:
 
 
 _CATEGORIES = (
+    _Category(RULE_SELF_HARM, cat.SELF_HARM_WORDS, cat.SELF_HARM_PHRASES, cat.SELF_HARM_ALLOW, "self_harm"),
     _Category(RULE_GORE, cat.GORE_WORDS, cat.GORE_PHRASES, cat.GORE_ALLOW, "graphic_gore"),
     _Category(RULE_HATE, cat.HATE_WORDS, cat.HATE_PHRASES, cat.HATE_ALLOW, "hate_symbols"),
-    _Category(RULE_SELF_HARM, cat.SELF_HARM_WORDS, cat.SELF_HARM_PHRASES, cat.SELF_HARM_ALLOW, "self_harm"),
 )
 
 

@@ -46,6 +46,9 @@ MINOR_PHRASES_INTL = (
     # en / fr additions: school years and puberty said another way
     "not hit puberty", "not reached puberty", "hasn t hit puberty", "hasn t reached puberty", "before puberty",
     "pre puberty", "avant la puberte", "pas encore pubere",
+    # German "Kind" is English "kind": with an article or an adjective only
+    "ein kind", "das kind", "dem kind", "einem kind", "eines kindes", "kleines kind", "totes kind", "nacktes kind",
+    "mein kind", "dein kind", "sein kind", "ihr kind", "kind wird",
 )
 SEXUAL_WORDS_INTL = frozenset((
     # es
@@ -94,7 +97,7 @@ VIOLENT_WORDS = frozenset((
     "beheaded", "disembowelled", "disemboweled", "eviscerated", "corpse", "corpses", "tortured", "torture",
     "torturing", "battered", "bludgeoned", "strangled", "strangling", "stabbed", "stabbing", "murdered",
     "murdering", "slaughtered", "massacred", "massacre", "lynched", "maimed", "impaled", "bloodied",
-    "bloodsoaked", "abused", "abusing", "beaten", "whipped", "flogged", "scalded", "burnt", "charred",
+    "bloodsoaked", "abused", "abusing", "executed", "execution", "executions", "severed", "fusille", "fusilles", "fusillee", "fusillees", "execute", "executee", "executes", "beaten", "whipped", "flogged", "scalded", "burnt", "charred",
     "mutile", "mutilee", "mutiles", "mutilees", "demembre", "demembree", "decapite", "decapitee", "eventre",
     "eventree", "cadavre", "cadavres", "torture", "torturee", "tortures", "torturees", "etrangle", "etranglee",
     "poignarde", "poignardee", "assassine", "assassinee", "massacre", "massacree", "battu", "battue", "maltraite",
@@ -125,7 +128,7 @@ VIOLENT_NEAR_WORDS = frozenset((
     "mort", "morte", "morts", "mortes", "sang", "tue", "tuee", "blesse", "blessee", "frappe", "frappee", "noye",
     "noyee", "violente", "violence", "coups",
     "muerto", "muerta", "sangre", "herido", "herida", "tot", "tote", "toter", "toten", "blut", "blutig",
-    "verletzt", "geschlagen", "morto", "morta", "sangue", "ferito", "ferita",
+    "verletzt", "geschlagen", "totes", "tote", "morto", "morta", "sangue", "ferito", "ferita",
 ))
 VIOLENCE_DISTANCE = 2
 #: benign compounds taken out before violence is looked for with a minor
@@ -135,7 +138,8 @@ VIOLENCE_ALLOW = (
     r"leaves|wood|tired|serious|heat|center|centre|calm|pan|ringer|bolt|lift)", r"(?:killed|kill|killing) it",
     r"dead (?:dog|dogs|cat|cats|pet|pets|goldfish|fish|hamster|bird|birds|plant|plants|flowers?|leaves|battery|"
     r"batteries|phone|grandmother|grandfather|grandma|grandpa|granny|mother|father|mum|mom|dad|parents?|"
-    r"relatives?|ancestors|poets society|language)", r"murder mystery", r"murder mysteries", r"junge (?:frau|frauen|dame|mann|manner|erwachsene)", r"child abuse (?:prevention|awareness|hotline|charity|helpline)",
+    r"relatives?|ancestors|poets society|language)", r"murder mystery", r"murder mysteries", r"(?:playing|plays|play|played) dead", r"gore ?tex", r"al gore",
+    r"(?:contre|prevention de|lutte contre|stop a) la maltraitance", r"junge (?:frau|frauen|dame|mann|manner|erwachsene)", r"child abuse (?:prevention|awareness|hotline|charity|helpline)",
     r"(?:prevention|awareness|against|stop|end) (?:of )?child abuse", r"hurt feelings", r"mort de rire",
     r"morts? de rire", r"prise de sang", r"don du sang", r"don de sang", r"coup de soleil", r"coups? de coeur",
     r"coup de pouce", r"dead ?pool", r"bloody mary", r"bloody marys", r"blood brothers", r"shot glass(?:es)?",
@@ -149,16 +153,15 @@ VIOLENCE_ALLOW = (
 GORE_WORDS = frozenset((
     "gore", "gory", "gruesome", "disembowelled", "disemboweled", "disembowelment", "eviscerated",
     "evisceration", "dismembered", "dismemberment", "decapitated", "decapitation", "beheaded", "beheading",
-    "mutilated", "mutilation", "entrails", "innards", "flayed", "impaled", "splatter", "bloodbath", "carnage",
+    "mutilated", "mutilation", "entrails", "innards", "flayed", "impaled", "bloodbath", "carnage",
     "gorefest", "guro", "snuff",
     "eviscere", "evisceree", "demembre", "demembree", "demembrement", "decapite", "decapitee", "decapitation",
-    "mutile", "mutilee", "mutilation", "tripes", "viscères", "visceres", "boucherie", "carnage", "ecorche",
-    "ecorchee", "empale", "empalee",
+    "mutile", "mutilee", "mutilation", "tripes", "visceres", "carnage", "empale", "empalee",
     "desmembrado", "decapitado", "visceras", "zerstuckelt", "enthauptet", "eingeweide", "smembrato", "decapitato",
     "budella", "sbudellato",
 ))
 GORE_PHRASES = (
-    "severed head", "severed heads", "severed limb", "severed limbs", "severed arm", "severed leg", "exposed organs",
+    "splatter horror", "splatter film", "severed head", "severed heads", "severed limb", "severed limbs", "severed arm", "severed leg", "exposed organs",
     "exposed brain", "brains splattered", "brain matter", "blood splatter", "blood spatter", "pool of blood",
     "covered in blood", "soaked in blood", "blood soaked", "guts spilling", "spilled guts", "spilling guts",
     "ripped apart", "torn apart body", "torn open", "skinned alive", "burned alive", "cut open", "open wound",
@@ -230,7 +233,7 @@ SELF_HARM_PHRASES = (
     "kill herself", "kill himself", "kill myself", "killing herself", "killing himself", "commit suicide",
     "committing suicide", "suicide attempt", "suicide note", "suicide scene", "suicide by", "overdose on pills",
     "overdosing", "pro ana", "pro mia", "starving herself", "starving himself", "burning herself",
-    "se couper les veines", "s ouvrir les veines", "veines ouvertes", "poignets tailllades", "poignets entailles",
+    "se couper les veines", "s ouvrir les veines", "veines ouvertes", "poignets taillades", "se coupe les veines", "se pend", "se pendent", "cutting her wrists", "cutting his wrists", "cut her wrists", "cut his wrists", "cortandose las venas", "poignets entailles",
     "poignets tailles", "se scarifie", "se scarifier", "se mutiler", "se pendre", "s est pendue", "s est pendu",
     "corde au cou", "se suicider", "se suicide", "tentative de suicide", "lettre de suicide", "se tuer",
     "se jeter d un pont", "mettre fin a ses jours", "met fin a ses jours", "surdose de medicaments",
@@ -274,7 +277,7 @@ KNOWN_PERSON_CUES = (
 )
 #: a name right after these is an artist or a brand ("in the style of Amedeo Modigliani"), not the subject
 AUTHOR_BEFORE = ("by", "after", "style of", "manner of", "inspired by", "school of", "painted by", "sculpted by",
-                 "photographed by", "par", "de", "d", "facon", "maniere de", "style de", "d apres", "inspire de",
+                 "photographed by", "par", "facon", "maniere de", "style de", "d apres", "inspire de",
                  "signe", "from the studio of", "atelier de")
 #: a name right before these is an artist's ("Lucian Freud style nude", "Gustav Klimt's painting")
 AUTHOR_AFTER = ("style", "inspired", "painting", "paintings", "sculpture", "sculptures", "s painting",
@@ -306,6 +309,9 @@ NOT_FIRST_NAMES = frozenset((
     "father", "happy", "merry", "high", "low", "dark", "light", "soft", "hard", "fine", "fashion", "beauty",
     "product", "shot", "studio", "cinematic", "photorealistic", "realistic", "ultra", "hyper", "masterpiece",
     "best", "quality", "highly", "detailed", "venus", "david", "birth", "statue", "sculpture", "painting",
+    # subjects of paintings and statues ("Olympia de Manet", "Leda and the Swan")
+    "olympia", "danae", "leda", "susanna", "bathsheba", "eve", "adam", "diana", "psyche", "andromeda", "galatea",
+    "aphrodite", "odalisque", "maja", "flora", "europa", "judith", "salome", "ophelia",
 ))
 #: given names: a capitalised "Name Surname" (or "name surname" in lower case) counts as a real person
 FIRST_NAMES = frozenset((
@@ -348,7 +354,7 @@ FIRST_NAMES = frozenset((
     "elena", "raquel", "paula", "alba", "daniela", "valentina", "martina", "gabriela", "alejandra", "andrea",
     "sara", "irene", "silvia", "beatriz", "penelope", "shakira", "antonio", "manuel", "francisco", "javier",
     "carlos", "miguel", "alejandro", "rafael", "pablo", "sergio", "jorge", "alberto", "diego", "pedro",
-    "giulia", "francesca", "chiara", "federica", "alessia", "giorgia", "elisa", "valeria", "roberta", "simona",
+    "monica", "giulia", "francesca", "chiara", "federica", "alessia", "giorgia", "elisa", "valeria", "roberta", "simona",
     "giuseppe", "giovanni", "luca", "marco", "matteo", "lorenzo", "alessandro", "francesco", "davide",
     "stefano", "silvio", "sophia", "ursula", "petra", "sabine", "claudia", "susanne", "andrea", "stefanie",
     "julia", "katrin", "anja", "nicole", "heike", "birgit", "lena", "leonie", "johanna", "helene", "greta",

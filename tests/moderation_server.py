@@ -86,6 +86,10 @@ class ModerationServer(ProtocolServer):
         self.flag_words: dict[str, str] = {}
         self.flag_image: str | None = None
 
+    def __enter__(self) -> ModerationServer:
+        super().__enter__()
+        return self
+
     def error(self, code: int) -> Reply:
         return openai_error(code, f"error {code}", "server_error" if code >= 500 else None)
 
@@ -121,7 +125,9 @@ class ModerationServer(ProtocolServer):
         if mode == "garbage":
             return Reply(200, b"<html>upstream said no</html>", "text/html")
         body = request.json()
-        texts, images = _parts(body["input"])  # type: ignore[misc]
+        parts = _parts(body["input"])
+        assert not isinstance(parts, str)  # validated above
+        texts, images = parts
         return Reply.json(200, {"id": f"modr-{uuid.uuid4().hex[:24]}", "model": body.get("model", MODELS[0]),
                                 "results": [self.result(" ".join(texts).lower(), images)]})
 

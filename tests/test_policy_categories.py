@@ -84,13 +84,13 @@ def test_public_figures_are_real_people_now() -> None:
 
 def test_configurable_categories_switch_off_take_terms_and_allow_phrases() -> None:
     assert evaluate("severed head on a spike").rule == "graphic-gore"
-    off = PolicyRules(graphic_gore={"enabled": False})
+    off = PolicyRules.model_validate({"graphic_gore": {"enabled": False}})
     assert evaluate("severed head on a spike", rules=off).allowed
     assert evaluate("severed head of a child", rules=off).rule == "child-violence"  # fixed: cannot be switched off
-    added = PolicyRules(hate_symbols={"terms": ["Crimson Fist"]})
+    added = PolicyRules.model_validate({"hate_symbols": {"terms": ["Crimson Fist"]}})
     assert evaluate("a crimson fist banner", rules=added).rule == "hate-symbols"
     assert evaluate("a crimson fist banner").allowed
-    allowed = PolicyRules(hate_symbols={"allow": ["nazi zombies"]})
+    allowed = PolicyRules.model_validate({"hate_symbols": {"allow": ["nazi zombies"]}})
     assert evaluate("nazi zombies video game cover", rules=allowed).allowed
     assert evaluate("nazi zombies video game cover").rule == "hate-symbols"
     stricter = PolicyRules(minor_terms=["cub"], sexual_terms=["spicy"], known_people=["Zed"])

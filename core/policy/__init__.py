@@ -107,6 +107,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from core.errors import ContentPolicyError
 from core.policy import categories as cat
@@ -740,6 +741,9 @@ def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people:
     verdict = evaluate(prompt, deny_terms=deny_terms, private_people=private_people, rules=rules)
     if not verdict.allowed:
         raise ContentPolicyError(verdict.reason, verdict.rule)
+
+if TYPE_CHECKING:
+    from core.policy.gate import Decision, RequestParts, judge
 
 
 def __getattr__(name: str) -> object:

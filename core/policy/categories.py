@@ -60,7 +60,7 @@ SEXUAL_WORDS_INTL = frozenset((
     "erotische", "erotischen", "sexuell", "sexuelle", "sexuellen", "unterwasche", "reizwasche",
     "brusten", "bruste", "verfuhrerisch", "verfuhrerische", "entkleidet", "halbnackt",
     # it
-    "nuda", "nudo", "nudi", "nudita", "sessuale", "sessuali", "erotico", "erotiche", "erotici", 
+    "nuda", "nudo", "nudi", "nudita", "sessuale", "sessuali", "erotico", "erotiche", "erotici",
     "seducente", "seducenti", "spogliata", "spogliato", "svestita", "svestito", "seminuda", "tette",
     "seno", "porno",
     # fr / en additions
@@ -75,7 +75,8 @@ SEXUAL_PHRASES_INTL = (
     "explicit scene", "explicit video", "pose seduisante", "poses seduisantes", "regard seduisant",
     "photo explicite", "image explicite", "images explicites", "clothes removed", "with her clothes removed",
     "remove her clothes", "remove his clothes", "remove the clothes", "removing her clothes", "make her naked",
-    "make him naked", "undress her", "undress him", "without her clothes", "sans ses vetements", "enlever ses vetements",
+    "make him naked", "undress her", "undress him", "without her clothes", "sans ses vetements",
+    "enlever ses vetements",
     "retire ses vetements", "deshabille la", "rendre nue",
 )
 #: ages: the number words 1..17 and "years" in Spanish, German, Italian (digits are shared)
@@ -97,7 +98,9 @@ VIOLENT_WORDS = frozenset((
     "beheaded", "disembowelled", "disemboweled", "eviscerated", "corpse", "corpses", "tortured", "torture",
     "torturing", "battered", "bludgeoned", "strangled", "strangling", "stabbed", "stabbing", "murdered",
     "murdering", "slaughtered", "massacred", "massacre", "lynched", "maimed", "impaled", "bloodied",
-    "bloodsoaked", "abused", "abusing", "executed", "execution", "executions", "severed", "fusille", "fusilles", "fusillee", "fusillees", "execute", "executee", "executes", "beaten", "whipped", "flogged", "scalded", "burnt", "charred",
+    "bloodsoaked", "abused", "abusing", "executed", "execution", "executions", "severed", "fusille", "fusilles",
+    "fusillee", "fusillees", "execute", "executee", "executes", "beaten", "whipped", "flogged", "scalded",
+    "burnt", "charred",
     "mutile", "mutilee", "mutiles", "mutilees", "demembre", "demembree", "decapite", "decapitee", "eventre",
     "eventree", "cadavre", "cadavres", "torture", "torturee", "tortures", "torturees", "etrangle", "etranglee",
     "poignarde", "poignardee", "assassine", "assassinee", "massacre", "massacree", "battu", "battue", "maltraite",
@@ -138,8 +141,11 @@ VIOLENCE_ALLOW = (
     r"leaves|wood|tired|serious|heat|center|centre|calm|pan|ringer|bolt|lift)", r"(?:killed|kill|killing) it",
     r"dead (?:dog|dogs|cat|cats|pet|pets|goldfish|fish|hamster|bird|birds|plant|plants|flowers?|leaves|battery|"
     r"batteries|phone|grandmother|grandfather|grandma|grandpa|granny|mother|father|mum|mom|dad|parents?|"
-    r"relatives?|ancestors|poets society|language)", r"murder mystery", r"murder mysteries", r"(?:playing|plays|play|played) dead", r"gore ?tex", r"al gore",
-    r"(?:contre|prevention de|lutte contre|stop a) la maltraitance", r"junge (?:frau|frauen|dame|mann|manner|erwachsene)", r"child abuse (?:prevention|awareness|hotline|charity|helpline)",
+    r"relatives?|ancestors|poets society|language)", r"murder mystery", r"murder mysteries",
+    r"(?:playing|plays|play|played) dead", r"gore ?tex", r"al gore",
+    r"(?:contre|prevention de|lutte contre|stop a) la maltraitance",
+    r"junge (?:frau|frauen|dame|mann|manner|erwachsene)",
+    r"child abuse (?:prevention|awareness|hotline|charity|helpline)",
     r"(?:prevention|awareness|against|stop|end) (?:of )?child abuse", r"hurt feelings", r"mort de rire",
     r"morts? de rire", r"prise de sang", r"don du sang", r"don de sang", r"coup de soleil", r"coups? de coeur",
     r"coup de pouce", r"dead ?pool", r"bloody mary", r"bloody marys", r"blood brothers", r"shot glass(?:es)?",
@@ -161,7 +167,8 @@ GORE_WORDS = frozenset((
     "budella", "sbudellato",
 ))
 GORE_PHRASES = (
-    "splatter horror", "splatter film", "severed head", "severed heads", "severed limb", "severed limbs", "severed arm", "severed leg", "exposed organs",
+    "splatter horror", "splatter film", "severed head", "severed heads", "severed limb", "severed limbs",
+    "severed arm", "severed leg", "exposed organs",
     "exposed brain", "brains splattered", "brain matter", "blood splatter", "blood spatter", "pool of blood",
     "covered in blood", "soaked in blood", "blood soaked", "guts spilling", "spilled guts", "spilling guts",
     "ripped apart", "torn apart body", "torn open", "skinned alive", "burned alive", "cut open", "open wound",
@@ -233,7 +240,9 @@ SELF_HARM_PHRASES = (
     "kill herself", "kill himself", "kill myself", "killing herself", "killing himself", "commit suicide",
     "committing suicide", "suicide attempt", "suicide note", "suicide scene", "suicide by", "overdose on pills",
     "overdosing", "pro ana", "pro mia", "starving herself", "starving himself", "burning herself",
-    "se couper les veines", "s ouvrir les veines", "veines ouvertes", "poignets taillades", "se coupe les veines", "se pend", "se pendent", "cutting her wrists", "cutting his wrists", "cut her wrists", "cut his wrists", "cortandose las venas", "poignets entailles",
+    "se couper les veines", "s ouvrir les veines", "veines ouvertes", "poignets taillades", "se coupe les veines",
+    "se pend", "se pendent", "cutting her wrists", "cutting his wrists", "cut her wrists", "cut his wrists",
+    "cortandose las venas", "poignets entailles",
     "poignets tailles", "se scarifie", "se scarifier", "se mutiler", "se pendre", "s est pendue", "s est pendu",
     "corde au cou", "se suicider", "se suicide", "tentative de suicide", "lettre de suicide", "se tuer",
     "se jeter d un pont", "mettre fin a ses jours", "met fin a ses jours", "surdose de medicaments",
@@ -354,7 +363,8 @@ FIRST_NAMES = frozenset((
     "elena", "raquel", "paula", "alba", "daniela", "valentina", "martina", "gabriela", "alejandra", "andrea",
     "sara", "irene", "silvia", "beatriz", "penelope", "shakira", "antonio", "manuel", "francisco", "javier",
     "carlos", "miguel", "alejandro", "rafael", "pablo", "sergio", "jorge", "alberto", "diego", "pedro",
-    "monica", "giulia", "francesca", "chiara", "federica", "alessia", "giorgia", "elisa", "valeria", "roberta", "simona",
+    "monica", "giulia", "francesca", "chiara", "federica", "alessia", "giorgia", "elisa", "valeria", "roberta",
+    "simona",
     "giuseppe", "giovanni", "luca", "marco", "matteo", "lorenzo", "alessandro", "francesco", "davide",
     "stefano", "silvio", "sophia", "ursula", "petra", "sabine", "claudia", "susanne", "andrea", "stefanie",
     "julia", "katrin", "anja", "nicole", "heike", "birgit", "lena", "leonie", "johanna", "helene", "greta",

@@ -47,8 +47,28 @@ and by the configured additions:
     jardin de ma voisine"; but "my neighbour's face", "la fille de mes voisins" and
     "a photo of my neighbour" are refused), the recipient or the author ("a card
     for my mum", "une lettre à ma grand-mère", "a drawing by my son");
+``child-violence``
+    a minor term with graphic violence or abuse (``core.policy.categories``: "gore",
+    "covered in blood", "tortured", "battu à mort" anywhere; "dead", "blood", "hit" within
+    two words of the minor term, so "a child mourning her dead dog" passes);
+``intimate-real-person``
+    a sexual term with a real, identifiable person, private or public: a "Firstname
+    Lastname" shape (a known given name and a capitalised word, or two capitalised words in
+    a text not written in Title Case; not an artist: "by", "in the style of", "'s
+    painting"), a known-person cue ("celebrity", "deepfake", "face swap", "from
+    accounting", "her LinkedIn photo", "du quartier"), a relation ("my ex"), a name of
+    ``policy.private_people`` or ``policy.rules.known_people``, or a reference photo
+    (img2img). Public figures are real people: "Taylor Swift nude" is refused;
+``graphic-gore``, ``hate-symbols``, ``self-harm``
+    the configurable categories (``policy.rules``, core.policy.config: on by default, more
+    terms, allow-listed phrases such as a Hindu swastika or "suicide prevention");
 ``denied-term``
     a term of ``policy.deny_terms``.
+
+Spanish, German and Italian terms cover the fixed categories (minors, sexual terms, ages
+such as "14 años", "14 Jahre alt", "quattordicenne", violence). The reason of a refusal is
+the rule's fixed text ("sexualised minors"); it never quotes the prompt, which may be
+private (``Verdict.matched`` keeps the words for tests and diagnosis only).
 
 Before matching, the text is normalised (core.policy.normalise: case, accents,
 look-alike letters and small capitals, hyphens and punctuation, leetspeak, s p a c e d
@@ -66,8 +86,8 @@ long sexual ones also match with one letter wrong, missing, extra or swapped
 https://github.com/wolfgarbe/SymSpell, checked with the Damerau-Levenshtein distance,
 https://en.wikipedia.org/wiki/Damerau%E2%80%93Levenshtein_distance); words whose
 one-letter neighbours are other words ("panties" / "parties", "seductive" /
-"deductive") are left out. A negative prompt is not checked: it lists what must not
-appear.
+"deductive") are left out. The negative prompt is judged by ``core.policy.gate.judge`` for what it
+implies (clothing excluded means nudity), not for its words.
 
 Decisions on ambiguous prompts (a word list cannot read intent): "bikini", "bra",
 "lingerie", "underwear" and "sexy" with a minor term are refused wherever they stand
@@ -96,7 +116,8 @@ pathological one ("a" * 100000, "1 " * 50000, runs of combining marks) is checke
 well under a second.
 
 ``evaluate(text)`` returns a ``Verdict``; ``check_prompt(text)`` raises
-``ContentPolicyError`` with the rule and the matched words.
+``ContentPolicyError`` naming the rule; ``judge(parts, reference_image, policy)``
+(core.policy.gate) judges a whole request with both layers and returns a ``Decision``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 import uuid
+from pathlib import Path
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -216,6 +217,19 @@ def config_show() -> None:
     console.print_json(json.dumps({**data, "secrets": secrets}))
 
 
+
+def _reference_bytes(value: str, folder: Path) -> bytes:
+    """A template's reference image as the provider will load it (providers/download.py);
+    empty bytes when it cannot be read (``templates validate`` reports that on its own)."""
+    from domain.errors import ContentPipelineError
+    from domain.templates import resolve_reference
+    from providers.download import load_reference
+
+    try:
+        return load_reference(resolve_reference(value, folder))
+    except (ContentPipelineError, OSError):
+        return b""
+
 @templates_app.command("validate")
 def templates_validate() -> None:
     """Check every template and the schedules, and every prompt, A/B variant and wildcard
@@ -228,8 +242,8 @@ def templates_validate() -> None:
 
     from policy.templates import policy_problems
 
-    problems += policy_problems(library, styles=settings.styles, deny_terms=settings.policy.deny_terms,
-                                private_people=settings.policy.private_people)
+    problems += policy_problems(library, styles=settings.styles, policy=settings.policy,
+                                load_reference=lambda value: _reference_bytes(value, library.folder))
     for problem in problems:
         err.print(f"[red]✗[/] {escape(problem)}", markup=True, highlight=False, soft_wrap=True)
     count = sum(len(v) for v in library.templates.values())

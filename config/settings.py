@@ -30,9 +30,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Vali
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from domain.errors import ConfigError
+from policy.config import PolicyRules
+from providers.chain import RetryConfig
 from storage.objects import S3Config
 from domain.yamlio import Locator, format_validation_error, load_yaml, shorten, shown
-from providers.chain import RetryConfig
 from providers.registry import PROVIDERS, ProvidersConfig, secret_env_names
 from providers.spec import ProviderConfig
 
@@ -216,6 +217,8 @@ class PolicyConfig(BaseModel):
     image_classifier: str | None = None
     image_blocked_labels: list[str] = Field(default_factory=lambda: ["nsfw", "unsafe", "porn", "hentai", "sexy"])
     image_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    #: the categories and the moderation layer of policy (policy.config.PolicyRules)
+    rules: PolicyRules = Field(default_factory=PolicyRules)
 
 
 class PrivacyConfig(BaseModel):

@@ -1,6 +1,7 @@
 """Stage 3: generate one image through the provider chain (pure: no database write here).
 
-``policy_refusal`` checks the prompt against the content policy; ``call_chain`` runs
+``policy_refusal`` is the one content-policy gate before any provider call (the final
+request: prompt, negative prompt, LoRA and model names, the reference image); ``call_chain`` runs
 the chain for one request and returns a ``ChainOutcome`` (the result or the error, every
 attempt, the budget settlements to write with the image's outcome, and the failure's
 FailureKind); ``spool`` writes the bytes to ``<spool>/<image_id>.<ext>`` (atomically)
@@ -29,8 +30,8 @@ from domain.model import (
     GenerationResult,
     ImageStatus,
 )
-from domain.errors import ConfigError, ContentPolicyError, ProviderError
-from policy import check_prompt
+from domain.errors import ConfigError, ProviderError
+from policy.gate import RequestParts, judge
 from config.settings import PolicyConfig
 from providers.chain import BudgetGuard, ProviderChain
 from providers.download import load_reference
@@ -75,15 +76,43 @@ def request_of(row: ImageRecord) -> GenerationRequest:
     )
 
 
-def policy_refusal(row: ImageRecord, policy: PolicyConfig, prompt: str | None = None) -> str | None:
-    """Why the content policy refuses the prompt (default: the row's) with the template name
-    (``content policy: ...``), or None."""
-    try:
-        # the whole expanded prompt (variant + wildcard choices + style) and the template name
-        check_prompt(f"{prompt if prompt is not None else row.prompt or ''}\n{row.template or ''}",
-                     deny_terms=policy.deny_terms, private_people=policy.private_people)
-    except ContentPolicyError as exc:
-        return f"content policy: {exc.reason}"
+def request_parts(row: ImageRecord, request: GenerationRequest) -> RequestParts:
+    """The texts of the request the provider receives: the expanded prompt (variant + wildcard
+    choices + style), the negative prompt, the LoRA names (AUTOMATIC1111 appends them to the
+    prompt as ``<lora:name:weight>``), the pinned model and the template's name."""
+    names = tuple(name for name, _ in request.loras or ()) + ((row.template,) if row.template else ())
+    return RequestParts(prompt=request.prompt, negative_prompt=request.negative_prompt, adapters=names,
+                        model=request.model or "")
+
+
+def reference_refusal(image: bytes, policy: PolicyConfig) -> str | None:
+    """Why the image classifier (imaging/safety.py, NudeNet) refuses a reference image, or None
+    (also None when ``policy.image_safety`` is disabled)."""
+    if not policy.image_safety.enabled:
+        return None
+    from io import BytesIO
+
+    from PIL import Image
+
+    from imaging.safety import blocking, detect
+
+    with Image.open(BytesIO(image)) as picture:
+        picture.load()
+        found = blocking(detect(picture, policy.image_safety), policy.image_safety)
+    return f"reference {found}" if found else None
+
+
+def policy_refusal(row: ImageRecord, policy: PolicyConfig, request: GenerationRequest) -> str | None:
+    """The ONE gate before every provider call (single image, batch, regenerate, ad hoc):
+    why the content policy (policy.gate.judge) refuses the final ``request`` with its reference
+    image, ``content policy: <reason>`` (fixed words, never the prompt), or None."""
+    decision = judge(request_parts(row, request), request.init_image, policy)
+    if not decision.allowed:
+        return f"content policy: {decision.reason}"
+    if request.init_image is not None:
+        refused = reference_refusal(request.init_image, policy)
+        if refused:
+            return f"content policy: {refused}"
     return None
 
 
@@ -242,7 +271,7 @@ def prepare_step(ledger: ImageLedger, row: ImageRecord, run_key: str, *, policy:
         request = request_of(row)
     except ProviderError as exc:  # the reference image or mask cannot be read: the same next time
         return ledger.mark_failed(pk, run_key, FailureKind.rejected, f"reference image: {str(exc)[:1980]}")
-    refusal = policy_refusal(row, policy, request.prompt)
+    refusal = policy_refusal(row, policy, request)
     if refusal:
         return ledger.mark_blocked(pk, run_key, refusal)
     return request

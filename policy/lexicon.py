@@ -290,6 +290,14 @@ ALLOW_PHRASES: tuple[str, ...] = (
     r"bikini (?:atoll|bottom)", r"teen titans", r"canteens?", r"sweet sixteen cake", r"pussy ?cats?",
     r"pussy willows?", r"strip (?:mall|lights?|steak)", r"comic strips?", r"youth (?:hostel|center|centre)",
     r"sex of the (?:puppy|kitten|foal|calf|chick|animal)",
+    # a product, not a child wearing it: "kids' underwear multipack, packaging product shot"
+    r"(?<!\sin\s)(?<!\swearing\s)(?<!\sonly\s)(?<!\stheir\s)(?<!\shis\s)(?<!\sher\s)(?<!\sen\s)"
+    r"(?:underwear|briefs|boxers|knickers|undies|socks and underwear) (?:multi ?packs?|packs?|packaging|package|"
+    r"boxes|box|flat ?lay|folded|on (?:a )?hangers?|product (?:shot|photo|photography)|catalogue|catalog)",
+    r"(?:multi ?packs?|packs?|packaging|box|flat ?lay|set) (?:of )?(?:kids |children s |boys |girls |baby )?"
+    r"(?:underwear|briefs|boxers|knickers|undies)",
+    r"(?:lots?|packs?|multipacks?|emballages?|boites?) de (?:\d+ )?(?:sous vetements|culottes|slips|calecons)",
+    r"(?:sous vetements|culottes|slips|calecons) (?:en lot|pliee?s|sur cintres?|emballage|packaging)",
     # words that name a minor only in these compounds
     r"beaux? gosses?", r"much ado", r"nu (?:metal|jazz|disco|soul|skool|school|wave|gaze|rave|funk|age)",
     r"(?:coupe|style|look|allure) (?:a la )?gamine", r"gamine (?:haircut|hairstyle|style|look|cut|pixie|charm)",

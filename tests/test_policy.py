@@ -32,7 +32,8 @@ def test_the_set_is_broad() -> None:
 def test_refused(prompt: str) -> None:
     verdict = evaluate(prompt)
     assert not verdict.allowed, prompt
-    assert verdict.rule in ("sexualised-minors", "child-sexual-abuse", "real-private-person")
+    # issue #20: a real private person with a sexual term is now refused by intimate-real-person
+    assert verdict.rule in ("sexualised-minors", "child-sexual-abuse", "real-private-person", "intimate-real-person")
 
 
 @pytest.mark.parametrize("prompt", ALLOWED_EN + ALLOWED_FR)
@@ -76,7 +77,7 @@ def test_other_rules_and_configured_terms() -> None:
     assert evaluate("my neighbour's garden in spring").allowed  # their things, not them
     assert evaluate("portrait of Jane Q. Doe", private_people=["Jane Q. Doe"]).rule == "real-private-person"
     assert evaluate("a crimson logo", deny_terms=["Crimson"]).rule == "denied-term"
-    with pytest.raises(ContentPolicyError, match="sexualised minors: 'teen' with 'nude'") as caught:
+    with pytest.raises(ContentPolicyError, match="^sexualised minors$") as caught:  # issue #20: quotes nothing
         check_prompt("teen, nude")
     assert caught.value.rule == "sexualised-minors"
 
@@ -109,7 +110,7 @@ def test_red_team_rules() -> None:
     assert evaluate("dix ans plus tard, un couple sensuel").allowed
     assert evaluate("under 10 minutes recipe, sexy plating").allowed
     assert evaluate("a girl under 16, nude").rule == "sexualised-minors"
-    assert evaluate("Emma, 13, sunbathing topless").reason == "sexualised minors: 'Emma, 13' with 'topless'"
+    assert evaluate("Emma, 13, sunbathing topless").matched == ("Emma, 13", "topless")
     # a term inside another, masked, small capitals, one letter wrong
     for prompt in ("n a k e d  c h i l d", "n*de t**n", "ᴛᴇᴇɴ ɴᴜᴅᴇ", "une colégienne nue", "schoolgril nude"):
         assert evaluate(prompt).rule == "sexualised-minors", prompt
@@ -134,11 +135,12 @@ def test_red_team_rules() -> None:
 ])
 def test_real_private_person(prompt: str, private: bool) -> None:
     verdict = evaluate(prompt)
-    assert (verdict.rule == "real-private-person") is private, verdict.reason
+    # issue #20: with a sexual term the rule is intimate-real-person
+    assert (verdict.rule in ("real-private-person", "intimate-real-person")) is private, verdict.reason
 
 
 @pytest.mark.parametrize(("prompt", "allowed"), [
-    ("a little girl in a bikini building a sandcastle", False), ("kids' underwear packaging design", False),
+    ("a little girl in a bikini building a sandcastle", False), ("kids' underwear packaging design", True),
     ("une fillette en maillot de bain à la piscine", True), ("a teen in the shower", False),
     ("un bébé dans son bain", True), ("breastfeeding awareness poster", True), ("a mother breastfeeding her baby", True),
     ("nude sculpture in a museum, marble", True), ("a portrait of my late father", False),
@@ -153,7 +155,7 @@ def test_policy_check_command(make_config) -> None:  # type: ignore[no-untyped-d
     runner = CliRunner()
     refused = runner.invoke(app, ["policy", "check", "une collégienne nue [bold]x[/bold]"])
     assert refused.exit_code == 1
-    assert refused.output.strip() == "refused: rule sexualised-minors: sexualised minors: 'collegienne' with 'nue'"
+    assert refused.output.strip() == "refused: rule sexualised-minors: sexualised minors"  # issue #20: no prompt words
     allowed = runner.invoke(app, ["policy", "check", "a naked cake with [red] berries"])
     assert allowed.exit_code == 0 and allowed.output.strip() == "allowed: 'a naked cake with [red] berries'"
     denied = runner.invoke(app, ["policy", "check", "a crimson mug"])
@@ -189,7 +191,7 @@ def test_templates_validate_checks_every_expansion(tmp_path: Path, make_config) 
     result = CliRunner().invoke(app, ["templates", "validate"])
     assert result.exit_code == 2
     assert "risky.yaml: prompt expands to 'portrait of a teenager at the harbour, nude study'" in result.output
-    assert "sexualised minors: 'teenager' with 'nude'" in result.output
+    assert "sexualised minors" in result.output
 
 
 def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(prefect_server, make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -209,7 +211,7 @@ def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(p
     assert blocked and done and len(blocked) + len(done) == 8, [(r.prompt, r.status) for r in rows]
     for row in blocked:
         assert "schoolgirl" in (row.prompt or "")
-        assert row.error == "content policy: sexualised minors: 'schoolgirl' with 'nude'"
+        assert row.error == "content policy: sexualised minors"
     assert all("schoolgirl" not in (r.prompt or "") for r in done)
     assert len(prompts_sent) == len(done) and not any("schoolgirl" in p for p in prompts_sent)
     assert sorted(i.status for i in summary.images) == sorted(r.status for r in rows)
@@ -227,4 +229,4 @@ def test_a_template_with_too_many_expansions_is_checked_as_a_whole(tmp_path: Pat
     started = time.monotonic()
     found = policy_problems(library)
     assert time.monotonic() - started < 5
-    assert len(found) == 1 and "risky.yaml: prompt may expand to" in found[0] and "'teen' with 'nude'" in found[0]
+    assert len(found) == 1 and "risky.yaml: prompt may expand to" in found[0] and "sexualised minors" in found[0]

@@ -8,7 +8,9 @@ metadata service (169.254.169.254) or a local host name: server-side request for
 The guard sits in the client's transport, so it sees every request the client sends,
 redirect hops included:
 
-* a request to an allowed origin (scheme, host, port of the configured base URL) passes;
+* a request to an allowed origin (scheme, host, port of the configured base URL) passes,
+  and so does a redirect answer whose ``Location`` passes the same check (a redirect to
+  an internal address is refused when it arrives, whether or not the client follows it);
 * any other host is resolved and refused (``UnsafeURLError``, a rejection) when an
   address is private, loopback, link-local, multicast, reserved or unspecified (the rule of
   providers/download.py), unless the provider's configuration sets
@@ -24,7 +26,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -103,7 +105,15 @@ def _guarded(module: Any) -> type:
 
         def handle_request(self, request: Any) -> Any:
             self.guard.check(str(request.url))
-            return self.inner.handle_request(request)
+            response = self.inner.handle_request(request)
+            location = response.headers.get("location") if 300 <= response.status_code < 400 else None
+            if location:  # refused here whether or not the client follows it
+                try:
+                    self.guard.check(urljoin(str(request.url), location))
+                except UnsafeURLError:
+                    response.close()
+                    raise
+            return response
 
         def close(self) -> None:
             self.inner.close()
@@ -144,3 +154,37 @@ def unsafe_cause(exc: BaseException) -> UnsafeURLError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+_HF_LOCK = threading.Lock()
+_HF_GUARD: AddressGuard | None = None
+
+
+def huggingface_guard(provider: Any, *urls: str | None) -> AddressGuard:
+    """The guard of huggingface_hub's shared ``httpx2`` session (the SDK takes no client
+    per instance: ``huggingface_hub.set_client_factory`` installs a guarded one, once per
+    process). ``urls`` (the provider's endpoint and Hub URLs) and ``HF_ENDPOINT`` are
+    allowed origins; a provider configured with ``allow_private_addresses`` allows private
+    addresses for that shared session (process-wide)."""
+    import os
+
+    global _HF_GUARD
+    with _HF_LOCK:
+        if _HF_GUARD is None:
+            import huggingface_hub
+
+            try:
+                from huggingface_hub.utils._http import hf_request_event_hook
+                hooks: dict[str, list[Any]] = {"request": [hf_request_event_hook]}
+            except ImportError:  # pragma: no cover - the hook moved: the session works without it
+                hooks = {}
+            guard = AddressGuard([os.environ.get("HF_ENDPOINT")], provider="huggingface")
+            huggingface_hub.set_client_factory(
+                lambda: guarded_sdk_client(guard, event_hooks=hooks, follow_redirects=True, timeout=None))
+            _HF_GUARD = guard
+        guard = _HF_GUARD
+    for url in urls:
+        guard.allow(url)
+    if getattr(provider.config, "allow_private_addresses", False):
+        guard.allow_private = True
+    return guard

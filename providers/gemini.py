@@ -190,13 +190,14 @@ class GeminiProvider(Provider):
         text_tokens = max(0, int(usage.get("candidatesTokenCount", 0)) - image_tokens)
         return round((int(usage.get("promptTokenCount", 0)) * prices.get("input", 0.0)
                       + image_tokens * prices.get("output_image", 0.0)
-                      + text_tokens * prices.get("output_text", 0.0)) / 1e6, 6)
+                      + text_tokens * prices.get("output_text", 0.0)) / 1e6, 9)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = self.model_of(request)
         started = time.monotonic()
+        body = self.body(request)
         with translate_httpx(provider=self.name, model=model):
-            response = self._client.post(f"/v1beta/models/{model}:generateContent", json=self.body(request))
+            response = self._client.post(f"/v1beta/models/{model}:generateContent", json=body)
         if response.status_code >= 400:
             raise self.error(response, model)
         answer = json_object(response, provider=self.name, model=model)
@@ -206,7 +207,7 @@ class GeminiProvider(Provider):
         if cost is None or self.config.cost_usd:
             cost = self.estimate_cost(request)
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=request.seed, cost_usd=cost, started=started,
+            data, provider=self, request=request, model=model, seed=body["generationConfig"].get("seed"), cost_usd=cost, started=started,
             metadata={"aspect_ratio": self.map(request).aspect_ratio, "usage": usage, "text": text[:500] or None,
                       "model_version": answer.get("modelVersion"), "response_id": answer.get("responseId"),
                       "headers": rate_limit_headers(response)})
@@ -243,7 +244,8 @@ class GeminiProvider(Provider):
     def error(self, response: httpx.Response, model: str) -> ProviderError:
         """The classified ProviderError of an error answer ``{"error": {code, message, status, details}}``."""
         body = _body(response)
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        raw = body.get("error")
+        error: dict[str, Any] = raw if isinstance(raw, dict) else {}
         status = str(error.get("status") or "") or None
         message = " ".join(str(error.get("message") or response.text[:200]).split())[:300]
         reasons = {str(d.get("reason")) for d in _details(body) if d.get("reason")}

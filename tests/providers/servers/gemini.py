@@ -186,7 +186,7 @@ class GeminiServer(ProtocolServer):
 
 
 #: USD of the standard answer: 12 input tokens x 0.30, 1290 image tokens x 30, 8 text tokens x 2.50 (per 1M).
-STANDARD_COST = round((PROMPT_TOKENS * 0.30 + IMAGE_TOKENS * 30.0 + 8 * 2.50) / 1e6, 6)
+STANDARD_COST = round((PROMPT_TOKENS * 0.30 + IMAGE_TOKENS * 30.0 + 8 * 2.50) / 1e6, 9)
 
 
 def _sent(r: Request) -> None:

@@ -36,6 +36,7 @@ from providers.base import (
     result_from_bytes,
     translate_httpx,
 )
+from providers.netguard import guard_for, guarded_client
 
 
 class Automatic1111Config(ProviderConfig):
@@ -78,7 +79,8 @@ class Automatic1111Provider(Provider):
         if credentials is not None:
             user, _, password = credentials.partition(":")
             auth = httpx.BasicAuth(user, password)
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), timeout=config.timeout_s, auth=auth)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), timeout=config.timeout_s,
+                                      auth=auth)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The txt2img (or img2img) JSON body for ``request``, mapped onto the WebUI's limits."""

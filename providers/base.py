@@ -52,6 +52,7 @@ from domain.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
+from providers.lifecycle import ModelStatus
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 #: Largest image a provider may hand us: 64 megapixels, 64 MiB of encoded bytes.
@@ -86,7 +87,9 @@ class Provider(ABC):
     ProviderConfig subclass), ``secret_env`` ({secret: (ENV_NAME, ...)}), ``price_table``
     (PriceTable or None when free), ``model_specs`` ({model: ModelSpec}) with
     ``default_spec`` for models not listed, ``models`` (known model ids, shown by
-    ``providers list``), ``default_model``, ``is_placeholder``.
+    ``providers list``), ``default_model``, ``is_placeholder``, ``model_lifecycle``
+    ({model: ModelStatus}: status, shutdown date, replacement and source URL,
+    providers/lifecycle.py).
     """
 
     name: ClassVar[str]
@@ -102,6 +105,8 @@ class Provider(ABC):
     #: gated models only): ``missing_secrets()`` does not list them.
     optional_secret_env: ClassVar[frozenset[str]] = frozenset()
     is_placeholder: ClassVar[bool] = False
+    #: The models this provider knows with their lifecycle (providers/lifecycle.py).
+    model_lifecycle: ClassVar[dict[str, ModelStatus]] = {}
 
     def __init__(self, *, config: ProviderConfig, secrets: SecretSource, downloader: Any = None) -> None:
         self.config = config
@@ -121,6 +126,11 @@ class Provider(ABC):
     def model_of(self, request: GenerationRequest) -> str:
         """The model ``request`` runs on: its own (a template's pin) or the configured one."""
         return request.model or self.model
+
+    def model_status(self, model: str) -> ModelStatus:
+        """``model``'s lifecycle: adapters whose API tells (a model endpoint) ask it; the
+        base class answers the declared ``model_lifecycle`` entry, else ``unknown``."""
+        return self.model_lifecycle.get(model, ModelStatus(model, "unknown"))
 
     def model_spec(self, model: str) -> ModelSpec:
         """The input schema of ``model`` (``default_spec`` when it is not listed)."""

@@ -11,8 +11,10 @@ polling_url`` (same key) until ``status`` is ``Ready``: ``result.sample`` is a s
 ``aspect_ratio`` instead of a size; no model takes a negative prompt. An
 ``image_prompt`` (base64) is a reference image (FLUX Redux-style conditioning, img2img).
 
-Statuses ``Request Moderated`` / ``Content Moderated`` are content-filter rejections,
-``Error`` / ``Task not found`` failures. HTTP errors are FastAPI's ``{"detail": ...}``
+Statuses ``Request Moderated`` / ``Content Moderated`` are content-filter rejections that
+BFL does not charge (https://help.bfl.ai: counted at USD 0); ``Error`` / ``Task not
+found`` failures. BFL has no cancel endpoint: a task still pending at our timeout runs on
+and is billed, so the timeout carries the task's price (``billed_usd``). HTTP errors are FastAPI's ``{"detail": ...}``
 (422 validation, 402 insufficient credits, 403 key, 429 too many active tasks).
 The key is only sent to the configured base URL or to an https ``*.bfl.ai`` polling host.
 """
@@ -25,13 +27,13 @@ import time
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
 from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
+from providers.netguard import guard_for, guarded_client
 
 ULTRA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 FILTERED = ("Request Moderated", "Content Moderated")
@@ -80,7 +82,7 @@ class BFLProvider(Provider):
         key = self.secret("api_key")
         headers = {"x-key": key} if key else {}
         self._base = config.base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self._base, headers={**headers, "accept": "application/json"},
+        self._client = guarded_client(guard_for(self, self._base), base_url=self._base, headers={**headers, "accept": "application/json"},
                                     timeout=config.timeout_s)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
@@ -128,8 +130,9 @@ class BFLProvider(Provider):
             status = str(answer.get("status") or "")
             if status == "Ready":
                 return True
-            if status in FILTERED:
-                raise ContentFilteredError(f"content filtered: {status}", provider=self.name, model=model)
+            if status in FILTERED:  # not charged (https://help.bfl.ai): counted at USD 0, never at the estimate
+                raise ContentFilteredError(f"content filtered: {status}", provider=self.name, model=model,
+                                           billed_usd=0.0)
             if status not in PENDING:
                 raise TransientProviderError(f"task {task_id} {status or 'without status'}: "
                                              f"{str(answer.get('details') or '')[:200]}", provider=self.name, model=model)
@@ -139,7 +142,8 @@ class BFLProvider(Provider):
             # BFL has no cancel call: the task finishes (and is billed) on its own
             logging.getLogger("content_pipeline.providers").warning("bfl: task %s still pending at the timeout", task_id)
             return TransientProviderError(f"timeout: task {task_id} still {answer.get('status')} after "
-                                          f"{self.config.timeout_s:.0f} s", provider=self.name, model=model)
+                                          f"{self.config.timeout_s:.0f} s (it runs on and is billed)",
+                                          provider=self.name, model=model, billed_usd=self.estimate_cost(request))
 
         answer = poll_until(lambda: self.call_json(self._client, "GET", polling_url, model), ready, timed_out,
                             deadline=started + self.config.timeout_s, interval_s=self.config.poll_interval_s)

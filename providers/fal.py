@@ -27,6 +27,7 @@ from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
 from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
+from providers.netguard import guard_for, guarded_client
 
 
 class FalConfig(ProviderConfig):
@@ -67,7 +68,7 @@ class FalProvider(Provider):
         key = self.secret("api_key")
         headers = {"Authorization": f"Key {key}"} if key else {}
         self._base = config.queue_url.rstrip("/")
-        self._client = httpx.Client(base_url=self._base, headers=headers, timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, self._base), base_url=self._base, headers=headers, timeout=config.timeout_s)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The queue submit body for ``request``, mapped onto the model's inputs."""

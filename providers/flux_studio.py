@@ -23,6 +23,7 @@ from domain.model import GenerationRequest, GenerationResult
 from domain.errors import InvalidOutputError, ProviderError, UnsafeURLError
 from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx, validate_image
 from providers.spec import ModelSpec, ProviderConfig
+from providers.netguard import guard_for, guarded_client
 
 
 def data_url(image: bytes) -> str:
@@ -62,7 +63,7 @@ class FluxStudioProvider(Provider):
     def __init__(self, *, config: FluxStudioConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         self._base = config.base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self._base, timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, self._base), base_url=self._base, timeout=config.timeout_s)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The /generate body: steps capped to the server's 1..``max_steps``, sides to multiples of 64."""

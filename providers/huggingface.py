@@ -79,6 +79,9 @@ class HuggingFaceProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         from huggingface_hub import InferenceClient
 
+        from providers.netguard import huggingface_guard  # the SDK session follows redirects: guard it
+
+        huggingface_guard(self, config.endpoint_url, config.hub_url)
         self._client = InferenceClient(
             provider=None if config.endpoint_url else config.inference_provider,  # type: ignore[arg-type]
             token=self.secret("token"),

@@ -16,12 +16,29 @@ auth/billing, 429 ``rate_limit_exceeded`` transient with ``retry-after``.
 Cost: the reported token ``usage`` priced with ``token_prices_usd`` (gpt-image), else
 the price table per image by quality and size (https://platform.openai.com/docs/pricing).
 Key: ``OPENAI_API_KEY``. The client's own retries are off: the chain retries.
+
+Model lifecycle (``model_lifecycle``, providers/lifecycle.py) from the official
+deprecations page, https://developers.openai.com/api/docs/deprecations (read 2026-12-05):
+gpt-image-1.5 (and its snapshot gpt-image-1.5-2025-12-16), gpt-image-1-mini and
+chatgpt-image-latest shut down on 2026-12-01 with "gpt-image-2.6-sunburst or
+gpt-image-2.6-flare" as the recommended replacement; gpt-image-1 is retired and dall-e-3 /
+dall-e-2 removed (their shutdown dates, 2026-05-12 for DALL-E, are from third-party copies
+of the page, not confirmed on the official one). The default model is
+``gpt-image-2.6-flare``, a name read on the official page only as a replacement: its sizes
+and per-image prices are NOT confirmed from an official source; the sizes sent are the
+gpt-image family's (1024x1024, 1536x1024, 1024x1536) and the per-image estimate uses
+gpt-image-1's published prices until ``usage`` tokens price the call. ``model_status``
+asks ``GET /v1/models/{model}`` (its optional ``shutdown_date``, YYYY-MM-DD); a retired
+model answers 404 ``model_not_found``: ``ModelRetiredError`` (provider disabled for the run,
+one alert naming the replacement, fallback). The SDK client gets an httpx client with the
+private-address guard (providers/netguard.py): it follows no redirect to an internal address.
 """
 
 from __future__ import annotations
 
 import base64
 import time
+from datetime import date
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
@@ -29,6 +46,8 @@ from pydantic import Field
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import InvalidOutputError, ProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+from providers.lifecycle import ModelRetiredError, ModelStatus, retired_error
+from providers.netguard import guard_for, guarded_sdk_client, unsafe_cause
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, nearest_size
 
 SIZES: dict[str, tuple[tuple[int, int], ...]] = {
@@ -53,37 +72,66 @@ def _spec(family: str) -> ModelSpec:
 
 
 class OpenAIConfig(ProviderConfig):
-    """``providers.openai``: ``base_url``, ``model`` (gpt-image-1, dall-e-3 ...),
+    """``providers.openai``: ``base_url``, ``model`` (gpt-image-2.6-flare, gpt-image-2.6-sunburst ...),
     ``quality_map`` (our tiers -> gpt-image quality names) and ``token_prices_usd`` (USD
     per 1M input text / output image tokens, priced against the reported ``usage``).
     Key: ``OPENAI_API_KEY``."""
 
     base_url: str = "https://api.openai.com/v1"
-    model: str | None = "gpt-image-1"
+    model: str | None = "gpt-image-2.6-flare"
     quality_map: dict[str, str] = Field(default_factory=lambda: {"standard": "low", "hd": "medium", "ultra-hd": "high"})
     token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"input": 5.0, "output": 40.0})
 
 
+DEPRECATIONS_URL = "https://developers.openai.com/api/docs/deprecations"
+REPLACEMENT = "gpt-image-2.6-flare"
+_UNCONFIRMED = "named on the official deprecations page as a replacement; sizes and prices not confirmed"
+
+
+def _lifecycle() -> dict[str, ModelStatus]:
+    def entry(model: str, status: str, shutdown: date | None = None, note: str = "") -> ModelStatus:
+        replacement = None if status == "active" else REPLACEMENT
+        return ModelStatus(model, status, shutdown, replacement, DEPRECATIONS_URL, note)  # type: ignore[arg-type]
+
+    return {
+        "gpt-image-2.6-flare": entry("gpt-image-2.6-flare", "active", note=_UNCONFIRMED),
+        "gpt-image-2.6-sunburst": entry("gpt-image-2.6-sunburst", "active", note=_UNCONFIRMED),
+        "gpt-image-1.5": entry("gpt-image-1.5", "deprecated", date(2026, 12, 1)),
+        "gpt-image-1-mini": entry("gpt-image-1-mini", "deprecated", date(2026, 12, 1)),
+        "gpt-image-1": entry("gpt-image-1", "retired", note="shutdown date not confirmed on the official page"),
+        "dall-e-3": entry("dall-e-3", "retired", date(2026, 5, 12), "date from third-party copies of the page"),
+        "dall-e-2": entry("dall-e-2", "retired", date(2026, 5, 12), "date from third-party copies of the page"),
+    }
+
+
+#: gpt-image-1's published per-image prices by quality and size (USD): the estimate of
+#: the gpt-image models whose own per-image prices are not confirmed (usage prices the call).
+_GPT_IMAGE_PRICES = {"low/1024x1024": 0.011, "low/1024x1536": 0.016, "low/1536x1024": 0.016,
+                     "medium/1024x1024": 0.042, "medium/1024x1536": 0.063, "medium/1536x1024": 0.063,
+                     "high/1024x1024": 0.167, "high/1024x1536": 0.25, "high/1536x1024": 0.25}
+
+
 class OpenAIProvider(Provider):
-    """gpt-image-1 and dall-e-3 on the OpenAI Images API."""
+    """The gpt-image models on the OpenAI Images API (lifecycle: the module docstring)."""
 
     name: ClassVar[str] = "openai"
     display_name: ClassVar[str] = "OpenAI Images"
     Config = OpenAIConfig
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"api_key": ("OPENAI_API_KEY",)}
-    models: ClassVar[tuple[str, ...]] = ("gpt-image-1", "dall-e-3", "dall-e-2")
-    default_model: ClassVar[str] = "gpt-image-1"
+    model_lifecycle: ClassVar[dict[str, ModelStatus]] = _lifecycle()
+    models: ClassVar[tuple[str, ...]] = tuple(model_lifecycle)
+    default_model: ClassVar[str] = REPLACEMENT
     #: USD per image by the API's quality name and size.
     price_table: ClassVar[PriceTable] = PriceTable(
         source_url="https://platform.openai.com/docs/pricing", checked="2026-11-29",
-        prices={
+        note="gpt-image-1.5, gpt-image-1-mini and gpt-image-2.6-*: gpt-image-1's prices as an estimate (unconfirmed)",
+        prices={"gpt-image-2.6-flare": _GPT_IMAGE_PRICES, "gpt-image-2.6-sunburst": _GPT_IMAGE_PRICES,
+                "gpt-image-1.5": _GPT_IMAGE_PRICES, "gpt-image-1-mini": _GPT_IMAGE_PRICES,
             "dall-e-3": {"standard/1024x1024": 0.04, "standard/1024x1792": 0.08, "standard/1792x1024": 0.08,
                          "hd/1024x1024": 0.08, "hd/1024x1792": 0.12, "hd/1792x1024": 0.12},
             "dall-e-2": {"256x256": 0.016, "512x512": 0.018, "1024x1024": 0.02},
-            "gpt-image-1": {"low/1024x1024": 0.011, "low/1024x1536": 0.016, "low/1536x1024": 0.016,
-                            "medium/1024x1024": 0.042, "medium/1024x1536": 0.063, "medium/1536x1024": 0.063,
-                            "high/1024x1024": 0.167, "high/1024x1536": 0.25, "high/1536x1024": 0.25},
+            "gpt-image-1": _GPT_IMAGE_PRICES,
         })
     model_specs: ClassVar[dict[str, ModelSpec]] = {
         "gpt-image-1": _spec("gpt-image"), "dall-e-3": _spec("dall-e-3"), "dall-e-2": _spec("dall-e-2")}
@@ -95,8 +143,10 @@ class OpenAIProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         from openai import OpenAI
 
+        http_client = guarded_sdk_client(guard_for(self, config.base_url), timeout=config.timeout_s,
+                                         follow_redirects=True)
         self._client = OpenAI(api_key=self.secret("api_key") or "missing", base_url=config.base_url.rstrip("/"),
-                              timeout=config.timeout_s, max_retries=0)
+                              timeout=config.timeout_s, max_retries=0, http_client=http_client)
 
     def model_spec(self, model: str) -> ModelSpec:
         return self.model_specs.get(model, _spec(_family(model)))
@@ -164,6 +214,10 @@ class OpenAIProvider(Provider):
 
         if isinstance(exc, ProviderError):
             return exc
+        unsafe = unsafe_cause(exc)
+        if unsafe is not None:
+            unsafe.model = model
+            return unsafe
         if isinstance(exc, openai.APITimeoutError):
             return TransientProviderError(f"timeout: {exc}", provider=self.name, model=model)
         if isinstance(exc, openai.APIConnectionError):
@@ -174,11 +228,32 @@ class OpenAIProvider(Provider):
             code = str(error.get("code") or getattr(exc, "code", None) or "").lower() or None
             message = " ".join(str(error.get("message") or exc.message).split())[:300]
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+            if code == "model_not_found":
+                return retired_error(self, model, message, exc.status_code)
             return error_for_status(exc.status_code, message, provider=self.name, model=model,
                                     retry_after=retry_after, error_code=code)
         if isinstance(exc, openai.OpenAIError):
             return InvalidOutputError(f"invalid answer: {type(exc).__name__}: {exc}", provider=self.name, model=model)
         return TransientProviderError(f"{type(exc).__name__}: {exc}", provider=self.name, model=model)
+
+    def model_status(self, model: str) -> ModelStatus:
+        """``GET /v1/models/{model}`` (free): ``shutdown_date`` (YYYY-MM-DD) makes it
+        deprecated until that date; 404 ``model_not_found`` retired; otherwise active. The
+        replacement and source come from ``model_lifecycle``. Raises the classified
+        ProviderError when the lookup itself fails."""
+        known = self.model_lifecycle.get(model)
+        replacement, source = (known.replacement, known.source) if known else (None, DEPRECATIONS_URL)
+        try:
+            answer = self._client.models.retrieve(model)
+        except Exception as exc:
+            error = self.translate(exc, model)
+            if isinstance(error, ModelRetiredError):
+                return ModelStatus(model, "retired", known.shutdown if known else None, replacement, source)
+            raise error from exc
+        shutdown = getattr(answer, "shutdown_date", None) or (answer.model_extra or {}).get("shutdown_date")
+        if shutdown:
+            return ModelStatus(model, "deprecated", date.fromisoformat(str(shutdown)), replacement or REPLACEMENT, source)
+        return ModelStatus(model, "active", None, None, source)
 
     def check(self) -> ProviderCheck:
         """``GET /v1/models`` (free): key valid, image models visible."""

@@ -32,6 +32,7 @@ PROVIDERS: dict[str, str] = {
     "stability": "providers.stability:StabilityProvider",
     "flux_studio": "providers.flux_studio:FluxStudioProvider",
     "openai": "providers.openai:OpenAIProvider",
+    "gemini": "providers.gemini:GeminiProvider",
     "fal": "providers.fal:FalProvider",
     "bfl": "providers.bfl:BFLProvider",
     "diffusers": "providers.diffusers_local:DiffusersProvider",

@@ -57,6 +57,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
@@ -66,7 +67,9 @@ from pydantic import Field
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, json_object, poll_until, raise_for_status, result_from_bytes
-from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
+from providers.netguard import guard_for, guarded_client
+from providers.reference import crop_to_ratio
+from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 FILTER_MARKERS = ("E005", "flagged as sensitive", "NSFW")
 #: A failed prediction whose error holds one of these may succeed if run again
@@ -109,6 +112,18 @@ class ReplicateConfig(ProviderConfig):
 #: Inputs of the well-known models, used until their OpenAPI schema has been read.
 _SD_SIDES = tuple(range(64, 1025, 64))
 _FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+
+
+#: Official models whose output takes the reference image's aspect ratio, not the requested one
+#: (replicate/cog-flux predict.py: with ``image``, width and height come from the image).
+FOLLOWS_REFERENCE = frozenset({"black-forest-labs/flux-dev"})
+#: Replicate recommends data URIs for files under 1 MB only; larger inputs go through
+#: ``POST /v1/files`` (https://replicate.com/docs/topics/predictions/input-files).
+DATA_URI_MAX_BYTES = 1_000_000
+
+
+def _content_type(image: bytes) -> str:
+    return "image/jpeg" if image.startswith(b"\xff\xd8") else ("image/webp" if image[8:12] == b"WEBP" else "image/png")
 
 
 def _data_url(image: bytes) -> str:
@@ -242,7 +257,8 @@ class ReplicateProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         token = self.secret("api_token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers,
+                                      timeout=config.timeout_s)
         #: ``Prefer: wait=N`` blocks the create call up to N s: keep it inside our own timeout.
         self.wait_s = max(1, min(config.wait_s, int(config.timeout_s * 0.8)))
 
@@ -426,35 +442,74 @@ class ReplicateProvider(Provider):
             if mapped.guidance_scale is not None:
                 data["guidance_scale"] = mapped.guidance_scale
         else:
-            if mapped.aspect_ratio is not None:
-                data["aspect_ratio"] = mapped.aspect_ratio
-            elif schema.has("width") and schema.has("height"):
-                data["width"], data["height"] = mapped.width, mapped.height
-            steps_name = schema.steps_field()
-            if steps_name and mapped.num_inference_steps is not None:
-                data[steps_name] = mapped.num_inference_steps
-            guidance_name = schema.guidance_field()
-            if guidance_name and mapped.guidance_scale is not None:
-                data[guidance_name] = mapped.guidance_scale
-            if schema.has("num_outputs"):
-                data["num_outputs"] = 1
-            if schema.has("output_format"):
-                allowed = [str(v) for v in schema.properties["output_format"].get("enum", [])]
-                wanted = {"jpeg": "jpg"}.get(request.output_format, request.output_format)
-                data["output_format"] = wanted if wanted in allowed or not allowed else ("png" if "png" in allowed else allowed[0])
+            self._schema_inputs(schema, mapped, request, data)
         if mapped.negative_prompt and (schema.has("negative_prompt") or not schema.properties):
             data["negative_prompt"] = mapped.negative_prompt
         if request.seed is not None:
             data["seed"] = request.seed
         if request.init_image is not None:
-            data["image" if schema.has("image") or not schema.has("init_image") else "init_image"] = _data_url(request.init_image)
-            if request.strength is not None:
-                data["prompt_strength"] = request.strength
-            if request.mask_image is not None:
-                data["mask"] = _data_url(request.mask_image)
+            mapped = self._reference_inputs(request, schema, name, mapped, data)
         if self.is_official(name) and not self.pinned_version(model):
             return f"/v1/models/{name}/predictions", {"input": data}, mapped
         return "/v1/predictions", {"version": version, "input": data}, mapped
+
+    @staticmethod
+    def _schema_inputs(schema: InputSchema, mapped: Mapped, request: GenerationRequest, data: dict[str, Any]) -> None:
+        """Size, steps, guidance, outputs and format into ``data`` under the names the
+        version's schema declares."""
+        if mapped.aspect_ratio is not None:
+            data["aspect_ratio"] = mapped.aspect_ratio
+        elif schema.has("width") and schema.has("height"):
+            data["width"], data["height"] = mapped.width, mapped.height
+        steps_name = schema.steps_field()
+        if steps_name and mapped.num_inference_steps is not None:
+            data[steps_name] = mapped.num_inference_steps
+        guidance_name = schema.guidance_field()
+        if guidance_name and mapped.guidance_scale is not None:
+            data[guidance_name] = mapped.guidance_scale
+        if schema.has("num_outputs"):
+            data["num_outputs"] = 1
+        if schema.has("output_format"):
+            allowed = [str(v) for v in schema.properties["output_format"].get("enum", [])]
+            wanted = {"jpeg": "jpg"}.get(request.output_format, request.output_format)
+            data["output_format"] = wanted if wanted in allowed or not allowed else ("png" if "png" in allowed else allowed[0])
+
+    def _reference_inputs(self, request: GenerationRequest, schema: InputSchema, name: str, mapped: Mapped,
+                          data: dict[str, Any]) -> Mapped:
+        """Put the reference image (and mask, strength) into ``data``; returns ``mapped``
+        with a note when the reference was cropped: a model of ``FOLLOWS_REFERENCE``
+        answers in the reference's aspect ratio, so the reference is centre-cropped to the
+        requested one (providers/reference.py) and the output passes our check, never an
+        image paid for and then discarded."""
+        assert request.init_image is not None
+        image = request.init_image
+        if name in FOLLOWS_REFERENCE:
+            image, note = crop_to_ratio(image, mapped.width, mapped.height)
+            if note:
+                mapped = replace(mapped, notes=(*mapped.notes, note))
+        field = "image" if schema.has("image") or not schema.has("init_image") else "init_image"
+        data[field] = self.file_input(image, self.model_of(request))
+        if request.strength is not None:
+            data["prompt_strength"] = request.strength
+        if request.mask_image is not None:
+            data["mask"] = self.file_input(request.mask_image, self.model_of(request))
+        return mapped
+
+    def file_input(self, image: bytes, model: str) -> str:
+        """What a file input receives: a data URI for up to ``DATA_URI_MAX_BYTES`` bytes,
+        else the ``urls.get`` of the file uploaded with ``POST /v1/files`` (multipart
+        ``content``; free, https://replicate.com/docs/reference/http#files.create).
+        Raises the classified ProviderError of a failed upload."""
+        if len(image) <= DATA_URI_MAX_BYTES:
+            return _data_url(image)
+        kind = _content_type(image)
+        answer = self.call_json(self._client, "POST", "/v1/files", model,
+                                files={"content": (f"reference.{kind.split('/')[1]}", image, kind)},
+                                data={"type": kind})
+        url = str((answer.get("urls") or {}).get("get") or "")
+        if not url:
+            raise InvalidOutputError("invalid answer: the uploaded file has no urls.get", provider=self.name, model=model)
+        return url
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = self.model_of(request)

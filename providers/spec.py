@@ -42,6 +42,9 @@ class ProviderConfig(BaseModel):
     table; ``timeout_s``: seconds one call may take; ``prices_usd``: overrides of the
     provider's price table entries (model -> USD, or model -> {key -> USD}; ``"*"`` for
     any model). A cost the provider reports (usage, GPU seconds) wins over both.
+    ``allow_private_addresses``: let the provider's clients reach private, loopback and
+    link-local addresses other than its configured URLs (off by default: a redirect there
+    is refused, providers/netguard.py).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,6 +53,7 @@ class ProviderConfig(BaseModel):
     cost_usd: Annotated[float, Field(ge=0)] = 0.0
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     prices_usd: dict[str, PriceEntry] = Field(default_factory=dict)
+    allow_private_addresses: bool = False
 
 
 def price_from_table(table: Mapping[str, Any], model: str, key: str) -> float | None:

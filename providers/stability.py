@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-import httpx
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError
@@ -31,6 +30,7 @@ from providers.base import (
     result_from_bytes,
     translate_httpx,
 )
+from providers.netguard import guard_for, guarded_client
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 from providers.spec import nearest_aspect_ratio as _nearest
 
@@ -82,7 +82,8 @@ class StabilityProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         key = self.secret("api_key")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers,
+                                      timeout=config.timeout_s)
 
     def form(self, request: GenerationRequest) -> tuple[str, dict[str, str]]:
         """(endpoint path, form fields) for ``request``."""

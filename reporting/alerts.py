@@ -117,10 +117,11 @@ def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
         if db.trailing_failures(provider) < 1:
             continue
         last = db.last_failed_attempt(provider)
-        if last is not None and last.error_class == "auth_billing":
+        if last is not None and last.error_class in ("auth_billing", "model_retired"):
+            why = "retired its model" if last.error_class == "model_retired" else "refused our credentials or credit"
             alerts.append(Alert(
                 "provider-disabled", provider,
-                f"content-pipeline: {provider} refused our credentials or credit (HTTP {last.http_status})",
+                f"content-pipeline: {provider} {why} (HTTP {last.http_status})",
                 f"{provider} answered: {last.error}\nIt is disabled for the rest of the run; images fall back to "
                 f"the next provider of the chain ({' -> '.join(settings.chain)}). Check its API key and billing "
                 "(content-pipeline providers check).",

@@ -89,3 +89,45 @@ def test_price_table(fmt: ImageFormat) -> None:
     for model, price in (("flux-pro-1.1", 0.04), ("flux-dev", 0.025), ("flux-pro-1.1-ultra", 0.06)):
         provider = BFLProvider(config=BFLConfig(model=model), secrets=cfg.Secrets(_env_file=None))  # type: ignore[call-arg]
         assert provider.estimate_cost(GenerationRequest(prompt="x", width=width, height=height)) == price
+
+
+@pytest.mark.parametrize("status", ["Request Moderated", "Content Moderated"])
+def test_moderation_is_not_charged(status: str) -> None:
+    """BFL does not charge moderated requests (https://help.bfl.ai): the chain counts USD 0,
+    not the may-have-billed estimate."""
+    from domain.model import Attempt
+    from config.settings import RetryConfig
+    from providers.chain import ProviderChain
+    from providers.placeholder import PlaceholderConfig, PlaceholderProvider
+
+    with BFLServer("filtered") as server:
+        original = server.route
+
+        def route(request):  # type: ignore[no-untyped-def]
+            reply = original(request)
+            for task in server.tasks.values():
+                if task["status"] == "Content Moderated":
+                    task["status"] = status
+            return reply
+
+        server.route = route  # type: ignore[method-assign]
+        provider = provider_for(server)
+        attempts: list[Attempt] = []
+        chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=provider.secrets)],
+                              retry=RetryConfig(max_retries=2, backoff_s=0.0), sleep=lambda s: None)
+        assert chain.generate(PORTRAIT, attempts.append).provider == "placeholder"
+    failed = [a for a in attempts if a.provider == "bfl"]
+    assert len(failed) == 1 and failed[0].error_class == "content_filtered" and failed[0].cost_usd == 0.0
+
+
+def test_a_task_pending_at_the_timeout_is_counted_as_billed() -> None:
+    """No cancel endpoint: the task runs on and is billed, so the timeout carries its price."""
+    from domain.errors import TransientProviderError
+    from providers.chain import failed_cost
+
+    with BFLServer() as server:
+        server.pending_polls = 10_000
+        provider = provider_for(server, timeout_s=0.3)
+        with pytest.raises(TransientProviderError) as caught:
+            provider.generate(PORTRAIT)
+    assert failed_cost(provider, PORTRAIT, caught.value) == 0.04

@@ -125,7 +125,7 @@ def test_price_table_source_and_entries() -> None:
 
 
 def test_configured_prices_override_the_table() -> None:
-    provider = OpenAIProvider(config=OpenAIConfig(prices_usd={"gpt-image-1": {"standard": 0.02, "default": 0.05}}),
+    provider = OpenAIProvider(config=OpenAIConfig(prices_usd={"gpt-image-2.6-flare": {"standard": 0.02, "default": 0.05}}),
                               secrets=secrets())
     assert provider.estimate_cost(GenerationRequest(prompt="x")) == 0.02
     assert provider.estimate_cost(GenerationRequest(prompt="x", num_inference_steps=70)) == 0.05

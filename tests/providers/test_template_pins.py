@@ -122,7 +122,7 @@ def test_reference_image_and_mask_from_the_template_folder(tmp_path: Path) -> No
     assert sent.path == "/sdapi/v1/img2img" and sent.json()["denoising_strength"] == 0.65
     assert base64.b64decode(sent.json()["init_images"][0]) == init and base64.b64decode(sent.json()["mask"]) == mask
     skipped = db.attempts(pk)[0]
-    assert skipped.status == "skipped" and "openai gpt-image-1 cannot inpaint" in (skipped.error or "")
+    assert skipped.status == "skipped" and f"openai {OpenAIProvider.default_model} cannot inpaint" in (skipped.error or "")
 
 
 def test_adhoc_reference_overrides_and_checks(tmp_path: Path) -> None:

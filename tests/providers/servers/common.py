@@ -278,7 +278,9 @@ class ContractCase:
     environment variable -> value; ``cost_usd``: what the standard request costs;
     ``sent``: asserts on the generation request the server got; ``overrides``: mode ->
     error class where the provider's protocol differs; ``seed``: the seed reported back;
-    ``is_generation``: which recorded requests are paid generation calls."""
+    ``is_generation``: which recorded requests are paid generation calls;
+    ``wrong_key_status``: the HTTP statuses the service answers a wrong key with (the
+    Gemini API: 400 INVALID_ARGUMENT, reason API_KEY_INVALID)."""
 
     provider: str
     server: type[ProtocolServer]
@@ -289,6 +291,7 @@ class ContractCase:
     is_generation: Callable[[Request], bool]
     overrides: dict[str, str] = field(default_factory=dict)
     seed: int | None = 123
+    wrong_key_status: tuple[int, ...] = (401, 403)
 
 
 class _Truncated(Reply):

@@ -12,6 +12,14 @@ only for gpt-image, ``n`` = 1 for dall-e-3. Error codes from
 https://platform.openai.com/docs/guides/error-codes: 429 ``insufficient_quota``, 400
 ``billing_hard_limit_reached``, 400 ``content_policy_violation`` (DALL-E) /
 ``moderation_blocked`` (gpt-image), 403 ``organization_must_be_verified``.
+
+Model lifecycle (https://developers.openai.com/api/docs/deprecations): ``GET
+/v1/models/{model}`` answers the model object (https://platform.openai.com/docs/api-reference/models/retrieve:
+``id``, ``object``, ``created``, ``owned_by``) with the optional ``shutdown_date``
+(YYYY-MM-DD) of a deprecated model (``shutdown_dates``); a model in ``retired`` answers
+404 ``model_not_found`` there and on generation ("The model `X` does not exist or you do
+not have access to it."). ``retired`` is empty by default so that the price tests can
+still exercise the legacy models' sizes and qualities as the service took them.
 """
 
 from __future__ import annotations
@@ -23,11 +31,14 @@ from typing import Any
 from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 KEY = "sk-test-key"
-SIZES = {"gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
+_GPT_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+_GPT_QUALITIES = ("low", "medium", "high", "auto")
+GPT_IMAGE = ("gpt-image-2.6-flare", "gpt-image-2.6-sunburst", "gpt-image-1.5", "gpt-image-1-mini", "gpt-image-1")
+SIZES = {**{m: _GPT_SIZES for m in GPT_IMAGE},
          "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
          "dall-e-2": ("256x256", "512x512", "1024x1024")}
-QUALITIES = {"gpt-image-1": ("low", "medium", "high", "auto"), "dall-e-3": ("standard", "hd"), "dall-e-2": ("standard",)}
-PROMPT_LIMIT = {"gpt-image-1": 32000, "dall-e-3": 4000, "dall-e-2": 1000}
+QUALITIES = {**{m: _GPT_QUALITIES for m in GPT_IMAGE}, "dall-e-3": ("standard", "hd"), "dall-e-2": ("standard",)}
+PROMPT_LIMIT = {**{m: 32000 for m in GPT_IMAGE}, "dall-e-3": 4000, "dall-e-2": 1000}
 #: Modes beyond the common ones: (status, type, code, message).
 CODES = {
     "insufficient_quota": (429, "insufficient_quota", "insufficient_quota",
@@ -53,6 +64,29 @@ class OpenAIServer(ProtocolServer):
 
     answer_urls = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: models the service no longer serves (404 model_not_found)
+        self.retired: set[str] = set()
+        #: model -> its announced shutdown date (YYYY-MM-DD), shown by GET /v1/models/{model}
+        self.shutdown_dates: dict[str, str] = {}
+
+    def not_found(self, model: str) -> Reply:
+        return openai_error(404, "invalid_request_error", "model_not_found",
+                            f"The model `{model}` does not exist or you do not have access to it.")
+
+    def model_object(self, request: Request) -> Reply:
+        """GET /v1/models/{model}: the model object, or 404 model_not_found."""
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return self.error(401)
+        model = request.path.removeprefix("/v1/models/")
+        if model in self.retired or model not in SIZES:
+            return self.not_found(model)
+        body: dict[str, Any] = {"id": model, "object": "model", "created": 1764547200, "owned_by": "system"}
+        if model in self.shutdown_dates:
+            body["shutdown_date"] = self.shutdown_dates[model]
+        return Reply.json(200, body)
+
     def error(self, code: int) -> Reply:
         errors = {400: ("invalid_request_error", "invalid_value", "Invalid value for 'prompt'."),
                   401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-te***key."),
@@ -75,6 +109,8 @@ class OpenAIServer(ProtocolServer):
             return openai_error(400, "invalid_request_error", None, "Invalid Content-Type header, expected application/json.")
         payload: dict[str, Any] = request.json()
         model = str(payload.get("model", "dall-e-2"))
+        if model in self.retired:
+            return self.not_found(model)
         if model not in SIZES:
             return openai_error(400, "invalid_request_error", "invalid_value", f"Invalid value: '{model}'.", "model")
         prompt = payload.get("prompt")
@@ -102,8 +138,10 @@ class OpenAIServer(ProtocolServer):
         if request.path == "/v1/models" and request.method == "GET":
             if request.headers.get("authorization") != f"Bearer {KEY}":
                 return self.error(401)
-            return Reply.json(200, {"object": "list", "data": [{"id": "gpt-image-1", "object": "model"},
-                                                               {"id": "dall-e-3", "object": "model"}]})
+            return Reply.json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in SIZES
+                                                               if m not in self.retired]})
+        if request.path.startswith("/v1/models/") and request.method == "GET":
+            return self.model_object(request)
         if request.path != "/v1/images/generations" or request.method != "POST":
             return openai_error(404, "invalid_request_error", None, f"Invalid URL (POST {request.path})")
         mode, answer = self.admit(self.validate(request))
@@ -135,7 +173,7 @@ class OpenAIServer(ProtocolServer):
 def _sent(r: Request) -> None:
     data = r.json()
     assert r.path == "/v1/images/generations" and r.headers["authorization"] == f"Bearer {KEY}"
-    assert data["prompt"] == PROMPT and data["model"] == "gpt-image-1" and data["n"] == 1
+    assert data["prompt"] == PROMPT and data["model"] == "gpt-image-2.6-flare" and data["n"] == 1
     assert data["size"] == "1536x1024" and data["quality"] == "low"
 
 

@@ -43,9 +43,13 @@ replicate/model.py, replicate/exceptions.py: ``application/problem+json`` errors
 
 from __future__ import annotations
 
+import base64
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from PIL import Image
 
 from tests.providers.servers.common import NEGATIVE, PROMPT, RETRY_AFTER_S, ContractCase, ProtocolServer, Reply, Request, image_for, ratio_size
 
@@ -122,12 +126,38 @@ FLUX_SCHEMA = _cog_schema({
     "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
 })
 
+FLUX_DEV_VERSION = "6e4a938f85952bdabcc15aa329178c4d681c52bf25a0342403287dc26944661d"
+#: black-forest-labs/flux-dev's inputs (https://replicate.com/black-forest-labs/flux-dev/api/schema;
+#: replicate/cog-flux predict.py): with ``image`` the output takes the image's aspect ratio and
+#: ``aspect_ratio`` is ignored.
+FLUX_DEV_SCHEMA = _cog_schema({
+    "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+    "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "default": "1:1", "x-order": 1},
+    "image": {"type": "string", "format": "uri", "title": "Image", "x-order": 2},
+    "prompt_strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.8, "x-order": 3},
+    "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 4},
+    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 28, "x-order": 5},
+    "guidance": {"type": "number", "minimum": 0, "maximum": 10, "default": 3, "x-order": 6},
+    "seed": {"type": "integer", "x-order": 7},
+    "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}], "default": "webp", "x-order": 8},
+    "go_fast": {"type": "boolean", "default": True, "x-order": 9},
+    "megapixels": {"allOf": [{"$ref": "#/components/schemas/megapixels"}], "default": "1", "x-order": 10},
+}, {
+    "aspect_ratio": {"enum": FLUX_RATIOS, "type": "string", "title": "aspect_ratio", "description": "An enumeration."},
+    "output_format": {"enum": ["webp", "jpg", "png"], "type": "string", "title": "output_format"},
+    "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
+})
+
 #: owner/name -> (official?, version id, openapi schema)
 MODELS: dict[str, tuple[bool, str, dict[str, Any]]] = {
     "stability-ai/stable-diffusion": (False, SD_VERSION, SD_SCHEMA),
     "lucataco/realistic-vision-v5.1": (False, RV_VERSION, RV_SCHEMA),
     "black-forest-labs/flux-schnell": (True, FLUX_VERSION, FLUX_SCHEMA),
+    "black-forest-labs/flux-dev": (True, FLUX_DEV_VERSION, FLUX_DEV_SCHEMA),
 }
+#: Replicate's limit on a data URI input (https://replicate.com/docs/topics/predictions/input-files:
+#: data URLs for files under 1 MB, the files API above); larger ones are refused here.
+DATA_URI_LIMIT = 1_000_000
 
 
 def _resolved(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -185,6 +215,8 @@ class ReplicateServer(ProtocolServer):
         self.output_url: str | None = None  # hand back this URL instead of our own file (SSRF tests)
         self.predictions: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
+        #: file id -> (bytes, content type, file object) uploaded through POST /v1/files
+        self.uploads: dict[str, tuple[bytes, str, dict[str, Any]]] = {}
 
     def problem(self, code: int, title: str, detail: str, **extra: Any) -> Reply:
         return Reply.json(code, {"title": title, "detail": detail, "status": code, **extra},
@@ -213,7 +245,20 @@ class ReplicateServer(ProtocolServer):
                   "processing": ("completed_at", "metrics")}.get(prediction["status"], ())
         return {k: v for k, v in prediction.items() if not k.startswith("_") and k not in hidden}
 
+    def input_file(self, value: str) -> bytes | None:
+        """The bytes of a file input: a data URI, or one of our uploaded files' ``urls.get``."""
+        if value.startswith("data:"):
+            return base64.b64decode(value.split(",", 1)[1])
+        found = self.uploads.get(value.rsplit("/", 1)[-1]) if value.startswith(f"{self.url}/v1/files/") else None
+        return found[0] if found else None
+
     def _output_size(self, model: str, data: dict[str, Any]) -> tuple[int, int]:
+        reference = self.input_file(str(data["image"])) if model == "black-forest-labs/flux-dev" and "image" in data else None
+        if reference is not None:  # cog-flux: the output takes the reference's aspect ratio (about 1 MP, sides by 16)
+            with Image.open(io.BytesIO(reference)) as image:
+                w, h = image.size
+            scale = (1_048_576 / (w * h)) ** 0.5
+            return max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16)
         if "aspect_ratio" in MODELS.get(model, (False, "", {}))[2]["components"]["schemas"]["Input"]["properties"]:
             return ratio_size(str(data.get("aspect_ratio", "1:1")), float(data.get("megapixels", "1")))
         return int(data.get("width") or 768), int(data.get("height") or 768)
@@ -255,6 +300,8 @@ class ReplicateServer(ProtocolServer):
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return self.error(401)
         path = request.path
+        if path == "/v1/files" and request.method == "POST":
+            return self.create_file(request)
         if path == "/v1/account" and request.method == "GET":
             return Reply.json(200, {"type": "organization", "username": "studio", "name": "Studio"})
         if request.method == "GET" and path.startswith("/v1/models/") and "/predictions" not in path:
@@ -282,7 +329,7 @@ class ReplicateServer(ProtocolServer):
                 model = path.removeprefix("/v1/models/").removesuffix("/predictions")
                 if model not in MODELS or not MODELS[model][0]:  # only official models run by name
                     return self.problem(404, "Not found", "The requested resource could not be found.")
-            problems = invalid_fields(MODELS[model][2], data.get("input") or {})
+            problems = invalid_fields(MODELS[model][2], data.get("input") or {}) + self.bad_files(data.get("input") or {})
             if problems:
                 detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
                 return self.problem(422, "Input validation failed", detail, invalid_fields=problems)
@@ -330,6 +377,40 @@ class ReplicateServer(ProtocolServer):
                     self._finish(prediction)
             return Reply.json(200, self._view(prediction))
         return self.problem(404, "Not found", "The requested resource could not be found.")
+
+
+    def create_file(self, request: Request) -> Reply:
+        """POST /v1/files (https://replicate.com/docs/reference/http#files.create): multipart
+        ``content`` (the file), optional ``filename`` / ``type`` / ``metadata``; 201 with the
+        file object (``id``, ``name``, ``content_type``, ``size``, ``etag``, ``checksums``,
+        ``metadata``, ``created_at``, ``expires_at``, ``urls.get``)."""
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return self.problem(415, "Unsupported media type", "Content-Type must be multipart/form-data")
+        form = request.form()
+        content = form.get("content")
+        if not isinstance(content, bytes) or not content:
+            return self.problem(400, "Bad request", "content is required")
+        fid = uuid.uuid4().hex[:24]
+        kind = str(form.get("type") or "application/octet-stream")
+        obj = {"id": fid, "name": "reference", "content_type": kind, "size": len(content),
+               "etag": fid, "checksums": {}, "metadata": {}, "created_at": _at(0.0), "expires_at": _at(86400.0),
+               "urls": {"get": f"{self.url}/v1/files/{fid}"}}
+        self.uploads[fid] = (content, kind, obj)
+        return Reply.json(201, obj)
+
+    def bad_files(self, data: dict[str, Any]) -> list[dict[str, str]]:
+        """File inputs the service refuses: a data URI over ``DATA_URI_LIMIT`` bytes, a URL
+        that names no file."""
+        problems = []
+        for name in ("image", "mask"):
+            value = data.get(name)
+            if not isinstance(value, str):
+                continue
+            if value.startswith("data:") and len(base64.b64decode(value.split(",", 1)[1])) > DATA_URI_LIMIT:
+                problems.append({"type": "size", "field": f"input.{name}", "description": "data URI over 1 MB: upload it"})
+            elif self.input_file(value) is None:
+                problems.append({"type": "uri", "field": f"input.{name}", "description": "file not found"})
+        return problems
 
 
 def _sent(r: Request) -> None:

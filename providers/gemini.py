@@ -31,10 +31,10 @@ usageMetadata: {promptTokenCount, candidatesTokenCount, candidatesTokensDetails:
 
 Cost (USD). Prices from https://ai.google.dev/gemini-api/docs/pricing: gemini-2.5-flash-image
 input USD 0.30 per 1M tokens, output images USD 30 per 1M tokens, a 1024 x 1024 image being
-1290 output tokens (USD 0.039 per image). These figures are the ones published copies of that
-page and third-party price lists show; they were NOT confirmed on the official page in this
-session (no network). The per-image prices of gemini-3-pro-image-preview (USD 0.134) and
-gemini-3.1-flash-image-preview (USD 0.067) are from third-party lists only: unconfirmed.
+1290 output tokens (USD 0.039 per image up to 1024 x 1024), as the pricing page states. Only
+that model is priced and offered here: the preview image models' per-image prices could not
+be read from the official page, and a model whose maximum cost is unknown cannot be
+reserved against the budget; add one with its price (``providers.gemini``) once confirmed.
 A call is priced from its ``usageMetadata`` (``token_prices_usd``) when present, else by the
 per-image table. A safety block is billed for what ``usageMetadata`` reports, the input
 tokens only: a blocked prompt generates, and is billed for, no output (billed_usd on the
@@ -99,16 +99,11 @@ class GeminiConfig(ProviderConfig):
 
 
 def _lifecycle() -> dict[str, ModelStatus]:
-    unconfirmed = "listed in the image-generation guide; price not confirmed on the official pricing page"
     imagen = {m: ModelStatus(m, "deprecated", date(2026, 8, 17), DEFAULT_MODEL, IMAGEN_URL)
               for m in ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001",
                         "imagen-3.0-generate-002")}
     return {
         DEFAULT_MODEL: ModelStatus(DEFAULT_MODEL, "active", source=PRICING_URL),
-        "gemini-3-pro-image-preview": ModelStatus("gemini-3-pro-image-preview", "active", source=PRICING_URL,
-                                                  note=unconfirmed),
-        "gemini-3.1-flash-image-preview": ModelStatus("gemini-3.1-flash-image-preview", "active",
-                                                      source=PRICING_URL, note=unconfirmed),
         "gemini-2.5-flash-image-preview": ModelStatus(
             "gemini-2.5-flash-image-preview", "retired", None, DEFAULT_MODEL,
             "https://ai.google.dev/gemini-api/docs/changelog", "shutdown date not confirmed"),
@@ -153,8 +148,8 @@ class GeminiProvider(Provider):
     #: USD per image (about 1 MP), used when the answer reports no usage.
     price_table: ClassVar[PriceTable] = PriceTable(
         source_url=PRICING_URL, checked="2026-12-05",
-        prices={DEFAULT_MODEL: 0.039, "gemini-3-pro-image-preview": 0.134, "gemini-3.1-flash-image-preview": 0.067},
-        note="gemini-2.5-flash-image: 1290 output tokens x USD 30/1M; the preview models' prices are unconfirmed")
+        prices={DEFAULT_MODEL: 0.039},
+        note="gemini-2.5-flash-image: 1290 output tokens x USD 30/1M per image up to 1024 x 1024")
     model_specs: ClassVar[dict[str, ModelSpec]] = {model: SPEC for model in model_lifecycle}
     default_spec: ClassVar[ModelSpec] = SPEC
 

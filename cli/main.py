@@ -281,10 +281,21 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
     data = state.result(raise_on_failure=False)
     if isinstance(data, IncompleteRunError):
         _print_summary(data.summary)
-        err.print(f"[bold red]not complete:[/] {data}; re-run the same command to retry what can be retried "
-                  f"(add --retry-failed for the rest)", markup=True, highlight=False)
+        err.print(f"[bold red]not complete:[/] {data}; {_incomplete_advice(data.summary)}", markup=True, highlight=False)
         raise typer.Exit(1)
     raise _fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
+
+
+def _incomplete_advice(summary: Any) -> str:
+    """What to do about an incomplete run: with placeholders only (the offline defaults, or no
+    real provider answered), how to get real images; otherwise how to retry."""
+    missing = [i for i in summary.images if not (i.done or i.decided or i.waiting)]
+    if missing and all(i.placeholder or i.status == "placeholder" for i in missing):
+        return ("placeholders stand in for real images. To get real images, enable a provider in "
+                "content-pipeline.yaml (providers.<name>.enabled: true, its name in chain before placeholder) and "
+                "set its key in the environment or .env (e.g. STABILITY_API_KEY); check it with "
+                "content-pipeline providers check, then run again (only the missing images are made)")
+    return "re-run the same command to retry what can be retried (add --retry-failed for the rest)"
 
 
 def _print_summary(summary: Any) -> None:

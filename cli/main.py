@@ -152,6 +152,13 @@ def _explain(exc: BaseException) -> str:
     return text if isinstance(exc, (ContentPipelineError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
+def _warning_line(message: str) -> None:
+    """``warning: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
+    from rich.text import Text
+
+    err.print(Text(f"warning: {message}", style="yellow"), highlight=False, soft_wrap=True)
+
+
 def _error_line(message: str) -> None:
     """``error: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
     from rich.text import Text
@@ -188,7 +195,9 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     if response.status_code != 200:
         return (f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API "
                 "(it ends in /api)")
-    return None
+    from cli.doctor import auth_problem
+
+    return auth_problem(api, timeout_s)
 
 
 def _settings() -> Any:
@@ -493,6 +502,11 @@ def serve_cmd() -> None:
     """Serve the daily, weekly, ad-hoc, weekly-report and flow-failed-alert deployments
     (cron schedules in the configured timezone) from this process; needs a Prefect server."""
     _prepare(quiet_console=False)
+    from cli.doctor import auth_warning, prefect_api_url
+
+    warning = auth_warning(prefect_api_url() or "")
+    if warning:
+        _warning_line(warning)
     problem = _prefect_api_problem(required=True)
     if problem:
         _error_line(problem)

@@ -48,7 +48,7 @@ check-lock: $(STAMP)
 # exit code 1 = images not done as real content (offline: placeholders); see README "Exit codes"
 run: $(STAMP)
 	@$(VENV)/bin/content-pipeline run daily; code=$$?; \
-	if [ $$code -eq 1 ]; then echo "make run: the batch is not complete (exit code 1, see the table above and README 'Exit codes and resume')"; \
+	if [ $$code -eq 1 ]; then echo "make run: the batch is not complete (exit code 1: what to do is on the line above; README 'Exit codes and resume')"; \
 	elif [ $$code -ne 0 ]; then exit $$code; fi
 
 test: $(STAMP)

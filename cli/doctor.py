@@ -50,17 +50,81 @@ def check_python() -> Check:
                  "create the virtual environment with python3.11 (make install)")
 
 
+#: Hosts that are this machine: a Prefect API there needs no basic auth.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _prefect_setting(name: str) -> str | None:
+    """A Prefect setting's value (environment first, then the active Prefect profile), secrets revealed."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    try:
+        import prefect.settings
+
+        found = getattr(prefect.settings, name).value()
+    except Exception:
+        return None
+    if found is None:
+        return None
+    return str(found.get_secret_value() if hasattr(found, "get_secret_value") else found) or None
+
+
+def prefect_api_url() -> str | None:
+    """``PREFECT_API_URL`` from the environment or the active Prefect profile."""
+    return _prefect_setting("PREFECT_API_URL")
+
+
+def _basic_auth(auth_string: str | None) -> tuple[str, str] | None:
+    if not auth_string:
+        return None
+    user, _, password = auth_string.partition(":")
+    return user, password
+
+
+def _is_local(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host in LOCAL_HOSTS or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_warning(api: str) -> str | None:
+    """One line when the Prefect API at ``api`` is on another host and neither
+    ``PREFECT_API_AUTH_STRING`` (a self-hosted server's basic auth, ``user:password``:
+    https://docs.prefect.io/v3/advanced/security-settings) nor ``PREFECT_API_KEY``
+    (Prefect Cloud) is set: anyone who reaches that port can run and read flows."""
+    host = urlparse(api).hostname
+    if not host or _is_local(host) or _prefect_setting("PREFECT_API_AUTH_STRING") or _prefect_setting("PREFECT_API_KEY"):
+        return None
+    return (f"PREFECT_API_URL points to {host}, not this machine, and PREFECT_API_AUTH_STRING is not set: start the "
+            "server with PREFECT_SERVER_API_AUTH_STRING=user:password and set PREFECT_API_AUTH_STRING to the same "
+            "here and on every worker (README 'Scale out')")
+
+
+def auth_problem(api: str, timeout_s: float) -> str | None:
+    """One line when the Prefect API refuses our basic auth (HTTP 401 on ``/admin/version``,
+    which, unlike ``/health``, a server started with ``PREFECT_SERVER_API_AUTH_STRING`` guards)."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=timeout_s,
+                             auth=_basic_auth(_prefect_setting("PREFECT_API_AUTH_STRING")))
+    except httpx.HTTPError:
+        return None  # /health answered: a slow version probe is not an auth problem
+    if response.status_code != 401:
+        return None
+    given = "is not the server's" if _prefect_setting("PREFECT_API_AUTH_STRING") else "is not set"
+    return (f"the Prefect server at {api} requires basic auth and PREFECT_API_AUTH_STRING {given}: set it to the "
+            "server's PREFECT_SERVER_API_AUTH_STRING (user:password)")
+
+
 def check_prefect_api(timeout_s: float) -> Check:
     import httpx
 
-    api = os.environ.get("PREFECT_API_URL")
-    if not api:
-        try:
-            from prefect.settings import PREFECT_API_URL
-
-            api = PREFECT_API_URL.value()
-        except Exception:
-            api = None
+    api = prefect_api_url()
     if not api:
         return Check("prefect api", WARN, "PREFECT_API_URL is not set: flows run on a temporary server (no schedules, no UI)",
                      "prefect server start, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
@@ -72,12 +136,16 @@ def check_prefect_api(timeout_s: float) -> Check:
     if response.status_code != 200:
         return Check("prefect api", FAIL, f"{api}/health answered HTTP {response.status_code}",
                      "check PREFECT_API_URL points at the API (it ends in /api) and PREFECT_API_KEY for Prefect Cloud")
-    version = ""
-    try:
-        version = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=timeout_s).json()
-    except Exception:  # older or restricted servers: health is enough
-        pass
-    return Check("prefect api", OK, f"{api} healthy" + (f" (server {version})" if version else ""))
+    refused = auth_problem(api, timeout_s)
+    if refused:
+        return Check("prefect api", FAIL, refused, "export PREFECT_API_AUTH_STRING=user:password (as the server's)")
+    return Check("prefect api", OK, f"{api} healthy")
+
+
+def check_prefect_auth() -> list[Check]:
+    """A ``prefect auth`` warning when the API is on another host without basic auth (``auth_warning``)."""
+    warning = auth_warning(prefect_api_url() or "")
+    return [Check("prefect auth", WARN, warning, "README 'Scale out': a server with basic auth")] if warning else []
 
 
 def check_database(url: str) -> Check:
@@ -265,6 +333,7 @@ def run_checks(timeout_s: float = 3.0) -> list[Check]:
         checks.append(Check("templates", FAIL, str(exc), "content-pipeline templates validate lists every problem"))
     api = check_prefect_api(timeout_s)
     checks.append(api)
+    checks.extend(check_prefect_auth())
     assert settings.database_url and settings.storage_url
     checks.append(check_database(settings.database_url))
     checks.append(check_storage(settings.storage_url))

@@ -153,6 +153,13 @@ def _explain(exc: BaseException) -> str:
     return text if isinstance(exc, (ContentPipelineError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
+def _warning_line(message: str) -> None:
+    """``warning: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
+    from rich.text import Text
+
+    err.print(Text(f"warning: {message}", style="yellow"), highlight=False, soft_wrap=True)
+
+
 def _error_line(message: str) -> None:
     """``error: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
     from rich.text import Text
@@ -189,7 +196,9 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     if response.status_code != 200:
         return (f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API "
                 "(it ends in /api)")
-    return None
+    from cli.doctor import auth_problem
+
+    return auth_problem(api, timeout_s)
 
 
 def _settings() -> Any:
@@ -295,10 +304,21 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
     data = state.result(raise_on_failure=False)
     if isinstance(data, IncompleteRunError):
         _print_summary(data.summary)
-        err.print(f"[bold red]not complete:[/] {data}; re-run the same command to retry what can be retried "
-                  f"(add --retry-failed for the rest)", markup=True, highlight=False)
+        err.print(f"[bold red]not complete:[/] {data}; {_incomplete_advice(data.summary)}", markup=True, highlight=False)
         raise typer.Exit(1)
     raise _fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
+
+
+def _incomplete_advice(summary: Any) -> str:
+    """What to do about an incomplete run: with placeholders only (the offline defaults, or no
+    real provider answered), how to get real images; otherwise how to retry."""
+    missing = [i for i in summary.images if not (i.done or i.decided or i.waiting)]
+    if missing and all(i.placeholder or i.status == "placeholder" for i in missing):
+        return ("placeholders stand in for real images. To get real images, enable a provider in "
+                "content-pipeline.yaml (providers.<name>.enabled: true, its name in chain before placeholder) and "
+                "set its key in the environment or .env (e.g. STABILITY_API_KEY); check it with "
+                "content-pipeline providers check, then run again (only the missing images are made)")
+    return "re-run the same command to retry what can be retried (add --retry-failed for the rest)"
 
 
 def _print_summary(summary: Any) -> None:
@@ -496,6 +516,11 @@ def serve_cmd() -> None:
     """Serve the daily, weekly, ad-hoc, weekly-report and flow-failed-alert deployments
     (cron schedules in the configured timezone) from this process; needs a Prefect server."""
     _prepare(quiet_console=False)
+    from cli.doctor import auth_warning, prefect_api_url
+
+    warning = auth_warning(prefect_api_url() or "")
+    if warning:
+        _warning_line(warning)
     problem = _prefect_api_problem(required=True)
     if problem:
         _error_line(problem)

@@ -3,10 +3,13 @@
 Rules (each deduplicated per (rule, scope) with ``alerts.cooldown_s``):
 
 * ``consecutive-failures``: more than ``alerts.consecutive_failures`` (N, default 3)
-  failed attempts in a row, per real provider (scope: the provider) and over every
-  real provider (scope ``all``);
-* ``provider-disabled``: a provider's latest call failed for credentials or credit
-  (401 / 402 / 403): it is disabled for the rest of the run;
+  failed attempts in a row, or as many as open the provider's circuit
+  (``retry.circuit_threshold``, default 3: after that the chain stops calling it, so the
+  streak never grows past it at concurrency 1), per real provider (scope: the provider)
+  and over every real provider (scope ``all``);
+* ``provider-disabled``: a provider's latest call failed for credentials (401 / 403): it
+  is disabled for the rest of the run (a 402 is the ``quota`` rule's alone, so one 402
+  sends one alert);
 * ``images-failed``: more than N images in a row ended ``failed``;
 * ``budget-80`` / ``budget-100`` (from ``alerts.budget_thresholds``): spending of a cap
   (global or per provider, day or month) reached that share (scope
@@ -73,24 +76,32 @@ def _real_providers(settings: Settings) -> list[str]:
     return [p for p in settings.chain if p != "placeholder"]
 
 
+def _streak_alerts(streak: int, threshold: int, circuit: int) -> bool:
+    """Whether ``streak`` failures in a row call for an alert: more than ``threshold``, or enough
+    to open the circuit (the chain then stops calling, so the streak stops growing there)."""
+    return streak > threshold or streak >= circuit
+
+
 def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
     alerts: list[Alert] = []
     threshold = settings.alerts.consecutive_failures
+    circuit = settings.retry.circuit_threshold
     for provider in _real_providers(settings):
         streak = db.trailing_failures(provider)
-        if streak > threshold:
+        if _streak_alerts(streak, threshold, circuit):
             last = db.last_failed_attempt(provider)
             why = f"Last error ({last.error_class}, HTTP {last.http_status or '-'}): {last.error}" if last else ""
             alerts.append(Alert(
                 "consecutive-failures", provider,
                 f"content-pipeline: {provider} failed {streak} times in a row",
-                f"The provider {provider} failed its last {streak} attempts (threshold: more than {threshold}). {why}\n"
+                f"The provider {provider} failed its last {streak} attempts (threshold: more than {threshold}, "
+                f"or {circuit} to open its circuit). {why}\n"
                 f"Images fall back to the next provider of the chain ({' -> '.join(settings.chain)}). "
                 f"What to do: check that {provider} is reachable and its credentials and credit are valid "
                 f"(content-pipeline config show).",
             ))
     streak = db.trailing_failures(None)
-    if streak > threshold:
+    if _streak_alerts(streak, threshold, circuit):
         with db.session() as session:
             query = select(AttemptRecord).where(AttemptRecord.status == "failed", AttemptRecord.provider != "placeholder")
             last_rows = list(session.exec(query.order_by(AttemptRecord.id.desc()).limit(streak)))  # type: ignore[union-attr]
@@ -101,7 +112,8 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
         alerts.append(Alert(
             "consecutive-failures", "all",
             f"content-pipeline: the last {streak} provider calls all failed",
-            f"The last {streak} attempts over every real provider failed (threshold: more than {threshold}; {spread}). "
+            f"The last {streak} attempts over every real provider failed (threshold: more than {threshold}, or {circuit} to open "
+            f"a circuit; {spread}). "
             f"Last error: {last_rows[0].error if last_rows else '-'}\n"
             "Images are coming from the placeholder (never published) or failing. What to do: check the network, "
             "the providers' status pages and credentials, then re-run the date to fill the gaps.",
@@ -110,15 +122,17 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
 
 
 def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
-    """A provider whose latest call failed for credentials or credit (401 / 402 / 403): the
-    chain disabled it for the run (scope: the provider)."""
+    """A provider whose latest call failed for credentials (401 / 403) or named a retired model:
+    the chain disabled it for the run (scope: the provider). A 402 is left to :func:`rule_quota`,
+    which says to top up."""
     alerts: list[Alert] = []
     for provider in _real_providers(settings):
         if db.trailing_failures(provider) < 1:
             continue
         last = db.last_failed_attempt(provider)
-        if last is not None and last.error_class in ("auth_billing", "model_retired"):
-            why = "retired its model" if last.error_class == "model_retired" else "refused our credentials or credit"
+        retired = last is not None and last.error_class == "model_retired"
+        if last is not None and (retired or (last.error_class == "auth_billing" and last.http_status != 402)):
+            why = "retired its model" if retired else "refused our credentials"
             alerts.append(Alert(
                 "provider-disabled", provider,
                 f"content-pipeline: {provider} {why} (HTTP {last.http_status})",

@@ -3,8 +3,9 @@
 * ``outcome_of(image)``: an image's outcome in words, after domain.model.ImageStatus:
   ``done`` (a real image, stored), ``placeholder`` (status ``placeholder``, or made by a
   placeholder provider: stored under ``placeholder/``, never published), ``failed``,
-  ``blocked``, ``skipped`` or ``unfinished`` (a status a later run resumes from, e.g. an
-  upload still pending, or a slot another run holds).
+  ``blocked``, ``skipped``, a review's ``rejected`` / ``superseded`` (decided, not
+  unfinished), ``in review`` (waits for a person) or ``unfinished`` (a status a later run
+  resumes from, e.g. an upload still pending, or a slot another run holds).
 * ``summary_words(images)``: ``"6 images: 2 done, 4 placeholders, 0 failed, 0 blocked,
   0 skipped; USD 0.12"``, the summary artifact's description and the CLI's title line.
 * ``gallery_markdown`` / ``publish_gallery``: one markdown row per image with a

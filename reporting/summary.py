@@ -16,28 +16,32 @@ from storage.db import ImageRecord
 
 
 #: The outcomes, in the order they are counted and printed.
-OUTCOMES = ("done", "placeholder", "failed", "blocked", "skipped", "unfinished")
+OUTCOMES = ("done", "placeholder", "failed", "blocked", "skipped", "rejected", "superseded", "in review", "unfinished")
+#: Outcomes counted only when some image has them: a reviewer's decisions (``rejected``,
+#: ``superseded``), an image waiting for one (``in review``), and ``unfinished`` (waits for a later run).
+OPTIONAL_OUTCOMES = frozenset({"rejected", "superseded", "in review", "unfinished"})
+#: Statuses that are their own outcome (domain.model.ImageStatus values).
+_AS_IS = {"failed": "failed", "blocked": "blocked", "skipped": "skipped", "rejected": "rejected",
+          "superseded": "superseded", "in_review": "in review"}
+
 
 def outcome_of(image: Any) -> str:
-    """``done``, ``placeholder``, ``failed``, ``blocked``, ``skipped`` or ``unfinished``."""
+    """``done``, ``placeholder``, ``failed``, ``blocked``, ``skipped``, ``rejected``,
+    ``superseded``, ``in review`` or ``unfinished``."""
     status = str(getattr(image.status, "value", image.status))
     if status == "placeholder":  # ImageStatus.placeholder: a stand-in while real providers were down
         return "placeholder"
     if status == "done":
         return "placeholder" if image.placeholder else "done"
-    if status in ("failed", "blocked", "skipped"):
-        return status
-    return "unfinished"
+    return _AS_IS.get(status, "unfinished")
 
 
 def count_outcomes(images: Iterable[Any]) -> dict[str, int]:
-    """Every outcome of OUTCOMES (in that order) with its count; ``unfinished`` only when > 0."""
+    """Every outcome of OUTCOMES (in that order) with its count; those of OPTIONAL_OUTCOMES only when > 0."""
     counts = dict.fromkeys(OUTCOMES, 0)
     for image in images:
         counts[outcome_of(image)] += 1
-    if not counts["unfinished"]:
-        del counts["unfinished"]
-    return counts
+    return {word: n for word, n in counts.items() if n or word not in OPTIONAL_OUTCOMES}
 
 
 def _plural(word: str, count: int) -> str:
@@ -51,7 +55,7 @@ def outcome_words(counts: dict[str, int]) -> str:
 
 def summary_words(images: Sequence[Any], cost_usd: float | None = None) -> str:
     """``"6 images: 2 done, 4 placeholders, 0 failed, 0 blocked, 0 skipped; USD 0.12"``
-    (``unfinished`` appears when some image waits for a later run)."""
+    (``rejected``, ``superseded``, ``in review`` and ``unfinished`` appear when some image has them)."""
     counts = count_outcomes(images)
     cost = sum(float(i.cost_usd) for i in images) if cost_usd is None else cost_usd
     parts = outcome_words(counts)

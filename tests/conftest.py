@@ -43,6 +43,15 @@ def prefect_server() -> Iterator[str]:
 
 
 @pytest.fixture
+def chromium() -> str:
+    """The Chromium binary; skips the test naming what is missing and how to get it (tests/needs.py),
+    and fails it instead under CI=true."""
+    from tests.needs import require_chromium
+
+    return require_chromium()
+
+
+@pytest.fixture
 def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Write content-pipeline.yaml in ``tmp_path`` (output under tmp_path/output) and use it."""
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import missing
+
 PG_ADMIN_URL = os.environ.get("CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -33,7 +35,8 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL} ({exc}); .ci/run starts one")
+        missing(f"no PostgreSQL at {PG_ADMIN_URL} ({exc}): apt-get install postgresql and start it "
+                "(.ci/run installs and starts one)")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

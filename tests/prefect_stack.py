@@ -125,15 +125,21 @@ def base_env(prefect_home: Path, **extra: str) -> dict[str, str]:
 
 
 class PrefectServer:
-    """``prefect server start`` on a free port, its database on PostgreSQL."""
+    """``prefect server start`` on a free port, its database on PostgreSQL; with
+    ``auth_string`` (``user:password``) it requires that basic auth on every API call but
+    ``/health`` (PREFECT_SERVER_API_AUTH_STRING); ``settings`` adds Prefect settings
+    (``PREFECT_SERVER_...`` environment variables) to the server's environment."""
 
-    def __init__(self, home: Path, database_url: str) -> None:
+    def __init__(self, home: Path, database_url: str, auth_string: str | None = None, **settings: str) -> None:
         self.home = home
+        self.auth_string = auth_string
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api"
         env = base_env(home, PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
-                       PREFECT_SERVER_LOGGING_LEVEL="WARNING", PREFECT_UI_API_URL=self.api_url)
+                       PREFECT_SERVER_LOGGING_LEVEL="WARNING", PREFECT_UI_API_URL=self.api_url, **settings)
+        if auth_string:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
         prefect = str(Path(sys.executable).with_name("prefect"))
         self.proc = Proc([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)], env,
                          home / "server.log")
@@ -141,6 +147,21 @@ class PrefectServer:
     def wait_healthy(self, timeout_s: float = 240) -> None:
         wait_for(lambda: httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200, timeout_s,
                  "prefect server /api/health", self.proc.log, self.proc.process)
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """The basic auth (user, password) httpx needs for this server, None without auth."""
+        if not self.auth_string:
+            return None
+        user, _, password = self.auth_string.partition(":")
+        return user, password
+
+    def client_env(self) -> dict[str, str]:
+        """PREFECT_API_URL and, with auth, PREFECT_API_AUTH_STRING: what a client of this server sets."""
+        env = {"PREFECT_API_URL": self.api_url}
+        if self.auth_string:
+            env["PREFECT_API_AUTH_STRING"] = self.auth_string
+        return env
 
     def stop(self) -> None:
         self.proc.stop()
@@ -156,11 +177,11 @@ def write_config(path: Path, output: Path, database: str, **extra: Any) -> Path:
     return path
 
 
-def deployment_names(api_url: str) -> set[str]:
-    """``flow/deployment`` of every deployment the server at ``api_url`` has."""
-    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
+def deployment_names(api_url: str, auth: tuple[str, str] | None = None) -> set[str]:
+    """``flow/deployment`` of every deployment the server at ``api_url`` has (``auth``: basic auth)."""
+    response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5, auth=auth)
     response.raise_for_status()
-    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={}, timeout=5).json()}
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api_url}/flows/filter", json={}, timeout=5, auth=auth).json()}
     return {f"{flows.get(d['flow_id'])}/{d['name']}" for d in response.json()}
 
 
@@ -178,36 +199,41 @@ class ServedStack:
 
     def settings(self) -> Any:
         """Prefect settings aimed at the server, for this process (a context manager)."""
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-        return temporary_settings({PREFECT_API_URL: self.server.api_url})
+        updates: dict[Any, Any] = {PREFECT_API_URL: self.server.api_url}
+        if self.server.auth_string:
+            updates[PREFECT_API_AUTH_STRING] = self.server.auth_string
+        return temporary_settings(updates)
 
 
 @contextmanager
-def served_stack(workdir: Path, name: str, deployments: set[str], **config: Any) -> Iterator[ServedStack]:
+def served_stack(workdir: Path, name: str, deployments: set[str], server_settings: dict[str, str] | None = None,
+                 auth_string: str | None = None, **config: Any) -> Iterator[ServedStack]:
     """``prefect server start`` (its own PREFECT_HOME under ``workdir``, its database on the
     test PostgreSQL) and ``content-pipeline serve`` against it, with the configuration
     ``workdir/<name>.yaml`` (``write_config``: a new metrics database, images under
     ``workdir/<name>-output``, then ``config``); yields once the server is healthy and
     ``serve`` has registered ``deployments`` (``flow/deployment`` names). Fails the test
-    when PostgreSQL is not reachable. On exit: both processes stopped, the databases dropped."""
+    when PostgreSQL is not reachable. ``server_settings`` and ``auth_string`` go to
+    ``PrefectServer`` (``serve`` then gets PREFECT_API_AUTH_STRING). On exit: both processes stopped, the databases dropped."""
     problem = postgres_available()
     if problem:
         pytest.fail(problem)
     home = workdir / "prefect-home"
     home.mkdir()
     server_db, metrics_db = create_database("cp_prefect"), create_database("cp_metrics")
-    server = PrefectServer(home, pg_url(server_db, "asyncpg"))
+    server = PrefectServer(home, pg_url(server_db, "asyncpg"), auth_string, **(server_settings or {}))
     serve: Proc | None = None
     try:
         server.wait_healthy()
         output = workdir / f"{name}-output"
         path = write_config(workdir / f"{name}.yaml", output, metrics_db, **config)
-        env = base_env(home, PREFECT_API_URL=server.api_url, PREFECT_RUNNER_POLL_FREQUENCY="1",
+        env = base_env(home, **server.client_env(), PREFECT_RUNNER_POLL_FREQUENCY="1",
                        CONTENT_PIPELINE_CONFIG=str(path))
         env.pop("PREFECT_LOGGING_LEVEL")  # `serve` as a person starts it: the CLI's defaults decide what is logged
         serve = Proc([sys.executable, "-m", "cli.main", "serve"], env, workdir / "serve.log")
-        wait_for(lambda: deployments <= deployment_names(server.api_url), 180,
+        wait_for(lambda: deployments <= deployment_names(server.api_url, server.auth), 180,
                  "content-pipeline serve registering its deployments", serve.log, serve.process)
         yield ServedStack(server, home, workdir, output, metrics_db, path, serve)
     finally:

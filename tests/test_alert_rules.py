@@ -83,6 +83,12 @@ def seed_quota_402(rt: Runtime) -> None:
                      http_status=402))
 
 
+def seed_auth_401(rt: Runtime) -> None:
+    attempts(rt, Attempt("automatic1111", "sd15", "success", 1.0),
+             Attempt("automatic1111", "sd15", "failed", 0.2, error_class="auth_billing", error="HTTP 401: invalid API key",
+                     http_status=401))
+
+
 def seed_placeholder(rt: Runtime) -> None:
     pk = image(rt, 1, status="generated", provider="placeholder", model="placeholder-v1", is_placeholder=True)
     rt.db.add_attempt(pk, Attempt("automatic1111", "sd15", "failed", 0.3, error_class="transient", error="connect refused"))
@@ -100,8 +106,8 @@ RULES: dict[str, tuple[Callable[[Runtime], None], str, list[str]]] = {
     "slow-provider": (seed_slow, "slow-provider", ["automatic1111 is 4.8x slower", "took 9.5 s", "median over the previous 6 calls is 2.0 s", "What to do"]),
     "quota-headers": (seed_quota_headers, "quota", ["4 of 100 calls left", "What to do"]),
     "quota-402": (seed_quota_402, "quota", ["402 Payment Required", "insufficient credit", "top up"]),
-    "provider-disabled": (seed_quota_402, "provider-disabled", ["automatic1111 refused our credentials or credit (HTTP 402)",
-                                                             "insufficient credit", "Check its API key and billing"]),
+    "provider-disabled": (seed_auth_401, "provider-disabled", ["automatic1111 refused our credentials (HTTP 401)",
+                                                            "invalid API key", "Check its API key and billing"]),
     "placeholder-used": (seed_placeholder, "placeholder-used", ["1 of 2 images today are placeholders", "automatic1111: transient", "What to do"]),
 }
 
@@ -133,6 +139,30 @@ def test_rule_delivered_by_http_and_smtp_then_suppressed(case: str, make_config,
     assert again and dispatch_alerts(rt.db, rt.settings, secrets, again[:1]) == []
     assert len(sink.received) == 1 and len(smtp.messages) == 1
     assert [a.rule for a in rt.db.alerts()] == [rule]
+
+
+def test_one_402_sends_one_alert(make_config, sink: HttpSink) -> None:  # type: ignore[no-untyped-def]
+    """A single 402 answer is one condition: the quota rule says it (top up); provider-disabled does not repeat it."""
+    make_config(alerts={"cooldown_s": 3600})
+    rt = get_runtime()
+    seed_quota_402(rt)
+    secrets = Secrets(APPRISE_URLS=f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/alerts")
+    sent = dispatch_alerts(rt.db, rt.settings, secrets, evaluate_rules(rt.db, rt.settings, rt.budget))
+    assert [a.rule for a in sent] == ["quota"] and len(sink.received) == 1
+
+
+def test_open_circuit_alerts_in_the_first_run(make_config) -> None:  # type: ignore[no-untyped-def]
+    """At concurrency 1 the circuit opens after retry.circuit_threshold (3) failures and the chain stops
+    calling: those 3 failures, all a first run can record, must raise consecutive-failures."""
+    make_config(alerts={"cooldown_s": 3600})
+    rt = get_runtime()
+    failed = Attempt("automatic1111", "sd15", "failed", 0.5, error_class="transient", error="HTTP 500: boom", http_status=500)
+    attempts(rt, failed, failed)
+    assert [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule == "consecutive-failures"] == []
+    rt.db.add_attempt(image(rt, 901), failed)
+    raised = [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule == "consecutive-failures"]
+    assert {a.scope for a in raised} == {"automatic1111", "all"}
+    assert "failed 3 times in a row" in raised[0].title and "3 to open its circuit" in raised[0].message
 
 
 def test_cooldown_over_sends_again(make_config, sink: HttpSink) -> None:  # type: ignore[no-untyped-def]

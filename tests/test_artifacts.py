@@ -51,6 +51,15 @@ def test_outcomes_in_words() -> None:
                                                        "skipped": 0, "unfinished": 1}
 
 
+def test_review_decisions_are_outcomes_not_unfinished() -> None:
+    """After a review, rejected (and superseded) images are decided, and in_review ones wait for a person."""
+    images = [Img(str(n), "done") for n in range(5)] + [Img("r1", "rejected"), Img("r2", "rejected")]
+    assert summary_words(images) == "7 images: 5 done, 0 placeholders, 0 failed, 0 blocked, 0 skipped, 2 rejected; USD 0.00"
+    counts = count_outcomes(images + [Img("s", "superseded"), Img("w", "in_review")])
+    assert counts["rejected"] == 2 and counts["superseded"] == 1 and counts["in review"] == 1
+    assert "unfinished" not in counts
+
+
 def _decode(uri: str) -> Image.Image:
     assert uri.startswith("data:image/jpeg;base64,")
     return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))

@@ -179,6 +179,7 @@ def _gallery_id(api_url: str, run_id: Any) -> Any:
     return gallery.id
 
 
+@pytest.mark.usefixtures("chromium")  # skipped naming how to get it; fails under CI=true
 def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: ServedStack, adhoc_run: Any) -> None:
     """The Prefect UI as a person sees it (Chrome DevTools Protocol, tests/cdp.py): the
     deployments page, the run form, the served run's Logs tab with INFO lines naming each
@@ -230,6 +231,7 @@ def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: S
         _shot(page, "gallery")
 
 
+@pytest.mark.usefixtures("chromium")  # skipped naming how to get it; fails under CI=true
 def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: ServedStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same gallery on an S3 store (moto's server): presigned thumbnails that load."""
     from tests.cdp import Browser

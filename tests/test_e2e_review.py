@@ -91,6 +91,7 @@ def _files(output: Path, top: str) -> list[str]:
                   if p.is_file() and not p.name.endswith(".meta.json")) if base.exists() else []
 
 
+@pytest.mark.usefixtures("chromium")  # skipped naming how to get it; fails under CI=true
 def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_approved(stack: ServedStack) -> None:
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord
 from storage.objects import LocalStore, sha256_hex
 from reporting.report import build_report, period, write_report
-from tests.chromium import chromium_binary, screenshot
+from tests.chromium import screenshot
 from tests.servers import photo
 
 ARTIFACTS = Path(os.environ.get("CP_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
@@ -80,7 +80,7 @@ def test_report_figures(db_url: str) -> None:
     db.dispose()
 
 
-@pytest.mark.skipif(chromium_binary() is None, reason="chromium not installed (.ci/run installs it)")
+@pytest.mark.usefixtures("chromium")
 def test_charts_and_contact_sheet_open_in_chromium(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'metrics.db'}")
     store = LocalStore(tmp_path / "store")

@@ -89,6 +89,10 @@ def test_readme_run_command_prints_where_things_are(make_config, tmp_path: Path,
     # offline defaults: placeholders only, so the run is not complete: exit code 1, the table still printed
     assert result.returncode == 1, result.stdout + result.stderr
     assert "8 of 8 images not done as real content: 8 placeholder" in " ".join(result.stderr.split())
+    # what to do offline is getting real images, not retrying the same placeholders
+    err = " ".join(result.stderr.split())
+    assert "enable a provider in content-pipeline.yaml" in err and "set its key" in err
+    assert "re-run the same command" not in err
     out = result.stdout
     # the offline defaults make placeholders: counted as such, never as "done"
     assert "daily run: 8 images: 0 done, 8 placeholders, 0 failed, 0 blocked, 0 skipped; USD 0.00" in out

@@ -569,6 +569,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})")
         if len(set(value)) != len(value):
             raise ValueError("a provider appears twice in the chain")
+        if "placeholder" in value[:-1]:  # it always answers: a provider after it would never be asked
+            raise ValueError("placeholder must be the last provider of the chain (the providers after it are never tried)")
         return value
 
     @model_validator(mode="after")

@@ -61,6 +61,29 @@ def _store_url(value: str | None) -> str | None:
         return value.strip()
     raise ValueError(f"unsupported scheme {parsed.scheme!r} in {shorten(value)} (a folder, file:///path or s3://bucket/prefix)")
 
+
+def _database_url(value: str | None) -> str | None:
+    """A database URL SQLAlchemy can open with an installed driver
+    (https://docs.sqlalchemy.org/en/20/core/engines.html#database-urls); ValueError naming
+    what is wrong otherwise (the caller adds the key and the file)."""
+    if value is None:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    hint = "e.g. sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/name"
+    try:
+        url = make_url(value)
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database kind {value.split(':', 1)[0][:40]!r} ({hint})") from None
+    except ArgumentError:
+        raise ValueError(f"not a database URL ({hint})") from None
+    except ImportError as exc:
+        raise ValueError(f"the driver of {url.drivername!r} is not installed (no module {exc.name!r}; {hint})") from None
+    return value
+
+
 class ProviderBudgetConfig(BaseModel):
     """Caps of one provider in USD (None: only the global caps apply)."""
 
@@ -545,6 +568,11 @@ class Settings(BaseSettings):
     @classmethod
     def _known_store(cls, value: str | None) -> str | None:
         return _store_url(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, value: str | None) -> str | None:
+        return _database_url(value)
 
     @field_validator("chain", mode="before")
     @classmethod

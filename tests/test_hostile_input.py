@@ -187,9 +187,9 @@ def test_a_dotenv_file_that_is_not_utf8_or_holds_a_bad_value_is_one_line(tmp_pat
 
 
 def test_a_good_chain_from_the_environment_with_commas(tmp_path: Path) -> None:
-    os.environ["CONTENT_PIPELINE_CHAIN"] = "placeholder, automatic1111"
+    os.environ["CONTENT_PIPELINE_CHAIN"] = "automatic1111, placeholder"
     try:
-        assert load_settings(None).chain == ["placeholder", "automatic1111"]
+        assert load_settings(None).chain == ["automatic1111", "placeholder"]
     finally:
         del os.environ["CONTENT_PIPELINE_CHAIN"]
 

@@ -164,6 +164,7 @@ class TemplateLibrary:
             return library, [f"{folder}: templates folder not found"]
         for path in sorted(folder.glob("*/*.y*ml")):
             try:
+                _inside(path, folder)
                 template = load_template(path)
             except TemplateError as exc:
                 problems.append(str(exc))
@@ -198,6 +199,12 @@ class TemplateLibrary:
         if problems:
             raise TemplateError("\n".join(problems))
         return library
+
+
+def _inside(path: Path, folder: Path) -> None:
+    """TemplateError when ``path`` is a symlink resolving outside ``folder``."""
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise TemplateError(f"{path}: a symlink to {path.resolve()}, outside the templates folder {folder.resolve()}")
 
 
 def load_template(path: Path) -> Template:

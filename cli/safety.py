@@ -61,8 +61,12 @@ def verify_cmd(
 ) -> None:
     """Read and validate the C2PA Content Credentials of FILE: signer, validation state,
     digital source type, generator and ingredients (exit 1 when missing or invalid)."""
+    from domain.errors import ConfigError
+    from domain.yamlio import regular_file
     from imaging.credentials import CredentialsError, verify_file
 
+    if file.exists():  # a FIFO or a device would be read forever; a missing file is verify_file's to say
+        regular_file(file, error=ConfigError)
     settings = _settings()
     anchors = settings.c2pa.trust_anchors
     try:

@@ -62,6 +62,29 @@ def _store_url(value: str | None) -> str | None:
         return value.strip()
     raise ValueError(f"unsupported scheme {parsed.scheme!r} in {shorten(value)} (a folder, file:///path or s3://bucket/prefix)")
 
+
+def _database_url(value: str | None) -> str | None:
+    """A database URL SQLAlchemy can open with an installed driver
+    (https://docs.sqlalchemy.org/en/20/core/engines.html#database-urls); ValueError naming
+    what is wrong otherwise (the caller adds the key and the file)."""
+    if value is None:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    hint = "e.g. sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/name"
+    try:
+        url = make_url(value)
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database kind {value.split(':', 1)[0][:40]!r} ({hint})") from None
+    except ArgumentError:
+        raise ValueError(f"not a database URL ({hint})") from None
+    except ImportError as exc:
+        raise ValueError(f"the driver of {url.drivername!r} is not installed (no module {exc.name!r}; {hint})") from None
+    return value
+
+
 class ProviderBudgetConfig(BaseModel):
     """Caps of one provider in USD (None: only the global caps apply)."""
 
@@ -549,6 +572,11 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str | None) -> str | None:
         return _store_url(value)
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, value: str | None) -> str | None:
+        return _database_url(value)
+
     @field_validator("chain", mode="before")
     @classmethod
     def _split_chain(cls, value: Any) -> Any:
@@ -572,6 +600,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})")
         if len(set(value)) != len(value):
             raise ValueError("a provider appears twice in the chain")
+        if "placeholder" in value[:-1]:  # it always answers: a provider after it would never be asked
+            raise ValueError("placeholder must be the last provider of the chain (the providers after it are never tried)")
         return value
 
     @model_validator(mode="after")

@@ -164,6 +164,7 @@ class TemplateLibrary:
             return library, [f"{folder}: templates folder not found"]
         for path in sorted(folder.glob("*/*.y*ml")):
             try:
+                _inside(path, folder)
                 template = load_template(path)
             except TemplateError as exc:
                 problems.append(str(exc))
@@ -200,6 +201,12 @@ class TemplateLibrary:
         return library
 
 
+def _inside(path: Path, folder: Path) -> None:
+    """TemplateError when ``path`` is a symlink resolving outside ``folder``."""
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise TemplateError(f"{path}: a symlink to {path.resolve()}, outside the templates folder {folder.resolve()}")
+
+
 def load_template(path: Path) -> Template:
     """Parse one template file; its category must match its folder's name."""
     data, locate = load_yaml(path, error=TemplateError)
@@ -231,6 +238,33 @@ def resolve_reference(value: str, folder: Path) -> str:
     return str(target)
 
 
+#: The largest reference image or mask file a template may name (bytes) and picture (pixels).
+MAX_REFERENCE_BYTES = 20 * 1024 * 1024
+MAX_REFERENCE_PIXELS = 40_000_000
+
+
+def check_reference_bounds(path: str) -> None:
+    """TemplateError when the reference file ``path`` is over ``MAX_REFERENCE_BYTES`` or its
+    picture over ``MAX_REFERENCE_PIXELS``; only the image header is read (Pillow's lazy
+    ``Image.open``, https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.open).
+    A file Pillow does not recognise is left to the run, which says so for the image."""
+    from PIL import Image, UnidentifiedImageError
+
+    size = Path(path).stat().st_size
+    if size > MAX_REFERENCE_BYTES:
+        raise TemplateError(f"{path}: {size} bytes is over the {MAX_REFERENCE_BYTES}-byte limit of a reference file")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        width, height = MAX_REFERENCE_PIXELS + 1, 1
+    except (UnidentifiedImageError, OSError, ValueError):
+        return
+    if width * height > MAX_REFERENCE_PIXELS:
+        raise TemplateError(f"{path}: {width}x{height} pixels is over the {MAX_REFERENCE_PIXELS}-pixel limit "
+                            "of a reference image")
+
+
 def _check_pins(template: Template, path: Path, folder: Path, providers: Collection[str] | None) -> list[str]:
     """Problems with a template's provider pin and reference files (one line each)."""
     problems = []
@@ -241,7 +275,9 @@ def _check_pins(template: Template, path: Path, folder: Path, providers: Collect
         value = getattr(template, name)
         if value:
             try:
-                resolve_reference(value, folder)
+                resolved = resolve_reference(value, folder)
+                if not resolved.startswith("https://"):
+                    check_reference_bounds(resolved)
             except TemplateError as exc:
                 problems.append(f"{path}: field {name!r} = {exc}")
     return problems

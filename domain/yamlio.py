@@ -15,7 +15,9 @@ larger than ``MAX_BYTES``.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,22 @@ def parse_yaml(text: str, source: str, *, error: type[Exception]) -> tuple[Any, 
     return data, locate
 
 
+def regular_file(path: Path, *, error: type[Exception]) -> os.stat_result:
+    """``os.stat(path)`` when ``path`` (its symlinks followed) is a regular file; ``error``
+    with one line otherwise, before the file is opened: reading a FIFO or a device would
+    wait for a writer forever (https://docs.python.org/3/library/stat.html#stat.S_ISREG)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+                 (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+        kind = next((name for test, name in kinds if test(info.st_mode)), "not a regular file")
+        raise error(f"{path}: is {kind}, not a regular file: give the path of a file")
+    return info
+
+
 def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
     """Parse the YAML file at ``path``.
 
@@ -168,8 +186,8 @@ def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
     file, a syntax error, an alias, a duplicate key or a non-finite number raises
     ``error`` with the file name and line.
     """
+    size = regular_file(path, error=error).st_size
     try:
-        size = path.stat().st_size
         if size > MAX_BYTES:
             raise error(f"{path}: {size} bytes is over the {MAX_BYTES}-byte limit of a YAML file")
         raw = path.read_bytes()

@@ -8,12 +8,28 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from domain.errors import TemplateError
 from domain.model import ImageFormat, ImageSlot, Quality
 from domain.templates import WEEKDAYS, Schedules
+
+#: The run dates a plan accepts (inclusive): the template rotation reads the day before
+#: (generation/select.py), which ``date.min`` has not, and no content is dated before 1970.
+FIRST_RUN_DATE = date(1970, 1, 1)
+LAST_RUN_DATE = date(9999, 12, 30)
+
+
+def check_run_date(run_date: date) -> date:
+    """``run_date`` when it lies in ``FIRST_RUN_DATE..LAST_RUN_DATE``, else TemplateError
+    with one line naming it (a deployment parameter or ``--date`` such as 0001-01-01)."""
+    if not FIRST_RUN_DATE <= run_date <= LAST_RUN_DATE:
+        raise TemplateError(f"run_date {run_date.isoformat()} is outside {FIRST_RUN_DATE.isoformat()}.."
+                            f"{LAST_RUN_DATE.isoformat()}: give the date the images are for (YYYY-MM-DD)")
+    return run_date
 
 
 def plan_daily(schedules: Schedules, run_date: date) -> list[ImageSlot]:
     """Every image of the daily window for ``run_date``, slots in time order."""
+    check_run_date(run_date)
     slots: list[ImageSlot] = []
     for slot in sorted(schedules.daily.slots, key=lambda s: s.time):
         for index in range(slot.count):
@@ -25,6 +41,7 @@ def plan_daily(schedules: Schedules, run_date: date) -> list[ImageSlot]:
 
 def plan_weekly(schedules: Schedules, run_date: date) -> list[ImageSlot]:
     """Every image of ``run_date``'s weekday in the weekly plan, plus the weekend special."""
+    check_run_date(run_date)
     weekday = WEEKDAYS[run_date.weekday()]
     slots: list[ImageSlot] = []
     for position, entry in enumerate(schedules.weekly.days[weekday]):
@@ -48,6 +65,7 @@ def plan_adhoc(
 ) -> list[ImageSlot]:
     """``count`` images of one template; ``batch`` makes the keys of one request unique.
     ``reference_image`` / ``mask`` / ``strength`` (img2img, inpainting) override the template's."""
+    check_run_date(run_date)
     slot = f"{batch}-{template}"
     return [ImageSlot("adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt,
                       reference_image=reference_image, mask=mask, strength=strength) for i in range(count)]

@@ -153,11 +153,26 @@ def publish_gallery(flow_name: str, images: Sequence[Any], store: Any, db: Any) 
                              description=f"{flow_name}: thumbnails of the {len(images)} images")
 
 
+def _api_errors() -> tuple[type[Exception], ...]:
+    """The errors of a Prefect API call: the client's ``PrefectException`` (e.g.
+    ``ObjectNotFound`` on a 404) and httpx's transport and status errors
+    (https://docs.prefect.io/v3/api-ref/python/prefect-exceptions)."""
+    import httpx
+    from prefect.exceptions import PrefectException
+
+    return (PrefectException, httpx.HTTPError)
+
+
 class ProgressReporter:
     """The run's progress artifact (``<flow>-progress``, percent of images finished),
     updated when an image reaches a terminal or resumable status, at most once every
     ``interval_s`` seconds (each update is a call to the Prefect API) and always for the
-    last image; every image's line is logged."""
+    last image; every image's line is logged.
+
+    The artifact is a view, never the run's outcome: a Prefect API error creating or
+    updating it is logged once and the artifact is left alone from then on
+    (``artifact_id`` None).
+    """
 
     def __init__(self, flow_name: str, total: int, *, interval_s: float = 1.0) -> None:
         from prefect.artifacts import create_progress_artifact
@@ -167,12 +182,23 @@ class ProgressReporter:
         self.interval_s = interval_s
         self._updated = time.monotonic()
         self.counts: dict[str, int] = {}
-        artifact_id = create_progress_artifact(
-            progress=0.0 if total else 100.0, key=f"{flow_name}-progress",
-            description=f"{flow_name}: 0 of {total} images finished",
-        )
+        self.artifact_id: UUID | None = None
+        try:
+            artifact_id = create_progress_artifact(
+                progress=0.0 if total else 100.0, key=f"{flow_name}-progress",
+                description=f"{flow_name}: 0 of {total} images finished",
+            )
+        except _api_errors() as exc:
+            self._give_up(exc)
+            return
         assert isinstance(artifact_id, UUID)  # sync_compatible: a value, not a coroutine, in a sync flow
         self.artifact_id = artifact_id
+
+    def _give_up(self, exc: Exception) -> None:
+        """Log ``exc`` (once: the artifact is not touched again) and drop the artifact."""
+        self.artifact_id = None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        get_logger().warning("progress artifact left out: the Prefect API answered %s: %s", type(exc).__name__, first)
 
     def image_finished(self, image: ImageSummary) -> float:
         """Count ``image``; return the new progress in percent (0..100)."""
@@ -184,11 +210,14 @@ class ProgressReporter:
         get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished,
                           self.total, percent)
         now = time.monotonic()
-        if self.finished >= self.total or now - self._updated >= self.interval_s:
+        if self.artifact_id is not None and (self.finished >= self.total or now - self._updated >= self.interval_s):
             self._updated = now
             words = outcome_words(self.counts)
-            update_progress_artifact(self.artifact_id, progress=percent,
-                                     description=f"{self.finished} of {self.total} images finished: {words}")
+            try:
+                update_progress_artifact(self.artifact_id, progress=percent,
+                                         description=f"{self.finished} of {self.total} images finished: {words}")
+            except _api_errors() as exc:
+                self._give_up(exc)
         return percent
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from domain.errors import ContentPipelineError
 from domain.model import ImageStatus
-from storage.db import ImageRecord
+from storage.db import ImageRecord, utcnow
 
 
 #: The outcomes, in the order they are counted and printed.
@@ -62,6 +62,9 @@ def summary_words(images: Sequence[Any], cost_usd: float | None = None) -> str:
     return f"{len(images)} image{'' if len(images) == 1 else 's'}: {parts}; USD {cost:.2f}"
 
 
+_TERMINAL = frozenset(s.value for s in ImageStatus if s.terminal)
+
+
 @dataclass(frozen=True)
 class ImageSummary:
     """One line of the run summary (cost USD, seconds, stored key)."""
@@ -76,11 +79,29 @@ class ImageSummary:
     status: str
     storage_key: str | None
     error: str | None
+    #: Its files wait in the spool because the store failed (storage/ledger.py mark_upload_pending).
+    upload_pending: bool = False
+    #: A run's lease on it was live when the summary was made (storage/ledger.py claim).
+    held: bool = False
 
     @classmethod
     def of(cls, row: ImageRecord) -> ImageSummary:
+        held = row.run_key is not None and row.lease_expires_at is not None and row.lease_expires_at > utcnow()
         return cls(row.image_id, f"{row.slot}#{row.slot_index}", row.template, row.provider, row.is_placeholder,
-                   round(row.cost_usd, 4), round(row.seconds, 3), row.status, row.storage_key, row.error)
+                   round(row.cost_usd, 4), round(row.seconds, 3), row.status, row.storage_key, row.error,
+                   bool(row.upload_pending), held)
+
+    @property
+    def why_not_done(self) -> str:
+        """Why an image is not done, in words: its terminal status (``failed``, ...),
+        ``waiting to upload (the store failed; see the errors)`` when its files wait in the
+        spool, ``held by another run`` when a live lease holds it, else ``unfinished``."""
+        if self.status in _TERMINAL:
+            return self.status
+        stored = self.status in (ImageStatus.processed.value, ImageStatus.uploaded.value)
+        if self.upload_pending or (stored and self.error):
+            return "waiting to upload (the store failed; see the errors)"
+        return "held by another run" if self.held else "unfinished (a later run resumes it)"
 
     @property
     def done(self) -> bool:
@@ -137,7 +158,7 @@ class RunSummary:
             return line
         by_status: dict[str, int] = {}
         for image in missing:
-            key = image.status if image.status in {s.value for s in ImageStatus if s.terminal} else "held by another run"
+            key = image.why_not_done
             by_status[key] = by_status.get(key, 0) + 1
         detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
         return f"{len(missing)} of {len(self.images)} images not done as real content: {detail}"

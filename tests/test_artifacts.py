@@ -203,3 +203,55 @@ def test_the_progress_artifact_is_updated_at_most_once_a_second_and_for_the_last
     reporter.image_finished(image)  # at once again: not
     assert reporter.image_finished(image) == 100.0  # the last image: always
     assert [u[0] for u in updates] == [50.0, 100.0] and updates[-1][1].startswith("4 of 4 images finished")
+
+
+def _not_found(*args: object, **kwargs: object) -> None:
+    import httpx
+    from prefect.exceptions import ObjectNotFound
+
+    request = httpx.Request("PATCH", "http://127.0.0.1/api/artifacts/x")
+    raise ObjectNotFound(httpx.HTTPStatusError("404 Not Found", request=request,
+                                               response=httpx.Response(404, request=request)))
+
+
+def test_a_progress_artifact_the_api_lost_is_logged_once_and_the_run_goes_on(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    import prefect.artifacts
+
+    from reporting.artifacts import ProgressReporter
+    from reporting.summary import ImageSummary
+
+    calls: list[str] = []
+
+    def update(*args: object, **kwargs: object) -> None:
+        calls.append("update")
+        _not_found()
+
+    monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", lambda **kwargs: uuid.uuid4())
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact", update)
+    reporter = ProgressReporter("daily", 2, interval_s=0.0)
+    image = ImageSummary("abc", "0600-food#0", "t", "automatic1111", False, 0.01, 1.0, "done", "k.png", None)
+    with caplog.at_level("WARNING"):
+        assert reporter.image_finished(image) == 50.0
+        assert reporter.image_finished(image) == 100.0
+    assert calls == ["update"]  # not retried after the 404
+    warnings = [r.getMessage() for r in caplog.records if "progress artifact left out" in r.getMessage()]
+    assert len(warnings) == 1 and "ObjectNotFound" in warnings[0]
+
+
+def test_a_progress_artifact_the_api_refuses_to_create_does_not_fail_the_run(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    import prefect.artifacts
+
+    from reporting.artifacts import ProgressReporter
+    from reporting.summary import ImageSummary
+
+    monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", _not_found)
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
+                        lambda *a, **k: pytest.fail("updated an artifact that was never created"))
+    with caplog.at_level("WARNING"):
+        reporter = ProgressReporter("daily", 1)
+        image = ImageSummary("abc", "0600-food#0", "t", "automatic1111", False, 0.01, 1.0, "done", "k.png", None)
+        assert reporter.image_finished(image) == 100.0
+    assert reporter.artifact_id is None
+    assert sum("progress artifact left out" in r.getMessage() for r in caplog.records) == 1

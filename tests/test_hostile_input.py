@@ -187,9 +187,9 @@ def test_a_dotenv_file_that_is_not_utf8_or_holds_a_bad_value_is_one_line(tmp_pat
 
 
 def test_a_good_chain_from_the_environment_with_commas(tmp_path: Path) -> None:
-    os.environ["CONTENT_PIPELINE_CHAIN"] = "placeholder, automatic1111"
+    os.environ["CONTENT_PIPELINE_CHAIN"] = "automatic1111, placeholder"
     try:
-        assert load_settings(None).chain == ["placeholder", "automatic1111"]
+        assert load_settings(None).chain == ["automatic1111", "placeholder"]
     finally:
         del os.environ["CONTENT_PIPELINE_CHAIN"]
 
@@ -297,3 +297,49 @@ def test_oversize_provenance_never_breaks_an_encoding(tmp_path: Path) -> None:
     row = SimpleNamespace(idempotency_key="k", generated_at=None, num_inference_steps=30, guidance_scale=7.5,
                           width=64, height=64, tags=[], quality_score=None, quality_metrics=None, phash=None)
     assert prompt in sidecar(provenance, row=row, files=[]).decode()
+
+
+def _special(kind: str, path: Path, tmp_path: Path) -> None:
+    """Make ``path`` a FIFO, a directory, a device (a symlink to /dev/zero) or a symlink to a file outside."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        outside = tmp_path / "elsewhere.yaml"
+        outside.write_text('name: elsewhere\ncategory: food\nprompt: "a plate"\n')
+        path.symlink_to(outside)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_special_file_as_the_config_is_one_line_not_a_hang(tmp_path: Path, kind: str) -> None:
+    config = tmp_path / "content-pipeline.yaml"
+    _special(kind, config, tmp_path)
+    result = cli("templates", "validate", env={"CONTENT_PIPELINE_CONFIG": str(config)})  # timeout: a safety net
+    assert result.returncode == 2
+    line = one_line_error(result)
+    assert line.startswith("error: ") and "not a regular file" in line, line  # the device: named as /dev/zero
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device", "symlink"])
+def test_a_special_template_file_is_one_line_not_a_hang(tmp_path: Path, library: Path, kind: str) -> None:
+    target = library / "food" / "special.yaml"
+    _special(kind, target, tmp_path)
+    config = tmp_path / "content-pipeline.yaml"
+    config.write_text(yaml.safe_dump({"templates_dir": str(library), "output_dir": "out"}))
+    result = cli("templates", "validate", env={"CONTENT_PIPELINE_CONFIG": str(config)})
+    assert result.returncode == 2
+    line = one_line_error(result)
+    expected = "outside the templates folder" if kind in ("symlink", "device") else "not a regular file"
+    assert str(target) in line and expected in line, line
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_special_file_to_verify_is_one_line_not_a_hang(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "image.png"
+    _special(kind, target, tmp_path)
+    result = cli("verify", str(target), cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line_error(result).startswith(f"error: {target}: is a ")

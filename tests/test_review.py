@@ -152,6 +152,21 @@ def test_the_run_end_counts_review_decisions_and_waiting_but_not_an_unpublished_
     assert mixed.verdict() == "2 of 3 images not done as real content: 1 failed, 1 placeholder"
 
 
+def test_the_verdict_says_held_by_another_run_only_for_a_live_lease() -> None:
+    """A non-terminal image is ``held by another run`` only while a lease holds it; one whose
+    upload failed waits to upload; any other a later run resumes."""
+    from reporting.summary import ImageSummary, RunSummary
+
+    def image(n: int, status: str, *, error: str | None = None, held: bool = False) -> ImageSummary:
+        return ImageSummary(f"img{n}", f"s#{n}", "t", "p", False, 0.0, 0.0, status, None, error, held=held)
+
+    summary = RunSummary("daily", [image(1, "processed", error="store is read-only"), image(2, "generating", held=True),
+                                   image(3, "planned")], "output", "sqlite://", [])
+    assert summary.verdict() == ("3 of 3 images not done as real content: 1 held by another run, "
+                                 "1 unfinished (a later run resumes it), "
+                                 "1 waiting to upload (the store failed; see the errors)")
+
+
 def test_a_late_upload_goes_through_review_like_any_image(
         make_config: Any, a1111: A1111Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store (S3 on moto's server) is down during the first run: the images wait

@@ -215,3 +215,19 @@ def test_a_bad_secret_shaped_value_is_masked_in_the_error(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "CONTENT_PIPELINE_CONCURRENCY" in result.stdout + result.stderr
     assert "Zq8Rv3Lm9Tx" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("mysql://editor:hunter2@localhost/content", "the driver of 'mysql' is not installed (no module 'MySQLdb'"),
+    ("garbage", "not a database URL"),
+    ("foo://x", "unknown database kind 'foo'"),
+])
+def test_an_unusable_database_url_is_one_line_naming_key_and_file(make_config, tmp_path: Path, url: str,
+                                                                  message: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_config(database_url=url)
+    result = _cli(["history"], tmp_path, CONTENT_PIPELINE_CONFIG=str(config))
+    line = _one_error_line(result)
+    assert result.returncode == 2
+    assert f"{config}:" in line and "field 'database_url'" in line and message in line, line
+    assert "hunter2" not in result.stderr + result.stdout
+

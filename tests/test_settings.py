@@ -50,6 +50,31 @@ def test_unknown_provider_in_chain(tmp_path: Path) -> None:
         load_settings(path)
 
 
+def test_placeholder_anywhere_but_last_in_the_chain_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "chain: [placeholder, automatic1111]\n")
+    with pytest.raises(ConfigError, match=r"content-pipeline.yaml:1: field 'chain' = .*placeholder must be the last") as info:
+        load_settings(path)
+    assert len(str(info.value).splitlines()) == 1
+    assert load_settings(write(tmp_path, "chain: [automatic1111, placeholder]\n")).chain == ["automatic1111", "placeholder"]
+
+
+def test_a_run_date_with_no_day_before_is_refused_in_one_line(tmp_path: Path) -> None:
+    """0001-01-01 (a deployment parameter or --date): one line, not OverflowError in the rotation."""
+    from datetime import date
+
+    from domain.errors import TemplateError
+    from domain.templates import TemplateLibrary
+    from generation.plan import plan_adhoc, plan_daily, plan_weekly
+
+    library = TemplateLibrary.load(Path(__file__).resolve().parent.parent / "templates")
+    for plan in (plan_daily, plan_weekly):
+        with pytest.raises(TemplateError, match=r"^run_date 0001-01-01 is outside 1970-01-01\.\.9999-12-30"):
+            plan(library.schedules, date(1, 1, 1))
+    with pytest.raises(TemplateError, match="run_date 9999-12-31"):
+        plan_adhoc("t", "food", 1, date.max, "b")
+    assert plan_daily(library.schedules, date(1970, 1, 1))
+
+
 def test_invalid_yaml_names_line(tmp_path: Path) -> None:
     path = write(tmp_path, "concurrency: 2\nbudget: [unclosed\n")
     with pytest.raises(ConfigError, match=rf"{path}:\d+: invalid YAML"):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import shutil
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -186,3 +188,33 @@ def test_the_adhoc_run_form_offers_reference_mask_and_strength() -> None:
     bounds = [s for s in strength.get("anyOf", [strength]) if s.get("type") == "number"][0]
     assert bounds["minimum"] == 0.0 and bounds["maximum"] == 1.0
     assert "templates folder" in " ".join(properties["reference_image"].get("description", "").split())
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG's signature, IHDR (RFC 2083 section 4.1.1) for a ``width`` x ``height`` RGB picture
+    and an empty IDAT: the header of a picture whose pixels are never read."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda path: path.write_bytes(_png_header(8000, 8000)), "8000x8000 pixels is over the 40000000-pixel limit"),
+    (lambda path: path.write_bytes(_png_header(1, 200_000_000)), "pixel limit"),  # past Pillow's own bomb limit
+    (lambda path: (path.touch(), os.truncate(path, 21 * 1024 * 1024)), "bytes is over the 20971520-byte limit"),  # sparse
+])
+def test_an_oversized_reference_is_refused_at_validate_time(tmp_path: Path, write: Callable[[Path], object], message: str) -> None:
+    folder = library_with(tmp_path, **{"food/big.yaml": 'name: big\ncategory: food\nprompt: "a plate"\n'
+                                                         "reference_image: refs/big.png\n"})
+    (folder / "refs").mkdir()
+    write(folder / "refs" / "big.png")
+    _, problems = TemplateLibrary.validate(folder, providers=PROVIDERS)
+    assert len(problems) == 1 and "big.yaml" in problems[0] and "'reference_image'" in problems[0], problems
+    assert message in problems[0], problems
+    png_file(folder / "refs" / "big.png")  # 512x512: within the bounds
+    assert TemplateLibrary.validate(folder, providers=PROVIDERS)[1] == []

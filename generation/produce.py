@@ -18,7 +18,7 @@ provider chain call only: post-processing, upload and recording of one image ove
 the provider calls of the others. A heartbeat renews the leases of the slots this run
 works on every ``pipeline.lease_s / 3`` seconds.
 
-Nothing here imports Prefect: ``produce_all`` runs the same process in a thread pool
+Nothing here imports Prefect: ``generation.batching.produce_all`` runs the same process in a thread pool
 (tools, the crash tests), flows/run.py runs it as one Prefect task per image.
 """
 
@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,19 +244,3 @@ def _finish(worker: Worker, row: ImageRecord, stored: object, processed: Process
     get_logger().info("slot %s#%s image %s %s: %s via %s", done.slot, done.slot_index, done.image_id, done.status,
                       done.storage_key, done.provider)
     return done
-
-
-def produce_all(worker: Worker, pks: Sequence[int], *, threads: int = 16) -> list[ImageRecord]:
-    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect); the
-    variations of a template first go to a batch-capable provider as one batch
-    (generation/batching.py)."""
-    from generation.batching import generate_batches
-
-    worker.start()
-    try:
-        generate_batches(worker, pks)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(lambda pk: produce_image(worker, pk), pks))
-    finally:
-        worker.stop()
-

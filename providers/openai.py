@@ -28,7 +28,8 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import InvalidOutputError, ProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.httperrors import error_for_status, parse_retry_after
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, nearest_size
 
 SIZES: dict[str, tuple[tuple[int, int], ...]] = {

@@ -65,7 +65,8 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, json_object, poll_until, raise_for_status, result_from_bytes
+from providers.base import Provider, ProviderCheck, json_object, poll_until, result_from_bytes
+from providers.httperrors import raise_for_status
 from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 FILTER_MARKERS = ("E005", "flagged as sensitive", "NSFW")

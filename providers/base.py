@@ -328,19 +328,27 @@ def decode_output(data: bytes, *, provider: str, model: str | None,
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise bad(f"does not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    if min(width, height) < 64:
-        raise bad(f"{width}x{height} is too small")
-    if expected:  # the size asked for: providers round sides (to 16, 32, 64 px), none changes the shape
-        want = expected[0] / expected[1]
-        got = width / height
-        if abs(got - want) / want > ASPECT_TOLERANCE:
-            raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
+    _check_shape(width, height, expected, bad)
     if stat.stddev[0] < 2.0:
         if stat.mean[0] < 2.0:  # what safety checkers hand back instead of the image
             raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})",
                                        provider=provider, model=model)
         raise bad(f"blank image (mean {stat.mean[0]:.0f}, stddev {stat.stddev[0]:.2f})")
     return width, height, fmt, decoded
+
+
+def _check_shape(width: int, height: int, expected: tuple[int, int] | None,
+                 bad: Callable[[str], InvalidOutputError]) -> None:
+    """Refuse an output under 64 px a side, or one whose aspect ratio is more than
+    ``ASPECT_TOLERANCE`` from the ``expected`` size (providers round sides to 16, 32, 64 px,
+    none changes the shape)."""
+    if min(width, height) < 64:
+        raise bad(f"{width}x{height} is too small")
+    if expected:
+        want = expected[0] / expected[1]
+        got = width / height
+        if abs(got - want) / want > ASPECT_TOLERANCE:
+            raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
 
 
 def result_from_bytes(

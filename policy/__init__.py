@@ -398,6 +398,17 @@ def _first(pattern: re.Pattern[str], view: str) -> str | None:
     return match.group(0).strip() if match else None
 
 
+def _minor_phrases(view: str) -> list[tuple[int, str]]:
+    """(token index, words) of each age, minor phrase, "young"/"petit" form and school grade in ``view``."""
+    spaces = [i for i, ch in enumerate(view) if ch == " "]
+    found = []
+    for pattern in (_AGE, _MINOR_PHRASES, _YOUNG, _PETIT, _FR_GRADE, _ELEVE):
+        for match in pattern.finditer(view):
+            if pattern is not _AGE or _is_age(view, match):
+                found.append((bisect_left(spaces, match.start() + 1) - 1, match.group(0).strip()))
+    return found
+
+
 def _scan(view: str) -> tuple[str | None, str | None, str | None]:
     """The CSAM term, the first minor term and the first sexual term of one normalised reading."""
     tokens = view.split()
@@ -420,20 +431,21 @@ def _scan(view: str) -> tuple[str | None, str | None, str | None]:
     phrase = _first(_CSAM_PHRASES, view)
     if phrase:
         return phrase, None, None
-    spaces = [i for i, ch in enumerate(view) if ch == " "]
-    for pattern in (_AGE, _MINOR_PHRASES, _YOUNG, _PETIT, _FR_GRADE, _ELEVE):
-        for match in pattern.finditer(view):
-            if pattern is not _AGE or _is_age(view, match):
-                minor_at.append((bisect_left(spaces, match.start() + 1) - 1, match.group(0).strip()))
+    minor_at.extend(_minor_phrases(view))
     minor_at.sort()
     found = sexual[0] if sexual else _first(_SEXUAL_PHRASES, view) or _first(_SEXUAL_PATTERNS, view)
     if not found and minor_at:
-        minor_index = {index for index, _ in minor_at}
-        found = next((word for index, word in weak_at
-                      if any(abs(index - other) <= lx.WEAK_DISTANCE for other in minor_index)), None)
-        found = found or next((tokens[index] for index in hot_at if index + 1 in minor_index or (
-            index + 2 in minor_index and tokens[index + 1] in lx.HOT_FILLERS)), None)
+        found = _near_minor(tokens, {index for index, _ in minor_at}, weak_at, hot_at)
     return None, minor_at[0][1] if minor_at else None, found
+
+
+def _near_minor(tokens: list[str], minor_index: set[int], weak_at: list[tuple[int, str]], hot_at: list[int]) -> str | None:
+    """A weak sexual word within ``lx.WEAK_DISTANCE`` tokens of a minor term, or a hot word
+    right before one (a filler word between allowed); None when there is neither."""
+    found = next((word for index, word in weak_at
+                  if any(abs(index - other) <= lx.WEAK_DISTANCE for other in minor_index)), None)
+    return found or next((tokens[index] for index in hot_at if index + 1 in minor_index or (
+        index + 2 in minor_index and tokens[index + 1] in lx.HOT_FILLERS)), None)
 
 
 def evaluate(text: str, *, deny_terms: Iterable[str] = (), private_people: Iterable[str] = ()) -> Verdict:
@@ -461,15 +473,20 @@ def evaluate(text: str, *, deny_terms: Iterable[str] = (), private_people: Itera
     if private:
         return Verdict(False, RULE_PRIVATE, (private,))
     base = plain(folded)
-    for name in private_people:
-        wanted = plain(fold(name)).strip()
-        if wanted and f" {wanted} " in base:
-            return Verdict(False, RULE_PRIVATE, (name.strip(),))
-    for term in deny_terms:
-        wanted = plain(fold(term)).strip()
-        if wanted and f" {wanted} " in base:
-            return Verdict(False, RULE_DENIED, (term.strip(),))
+    for rule, words in ((RULE_PRIVATE, private_people), (RULE_DENIED, deny_terms)):
+        hit = _named_in(base, words)
+        if hit:
+            return Verdict(False, rule, (hit,))
     return Verdict(True)
+
+
+def _named_in(base: str, words: Iterable[str]) -> str | None:
+    """The first of ``words`` (stripped) that ``base`` (a plain reading) contains as whole words."""
+    for word in words:
+        wanted = plain(fold(word)).strip()
+        if wanted and f" {wanted} " in base:
+            return word.strip()
+    return None
 
 
 def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people: Iterable[str] = ()) -> None:

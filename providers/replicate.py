@@ -67,7 +67,7 @@ from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
 from providers.base import Provider, ProviderCheck, json_object, poll_until, result_from_bytes
 from providers.httperrors import raise_for_status
-from providers.spec import ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
+from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 FILTER_MARKERS = ("E005", "flagged as sensitive", "NSFW")
 #: A failed prediction whose error holds one of these may succeed if run again
@@ -110,6 +110,51 @@ class ReplicateConfig(ProviderConfig):
 #: Inputs of the well-known models, used until their OpenAPI schema has been read.
 _SD_SIDES = tuple(range(64, 1025, 64))
 _FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+
+
+def _size_and_steps(schema: InputSchema, mapped: Mapped, request: GenerationRequest) -> dict[str, Any]:
+    """The size, steps, guidance, output count and format inputs of a create call: the common
+    Cog inputs when the model publishes no schema, else the fields its OpenAPI schema names
+    (https://replicate.com/docs/reference/http#models.versions.get)."""
+    data: dict[str, Any] = {}
+    if not schema.properties:  # no schema published: send the common Cog inputs
+        data.update(width=mapped.width, height=mapped.height, num_outputs=1)
+        if mapped.num_inference_steps is not None:
+            data["num_inference_steps"] = mapped.num_inference_steps
+        if mapped.guidance_scale is not None:
+            data["guidance_scale"] = mapped.guidance_scale
+        return data
+    if mapped.aspect_ratio is not None:
+        data["aspect_ratio"] = mapped.aspect_ratio
+    elif schema.has("width") and schema.has("height"):
+        data["width"], data["height"] = mapped.width, mapped.height
+    for name, value in ((schema.steps_field(), mapped.num_inference_steps), (schema.guidance_field(), mapped.guidance_scale)):
+        if name and value is not None:
+            data[name] = value
+    if schema.has("num_outputs"):
+        data["num_outputs"] = 1
+    if schema.has("output_format"):
+        data["output_format"] = _output_format(schema, request.output_format)
+    return data
+
+
+def _output_format(schema: InputSchema, asked: str) -> str:
+    """The schema's ``output_format`` value for ``asked`` (jpeg is "jpg"); png, else its first, when not offered."""
+    allowed = [str(v) for v in schema.properties["output_format"].get("enum", [])]
+    wanted = {"jpeg": "jpg"}.get(asked, asked)
+    return wanted if wanted in allowed or not allowed else ("png" if "png" in allowed else allowed[0])
+
+
+def _image_inputs(schema: InputSchema, request: GenerationRequest) -> dict[str, Any]:
+    """img2img inputs as data URLs: the image (``image`` or ``init_image``), its strength, the mask."""
+    assert request.init_image is not None
+    data: dict[str, Any] = {}
+    data["image" if schema.has("image") or not schema.has("init_image") else "init_image"] = _data_url(request.init_image)
+    if request.strength is not None:
+        data["prompt_strength"] = request.strength
+    if request.mask_image is not None:
+        data["mask"] = _data_url(request.mask_image)
+    return data
 
 
 def _data_url(image: bytes) -> str:
@@ -420,39 +465,13 @@ class ReplicateProvider(Provider):
         version, schema = self.schema(model)
         mapped = map_request(schema.spec() if schema.properties else self.model_spec(model), request)
         data: dict[str, Any] = {"prompt": request.prompt}
-        if not schema.properties:  # no schema published: send the common Cog inputs
-            data.update(width=mapped.width, height=mapped.height, num_outputs=1)
-            if mapped.num_inference_steps is not None:
-                data["num_inference_steps"] = mapped.num_inference_steps
-            if mapped.guidance_scale is not None:
-                data["guidance_scale"] = mapped.guidance_scale
-        else:
-            if mapped.aspect_ratio is not None:
-                data["aspect_ratio"] = mapped.aspect_ratio
-            elif schema.has("width") and schema.has("height"):
-                data["width"], data["height"] = mapped.width, mapped.height
-            steps_name = schema.steps_field()
-            if steps_name and mapped.num_inference_steps is not None:
-                data[steps_name] = mapped.num_inference_steps
-            guidance_name = schema.guidance_field()
-            if guidance_name and mapped.guidance_scale is not None:
-                data[guidance_name] = mapped.guidance_scale
-            if schema.has("num_outputs"):
-                data["num_outputs"] = 1
-            if schema.has("output_format"):
-                allowed = [str(v) for v in schema.properties["output_format"].get("enum", [])]
-                wanted = {"jpeg": "jpg"}.get(request.output_format, request.output_format)
-                data["output_format"] = wanted if wanted in allowed or not allowed else ("png" if "png" in allowed else allowed[0])
+        data.update(_size_and_steps(schema, mapped, request))
         if mapped.negative_prompt and (schema.has("negative_prompt") or not schema.properties):
             data["negative_prompt"] = mapped.negative_prompt
         if request.seed is not None:
             data["seed"] = request.seed
         if request.init_image is not None:
-            data["image" if schema.has("image") or not schema.has("init_image") else "init_image"] = _data_url(request.init_image)
-            if request.strength is not None:
-                data["prompt_strength"] = request.strength
-            if request.mask_image is not None:
-                data["mask"] = _data_url(request.mask_image)
+            data.update(_image_inputs(schema, request))
         if self.is_official(name) and not self.pinned_version(model):
             return f"/v1/models/{name}/predictions", {"input": data}, mapped
         return "/v1/predictions", {"version": version, "input": data}, mapped

@@ -57,6 +57,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/python .ci/check_cycles.py
 
 serve: $(STAMP)
 	$(VENV)/bin/content-pipeline serve

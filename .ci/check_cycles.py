@@ -11,57 +11,66 @@ from __future__ import annotations
 import ast
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import grimp
 
 
-def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's algorithm: the components of two or more modules (each one a cycle)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    counter = [0]
+class _Tarjan:
+    """Tarjan's strongly connected components, iterative (no recursion limit on deep graphs)."""
 
-    def visit(node: str) -> None:
-        work = [(node, iter(sorted(graph[node])))]
-        index[node] = low[node] = counter[0]
-        counter[0] += 1
-        stack.append(node)
-        on_stack.add(node)
+    def __init__(self, graph: dict[str, set[str]]) -> None:
+        self.graph = graph
+        self.index: dict[str, int] = {}
+        self.low: dict[str, int] = {}
+        self.stack: list[str] = []
+        self.on_stack: set[str] = set()
+        self.found: list[list[str]] = []
+
+    def enter(self, node: str, work: list[tuple[str, Iterator[str]]]) -> None:
+        self.index[node] = self.low[node] = len(self.index)
+        self.stack.append(node)
+        self.on_stack.add(node)
+        work.append((node, iter(sorted(self.graph[node]))))
+
+    def visit(self, node: str) -> None:
+        work: list[tuple[str, Iterator[str]]] = []
+        self.enter(node, work)
         while work:
             current, children = work[-1]
             child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter[0]
-                    counter[0] += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[current] = min(low[current], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[current])
-            if low[current] == index[current]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == current:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
+            if child is None:
+                work.pop()
+                self.leave(current, work[-1][0] if work else None)
+            elif child not in self.index:
+                self.enter(child, work)
+            elif child in self.on_stack:
+                self.low[current] = min(self.low[current], self.index[child])
 
+    def leave(self, current: str, parent: str | None) -> None:
+        if parent is not None:
+            self.low[parent] = min(self.low[parent], self.low[current])
+        if self.low[current] != self.index[current]:
+            return
+        component = []
+        while True:
+            member = self.stack.pop()
+            self.on_stack.discard(member)
+            component.append(member)
+            if member == current:
+                break
+        if len(component) > 1:
+            self.found.append(sorted(component))
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the components of two or more modules (each one a cycle)."""
+    tarjan = _Tarjan(graph)
     for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
+        if node not in tarjan.index:
+            tarjan.visit(node)
+    return tarjan.found
 
 
 def private_imports(packages: list[str]) -> list[str]:

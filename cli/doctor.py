@@ -250,7 +250,7 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
                 continue
         detail = (f"{base_url} reachable" if base_url else "ready") + (", placeholder images only" if cls.is_placeholder else "")
         checks.append(Check(label, OK, detail + (f" (optional {', '.join(optional)} not set)" if optional else "")))
-        from providers.lifecycle import model_findings  # the model's lifecycle, asked from the provider
+        from providers.registry import model_findings  # the model's lifecycle, asked from the provider
 
         checks.extend(Check(f"{label} model", WARN if level == "warn" else OK, line,
                             f"set providers.{name}.model to a current model" if level == "warn" else "")

@@ -38,13 +38,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from domain.model import ImageFormat, Quality
 from domain.errors import ConfigError, ContentPipelineError, TemplateError
 from providers.registry import PROVIDERS
+from cli.common import console, err, error_line, fail, load_settings, one_line, prefect_defaults, warning_line
+
 
 class _App(typer.Typer):
     """The Typer app, answering a problem the user can cause (configuration, templates,
@@ -63,25 +64,19 @@ class _App(typer.Typer):
             dotenv_values()  # a .env that is not UTF-8 text: one line here, not a traceback from Prefect's settings
             return super().__call__(*args, **kwargs)
         except (ConfigError, TemplateError) as exc:
-            _fail(exc)
+            fail(exc)
             sys.exit(2)
         except SQLAlchemyError as exc:
-            _fail(ValueError(f"database: {_one_line(getattr(exc, 'orig', None) or exc)}"))
+            fail(ValueError(f"database: {one_line(getattr(exc, 'orig', None) or exc)}"))
             sys.exit(1)
         except (ContentPipelineError, OSError) as exc:
-            _fail(exc)
+            fail(exc)
             sys.exit(1)
 
 
 #: How long (seconds) the command line waits for a database another program holds
 #: (SQLite's write lock, a server's connect) before saying so; flows keep SQLite's 30 s.
 FAIL_FAST_S = 2.0
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message, at most ``limit`` characters."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 app = _App(help="A scheduled, unattended AI image-content pipeline on Prefect.", no_args_is_help=True)
@@ -105,72 +100,6 @@ app.command("verify")(verify_cmd)
 from cli.publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
 
 _register_publishing(app)
-
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-#: Prefect's setting that bounds the wait for its temporary server (seconds).
-EPHEMERAL_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-
-
-def _prefect_defaults(*, quiet_console: bool = True) -> None:
-    """Offline-friendly Prefect settings unless the user set them.
-
-    Flow and task runs log at INFO (what the run's Logs tab in the Prefect UI shows);
-    ``quiet_console`` only raises the level of this process's console handler to
-    WARNING (a progress bar and a table say the rest), through Prefect's logging-config
-    override ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL``
-    (https://docs.prefect.io/v3/develop/logging#logging-configuration). ``serve`` keeps
-    its console at INFO: it is the process whose logs scheduled runs send.
-    """
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY"):
-        if name in os.environ and not os.environ[name].strip():
-            del os.environ[name]  # an empty variable is not a setting: as if unset (a temporary server)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault(EPHEMERAL_TIMEOUT, "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    if quiet_console:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    # the temporary server may log cancelled writes while it shuts down: not ours to show
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-
-
-def _explain(exc: BaseException) -> str:
-    """One line for ``exc`` with what to do, for the errors a person meets first."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "ephemeral Prefect API server" in str(exc) or "Unable to find an available port" in str(exc):
-        return (f"Prefect's temporary server did not start within {os.environ.get(EPHEMERAL_TIMEOUT, '20')} s: "
-                f"raise {EPHEMERAL_TIMEOUT} (e.g. 600) on a loaded machine, or start a server once "
-                "(prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
-    import httpx
-
-    if isinstance(exc, httpx.TransportError) or "All connection attempts failed" in text:
-        api = os.environ.get("PREFECT_API_URL") or "the Prefect API"
-        return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it (prefect server start) "
-                "or unset PREFECT_API_URL to run on a temporary server")
-    # our own messages (ContentPipelineError, the ValueErrors this CLI words) read as they are
-    return text if isinstance(exc, (ContentPipelineError, ValueError)) else f"{type(exc).__name__}: {text}"
-
-
-def _warning_line(message: str) -> None:
-    """``warning: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
-    from rich.text import Text
-
-    err.print(Text(f"warning: {message}", style="yellow"), highlight=False, soft_wrap=True)
-
-
-def _error_line(message: str) -> None:
-    """``error: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
-    from rich.text import Text
-
-    err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
-
-
-def _fail(exc: BaseException, code: int = 2) -> typer.Exit:
-    _error_line(_explain(exc))
-    return typer.Exit(code)
-
 
 def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     """None when flows can reach a Prefect API, else one line saying what to do.
@@ -201,25 +130,12 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     return auth_problem(api, timeout_s)
 
 
-def _settings() -> Any:
-    from config.settings import get_settings
-
-    from storage.crypto import cipher
-
-    try:
-        settings = get_settings()
-        cipher()  # a PROMPT_ENCRYPTION_KEY that is not a Fernet key: said now, not at the first prompt
-        return settings
-    except ConfigError as exc:
-        raise _fail(exc) from None
-
-
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective configuration (file + environment), secrets masked."""
     from config.settings import config_path, get_secrets
 
-    settings = _settings()
+    settings = load_settings()
     data = settings.model_dump(mode="json")
     secrets = get_secrets().masked()
     console.print(f"# configuration file: {config_path() or '(none: defaults)'}")
@@ -245,7 +161,7 @@ def templates_validate() -> None:
     expansion against the content policy; list each problem with file, line and field."""
     from domain.templates import TemplateLibrary
 
-    settings = _settings()
+    settings = load_settings()
     library, problems = TemplateLibrary.validate(settings.templates_dir, providers=PROVIDERS)
     from rich.markup import escape
 
@@ -284,7 +200,7 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
         try:
             _early_server.wait()
         except Exception as exc:  # the temporary server did not start: one line, what to do
-            raise _fail(exc, 1) from None
+            raise fail(exc, 1) from None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
@@ -295,7 +211,7 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
             thread.join(0.5)
         progress.update(bar, completed=ledger.finished_count(key_prefix), description=label)
     if "error" in outcome:
-        raise _fail(outcome["error"], 1)
+        raise fail(outcome["error"], 1)
     state = outcome["state"]
     if state.is_completed():
         summary = state.result()
@@ -306,7 +222,7 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
         _print_summary(data.summary)
         err.print(f"[bold red]not complete:[/] {data}; {_incomplete_advice(data.summary)}", markup=True, highlight=False)
         raise typer.Exit(1)
-    raise _fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
+    raise fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
 
 
 def _incomplete_advice(summary: Any) -> str:
@@ -380,7 +296,7 @@ class _EarlyServer:
 
     It is Prefect's own ``SubprocessASGIServer`` (one instance per process): when the flow
     run asks for a client, Prefect finds it running and uses it. ``wait()`` re-raises a
-    start failure (explained by ``_explain``).
+    start failure (explained by ``cli.common.explain``).
     """
 
     def __init__(self) -> None:
@@ -419,7 +335,7 @@ def _start_temporary_server_early() -> None:
 def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     """Prefect defaults, the API check (or a running server to reuse), the settings and the
     templates; ``start_server`` starts the temporary server early when a run needs one."""
-    _prefect_defaults(quiet_console=quiet_console)
+    prefect_defaults(quiet_console=quiet_console)
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
     if quiet_console:  # a run: a server already running beats a temporary one
         reused = _reuse_local_server()
@@ -429,15 +345,15 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
         else:
             problem = _prefect_api_problem(required=False)
             if problem:
-                _error_line(problem)
+                error_line(problem)
                 raise typer.Exit(1)
-    settings = _settings()
+    settings = load_settings()
     from domain.templates import TemplateLibrary
 
     try:
         library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     except TemplateError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if quiet_console:  # a run: a locked or unreachable database is said now, before any server starts
         from storage.db import get_database
 
@@ -498,7 +414,7 @@ def run_adhoc(
     try:
         library.get(template)
     except TemplateError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not os.environ.get("PREFECT_API_URL"):
         _start_temporary_server_early()
     from flows.adhoc import generate
@@ -520,10 +436,10 @@ def serve_cmd() -> None:
 
     warning = auth_warning(prefect_api_url() or "")
     if warning:
-        _warning_line(warning)
+        warning_line(warning)
     problem = _prefect_api_problem(required=True)
     if problem:
-        _error_line(problem)
+        error_line(problem)
         raise typer.Exit(1)
     from deployments.serve import main
 
@@ -535,7 +451,7 @@ def doctor_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each network probe.")] = 3.0,
 ) -> None:
     """Check Python, configuration, templates, Prefect API, database, storage, providers and Apprise URLs."""
-    _prefect_defaults()
+    prefect_defaults()
     from cli.doctor import FAIL, OK, WARN, run_checks
 
     checks = run_checks(timeout_s=timeout)
@@ -558,7 +474,7 @@ app.add_typer(db_app, name="db")
 def _database_url() -> str:
     from reporting.summary import safe_db_url
 
-    url = _settings().database_url
+    url = load_settings().database_url
     console.print(f"database: {safe_db_url(url)}", highlight=False)
     return url
 
@@ -572,12 +488,12 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     try:
         db = Database(_database_url(), migrate=False, fail_fast_s=FAIL_FAST_S)
     except Exception as exc:  # locked or unreachable
-        raise _fail(exc, 1) from None
+        raise fail(exc, 1) from None
     try:
         upgrade(db, revision)
         console.print(f"[green]✓[/] at revision {', '.join(sorted(current_revisions(db))) or '(none)'}")
     except Exception as exc:  # a database that cannot be reached or migrated
-        raise _fail(exc, 1) from None
+        raise fail(exc, 1) from None
     finally:
         db.dispose()
 
@@ -618,12 +534,12 @@ def report_cmd(
     from reporting.report import period, write_report
     from wiring.runtime import get_runtime
 
-    settings = _settings()
+    settings = load_settings()
     try:
         start, end = period(_as_date(since),
                             _as_date(until))
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     last_day = (end - timedelta(days=1)).date()
     folder = Path(out) if out else settings.output_dir / "reports" / f"{start:%Y-%m-%d}_{last_day}"
     rt = get_runtime()
@@ -657,15 +573,15 @@ def share_cmd(
     from storage.db import ImageRecord
     from wiring.runtime import get_runtime
 
-    _settings()
+    load_settings()
     rt = get_runtime()
     with rt.db.session() as session:
         row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
     if row is None or row.id is None:
-        raise _fail(ValueError(f"no image with id {image_id!r}"), 1)
+        raise fail(ValueError(f"no image with id {image_id!r}"), 1)
     renditions = rt.db.renditions(row.id)
     if not renditions:
-        raise _fail(ValueError(f"image {image_id} is {row.status} and has no stored file yet"), 1)
+        raise fail(ValueError(f"image {image_id} is {row.status} and has no stored file yet"), 1)
     from storage.objects import LocalStore
 
     if isinstance(rt.store, LocalStore):  # file:// paths: nothing to sign, nothing expires
@@ -703,7 +619,7 @@ def history_cmd(
     from reporting.report import period
     from wiring.runtime import get_runtime
 
-    _settings()
+    load_settings()
     if image_id:
         from cli.publish import versions_cmd
 
@@ -713,7 +629,7 @@ def history_cmd(
         start, end = period(_as_date(since),
                             _as_date(until))
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     db = get_runtime().db
     with db.session() as session:
         images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= start, ImageRecord.created_at < end)
@@ -756,15 +672,15 @@ def ab_report(
     from storage.db import get_database
     from generation.ab import report
 
-    settings = _settings()
+    settings = load_settings()
     try:
         library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     except TemplateError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     variants = {t.name: ["base", *sorted(t.variants)] for ts in library.templates.values() for t in ts if t.variants}
     if template:
         if template not in variants:
-            raise _fail(ValueError(f"--template {template!r}: no template with A/B variants by that name "
+            raise fail(ValueError(f"--template {template!r}: no template with A/B variants by that name "
                                    f"(known: {', '.join(sorted(variants)) or 'none'})"))
         variants = {template: variants[template]}
     rows = report(get_database(settings.database_url), template=template, config=settings.ab, variants=variants)

@@ -28,7 +28,7 @@ backup_app = typer.Typer(help="The backup store (publishing.backup_url).", no_ar
 
 
 def _console() -> tuple[Console, Console]:
-    from cli.main import console, err
+    from cli.common import console, err
 
     return console, err
 
@@ -39,10 +39,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _runtime() -> Any:
-    from cli.main import _settings
+    from cli.common import load_settings
     from wiring.runtime import get_runtime
 
-    _settings()  # a bad configuration: one clear line, exit 2
+    load_settings()  # a bad configuration: one clear line, exit 2
     return get_runtime()
 
 
@@ -173,12 +173,12 @@ def regenerate_cmd(
     provider: Annotated[str | None, typer.Option(help="Only this provider (default: the chain).")] = None,
 ) -> None:
     """Make version n+1 of an image's slot; it is published or waits in review like any new image."""
-    from cli.main import _prefect_defaults
+    from cli.common import prefect_defaults
     from flows.review import regenerate_image
 
     console, _ = _console()
     [row] = _rows([image])
-    _prefect_defaults()
+    prefect_defaults()
     try:
         result = regenerate_image(image_id=row.image_id, seed=seed, provider=provider)
     except ValueError as exc:

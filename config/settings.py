@@ -604,6 +604,16 @@ class Settings(BaseSettings):
             raise ValueError("placeholder must be the last provider of the chain (the providers after it are never tried)")
         return value
 
+    def _resolve_c2pa_files(self, base: Path) -> None:
+        """The C2PA certificate, key and trust anchors relative to ``base``; with signing on, each must exist."""
+        for attr in ("certificate", "private_key", "trust_anchors"):
+            value = getattr(self.c2pa, attr)
+            if value is not None:
+                value = (base / value).resolve()
+                setattr(self.c2pa, attr, value)
+                if self.c2pa.enabled and not value.is_file():
+                    raise ValueError(f"c2pa.{attr}: file {str(value)!r} not found")
+
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
         base = self.config_file.parent if self.config_file else Path.cwd()
@@ -617,13 +627,7 @@ class Settings(BaseSettings):
             self.upscale.weights = (base / self.upscale.weights).resolve()
         if self.tagging.clip_weights is not None:
             self.tagging.clip_weights = (base / self.tagging.clip_weights).resolve()
-        for attr in ("certificate", "private_key", "trust_anchors"):
-            value = getattr(self.c2pa, attr)
-            if value is not None:
-                value = (base / value).resolve()
-                setattr(self.c2pa, attr, value)
-                if self.c2pa.enabled and not value.is_file():
-                    raise ValueError(f"c2pa.{attr}: file {str(value)!r} not found")
+        self._resolve_c2pa_files(base)
         for r in self.renditions:
             if r.upscaler == "model" and self.upscale.weights is None:
                 raise ValueError(f"rendition {r.name!r} uses upscaler 'model' but upscale.weights is not set")
@@ -783,6 +787,24 @@ def _find_secrets(data: Any, path: tuple[str, ...] = (), fields: set[str] | None
     return found
 
 
+def _load_file(path: Path) -> tuple[dict[str, Any], Locator]:
+    """The mapping in the YAML file ``path`` and its line locator; ConfigError when the file is
+    missing, is not a mapping or holds a secret."""
+    if not path.exists():
+        raise ConfigError(f"{path}: configuration file not found (set by {CONFIG_ENV})")
+    loaded, locate = load_yaml(path, error=ConfigError)
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}:1: the configuration must be a mapping of keys, not {type(loaded).__name__}")
+    for secret_path in _find_secrets(loaded):
+        line = locate(secret_path)
+        raise ConfigError(
+            f"{path}:{line}: key {'.'.join(secret_path)!r} is a secret: set it in the environment or .env, never in the file"
+        )
+    return loaded, locate
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Build the settings from ``path`` (or ``config_path()``) and the environment.
 
@@ -793,19 +815,7 @@ def load_settings(path: Path | None = None) -> Settings:
     data: dict[str, Any] = {}
     locate: Locator | None = None
     if path is not None:
-        if not path.exists():
-            raise ConfigError(f"{path}: configuration file not found (set by {CONFIG_ENV})")
-        loaded, locate = load_yaml(path, error=ConfigError)
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}:1: the configuration must be a mapping of keys, not {type(loaded).__name__}")
-        for secret_path in _find_secrets(loaded):
-            line = locate(secret_path)
-            raise ConfigError(
-                f"{path}:{line}: key {'.'.join(secret_path)!r} is a secret: set it in the environment or .env, never in the file"
-            )
-        data = loaded
+        data, locate = _load_file(path)
     token = _yaml_data.set(data)
     try:
         return Settings(config_file=path)

@@ -27,6 +27,7 @@ The provider decides how many images go into one pipeline call (its ``batch_limi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from providers.chain import BudgetGuard, ProviderChain
 from storage.db import ImageRecord
 from storage.ledger import ClaimState, LeaseLostError
 from generation.generate import ChainOutcome, ClaimBudget, prepare_step, record_outcome
-from generation.produce import Worker, needs_provider
+from generation.produce import Worker, needs_provider, produce_image
 
 
 def batch_key(row: ImageRecord) -> tuple[Any, ...]:
@@ -172,3 +173,16 @@ def generate_batches(worker: Worker, pks: Sequence[int]) -> list[int]:
             continue
         handled.extend(ids)
     return handled
+
+
+def produce_all(worker: Worker, pks: Sequence[int], *, threads: int = 16) -> list[ImageRecord]:
+    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect); the
+    variations of a template first go to a batch-capable provider as one batch
+    (generation/batching.py)."""
+    worker.start()
+    try:
+        generate_batches(worker, pks)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(lambda pk: produce_image(worker, pk), pks))
+    finally:
+        worker.stop()

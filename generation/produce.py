@@ -18,7 +18,7 @@ provider chain call only: post-processing, upload and recording of one image ove
 the provider calls of the others. A heartbeat renews the leases of the slots this run
 works on every ``pipeline.lease_s / 3`` seconds.
 
-Nothing here imports Prefect: ``produce_all`` runs the same process in a thread pool
+Nothing here imports Prefect: ``generation.batching.produce_all`` runs the same process in a thread pool
 (tools, the crash tests), flows/run.py runs it as one Prefect task per image.
 """
 
@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +44,9 @@ from providers.chain import ProviderChain
 from storage.db import ImageRecord
 from storage.ledger import ClaimState, ImageLedger, LeaseLostError, ProcessedImage, apply_processed
 from storage.objects import ObjectStore
-from imaging.categorize import categorize_row
+from imaging.categorize import Categorized, categorize_row
 from generation.generate import generate_step, spool_intact
-from imaging.postprocess import postprocess_row
+from imaging.postprocess import RenditionFile, postprocess_row
 from generation.record import free_spool
 from generation.upload import store_files
 
@@ -204,12 +203,7 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
         decoded.clear()
         if made.blocked:
             return ledger.mark_blocked(pk, run_key, made.blocked, safety=made.safety)
-        with worker.dedup_lock:  # checked and claimed at once: two images of this run cannot both pass
-            found = categorize_row(row, made.phash, worker.settings,
-                                   lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
-                                                     *worker.publishing_hashes(category, exclude_pk=pk)])
-            if not found.skip_reason and made.phash and not row.is_placeholder:
-                worker.publishing[pk] = (row.image_id, made.phash, row.category)
+        found = _categorize(worker, row, made.phash)
         processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of,
                                    safety=made.safety)
         if found.skip_reason:
@@ -217,20 +211,41 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
             return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason,
                                        duplicate_of=found.duplicate_of, processed=processed)
         apply_processed(row, processed)  # in memory only: the sidecar tells quality, pHash and tags
-        try:
-            stored = store_files(worker.store, row, made.files, worker.settings.publishing)
-        except ObjectExistsError:
-            raise
-        except StorageError as exc:  # the store is unreachable: the files wait in the spool for the next run
-            log.warning("%s: upload pending: %s", image_line(row, "upload"), exc)
-            return ledger.mark_upload_pending(pk, run_key, f"upload pending: {exc}", processed)
-        return _finish(worker, row, stored, processed)
+        return _upload(worker, row, made.files, processed)
     except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours
         log.error("%s: %s", image_line(row, "decode"), exc)
         return ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))
     except (ContentPipelineError, OSError) as exc:
         log.error("%s: stopped at %s: %s", image_line(row, "post-process"), row.status, exc)
         return ledger.mark_failed(pk, run_key, FailureKind.error, f"{type(exc).__name__}: {exc}")
+
+
+def _categorize(worker: Worker, row: ImageRecord, phash: str | None) -> Categorized:
+    """Tags and the near-duplicate check of ``row``, checked and claimed at once under the
+    worker's dedup lock (two images of this run cannot both pass)."""
+    assert row.id is not None
+    ledger, pk = worker.ledger, row.id
+    with worker.dedup_lock:
+        found = categorize_row(row, phash, worker.settings,
+                               lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
+                                                 *worker.publishing_hashes(category, exclude_pk=pk)])
+        if not found.skip_reason and phash and not row.is_placeholder:
+            worker.publishing[pk] = (row.image_id, phash, row.category)
+    return found
+
+
+def _upload(worker: Worker, row: ImageRecord, files: list[RenditionFile], processed: ProcessedImage) -> ImageRecord:
+    """Store ``files`` and finish the slot; an unreachable store leaves them in the spool
+    (upload pending) for the next run."""
+    assert row.id is not None
+    try:
+        stored = store_files(worker.store, row, files, worker.settings.publishing)
+    except ObjectExistsError:
+        raise
+    except StorageError as exc:
+        get_logger().warning("%s: upload pending: %s", image_line(row, "upload"), exc)
+        return worker.ledger.mark_upload_pending(row.id, worker.run_key, f"upload pending: {exc}", processed)
+    return _finish(worker, row, stored, processed)
 
 
 def _finish(worker: Worker, row: ImageRecord, stored: object, processed: ProcessedImage | None) -> ImageRecord:
@@ -245,19 +260,3 @@ def _finish(worker: Worker, row: ImageRecord, stored: object, processed: Process
     get_logger().info("slot %s#%s image %s %s: %s via %s", done.slot, done.slot_index, done.image_id, done.status,
                       done.storage_key, done.provider)
     return done
-
-
-def produce_all(worker: Worker, pks: Sequence[int], *, threads: int = 16) -> list[ImageRecord]:
-    """``produce_image`` for every slot of ``pks`` in a thread pool (outside Prefect); the
-    variations of a template first go to a batch-capable provider as one batch
-    (generation/batching.py)."""
-    from generation.batching import generate_batches
-
-    worker.start()
-    try:
-        generate_batches(worker, pks)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(lambda pk: produce_image(worker, pk), pks))
-    finally:
-        worker.stop()
-

@@ -186,7 +186,7 @@ def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
     CredentialsError."""
     import hashlib
 
-    from imaging.postprocess import write_atomic
+    from imaging.files import write_atomic
 
     material = SignerMaterial.from_config(config, private_key_pem)
     original = next((f for f in files if f.name == "original"), None)

@@ -56,15 +56,8 @@ def _describe(data: bytes) -> str:
     return repr(head)
 
 
-def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, name: str | None = None) -> DecodedImage:
-    """Decode ``source`` (bytes or a file path) under the caps of ``config``.
-
-    ``name`` labels the input in error messages (defaults to the path or ``<bytes>``).
-    Raises EmptyImageError, ImageTooLargeError, UnsupportedImageError or
-    CorruptImageError (all InvalidImageError), naming the input and the offending value.
-    """
-    config = config or DecodeConfig()
-    label = name or (str(source) if isinstance(source, Path) else "<bytes>")
+def _read_capped(source: bytes | Path, config: DecodeConfig, label: str) -> bytes:
+    """The bytes of ``source``: a file over ``config.max_bytes`` is refused before it is read."""
     if isinstance(source, Path):
         try:
             size = source.stat().st_size
@@ -79,6 +72,19 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
         raise EmptyImageError(f"{label}: 0 bytes, not an image")
     if len(data) > config.max_bytes:
         raise ImageTooLargeError(f"{label}: {len(data)} bytes is over the cap of {config.max_bytes} bytes (decode.max_bytes)")
+    return data
+
+
+def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, name: str | None = None) -> DecodedImage:
+    """Decode ``source`` (bytes or a file path) under the caps of ``config``.
+
+    ``name`` labels the input in error messages (defaults to the path or ``<bytes>``).
+    Raises EmptyImageError, ImageTooLargeError, UnsupportedImageError or
+    CorruptImageError (all InvalidImageError), naming the input and the offending value.
+    """
+    config = config or DecodeConfig()
+    label = name or (str(source) if isinstance(source, Path) else "<bytes>")
+    data = _read_capped(source, config, label)
     formats = list(config.formats)
     try:
         with warnings.catch_warnings():

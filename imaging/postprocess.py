@@ -41,6 +41,7 @@ from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 from domain.errors import RenditionError
 from config.settings import DecodeConfig, RenditionConfig
 from imaging.decode import decode_image
+from imaging.files import write_atomic
 from imaging.provenance import PNG_XMP_KEY, Provenance
 
 if TYPE_CHECKING:
@@ -284,12 +285,6 @@ def encode_to_target(image: Image.Image, spec: RenditionConfig, *,
             else:
                 fhi = mid_q
     return best, best_q
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, provenance: Provenance | None = None,

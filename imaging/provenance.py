@@ -250,20 +250,9 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def restamp_png(data: bytes, provenance: Provenance | None, *, expected_size: tuple[int, int]) -> bytes | None:
-    """``data`` (a PNG) with every metadata chunk dropped (text, EXIF, ICC, time, gamma,
-    animation) and the provenance chunks (``iTXt`` XMP, one text chunk per field) put
-    right after ``IHDR``; the pixel data is copied as it is (PNG spec §5: chunk layout).
-
-    Returns None when the pixels would not be what ``imaging.decode`` made of them (an
-    ``eXIf`` chunk that may rotate, a non-sRGB ICC profile, another size): the caller
-    then re-encodes the decoded image instead.
-    """
-    import io
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The (type, data) chunks of the PNG ``data`` up to ``IEND``; None when one is cut short."""
     import struct
-    import zlib
-
-    from PIL import ImageCms
 
     chunks: list[tuple[bytes, bytes]] = []
     pos = 8
@@ -276,31 +265,59 @@ def restamp_png(data: bytes, provenance: Provenance | None, *, expected_size: tu
         pos += 12 + length
         if kind == b"IEND":
             break
+    return chunks
+
+
+def _keeps_pixels(kind: bytes, body: bytes) -> bool:
+    """False for a chunk that changes what the pixels mean: ``eXIf`` (may rotate), a non-sRGB ``iCCP``."""
+    import io
+    import zlib
+
+    from PIL import ImageCms
+
+    if kind == b"eXIf":
+        return False
+    if kind != b"iCCP":
+        return True
+    try:
+        _name, _, rest = body.partition(b"\0")
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(zlib.decompress(rest[1:])))
+        return "srgb" in (ImageCms.getProfileDescription(profile) or "").lower()
+    except (zlib.error, OSError, ImageCms.PyCMSError):
+        return False
+
+
+def _provenance_chunks(provenance: Provenance) -> bytes:
+    """The provenance as PNG chunks: the XMP packet (``iTXt``), then one text chunk per field."""
+    stamp = _png_chunk(b"iTXt", PNG_XMP_KEY.encode("latin-1") + b"\0\0\0\0\0" + provenance.xmp())
+    for key, value in provenance.text_fields().items():
+        if value.isascii():
+            stamp += _png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+        else:
+            stamp += _png_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+    return stamp
+
+
+def restamp_png(data: bytes, provenance: Provenance | None, *, expected_size: tuple[int, int]) -> bytes | None:
+    """``data`` (a PNG) with every metadata chunk dropped (text, EXIF, ICC, time, gamma,
+    animation) and the provenance chunks (``iTXt`` XMP, one text chunk per field) put
+    right after ``IHDR``; the pixel data is copied as it is (PNG spec §5: chunk layout).
+
+    Returns None when the pixels would not be what ``imaging.decode`` made of them (an
+    ``eXIf`` chunk that may rotate, a non-sRGB ICC profile, another size): the caller
+    then re-encodes the decoded image instead.
+    """
+    import struct
+
+    chunks = _png_chunks(data)
     if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
         return None
     width, height = struct.unpack(">II", chunks[0][1][:8])
     if (width, height) != tuple(expected_size):
         return None
-    for kind, body in chunks:
-        if kind == b"eXIf":
-            return None
-        if kind == b"iCCP":
-            try:
-                name, _, rest = body.partition(b"\0")
-                profile = ImageCms.ImageCmsProfile(io.BytesIO(zlib.decompress(rest[1:])))
-                if "srgb" not in (ImageCms.getProfileDescription(profile) or "").lower():
-                    return None
-            except (zlib.error, OSError, ImageCms.PyCMSError):
-                return None
-    stamp = b""
-    if provenance is not None:
-        xmp = provenance.xmp()
-        stamp += _png_chunk(b"iTXt", PNG_XMP_KEY.encode("latin-1") + b"\0\0\0\0\0" + xmp)
-        for key, value in provenance.text_fields().items():
-            if value.isascii():
-                stamp += _png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
-            else:
-                stamp += _png_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+    if not all(_keeps_pixels(kind, body) for kind, body in chunks):
+        return None
+    stamp = _provenance_chunks(provenance) if provenance is not None else b""
     out = [data[:8], _png_chunk(*chunks[0]), stamp]
     out += [_png_chunk(kind, body) for kind, body in chunks[1:] if kind in _KEEP_CHUNKS]
     return b"".join(out)

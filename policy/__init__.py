@@ -128,7 +128,6 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from domain.errors import ContentPolicyError
 from policy import categories as cat
@@ -762,16 +761,3 @@ def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people:
     verdict = evaluate(prompt, deny_terms=deny_terms, private_people=private_people, rules=rules)
     if not verdict.allowed:
         raise ContentPolicyError(verdict.reason, verdict.rule)
-
-if TYPE_CHECKING:
-    from policy.gate import Decision, RequestParts, judge
-
-
-def __getattr__(name: str) -> object:
-    """``judge``, ``Decision`` and ``RequestParts`` from policy.gate, imported on first use (the
-    configuration imports policy.config, and so this package, without needing HTTP)."""
-    if name in ("judge", "Decision", "RequestParts"):
-        import importlib
-
-        return getattr(importlib.import_module("policy.gate"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

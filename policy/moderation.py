@@ -14,7 +14,7 @@ Categories (https://platform.openai.com/docs/guides/moderation): ``harassment``,
 
 Any failure to get a well-formed answer (connection, timeout, a non-200 status, a body of
 another shape) raises ``ModerationUnavailable``, whose message never quotes the prompt;
-the caller (``policy.judge``) refuses or allows on it as configured.
+the caller (``policy.gate.judge``) refuses or allows on it as configured.
 """
 
 from __future__ import annotations

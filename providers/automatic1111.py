@@ -28,14 +28,8 @@ from domain.errors import InvalidOutputError, ProviderError
 from pydantic import Field
 
 from providers.spec import ModelSpec, ProviderConfig
-from providers.base import (
-    Provider,
-    ProviderCheck,
-    raise_for_status,
-    rate_limit_headers,
-    result_from_bytes,
-    translate_httpx,
-)
+from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.httperrors import raise_for_status, rate_limit_headers, translate_httpx
 from providers.netguard import guard_for, guarded_client
 
 

@@ -32,12 +32,10 @@ with ``Provider.call_json`` (a JSON object, or the classified error) and poll wi
 
 from __future__ import annotations
 
-import email.utils
 import io
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -45,14 +43,12 @@ from PIL import Image, ImageStat, UnidentifiedImageError
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import (
-    AuthBillingProviderError,
     ContentFilteredError,
     InvalidOutputError,
     ProviderError,
-    RejectedProviderError,
-    TransientProviderError,
 )
 from providers.lifecycle import ModelStatus
+from providers.httperrors import raise_for_status, translate_httpx
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
 
 #: Largest image a provider may hand us: 64 megapixels, 64 MiB of encoded bytes.
@@ -61,14 +57,6 @@ MAX_BYTES = 64 * 1024 * 1024
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 #: How far (relative) an output's aspect ratio may be from the size asked for: 10 %.
 ASPECT_TOLERANCE = 0.10
-
-#: Provider error codes that mean "no money / no access": the provider is disabled for the run.
-BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active",
-                           "payment_required", "insufficient_credit", "insufficient_credits"})
-#: Provider error codes that mean "the safety system refused this prompt or image".
-FILTER_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_moderation",
-                          "content_moderated", "request_moderated"})
-
 
 class SecretSource(Protocol):
     """Where providers read their secrets (config.settings.Secrets: environment and .env)."""
@@ -277,130 +265,6 @@ class ProviderCheck:
         return f"ProviderCheck(ok={self.ok}, detail={self.detail!r})"
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
-
-
-def _error_message(response: httpx.Response) -> str:
-    message = response.headers.get("x-error-message", "")
-    if not message:
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = response.text[:200]
-        if isinstance(body, dict):
-            error = body.get("error")
-            if isinstance(error, dict) and error.get("message"):  # OpenAI-style {"error": {"message", "code"}}
-                message = str(error["message"])
-            else:
-                for key in ("detail", "error", "message", "title", "errors"):
-                    if body.get(key):
-                        message = str(body[key])
-                        break
-                else:
-                    message = str(body)
-        else:
-            message = str(body)
-    return " ".join(message.split())[:300]
-
-
-def error_code_of(response: httpx.Response) -> str | None:
-    """The provider's own error code in a JSON error body: OpenAI's ``error.code`` /
-    ``error.type``, Stability's ``name``, a top-level ``code``; lower case, or None."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error")
-    if isinstance(error, dict):
-        value = error.get("code") or error.get("type")
-    else:
-        value = body.get("code") or body.get("name")
-    return str(value).lower() if isinstance(value, str) and value else None
-
-
-def error_for_status(
-    code: int, detail: str, *, provider: str, model: str | None, retry_after: float | None = None,
-    error_code: str | None = None,
-) -> ProviderError:
-    """The classified ProviderError for HTTP status ``code`` (>= 400) with message ``detail``.
-
-    ``error_code`` (the provider's own code, lower case) wins over the status: a
-    ``BILLING_CODES`` member is auth/billing whatever the status (OpenAI answers
-    ``insufficient_quota`` with 429), a ``FILTER_CODES`` member a content filter."""
-    message = f"HTTP {code}: {error_code + ': ' if error_code and error_code not in detail else ''}{detail}"
-    kwargs: dict[str, Any] = {"provider": provider, "model": model, "status_code": code}
-    if error_code in BILLING_CODES:
-        return AuthBillingProviderError(message, **kwargs)
-    if error_code in FILTER_CODES:
-        return ContentFilteredError(f"content filtered: {message}", **kwargs)
-    if code in (401, 402, 403):
-        return AuthBillingProviderError(message, **kwargs)
-    if code in (408, 425, 429) or code >= 500:
-        return TransientProviderError(message, retry_after=retry_after, **kwargs)
-    return RejectedProviderError(message, **kwargs)
-
-
-def retry_after_of(response: httpx.Response) -> float | None:
-    """Seconds from Retry-After, else from a JSON body's ``retry_after`` (Replicate) or
-    ``estimated_time`` (Hugging Face "model loading")."""
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if retry_after is None and response.status_code in (429, 503):
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        if isinstance(body, dict):
-            for key in ("retry_after", "estimated_time"):
-                if isinstance(body.get(key), (int, float)):
-                    return max(0.0, float(body[key]))
-    return retry_after
-
-
-def rate_limit_headers(response: httpx.Response) -> dict[str, str]:
-    """The answer's rate-limit headers (``*ratelimit*``, lower-case names): the quota hints
-    that providers/quota.py reads from an attempt (``metadata["headers"]`` or ``error.headers``)."""
-    return {name.lower(): value for name, value in response.headers.items() if "ratelimit" in name.lower()}
-
-
-def raise_for_status(response: httpx.Response, *, provider: str, model: str | None) -> None:
-    """Raise the classified ProviderError for a status >= 400; return for success.
-
-    The error carries the answer's rate-limit headers (``error.headers``)."""
-    code = response.status_code
-    if code < 400:
-        return
-    error = error_for_status(code, _error_message(response), provider=provider, model=model,
-                             retry_after=retry_after_of(response), error_code=error_code_of(response))
-    error.headers = rate_limit_headers(response)
-    raise error
-
-
-@contextmanager
-def translate_httpx(*, provider: str, model: str | None) -> Iterator[None]:
-    """Turn httpx transport errors raised inside the block into TransientProviderError."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise TransientProviderError(f"timeout: {type(exc).__name__}", provider=provider, model=model) from exc
-    except httpx.TransportError as exc:
-        raise TransientProviderError(f"request failed: {type(exc).__name__}: {exc}", provider=provider, model=model) from exc
-
-
 def json_object(response: httpx.Response, *, provider: str, model: str | None) -> dict[str, Any]:
     """The answer's body as a JSON object; InvalidOutputError when it is not JSON or not an object."""
     try:
@@ -474,19 +338,27 @@ def decode_output(data: bytes, *, provider: str, model: str | None,
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise bad(f"does not decode ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    if min(width, height) < 64:
-        raise bad(f"{width}x{height} is too small")
-    if expected:  # the size asked for: providers round sides (to 16, 32, 64 px), none changes the shape
-        want = expected[0] / expected[1]
-        got = width / height
-        if abs(got - want) / want > ASPECT_TOLERANCE:
-            raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
+    _check_shape(width, height, expected, bad)
     if stat.stddev[0] < 2.0:
         if stat.mean[0] < 2.0:  # what safety checkers hand back instead of the image
             raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})",
                                        provider=provider, model=model)
         raise bad(f"blank image (mean {stat.mean[0]:.0f}, stddev {stat.stddev[0]:.2f})")
     return width, height, fmt, decoded
+
+
+def _check_shape(width: int, height: int, expected: tuple[int, int] | None,
+                 bad: Callable[[str], InvalidOutputError]) -> None:
+    """Refuse an output under 64 px a side, or one whose aspect ratio is more than
+    ``ASPECT_TOLERANCE`` from the ``expected`` size (providers round sides to 16, 32, 64 px,
+    none changes the shape)."""
+    if min(width, height) < 64:
+        raise bad(f"{width}x{height} is too small")
+    if expected:
+        want = expected[0] / expected[1]
+        got = width / height
+        if abs(got - want) / want > ASPECT_TOLERANCE:
+            raise bad(f"{width}x{height} does not match the requested {expected[0]}x{expected[1]}")
 
 
 def result_from_bytes(

@@ -262,20 +262,7 @@ class ProviderChain:
                 on_attempt(i, Attempt(provider.name, model, "skipped", 0.0, error_class=_skip_class(blocked), error=blocked))
                 reasons[i].append(f"{provider.name}: {blocked}")
             return
-        tokens: dict[int, object] = {}
-        chosen: list[int] = []
-        for i in pending:
-            bound = provider.max_cost(requests[i])
-            guard = guards[i]
-            if bound > 0 and guard is not None:
-                try:
-                    tokens[i] = guard.reserve(provider.name, bound)
-                except BudgetExceededError as exc:
-                    on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
-                                          error_class="budget", error=str(exc)))
-                    reasons[i].append(f"{provider.name}: {exc}")
-                    continue
-            chosen.append(i)
+        tokens, chosen = _reserve_each(provider, requests, pending, on_attempt, reasons, guards)
         if not chosen:
             return
         started = time.monotonic()
@@ -285,7 +272,6 @@ class ProviderChain:
             outcomes = [exc] * len(chosen)  # type: ignore[list-item]
         latency = (time.monotonic() - started) / len(chosen)
         for i, outcome in zip(chosen, outcomes, strict=True):
-            model = requests[i].model or provider.model
             if isinstance(outcome, GenerationResult):
                 circuit.success()
                 on_attempt(i, Attempt(outcome.provider, outcome.model, "success", outcome.latency_s,
@@ -293,22 +279,30 @@ class ProviderChain:
                 results[i] = outcome
                 actual = outcome.cost_usd
             else:
-                error_class = outcome.error_class if isinstance(outcome, ProviderError) else "provider_bug"
-                message = provider.scrub(str(outcome) if isinstance(outcome, ProviderError)
-                                         else f"{type(outcome).__name__}: {outcome}")
-                status = outcome.status_code if isinstance(outcome, ProviderError) else None
-                actual = failed_cost(provider, requests[i], outcome)
-                on_attempt(i, Attempt(provider.name, model, "failed", latency, cost_usd=actual, error_class=error_class,
-                                      error=message, http_status=status))
-                reasons[i].append(f"{provider.name}: {message}")
-                circuit.failure()
-                if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
-                    circuit.disable(message)
-                    self.disabled[provider.name] = message
-                    if self.on_disable is not None:
-                        self.on_disable(provider.name, message)
+                actual = self._batch_failure(provider, requests[i], outcome, latency,
+                                             functools.partial(on_attempt, i), reasons[i])
             if i in tokens:
                 guards[i].settle(tokens[i], actual)  # type: ignore[union-attr]
+
+    def _batch_failure(self, provider: Provider, request: GenerationRequest, outcome: BaseException, latency: float,
+                       on_attempt: Callable[[Attempt], None], reasons: list[str]) -> float:
+        """Record one failed request of a batch (its attempt, its reason, the circuit; auth or
+        billing disables the provider); returns its cost in USD."""
+        circuit = self.circuits[provider.name]
+        error = outcome if isinstance(outcome, ProviderError) else None
+        message = provider.scrub(str(outcome) if error else f"{type(outcome).__name__}: {outcome}")
+        actual = failed_cost(provider, request, outcome)
+        on_attempt(Attempt(provider.name, request.model or provider.model, "failed", latency, cost_usd=actual,
+                           error_class=error.error_class if error else "provider_bug", error=message,
+                           http_status=error.status_code if error else None))
+        reasons.append(f"{provider.name}: {message}")
+        circuit.failure()
+        if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
+            circuit.disable(message)
+            self.disabled[provider.name] = message
+            if self.on_disable is not None:
+                self.on_disable(provider.name, message)
+        return actual
 
     @staticmethod
     def unsuitable(provider: Provider, request: GenerationRequest) -> str | None:
@@ -320,6 +314,32 @@ class ProviderChain:
         if request.provider and request.provider != provider.name:
             return f"the template pins provider {request.provider}"
         return provider.cannot(request)
+
+    def _retry_wait(self, provider: Provider, error: ProviderError | None, message: str, attempt_no: int) -> float | None:
+        """Seconds to wait before trying ``provider`` again after a failed call, or None to
+        move on: a bug (not a ProviderError), auth or billing (the provider is disabled), a
+        deterministic refusal, retries used up, a Retry-After too long (the circuit holds
+        it), or an open circuit."""
+        circuit = self.circuits[provider.name]
+        if error is None:
+            return None
+        if isinstance(error, AuthBillingProviderError):
+            circuit.disable(message)
+            first = provider.name not in self.disabled
+            self.disabled[provider.name] = message
+            if first and self.on_disable is not None:
+                self.on_disable(provider.name, message)
+            return None
+        if isinstance(error, (RejectedProviderError, InvalidOutputError)):
+            return None  # deterministic: the same request gives the same refusal here
+        wait = error.retry_after if error.retry_after is not None else self.retry.backoff_s * 2**attempt_no
+        if attempt_no >= self.retry.max_retries or wait > self.retry.max_retry_after_s:
+            if error.retry_after:
+                circuit.hold(error.retry_after)  # honoured: no call before it is over, next provider now
+            return None
+        if circuit.allow() is not None:
+            return None
+        return wait
 
     def _try_provider(
         self,
@@ -369,23 +389,8 @@ class ProviderChain:
                     budget.settle(token, cost)  # type: ignore[union-attr]
                 reasons.append(f"{provider.name}: {message}")
                 circuit.failure()
-                if error is None:
-                    return None
-                if isinstance(error, AuthBillingProviderError):
-                    circuit.disable(message)
-                    first = provider.name not in self.disabled
-                    self.disabled[provider.name] = message
-                    if first and self.on_disable is not None:
-                        self.on_disable(provider.name, message)
-                    return None
-                if isinstance(error, (RejectedProviderError, InvalidOutputError)):
-                    return None  # deterministic: the same request gives the same refusal here
-                wait = error.retry_after if error.retry_after is not None else self.retry.backoff_s * 2**attempt_no
-                if attempt_no >= self.retry.max_retries or wait > self.retry.max_retry_after_s:
-                    if error.retry_after:
-                        circuit.hold(error.retry_after)  # honoured: no call before it is over, next provider now
-                    return None
-                if circuit.allow() is not None:
+                wait = self._retry_wait(provider, error, message, attempt_no)
+                if wait is None:
                     return None
                 self.sleep(wait)
                 continue
@@ -401,3 +406,31 @@ class ProviderChain:
     def close(self) -> None:
         for provider in self.providers:
             provider.close()
+
+
+def _reserve_each(
+    provider: Provider,
+    requests: Sequence[GenerationRequest],
+    pending: list[int],
+    on_attempt: Callable[[int, Attempt], None],
+    reasons: list[list[str]],
+    guards: Sequence[BudgetGuard | None],
+) -> tuple[dict[int, object], list[int]]:
+    """Reserve each pending request's worst-case cost (USD) on its budget guard: the
+    reservation tokens by index, and the indexes that go into the batch (a request over
+    its budget is recorded as skipped and left out)."""
+    tokens: dict[int, object] = {}
+    chosen: list[int] = []
+    for i in pending:
+        bound = provider.max_cost(requests[i])
+        guard = guards[i]
+        if bound > 0 and guard is not None:
+            try:
+                tokens[i] = guard.reserve(provider.name, bound)
+            except BudgetExceededError as exc:
+                on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
+                                      error_class="budget", error=str(exc)))
+                reasons[i].append(f"{provider.name}: {exc}")
+                continue
+        chosen.append(i)
+    return tokens, chosen

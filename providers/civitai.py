@@ -124,56 +124,82 @@ class CivitaiClient:
         if target.exists() and file.sha256 and _sha256(target) == file.sha256.upper():
             progress(target.stat().st_size, target.stat().st_size)
             return PullResult(target, target.stat().st_size, file.sha256.upper(), 0, True)
+        state = _PartFile.resume(part)
+        url = file.download_url
+        try:
+            with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
+                for _hop in range(5):
+                    self._guard.check_url(url)
+                    headers = self._headers_for(url)
+                    if state.offset:
+                        headers["Range"] = f"bytes={state.offset}-"
+                    with client.stream("GET", url, headers=headers) as response:
+                        if response.is_redirect:
+                            url = urljoin(url, response.headers.get("location", ""))
+                            continue
+                        if response.status_code == 416:  # nothing left to fetch
+                            break
+                        _refuse(response, file, part)
+                        state.receive(response, file, progress)
+                    break
+                else:
+                    raise ModelPullError(f"civitai:{file.version_id}: too many redirects")
+        except httpx.HTTPError as exc:
+            raise ModelPullError(f"civitai:{file.version_id}: download interrupted at {state.offset} bytes "
+                                 f"({type(exc).__name__}); run the command again to resume", resumable=True) from exc
+        except ContentPipelineError:
+            raise
+        actual = state.digest.hexdigest().upper()
+        if file.sha256 and actual != file.sha256.upper():
+            part.unlink(missing_ok=True)
+            raise ModelPullError(f"civitai:{file.version_id}: SHA-256 mismatch (expected {file.sha256.upper()}, got "
+                                 f"{actual}); the partial file was deleted")
+        os.replace(part, target)
+        return PullResult(target, state.offset, actual, state.resumed_from, False)
+
+
+def _refuse(response: httpx.Response, file: CivitaiFile, part: Path) -> None:
+    """ModelPullError for an error answer (401/403: a token is needed); return for success."""
+    if response.status_code in (401, 403):
+        raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}: this download "
+                             "needs a valid CIVITAI_API_TOKEN (environment or .env)")
+    if response.status_code >= 400:
+        raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}",
+                             resumable=part.exists())
+
+
+@dataclass
+class _PartFile:
+    """A download's ``.part`` file: bytes so far, where this run resumed, their SHA-256."""
+
+    path: Path
+    offset: int
+    resumed_from: int
+    digest: Any
+
+    @classmethod
+    def resume(cls, part: Path) -> _PartFile:
+        """The state of ``part`` left by an earlier attempt (hashed again), or an empty one."""
         offset = part.stat().st_size if part.exists() else 0
         digest = hashlib.sha256()
         if offset:
             with part.open("rb") as existing:
                 for block in iter(lambda: existing.read(CHUNK), b""):
                     digest.update(block)
-        url, resumed_from = file.download_url, offset
-        try:
-            with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
-                for _hop in range(5):
-                    self._guard.check_url(url)
-                    headers = self._headers_for(url)
-                    if offset:
-                        headers["Range"] = f"bytes={offset}-"
-                    with client.stream("GET", url, headers=headers) as response:
-                        if response.is_redirect:
-                            url = urljoin(url, response.headers.get("location", ""))
-                            continue
-                        if response.status_code in (401, 403):
-                            raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}: this download "
-                                                 "needs a valid CIVITAI_API_TOKEN (environment or .env)")
-                        if response.status_code == 416:  # nothing left to fetch
-                            break
-                        if response.status_code >= 400:
-                            raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}",
-                                                 resumable=part.exists())
-                        if offset and response.status_code != 206:  # the server ignored Range: start over
-                            offset, resumed_from, digest = 0, 0, hashlib.sha256()
-                        total = offset + int(response.headers.get("content-length") or 0) or file.size_bytes
-                        with part.open("ab" if offset else "wb") as out:
-                            for chunk in response.iter_bytes():  # as received: a cut keeps what came
-                                out.write(chunk)
-                                digest.update(chunk)
-                                offset += len(chunk)
-                                progress(offset, total)
-                    break
-                else:
-                    raise ModelPullError(f"civitai:{file.version_id}: too many redirects")
-        except httpx.HTTPError as exc:
-            raise ModelPullError(f"civitai:{file.version_id}: download interrupted at {offset} bytes "
-                                 f"({type(exc).__name__}); run the command again to resume", resumable=True) from exc
-        except ContentPipelineError:
-            raise
-        actual = digest.hexdigest().upper()
-        if file.sha256 and actual != file.sha256.upper():
-            part.unlink(missing_ok=True)
-            raise ModelPullError(f"civitai:{file.version_id}: SHA-256 mismatch (expected {file.sha256.upper()}, got "
-                                 f"{actual}); the partial file was deleted")
-        os.replace(part, target)
-        return PullResult(target, offset, actual, resumed_from, False)
+        return cls(part, offset, offset, digest)
+
+    def receive(self, response: httpx.Response, file: CivitaiFile, progress: Callable[[int, int], None]) -> None:
+        """Append the answer's body (from the start when the server ignored Range), hashing
+        it as it comes; ``progress(done_bytes, total_bytes)`` after each chunk."""
+        if self.offset and response.status_code != 206:  # the server ignored Range: start over
+            self.offset, self.resumed_from, self.digest = 0, 0, hashlib.sha256()
+        total = self.offset + int(response.headers.get("content-length") or 0) or file.size_bytes
+        with self.path.open("ab" if self.offset else "wb") as out:
+            for chunk in response.iter_bytes():  # as received: a cut keeps what came
+                out.write(chunk)
+                self.digest.update(chunk)
+                self.offset += len(chunk)
+                progress(self.offset, total)
 
 
 def _sha256(path: Path) -> str:

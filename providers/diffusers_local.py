@@ -27,6 +27,7 @@ unless ``cost_usd`` / ``prices_usd`` are configured.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import secrets as random_source
@@ -248,6 +249,25 @@ class DiffusersProvider(Provider):
             self._pipelines[(model, target)] = prepared
         return prepared
 
+    def _load_vae(self, vae: str, dtype: dict[str, Any], hub: dict[str, Any]) -> Any:
+        """The VAE at ``vae`` (a single file, a folder or a Hub id) in the given dtype."""
+        import diffusers
+
+        vae_path = self._resolve_path(vae)
+        if vae_path.endswith(SINGLE_FILE_SUFFIXES):
+            return diffusers.AutoencoderKL.from_single_file(vae_path, **dtype)
+        return diffusers.AutoencoderKL.from_pretrained(vae_path, **dtype, **hub)
+
+    def _scheduler(self, name: str, pipe: Any, model: str) -> Any:
+        """The diffusers scheduler class ``name`` built from ``pipe``'s scheduler config
+        (https://huggingface.co/docs/diffusers/api/schedulers/overview)."""
+        import diffusers
+
+        scheduler_cls = getattr(diffusers, name, None)
+        if scheduler_cls is None:
+            raise RejectedProviderError(f"unknown scheduler {name!r} for model {model!r}", provider=self.name, model=model)
+        return scheduler_cls.from_config(pipe.scheduler.config)
+
     def _load(self, model: str, spec: LocalModelConfig, device: str) -> Any:
         import diffusers
 
@@ -263,11 +283,7 @@ class DiffusersProvider(Provider):
             hub["token"] = token
         try:
             if spec.vae:
-                vae_path = self._resolve_path(spec.vae)
-                if vae_path.endswith(SINGLE_FILE_SUFFIXES):
-                    common["vae"] = diffusers.AutoencoderKL.from_single_file(vae_path, **{dtype_key: dtype})
-                else:
-                    common["vae"] = diffusers.AutoencoderKL.from_pretrained(vae_path, **{dtype_key: dtype}, **hub)
+                common["vae"] = self._load_vae(spec.vae, {dtype_key: dtype}, hub)
             if path.endswith(SINGLE_FILE_SUFFIXES):
                 cls = getattr(diffusers, PIPELINE_CLASSES["sd15" if family == "auto" else family])
                 pipe = cls.from_single_file(path, **common)
@@ -275,11 +291,7 @@ class DiffusersProvider(Provider):
                 cls = getattr(diffusers, PIPELINE_CLASSES[family])
                 pipe = cls.from_pretrained(path, **common, **hub)
             if spec.scheduler:
-                scheduler_cls = getattr(diffusers, spec.scheduler, None)
-                if scheduler_cls is None:
-                    raise RejectedProviderError(f"unknown scheduler {spec.scheduler!r} for model {model!r}",
-                                                provider=self.name, model=model)
-                pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+                pipe.scheduler = self._scheduler(spec.scheduler, pipe, model)
             for lora_name, lora in spec.loras.items():
                 kwargs = {"weight_name": lora.weight_name} if lora.weight_name else {}
                 pipe.load_lora_weights(self._resolve_path(lora.path), adapter_name=lora_name, **kwargs, **hub)
@@ -440,20 +452,24 @@ class DiffusersProvider(Provider):
         if self.config.cpu_fallback and self._primary_device(family) != "cpu":
             log.warning("diffusers %s: out of memory again, making %s image(s) on the CPU (cpu_fallback)", model,
                         len(remaining))
-            try:
-                results.extend(self._results(remaining, self.render(remaining, device="cpu")))
-            except ProviderError as exc:
-                results.extend([exc] * len(remaining))
-            except RuntimeError as exc:  # the CPU ran out of memory too
-                error = TransientProviderError(f"out of memory on the GPU and the CPU: {str(exc)[:200]}",
-                                               provider=self.name, model=model)
-                results.extend([error] * len(remaining))
-            return results
+            return results + self._render_on_cpu(remaining, model)
         why = "cpu_fallback is off" if self._primary_device(family) != "cpu" else "on the CPU"
         error = TransientProviderError(f"out of memory at batch size {len(remaining)} ({why}): "
                                        f"{str(first_error)[:200]}", provider=self.name, model=model)
         results.extend([error] * len(remaining))
         return results
+
+    def _render_on_cpu(self, batch: list[GenerationRequest], model: str) -> list[GenerationResult | ProviderError]:
+        """``batch`` rendered on the CPU (``cpu_fallback``); a CPU out of memory too is a
+        TransientProviderError for each request."""
+        try:
+            return self._results(batch, self.render(batch, device="cpu"))
+        except ProviderError as exc:
+            return [exc] * len(batch)
+        except RuntimeError as exc:  # the CPU ran out of memory too
+            error = TransientProviderError(f"out of memory on the GPU and the CPU: {str(exc)[:200]}",
+                                           provider=self.name, model=model)
+            return [error] * len(batch)
 
     def _release_cuda_memory(self) -> None:
         import torch
@@ -495,17 +511,9 @@ class DiffusersProvider(Provider):
             mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
             steps = mapped.num_inference_steps or first.num_inference_steps
 
-            def call_kwargs(steps: int) -> dict[str, Any]:
-                kwargs: dict[str, Any] = {
-                    "prompt": prompts, "num_inference_steps": steps, "width": mapped.width, "height": mapped.height,
-                    "guidance_scale": mapped.guidance_scale,
-                    "generator": [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds],
-                }
-                if "negative_prompt" in parameters:
-                    kwargs["negative_prompt"] = negatives
-                if spec.max_sequence_length and "max_sequence_length" in parameters:
-                    kwargs["max_sequence_length"] = spec.max_sequence_length
-                return kwargs
+            call_kwargs = functools.partial(_call_kwargs, prompts=prompts, negatives=negatives, mapped=mapped, seeds=seeds,
+                                            generator_device=generator_device, parameters=parameters,
+                                            max_sequence_length=spec.max_sequence_length)
 
             warmup_s = None
             shape = (model, target, mapped.width, mapped.height, len(batch))
@@ -604,6 +612,25 @@ class DiffusersProvider(Provider):
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+def _call_kwargs(steps: int, *, prompts: list[str], negatives: list[str], mapped: Any, seeds: list[int],
+                 generator_device: str, parameters: Any, max_sequence_length: int | None) -> dict[str, Any]:
+    """The keyword arguments of one pipeline call at ``steps`` steps: one seeded generator per
+    image (https://huggingface.co/docs/diffusers/using-diffusers/reusing_seeds), the negative
+    prompt and ``max_sequence_length`` only where the pipeline takes them (``parameters``)."""
+    import torch
+
+    kwargs: dict[str, Any] = {
+        "prompt": prompts, "num_inference_steps": steps, "width": mapped.width, "height": mapped.height,
+        "guidance_scale": mapped.guidance_scale,
+        "generator": [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds],
+    }
+    if "negative_prompt" in parameters:
+        kwargs["negative_prompt"] = negatives
+    if max_sequence_length and "max_sequence_length" in parameters:
+        kwargs["max_sequence_length"] = max_sequence_length
+    return kwargs
 
 
 def _call_parameters(pipe: Any) -> set[str]:

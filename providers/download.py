@@ -34,7 +34,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import InvalidOutputError, TransientProviderError, UnsafeURLError
-from providers.base import raise_for_status, translate_httpx
+from providers.httperrors import raise_for_status, translate_httpx
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
@@ -52,7 +52,7 @@ class DownloadConfig(BaseModel):
     test_base_url: str | None = None
 
 
-def _address_allowed(address: str) -> bool:
+def address_allowed(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
@@ -105,20 +105,20 @@ class SafeDownloader:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme != "https":
-            raise UnsafeURLError(f"refused URL: scheme {scheme or '(none)'!r} is not https: {_masked(url)}")
+            raise UnsafeURLError(f"refused URL: scheme {scheme or '(none)'!r} is not https: {masked_url(url)}")
         if parts.username or parts.password:
-            raise UnsafeURLError(f"refused URL: credentials in the URL: {_masked(url)}")
+            raise UnsafeURLError(f"refused URL: credentials in the URL: {masked_url(url)}")
         host = parts.hostname
         if not host:
-            raise UnsafeURLError(f"refused URL: no host: {_masked(url)}")
+            raise UnsafeURLError(f"refused URL: no host: {masked_url(url)}")
         try:
             literal = [str(ipaddress.ip_address(host))]
         except ValueError:
             literal = []
         addresses = literal or self.resolve(host, parts.port or 443)
         for address in addresses:
-            if not _address_allowed(address):
-                raise UnsafeURLError(f"refused URL: {host} resolves to the non-public address {address}: {_masked(url)}")
+            if not address_allowed(address):
+                raise UnsafeURLError(f"refused URL: {host} resolves to the non-public address {address}: {masked_url(url)}")
 
     def fetch(self, url: str, *, provider: str, model: str | None = None, headers: dict[str, str] | None = None,
               timeout_s: float | None = None) -> bytes:
@@ -147,7 +147,7 @@ class SafeDownloader:
                             response.read()
                             raise_for_status(response, provider=provider, model=model)
                         return self._read(response, deadline, limit, provider=provider, model=model)
-        raise TransientProviderError(f"more than {self.max_redirects} redirects from {_masked(url)}",
+        raise TransientProviderError(f"more than {self.max_redirects} redirects from {masked_url(url)}",
                                      provider=provider, model=model)
 
     def _read(self, response: httpx.Response, deadline: float, limit: float, *, provider: str, model: str | None) -> bytes:
@@ -170,7 +170,7 @@ class SafeDownloader:
         return b"".join(chunks)
 
 
-def _masked(url: str) -> str:
+def masked_url(url: str) -> str:
     """``url`` without its query string (which may carry signed tokens)."""
     parts = urlsplit(url)
     shown = f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
@@ -205,10 +205,10 @@ def load_reference(location: str, downloader: SafeDownloader | None = None) -> b
     try:
         with Image.open(BytesIO(data)) as probe:
             if probe.format not in ("PNG", "JPEG", "WEBP"):
-                raise RejectedProviderError(f"{_masked(location) if '://' in location else location}: "
+                raise RejectedProviderError(f"{masked_url(location) if '://' in location else location}: "
                                             f"{probe.format} is not PNG, JPEG or WebP", provider="reference")
             probe.verify()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise RejectedProviderError(f"{_masked(location) if '://' in location else location}: not an image "
+        raise RejectedProviderError(f"{masked_url(location) if '://' in location else location}: not an image "
                                     f"({type(exc).__name__})", provider="reference") from exc
     return data

@@ -21,7 +21,8 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import InvalidOutputError, ProviderError, UnsafeURLError
-from providers.base import Provider, ProviderCheck, raise_for_status, result_from_bytes, translate_httpx, validate_image
+from providers.base import Provider, ProviderCheck, result_from_bytes, validate_image
+from providers.httperrors import raise_for_status, translate_httpx
 from providers.spec import ModelSpec, ProviderConfig
 from providers.netguard import guard_for, guarded_client
 

@@ -61,16 +61,8 @@ from pydantic import Field
 
 from domain.errors import AuthBillingProviderError, ContentFilteredError, InvalidOutputError, ProviderError
 from domain.model import GenerationRequest, GenerationResult
-from providers.base import (
-    Provider,
-    ProviderCheck,
-    error_for_status,
-    json_object,
-    parse_retry_after,
-    rate_limit_headers,
-    result_from_bytes,
-    translate_httpx,
-)
+from providers.base import Provider, ProviderCheck, json_object, result_from_bytes
+from providers.httperrors import error_for_status, parse_retry_after, rate_limit_headers, translate_httpx
 from providers.lifecycle import ModelStatus, retired_error
 from providers.netguard import guard_for, guarded_client
 from providers.spec import ModelSpec, PriceTable, ProviderConfig

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.httperrors import error_for_status, parse_retry_after
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 
 

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from domain.errors import AuthBillingProviderError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from providers.base import Provider
 
 #: Days ahead of a shutdown date that ``doctor`` warns.
 WARN_DAYS = 30
@@ -74,7 +71,24 @@ class ModelRetiredError(AuthBillingProviderError):
         self.replacement = replacement
 
 
-def retired_error(provider: Provider, model: str, detail: str, status_code: int | None) -> ModelRetiredError:
+class LifecycleSource(Protocol):
+    """What this module reads of a provider (providers.base.Provider has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def model_lifecycle(self) -> dict[str, ModelStatus]: ...
+
+    def model_status(self, model: str) -> ModelStatus: ...
+
+    def scrub(self, text: str) -> str: ...
+
+
+def retired_error(provider: LifecycleSource, model: str, detail: str, status_code: int | None) -> ModelRetiredError:
     """The ModelRetiredError for ``model`` on ``provider``: its message names the model and
     the replacement declared in ``provider.model_lifecycle`` (billed_usd 0: refused)."""
     known = provider.model_lifecycle.get(model)
@@ -101,7 +115,7 @@ def warning_of(status: ModelStatus, today: date, horizon_days: int = WARN_DAYS) 
     return None
 
 
-def doctor_findings(provider: Provider, today: date | None = None) -> list[tuple[str, str]]:
+def doctor_findings(provider: LifecycleSource, today: date | None = None) -> list[tuple[str, str]]:
     """``(level, line)`` pairs for ``content-pipeline doctor`` about ``provider``'s configured
     model: ``("warn", ...)`` when it is retired or shuts down within ``WARN_DAYS`` days
     (asked from the provider's API where it tells, ``Provider.model_status``), else
@@ -117,20 +131,3 @@ def doctor_findings(provider: Provider, today: date | None = None) -> list[tuple
         return [("warn", warning + (f" ({status.source})" if status.source else ""))]
     shutdown = f", shuts down on {status.shutdown}" if status.shutdown and status.status == "deprecated" else ""
     return [("ok", f"model {model}: {status.effective(today)}{shutdown}")]
-
-
-def model_findings(name: str, config: Any, secrets: Any, today: date | None = None) -> list[tuple[str, str]]:
-    """``doctor_findings`` for the registered provider ``name`` built from ``config`` and
-    ``secrets`` (its client closed afterwards); ``[]`` for a placeholder provider and for
-    one that neither declares ``model_lifecycle`` nor asks its API (``model_status``)."""
-    from providers.base import Provider
-    from providers.registry import provider_class
-
-    cls = provider_class(name)
-    if cls.is_placeholder or (not cls.model_lifecycle and cls.model_status is Provider.model_status):
-        return []  # nothing declared, nothing to ask
-    provider = cls(config=config, secrets=secrets)
-    try:
-        return doctor_findings(provider, today)
-    finally:
-        provider.close()

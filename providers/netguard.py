@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from domain.errors import UnsafeURLError
-from providers.download import _address_allowed
+from providers.download import address_allowed
 
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -87,7 +87,7 @@ class AddressGuard:
                 return
         scheme, host, port = found
         addresses = self.resolve(host.strip("[]"), port)
-        bad = [a for a in addresses if not _address_allowed(a)]
+        bad = [a for a in addresses if not address_allowed(a)]
         if bad:
             raise UnsafeURLError(f"refused URL: {scheme}://{host}:{port} resolves to the internal address {bad[0]} "
                                  f"(a redirect away from the configured base URL?); set providers.{self.provider}."

@@ -45,7 +45,8 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import InvalidOutputError, ProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, error_for_status, parse_retry_after, result_from_bytes
+from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.httperrors import error_for_status, parse_retry_after
 from providers.lifecycle import ModelRetiredError, ModelStatus, retired_error
 from providers.netguard import guard_for, guarded_sdk_client, unsafe_cause
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, nearest_size

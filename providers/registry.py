@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from providers.base import Provider
 from providers.civitai import TOKEN_ENV as CIVITAI_TOKEN_ENV
 from providers.civitai import CivitaiConfig
 from providers.download import DownloadConfig
 from providers.spec import ProviderConfig
 
+from providers.lifecycle import doctor_findings
+
 if TYPE_CHECKING:  # pragma: no cover
-    from providers.base import Provider, SecretSource
+    from providers.base import SecretSource
 
 PROVIDERS: dict[str, str] = {
     "automatic1111": "providers.automatic1111:Automatic1111Provider",
@@ -112,3 +116,17 @@ def build_providers(settings: Any, secrets: SecretSource) -> list[Provider]:
             continue
         providers.append(provider_class(name)(config=config, secrets=secrets, downloader=downloader))
     return providers
+
+
+def model_findings(name: str, config: Any, secrets: Any, today: date | None = None) -> list[tuple[str, str]]:
+    """``doctor_findings`` for the registered provider ``name`` built from ``config`` and
+    ``secrets`` (its client closed afterwards); ``[]`` for a placeholder provider and for
+    one that neither declares ``model_lifecycle`` nor asks its API (``model_status``)."""
+    cls = provider_class(name)
+    if cls.is_placeholder or (not cls.model_lifecycle and cls.model_status is Provider.model_status):
+        return []  # nothing declared, nothing to ask
+    provider = cls(config=config, secrets=secrets)
+    try:
+        return doctor_findings(provider, today)
+    finally:
+        provider.close()

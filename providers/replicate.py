@@ -66,7 +66,8 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, json_object, poll_until, raise_for_status, result_from_bytes
+from providers.base import Provider, ProviderCheck, json_object, poll_until, result_from_bytes
+from providers.httperrors import raise_for_status
 from providers.netguard import guard_for, guarded_client
 from providers.reference import crop_to_ratio
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table

@@ -22,14 +22,8 @@ from typing import Any, ClassVar
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError
-from providers.base import (
-    Provider,
-    ProviderCheck,
-    raise_for_status,
-    rate_limit_headers,
-    result_from_bytes,
-    translate_httpx,
-)
+from providers.base import Provider, ProviderCheck, result_from_bytes
+from providers.httperrors import raise_for_status, rate_limit_headers, translate_httpx
 from providers.netguard import guard_for, guarded_client
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 from providers.spec import nearest_aspect_ratio as _nearest

@@ -34,7 +34,7 @@ import httpx
 from domain.errors import UnsafeURLError
 from domain.log import get_logger
 from config.settings import DeliveryConfig, Secrets, WebhookConfig
-from providers.download import SafeDownloader, _masked
+from providers.download import SafeDownloader, masked_url
 from storage.db import Database, DeliveryRecord, ImageRecord
 from storage.objects import ObjectStore
 
@@ -55,9 +55,9 @@ def check_webhook_url(url: str, *, allow_private: bool) -> None:
         return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURLError(f"refused webhook URL: {_masked(url)} is not http(s)")
+        raise UnsafeURLError(f"refused webhook URL: {masked_url(url)} is not http(s)")
     if parts.username or parts.password:
-        raise UnsafeURLError(f"refused webhook URL: credentials in the URL: {_masked(url)}")
+        raise UnsafeURLError(f"refused webhook URL: credentials in the URL: {masked_url(url)}")
 
 
 def webhook_payload(row: ImageRecord, files: Sequence[Any], store: ObjectStore, *, include_prompt: bool,
@@ -155,7 +155,7 @@ def deliver_webhooks(db: Database, store: ObjectStore, config: DeliveryConfig, r
                 body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
                 outcome = post_webhook(hook, body, secret, row.image_id, allow_private=config.allow_private_addresses,
                                        sleep=sleep)
-            record = DeliveryRecord(image_pk=row.id, kind="webhook", target=_masked(hook.url), status=outcome.status,
+            record = DeliveryRecord(image_pk=row.id, kind="webhook", target=masked_url(hook.url), status=outcome.status,
                                     attempts=outcome.attempts, http_status=outcome.http_status,
                                     error=outcome.error[:2000] if outcome.error else None)
             with db.write_session() as session:
@@ -163,7 +163,7 @@ def deliver_webhooks(db: Database, store: ObjectStore, config: DeliveryConfig, r
                 session.commit()
                 session.refresh(record)
             (log.info if outcome.status == "delivered" else log.warning)(
-                "webhook %s for image %s: %s after %d attempt(s)%s", _masked(hook.url), row.image_id, outcome.status,
+                "webhook %s for image %s: %s after %d attempt(s)%s", masked_url(hook.url), row.image_id, outcome.status,
                 outcome.attempts, f" ({outcome.error})" if outcome.error else "")
             records.append(record)
     return records

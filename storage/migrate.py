@@ -11,21 +11,33 @@ no ``alembic_version``) is stamped at the initial revision, then upgraded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
-
-if TYPE_CHECKING:
-    from storage.db import Database
+from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 INITIAL_REVISION = "0001"
 #: Key of the PostgreSQL advisory lock held while migrating (any fixed 64-bit number).
 ADVISORY_LOCK_KEY = 7_212_905_310
+
+
+class Database(Protocol):
+    """What migrating needs of storage.db.Database (which satisfies it): its URL, its engine
+    and the engine that writes (SQLite: ``BEGIN IMMEDIATE``)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def write_engine(self) -> Engine: ...
 
 
 def alembic_config(url: str) -> Config:

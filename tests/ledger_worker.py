@@ -1,6 +1,6 @@
 """A run of the per-image process without Prefect, for the crash tests: ``python -m
 tests.ledger_worker RUN_DATE COUNT SIZE`` plans COUNT slots of SIZE x SIZE pixels for the
-daily flow of RUN_DATE and produces them (generation.produce.produce_all) with the settings of
+daily flow of RUN_DATE and produces them (generation.batching.produce_all) with the settings of
 $CONTENT_PIPELINE_CONFIG. Exit code 0 when every image is done as real content, else 1."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def main(run_date: str, count: int, size: int) -> int:
     from storage.ledger import ImageLedger, PlannedImage
     from storage.objects import open_store
     from generation.budget import BudgetLedger
-    from generation.produce import Worker, produce_all
+    from generation.batching import produce_all
+    from generation.produce import Worker
 
     settings = get_settings()
     assert settings.database_url and settings.storage_url

@@ -84,29 +84,13 @@ class _A1111Handler(BaseHTTPRequestHandler):
 
             time.sleep(server.delay_s)
         width, height = int(payload.get("width", 512)), int(payload.get("height", 512))
-        if mode == "500":
-            self._send(500, json.dumps({"error": "RuntimeError", "detail": "CUDA out of memory", "body": "", "errors": ""}).encode())
-        elif mode == "429":
-            self._send(429, json.dumps({"detail": "Too Many Requests"}).encode(), headers={"Retry-After": "1"})
-        elif mode == "401":
-            self._send(401, json.dumps({"detail": "Not authenticated"}).encode())
-        elif mode == "422":
-            self._send(422, json.dumps({"detail": [{"loc": ["body", "width"], "msg": "bad width"}]}).encode())
+        if mode in _A1111_ERRORS:
+            status, error_body, extra = _A1111_ERRORS[mode]
+            self._send(status, error_body, headers=extra)
         elif mode == "html":
             self._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         else:
-            if mode == "garbage":
-                data = b"this is not an image at all" * 10
-            elif mode == "blank":
-                buffer = io.BytesIO()
-                Image.new("RGB", (width, height)).save(buffer, "PNG")
-                data = buffer.getvalue()
-            elif mode == "wrongsize":
-                data = photo(width * 3, height)
-            elif mode.startswith("photo:"):  # another scikit-image photo, e.g. "photo:astronaut"
-                data = photo(width, height, mode.split(":", 1)[1])
-            else:
-                data = photo(width, height)
+            data = _a1111_image(mode, width, height)
             seed = payload.get("seed", -1)
             real_seed = 4242 if seed in (-1, None) else seed
             info = {"seed": real_seed, "sd_model_name": "realisticVision_v51", "sampler_name": payload.get("sampler_name")}
@@ -114,6 +98,30 @@ class _A1111Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(body).encode(), headers={"X-Process-Time": "0.01"})
             with server.lock:
                 server.answered.append(payload.get("seed"))
+
+
+#: The error answers of the WebUI's scripted modes: status, JSON body, extra headers.
+_A1111_ERRORS: dict[str, tuple[int, bytes, dict[str, str] | None]] = {
+    "500": (500, json.dumps({"error": "RuntimeError", "detail": "CUDA out of memory", "body": "", "errors": ""}).encode(), None),
+    "429": (429, json.dumps({"detail": "Too Many Requests"}).encode(), {"Retry-After": "1"}),
+    "401": (401, json.dumps({"detail": "Not authenticated"}).encode(), None),
+    "422": (422, json.dumps({"detail": [{"loc": ["body", "width"], "msg": "bad width"}]}).encode(), None),
+}
+
+
+def _a1111_image(mode: str, width: int, height: int) -> bytes:
+    """The image bytes a scripted success mode answers with."""
+    if mode == "garbage":
+        return b"this is not an image at all" * 10
+    if mode == "blank":
+        buffer = io.BytesIO()
+        Image.new("RGB", (width, height)).save(buffer, "PNG")
+        return buffer.getvalue()
+    if mode == "wrongsize":
+        return photo(width * 3, height)
+    if mode.startswith("photo:"):  # another scikit-image photo, e.g. "photo:astronaut"
+        return photo(width, height, mode.split(":", 1)[1])
+    return photo(width, height)
 
 
 class A1111Server(_Server):

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from policy import RULES, Decision, PolicyRules, RequestParts, evaluate, judge
+from policy import RULES, PolicyRules, evaluate
+from policy.gate import Decision, RequestParts, judge
 from policy.gate import negative_implies, split_name
 from policy.moderation import OpenAIModeration
 from config.settings import PolicyConfig

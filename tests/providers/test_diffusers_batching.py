@@ -124,7 +124,7 @@ def test_daily_slot_of_four_variations_is_one_batch_call(tiny_model, planned, tm
     from providers.diffusers_local import DiffusersProvider
     from generation.batching import generate_batches, group_for_batch
     from generation.generate import request_of
-    from generation.produce import produce_all
+    from generation.batching import produce_all
 
     db, pks = planned
     rows = [db.get(pk) for pk in pks]

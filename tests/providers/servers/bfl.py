@@ -26,6 +26,31 @@ MODELS: dict[str, tuple[bool, tuple[int, int] | None, tuple[float, float] | None
 ULTRA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 
 
+def _shape_problems(sized: bool, payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for the size fields: width/height on sized models, aspect_ratio on Ultra."""
+    problems = []
+    if sized:
+        for side in ("width", "height"):
+            value = payload.get(side, 1024)
+            if not isinstance(value, int) or value % 32 or not 256 <= value <= 1440:
+                problems.append((side, "Input should be a multiple of 32 between 256 and 1440"))
+        if "aspect_ratio" in payload:
+            problems.append(("aspect_ratio", "Extra inputs are not permitted"))
+        return problems
+    if payload.get("aspect_ratio", "16:9") not in ULTRA_RATIOS:
+        problems.append(("aspect_ratio", "Aspect ratio must be between 21:9 and 9:21"))
+    problems.extend((side, "Extra inputs are not permitted") for side in ("width", "height") if side in payload)
+    return problems
+
+
+def _output_size(sized: bool, payload: dict[str, Any]) -> tuple[int, int]:
+    """The (width, height) in pixels of the image a request gets: its own size, or Ultra's
+    4-megapixel size of its aspect ratio."""
+    if sized:
+        return int(payload.get("width", 1024)), int(payload.get("height", 768))
+    return ratio_size(str(payload.get("aspect_ratio", "16:9")), 4.0, 32)
+
+
 class BFLServer(ProtocolServer):
     """POST /v1/<model>, GET /v1/get_result?id=..., result files, GET /v1/credits.
     ``pending_polls``: how many polls a task stays ``Pending``."""
@@ -54,19 +79,8 @@ class BFLServer(ProtocolServer):
 
         if not isinstance(payload.get("prompt"), str):
             bad("prompt", "Field required")
-        if sized:
-            for side in ("width", "height"):
-                value = payload.get(side, 1024)
-                if not isinstance(value, int) or value % 32 or not 256 <= value <= 1440:
-                    bad(side, "Input should be a multiple of 32 between 256 and 1440")
-            if "aspect_ratio" in payload:
-                bad("aspect_ratio", "Extra inputs are not permitted")
-        else:
-            if payload.get("aspect_ratio", "16:9") not in ULTRA_RATIOS:
-                bad("aspect_ratio", "Aspect ratio must be between 21:9 and 9:21")
-            for side in ("width", "height"):
-                if side in payload:
-                    bad(side, "Extra inputs are not permitted")
+        for field, msg in _shape_problems(sized, payload):
+            bad(field, msg)
         for field, allowed in (("steps", steps), ("guidance", guidance)):
             if field in payload and (allowed is None or not allowed[0] <= payload[field] <= allowed[1]):
                 bad(field, "Extra inputs are not permitted" if allowed is None else f"Input should be in {allowed[0]}..{allowed[1]}")
@@ -101,10 +115,7 @@ class BFLServer(ProtocolServer):
         if answer is not None:
             return answer
         task_id = str(uuid.uuid4())
-        if MODELS[model][0]:
-            width, height = int(payload.get("width", 1024)), int(payload.get("height", 768))
-        else:
-            width, height = ratio_size(str(payload.get("aspect_ratio", "16:9")), 4.0, 32)
+        width, height = _output_size(MODELS[model][0], payload)
         fmt = "JPEG" if payload.get("output_format", "jpeg") == "jpeg" else "PNG"
         task: dict[str, Any] = {"id": task_id, "pending": self.pending_polls, "status": "Ready", "result": None}
         if mode == "filtered":

@@ -71,32 +71,39 @@ class FalServer(ProtocolServer):
                              "type": "value_error.const"})
         return Reply.json(422, {"detail": problems}) if problems else None
 
+    def queue_route(self, request: Request, parts: list[str]) -> Reply | None:
+        """The queue's own paths (``.../requests/<id>[/status|/cancel]``); None for any other."""
+        index = parts.index("requests")
+        rid, rest = parts[index + 1], parts[index + 2:]
+        job = self.jobs.get(rid)
+        if job is None:
+            return Reply.json(404, {"detail": "Request not found"})
+        if rest == ["cancel"] and request.method == "PUT":
+            self.cancelled.append(rid)
+            job["status"] = "CANCELLED"
+            return Reply.json(202, {"status": "CANCELLATION_REQUESTED"})
+        if rest == ["status"]:
+            if job["status"] == "IN_QUEUE":
+                if job["polls"] > 0:
+                    job["polls"] -= 1
+                    return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 0,
+                                            "response_url": job["response_url"]})
+                job["status"] = "COMPLETED"
+            return Reply.json(200, {"status": job["status"], "response_url": job["response_url"]})
+        if not rest:
+            if job["status"] != "COMPLETED":
+                return Reply.json(400, {"detail": "Request is still in progress"})
+            return Reply.json(200, job["result"])
+        return None
+
     def route(self, request: Request) -> Reply | None:
         if request.headers.get("authorization") != f"Key {KEY}":
             return self.error(401)
         parts = request.path.strip("/").split("/")
         if "requests" in parts:
-            index = parts.index("requests")
-            model, rid, rest = "/".join(parts[:index]), parts[index + 1], parts[index + 2:]
-            job = self.jobs.get(rid)
-            if job is None:
-                return Reply.json(404, {"detail": "Request not found"})
-            if rest == ["cancel"] and request.method == "PUT":
-                self.cancelled.append(rid)
-                job["status"] = "CANCELLED"
-                return Reply.json(202, {"status": "CANCELLATION_REQUESTED"})
-            if rest == ["status"]:
-                if job["status"] == "IN_QUEUE":
-                    if job["polls"] > 0:
-                        job["polls"] -= 1
-                        return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 0,
-                                                "response_url": job["response_url"]})
-                    job["status"] = "COMPLETED"
-                return Reply.json(200, {"status": job["status"], "response_url": job["response_url"]})
-            if not rest:
-                if job["status"] != "COMPLETED":
-                    return Reply.json(400, {"detail": "Request is still in progress"})
-                return Reply.json(200, job["result"])
+            answer = self.queue_route(request, parts)
+            if answer is not None:
+                return answer
         if request.method != "POST":
             return Reply.json(404, {"detail": "Not Found"})
         if not request.headers.get("content-type", "").startswith("application/json"):

@@ -58,6 +58,16 @@ def openai_error(status: int, kind: str | None, code: str | None, message: str, 
     return Reply.json(status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers)
 
 
+def _unknown_parameter(model: str, payload: dict[str, Any]) -> str | None:
+    """The parameter ``model`` does not take (gpt-image: response_format; DALL-E: the
+    gpt-image output options), the last one named; None when all are known."""
+    unknown = "response_format" if model.startswith("gpt-image") and "response_format" in payload else None
+    for field in ("output_format", "output_compression", "background", "moderation"):
+        if not model.startswith("gpt-image") and field in payload:
+            unknown = field
+    return unknown
+
+
 class OpenAIServer(ProtocolServer):
     """POST /v1/images/generations, GET /v1/models. ``answer_urls``: answer ``url`` items
     (served under /files/) instead of ``b64_json``."""
@@ -124,10 +134,7 @@ class OpenAIServer(ProtocolServer):
         if "quality" in payload and payload["quality"] not in QUALITIES[model]:
             return openai_error(400, "invalid_request_error", "invalid_value",
                                 f"Invalid value: '{payload['quality']}'.", "quality")
-        unknown = "response_format" if model.startswith("gpt-image") and "response_format" in payload else None
-        for field in ("output_format", "output_compression", "background", "moderation"):
-            if not model.startswith("gpt-image") and field in payload:
-                unknown = field
+        unknown = _unknown_parameter(model, payload)
         if unknown:
             return openai_error(400, "invalid_request_error", "unknown_parameter", f"Unknown parameter: '{unknown}'.", unknown)
         if model == "dall-e-3" and payload.get("n", 1) != 1:

@@ -305,78 +305,97 @@ class ReplicateServer(ProtocolServer):
         if path == "/v1/account" and request.method == "GET":
             return Reply.json(200, {"type": "organization", "username": "studio", "name": "Studio"})
         if request.method == "GET" and path.startswith("/v1/models/") and "/predictions" not in path:
-            parts = path.removeprefix("/v1/models/").split("/")
-            name = "/".join(parts[:2])
-            if name not in MODELS:
-                return self.problem(404, "Not found", "The requested resource could not be found.")
-            if len(parts) == 4 and parts[2] == "versions":
-                if parts[3] != MODELS[name][1]:
-                    return self.problem(404, "Not found", "The requested resource could not be found.")
-                return Reply.json(200, {"id": parts[3], "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4",
-                                        "openapi_schema": MODELS[name][2]})
-            return Reply.json(200, self._model_object(name))
+            return self._get_model(path)
         if request.method == "POST" and (path == "/v1/predictions" or (path.startswith("/v1/models/") and path.endswith("/predictions"))):
-            if not request.headers.get("content-type", "").startswith("application/json"):
-                return self.problem(415, "Unsupported media type", "Content-Type must be application/json")
-            data = request.json()
-            if path == "/v1/predictions":
-                found = [n for n, (_, v, _) in MODELS.items() if v == data.get("version")]
-                if not found:
-                    return self.problem(422, "Invalid version or not permitted",
-                                        "The specified version does not exist (or perhaps you don't have permission to use it?)")
-                model = found[0]
-            else:
-                model = path.removeprefix("/v1/models/").removesuffix("/predictions")
-                if model not in MODELS or not MODELS[model][0]:  # only official models run by name
-                    return self.problem(404, "Not found", "The requested resource could not be found.")
-            problems = invalid_fields(MODELS[model][2], data.get("input") or {}) + self.bad_files(data.get("input") or {})
-            if problems:
-                detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
-                return self.problem(422, "Input validation failed", detail, invalid_fields=problems)
-            mode, answer = self.admit()
-            if answer is not None:
-                return answer
-            pid = uuid.uuid4().hex[:20]
-            prediction = {"id": pid, "model": model, "version": MODELS[model][1], "input": data["input"],
-                          "logs": "", "output": None, "data_removed": False, "error": None, "status": "starting",
-                          "created_at": _at(0.0), "started_at": None, "completed_at": None,
-                          "metrics": {}, "urls": {"get": f"{self.url}/v1/predictions/{pid}",
-                                                  "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
-                          "_mode": mode, "_polls": self.polls, "_starting": self.starting_polls}
-            self.predictions[pid] = prediction
-            if mode == "never_started":
-                self._finish(prediction)
-            elif self.starting_polls == 0:
-                if self.polls == 0:
-                    self._finish(prediction)
-                else:
-                    self._start(prediction)
-            return Reply.json(201, self._view(prediction))
+            return self._create_prediction(request, path)
         if path.startswith("/v1/predictions/"):
-            pid = path.split("/")[3]
-            found_prediction = self.predictions.get(pid)
-            if found_prediction is None:
-                return self.problem(404, "Not found", "The requested resource could not be found.")
-            prediction = found_prediction
-            if path.endswith("/cancel") and request.method == "POST":
-                self.cancelled.append(pid)
-                if self.cancel_status is not None:
-                    return self.error(self.cancel_status)
-                if prediction["status"] in ("starting", "processing"):  # a finished one stays as it is
-                    ran = prediction["started_at"] is not None
-                    prediction.update(status="canceled", completed_at=_at(0.5 + (self.predict_time if ran else 0.0)),
-                                      metrics=self._metrics() if ran else {})
-                return Reply.json(200, self._view(prediction))
-            if prediction["status"] == "starting" and prediction["_starting"] is not None:
-                prediction["_starting"] -= 1
-                if prediction["_starting"] <= 0:
-                    self._start(prediction)
-            elif prediction["status"] == "processing" and prediction["_polls"] is not None:
-                prediction["_polls"] -= 1
-                if prediction["_polls"] <= 0:
-                    self._finish(prediction)
-            return Reply.json(200, self._view(prediction))
+            return self._prediction(request, path)
+        return self._not_found()
+
+    def _not_found(self) -> Reply:
         return self.problem(404, "Not found", "The requested resource could not be found.")
+
+    def _get_model(self, path: str) -> Reply:
+        """``GET /v1/models/{owner}/{name}`` and ``.../versions/{id}``."""
+        parts = path.removeprefix("/v1/models/").split("/")
+        name = "/".join(parts[:2])
+        if name not in MODELS:
+            return self._not_found()
+        if len(parts) == 4 and parts[2] == "versions":
+            if parts[3] != MODELS[name][1]:
+                return self._not_found()
+            return Reply.json(200, {"id": parts[3], "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4",
+                                    "openapi_schema": MODELS[name][2]})
+        return Reply.json(200, self._model_object(name))
+
+    def _model_of(self, path: str, data: dict[str, Any]) -> str | Reply:
+        """The model a create call names: by version (``/v1/predictions``) or by name (official models only)."""
+        if path == "/v1/predictions":
+            found = [n for n, (_, v, _) in MODELS.items() if v == data.get("version")]
+            if not found:
+                return self.problem(422, "Invalid version or not permitted",
+                                    "The specified version does not exist (or perhaps you don't have permission to use it?)")
+            return found[0]
+        model = path.removeprefix("/v1/models/").removesuffix("/predictions")
+        if model not in MODELS or not MODELS[model][0]:  # only official models run by name
+            return self._not_found()
+        return model
+
+    def _create_prediction(self, request: Request, path: str) -> Reply:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return self.problem(415, "Unsupported media type", "Content-Type must be application/json")
+        data = request.json()
+        model = self._model_of(path, data)
+        if isinstance(model, Reply):
+            return model
+        problems = invalid_fields(MODELS[model][2], data.get("input") or {}) + self.bad_files(data.get("input") or {})
+        if problems:
+            detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
+            return self.problem(422, "Input validation failed", detail, invalid_fields=problems)
+        mode, answer = self.admit()
+        if answer is not None:
+            return answer
+        pid = uuid.uuid4().hex[:20]
+        prediction = {"id": pid, "model": model, "version": MODELS[model][1], "input": data["input"],
+                      "logs": "", "output": None, "data_removed": False, "error": None, "status": "starting",
+                      "created_at": _at(0.0), "started_at": None, "completed_at": None,
+                      "metrics": {}, "urls": {"get": f"{self.url}/v1/predictions/{pid}",
+                                              "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
+                      "_mode": mode, "_polls": self.polls, "_starting": self.starting_polls}
+        self.predictions[pid] = prediction
+        if mode == "never_started" or (self.starting_polls == 0 and self.polls == 0):
+            self._finish(prediction)
+        elif self.starting_polls == 0:
+            self._start(prediction)
+        return Reply.json(201, self._view(prediction))
+
+    def _prediction(self, request: Request, path: str) -> Reply:
+        """``GET /v1/predictions/{id}`` (one poll advances it) and ``POST .../cancel``."""
+        pid = path.split("/")[3]
+        prediction = self.predictions.get(pid)
+        if prediction is None:
+            return self._not_found()
+        if path.endswith("/cancel") and request.method == "POST":
+            return self._cancel(pid, prediction)
+        if prediction["status"] == "starting" and prediction["_starting"] is not None:
+            prediction["_starting"] -= 1
+            if prediction["_starting"] <= 0:
+                self._start(prediction)
+        elif prediction["status"] == "processing" and prediction["_polls"] is not None:
+            prediction["_polls"] -= 1
+            if prediction["_polls"] <= 0:
+                self._finish(prediction)
+        return Reply.json(200, self._view(prediction))
+
+    def _cancel(self, pid: str, prediction: dict[str, Any]) -> Reply:
+        self.cancelled.append(pid)
+        if self.cancel_status is not None:
+            return self.error(self.cancel_status)
+        if prediction["status"] in ("starting", "processing"):  # a finished one stays as it is
+            ran = prediction["started_at"] is not None
+            prediction.update(status="canceled", completed_at=_at(0.5 + (self.predict_time if ran else 0.0)),
+                              metrics=self._metrics() if ran else {})
+        return Reply.json(200, self._view(prediction))
 
 
     def create_file(self, request: Request) -> Reply:

@@ -16,6 +16,7 @@ GET /v1/user/balance -> {"credits": ...}.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, photo, ratio_size, retry_after
 
@@ -29,6 +30,34 @@ FIELDS = {"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format", 
 def stability_size(ratio: str) -> tuple[int, int]:
     """About one megapixel at ``ratio`` ("16:9"), sides multiples of 64 (what the API returns)."""
     return ratio_size(ratio, 1.0, 64)
+
+
+def _form_problem(form: dict[str, Any]) -> str | None:
+    """What the service says of a form field every endpoint takes, or None."""
+    unknown = set(form) - FIELDS
+    if unknown:
+        return f"{sorted(unknown)[0]}: unknown field"
+    prompt = form.get("prompt")
+    if not isinstance(prompt, str) or not 1 <= len(prompt) <= 10000:
+        return "prompt: must be between 1 and 10000 characters"
+    if "aspect_ratio" in form and form["aspect_ratio"] not in ASPECT_RATIOS:
+        return f"aspect_ratio: must be one of {', '.join(ASPECT_RATIOS)}"
+    if form.get("output_format", "png") not in ("jpeg", "png", "webp"):
+        return "output_format: must be one of jpeg, png, webp"
+    if not 0 <= int(form.get("seed", 0)) <= 4294967294:
+        return "seed: must be between 0 and 4294967294"
+    return None
+
+
+def _endpoint_problem(form: dict[str, Any], sd3: bool) -> str | None:
+    """What the service says of ``model`` and ``cfg_scale`` (the sd3 endpoint's only), or None."""
+    if not sd3:
+        return "cfg_scale / model: only for the sd3 endpoint" if "cfg_scale" in form or "model" in form else None
+    if form.get("model", "sd3.5-large") not in SD3_MODELS:
+        return f"model: must be one of {', '.join(SD3_MODELS)}"
+    if "cfg_scale" in form and not 1 <= float(form["cfg_scale"]) <= 10:
+        return "cfg_scale: must be between 1 and 10"
+    return None
 
 
 class StabilityServer(ProtocolServer):
@@ -58,26 +87,8 @@ class StabilityServer(ProtocolServer):
         if accept not in ("image/*", "application/json"):
             return self.body(400, "bad_request", "accept: must be image/* or application/json")
         form = request.form()
-        unknown = set(form) - FIELDS
-        if unknown:
-            return self.body(400, "bad_request", f"{sorted(unknown)[0]}: unknown field")
-        prompt = form.get("prompt")
-        if not isinstance(prompt, str) or not 1 <= len(prompt) <= 10000:
-            return self.body(400, "bad_request", "prompt: must be between 1 and 10000 characters")
-        if "aspect_ratio" in form and form["aspect_ratio"] not in ASPECT_RATIOS:
-            return self.body(400, "bad_request", f"aspect_ratio: must be one of {', '.join(ASPECT_RATIOS)}")
-        if form.get("output_format", "png") not in ("jpeg", "png", "webp"):
-            return self.body(400, "bad_request", "output_format: must be one of jpeg, png, webp")
-        if not 0 <= int(form.get("seed", 0)) <= 4294967294:
-            return self.body(400, "bad_request", "seed: must be between 0 and 4294967294")
-        if request.path.endswith("/sd3"):
-            if form.get("model", "sd3.5-large") not in SD3_MODELS:
-                return self.body(400, "bad_request", f"model: must be one of {', '.join(SD3_MODELS)}")
-            if "cfg_scale" in form and not 1 <= float(form["cfg_scale"]) <= 10:
-                return self.body(400, "bad_request", "cfg_scale: must be between 1 and 10")
-        elif "cfg_scale" in form or "model" in form:
-            return self.body(400, "bad_request", "cfg_scale / model: only for the sd3 endpoint")
-        return None
+        problem = _form_problem(form) or _endpoint_problem(form, request.path.endswith("/sd3"))
+        return self.body(400, "bad_request", problem) if problem else None
 
     def route(self, request: Request) -> Reply | None:
         if request.path == "/v1/user/balance" and request.method == "GET":

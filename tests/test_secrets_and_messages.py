@@ -4,6 +4,7 @@ naming it, the chain never calls the provider), one-line errors with what to do,
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -199,6 +200,8 @@ def test_every_dotenv_variable_filled_is_read_as_environment_never_printed(tmp_p
              if "=" in line and not line.startswith("#")]
     names += ["DB_PASSWORD", "GITHUB_TOKEN", "CONTENT_PIPELINE_NOT_A_SETTING"]
     values = {name: f"sk-test-{i:02d}-Zq8Rv3Lm9Tx" for i, name in enumerate(names)}
+    # a key that is validated gets a valid value of its kind (still never printed)
+    values["PROMPT_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(b"Zq8Rv3Lm9Tx-prompt-key-32-bytes!").decode()
     (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     for args in (["config", "show"], ["templates", "validate"]):
         result = _cli(args, tmp_path)

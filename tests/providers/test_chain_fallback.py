@@ -150,8 +150,9 @@ def test_auth_failure_raises_an_alert(make_config, monkeypatch: pytest.MonkeyPat
         pk = record_planned(db, TemplateLibrary.load(TEMPLATES), slots)[0]
         row = generate_image(db, chain, pk, spool_dir=settings.spool_dir, policy=settings.policy)
     assert row.provider == "placeholder" and row.is_placeholder
-    alerts = [a for a in evaluate_rules(db, settings) if a.rule == "provider-disabled"]
-    assert len(alerts) == 1 and alerts[0].scope == "openai" and "402" in alerts[0].title
+    # one alert for the cause: a 402 is the quota rule's ("top up"), not also provider-disabled
+    alerts = [a for a in evaluate_rules(db, settings) if a.rule in ("provider-disabled", "quota")]
+    assert len(alerts) == 1 and alerts[0].rule == "quota" and alerts[0].scope == "openai" and "402" in alerts[0].title
     assert "billing_hard_limit_reached" in alerts[0].message and "sk-test-key" not in alerts[0].message
 
 

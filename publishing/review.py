@@ -34,7 +34,8 @@ from pydantic import ConfigDict, Field, create_model
 
 from domain.model import ImageStatus
 from domain.log import get_logger
-from config.settings import Secrets, Settings
+from config.secrets import Secrets
+from config.settings import Settings
 from generation.upload import REVIEW, staging_folder
 from publishing.delivery import announce, deliver_webhooks
 from publishing.publish import publish_image, reject_image, relocate, top_folder

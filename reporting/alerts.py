@@ -41,7 +41,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from domain.log import get_logger
-from config.settings import Secrets, Settings
+from config.secrets import Secrets
+from config.settings import Settings
 from storage.db import AlertRecord, AttemptRecord, Database, ImageRecord, utcnow
 from generation.budget import BudgetLedger, period_starts
 

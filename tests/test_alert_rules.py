@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.model import Attempt, ImageSlot
-from config.settings import Secrets
+from config.secrets import Secrets
 from reporting.alerts import dispatch_alerts, evaluate_rules
 from wiring.runtime import Runtime, get_runtime
 from tests.rows import plan_row, set_row

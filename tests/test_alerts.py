@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import Secrets
+from config.secrets import Secrets
 from reporting.alerts import Alert, dispatch_alerts, evaluate_rules
 from wiring.runtime import get_runtime
 from tests.conftest import a1111_config

@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.model import ImageSlot
-from config.settings import DeliveryConfig, S3Config, WebhookConfig
+from config.publishing import DeliveryConfig, WebhookConfig
+from storage.objects import S3Config
 from storage.db import Database, DeliveryRecord, ImageRecord
 from storage.ledger import GeneratedImage, ImageLedger, PlannedImage, ProcessedImage, StoredFile, StoredImage
 from storage.objects import LocalStore, ObjectStore, open_store, sha256_hex

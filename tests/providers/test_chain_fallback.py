@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from domain.model import ImageSlot
-from config.settings import Secrets, load_settings
+from config.secrets import Secrets
+from config.settings import load_settings
 from domain.templates import TemplateLibrary
 from providers.chain import ProviderChain
 from providers.registry import build_providers
@@ -101,7 +102,7 @@ def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyP
 def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Retry-After within ``max_retry_after_s`` is slept, then the same provider is retried."""
     from domain.model import GenerationRequest
-    from config.settings import RetryConfig
+    from providers.chain import RetryConfig
     from providers.stability import StabilityConfig, StabilityProvider
 
     with srv.StabilityServer() as server:
@@ -119,7 +120,7 @@ def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPat
 
 def test_auth_failure_disables_and_alerts() -> None:
     from domain.model import GenerationRequest
-    from config.settings import RetryConfig
+    from providers.chain import RetryConfig
     from providers.openai import OpenAIConfig, OpenAIProvider
     from providers.placeholder import PlaceholderConfig, PlaceholderProvider
 

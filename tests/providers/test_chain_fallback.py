@@ -23,6 +23,7 @@ from generation.budget import BudgetLedger
 from generation.generate import generate_image
 from generation.record import record_planned
 from tests.providers import servers as srv
+from storage import queries
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -95,7 +96,7 @@ def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyP
     assert skipped == [("huggingface", "skipped", "circuit_open"), ("replicate", "skipped", "circuit_open")]
     assert "retry-after" in (db.attempts(pks[1])[0].error or "")
     assert [len([r for r in four[n].requests if r.method == "POST"]) for n in ("huggingface", "replicate")] == [1, 1]
-    assert db.spent_usd(db.attempts()[0].created_at.replace(hour=0, minute=0)) == pytest.approx(0.14)  # 2 x (0.03 + 0.04)
+    assert queries.spent_usd(db, db.attempts()[0].created_at.replace(hour=0, minute=0)) == pytest.approx(0.14)  # 2 x (0.03 + 0.04)
     chain.close()
 
 

@@ -21,6 +21,7 @@ from domain.model import ImageSlot
 from config.publishing import DeliveryConfig, WebhookConfig
 from storage.objects import S3Config
 from storage.db import Database, DeliveryRecord, ImageRecord
+from storage.reservations import list_reservations, reserve_image
 from storage.ledger import GeneratedImage, ImageLedger, PlannedImage, ProcessedImage, StoredFile, StoredImage
 from storage.objects import LocalStore, ObjectStore, open_store, sha256_hex
 from tests.s3server import S3Server
@@ -71,7 +72,6 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     db = Database(db_url)
     images = published_images(db, 5)
     published_images(db, 2, category="products")  # another category is never handed out
-    ledger = ImageLedger(db)
     barrier = threading.Barrier(8)
     results: list[Any] = []
     errors: list[BaseException] = []
@@ -79,7 +79,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     def caller(n: int) -> None:
         try:
             barrier.wait(timeout=60)
-            results.append(ledger.reserve("food", date(2026, 12, 3), channel="instagram", reserved_by=f"caller-{n}"))
+            results.append(reserve_image(db, "food", date(2026, 12, 3), channel="instagram", reserved_by=f"caller-{n}"))
         except BaseException as exc:
             errors.append(exc)
 
@@ -93,7 +93,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     assert len(results) == 8 and len(granted) == 5 and results.count(None) == 3
     assert sorted(r.image_pk for r in granted) == sorted(i.id for i in images)  # 5 distinct images
     assert {r.category for r in granted} == {"food"} and {r.channel for r in granted} == {"instagram"}
-    assert len(ledger.reservations()) == 5
+    assert len(list_reservations(db)) == 5
     db.dispose()
 
 
@@ -109,7 +109,7 @@ def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearl
     assert result.exit_code == 0, result.output
     assert f"image {images[1].image_id} reserved for 2026-12-03 on instagram" in result.output  # quality 0.9 first
     ledger = ImageLedger(db)
-    assert [ledger.get(r.image_pk).quality_score for r in ledger.reservations()] == [0.9]
+    assert [ledger.get(r.image_pk).quality_score for r in list_reservations(db)] == [0.9]
     for expected in (images[2], images[0]):
         result = runner.invoke(app, ["reserve", "--category", "food", "--for", "2026-12-04"])
         assert result.exit_code == 0 and expected.image_id in result.output, result.output
@@ -117,7 +117,7 @@ def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearl
     assert refused.exit_code == 1
     assert "no free published image of category 'food' for 2026-12-05" in refused.output
     assert "Traceback" not in refused.output
-    first = ledger.reservations()[0]
+    first = list_reservations(db)[0]
     released = runner.invoke(app, ["release", str(first.id)])
     assert released.exit_code == 0 and "released" in released.output
     again = runner.invoke(app, ["reserve", "--category", "food", "--for", "2026-12-05"])
@@ -371,9 +371,9 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
     with pytest.raises(TransitionError, match="superseded -> in_review"):
         ledger.send_to_review(first.id)
     # a published image that is superseded is no longer reservable: only version 2 is
-    reservation = ledger.reserve("food", date(2026, 12, 1))
+    reservation = reserve_image(db, "food", date(2026, 12, 1))
     assert reservation is not None and reservation.image_pk == v2.id
-    assert ledger.reserve("food", date(2026, 12, 2)) is None
+    assert reserve_image(db, "food", date(2026, 12, 2)) is None
     db.dispose()
 
 

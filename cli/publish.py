@@ -196,10 +196,10 @@ def versions_cmd(image: Annotated[str, typer.Argument(help="Any version's image 
 
 
 def print_versions(row: Any) -> None:
-    from storage.ledger import ImageLedger
+    from storage.versions import versions
 
     console, _ = _console()
-    chain = ImageLedger(_runtime().db).versions(row.id)
+    chain = versions(_runtime().db, row.id)
     by_pk = {r.id: r for r in chain}
     table = Table(title=f"slot {row.flow}/{row.run_date}/{row.slot}#{row.slot_index}: {len(chain)} version(s)")
     for column in ("v", "image", "from", "status", "published", "reviewed", "note", "file"):

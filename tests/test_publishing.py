@@ -22,6 +22,7 @@ from config.publishing import DeliveryConfig, WebhookConfig
 from storage.objects import S3Config
 from storage.db import Database, DeliveryRecord, ImageRecord
 from storage.reservations import list_reservations, reserve_image
+from storage.versions import plan_version, versions
 from storage.ledger import GeneratedImage, ImageLedger, PlannedImage, ProcessedImage, StoredFile, StoredImage
 from storage.objects import LocalStore, ObjectStore, open_store, sha256_hex
 from tests.s3server import S3Server
@@ -349,8 +350,8 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
     assert first.published_at is not None and first.status == "done"
     with pytest.raises(TransitionError, match="done -> approved is not allowed"):
         ledger.approve(first.id, "ana")
-    v2 = ledger.plan_version(first.id, seed=7)
-    assert ledger.plan_version(first.id).id == v2.id  # idempotent: the same row again
+    v2 = plan_version(db, first.id, seed=7)
+    assert plan_version(db, first.id).id == v2.id  # idempotent: the same row again
     assert (v2.version, v2.previous_pk, v2.seed, v2.status) == (2, first.id, 7, "planned")
     assert v2.idempotency_key == f"{first.idempotency_key}:v2" and v2.image_id != first.image_id
     key = f"content/food/2026/11/v2-{v2.image_id}.png"
@@ -365,8 +366,8 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
     approved = ledger.approve(v2.id, "ana", "better")
     assert (approved.status, approved.reviewed_by, approved.review_note) == ("approved", "ana", "better")
     ledger.publish(v2.id)
-    assert [(r.version, r.status) for r in ledger.versions(first.id)] == [(1, "superseded"), (2, "done")]
-    v3 = ledger.plan_version(v2.id)
+    assert [(r.version, r.status) for r in versions(db, first.id)] == [(1, "superseded"), (2, "done")]
+    v3 = plan_version(db, v2.id)
     assert (v3.version, v3.previous_pk) == (3, v2.id)
     with pytest.raises(TransitionError, match="superseded -> in_review"):
         ledger.send_to_review(first.id)

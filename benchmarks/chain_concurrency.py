@@ -37,7 +37,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from domain.model import GenerationRequest, ImageSlot  # noqa: E402
-from config.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
+from config.imaging import PolicyConfig  # noqa: E402
+from config.secrets import Secrets  # noqa: E402
+from providers.chain import RetryConfig  # noqa: E402
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider  # noqa: E402
 from providers.chain import ProviderChain  # noqa: E402
 from tests.providers.servers import A1111Server, photo  # noqa: E402

@@ -51,7 +51,8 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
 
     import httpx
 
-    from config.settings import DecodeConfig, ImageSafetyConfig, Settings
+    from config.imaging import DecodeConfig, ImageSafetyConfig
+    from config.settings import Settings
     from imaging.decode import decode_image
     from imaging.postprocess import process_file
     from imaging.provenance import Provenance

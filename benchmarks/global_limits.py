@@ -40,7 +40,7 @@ def main() -> None:
     from rich.table import Table
 
     from domain.model import GenerationRequest
-    from config.settings import Secrets
+    from config.secrets import Secrets
     from providers.placeholder import PlaceholderConfig, PlaceholderProvider
     from generation.limits import GloballyLimitedProvider, limit_name
 

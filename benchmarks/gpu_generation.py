@@ -377,7 +377,7 @@ def workloads(tiny: bool) -> dict[str, Workload]:
 
 
 def provider_for(work: Workload, device: str, batch: int, compile_mode: str, backend: str) -> Any:
-    from config.settings import Secrets
+    from config.secrets import Secrets
     from providers.diffusers_local import DiffusersConfig, DiffusersProvider
 
     config = DiffusersConfig.model_validate({

@@ -55,7 +55,7 @@ def _specs():
 
 
 def run_project(args: tuple[str, str, int, bool]) -> int:
-    from config.settings import DecodeConfig
+    from config.imaging import DecodeConfig
     from imaging.decode import decode_image
     from imaging.postprocess import render_one
     from imaging.provenance import Provenance

@@ -321,7 +321,8 @@ def run_checks(timeout_s: float = 3.0) -> list[Check]:
         checks.append(Check("configuration", FAIL, str(exc), "correct the file / variable named above"))
         checks.append(check_prefect_api(timeout_s))
         return checks
-    from config.settings import Secrets, config_path
+    from config.secrets import Secrets
+    from config.settings import config_path
 
     secrets = Secrets()
     checks.append(Check("configuration", OK, str(config_path() or "defaults (no content-pipeline.yaml)")))

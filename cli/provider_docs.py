@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from pydantic import AliasChoices
 
-from config.settings import Secrets, WebhookConfig
+from config.publishing import WebhookConfig
+from config.secrets import Secrets
 from domain.errors import ConfigError
 from providers.registry import PROVIDERS, provider_class, secret_env_names
 from providers.spec import ProviderConfig

@@ -157,11 +157,11 @@ def reserve_cmd(
 
 def release_cmd(reservation: Annotated[int, typer.Argument(help="The reservation number (report lists them).")]) -> None:
     """Release a reservation: its image is free again."""
-    from storage.ledger import ImageLedger
+    from storage.reservations import release_reservation
 
     console, _ = _console()
     try:
-        done = ImageLedger(_runtime().db).release_reservation(reservation)
+        done = release_reservation(_runtime().db, reservation)
     except KeyError:
         raise _fail(f"no reservation {reservation}") from None
     console.print(f"reservation {done.id} of {done.for_date} released", highlight=False)
@@ -196,10 +196,10 @@ def versions_cmd(image: Annotated[str, typer.Argument(help="Any version's image 
 
 
 def print_versions(row: Any) -> None:
-    from storage.ledger import ImageLedger
+    from storage.versions import versions
 
     console, _ = _console()
-    chain = ImageLedger(_runtime().db).versions(row.id)
+    chain = versions(_runtime().db, row.id)
     by_pk = {r.id: r for r in chain}
     table = Table(title=f"slot {row.flow}/{row.run_date}/{row.slot}#{row.slot_index}: {len(chain)} version(s)")
     for column in ("v", "image", "from", "status", "published", "reviewed", "note", "file"):
@@ -238,10 +238,11 @@ def backup_verify() -> None:
 def reservation_calendar(start: date, days: int = 30) -> Table | None:
     """A table of the active reservations from ``start`` for ``days`` days (None when none)."""
     from storage.ledger import ImageLedger
+    from storage.reservations import list_reservations
 
     rt = _runtime()
     ledger = ImageLedger(rt.db)
-    reservations = ledger.reservations(since=start, until=start + timedelta(days=days))
+    reservations = list_reservations(rt.db, since=start, until=start + timedelta(days=days))
     if not reservations:
         return None
     images = {r.id: r for r in ledger.rows(sorted({x.image_pk for x in reservations}))}

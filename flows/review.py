@@ -14,6 +14,7 @@ from publishing.reserve import ReservationRefused, reserve
 from publishing.review import publish_or_review
 from publishing.versions import find_image
 from storage.ledger import ImageLedger
+from storage.versions import plan_version
 from wiring.runtime import get_runtime
 
 
@@ -55,7 +56,7 @@ def regenerate_image(image_id: str, seed: int | None = None, provider: str | Non
     rt = get_runtime()
     row = find_image(rt.db, image_id)
     assert row.id is not None
-    version = ImageLedger(rt.db).plan_version(row.id, seed=seed)
+    version = plan_version(rt.db, row.id, seed=seed)
     assert version.id is not None
     rt.produce_version(version.id, provider)
     made = publish_or_review(rt.publisher(), [version.id], f"regenerate-{version.image_id}", produce=rt.produce_planned)

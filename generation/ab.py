@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from domain.model import ImageStatus, seed_from_key
-from config.settings import ABConfig
+from config.generation import ABConfig
 from storage.db import Database, ImageRecord
 
 FAILURES = (ImageStatus.failed.value, ImageStatus.blocked.value)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from domain.errors import BudgetExceededError
-from config.settings import BudgetConfig
+from config.generation import BudgetConfig
 from storage.db import (
     BudgetLedgerRecord,
     BudgetPeriodRecord,

@@ -32,7 +32,7 @@ from domain.model import (
 )
 from domain.errors import ConfigError, ProviderError
 from policy.gate import RequestParts, judge
-from config.settings import PolicyConfig
+from config.imaging import PolicyConfig
 from providers.chain import BudgetGuard, ProviderChain
 from providers.download import load_reference
 from storage.crypto import is_encrypted

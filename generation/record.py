@@ -16,7 +16,8 @@ from pathlib import Path
 
 from domain.model import ImageSlot
 from domain.errors import TemplateError
-from config.settings import ABConfig, PrivacyConfig
+from config.generation import ABConfig
+from config.imaging import PrivacyConfig
 from domain.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
 from storage.ledger import ImageLedger, PlannedImage

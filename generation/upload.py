@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from config.settings import PublishingConfig
+from config.publishing import PublishingConfig
 from storage.db import ImageRecord
 from storage.ledger import StoredFile, StoredImage
 from storage.objects import ObjectStore, sha256_hex

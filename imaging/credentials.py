@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigError, ContentPipelineError
-from config.settings import C2paConfig
+from config.imaging import C2paConfig
 from imaging.provenance import DIGITAL_SOURCE_TYPE, Provenance
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}

@@ -32,7 +32,7 @@ from pathlib import Path
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from domain.errors import CorruptImageError, EmptyImageError, ImageTooLargeError, UnsupportedImageError
-from config.settings import DecodeConfig
+from config.imaging import DecodeConfig
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 

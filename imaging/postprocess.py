@@ -1,7 +1,7 @@
 """Stage 4: post-process the spooled original into the configured renditions.
 
 The original is decoded safely first (imaging.decode: byte and pixel caps, allowed
-formats, EXIF orientation, sRGB). Each rendition (config.settings.RenditionConfig) is
+formats, EXIF orientation, sRGB). Each rendition (config.imaging.RenditionConfig) is
 then
 
 * a resize into a box (``contain``: inside the box, aspect kept; ``cover``: fills the
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from PIL import Image, ImageFilter, ImageOps, PngImagePlugin
 
 from domain.errors import RenditionError
-from config.settings import DecodeConfig, RenditionConfig
+from config.imaging import DecodeConfig, RenditionConfig
 from imaging.decode import decode_image
 from imaging.files import write_atomic
 from imaging.provenance import PNG_XMP_KEY, Provenance

@@ -2,7 +2,7 @@
 
 NudeNet 3.4 (https://github.com/notAI-tech/NudeNet, ``pip install nudenet``) ships
 its ONNX detector inside the wheel (``nudenet/320n.onnx``, a YOLOv8n trained on 18
-body-part classes: ``config.settings.NUDENET_CLASSES``) and runs it with onnxruntime:
+body-part classes: ``config.imaging.NUDENET_CLASSES``) and runs it with onnxruntime:
 nothing is downloaded at run time. Each detection is a class, a score (0..1) and a
 box ``[x, y, width, height]`` in pixels of the image.
 
@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image
 
 from domain.errors import ConfigError
-from config.settings import ImageSafetyConfig
+from config.imaging import ImageSafetyConfig
 
 _detectors: dict[int, Any] = {}
 _lock = threading.Lock()

@@ -24,7 +24,7 @@ from typing import Any
 from PIL import Image
 
 from domain.errors import ConfigError
-from config.settings import PolicyConfig, TaggingConfig
+from config.imaging import PolicyConfig, TaggingConfig
 from imaging.quality import load_callable
 
 _models: dict[tuple[str, str], Any] = {}

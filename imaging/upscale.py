@@ -30,7 +30,7 @@ import httpx
 from PIL import Image
 
 from domain.errors import InvalidImageError, UpscaleError
-from config.settings import DecodeConfig, UpscaleConfig
+from config.imaging import DecodeConfig, UpscaleConfig
 from imaging.decode import decode_image
 
 _LANCZOS = Image.Resampling.LANCZOS

@@ -47,7 +47,7 @@ _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A
 
 
 class PolicySettings(Protocol):
-    """What ``judge`` reads of the configuration (config.settings.PolicyConfig has it)."""
+    """What ``judge`` reads of the configuration (config.imaging.PolicyConfig has it)."""
 
     deny_terms: list[str]
     private_people: list[str]

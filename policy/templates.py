@@ -59,7 +59,7 @@ def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, 
     the content policy refuses (``policy.gate.judge``, with the template's negative prompt,
     LoRA names, pinned model and reference image: the bytes ``load_reference(value)`` gives,
     else empty bytes), one line each: file, variant, rule and the refused prompt shortened.
-    ``policy`` (config.settings.PolicyConfig) replaces ``deny_terms`` / ``private_people``.
+    ``policy`` (config.imaging.PolicyConfig) replaces ``deny_terms`` / ``private_people``.
     At most ``MAX_EXPANSIONS`` expansions per prompt are enumerated, and at most
     ``MAX_POLICY_CHECKS`` prompts (expansions x styles) are checked one by one; beyond that
     every choice and style is checked together (a refusal then says "may expand to")."""

@@ -59,7 +59,7 @@ ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 ASPECT_TOLERANCE = 0.10
 
 class SecretSource(Protocol):
-    """Where providers read their secrets (config.settings.Secrets: environment and .env)."""
+    """Where providers read their secrets (config.secrets.Secrets: environment and .env)."""
 
     def lookup(self, names: Sequence[str]) -> str | None:
         """The first non-empty value among the environment variables ``names``."""

@@ -33,7 +33,8 @@ import httpx
 
 from domain.errors import UnsafeURLError
 from domain.log import get_logger
-from config.settings import DeliveryConfig, Secrets, WebhookConfig
+from config.publishing import DeliveryConfig, WebhookConfig
+from config.secrets import Secrets
 from providers.download import SafeDownloader, masked_url
 from storage.db import Database, DeliveryRecord, ImageRecord
 from storage.objects import ObjectStore

@@ -17,6 +17,7 @@ from typing import Any
 from domain.errors import ContentPipelineError
 from storage.db import ImageRecord, ReservationRecord
 from storage.ledger import ImageLedger
+from storage.reservations import reserve_image
 
 
 class ReservationRefused(ContentPipelineError):
@@ -45,7 +46,7 @@ class ReserveOutcome:
 def reserve(ledger: ImageLedger, settings: Any, category: str, for_date: date, *, channel: str | None = None,
             reserved_by: str | None = None, on_demand: bool = True) -> ReserveOutcome:
     """Reserve an image of ``category`` for ``for_date`` / ``channel`` (see the module doc)."""
-    reservation = ledger.reserve(category, for_date, channel=channel, reserved_by=reserved_by)
+    reservation = reserve_image(ledger.db, category, for_date, channel=channel, reserved_by=reserved_by)
     if reservation is not None:
         image = ledger.get(reservation.image_pk)
         return ReserveOutcome("reserved", f"image {image.image_id} reserved for {for_date}"

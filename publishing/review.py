@@ -15,7 +15,7 @@ stored. Per category (``publishing.review``):
   again from the start: every step before is idempotent (rows already made are not made
   again), and ``suspend_flow_run`` with the same key returns the submitted input at once.
   Approved images are published, rejected ones moved under ``rejected/`` with the note,
-  "regenerate" makes version n+1 of the slot (storage.ledger.ImageLedger.plan_version),
+  "regenerate" makes version n+1 of the slot (storage.versions.plan_version),
   which is produced and reviewed in the next round (at most ``max_review_rounds``).
 
 Outside a deployment (the CLI's in-process runs) nothing suspends: the images wait
@@ -34,12 +34,14 @@ from pydantic import ConfigDict, Field, create_model
 
 from domain.model import ImageStatus
 from domain.log import get_logger
-from config.settings import Secrets, Settings
+from config.secrets import Secrets
+from config.settings import Settings
 from generation.upload import REVIEW, staging_folder
 from publishing.delivery import announce, deliver_webhooks
 from publishing.publish import publish_image, reject_image, relocate, top_folder
 from storage.db import Database, ImageRecord
 from storage.ledger import ImageLedger
+from storage.versions import plan_version
 from storage.objects import ObjectStore
 
 S = ImageStatus
@@ -187,7 +189,7 @@ class Publisher:
         """Reject row ``pk`` with ``note`` (when in review) and plan version n+1 of its slot."""
         if S(self.ledger.get(pk).status) in (S.in_review, S.approved):
             self.reject(pk, reviewer, f"regenerate: {note}" if note else "regenerate")
-        return self.ledger.plan_version(pk, seed=seed)
+        return plan_version(self.ledger.db, pk, seed=seed)
 
     # -- delivery -----------------------------------------------------------------------
     def deliver_new(self) -> None:

@@ -41,9 +41,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from domain.log import get_logger
-from config.settings import Secrets, Settings
+from config.secrets import Secrets
+from config.settings import Settings
 from storage.db import AlertRecord, AttemptRecord, Database, ImageRecord, utcnow
 from generation.budget import BudgetLedger, period_starts
+from storage import queries
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,9 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
     threshold = settings.alerts.consecutive_failures
     circuit = settings.retry.circuit_threshold
     for provider in _real_providers(settings):
-        streak = db.trailing_failures(provider)
+        streak = queries.trailing_failures(db, provider)
         if _streak_alerts(streak, threshold, circuit):
-            last = db.last_failed_attempt(provider)
+            last = queries.last_failed_attempt(db, provider)
             why = f"Last error ({last.error_class}, HTTP {last.http_status or '-'}): {last.error}" if last else ""
             alerts.append(Alert(
                 "consecutive-failures", provider,
@@ -100,7 +102,7 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
                 f"What to do: check that {provider} is reachable and its credentials and credit are valid "
                 f"(content-pipeline config show).",
             ))
-    streak = db.trailing_failures(None)
+    streak = queries.trailing_failures(db, None)
     if _streak_alerts(streak, threshold, circuit):
         with db.session() as session:
             query = select(AttemptRecord).where(AttemptRecord.status == "failed", AttemptRecord.provider != "placeholder")
@@ -127,9 +129,9 @@ def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
     which says to top up."""
     alerts: list[Alert] = []
     for provider in _real_providers(settings):
-        if db.trailing_failures(provider) < 1:
+        if queries.trailing_failures(db, provider) < 1:
             continue
-        last = db.last_failed_attempt(provider)
+        last = queries.last_failed_attempt(db, provider)
         retired = last is not None and last.error_class == "model_retired"
         if last is not None and (retired or (last.error_class == "auth_billing" and last.http_status != 402)):
             why = "retired its model" if retired else "refused our credentials"
@@ -145,7 +147,7 @@ def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
 
 def rule_images_failed(db: Database, settings: Settings) -> list[Alert]:
     threshold = settings.alerts.consecutive_failures
-    recent = db.recent_images(threshold + 1)
+    recent = queries.recent_images(db, threshold + 1)
     if len(recent) > threshold and all(r.status == "failed" for r in recent):
         return [Alert(
             "images-failed", "all",
@@ -301,7 +303,7 @@ def dispatch_alerts(db: Database, settings: Settings, secrets: Secrets, alerts: 
     urls = secrets.apprise_url_list()
     log = get_logger()
     for alert in alerts:
-        last = db.last_alert(alert.rule, alert.scope)
+        last = queries.last_alert(db, alert.rule, alert.scope)
         if last is not None and utcnow() - last.created_at < cooldown:
             log.info("alert %s (%s) suppressed: sent %s ago", alert.rule, alert.scope, utcnow() - last.created_at)
             continue
@@ -312,7 +314,7 @@ def dispatch_alerts(db: Database, settings: Settings, secrets: Secrets, alerts: 
             log.warning("ALERT (no Apprise URL configured) %s\n%s", alert.title, alert.message)
         else:
             log.info("alert %s delivered to %d Apprise URL(s)", alert.rule, len(urls))
-        raised.append(db.add_alert(AlertRecord(rule=alert.rule, scope=alert.scope, title=alert.title,
+        raised.append(queries.add_alert(db, AlertRecord(rule=alert.rule, scope=alert.scope, title=alert.title,
                                                message=alert.message, delivered=delivered)))
     return raised
 

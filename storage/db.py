@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, func
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -371,58 +371,6 @@ class Database:
     def renditions(self, pk: int) -> list[RenditionRecord]:
         with self.session() as session:
             return list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk).order_by(col(RenditionRecord.id))))
-
-    def spent_usd(self, since: datetime) -> float:
-        """USD recorded on attempts since ``since`` (timezone-aware)."""
-        with self.session() as session:
-            total = session.exec(select(func.coalesce(func.sum(AttemptRecord.cost_usd), 0.0)).where(AttemptRecord.created_at >= since)).one()
-            return float(total)
-
-    def trailing_failures(self, provider: str | None = None, limit: int = 1000) -> int:
-        """Failed attempts in a row at the end of the record (of ``provider``, or of real providers)."""
-        with self.session() as session:
-            query = select(AttemptRecord.status).where(AttemptRecord.status != "skipped")
-            if provider:
-                query = query.where(AttemptRecord.provider == provider)
-            else:
-                query = query.where(AttemptRecord.provider != "placeholder")
-            statuses = session.exec(query.order_by(AttemptRecord.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
-        count = 0
-        for status in statuses:
-            if status != "failed":
-                break
-            count += 1
-        return count
-
-    def last_failed_attempt(self, provider: str) -> AttemptRecord | None:
-        with self.session() as session:
-            query = select(AttemptRecord).where(AttemptRecord.provider == provider, AttemptRecord.status == "failed")
-            return session.exec(query.order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
-
-    def recent_images(self, limit: int) -> list[ImageRecord]:
-        """The ``limit`` most recently updated terminal images, newest last."""
-        terminal = [s.value for s in ImageStatus if s.terminal]
-        with self.session() as session:
-            query = select(ImageRecord).where(ImageRecord.status.in_(terminal))  # type: ignore[attr-defined]
-            rows = session.exec(query.order_by(ImageRecord.updated_at.desc()).limit(limit)).all()  # type: ignore[attr-defined]
-        return list(reversed(rows))
-
-    # -- alerts -----------------------------------------------------------------------
-    def last_alert(self, rule: str, scope: str) -> AlertRecord | None:
-        with self.session() as session:
-            query = select(AlertRecord).where(AlertRecord.rule == rule, AlertRecord.scope == scope)
-            return session.exec(query.order_by(AlertRecord.id.desc())).first()  # type: ignore[union-attr]
-
-    def add_alert(self, alert: AlertRecord) -> AlertRecord:
-        with self.write_session() as session:
-            session.add(alert)
-            session.commit()
-            session.refresh(alert)
-            return alert
-
-    def alerts(self) -> list[AlertRecord]:
-        with self.session() as session:
-            return list(session.exec(select(AlertRecord).order_by(col(AlertRecord.id))))
 
     def dispose(self) -> None:
         self.engine.dispose()

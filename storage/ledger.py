@@ -40,8 +40,8 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from domain.model import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest, seed_from_key
-from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, ReservationRecord, utcnow
+from domain.model import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest
+from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, utcnow
 
 S = ImageStatus
 
@@ -455,7 +455,7 @@ class ImageLedger:
         return self._transition(pk, run_key, S.skipped, apply, attempts=attempts, settlements=settlements,
                                 keep_lease=False)
 
-    # -- publishing: review, versions, reservations -------------------------------------------
+    # -- publishing: review, versions (versions: storage/versions.py; reservations: storage/reservations.py) -------------------------------------------
     def send_to_review(self, pk: int, stored: StoredImage | None = None, run_key: str | None = None) -> ImageRecord:
         """``done`` / ``uploaded`` -> ``in_review`` (its files under ``stored``, e.g. ``review/``);
         ``run_key``: the run holding the slot's claim, if it still holds one. Releases the claim."""
@@ -501,114 +501,6 @@ class ImageLedger:
 
         return self._transition(pk, run_key, S.done, apply, extra=extra, keep_lease=False)
 
-    def versions(self, pk: int) -> list[ImageRecord]:
-        """Every version of row ``pk``'s slot, version 1 first (the chain of ``previous_pk``)."""
-        row = self.get(pk)
-        with self.db.session() as session:
-            query = select(ImageRecord).where(ImageRecord.flow == row.flow, ImageRecord.run_date == row.run_date,
-                                              ImageRecord.slot == row.slot, ImageRecord.slot_index == row.slot_index)
-            return sorted(session.exec(query), key=lambda r: (r.version, r.id or 0))
-
-    def plan_version(self, pk: int, *, seed: int | None = None, trigger: str = "regenerate") -> ImageRecord:
-        """Version n+1 of row ``pk``'s slot: a new ``planned`` row with the same prompt and
-        parameters, ``previous_pk`` = ``pk``, a new seed (``seed`` or one derived from the new
-        idempotency key ``<slot key>:v<n+1>``). Idempotent: a row already made from ``pk``
-        is returned as it is (one transaction; the previous row is locked)."""
-        with self.db.write_session() as session:
-            previous = self._locked(session, pk)
-            made = session.exec(select(ImageRecord).where(ImageRecord.previous_pk == pk)).first()
-            if made is not None:
-                session.commit()  # nothing written; a rollback would expire the row it returns
-                return made
-            siblings = session.exec(select(ImageRecord.version).where(
-                ImageRecord.flow == previous.flow, ImageRecord.run_date == previous.run_date,
-                ImageRecord.slot == previous.slot, ImageRecord.slot_index == previous.slot_index)).all()
-            version = max([previous.version, *siblings]) + 1
-            slot_key = ImageSlot(previous.flow, previous.run_date, previous.slot, previous.slot_index,
-                                 previous.category).idempotency_key
-            key = f"{slot_key}:v{version}"
-            now = utcnow()
-            row = ImageRecord(
-                idempotency_key=key, image_id=key_digest(key), flow=previous.flow, run_date=previous.run_date,
-                slot=previous.slot, slot_index=previous.slot_index, trigger=trigger, status=S.planned.value,
-                category=previous.category, template=previous.template, template_version=previous.template_version,
-                variant=previous.variant, prompt=previous.prompt, negative_prompt=previous.negative_prompt,
-                width=previous.width, height=previous.height, num_inference_steps=previous.num_inference_steps,
-                guidance_scale=previous.guidance_scale, seed=seed if seed is not None else seed_from_key(key),
-                tags=list(previous.tags or []), request_options=previous.request_options,
-                prompt_private=previous.prompt_private, created_at=now, updated_at=now, version=version,
-                previous_pk=pk)
-            session.add(row)
-            session.commit()
-            return row
-
-    def reserve(self, category: str, for_date: date, *, channel: str | None = None,
-                reserved_by: str | None = None) -> ReservationRecord | None:
-        """Reserve the best free published image (``done``, ``published_at`` set) of ``category`` (highest quality score,
-        then the oldest) for ``for_date`` / ``channel``; None when none is free.
-
-        One transaction: on PostgreSQL the candidate row is taken ``FOR UPDATE SKIP LOCKED``
-        (a concurrent caller moves on to the next image), on SQLite the write lock is taken
-        first (``BEGIN IMMEDIATE``); the unique ``active_image_pk`` is the last guard."""
-        from sqlalchemy.exc import IntegrityError
-
-        for _ in range(5):
-            with self.db.write_session() as session:
-                taken = select(ReservationRecord.active_image_pk).where(
-                    ReservationRecord.active_image_pk.is_not(None))  # type: ignore[union-attr]
-                query = (select(ImageRecord)
-                         .where(ImageRecord.category == category, ImageRecord.status == S.done.value,
-                                ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
-                                ImageRecord.is_placeholder == False,  # noqa: E712
-                                ImageRecord.id.not_in(taken))  # type: ignore[union-attr]
-                         .order_by(col(ImageRecord.quality_score).desc().nulls_last(), col(ImageRecord.created_at),
-                                   col(ImageRecord.id))
-                         .limit(1))
-                if not self.db.is_sqlite:
-                    query = query.with_for_update(skip_locked=True)
-                image = session.exec(query).first()
-                if image is None:
-                    session.rollback()
-                    return None
-                reservation = ReservationRecord(image_pk=image.id, active_image_pk=image.id, category=category,  # type: ignore[arg-type]
-                                                for_date=for_date, channel=channel, reserved_by=reserved_by)
-                session.add(reservation)
-                try:
-                    session.commit()
-                except IntegrityError:  # reserved by a concurrent caller a moment ago: take the next one
-                    session.rollback()
-                    continue
-                session.refresh(reservation)
-                return reservation
-        return None
-
-    def release_reservation(self, reservation_id: int) -> ReservationRecord:
-        """End reservation ``reservation_id`` (its image is free again); KeyError when unknown."""
-        with self.db.write_session() as session:
-            reservation = session.get(ReservationRecord, reservation_id)
-            if reservation is None:
-                raise KeyError(f"no reservation {reservation_id}")
-            if reservation.active_image_pk is not None:
-                reservation.active_image_pk = None
-                reservation.released_at = utcnow()
-                session.add(reservation)
-                session.commit()
-                session.refresh(reservation)
-            return reservation
-
-    def reservations(self, *, since: date | None = None, until: date | None = None,
-                     active_only: bool = True) -> list[ReservationRecord]:
-        """Reservations whose date is in ``since``..``until`` (both included), by date."""
-        with self.db.session() as session:
-            query = select(ReservationRecord)
-            if active_only:
-                query = query.where(ReservationRecord.active_image_pk.is_not(None))  # type: ignore[union-attr]
-            if since is not None:
-                query = query.where(ReservationRecord.for_date >= since)
-            if until is not None:
-                query = query.where(ReservationRecord.for_date <= until)
-            return list(session.exec(query.order_by(ReservationRecord.for_date, ReservationRecord.id)))  # type: ignore[arg-type]
-
     # -- the one place that writes ----------------------------------------------------------
     def _stored(self, pk: int, run_key: str, to: ImageStatus, stored: StoredImage | None,
                 processed: ProcessedImage | None, *, error: str | None = None,
@@ -626,13 +518,7 @@ class ImageLedger:
                                 keep_lease=to not in (S.done, S.placeholder))
 
     def _locked(self, session: Session, pk: int) -> ImageRecord:
-        query = select(ImageRecord).where(ImageRecord.id == pk)
-        if not self.db.is_sqlite:
-            query = query.with_for_update()
-        row = session.exec(query).one_or_none()
-        if row is None:
-            raise KeyError(f"no image row {pk}")
-        return row
+        return locked_row(self.db, session, pk)
 
     def _transition(self, pk: int, run_key: str | None, to: ImageStatus | None, apply: Callable[[ImageRecord], None], *,
                     attempts: Sequence[Attempt] = (), settlements: Sequence[tuple[int, float]] = (),
@@ -667,6 +553,18 @@ class ImageLedger:
             session.add(row)
             session.commit()
             return row
+
+
+def locked_row(db: Database, session: Session, pk: int) -> ImageRecord:
+    """Row ``pk`` in ``session``, locked ``FOR UPDATE`` on PostgreSQL (SQLite's write session
+    holds the database lock already); KeyError when there is none."""
+    query = select(ImageRecord).where(ImageRecord.id == pk)
+    if not db.is_sqlite:
+        query = query.with_for_update()
+    row = session.exec(query).one_or_none()
+    if row is None:
+        raise KeyError(f"no image row {pk}")
+    return row
 
 
 def _begin_generation(row: ImageRecord) -> None:

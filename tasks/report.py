@@ -15,6 +15,7 @@ from reporting.artifacts import publish_report_artifacts
 from reporting.report import period, report_period, sheet_link, write_report
 from storage.db import AlertRecord
 from wiring.runtime import Runtime
+from storage import queries
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
@@ -45,6 +46,6 @@ def send_report_task(rt: Runtime, summary: dict[str, Any]) -> bool:
     delivered = send_apprise(urls, title, body, attachments=charts)
     if not urls:
         get_logger().warning("weekly report (no Apprise URL configured):\n%s", body)
-    rt.db.add_alert(AlertRecord(rule="weekly-report", scope=str(summary["since"]), title=title, message=body,
+    queries.add_alert(rt.db, AlertRecord(rule="weekly-report", scope=str(summary["since"]), title=title, message=body,
                                 delivered=delivered))
     return delivered

@@ -9,7 +9,7 @@ from typing import Any
 def reserve_in_process(url: str, daily_usd: float, estimate_usd: float, threads: int, barrier: Any, results: Any) -> None:
     """Run ``threads`` concurrent reservations in this process; put (ok, refused) on ``results``."""
     from domain.errors import BudgetExceededError
-    from config.settings import BudgetConfig
+    from config.generation import BudgetConfig
     from storage.db import Database
     from generation.budget import BudgetLedger
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from domain.model import ImageSlot, ImageStatus
-from config.settings import ABConfig
+from config.generation import ABConfig
 from generation.ab import VariantStats, make_chooser, report, thompson_choice, variant_stats
 from generation.record import record_planned
 from wiring.runtime import get_runtime

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.model import Attempt, ImageSlot
-from config.settings import Secrets
+from config.secrets import Secrets
 from reporting.alerts import dispatch_alerts, evaluate_rules
 from wiring.runtime import Runtime, get_runtime
 from tests.rows import plan_row, set_row
 from tests.servers import HttpSink
 from tests.smtpsink import SmtpSink
+from storage import queries
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def test_rule_delivered_by_http_and_smtp_then_suppressed(case: str, make_config,
     again = [a for a in evaluate_rules(rt.db, rt.settings, rt.budget) if a.rule == rule]
     assert again and dispatch_alerts(rt.db, rt.settings, secrets, again[:1]) == []
     assert len(sink.received) == 1 and len(smtp.messages) == 1
-    assert [a.rule for a in rt.db.alerts()] == [rule]
+    assert [a.rule for a in queries.alerts(rt.db)] == [rule]
 
 
 def test_one_402_sends_one_alert(make_config, sink: HttpSink) -> None:  # type: ignore[no-untyped-def]
@@ -195,7 +196,7 @@ def test_flow_failure_hook_alerts(make_config, sink: HttpSink, smtp: SmtpSink, m
     assert "of doomed failed" in body["title"] and "the template folder is unreadable" in body["message"]
     assert "re-run the same date" in body["message"]
     assert smtp.messages[0]["Subject"] == body["title"]
-    [stored] = get_runtime().db.alerts()
+    [stored] = queries.alerts(get_runtime().db)
     assert stored.rule == "flow-failed" and stored.delivered
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import Secrets
+from config.secrets import Secrets
 from reporting.alerts import Alert, dispatch_alerts, evaluate_rules
 from wiring.runtime import get_runtime
 from tests.conftest import a1111_config
 from tests.rows import flow_summary
 from tests.servers import A1111Server, HttpSink
+from storage import queries
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -31,7 +32,7 @@ def test_alert_after_four_consecutive_failures(make_config, sink: HttpSink, monk
                                             "content-pipeline: the last 4 provider calls all failed"]
     assert "CUDA out of memory" in bodies[0]["message"] and "What to do" in bodies[0]["message"]
     assert bodies[0]["title"] in summary.alerts
-    stored = [a for a in get_runtime().db.alerts() if a.rule == "consecutive-failures"]
+    stored = [a for a in queries.alerts(get_runtime().db) if a.rule == "consecutive-failures"]
     assert len(stored) == 2 and all(a.delivered and "hooks" not in a.message for a in stored)  # URL never stored
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.errors import BudgetExceededError
-from config.settings import BudgetConfig, ProviderBudgetConfig
+from config.generation import BudgetConfig, ProviderBudgetConfig
 from storage.db import BudgetPeriodRecord, Database
 from generation.budget import BudgetLedger
 from tests.budget_worker import reserve_in_process

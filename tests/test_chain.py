@@ -37,7 +37,7 @@ def setup(make_config, url: str, **extra):  # type: ignore[no-untyped-def]
 
 
 def settings_secrets():  # type: ignore[no-untyped-def]
-    from config.settings import Secrets
+    from config.secrets import Secrets
 
     return Secrets()
 

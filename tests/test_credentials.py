@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
-from config.settings import C2paConfig, RenditionConfig
+from config.imaging import C2paConfig, RenditionConfig
 from imaging.credentials import CredentialsError, sign_files, verify_file
 from imaging.postprocess import make_renditions
 from imaging.provenance import DIGITAL_SOURCE_TYPE, Provenance

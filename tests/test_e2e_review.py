@@ -183,7 +183,7 @@ def test_reserve_deployment_called_through_the_api(stack: ServedStack) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from storage.db import Database
-    from storage.ledger import ImageLedger
+    from storage.reservations import list_reservations
 
     published = [r for r in _rows(stack) if r.category == "food" and r.status == "done" and r.published_at]
     assert len(published) == 2
@@ -195,7 +195,7 @@ def test_reserve_deployment_called_through_the_api(stack: ServedStack) -> None:
     assert "no free published image of category 'food' for 2026-12-03" in (runs[2].state.message or "")
     db = Database(pg_url(stack.metrics_db, "psycopg"))
     try:
-        reservations = ImageLedger(db).reservations()
+        reservations = list_reservations(db)
     finally:
         db.dispose()
     assert sorted(r.image_pk for r in reservations) == sorted(r.id for r in published)

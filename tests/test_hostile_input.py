@@ -279,7 +279,7 @@ def test_oversize_provenance_never_breaks_an_encoding(tmp_path: Path) -> None:
     every format is written, the embedded copy is cut, the sidecar keeps it whole."""
     from types import SimpleNamespace
 
-    from config.settings import RenditionConfig
+    from config.imaging import RenditionConfig
     from imaging.postprocess import make_renditions
     from imaging.provenance import MAX_XMP_BYTES, Provenance, read_provenance, sidecar
     from tests.servers import photo

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from domain.model import GenerationRequest
-from config.settings import Secrets, load_settings
+from config.secrets import Secrets
+from config.settings import load_settings
 from providers.registry import build_providers
 from generation.limits import GloballyLimitedProvider, ensure_provider_limits, limit_providers
 

@@ -14,7 +14,7 @@ from policy import RULES, PolicyRules, evaluate
 from policy.gate import Decision, RequestParts, judge
 from policy.gate import negative_implies, split_name
 from policy.moderation import OpenAIModeration
-from config.settings import PolicyConfig
+from config.imaging import PolicyConfig
 from tests.data.policy_categories import BENIGN, HARMFUL, INTL_BENIGN, INTL_HARMFUL, MISSED
 from tests.moderation_server import KEY, ModerationServer
 from tests.providers.servers.common import photo

@@ -19,7 +19,7 @@ from domain.errors import (
     InvalidImageError,
     UnsupportedImageError,
 )
-from config.settings import DecodeConfig
+from config.imaging import DecodeConfig
 from imaging.decode import decode_image
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>\n"

@@ -10,7 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from config.settings import RenditionConfig
+from config.imaging import RenditionConfig
 from imaging.postprocess import make_renditions
 from imaging.provenance import DIGITAL_SOURCE_TYPE, NS, PNG_XMP_KEY, Provenance, parse_xmp, read_provenance
 

@@ -12,7 +12,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from domain.model import ImageSlot, ImageStatus
 from domain.errors import ConfigError
-from config.settings import TaggingConfig
+from config.imaging import TaggingConfig
 from imaging.categorize import categorize_image
 from imaging.quality import hamming, measure, nearest_duplicate, perceptual_hash
 from wiring.runtime import get_runtime

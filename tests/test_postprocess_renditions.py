@@ -11,7 +11,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from domain.errors import RenditionError
-from config.settings import RenditionConfig
+from config.imaging import RenditionConfig
 from imaging.postprocess import TARGET_TOLERANCE, attention_box, encode_to_target, make_renditions, render
 from imaging.provenance import Provenance
 from imaging.quality import measure

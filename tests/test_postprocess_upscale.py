@@ -18,7 +18,7 @@ import skimage.data
 from PIL import Image
 
 from domain.errors import UpscaleError
-from config.settings import RenditionConfig, UpscaleConfig
+from config.imaging import RenditionConfig, UpscaleConfig
 from imaging.postprocess import make_renditions
 from imaging.upscale import ModelUpscaler, RemoteUpscaler, build_upscalers, import_spandrel, lanczos_upscale
 

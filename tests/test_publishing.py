@@ -18,8 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.model import ImageSlot
-from config.settings import DeliveryConfig, S3Config, WebhookConfig
+from config.publishing import DeliveryConfig, WebhookConfig
+from storage.objects import S3Config
 from storage.db import Database, DeliveryRecord, ImageRecord
+from storage.reservations import list_reservations, reserve_image
+from storage.versions import plan_version, versions
 from storage.ledger import GeneratedImage, ImageLedger, PlannedImage, ProcessedImage, StoredFile, StoredImage
 from storage.objects import LocalStore, ObjectStore, open_store, sha256_hex
 from tests.s3server import S3Server
@@ -70,7 +73,6 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     db = Database(db_url)
     images = published_images(db, 5)
     published_images(db, 2, category="products")  # another category is never handed out
-    ledger = ImageLedger(db)
     barrier = threading.Barrier(8)
     results: list[Any] = []
     errors: list[BaseException] = []
@@ -78,7 +80,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     def caller(n: int) -> None:
         try:
             barrier.wait(timeout=60)
-            results.append(ledger.reserve("food", date(2026, 12, 3), channel="instagram", reserved_by=f"caller-{n}"))
+            results.append(reserve_image(db, "food", date(2026, 12, 3), channel="instagram", reserved_by=f"caller-{n}"))
         except BaseException as exc:
             errors.append(exc)
 
@@ -92,7 +94,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     assert len(results) == 8 and len(granted) == 5 and results.count(None) == 3
     assert sorted(r.image_pk for r in granted) == sorted(i.id for i in images)  # 5 distinct images
     assert {r.category for r in granted} == {"food"} and {r.channel for r in granted} == {"instagram"}
-    assert len(ledger.reservations()) == 5
+    assert len(list_reservations(db)) == 5
     db.dispose()
 
 
@@ -108,7 +110,7 @@ def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearl
     assert result.exit_code == 0, result.output
     assert f"image {images[1].image_id} reserved for 2026-12-03 on instagram" in result.output  # quality 0.9 first
     ledger = ImageLedger(db)
-    assert [ledger.get(r.image_pk).quality_score for r in ledger.reservations()] == [0.9]
+    assert [ledger.get(r.image_pk).quality_score for r in list_reservations(db)] == [0.9]
     for expected in (images[2], images[0]):
         result = runner.invoke(app, ["reserve", "--category", "food", "--for", "2026-12-04"])
         assert result.exit_code == 0 and expected.image_id in result.output, result.output
@@ -116,7 +118,7 @@ def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearl
     assert refused.exit_code == 1
     assert "no free published image of category 'food' for 2026-12-05" in refused.output
     assert "Traceback" not in refused.output
-    first = ledger.reservations()[0]
+    first = list_reservations(db)[0]
     released = runner.invoke(app, ["release", str(first.id)])
     assert released.exit_code == 0 and "released" in released.output
     again = runner.invoke(app, ["reserve", "--category", "food", "--for", "2026-12-05"])
@@ -348,8 +350,8 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
     assert first.published_at is not None and first.status == "done"
     with pytest.raises(TransitionError, match="done -> approved is not allowed"):
         ledger.approve(first.id, "ana")
-    v2 = ledger.plan_version(first.id, seed=7)
-    assert ledger.plan_version(first.id).id == v2.id  # idempotent: the same row again
+    v2 = plan_version(db, first.id, seed=7)
+    assert plan_version(db, first.id).id == v2.id  # idempotent: the same row again
     assert (v2.version, v2.previous_pk, v2.seed, v2.status) == (2, first.id, 7, "planned")
     assert v2.idempotency_key == f"{first.idempotency_key}:v2" and v2.image_id != first.image_id
     key = f"content/food/2026/11/v2-{v2.image_id}.png"
@@ -364,15 +366,15 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
     approved = ledger.approve(v2.id, "ana", "better")
     assert (approved.status, approved.reviewed_by, approved.review_note) == ("approved", "ana", "better")
     ledger.publish(v2.id)
-    assert [(r.version, r.status) for r in ledger.versions(first.id)] == [(1, "superseded"), (2, "done")]
-    v3 = ledger.plan_version(v2.id)
+    assert [(r.version, r.status) for r in versions(db, first.id)] == [(1, "superseded"), (2, "done")]
+    v3 = plan_version(db, v2.id)
     assert (v3.version, v3.previous_pk) == (3, v2.id)
     with pytest.raises(TransitionError, match="superseded -> in_review"):
         ledger.send_to_review(first.id)
     # a published image that is superseded is no longer reservable: only version 2 is
-    reservation = ledger.reserve("food", date(2026, 12, 1))
+    reservation = reserve_image(db, "food", date(2026, 12, 1))
     assert reservation is not None and reservation.image_pk == v2.id
-    assert ledger.reserve("food", date(2026, 12, 2)) is None
+    assert reserve_image(db, "food", date(2026, 12, 2)) is None
     db.dispose()
 
 

@@ -16,6 +16,7 @@ from storage.objects import LocalStore, sha256_hex
 from reporting.report import build_report, period, write_report
 from tests.chromium import screenshot
 from tests.servers import photo
+from storage import queries
 
 ARTIFACTS = Path(os.environ.get("CP_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 DAY = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)  # a Monday
@@ -213,7 +214,7 @@ def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None
     attached = {a["filename"]: base64.b64decode(a["base64"]) for a in body["attachments"]}
     assert sorted(attached) == ["cost-per-day.png", "latency.png", "success-rate.png"]
     assert all(data.startswith(b"\x89PNG") for data in attached.values())
-    assert [a.rule for a in rt.db.alerts()] == ["weekly-report"]
+    assert [a.rule for a in queries.alerts(rt.db)] == ["weekly-report"]
 
 
 def test_history_command_tells_each_generation_story(make_config) -> None:  # type: ignore[no-untyped-def]

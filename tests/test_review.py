@@ -35,6 +35,7 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     from flows.daily import daily_content
     from storage.db import DeliveryRecord
     from storage.ledger import ImageLedger
+    from storage.versions import versions
     from publishing.review import review_description
 
     monkeypatch.setenv("PUBLISH_APPRISE_URLS", f"json://127.0.0.1:{sink.httpd.server_address[1]}/published")
@@ -99,8 +100,7 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     # regenerate the approved one: version 2 of its slot, reviewed in turn (food requires it)
     result = runner.invoke(app, ["regenerate", approved.image_id, "--seed", "7"])
     assert result.exit_code == 0, result.output
-    ledger = ImageLedger(rt.db)
-    chain = ledger.versions(approved.id)
+    chain = versions(rt.db, approved.id)
     assert [(v.version, v.status) for v in chain] == [(1, "done"), (2, "in_review")]
     v2 = chain[1]
     assert v2.previous_pk == approved.id and v2.seed == 7 and v2.trigger == "regenerate"
@@ -108,7 +108,7 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     assert a1111.requests[-1]["json"]["seed"] == 7
     result = runner.invoke(app, ["review", "approve", v2.image_id, "--reviewer", "carol"])
     assert result.exit_code == 0, result.output
-    chain = ledger.versions(approved.id)
+    chain = versions(rt.db, approved.id)
     assert [(v.version, v.status) for v in chain] == [(1, "superseded"), (2, "done")]  # one published per slot
     shown = runner.invoke(app, ["history", "--image", approved.image_id])
     assert shown.exit_code == 0 and "2 version(s)" in shown.output and v2.image_id in shown.output

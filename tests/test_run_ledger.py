@@ -34,7 +34,10 @@ from domain.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
-from config.settings import BudgetConfig, ProviderConfig, RetryConfig, Secrets
+from config.generation import BudgetConfig
+from config.secrets import Secrets
+from providers.chain import RetryConfig
+from providers.spec import ProviderConfig
 from providers.base import Provider
 from providers.chain import ProviderChain
 from storage.db import Database

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from domain.errors import ConfigError
-from config.settings import ImageSafetyConfig, load_settings
+from config.imaging import ImageSafetyConfig
+from config.settings import load_settings
 from imaging.safety import blocking, detect
 from tests.conftest import a1111_config
 from tests.servers import A1111Server, photo

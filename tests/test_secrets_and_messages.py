@@ -23,7 +23,7 @@ runner = CliRunner()
 
 
 def test_empty_environment_values_are_no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from config.settings import Secrets
+    from config.secrets import Secrets
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())  # every key empty, as copied
@@ -148,7 +148,8 @@ def test_template_typo_suggests_the_closest_names(make_config) -> None:  # type:
 
 def test_providers_list_all_tells_which_the_chain_uses(make_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from cli.providers import chain_use
-    from config.settings import Secrets, get_settings
+    from config.secrets import Secrets
+    from config.settings import get_settings
 
     monkeypatch.setenv("OPENAI_API_KEY", "")
     monkeypatch.setenv("STABILITY_API_KEY", "sk-set")

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from domain.errors import ConfigError
-from config.settings import Secrets, Settings, load_settings
+from config.secrets import Secrets
+from config.settings import Settings, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

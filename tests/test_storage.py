@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from domain.errors import ObjectExistsError, StorageError
-from config.settings import S3Config
+from storage.objects import S3Config
 from storage.objects import ObjectStore, fit_metadata, open_store, sha256_hex
 from tests.s3server import S3Server, free_port
 from tests.servers import photo

@@ -16,7 +16,8 @@ import threading
 import uuid
 from functools import cached_property, lru_cache
 
-from config.settings import Secrets, Settings, get_secrets, get_settings
+from config.secrets import Secrets
+from config.settings import Settings, get_secrets, get_settings
 from domain.templates import TemplateLibrary
 from generation.budget import BudgetLedger
 from generation.limits import limit_providers

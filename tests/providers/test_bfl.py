@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest, ImageFormat
 from domain.errors import AuthBillingProviderError, ContentFilteredError, UnsafeURLError
 from providers.bfl import BFLConfig, BFLProvider
@@ -96,7 +96,7 @@ def test_moderation_is_not_charged(status: str) -> None:
     """BFL does not charge moderated requests (https://help.bfl.ai): the chain counts USD 0,
     not the may-have-billed estimate."""
     from domain.model import Attempt
-    from config.settings import RetryConfig
+    from providers.chain import RetryConfig
     from providers.chain import ProviderChain
     from providers.placeholder import PlaceholderConfig, PlaceholderProvider
 

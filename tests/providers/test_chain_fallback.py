@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from domain.model import ImageSlot
-from config.settings import Secrets, load_settings
+from config.secrets import Secrets
+from config.settings import load_settings
 from domain.templates import TemplateLibrary
 from providers.chain import ProviderChain
 from providers.registry import build_providers
@@ -22,6 +23,7 @@ from generation.budget import BudgetLedger
 from generation.generate import generate_image
 from generation.record import record_planned
 from tests.providers import servers as srv
+from storage import queries
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -94,14 +96,14 @@ def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyP
     assert skipped == [("huggingface", "skipped", "circuit_open"), ("replicate", "skipped", "circuit_open")]
     assert "retry-after" in (db.attempts(pks[1])[0].error or "")
     assert [len([r for r in four[n].requests if r.method == "POST"]) for n in ("huggingface", "replicate")] == [1, 1]
-    assert db.spent_usd(db.attempts()[0].created_at.replace(hour=0, minute=0)) == pytest.approx(0.14)  # 2 x (0.03 + 0.04)
+    assert queries.spent_usd(db, db.attempts()[0].created_at.replace(hour=0, minute=0)) == pytest.approx(0.14)  # 2 x (0.03 + 0.04)
     chain.close()
 
 
 def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Retry-After within ``max_retry_after_s`` is slept, then the same provider is retried."""
     from domain.model import GenerationRequest
-    from config.settings import RetryConfig
+    from providers.chain import RetryConfig
     from providers.stability import StabilityConfig, StabilityProvider
 
     with srv.StabilityServer() as server:
@@ -119,7 +121,7 @@ def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPat
 
 def test_auth_failure_disables_and_alerts() -> None:
     from domain.model import GenerationRequest
-    from config.settings import RetryConfig
+    from providers.chain import RetryConfig
     from providers.openai import OpenAIConfig, OpenAIProvider
     from providers.placeholder import PlaceholderConfig, PlaceholderProvider
 

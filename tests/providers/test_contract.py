@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from config import settings as cfg
+from config.secrets import Secrets
 from domain.model import GenerationRequest, ImageFormat, Quality
 from domain.errors import ProviderError
 from providers.base import Provider
@@ -48,9 +49,9 @@ EXPECTED: dict[str, tuple[str, int | None, float | None]] = {
 MODES = ["ok", *EXPECTED]
 
 
-def secrets_of(values: dict[str, str]) -> cfg.Secrets:
+def secrets_of(values: dict[str, str]) -> Secrets:
     """Secrets holding exactly ``values`` (environment variable -> value)."""
-    return cfg.Secrets(_env_file=None, provider_secrets=values)  # type: ignore[call-arg]
+    return Secrets(_env_file=None, provider_secrets=values)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="module")

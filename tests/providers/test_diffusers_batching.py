@@ -25,7 +25,9 @@ from PIL import Image  # noqa: E402
 
 from domain.model import GenerationRequest  # noqa: E402
 from domain.errors import TransientProviderError  # noqa: E402
-from config.settings import PolicyConfig, RetryConfig, Secrets  # noqa: E402
+from config.imaging import PolicyConfig  # noqa: E402
+from config.secrets import Secrets  # noqa: E402
+from providers.chain import RetryConfig  # noqa: E402
 from providers.diffusers_local import DiffusersConfig, LocalModelConfig  # noqa: E402
 from providers.placeholder import PlaceholderConfig  # noqa: E402
 from tests.providers.test_diffusers_local import SIZE, STEPS, build_tiny_model  # noqa: E402
@@ -293,7 +295,7 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
     outcome; the fourth is refused by the cap before the call and goes down the chain."""
     from sqlmodel import select
 
-    from config.settings import BudgetConfig
+    from config.generation import BudgetConfig
     from providers.chain import ProviderChain
     from providers.diffusers_local import DiffusersProvider
     from providers.placeholder import PlaceholderProvider
@@ -330,7 +332,7 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
 def test_a_spool_that_cannot_take_the_batch_still_counts_each_call(tiny_model, planned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The spool path is a file: no image can be written, yet each row ends ``failed``
     (our side, retried by a later run) with its provider attempt and its cost (USD 0.01)."""
-    from config.settings import BudgetConfig
+    from config.generation import BudgetConfig
     from providers.chain import ProviderChain
     from providers.diffusers_local import DiffusersProvider
     from storage.ledger import ImageLedger

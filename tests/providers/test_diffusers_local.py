@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from domain.model import GenerationRequest  # noqa: E402
 from domain.errors import RejectedProviderError  # noqa: E402
-from config.settings import Secrets  # noqa: E402
+from config.secrets import Secrets  # noqa: E402
 from providers.diffusers_local import DiffusersConfig, LocalModelConfig, LoraConfig  # noqa: E402
 
 SIZE = 64
@@ -179,7 +179,7 @@ def test_missing_model_is_a_clear_rejection(tmp_path: Path, offline) -> None:  #
 
 
 def test_chain_renders_variations_as_one_batch(provider, offline) -> None:  # type: ignore[no-untyped-def]
-    from config.settings import RetryConfig
+    from providers.chain import RetryConfig
     from providers.placeholder import PlaceholderConfig
     from providers.chain import ProviderChain
     from providers.placeholder import PlaceholderProvider

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest
 from domain.errors import InvalidOutputError, UnsafeURLError
 from providers.download import SafeDownloader

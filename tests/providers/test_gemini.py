@@ -12,7 +12,7 @@ from datetime import date
 import httpx
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.errors import (
     AuthBillingProviderError,
     ContentFilteredError,

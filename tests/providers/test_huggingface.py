@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest
 from domain.errors import TransientProviderError
 from providers.huggingface import HuggingFaceConfig, HuggingFaceProvider

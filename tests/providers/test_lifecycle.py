@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from cli.doctor import WARN, check_providers
 from domain.model import Attempt, GenerationRequest
-from config.settings import RetryConfig
+from providers.chain import RetryConfig
 from providers.chain import ProviderChain
 from providers.download import SafeDownloader
 from providers.lifecycle import ModelStatus, warning_of

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest, ImageFormat, Quality
 from domain.errors import AuthBillingProviderError, ContentFilteredError, TransientProviderError, UnsafeURLError
-from config.settings import RetryConfig
+from providers.chain import RetryConfig
 from providers.chain import ProviderChain
 from providers.download import SafeDownloader
 from providers.openai import OpenAIConfig, OpenAIProvider, api_size

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest
 from domain.errors import ProviderError
 from providers.chain import failed_cost

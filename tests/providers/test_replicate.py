@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest, ImageFormat, Quality
 from domain.errors import (
     ContentFilteredError,
@@ -22,7 +22,7 @@ from domain.errors import (
     RejectedProviderError,
     TransientProviderError,
 )
-from config.settings import RetryConfig
+from providers.chain import RetryConfig
 from providers.chain import ProviderChain
 from providers.download import SafeDownloader
 from providers.replicate import ReplicateConfig, ReplicateProvider
@@ -354,7 +354,8 @@ def test_failed_prediction_is_counted_on_attempt_ledger_and_image(make_config, m
     from datetime import date
 
     from domain.model import ImageSlot
-    from config.settings import Secrets, load_settings
+    from config.secrets import Secrets
+    from config.settings import load_settings
     from domain.templates import TemplateLibrary
     from providers.registry import build_providers
     from storage.db import Database

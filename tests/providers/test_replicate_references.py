@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import Attempt, GenerationRequest
-from config.settings import RetryConfig
+from providers.chain import RetryConfig
 from providers.chain import ProviderChain
 from providers.download import SafeDownloader
 from providers.placeholder import PlaceholderConfig, PlaceholderProvider

@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest
 from domain.errors import AuthBillingProviderError, ContentFilteredError, UnsafeURLError
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from config import settings as cfg
+from config.secrets import Secrets
 from domain.model import GenerationRequest
 from domain.errors import ConfigError
 from providers.spec import ModelSpec, map_request, nearest_size, price_from_table, size_for_ratio
@@ -83,13 +84,13 @@ def test_secrets_come_from_the_environment_and_dotenv_and_empty_is_no_key(tmp_pa
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ".env").write_text("FAL_KEY=fal-from-dotenv\nHF_TOKEN=hf_from_dotenv\n")
     monkeypatch.setenv("BFL_API_KEY", "   ")
-    secrets = cfg.Secrets()
+    secrets = Secrets()
     assert secrets.lookup(["FAL_KEY"]) == "fal-from-dotenv"
     assert secrets.lookup(["HUGGINGFACE_TOKEN", "HF_TOKEN"]) == "hf_from_dotenv"
     assert secrets.lookup(["BFL_API_KEY"]) is None  # blank is not a key
     monkeypatch.setenv("FAL_KEY", "fal-from-env")
-    assert cfg.Secrets().lookup(["FAL_KEY"]) == "fal-from-env"  # the environment wins
-    assert "fal-from-env" in cfg.Secrets().known_values() and cfg.Secrets().masked()["FAL_KEY"] == "fal***"
+    assert Secrets().lookup(["FAL_KEY"]) == "fal-from-env"  # the environment wins
+    assert "fal-from-env" in Secrets().known_values() and Secrets().masked()["FAL_KEY"] == "fal***"
 
 
 def test_no_import_cycle_between_settings_and_providers() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from config import settings as cfg
+from config import secrets as cfg
 from domain.model import GenerationRequest
 from domain.errors import AuthBillingProviderError, ContentFilteredError, RejectedProviderError
 from providers.stability import CREDITS, StabilityConfig, StabilityProvider, nearest_aspect_ratio

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from config import settings as cfg
+from config.imaging import PolicyConfig
+from config.secrets import Secrets
+from providers.chain import RetryConfig
 from domain.model import ImageSlot
 from domain.errors import TemplateError
 from domain.templates import TemplateLibrary
@@ -61,12 +63,12 @@ def png_file(path: Path, colour: tuple[int, int, int] | None = None) -> bytes:
 
 
 def chain_of(openai: OpenAIServer, a1111: A1111Server) -> ProviderChain:
-    secrets = cfg.Secrets(_env_file=None, provider_secrets=SECRETS)  # type: ignore[call-arg]
+    secrets = Secrets(_env_file=None, provider_secrets=SECRETS)  # type: ignore[call-arg]
     return ProviderChain([
         OpenAIProvider(config=OpenAIConfig(base_url=f"{openai.url}/v1", timeout_s=10), secrets=secrets),
         Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=a1111.url, timeout_s=10), secrets=secrets),
         PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets),
-    ], retry=cfg.RetryConfig(backoff_s=0.0))
+    ], retry=RetryConfig(backoff_s=0.0))
 
 
 PINNED = """name: pinned-mug
@@ -95,7 +97,7 @@ def test_pinned_provider_model_loras_and_seed_reach_the_provider(tmp_path: Path)
     slots = [ImageSlot("adhoc", date(2026, 11, 29), "t-pinned-mug", 0, "food", template="pinned-mug")]
     pk = record_planned(db, library, slots)[0]
     with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
-        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=cfg.PolicyConfig())
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=PolicyConfig())
         sent = a1111.requests[0].json()
         assert openai.requests == []  # never called: the template pins automatic1111
     assert row.status == "generated" and row.provider == "automatic1111" and row.seed == 4242
@@ -117,7 +119,7 @@ def test_reference_image_and_mask_from_the_template_folder(tmp_path: Path) -> No
     assert db.get(pk).request_options == {"reference_image": str(folder / "refs" / "mug.png"),
                                           "mask": str(folder / "refs" / "mug-mask.png"), "strength": 0.65}
     with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
-        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=cfg.PolicyConfig())
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=PolicyConfig())
         sent = a1111.requests[0]
         assert openai.requests == []
     assert row.status == "generated" and row.provider == "automatic1111"
@@ -154,7 +156,7 @@ def test_a_missing_reference_fails_the_image_with_a_clear_line(tmp_path: Path) -
     pk = record_planned(db, library, [ImageSlot("adhoc", date(2026, 11, 29), "t-blue", 0, "food", template="blue-mug")])[0]
     (folder / "refs" / "mug.png").write_bytes(b"<html>not a picture</html>")
     with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
-        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=cfg.PolicyConfig())
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=PolicyConfig())
         assert a1111.requests == [] and openai.requests == []
     assert row.status == "failed" and row.error and row.error.startswith("reference image:") and "not an image" in row.error
 

@@ -2,6 +2,7 @@
 
     content-pipeline providers list [--all]          configured providers, models, prices (USD)
     content-pipeline providers check [NAME ...]      reachability and credentials, no money spent
+    content-pipeline providers docs [--write]        README table, YAML examples, .env.example from the classes
     content-pipeline models pull civitai:<version>   a model or LoRA into the models folder
 
 Exit codes: 0 success, 1 a check or a download failed, 2 bad configuration or argument.
@@ -109,6 +110,41 @@ def providers_list(
         table.add_row(position, f"{name}\n{cls.display_name}", used, model,
                       ", ".join(known) or "-", _prices(cls, config), secret_state, kind)
     console.print(table)
+
+
+@providers_app.command("docs")
+def providers_docs(
+    write: Annotated[bool, typer.Option("--write", help="Rewrite the files instead of checking them.")] = False,
+    root: Annotated[Path | None, typer.Option("--root", help="The checkout holding README.md (default: this one).")] = None,
+) -> None:
+    """README.md's provider table, content-pipeline.yaml's provider examples and .env.example,
+    generated from each provider class (cli/provider_docs.py). Without --write: prints how
+    each checked-in file differs and exits 1 when one does (for CI)."""
+    import difflib
+
+    from cli.provider_docs import ROOT, generated
+
+    folder = root or ROOT
+    try:
+        files = generated(folder)
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    stale = [f for f in files if f.current != f.expected]
+    for file in stale:
+        if write:
+            (folder / file.path).write_text(file.expected, encoding="utf-8")
+            console.print(f"wrote {file.path}", highlight=False)
+        else:
+            diff = difflib.unified_diff(file.current.splitlines(keepends=True), file.expected.splitlines(keepends=True),
+                                        f"{file.path} (checked in)", f"{file.path} (generated)")
+            sys.stdout.write("".join(diff))
+    if stale and not write:
+        err.print("[bold red]error:[/] provider docs are out of date: run content-pipeline providers docs --write",
+                  markup=True, highlight=False)
+        raise typer.Exit(1)
+    if not stale:
+        console.print("provider docs are up to date", highlight=False)
 
 
 @providers_app.command("check")

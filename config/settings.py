@@ -447,7 +447,10 @@ class WebhookConfig(BaseModel):
 
     model_config = _Strict
     url: str
-    secret_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "CONTENT_PIPELINE_WEBHOOK_SECRET"
+    secret_env: Annotated[str, Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="HMAC-SHA256 key of the publishing webhooks (delivery.webhooks[].secret_env names the variable)",
+    )] = "CONTENT_PIPELINE_WEBHOOK_SECRET"
     include_prompt: bool = True
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     backoff_s: Annotated[float, Field(ge=0, le=600)] = 2.0
@@ -684,18 +687,27 @@ class Secrets(BaseSettings):
 
     provider_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     apprise_urls: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS")
+        None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS"),
+        description="Apprise URLs of the alerts, separated by spaces or commas, e.g. mailto://... slack://... ntfy://...",
     )
     publish_apprise_urls: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("PUBLISH_APPRISE_URLS", f"{ENV_PREFIX}PUBLISH_APPRISE_URLS")
+        None, validation_alias=AliasChoices("PUBLISH_APPRISE_URLS", f"{ENV_PREFIX}PUBLISH_APPRISE_URLS"),
+        description="Apprise URLs announcing published images (separate from the alerts' APPRISE_URLS)",
     )
     # S3 credentials for an s3:// storage_url (when absent, boto3's own chain: environment, profile, role)
-    aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
-    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
-    aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+    aws_access_key_id: SecretStr | None = Field(
+        None, validation_alias="AWS_ACCESS_KEY_ID",
+        description="S3 / MinIO / R2 access key for an s3:// storage_url (else boto3's profile or role)")
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias="AWS_SECRET_ACCESS_KEY", description="the secret of AWS_ACCESS_KEY_ID")
+    aws_session_token: SecretStr | None = Field(
+        None, validation_alias="AWS_SESSION_TOKEN", description="temporary S3 credentials only: their session token")
     #: Fernet key(s) encrypting prompts at rest (storage.crypto); the C2PA signing key as PEM
-    prompt_encryption_key: SecretStr | None = Field(None, validation_alias="PROMPT_ENCRYPTION_KEY")
-    c2pa_private_key: SecretStr | None = Field(None, validation_alias="C2PA_PRIVATE_KEY")
+    prompt_encryption_key: SecretStr | None = Field(
+        None, validation_alias="PROMPT_ENCRYPTION_KEY",
+        description="Fernet key(s) encrypting prompts at rest, comma-separated, newest first (storage.crypto)")
+    c2pa_private_key: SecretStr | None = Field(
+        None, validation_alias="C2PA_PRIVATE_KEY", description="the C2PA signing key as PEM")
 
     @classmethod
     def settings_customise_sources(

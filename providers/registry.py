@@ -1,18 +1,25 @@
 """Provider names mapped to ``"module:Class"`` (fsspec's ``known_implementations`` layout,
 fsspec/registry.py), and the ``providers:`` section of the configuration built from them.
 
-Adding a provider is one module (``providers/<name>.py``, its class declaring ``Config``,
-``secret_env``, ``price_table`` and ``model_specs``) and one line in ``PROVIDERS``: the
+Adding a provider is one module (``providers/<name>.py``, its ``Provider`` subclass declaring
+``name``, ``Config``, ``secret_env``, ``price_table`` and ``model_specs``): ``PROVIDERS`` is
+built by discovery (every module of this package whose source defines ``class X(Provider)``
+with ``name = "..."``, read with ``ast`` so no SDK is imported until a provider is used), the
 ``providers.<name>`` YAML section is validated by its ``Config``, its secrets are read from
-the environment names it declares, and nothing else lists providers. This module imports
+the environment names it declares, and the README table, the ``providers:`` examples of
+content-pipeline.yaml and .env.example are generated from it (``content-pipeline providers
+docs --write``): nothing else lists providers. This module imports
 nothing from config.settings (config.settings imports it).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import pkgutil
 from functools import lru_cache
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -28,20 +35,50 @@ from providers.lifecycle import doctor_findings
 if TYPE_CHECKING:  # pragma: no cover
     from providers.base import SecretSource
 
-PROVIDERS: dict[str, str] = {
-    "automatic1111": "providers.automatic1111:Automatic1111Provider",
-    "placeholder": "providers.placeholder:PlaceholderProvider",
-    "huggingface": "providers.huggingface:HuggingFaceProvider",
-    "replicate": "providers.replicate:ReplicateProvider",
-    "stability": "providers.stability:StabilityProvider",
-    "flux_studio": "providers.flux_studio:FluxStudioProvider",
-    "openai": "providers.openai:OpenAIProvider",
-    "gemini": "providers.gemini:GeminiProvider",
-    "fal": "providers.fal:FalProvider",
-    "bfl": "providers.bfl:BFLProvider",
-    "diffusers": "providers.diffusers_local:DiffusersProvider",
-    "picsum": "providers.picsum:PicsumProvider",
-}
+def _declared_name(node: ast.ClassDef) -> str | None:
+    """The string assigned to ``name`` in the body of class ``node`` (``name = "x"`` or
+    ``name: ClassVar[str] = "x"``), else None."""
+    for stmt in node.body:
+        target: ast.expr | None = stmt.target if isinstance(stmt, ast.AnnAssign) else None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+        value = getattr(stmt, "value", None)
+        if isinstance(target, ast.Name) and target.id == "name" and isinstance(value, ast.Constant):
+            return value.value if isinstance(value.value, str) else None
+    return None
+
+
+def _is_provider_class(node: ast.ClassDef) -> bool:
+    """Whether ``node`` is ``class X(Provider)`` (or ``class X(base.Provider)``)."""
+    return any(getattr(b, "id", getattr(b, "attr", None)) == "Provider" for b in node.bases)
+
+
+def _module_providers(source: Path) -> list[tuple[str, str]]:
+    """``(name, ClassName)`` of each named ``Provider`` subclass defined in ``source``."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef) and _is_provider_class(node)]
+    return [(name, node.name) for node in classes if (name := _declared_name(node)) is not None]
+
+
+def discover(package_dir: Path | None = None, package: str = "providers") -> dict[str, str]:
+    """``{name: "module:Class"}`` for every module of ``package`` (found by
+    ``pkgutil.iter_modules``, https://docs.python.org/3/library/pkgutil.html) whose source
+    defines a ``Provider`` subclass with a ``name`` class attribute, sorted by name. The
+    sources are parsed (``ast``), not imported. ValueError when two classes claim one name."""
+    folder = package_dir or Path(__file__).resolve().parent
+    found: dict[str, str] = {}
+    for module in pkgutil.iter_modules([str(folder)]):
+        if module.ispkg:
+            continue
+        for name, class_name in _module_providers(folder / f"{module.name}.py"):
+            target = f"{package}.{module.name}:{class_name}"
+            if found.setdefault(name, target) != target:
+                raise ValueError(f"provider name {name!r} is declared by {found[name]} and {target}")
+    return dict(sorted(found.items()))
+
+
+#: Provider name -> ``"module:Class"``, discovered from this package, in alphabetical order.
+PROVIDERS: dict[str, str] = discover()
 
 #: Sections of ``providers:`` that are not providers.
 SECTIONS = ("download", "civitai")

@@ -81,7 +81,7 @@ def produce_images(rt: Runtime, flow_name: str, pks: list[int], run_key: str, re
     each_result([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks], progress.image_finished)
 
 
-def each_result(futures: list[PrefectFuture[Any]], on_result: Callable[[Any], None]) -> None:
+def each_result(futures: list[PrefectFuture[Any]], on_result: Callable[[Any], object]) -> None:
     """Give ``on_result`` each future's result as it finishes. When one raises (a database
     locked mid-run), every other future is waited for before the error goes on: the run's
     provider chain and worker (closed when ``image_run`` ends) are never closed under a

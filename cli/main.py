@@ -44,6 +44,7 @@ from rich.table import Table
 from domain.model import ImageFormat, Quality
 from domain.errors import ConfigError, ContentPipelineError, TemplateError
 from providers.registry import PROVIDERS
+from cli.prefect_settings import check_prefect_settings
 from cli.common import console, err, error_line, fail, load_settings, one_line, prefect_defaults, warning_line
 
 
@@ -336,6 +337,7 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     """Prefect defaults, the API check (or a running server to reuse), the settings and the
     templates; ``start_server`` starts the temporary server early when a run needs one."""
     prefect_defaults(quiet_console=quiet_console)
+    check_prefect_settings()  # Prefect's first import here: a bad PREFECT_* value is one line, exit 2
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
     if quiet_console:  # a run: a server already running beats a temporary one
         reused = _reuse_local_server()

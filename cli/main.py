@@ -98,6 +98,10 @@ from cli.safety import policy_app, verify_cmd  # noqa: E402 - commands of their 
 app.add_typer(policy_app, name="policy")
 app.command("verify")(verify_cmd)
 
+from cli.budget import budget_app  # noqa: E402 - a command group of its own module
+
+app.add_typer(budget_app, name="budget")
+
 from cli.publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
 
 _register_publishing(app)

@@ -44,6 +44,7 @@ from rich.table import Table
 from domain.model import ImageFormat, Quality
 from domain.errors import ConfigError, ContentPipelineError, TemplateError
 from providers.registry import PROVIDERS
+from cli.prefect_settings import check_prefect_settings
 from cli.common import console, err, error_line, fail, load_settings, one_line, prefect_defaults, warning_line
 
 
@@ -96,6 +97,10 @@ from cli.safety import policy_app, verify_cmd  # noqa: E402 - commands of their 
 
 app.add_typer(policy_app, name="policy")
 app.command("verify")(verify_cmd)
+
+from cli.budget import budget_app  # noqa: E402 - a command group of its own module
+
+app.add_typer(budget_app, name="budget")
 
 from cli.publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
 
@@ -336,6 +341,7 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     """Prefect defaults, the API check (or a running server to reuse), the settings and the
     templates; ``start_server`` starts the temporary server early when a run needs one."""
     prefect_defaults(quiet_console=quiet_console)
+    check_prefect_settings()  # Prefect's first import here: a bad PREFECT_* value is one line, exit 2
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
     if quiet_console:  # a run: a server already running beats a temporary one
         reused = _reuse_local_server()

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
@@ -54,7 +54,8 @@ def current_trigger() -> str:
 @contextmanager
 def image_run(rt: Runtime) -> Iterator[str]:
     """The scope of one run's image work: yields its run key (the flow run id) after closing
-    what dead runs left; at the end, the run's provider chain and worker are closed."""
+    what dead runs left; at the end, the run's provider chain and worker are closed (the body
+waits for every task it submitted first: ``each_result``)."""
     run_key = str(flow_run.id or uuid.uuid4())
     try:
         close_dead_runs_task(rt, run_key)
@@ -77,8 +78,19 @@ def produce_images(rt: Runtime, flow_name: str, pks: list[int], run_key: str, re
     provider batches), reporting progress as they finish."""
     generate_batches_task(rt, pks, run_key, retry_failed)
     progress = ProgressReporter(flow_name, len(pks))
-    for future in as_completed([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks]):
-        progress.image_finished(future.result())
+    each_result([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks], progress.image_finished)
+
+
+def each_result(futures: list[PrefectFuture[Any]], on_result: Callable[[Any], object]) -> None:
+    """Give ``on_result`` each future's result as it finishes. When one raises (a database
+    locked mid-run), every other future is waited for before the error goes on: the run's
+    provider chain and worker (closed when ``image_run`` ends) are never closed under a
+    task still running (issue 19: calls failing with "client has been closed")."""
+    try:
+        for future in as_completed(futures):
+            on_result(future.result())
+    finally:
+        wait(futures)
 
 
 def review_and_publish(rt: Runtime, pks: list[int], run_key: str, retry_failed: bool) -> list[ImageRecord]:

@@ -40,6 +40,8 @@ from storage.db import (
 _T = TypeVar("_T")
 GLOBAL = "global"
 _EPS = 1e-9
+#: The state of a settlement the provider reported above its reservation, until acknowledged.
+OVERRUN = "overrun"
 
 
 def period_starts(now: datetime, timezone: str) -> tuple[datetime, datetime]:
@@ -151,6 +153,7 @@ class BudgetLedger:
 
         def work(session: Session) -> int:
             rows = self._lock_periods(session, provider, day_key, month_key)
+            self._refuse_while_overrun(session, provider, estimate_usd, day_key, month_key)
             for (scope, period), cap in caps.items():
                 row = rows[(scope, period)]
                 if row.spent_usd + row.reserved_usd + estimate_usd > cap + _EPS:
@@ -190,8 +193,12 @@ class BudgetLedger:
 
     def settle_in(self, session: Session, token: object, actual_usd: float) -> None:
         """``settle`` inside the caller's transaction (the image's outcome is written in the
-        same one: storage/ledger.py); the caller commits. A cost above the reservation is
-        recorded as it is (the truth), with the overrun in ``reason``."""
+        same one: storage/ledger.py); the caller commits. A cost above the reservation (a
+        time-billed provider reporting more seconds than the call's timeout allows) is
+        counted at the reservation, the provider's documented maximum for that call, so no
+        cap is passed; the entry is left ``overrun`` with both figures in ``reason`` (the
+        ``budget-overrun`` alert reads it) and every later paid call is refused until an
+        operator acknowledges it (``acknowledge_overruns``)."""
         entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one_or_none()
         if entry is None:
             raise KeyError(f"no budget reservation {token!r}")
@@ -201,17 +208,62 @@ class BudgetLedger:
         session.refresh(entry)  # re-read under the lock: expire_stale may have closed it
         if entry.state != "reserved":
             return
+        overrun = actual_usd > entry.estimate_usd + _EPS
+        counted = entry.estimate_usd if overrun else actual_usd
         for row in rows.values():
             row.reserved_usd = _round(row.reserved_usd - entry.estimate_usd)
-            row.spent_usd = _round(row.spent_usd + actual_usd)
+            row.spent_usd = _round(row.spent_usd + counted)
             row.updated_at = utcnow()
             session.add(row)
-        entry.state = "settled" if actual_usd > 0 else "released"
-        entry.actual_usd = actual_usd
+        entry.state = OVERRUN if overrun else ("settled" if counted > 0 else "released")
+        entry.actual_usd = counted
         entry.settled_at = utcnow()
-        if actual_usd > entry.estimate_usd + _EPS:
-            entry.reason = f"settled at USD {actual_usd:.4f}, above its reservation of {entry.estimate_usd:.4f}"
+        if overrun:
+            entry.reason = (f"{entry.provider} reported USD {actual_usd:.4f}, above its reservation (the most the "
+                            f"call can cost) of USD {entry.estimate_usd:.4f}: counted at the reservation, "
+                            f"USD {actual_usd - entry.estimate_usd:.4f} not counted; paid calls are held until "
+                            "an operator runs `content-pipeline budget ack`")
         session.add(entry)
+
+    @staticmethod
+    def _refuse_while_overrun(session: Session, provider: str, estimate_usd: float, day_key: str,
+                              month_key: str) -> None:
+        """Inside a reservation's transaction: refuse it (recorded ``refused``) while an
+        overrun no operator acknowledged is in the ledger."""
+        held = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.state == OVERRUN)
+                            .order_by(col(BudgetLedgerRecord.id))).first()
+        if held is None:
+            return
+        reason = (f"paid calls held: a settlement passed its reservation (entry {held.id}, {held.provider}); "
+                  "check it, then run `content-pipeline budget ack`")
+        session.add(BudgetLedgerRecord(provider=provider, state="refused", estimate_usd=estimate_usd,
+                                       day_key=day_key, month_key=month_key, reason=reason))
+        session.commit()
+        raise BudgetExceededError(reason)
+
+    def overruns(self) -> list[BudgetLedgerRecord]:
+        """The settlements above their reservation no operator acknowledged yet, oldest first."""
+        with self.db.session() as session:
+            query = select(BudgetLedgerRecord).where(BudgetLedgerRecord.state == OVERRUN)
+            return list(session.exec(query.order_by(col(BudgetLedgerRecord.id))))
+
+    def acknowledge_overruns(self) -> list[BudgetLedgerRecord]:
+        """An operator's acknowledgement (``content-pipeline budget ack``): every ``overrun``
+        entry becomes ``settled`` (still counted at its reservation, its reason kept) and paid
+        calls go ahead again. Returns the entries acknowledged."""
+
+        def work(session: Session) -> list[BudgetLedgerRecord]:
+            entries = list(session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.state == OVERRUN)))
+            for entry in entries:
+                entry.state = "settled"
+                entry.reason = f"{entry.reason}; acknowledged {utcnow().isoformat(timespec='seconds')}"
+                session.add(entry)
+            session.commit()
+            for entry in entries:
+                session.refresh(entry)
+            return entries
+
+        return self._transaction(work)
 
     def close_for_claim(self, session: Session, image_pk: int, dead_run_key: str) -> list[int]:
         """Inside a claim's transaction: close the reservations the dead run ``dead_run_key``

@@ -198,6 +198,17 @@ def rule_budget(db: Database, settings: Settings, budget: BudgetLedger) -> list[
     return alerts
 
 
+def rule_budget_overrun(budget: BudgetLedger) -> list[Alert]:
+    """``budget-overrun``: a provider reported a call above its reservation (the most that
+    call can cost: generation.budget ``overrun`` entries), one alert per entry."""
+    return [Alert(
+        "budget-overrun", f"budget-entry:{entry.id}",
+        f"content-pipeline: {entry.provider} billed a call above its reservation; paid calls held",
+        f"{entry.reason}.\nEvery paid call is refused until then. What to do: check the provider's bill for this "
+        "call, then run `content-pipeline budget ack`.",
+    ) for entry in budget.overruns()]
+
+
 def rule_slow_provider(db: Database, settings: Settings) -> list[Alert]:
     alerts: list[Alert] = []
     cfg = settings.alerts
@@ -291,7 +302,7 @@ def evaluate_rules(db: Database, settings: Settings, budget: BudgetLedger | None
     alerts = rule_provider_disabled(db, settings) + rule_consecutive_failures(db, settings)
     alerts += rule_images_failed(db, settings)
     if budget is not None:
-        alerts += rule_budget(db, settings, budget)
+        alerts += rule_budget(db, settings, budget) + rule_budget_overrun(budget)
     alerts += rule_slow_provider(db, settings) + rule_quota(db, settings) + rule_placeholder_used(db, settings)
     return alerts
 

@@ -161,7 +161,19 @@ class RunSummary:
             key = image.why_not_done
             by_status[key] = by_status.get(key, 0) + 1
         detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
-        return f"{len(missing)} of {len(self.images)} images not done as real content: {detail}"
+        line = f"{len(missing)} of {len(self.images)} images not done as real content: {detail}"
+        cause = self.store_error(missing)
+        return f"{line}; the store failed: {cause}" if cause else line
+
+    @staticmethod
+    def store_error(missing: list[ImageSummary]) -> str | None:
+        """The cause the store gave (its first line, e.g. ``cannot write '...' under output:
+        [Errno 30] Read-only file system``) for the first of ``missing`` waiting to upload."""
+        for image in missing:
+            if image.error and image.why_not_done.startswith("waiting to upload"):
+                text = image.error.strip().splitlines()[0] if image.error.strip() else image.error
+                return text.removeprefix("upload pending: ")
+        return None
 
 
 class IncompleteRunError(ContentPipelineError):

@@ -164,7 +164,8 @@ def test_the_verdict_says_held_by_another_run_only_for_a_live_lease() -> None:
                                    image(3, "planned")], "output", "sqlite://", [])
     assert summary.verdict() == ("3 of 3 images not done as real content: 1 held by another run, "
                                  "1 unfinished (a later run resumes it), "
-                                 "1 waiting to upload (the store failed; see the errors)")
+                                 "1 waiting to upload (the store failed; see the errors); "
+                                 "the store failed: store is read-only")
 
 
 def test_a_late_upload_goes_through_review_like_any_image(

@@ -125,7 +125,9 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
     [row] = db.images(key_prefix="adhoc:")
     assert first.images[0].status == "processed"
     # no other run exists: the verdict names the store, not a run holding the image
-    assert first.verdict() == "1 of 1 images not done as real content: 1 waiting to upload (the store failed; see the errors)"
+    assert first.verdict().startswith("1 of 1 images not done as real content: 1 waiting to upload (the store failed; "
+                                      "see the errors); the store failed: cannot ")  # the store's own cause, one line
+    assert "Could not connect" in first.verdict() and "\n" not in first.verdict()
     assert row.status == "processed" and row.upload_pending and "Could not connect" in (row.error or "")
     assert row.spool_path and Path(row.spool_path).is_file()
 

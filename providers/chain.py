@@ -18,7 +18,8 @@ settlement cannot pass a cap. A failed call is settled at what it was billed
 knows it (``ProviderError.billed_usd``: e.g. a failed Replicate prediction's GPU
 seconds x the price per second), else its estimate when the provider may have billed
 it (``may_have_billed``: a 2xx answer whose output our checks refused, an answer lost
-after the request was sent), else 0, which releases the reservation. An output that fails a deterministic check (``invalid_output``:
+after the request was sent), else 0 (an error of ours, not a ProviderError, is never
+billed), which releases the reservation. An output that fails a deterministic check (``invalid_output``:
 not an image, truncated, blank, a size mismatch; a filtered or unsafe output) is not
 retried on the same provider: the next provider gets the request.
 """
@@ -72,11 +73,12 @@ def may_have_billed(exc: BaseException) -> bool:
     """True when a failed call may still have been charged: the provider answered with
     success and our output check refused the result (InvalidOutputError, a filtered or
     unsafe output without an HTTP error status), or the request reached it and the answer
-    was lost (read timeout, connection dropped mid-answer), or an adapter bug left the
-    outcome unknown. An HTTP error status (>= 400) or a connection that never opened
-    was not charged."""
+    was lost (read timeout, connection dropped mid-answer). An HTTP error status (>= 400)
+    or a connection that never opened was not charged. An error that is ours and not a
+    provider's answer (any exception other than ProviderError: a client closed under a
+    call, a database error, an adapter bug) is never counted as a provider's bill."""
     if not isinstance(exc, ProviderError):
-        return True
+        return False
     if exc.status_code is not None and exc.status_code >= 400:
         return False
     if isinstance(exc, (InvalidOutputError, RejectedProviderError)) and not isinstance(exc, AuthBillingProviderError):

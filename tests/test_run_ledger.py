@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -348,6 +349,9 @@ class BilledFailureProvider(PerSecondProvider):
     (ContentFilteredError("content filtered", provider="per-second", billed_usd=0.0), 0.0),
     # unknown: the may_have_billed rule (a rejection after a 2xx: the estimate)
     (RejectedProviderError("prediction failed", provider="per-second"), 0.05),
+    # ours, not the provider's answer: a client closed under the call, a database error (issue 19)
+    (RuntimeError("Cannot send a request, as the client has been closed."), 0.0),
+    (sqlite3.OperationalError("database is locked"), 0.0),
 ])
 def test_a_failed_call_is_billed_what_its_error_carries(db_url: str, error: Exception, counted: float) -> None:
     """A failed call is counted at ``ProviderError.billed_usd`` when the adapter knows it (the

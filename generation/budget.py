@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from domain.errors import BudgetExceededError
 from config.settings import BudgetConfig
 from storage.db import (
+    AttemptRecord,
     BudgetLedgerRecord,
     BudgetPeriodRecord,
     Database,
@@ -54,6 +55,16 @@ def period_keys(now: datetime, timezone: str) -> tuple[str, str]:
     """(``2026-11-21``, ``2026-11``): today and this month in ``timezone``."""
     local = now.astimezone(ZoneInfo(timezone))
     return local.date().isoformat(), f"{local:%Y-%m}"
+
+
+@dataclass(frozen=True)
+class PendingJob:
+    """A provider job an earlier call left to poll: its id, its budget reservation and the
+    USD the budget counted for it (providers/chain.py ``PendingJob``)."""
+
+    job_id: str
+    reservation_id: int | None
+    cost_usd: float
 
 
 @dataclass(frozen=True)
@@ -134,13 +145,16 @@ class BudgetLedger:
 
     # -- reserve / settle ---------------------------------------------------------------
     def reserve(self, provider: str, estimate_usd: float, *, image_pk: int | None = None, run_key: str | None = None,
-                now: datetime | None = None) -> int:
+                now: datetime | None = None, model: str | None = None) -> int:
         """Reserve ``estimate_usd`` for a call of ``provider``; returns the ledger entry id.
 
         ``estimate_usd`` is the most the call can cost (``Provider.max_cost``), so its
         settlement cannot pass a cap. ``image_pk`` / ``run_key`` link the reservation to the
         slot's claim (storage/ledger.py): if the run dies, the reservation is closed when its
         lease expires (``close_for_claim``, ``expire_stale``).
+        With ``image_pk``, the call's attempt row is written in flight in the same transaction
+        (status ``in_flight``, ``provider``, ``model``, cost = the reservation, its
+        ``reservation_id``): the outcome replaces it; a run killed meanwhile leaves it.
         Raises BudgetExceededError naming the cap (scope, period, USD figures) the call
         would pass; the refusal is recorded (``state='refused'``) for the budget alert.
         """
@@ -170,8 +184,12 @@ class BudgetLedger:
             entry = BudgetLedgerRecord(provider=provider, state="reserved", estimate_usd=estimate_usd,
                                        day_key=day_key, month_key=month_key, image_pk=image_pk, run_key=run_key)
             session.add(entry)
-            session.commit()
+            session.flush()
             assert entry.id is not None
+            if image_pk is not None:
+                session.add(AttemptRecord(image_pk=image_pk, provider=provider, model=model, status="in_flight",
+                                          cost_usd=estimate_usd, reservation_id=entry.id))
+            session.commit()
             return entry.id
 
         return self._transaction(work)
@@ -270,6 +288,33 @@ class BudgetLedger:
             if self._transaction(work):
                 closed.append(int(token or 0))
         return closed
+
+    # -- jobs of paid calls ---------------------------------------------------------------
+    def record_job(self, token: int, job_id: str) -> None:
+        """Write the provider's ``job_id`` on the in-flight attempt row of reservation ``token``
+        (one transaction, as soon as the submit is answered)."""
+
+        def work(session: Session) -> None:
+            for row in session.exec(select(AttemptRecord).where(AttemptRecord.reservation_id == token)):
+                row.job_id = job_id[:200]
+                session.add(row)
+            session.commit()
+
+        self._transaction(work)
+
+    def pending_job(self, image_pk: int, provider: str) -> PendingJob | None:
+        """The newest job of ``provider`` for image ``image_pk`` still to be polled: an attempt
+        row with a job id left ``in_flight`` (its run was killed) or ``pending`` (still running
+        at our timeout). Its ``cost_usd`` is what the budget counted for it."""
+        with self.db.session() as session:
+            row = session.exec(select(AttemptRecord).where(
+                AttemptRecord.image_pk == image_pk, AttemptRecord.provider == provider,
+                AttemptRecord.job_id.is_not(None),  # type: ignore[union-attr]
+                AttemptRecord.status.in_(("in_flight", "pending")))  # type: ignore[attr-defined]
+                .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
+        if row is None or row.job_id is None:
+            return None
+        return PendingJob(row.job_id, row.reservation_id, row.cost_usd)
 
     def release(self, token: object) -> None:
         """Give reservation ``token`` back (the call failed and costs nothing)."""

@@ -44,7 +44,7 @@ from domain.errors import (
     ProviderError,
     RejectedProviderError,
 )
-from providers.base import Provider
+from providers.base import Provider, recording_jobs
 
 
 class RetryConfig(BaseModel):
@@ -61,11 +61,34 @@ class RetryConfig(BaseModel):
 class BudgetGuard(Protocol):
     """Reserves an estimated cost (USD) before a paid call, settles it after."""
 
-    def reserve(self, provider: str, estimate_usd: float) -> object:
-        """Return a reservation token; raise BudgetExceededError when a cap would be passed."""
+    def reserve(self, provider: str, estimate_usd: float, *, model: str | None = None) -> object:
+        """Return a reservation token for a call of ``provider`` (``model``); raise
+        BudgetExceededError when a cap would be passed."""
 
     def settle(self, token: object, actual_usd: float) -> None:
         """Replace the reservation by the real cost (0 releases it)."""
+
+
+class PendingJob(Protocol):
+    """A job an earlier call of this request left at a provider (killed or timed out while it
+    ran): ``job_id``, the ``reservation_id`` its cost was reserved (and counted) under, and
+    ``cost_usd``, what the budget counted for it."""
+
+    job_id: str
+    reservation_id: int | None
+    cost_usd: float
+
+
+class JobLog(Protocol):
+    """Optional methods of a BudgetGuard that keeps in-flight attempt rows (the orchestrator's,
+    generation/generate.py ``ClaimBudget``): the chain records each job id there and, before
+    paying a provider again, asks for a job of it still to be polled."""
+
+    def record_job(self, token: object, job_id: str) -> None:
+        """Write ``job_id`` on the in-flight attempt row of reservation ``token`` (at once)."""
+
+    def pending_job(self, provider: str) -> PendingJob | None:
+        """The newest job of ``provider`` for this request still to be polled, or None."""
 
 
 def may_have_billed(exc: BaseException) -> bool:
@@ -156,6 +179,11 @@ class Circuit:
 def _skip_class(reason: str) -> str:
     """The attempt's error class for a provider the chain did not call."""
     return "missing_secret" if reason.endswith(" not set") else "circuit_open"
+
+
+def _token_id(token: object) -> int | None:
+    """The reservation id of a budget token (the ledger's are ints), else None."""
+    return token if isinstance(token, int) and not isinstance(token, bool) else None
 
 
 class ProviderChain:
@@ -269,7 +297,7 @@ class ProviderChain:
             guard = guards[i]
             if bound > 0 and guard is not None:
                 try:
-                    tokens[i] = guard.reserve(provider.name, bound)
+                    tokens[i] = guard.reserve(provider.name, bound, model=requests[i].model or provider.model)
                 except BudgetExceededError as exc:
                     on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
                                           error_class="budget", error=str(exc)))
@@ -289,7 +317,7 @@ class ProviderChain:
             if isinstance(outcome, GenerationResult):
                 circuit.success()
                 on_attempt(i, Attempt(outcome.provider, outcome.model, "success", outcome.latency_s,
-                                      cost_usd=outcome.cost_usd))
+                                      cost_usd=outcome.cost_usd, reservation_id=_token_id(tokens.get(i))))
                 results[i] = outcome
                 actual = outcome.cost_usd
             else:
@@ -299,7 +327,7 @@ class ProviderChain:
                 status = outcome.status_code if isinstance(outcome, ProviderError) else None
                 actual = failed_cost(provider, requests[i], outcome)
                 on_attempt(i, Attempt(provider.name, model, "failed", latency, cost_usd=actual, error_class=error_class,
-                                      error=message, http_status=status))
+                                      error=message, http_status=status, reservation_id=_token_id(tokens.get(i))))
                 reasons[i].append(f"{provider.name}: {message}")
                 circuit.failure()
                 if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
@@ -341,19 +369,25 @@ class ProviderChain:
             on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class=_skip_class(blocked), error=blocked))
             reasons.append(f"{provider.name}: {blocked}")
             return None
+        if provider.resumable and budget is not None and hasattr(budget, "pending_job"):
+            resumed = self._resume(provider, request, on_attempt, reasons, budget)
+            if resumed is not False:
+                return resumed
         for attempt_no in range(self.retry.max_retries + 1):
             bound = provider.max_cost(request)
             token = None
             if bound > 0 and budget is not None:
                 try:
-                    token = budget.reserve(provider.name, bound)
+                    token = budget.reserve(provider.name, bound, model=model)
                 except BudgetExceededError as exc:
                     on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="budget", error=str(exc)))
                     reasons.append(f"{provider.name}: {exc}")
                     return None
             started = time.monotonic()
+            jobs: list[str] = []
             try:
-                result = provider.generate(request)
+                with recording_jobs(self._job_recorder(budget, token, jobs)):
+                    result = provider.generate(request)
             except Exception as exc:
                 latency = time.monotonic() - started
                 error = exc if isinstance(exc, ProviderError) else None
@@ -362,9 +396,11 @@ class ProviderChain:
                 message = provider.scrub(str(exc) if error else f"{type(exc).__name__}: {exc}")
                 hints = quota_hints(getattr(exc, "headers", None) if error else None)
                 # the cost is recorded before the reservation is settled: never a moment uncounted
-                on_attempt(Attempt(provider.name, (error.model if error else None) or model, "failed", latency,
+                on_attempt(Attempt(provider.name, (error.model if error else None) or model,
+                                   "pending" if error is not None and error.pending_job else "failed", latency,
                                    cost_usd=cost, error_class=error.error_class if error else "provider_bug",
-                                   error=message, http_status=error.status_code if error else None, **hints))
+                                   error=message, http_status=error.status_code if error else None, **hints,
+                                   job_id=jobs[-1] if jobs else None, reservation_id=_token_id(token)))
                 if token is not None:
                     budget.settle(token, cost)  # type: ignore[union-attr]
                 reasons.append(f"{provider.name}: {message}")
@@ -392,11 +428,54 @@ class ProviderChain:
             circuit.success()
             # record the cost before releasing the reservation: never a moment uncounted
             on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=result.cost_usd,
-                               **quota_hints(result.metadata)))
+                               **quota_hints(result.metadata), job_id=jobs[-1] if jobs else None,
+                               reservation_id=_token_id(token)))
             if token is not None:
                 budget.settle(token, result.cost_usd)  # type: ignore[union-attr]
             return result
         return None
+
+    @staticmethod
+    def _job_recorder(budget: BudgetGuard | None, token: object, jobs: list[str]) -> Callable[[str], None]:
+        """The listener of one call's job ids: kept in ``jobs`` and written at once on the
+        call's in-flight attempt row (``JobLog.record_job``) when the guard keeps them."""
+        record = getattr(budget, "record_job", None) if token is not None else None
+
+        def listen(job_id: str) -> None:
+            jobs.append(job_id)
+            if record is not None:
+                record(token, job_id)
+
+        return listen
+
+    def _resume(self, provider: Provider, request: GenerationRequest, on_attempt: Callable[[Attempt], None],
+                reasons: list[str], budget: BudgetGuard) -> GenerationResult | None | bool:
+        """Poll the job an earlier call of ``request`` left at ``provider`` (``Provider.resume``)
+        instead of paying again. Its cost was counted when it was sent, so its attempt keeps
+        that cost and no new reservation is made. Returns the result; None when the job is
+        still running at our timeout (not resubmitted: the next provider); False when there
+        is no job to poll or it ended without an image (a new call may be made)."""
+        job: PendingJob | None = budget.pending_job(provider.name)  # type: ignore[attr-defined]
+        if job is None:
+            return False
+        model = request.model or provider.model
+        started = time.monotonic()
+        try:
+            result = provider.resume(job.job_id, request)
+        except ProviderError as exc:
+            message = provider.scrub(f"resumed job {job.job_id}: {exc}")
+            on_attempt(Attempt(provider.name, exc.model or model, "pending" if exc.pending_job else "failed",
+                               time.monotonic() - started, cost_usd=job.cost_usd, error_class=exc.error_class,
+                               error=message, http_status=exc.status_code, job_id=job.job_id,
+                               reservation_id=job.reservation_id))
+            if exc.pending_job:
+                reasons.append(f"{provider.name}: {message}")
+                return None
+            return False
+        self.circuits[provider.name].success()
+        on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=job.cost_usd,
+                           job_id=job.job_id, reservation_id=job.reservation_id, error=f"resumed job {job.job_id}"))
+        return result
 
     def close(self) -> None:
         for provider in self.providers:

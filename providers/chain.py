@@ -369,10 +369,9 @@ class ProviderChain:
             on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class=_skip_class(blocked), error=blocked))
             reasons.append(f"{provider.name}: {blocked}")
             return None
-        if provider.resumable and budget is not None and hasattr(budget, "pending_job"):
-            resumed = self._resume(provider, request, on_attempt, reasons, budget)
-            if resumed is not False:
-                return resumed
+        ended, resumed = self._resume(provider, request, on_attempt, reasons, budget)
+        if ended:
+            return resumed
         for attempt_no in range(self.retry.max_retries + 1):
             bound = provider.max_cost(request)
             token = None
@@ -449,15 +448,16 @@ class ProviderChain:
         return listen
 
     def _resume(self, provider: Provider, request: GenerationRequest, on_attempt: Callable[[Attempt], None],
-                reasons: list[str], budget: BudgetGuard) -> GenerationResult | None | bool:
+                reasons: list[str], budget: BudgetGuard | None) -> tuple[bool, GenerationResult | None]:
         """Poll the job an earlier call of ``request`` left at ``provider`` (``Provider.resume``)
         instead of paying again. Its cost was counted when it was sent, so its attempt keeps
-        that cost and no new reservation is made. Returns the result; None when the job is
-        still running at our timeout (not resubmitted: the next provider); False when there
-        is no job to poll or it ended without an image (a new call may be made)."""
-        job: PendingJob | None = budget.pending_job(provider.name)  # type: ignore[attr-defined]
+        that cost and no new reservation is made. Returns (True, the result); (True, None) when
+        the job is still running at our timeout (not resubmitted: the next provider); (False,
+        None) when there is no job to poll or it ended without an image (a new call may be made)."""
+        pending = getattr(budget, "pending_job", None) if provider.resumable else None
+        job: PendingJob | None = pending(provider.name) if pending is not None else None
         if job is None:
-            return False
+            return False, None
         model = request.model or provider.model
         started = time.monotonic()
         try:
@@ -470,12 +470,12 @@ class ProviderChain:
                                reservation_id=job.reservation_id))
             if exc.pending_job:
                 reasons.append(f"{provider.name}: {message}")
-                return None
-            return False
+                return True, None
+            return False, None
         self.circuits[provider.name].success()
         on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=job.cost_usd,
                            job_id=job.job_id, reservation_id=job.reservation_id, error=f"resumed job {job.job_id}"))
-        return result
+        return True, result
 
     def close(self) -> None:
         for provider in self.providers:

@@ -316,6 +316,31 @@ class BudgetLedger:
             return None
         return PendingJob(row.job_id, row.reservation_id, row.cost_usd)
 
+    def rebill(self, token: int, actual_usd: float) -> None:
+        """Count reservation ``token`` at ``actual_usd``, what its job was finally billed (a job
+        resumed by id after its run was killed or timed out): an open reservation is settled;
+        one already closed (expired at its reservation, settled at an estimate) is corrected
+        to ``actual_usd``. Idempotent: it sets the amount, it does not add it."""
+
+        def work(session: Session) -> None:
+            entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one_or_none()
+            if entry is None or entry.state == "refused":
+                return
+            if entry.state == "reserved":
+                self.settle_in(session, token, actual_usd)
+            else:
+                for row in self._lock_periods(session, entry.provider, entry.day_key, entry.month_key).values():
+                    row.spent_usd = _round(row.spent_usd + actual_usd - (entry.actual_usd or 0.0))
+                    row.updated_at = utcnow()
+                    session.add(row)
+                entry.state = "settled" if actual_usd > 0 else "released"
+                entry.actual_usd, entry.settled_at = actual_usd, utcnow()
+                entry.reason = f"resumed job billed USD {actual_usd:.6f}"
+                session.add(entry)
+            session.commit()
+
+        self._transaction(work)
+
     def release(self, token: object) -> None:
         """Give reservation ``token`` back (the call failed and costs nothing)."""
         self.settle(token, 0.0)

@@ -148,6 +148,13 @@ class ClaimBudget:
         if isinstance(self.budget, BudgetLedger) and isinstance(token, int):
             self.budget.record_job(token, job_id)
 
+    def rebill(self, token: int, actual_usd: float) -> None:
+        """Count reservation ``token`` at what its resumed job was billed (generation/budget.py)."""
+        from generation.budget import BudgetLedger
+
+        if isinstance(self.budget, BudgetLedger):
+            self.budget.rebill(token, actual_usd)
+
     def pending_job(self, provider: str) -> Any:
         """The newest job of ``provider`` for this slot still to be polled (an in-flight or
         pending attempt row with a job id), or None (generation/budget.py ``pending_job``)."""

@@ -90,6 +90,9 @@ class JobLog(Protocol):
     def pending_job(self, provider: str) -> PendingJob | None:
         """The newest job of ``provider`` for this request still to be polled, or None."""
 
+    def rebill(self, token: int, actual_usd: float) -> None:
+        """Count reservation ``token`` at ``actual_usd``, what its resumed job was billed."""
+
 
 def may_have_billed(exc: BaseException) -> bool:
     """True when a failed call may still have been charged: the provider answered with
@@ -450,8 +453,8 @@ class ProviderChain:
     def _resume(self, provider: Provider, request: GenerationRequest, on_attempt: Callable[[Attempt], None],
                 reasons: list[str], budget: BudgetGuard | None) -> tuple[bool, GenerationResult | None]:
         """Poll the job an earlier call of ``request`` left at ``provider`` (``Provider.resume``)
-        instead of paying again. Its cost was counted when it was sent, so its attempt keeps
-        that cost and no new reservation is made. Returns (True, the result); (True, None) when
+        instead of paying again. Its cost was counted when it was sent (no new reservation);
+        a result is counted at what it was billed (``JobLog.rebill`` corrects its reservation). Returns (True, the result); (True, None) when
         the job is still running at our timeout (not resubmitted: the next provider); (False,
         None) when there is no job to poll or it ended without an image (a new call may be made)."""
         pending = getattr(budget, "pending_job", None) if provider.resumable else None
@@ -473,7 +476,12 @@ class ProviderChain:
                 return True, None
             return False, None
         self.circuits[provider.name].success()
-        on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=job.cost_usd,
+        rebill = getattr(budget, "rebill", None) if job.reservation_id is not None else None
+        cost = job.cost_usd
+        if rebill is not None:  # what the job was billed replaces what its reservation counted
+            rebill(job.reservation_id, result.cost_usd)
+            cost = result.cost_usd
+        on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=cost,
                            job_id=job.job_id, reservation_id=job.reservation_id, error=f"resumed job {job.job_id}"))
         return True, result
 

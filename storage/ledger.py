@@ -712,9 +712,9 @@ def apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:
 
 
 def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
-    """Write ``attempt`` of image ``pk``: over the attempt row of its reservation (written in
-    flight before the call, generation/budget.py; or an earlier outcome of the job it resumed),
-    else as a new row. Returns the USD to add to the image's cost: the attempt's, less what an
+    """Write ``attempt`` of image ``pk`` as a new row, replacing the attempt row of its
+    reservation (written in flight before the call, generation/budget.py; or an earlier
+    outcome of the job it resumed) when there is one. Returns the USD to add to the image's cost: the attempt's, less what an
     earlier outcome of the same row already added (an in-flight row added nothing)."""
     new = _attempt_record(pk, attempt)
     existing = None
@@ -725,11 +725,9 @@ def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
         session.add(new)
         return attempt.cost_usd
     counted = 0.0 if existing.status == "in_flight" else existing.cost_usd
-    for name in ("provider", "model", "status", "error_class", "error", "http_status", "latency_s", "cost_usd",
-                 "quota_remaining", "quota_limit", "created_at"):
-        setattr(existing, name, getattr(new, name))
-    existing.job_id = new.job_id or existing.job_id
-    session.add(existing)
+    new.job_id = new.job_id or existing.job_id
+    session.delete(existing)  # replaced by a new row: attempt ids stay in the order outcomes were recorded
+    session.add(new)
     return attempt.cost_usd - counted
 
 

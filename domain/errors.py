@@ -141,6 +141,9 @@ class ProviderError(ContentPipelineError):
         self.billed_usd = billed_usd
         #: Rate-limit headers of the failed answer (lower-case names), for quota hints.
         self.headers: dict[str, str] = {}
+        #: The id of a job still running at the provider (a BFL task pending at our timeout:
+        #: no cancel endpoint): billed, to be polled by id (``Provider.resume``), never resubmitted.
+        self.pending_job: str | None = None
 
 
 class TransientProviderError(ProviderError):

@@ -442,3 +442,7 @@ class Attempt:
     quota_limit: int | None = None
     #: When the call ended (aware UTC); None: when it is recorded.
     at: datetime | None = None
+    #: The provider's job id (asynchronous APIs), when the submit was answered.
+    job_id: str | None = None
+    #: The budget reservation of the call: its in-flight attempt row becomes this attempt.
+    reservation_id: int | None = None

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from domain.errors import BudgetExceededError
 from config.generation import BudgetConfig
 from storage.db import (
+    AttemptRecord,
     BudgetLedgerRecord,
     BudgetPeriodRecord,
     Database,
@@ -56,6 +57,16 @@ def period_keys(now: datetime, timezone: str) -> tuple[str, str]:
     """(``2026-11-21``, ``2026-11``): today and this month in ``timezone``."""
     local = now.astimezone(ZoneInfo(timezone))
     return local.date().isoformat(), f"{local:%Y-%m}"
+
+
+@dataclass(frozen=True)
+class PendingJob:
+    """A provider job an earlier call left to poll: its id, its budget reservation and the
+    USD the budget counted for it (providers/chain.py ``PendingJob``)."""
+
+    job_id: str
+    reservation_id: int | None
+    cost_usd: float
 
 
 @dataclass(frozen=True)
@@ -136,13 +147,16 @@ class BudgetLedger:
 
     # -- reserve / settle ---------------------------------------------------------------
     def reserve(self, provider: str, estimate_usd: float, *, image_pk: int | None = None, run_key: str | None = None,
-                now: datetime | None = None) -> int:
+                now: datetime | None = None, model: str | None = None) -> int:
         """Reserve ``estimate_usd`` for a call of ``provider``; returns the ledger entry id.
 
         ``estimate_usd`` is the most the call can cost (``Provider.max_cost``), so its
         settlement cannot pass a cap. ``image_pk`` / ``run_key`` link the reservation to the
         slot's claim (storage/ledger.py): if the run dies, the reservation is closed when its
         lease expires (``close_for_claim``, ``expire_stale``).
+        With ``image_pk``, the call's attempt row is written in flight in the same transaction
+        (status ``in_flight``, ``provider``, ``model``, cost = the reservation, its
+        ``reservation_id``): the outcome replaces it; a run killed meanwhile leaves it.
         Raises BudgetExceededError naming the cap (scope, period, USD figures) the call
         would pass; the refusal is recorded (``state='refused'``) for the budget alert.
         """
@@ -173,8 +187,12 @@ class BudgetLedger:
             entry = BudgetLedgerRecord(provider=provider, state="reserved", estimate_usd=estimate_usd,
                                        day_key=day_key, month_key=month_key, image_pk=image_pk, run_key=run_key)
             session.add(entry)
-            session.commit()
+            session.flush()
             assert entry.id is not None
+            if image_pk is not None:
+                session.add(AttemptRecord(image_pk=image_pk, provider=provider, model=model, status="in_flight",
+                                          cost_usd=estimate_usd, reservation_id=entry.id))
+            session.commit()
             return entry.id
 
         return self._transaction(work)
@@ -322,6 +340,58 @@ class BudgetLedger:
             if self._transaction(work):
                 closed.append(int(token or 0))
         return closed
+
+    # -- jobs of paid calls ---------------------------------------------------------------
+    def record_job(self, token: int, job_id: str) -> None:
+        """Write the provider's ``job_id`` on the in-flight attempt row of reservation ``token``
+        (one transaction, as soon as the submit is answered)."""
+
+        def work(session: Session) -> None:
+            for row in session.exec(select(AttemptRecord).where(AttemptRecord.reservation_id == token)):
+                row.job_id = job_id[:200]
+                session.add(row)
+            session.commit()
+
+        self._transaction(work)
+
+    def pending_job(self, image_pk: int, provider: str) -> PendingJob | None:
+        """The newest job of ``provider`` for image ``image_pk`` still to be polled: an attempt
+        row with a job id left ``in_flight`` (its run was killed) or ``pending`` (still running
+        at our timeout). Its ``cost_usd`` is what the budget counted for it."""
+        with self.db.session() as session:
+            row = session.exec(select(AttemptRecord).where(
+                AttemptRecord.image_pk == image_pk, AttemptRecord.provider == provider,
+                AttemptRecord.job_id.is_not(None),  # type: ignore[union-attr]
+                AttemptRecord.status.in_(("in_flight", "pending")))  # type: ignore[attr-defined]
+                .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
+        if row is None or row.job_id is None:
+            return None
+        return PendingJob(row.job_id, row.reservation_id, row.cost_usd)
+
+    def rebill(self, token: int, actual_usd: float) -> None:
+        """Count reservation ``token`` at ``actual_usd``, what its job was finally billed (a job
+        resumed by id after its run was killed or timed out): an open reservation is settled;
+        one already closed (expired at its reservation, settled at an estimate) is corrected
+        to ``actual_usd``. Idempotent: it sets the amount, it does not add it."""
+
+        def work(session: Session) -> None:
+            entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one_or_none()
+            if entry is None or entry.state == "refused":
+                return
+            if entry.state == "reserved":
+                self.settle_in(session, token, actual_usd)
+            else:
+                for row in self._lock_periods(session, entry.provider, entry.day_key, entry.month_key).values():
+                    row.spent_usd = _round(row.spent_usd + actual_usd - (entry.actual_usd or 0.0))
+                    row.updated_at = utcnow()
+                    session.add(row)
+                entry.state = "settled" if actual_usd > 0 else "released"
+                entry.actual_usd, entry.settled_at = actual_usd, utcnow()
+                entry.reason = f"resumed job billed USD {actual_usd:.6f}"
+                session.add(entry)
+            session.commit()
+
+        self._transaction(work)
 
     def release(self, token: object) -> None:
         """Give reservation ``token`` back (the call failed and costs nothing)."""

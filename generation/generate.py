@@ -128,14 +128,41 @@ class ClaimBudget:
         #: (reservation token, USD) in the order the chain settled them
         self.settlements: list[tuple[int, float]] = []
 
-    def reserve(self, provider: str, estimate_usd: float) -> object:
-        """Reserve ``estimate_usd`` (USD) for a call of ``provider``; BudgetExceededError past a cap."""
+    def reserve(self, provider: str, estimate_usd: float, *, model: str | None = None) -> object:
+        """Reserve ``estimate_usd`` (USD) for a call of ``provider`` (``model``); BudgetExceededError
+        past a cap. With the budget ledger, the call's attempt row is written in flight in the same
+        transaction (status ``in_flight``, at its reservation): a run killed during the call
+        leaves it attributed to the image at what it may have billed."""
         assert self.budget is not None
         from generation.budget import BudgetLedger
 
         if isinstance(self.budget, BudgetLedger):
-            return self.budget.reserve(provider, estimate_usd, image_pk=self.image_pk, run_key=self.run_key)
-        return self.budget.reserve(provider, estimate_usd)
+            return self.budget.reserve(provider, estimate_usd, image_pk=self.image_pk, run_key=self.run_key,
+                                       model=model)
+        return self.budget.reserve(provider, estimate_usd, model=model)
+
+    def record_job(self, token: object, job_id: str) -> None:
+        """Write ``job_id`` on the in-flight attempt row of reservation ``token`` (one transaction)."""
+        from generation.budget import BudgetLedger
+
+        if isinstance(self.budget, BudgetLedger) and isinstance(token, int):
+            self.budget.record_job(token, job_id)
+
+    def rebill(self, token: int, actual_usd: float) -> None:
+        """Count reservation ``token`` at what its resumed job was billed (generation/budget.py)."""
+        from generation.budget import BudgetLedger
+
+        if isinstance(self.budget, BudgetLedger):
+            self.budget.rebill(token, actual_usd)
+
+    def pending_job(self, provider: str) -> Any:
+        """The newest job of ``provider`` for this slot still to be polled (an in-flight or
+        pending attempt row with a job id), or None (generation/budget.py ``pending_job``)."""
+        from generation.budget import BudgetLedger
+
+        if isinstance(self.budget, BudgetLedger):
+            return self.budget.pending_job(self.image_pk, provider)
+        return None
 
     def settle(self, token: object, actual_usd: float) -> None:
         """Keep the settlement for the outcome transition."""

@@ -35,7 +35,9 @@ from __future__ import annotations
 import io
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -46,6 +48,7 @@ from domain.errors import (
     ContentFilteredError,
     InvalidOutputError,
     ProviderError,
+    RejectedProviderError,
 )
 from providers.lifecycle import ModelStatus
 from providers.httperrors import raise_for_status, translate_httpx
@@ -57,6 +60,30 @@ MAX_BYTES = 64 * 1024 * 1024
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 #: How far (relative) an output's aspect ratio may be from the size asked for: 10 %.
 ASPECT_TOLERANCE = 0.10
+
+#: Set by the chain around one provider call (``recording_jobs``): called with the job id as
+#: soon as an asynchronous provider's submit is answered, before it waits for the job.
+_JOB_LISTENER: ContextVar[Callable[[str], None] | None] = ContextVar("job_listener", default=None)
+
+
+@contextmanager
+def recording_jobs(listener: Callable[[str], None] | None) -> Iterator[None]:
+    """Within the block (one provider call in this thread), ``job_submitted(job_id)`` calls
+    ``listener(job_id)``: the chain records the id on the call's in-flight attempt row."""
+    token = _JOB_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _JOB_LISTENER.reset(token)
+
+
+def job_submitted(job_id: str) -> None:
+    """Tell the caller (``recording_jobs``) the id of the job just submitted, before waiting:
+    a run killed while the job runs leaves the id for the next run to poll."""
+    listener = _JOB_LISTENER.get()
+    if listener is not None and job_id:
+        listener(job_id)
+
 
 class SecretSource(Protocol):
     """Where providers read their secrets (config.secrets.Secrets: environment and .env)."""
@@ -241,6 +268,16 @@ class Provider(ABC):
     @abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Generate one image; raises a ProviderError subclass on any failure."""
+
+    #: True for asynchronous APIs whose jobs can be polled again by id (``resume``).
+    resumable: ClassVar[bool] = False
+
+    def resume(self, job_id: str, request: GenerationRequest) -> GenerationResult:
+        """The result of job ``job_id`` submitted earlier for ``request`` (a run killed or
+        timed out while it ran), polled by id without submitting again; raises its failure
+        (with ``billed_usd`` when known) like ``generate``. Only for ``resumable`` providers."""
+        raise RejectedProviderError(f"{self.name} cannot resume job {job_id}", provider=self.name,
+                                    model=self.model_of(request))
 
     def close(self) -> None:  # noqa: B027  (optional hook: most providers hold nothing to release)
         """Release connections and loaded models."""

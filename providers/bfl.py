@@ -14,7 +14,8 @@ polling_url`` (same key) until ``status`` is ``Ready``: ``result.sample`` is a s
 Statuses ``Request Moderated`` / ``Content Moderated`` are content-filter rejections that
 BFL does not charge (https://help.bfl.ai: counted at USD 0); ``Error`` / ``Task not
 found`` failures. BFL has no cancel endpoint: a task still pending at our timeout runs on
-and is billed, so the timeout carries the task's price (``billed_usd``). HTTP errors are FastAPI's ``{"detail": ...}``
+and is billed, so the timeout carries the task's price (``billed_usd``) and the task id
+(``pending_job``): the next run polls it by id (``resume``) instead of submitting again. HTTP errors are FastAPI's ``{"detail": ...}``
 (422 validation, 402 insufficient credits, 403 key, 429 too many active tasks).
 The key is only sent to the configured base URL or to an https ``*.bfl.ai`` polling host.
 """
@@ -31,7 +32,7 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
-from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
+from providers.base import Provider, ProviderCheck, job_submitted, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 from providers.netguard import guard_for, guarded_client
 
@@ -124,7 +125,21 @@ class BFLProvider(Provider):
         started = time.monotonic()
         task = self.call_json(self._client, "POST", f"/v1/{model}", model, json=self.payload(request))
         task_id = str(task.get("id") or "")
+        job_submitted(task_id)
         polling_url = self._polling_url(str(task.get("polling_url") or f"{self._base}/v1/get_result?id={task_id}"), model)
+        return self._wait(task_id, polling_url, request, model, started)
+
+    resumable: ClassVar[bool] = True
+
+    def resume(self, job_id: str, request: GenerationRequest) -> GenerationResult:
+        """Poll task ``job_id`` (``GET /v1/get_result?id=``) submitted by an earlier run, until
+        ``Ready`` or our timeout; nothing is submitted (https://docs.bfl.ai/api-reference)."""
+        model = self.model_of(request)
+        return self._wait(job_id, f"{self._base}/v1/get_result?id={job_id}", request, model, time.monotonic())
+
+    def _wait(self, task_id: str, polling_url: str, request: GenerationRequest, model: str,
+              started: float) -> GenerationResult:
+        """Poll task ``task_id`` at ``polling_url`` until ``Ready``; its image as a result."""
 
         def ready(answer: dict[str, Any]) -> bool:
             status = str(answer.get("status") or "")
@@ -139,11 +154,13 @@ class BFLProvider(Provider):
             return False
 
         def timed_out(answer: dict[str, Any]) -> ProviderError:
-            # BFL has no cancel call: the task finishes (and is billed) on its own
+            # BFL has no cancel call: the task finishes (and is billed) on its own; the next run polls it
             logging.getLogger("content_pipeline.providers").warning("bfl: task %s still pending at the timeout", task_id)
-            return TransientProviderError(f"timeout: task {task_id} still {answer.get('status')} after "
-                                          f"{self.config.timeout_s:.0f} s (it runs on and is billed)",
-                                          provider=self.name, model=model, billed_usd=self.estimate_cost(request))
+            error = TransientProviderError(f"timeout: task {task_id} still {answer.get('status')} after "
+                                           f"{self.config.timeout_s:.0f} s (it runs on and is billed)",
+                                           provider=self.name, model=model, billed_usd=self.estimate_cost(request))
+            error.pending_job = task_id
+            return error
 
         answer = poll_until(lambda: self.call_json(self._client, "GET", polling_url, model), ready, timed_out,
                             deadline=started + self.config.timeout_s, interval_s=self.config.poll_interval_s)

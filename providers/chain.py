@@ -45,7 +45,7 @@ from domain.errors import (
     ProviderError,
     RejectedProviderError,
 )
-from providers.base import Provider
+from providers.base import Provider, recording_jobs
 
 
 class RetryConfig(BaseModel):
@@ -62,11 +62,37 @@ class RetryConfig(BaseModel):
 class BudgetGuard(Protocol):
     """Reserves an estimated cost (USD) before a paid call, settles it after."""
 
-    def reserve(self, provider: str, estimate_usd: float) -> object:
-        """Return a reservation token; raise BudgetExceededError when a cap would be passed."""
+    def reserve(self, provider: str, estimate_usd: float, *, model: str | None = None) -> object:
+        """Return a reservation token for a call of ``provider`` (``model``); raise
+        BudgetExceededError when a cap would be passed."""
 
     def settle(self, token: object, actual_usd: float) -> None:
         """Replace the reservation by the real cost (0 releases it)."""
+
+
+class PendingJob(Protocol):
+    """A job an earlier call of this request left at a provider (killed or timed out while it
+    ran): ``job_id``, the ``reservation_id`` its cost was reserved (and counted) under, and
+    ``cost_usd``, what the budget counted for it."""
+
+    job_id: str
+    reservation_id: int | None
+    cost_usd: float
+
+
+class JobLog(Protocol):
+    """Optional methods of a BudgetGuard that keeps in-flight attempt rows (the orchestrator's,
+    generation/generate.py ``ClaimBudget``): the chain records each job id there and, before
+    paying a provider again, asks for a job of it still to be polled."""
+
+    def record_job(self, token: object, job_id: str) -> None:
+        """Write ``job_id`` on the in-flight attempt row of reservation ``token`` (at once)."""
+
+    def pending_job(self, provider: str) -> PendingJob | None:
+        """The newest job of ``provider`` for this request still to be polled, or None."""
+
+    def rebill(self, token: int, actual_usd: float) -> None:
+        """Count reservation ``token`` at ``actual_usd``, what its resumed job was billed."""
 
 
 def may_have_billed(exc: BaseException) -> bool:
@@ -158,6 +184,11 @@ class Circuit:
 def _skip_class(reason: str) -> str:
     """The attempt's error class for a provider the chain did not call."""
     return "missing_secret" if reason.endswith(" not set") else "circuit_open"
+
+
+def _token_id(token: object) -> int | None:
+    """The reservation id of a budget token (the ledger's are ints), else None."""
+    return token if isinstance(token, int) and not isinstance(token, bool) else None
 
 
 class ProviderChain:
@@ -277,17 +308,17 @@ class ProviderChain:
             if isinstance(outcome, GenerationResult):
                 circuit.success()
                 on_attempt(i, Attempt(outcome.provider, outcome.model, "success", outcome.latency_s,
-                                      cost_usd=outcome.cost_usd))
+                                      cost_usd=outcome.cost_usd, reservation_id=_token_id(tokens.get(i))))
                 results[i] = outcome
                 actual = outcome.cost_usd
             else:
                 actual = self._batch_failure(provider, requests[i], outcome, latency,
-                                             functools.partial(on_attempt, i), reasons[i])
+                                             functools.partial(on_attempt, i), reasons[i], _token_id(tokens.get(i)))
             if i in tokens:
                 guards[i].settle(tokens[i], actual)  # type: ignore[union-attr]
 
     def _batch_failure(self, provider: Provider, request: GenerationRequest, outcome: BaseException, latency: float,
-                       on_attempt: Callable[[Attempt], None], reasons: list[str]) -> float:
+                       on_attempt: Callable[[Attempt], None], reasons: list[str], reservation_id: int | None = None) -> float:
         """Record one failed request of a batch (its attempt, its reason, the circuit; auth or
         billing disables the provider); returns its cost in USD."""
         circuit = self.circuits[provider.name]
@@ -296,7 +327,7 @@ class ProviderChain:
         actual = failed_cost(provider, request, outcome)
         on_attempt(Attempt(provider.name, request.model or provider.model, "failed", latency, cost_usd=actual,
                            error_class=error.error_class if error else "provider_bug", error=message,
-                           http_status=error.status_code if error else None))
+                           http_status=error.status_code if error else None, reservation_id=reservation_id))
         reasons.append(f"{provider.name}: {message}")
         circuit.failure()
         if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
@@ -353,29 +384,26 @@ class ProviderChain:
     ) -> GenerationResult | None:
         circuit = self.circuits[provider.name]
         model = request.model or provider.model
-        reason = self.unsuitable(provider, request)
-        if reason:
-            on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="unsupported", error=reason))
-            reasons.append(f"{provider.name}: {reason}")
+        if self._skipped(provider, request, model, on_attempt, reasons):
             return None
-        blocked = circuit.allow()
-        if blocked:
-            on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class=_skip_class(blocked), error=blocked))
-            reasons.append(f"{provider.name}: {blocked}")
-            return None
+        ended, resumed = self._resume(provider, request, on_attempt, reasons, budget)
+        if ended:
+            return resumed
         for attempt_no in range(self.retry.max_retries + 1):
             bound = provider.max_cost(request)
             token = None
             if bound > 0 and budget is not None:
                 try:
-                    token = budget.reserve(provider.name, bound)
+                    token = budget.reserve(provider.name, bound, model=model)
                 except BudgetExceededError as exc:
                     on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class="budget", error=str(exc)))
                     reasons.append(f"{provider.name}: {exc}")
                     return None
             started = time.monotonic()
+            jobs: list[str] = []
             try:
-                result = provider.generate(request)
+                with recording_jobs(self._job_recorder(budget, token, jobs)):
+                    result = provider.generate(request)
             except Exception as exc:
                 latency = time.monotonic() - started
                 error = exc if isinstance(exc, ProviderError) else None
@@ -384,9 +412,11 @@ class ProviderChain:
                 message = provider.scrub(str(exc) if error else f"{type(exc).__name__}: {exc}")
                 hints = quota_hints(getattr(exc, "headers", None) if error else None)
                 # the cost is recorded before the reservation is settled: never a moment uncounted
-                on_attempt(Attempt(provider.name, (error.model if error else None) or model, "failed", latency,
+                on_attempt(Attempt(provider.name, (error.model if error else None) or model,
+                                   "pending" if error is not None and error.pending_job else "failed", latency,
                                    cost_usd=cost, error_class=error.error_class if error else "provider_bug",
-                                   error=message, http_status=error.status_code if error else None, **hints))
+                                   error=message, http_status=error.status_code if error else None, **hints,
+                                   job_id=jobs[-1] if jobs else None, reservation_id=_token_id(token)))
                 if token is not None:
                     budget.settle(token, cost)  # type: ignore[union-attr]
                 reasons.append(f"{provider.name}: {message}")
@@ -399,11 +429,75 @@ class ProviderChain:
             circuit.success()
             # record the cost before releasing the reservation: never a moment uncounted
             on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=result.cost_usd,
-                               **quota_hints(result.metadata)))
+                               **quota_hints(result.metadata), job_id=jobs[-1] if jobs else None,
+                               reservation_id=_token_id(token)))
             if token is not None:
                 budget.settle(token, result.cost_usd)  # type: ignore[union-attr]
             return result
         return None
+
+    def _skipped(self, provider: Provider, request: GenerationRequest, model: str | None,
+                 on_attempt: Callable[[Attempt], None], reasons: list[str]) -> bool:
+        """Record why ``provider`` is not called for ``request`` (an input it cannot take, a
+        pinned other provider, an open circuit or a disabled provider); False when it is called."""
+        reason = self.unsuitable(provider, request)
+        error_class = "unsupported"
+        if not reason:
+            reason = self.circuits[provider.name].allow()
+            error_class = _skip_class(reason) if reason else ""
+        if not reason:
+            return False
+        on_attempt(Attempt(provider.name, model, "skipped", 0.0, error_class=error_class, error=reason))
+        reasons.append(f"{provider.name}: {reason}")
+        return True
+
+    @staticmethod
+    def _job_recorder(budget: BudgetGuard | None, token: object, jobs: list[str]) -> Callable[[str], None]:
+        """The listener of one call's job ids: kept in ``jobs`` and written at once on the
+        call's in-flight attempt row (``JobLog.record_job``) when the guard keeps them."""
+        record = getattr(budget, "record_job", None) if token is not None else None
+
+        def listen(job_id: str) -> None:
+            jobs.append(job_id)
+            if record is not None:
+                record(token, job_id)
+
+        return listen
+
+    def _resume(self, provider: Provider, request: GenerationRequest, on_attempt: Callable[[Attempt], None],
+                reasons: list[str], budget: BudgetGuard | None) -> tuple[bool, GenerationResult | None]:
+        """Poll the job an earlier call of ``request`` left at ``provider`` (``Provider.resume``)
+        instead of paying again. Its cost was counted when it was sent (no new reservation);
+        a result is counted at what it was billed (``JobLog.rebill`` corrects its reservation). Returns (True, the result); (True, None) when
+        the job is still running at our timeout (not resubmitted: the next provider); (False,
+        None) when there is no job to poll or it ended without an image (a new call may be made)."""
+        pending = getattr(budget, "pending_job", None) if provider.resumable else None
+        job: PendingJob | None = pending(provider.name) if pending is not None else None
+        if job is None:
+            return False, None
+        model = request.model or provider.model
+        started = time.monotonic()
+        try:
+            result = provider.resume(job.job_id, request)
+        except ProviderError as exc:
+            message = provider.scrub(f"resumed job {job.job_id}: {exc}")
+            on_attempt(Attempt(provider.name, exc.model or model, "pending" if exc.pending_job else "failed",
+                               time.monotonic() - started, cost_usd=job.cost_usd, error_class=exc.error_class,
+                               error=message, http_status=exc.status_code, job_id=job.job_id,
+                               reservation_id=job.reservation_id))
+            if exc.pending_job:
+                reasons.append(f"{provider.name}: {message}")
+                return True, None
+            return False, None
+        self.circuits[provider.name].success()
+        rebill = getattr(budget, "rebill", None) if job.reservation_id is not None else None
+        cost = job.cost_usd
+        if rebill is not None:  # what the job was billed replaces what its reservation counted
+            rebill(job.reservation_id, result.cost_usd)
+            cost = result.cost_usd
+        on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=cost,
+                           job_id=job.job_id, reservation_id=job.reservation_id, error=f"resumed job {job.job_id}"))
+        return True, result
 
     def close(self) -> None:
         for provider in self.providers:

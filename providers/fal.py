@@ -25,7 +25,7 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, TransientProviderError, UnsafeURLError
-from providers.base import Provider, ProviderCheck, poll_until, result_from_bytes
+from providers.base import Provider, ProviderCheck, job_submitted, poll_until, result_from_bytes
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
 from providers.netguard import guard_for, guarded_client
 
@@ -98,12 +98,29 @@ class FalProvider(Provider):
         model = request.model or self.model
         started = time.monotonic()
         job = self.call_json(self._client, "POST", f"/{model}", model, json=self.payload(request))
-        request_id = job.get("request_id")
+        request_id = str(job.get("request_id") or "")
+        job_submitted(request_id)
         base = f"{self._base}/{model}/requests/{request_id}"
         # the queue answers its own URLs (for "fal-ai/flux/schnell" they live under the app "fal-ai/flux")
         status_url = self._own(str(job.get("status_url") or base + "/status"), model)
         response_url = self._own(str(job.get("response_url") or base), model)
         cancel_url = self._own(str(job.get("cancel_url") or status_url.removesuffix("/status") + "/cancel"), model)
+        return self._wait(request_id, (status_url, response_url, cancel_url), request, model, started)
+
+    resumable: ClassVar[bool] = True
+
+    def resume(self, job_id: str, request: GenerationRequest) -> GenerationResult:
+        """Poll queue request ``job_id`` submitted by an earlier run and take its result; its
+        URLs are the app's (``owner/alias``, as fal-client's ``AppId``): ``.../requests/{id}/status``."""
+        model = request.model or self.model
+        base = f"{self._base}/{'/'.join(model.split('/')[:2])}/requests/{job_id}"
+        return self._wait(job_id, (base + "/status", base, base + "/cancel"), request, model, time.monotonic())
+
+    def _wait(self, request_id: str, urls: tuple[str, str, str], request: GenerationRequest, model: str,
+              started: float) -> GenerationResult:
+        """Poll ``urls`` (status, response, cancel) until ``COMPLETED`` (cancelled on our
+        timeout or any failure), then fetch the image."""
+        status_url, response_url, cancel_url = urls
 
         def completed(answer: dict[str, Any]) -> bool:
             status = answer.get("status")

@@ -66,7 +66,7 @@ from pydantic import Field
 
 from domain.model import GenerationRequest, GenerationResult
 from domain.errors import ContentFilteredError, InvalidOutputError, ProviderError, RejectedProviderError, TransientProviderError
-from providers.base import Provider, ProviderCheck, json_object, poll_until, result_from_bytes
+from providers.base import Provider, ProviderCheck, job_submitted, json_object, poll_until, result_from_bytes
 from providers.httperrors import raise_for_status
 from providers.netguard import guard_for, guarded_client
 from providers.reference import crop_to_ratio
@@ -515,9 +515,28 @@ class ReplicateProvider(Provider):
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = self.model_of(request)
         started = time.monotonic()
-        deadline = started + self.config.timeout_s
         path, body, mapped = self.create_call(request)
         prediction = self.call_json(self._client, "POST", path, model, json=body, headers={"Prefer": f"wait={self.wait_s}"})
+        job_submitted(str(prediction.get("id") or ""))
+        return self._wait(prediction, request, model, started, mapped)
+
+    resumable: ClassVar[bool] = True
+
+    def resume(self, job_id: str, request: GenerationRequest) -> GenerationResult:
+        """Poll prediction ``job_id`` created by an earlier run (``GET /v1/predictions/{id}``,
+        https://replicate.com/docs/reference/http#predictions.get) and take its output or
+        its failure with what it was billed; nothing is created."""
+        model = self.model_of(request)
+        started = time.monotonic()
+        prediction = self.call_json(self._client, "GET", f"{self.config.base_url.rstrip('/')}/v1/predictions/{job_id}",
+                                    model)
+        return self._wait(prediction, request, model, started, self.map(request))
+
+    def _wait(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float,
+              mapped: Any) -> GenerationResult:
+        """Poll ``prediction`` until it ends (cancelled on our timeout or a failure, billed
+        what it ran), then its result."""
+        deadline = started + self.config.timeout_s
         #: the prediction cannot have started running before this (monotonic) time
         not_before = started
 

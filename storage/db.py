@@ -125,7 +125,10 @@ class AttemptRecord(SQLModel, table=True):
     image_pk: int = Field(foreign_key="images.id", index=True)
     provider: str = Field(index=True, max_length=40)
     model: str | None = Field(default=None, max_length=200)
-    status: str = Field(max_length=20)  # success | failed | skipped
+    #: success | failed | skipped | in_flight (written before a paid call is sent: a run killed
+    #: meanwhile leaves it, at its may-have-billed cost) | pending (a job left running at our
+    #: timeout, billed: the next run polls it by ``job_id``) | resumed (its job's result was taken)
+    status: str = Field(max_length=20)
     error_class: str | None = Field(default=None, max_length=40)
     error: str | None = None
     http_status: int | None = None
@@ -135,6 +138,11 @@ class AttemptRecord(SQLModel, table=True):
     #: Quota hints of the answer (rate-limit headers / provider metadata): calls left and the limit.
     quota_remaining: int | None = None
     quota_limit: int | None = None
+    #: The provider's id of the job (Replicate prediction, fal request, BFL task), recorded
+    #: as soon as the submit is answered: a resumed slot polls it instead of paying again.
+    job_id: str | None = Field(default=None, max_length=200, index=True)
+    #: The budget reservation (budget_ledger.id) of the call: its in-flight row is found by it.
+    reservation_id: int | None = Field(default=None, index=True)
 
 
 class RenditionRecord(SQLModel, table=True):

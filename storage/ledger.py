@@ -542,8 +542,7 @@ class ImageLedger:
             if not keep_lease:
                 row.run_key = None
             for attempt in attempts:
-                row.cost_usd = round(row.cost_usd + attempt.cost_usd, 9)
-                session.add(_attempt_record(pk, attempt))
+                row.cost_usd = round(row.cost_usd + _record_attempt(session, pk, attempt), 9)
             for token, actual in settlements:
                 if self._settle is None:
                     raise ValueError("settlements given to a ledger without a settle hook")
@@ -610,10 +609,31 @@ def apply_processed(row: ImageRecord, processed: ProcessedImage) -> None:
         row.duplicate_of = processed.duplicate_of
 
 
+def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
+    """Write ``attempt`` of image ``pk`` as a new row, replacing the attempt row of its
+    reservation (written in flight before the call, generation/budget.py; or an earlier
+    outcome of the job it resumed) when there is one. Returns the USD to add to the image's cost: the attempt's, less what an
+    earlier outcome of the same row already added (an in-flight row added nothing)."""
+    new = _attempt_record(pk, attempt)
+    existing = None
+    if attempt.reservation_id is not None:
+        existing = session.exec(select(AttemptRecord).where(AttemptRecord.reservation_id == attempt.reservation_id,
+                                                            AttemptRecord.image_pk == pk)).first()
+    if existing is None:
+        session.add(new)
+        return attempt.cost_usd
+    counted = 0.0 if existing.status == "in_flight" else existing.cost_usd
+    new.job_id = new.job_id or existing.job_id
+    session.delete(existing)  # replaced by a new row: attempt ids stay in the order outcomes were recorded
+    session.add(new)
+    return attempt.cost_usd - counted
+
+
 def _attempt_record(pk: int, attempt: Attempt) -> AttemptRecord:
     return AttemptRecord(image_pk=pk, provider=attempt.provider, model=attempt.model, status=attempt.status,
                          error_class=attempt.error_class, error=attempt.error, http_status=attempt.http_status,
                          latency_s=attempt.latency_s, cost_usd=attempt.cost_usd,
                          quota_remaining=attempt.quota_remaining, quota_limit=attempt.quota_limit,
-                         created_at=attempt.at or utcnow())
+                         created_at=attempt.at or utcnow(), job_id=attempt.job_id,
+                         reservation_id=attempt.reservation_id)
 

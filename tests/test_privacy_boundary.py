@@ -10,6 +10,7 @@ import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -59,15 +60,26 @@ def _prefect_texts(flow_run_id: Any) -> str:
     return "\n".join([*logs, *(f"{a.key} {a.description} {a.data}" for a in artifacts)])
 
 
+@pytest.fixture
+def info_logs() -> Iterator[None]:
+    """Prefect's run loggers at INFO for one test (the suite logs WARNING and up only);
+    setLevel, not the attribute: it clears logging's level cache."""
+    loggers = [logging.getLogger(name) for name in ("prefect", "prefect.flow_runs", "prefect.task_runs")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("info_logs")
 def test_a_private_prompt_is_in_no_delivered_or_stored_byte(
         make_config: Any, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.adhoc import generate
     from reporting.report import write_report
     from wiring.runtime import get_runtime
 
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):  # the suite logs WARNING and up only
-        logger = logging.getLogger(name)
-        monkeypatch.setattr(logger, "level", logging.INFO)
     monkeypatch.setenv("PROMPT_ENCRYPTION_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("PUBLISH_APPRISE_URLS", f"json://127.0.0.1:{sink.httpd.server_address[1]}/published")
     monkeypatch.setenv("HOOK_SECRET", "hook-secret")

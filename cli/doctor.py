@@ -1,7 +1,7 @@
 """``content-pipeline doctor``: check what a run needs and say what to fix.
 
 Checks, in order: Python, configuration, templates, Prefect API, database, storage,
-providers of the chain, Apprise URLs, global concurrency limits. Each gives a
+providers of the chain, Apprise URLs, global concurrency limits, the C2PA signer. Each gives a
 ``Check`` with a status (``ok``, ``warn``: works but deserves a look, ``fail``: a run
 would break) and, unless ok, the fix. Network probes go only to the configured URLs,
 with short timeouts (``timeout_s`` seconds). Secrets are never printed: URLs are shown
@@ -308,6 +308,30 @@ def check_global_limits(settings: Any, api_ok: bool) -> list[Check]:
     return [Check("global limits", OK, ", ".join(found))]
 
 
+def check_c2pa(settings: Any, secrets: Any) -> Check:
+    """The C2PA signer (imaging.credentials): off, the per-installation self-signed one
+    (untrusted by validators), or the configured certificate (its files must load)."""
+    from domain.errors import ConfigError
+    from imaging.credentials import UNTRUSTED, SignerMaterial
+
+    config = settings.c2pa
+    if not config.enabled:
+        return Check("c2pa", WARN, "off: published files carry no signed Content Credentials", "set c2pa.enabled: true")
+    if config.certificate is None:
+        return Check("c2pa", WARN, f"signing with the per-installation self-signed certificate in "
+                                   f"{settings.credentials_dir} (made on first use): {UNTRUSTED.split(': ', 1)[0]}",
+                     UNTRUSTED.split(": ", 1)[1])
+    key = secrets.c2pa_private_key
+    try:
+        SignerMaterial.from_config(config, key.get_secret_value() if key is not None else None)
+    except ConfigError as exc:
+        return Check("c2pa", FAIL, str(exc), "correct c2pa.certificate / c2pa.private_key (or C2PA_PRIVATE_KEY)")
+    if config.trust_anchors is None:
+        return Check("c2pa", WARN, f"signing with {config.certificate}; no c2pa.trust_anchors: verify reports the signer "
+                                   "untrusted", "set c2pa.trust_anchors to the PEM root of your signing CA")
+    return Check("c2pa", OK, f"signing with {config.certificate}, trusted under {config.trust_anchors}")
+
+
 def run_checks(timeout_s: float = 3.0) -> list[Check]:
     """Every check; later ones that depend on a failed earlier one are skipped with that reason."""
     from domain.errors import ConfigError, TemplateError
@@ -341,4 +365,5 @@ def run_checks(timeout_s: float = 3.0) -> list[Check]:
     checks.extend(check_providers(settings, secrets, timeout_s))
     checks.extend(check_apprise(secrets))
     checks.extend(check_global_limits(settings, api.status == OK))
+    checks.append(check_c2pa(settings, secrets))
     return checks

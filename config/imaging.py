@@ -151,10 +151,13 @@ class C2paConfig(BaseModel):
     ps256 / ps384 / ps512 / ed25519. ``timestamp_url``: an RFC 3161 time-stamp
     authority (none by default: nothing is contacted). ``trust_anchors``: PEM roots
     that ``content-pipeline verify`` trusts (reports ``Trusted`` instead of ``Valid``).
+    On by default: without ``certificate``, a per-installation self-signed chain is made
+    on first use under ``<output_dir>/credentials/c2pa`` (imaging.signing_chain); its
+    signer validates but is untrusted (``doctor`` and ``verify`` say so).
     """
 
     model_config = _Strict
-    enabled: bool = False
+    enabled: bool = True
     certificate: Path | None = None
     private_key: Path | None = None
     algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
@@ -164,8 +167,8 @@ class C2paConfig(BaseModel):
 
     @model_validator(mode="after")
     def _needs_certificate(self) -> C2paConfig:
-        if self.enabled and self.certificate is None:
-            raise ValueError("c2pa.enabled needs c2pa.certificate (a PEM file) and a private key")
+        if self.private_key is not None and self.certificate is None:
+            raise ValueError("c2pa.private_key needs c2pa.certificate (its PEM certificate chain)")
         return self
 
 

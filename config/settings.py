@@ -249,6 +249,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def credentials_dir(self) -> Path:
+        """Where the per-installation C2PA signer is made when no ``c2pa.certificate`` is set."""
+        return self.output_dir / "credentials" / "c2pa"
+
+    @property
     def spool_dir(self) -> Path:
         """Local folder where image bytes wait between stages."""
         return self.output_dir / "spool"

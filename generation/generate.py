@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,7 @@ from policy.gate import RequestParts, judge
 from config.imaging import PolicyConfig
 from providers.chain import BudgetGuard, ProviderChain
 from providers.download import load_reference
-from storage.crypto import is_encrypted
+from storage.crypto import cipher, is_encrypted
 from storage.db import Database, ImageRecord
 from storage.ledger import GeneratedImage, ImageLedger
 
@@ -222,6 +223,30 @@ def spool(result: GenerationResult, spool_dir: Path, image_id: str) -> Generated
                           mapped_size=result.mapped_size, device=result.metadata.get("device"))
 
 
+_PROMPT_WORD = re.compile(r"[^\W_]{3,}")
+
+
+def scrub_prompt(text: str | None, row: ImageRecord) -> str | None:
+    """``text`` (a provider's error) with every word of 3+ letters of the row's prompt and
+    negative prompt replaced by ``[prompt]`` when the prompt is private (``embed_prompt:
+    false``) or encrypted at rest (``PROMPT_ENCRYPTION_KEY``): a refusal that quotes the
+    prompt never reaches ``images.error``, the attempts, the logs or the run summary."""
+    if not text or not (row.prompt_private or cipher() is not None):
+        return text
+    words = {w.lower() for part in (row.prompt or "", row.negative_prompt or "") for w in _PROMPT_WORD.findall(part)}
+    if not words:
+        return text
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.IGNORECASE)
+    return pattern.sub("[prompt]", text)
+
+
+def scrub_outcome(outcome: ChainOutcome, row: ImageRecord) -> ChainOutcome:
+    """``outcome`` with its attempts' errors scrubbed (``scrub_prompt``; ``failure_reason``
+    scrubs the error itself)."""
+    attempts = [replace(a, error=scrub_prompt(a.error, row)) for a in outcome.attempts]
+    return ChainOutcome(outcome.result, outcome.error, attempts, outcome.settlements)
+
+
 def failure_reason(outcome: ChainOutcome) -> str:
     """The row's error for a failed chain: ``budget: ...`` when the caps stopped it."""
     message = str(outcome.error)[:1990]
@@ -311,12 +336,14 @@ def record_outcome(ledger: ImageLedger, row: ImageRecord, run_key: str, outcome:
     transaction."""
     assert row.id is not None
     pk = row.id
+    outcome = scrub_outcome(outcome, row)
     if outcome.result is None:
         kind = outcome.kind
+        reason = scrub_prompt(failure_reason(outcome), row) or ""
         if kind is FailureKind.budget:
-            return ledger.mark_skipped(pk, run_key, kind, failure_reason(outcome), attempts=outcome.attempts,
+            return ledger.mark_skipped(pk, run_key, kind, reason, attempts=outcome.attempts,
                                        settlements=outcome.settlements)
-        return ledger.mark_failed(pk, run_key, kind, failure_reason(outcome), attempts=outcome.attempts,
+        return ledger.mark_failed(pk, run_key, kind, reason, attempts=outcome.attempts,
                                   settlements=outcome.settlements)
     generated = spool(outcome.result, spool_dir, row.image_id)
     if decoded is not None and outcome.result.decoded is not None:

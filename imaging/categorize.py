@@ -2,7 +2,9 @@
 
 Category comes from the template. Tags: the category, the slot's extra tags and the
 template's tags (stored on the row when it was planned), keywords from the prompt
-(words of 4+ letters that are not stop words or photo jargon, first 8), and
+(words of 4+ letters that are not stop words or photo jargon, first 8) unless the
+prompt is private (``embed_prompt: false``: tags are published and sent in webhooks)
+or encrypted at rest (``PROMPT_ENCRYPTION_KEY``: tags are stored in clear), and
 ``placeholder`` for a placeholder image; with ``tagging.clip_model`` configured, the
 zero-shot tags of an open_clip model (imaging.tagging). ``categorize_row`` also runs
 the near-duplicate check against the published images (imaging.quality).
@@ -44,10 +46,13 @@ def prompt_keywords(prompt: str, limit: int = 8) -> list[str]:
     return seen
 
 
-def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholder: bool = False) -> list[str]:
-    """The image's tag list: category first, then the given tags, then prompt keywords."""
+def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholder: bool = False,
+               prompt_words: bool = True) -> list[str]:
+    """The image's tag list: category first, then the given tags, then prompt keywords
+    (none when ``prompt_words`` is false)."""
     result: list[str] = []
-    for tag in [category, *tags, *prompt_keywords(prompt), *(["placeholder"] if is_placeholder else [])]:
+    words = prompt_keywords(prompt) if prompt_words else []
+    for tag in [category, *tags, *words, *(["placeholder"] if is_placeholder else [])]:
         tag = tag.strip().lower()
         if tag and tag not in result:
             result.append(tag)
@@ -75,7 +80,7 @@ def categorize_row(row: Any, phash: str | None, settings: Settings,
                    published: Callable[[str | None], list[tuple[str, str]]], image: Any = None) -> Categorized:
     """Tag image ``row`` and check its pHash against the published images (pure: no write).
 
-    Tags: ``categorize`` plus, when ``tagging.clip_model`` is configured, zero-shot tags
+    Tags: ``categorize`` (no prompt words for a private or encrypted prompt) plus, when ``tagging.clip_model`` is configured, zero-shot tags
     (imaging.tagging) of ``image`` (decoded from the spool when not given).
     Near-duplicate check (``dedup``): a real image whose pHash is within
     ``dedup.max_distance`` bits of one in ``published(category or None)`` gets
@@ -85,7 +90,11 @@ def categorize_row(row: Any, phash: str | None, settings: Settings,
     """
     from imaging.quality import nearest_duplicate
 
-    tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder)
+    from storage.crypto import cipher
+
+    private = bool(getattr(row, "prompt_private", False)) or cipher() is not None
+    tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder,
+                      prompt_words=not private)
     if settings.tagging.clip_model and settings.tagging.vocabulary and row.spool_path:
         from pathlib import Path
 

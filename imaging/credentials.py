@@ -43,6 +43,10 @@ MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": 
 _SUFFIX_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                 ".avif": "image/avif"}
 GENERATION_LABEL = "com.content-pipeline.generation"
+#: what ``verify`` and ``doctor`` say of a signer that no trust anchor vouches for
+UNTRUSTED = ("the signer is untrusted (the per-installation self-signed certificate, or one not under "
+             "c2pa.trust_anchors): for a trusted signer set c2pa.certificate and c2pa.private_key (or "
+             "C2PA_PRIVATE_KEY) to a certificate from a CA on the C2PA trust list, and c2pa.trust_anchors to its root")
 
 
 class CredentialsError(ContentPipelineError):
@@ -86,12 +90,15 @@ class SignerMaterial:
     timestamp_url: str | None = None
 
     @classmethod
-    def from_config(cls, config: C2paConfig, private_key_pem: str | None = None) -> SignerMaterial:
+    def from_config(cls, config: C2paConfig, private_key_pem: str | None = None,
+                    installation_dir: Path | None = None) -> SignerMaterial:
         """Read the files named by ``config``; ``private_key_pem`` (C2PA_PRIVATE_KEY) wins over the key file.
+        Without ``c2pa.certificate``: the per-installation chain in ``installation_dir``
+        (imaging.signing_chain, made on first use).
 
         Raises ConfigError naming the setting when a file cannot be read."""
         if config.certificate is None:
-            raise ConfigError("c2pa.certificate is not set")
+            return cls.installation(config, installation_dir)
         try:
             certificate = config.certificate.read_bytes()
         except OSError as exc:
@@ -106,6 +113,21 @@ class SignerMaterial:
         else:
             raise ConfigError("c2pa: no private key (set C2PA_PRIVATE_KEY or c2pa.private_key)")
         return cls(certificate, key, config.algorithm, config.timestamp_url)
+
+    @classmethod
+    def installation(cls, config: C2paConfig, installation_dir: Path | None) -> SignerMaterial:
+        """The per-installation self-signed signer (imaging.signing_chain). ConfigError when
+        no folder is given or it cannot be written."""
+        from imaging.signing_chain import installation_chain
+
+        if installation_dir is None:
+            raise ConfigError("c2pa.certificate is not set")
+        try:
+            chain = installation_chain(installation_dir)
+            return cls(chain.certificate.read_bytes(), chain.private_key.read_bytes(), "es256", config.timestamp_url)
+        except OSError as exc:
+            raise ConfigError(f"c2pa: cannot make the installation's signer in {installation_dir}: "
+                              f"{exc.strerror or exc}") from None
 
     def signer(self) -> Any:
         c2pa = _c2pa()
@@ -179,7 +201,7 @@ def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], material: Signe
 
 
 def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
-               private_key_pem: str | None = None) -> list[Any]:
+               private_key_pem: str | None = None, installation_dir: Path | None = None) -> list[Any]:
     """Sign the ``imaging.postprocess.RenditionFile`` list in place on disk: the original
     first (``c2pa.created``), then each rendition with the signed original as ingredient.
     Returns the files with their new byte counts and SHA-256. Raises ConfigError,
@@ -188,7 +210,7 @@ def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
 
     from imaging.files import write_atomic
 
-    material = SignerMaterial.from_config(config, private_key_pem)
+    material = SignerMaterial.from_config(config, private_key_pem, installation_dir)
     original = next((f for f in files if f.name == "original"), None)
     signed_original: tuple[bytes, str, str] | None = None
     out = []
@@ -253,6 +275,11 @@ class VerifyReport:
                     found.append(str(action["digitalSourceType"]))
         return found
 
+    @property
+    def trusted(self) -> bool:
+        """The signer chains to a configured trust anchor (``c2pa.trust_anchors``)."""
+        return self.state == "Trusted"
+
     def lines(self) -> list[str]:
         active = self.active
         signature = active.get("signature_info", {})
@@ -268,6 +295,8 @@ class VerifyReport:
             lines.append(f"  prompt:     {str(generation['prompt'])[:200]}")
         for ingredient in active.get("ingredients", []):
             lines.append(f"  ingredient: {ingredient.get('title')} ({ingredient.get('relationship')})")
+        if self.valid and not self.trusted:
+            lines.append(f"  trust:      {UNTRUSTED}")
         return lines
 
 

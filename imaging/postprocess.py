@@ -508,7 +508,7 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
 
         key = get_secrets().c2pa_private_key
         files = sign_files(files, Provenance.of(row).published(), settings.c2pa,
-                           key.get_secret_value() if key is not None else None)
+                           key.get_secret_value() if key is not None else None, settings.credentials_dir)
     return PostProcessed(files, score, metrics, phash, safety=detections)
 
 

@@ -23,8 +23,9 @@ characters (the cut fields are named in ``cp:Truncated``; the sidecar keeps them
 whole) and the packet is kept under ``MAX_XMP_BYTES`` in every format.
 
 Privacy: a ``Provenance`` whose ``prompt_private`` is set publishes no prompt and no
-negative prompt (``published()``): the sidecar, which is not a published rendition,
-keeps them (``sidecar``).
+negative prompt anywhere: not in the embedded copy (``published()``) and not in the
+JSON sidecar (``sidecar``), which is stored next to the published files, copied to the
+backup and linked in every webhook. Only the database keeps a private prompt.
 """
 
 from __future__ import annotations
@@ -220,10 +221,15 @@ def sidecar(provenance: Provenance, *, row: Any, files: list[dict[str, Any]]) ->
     """The JSON sidecar (UTF-8, sorted keys: the same row gives the same bytes).
 
     ``files``: one mapping per stored file (name, key, format, width, height, bytes, sha256).
+    A private prompt (``prompt_private``) is left out: the sidecar is published with the files.
     """
+    values = provenance.as_dict()
+    if provenance.prompt_private:
+        values["prompt"] = ""
+        values["negative_prompt"] = ""
     document = {
         "schema": "content-pipeline/provenance/1",
-        "provenance": provenance.as_dict(),
+        "provenance": values,
         "idempotency_key": row.idempotency_key,
         "generated_at": row.generated_at.isoformat() if row.generated_at else None,
         "num_inference_steps": row.num_inference_steps,

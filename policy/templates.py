@@ -58,7 +58,8 @@ def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, 
     """Every template, variant and wildcard expansion (with each style it may get) that
     the content policy refuses (``policy.gate.judge``, with the template's negative prompt,
     LoRA names, pinned model and reference image: the bytes ``load_reference(value)`` gives,
-    else empty bytes), one line each: file, variant, rule and the refused prompt shortened.
+    else empty bytes), one line each: file, variant, rule and the refused prompt shortened
+    (not quoted for a template with ``embed_prompt: false``).
     ``policy`` (config.imaging.PolicyConfig) replaces ``deny_terms`` / ``private_people``.
     At most ``MAX_EXPANSIONS`` expansions per prompt are enumerated, and at most
     ``MAX_POLICY_CHECKS`` prompts (expansions x styles) are checked one by one; beyond that
@@ -77,6 +78,8 @@ def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, 
                 if refused:
                     prompt, decision, complete = refused
                     what = "expands to" if complete else "may expand to"
+                    # a private prompt (embed_prompt: false) is never quoted: these lines reach logs
+                    shown = "a private prompt" if template.embed_prompt is False else shorten(prompt)
                     problems.append(f"{path}: {'prompt' if variant == 'base' else 'variants.' + variant} {what} "
-                                    f"{shorten(prompt)}, refused by the content policy ({decision.reason})")
+                                    f"{shown}, refused by the content policy ({decision.reason})")
     return problems

@@ -325,6 +325,16 @@ td:first-child, td:nth-child(2) {{ text-align: left; }}
 """
 
 
+def _shown_prompt(image: Any) -> str:
+    """The prompt a contact sheet shows: none for a private one (``embed_prompt: false``) or
+    one still encrypted at rest."""
+    from storage.crypto import is_encrypted
+
+    if getattr(image, "prompt_private", False) or is_encrypted(image.prompt):
+        return ""
+    return str(image.prompt or "")
+
+
 def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: Path,
                         charts: list[Path] | None = None) -> Path:
     """One self-contained HTML page: the report table, the ``charts`` (PNG files, inlined
@@ -350,7 +360,7 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
             f'<div class="card">{picture}<div class="meta">{badges}<br>'
             f"<b>{esc(image.template or '-')}</b> · {esc(image.provider or '-')} · {esc(image.model or '-')}<br>"
             f"USD {image.cost_usd:.3f} · {image.seconds:.1f} s · seed {image.seed} · {esc(image.trigger)}<br>"
-            f'<div class="prompt">{esc((image.prompt or "")[:240])}</div>'
+            f'<div class="prompt">{esc(_shown_prompt(image)[:240])}</div>'
             f"<small>{_link(store, image.storage_key)}</small></div></div>"
         )
     page = _PAGE.format(

@@ -28,6 +28,8 @@ def test_offline_defaults_pass_with_warnings(make_config, monkeypatch) -> None: 
     assert checks["prefect api"].status == WARN
     assert checks["python"].status == OK and checks["database"].status == OK and checks["storage"].status == OK
     assert checks["chain"].status == WARN and checks["apprise"].status == WARN
+    assert checks["c2pa"].status == WARN and "self-signed" in checks["c2pa"].detail and "untrusted" in checks["c2pa"].detail
+    assert "c2pa.trust_anchors" in checks["c2pa"].fix and "c2pa.certificate" in checks["c2pa"].fix
 
 
 def test_each_broken_piece_is_named_with_its_fix(make_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -61,6 +63,7 @@ def test_everything_reachable_is_ok(make_config, monkeypatch, a1111, prefect_ser
             "python": OK, "configuration": OK, "templates": OK, "prefect api": OK, "database": OK, "storage": OK,
             "provider automatic1111": OK, "provider placeholder": OK, "apprise #1": OK,
             "global limits": WARN,  # not created yet: the first run makes them
+            "c2pa": WARN,  # the per-installation self-signed signer: untrusted
         }, checks
         assert "prefect gcl create provider-automatic1111" in checks["global limits"].fix
     finally:

@@ -194,6 +194,17 @@ def test_templates_validate_checks_every_expansion(tmp_path: Path, make_config) 
     assert "sexualised minors" in result.output
 
 
+def test_templates_validate_never_quotes_a_private_prompt(tmp_path: Path, make_config) -> None:  # type: ignore[no-untyped-def]
+    folder = _library_with(tmp_path, 'name: risky\nprompt: "portrait of {a fisherman|a teenager} at the harbour"\n'
+                                     'styles: ["charcoal drawing", "nude study"]\nembed_prompt: false\n')
+    make_config(templates_dir=str(folder))
+    result = CliRunner().invoke(app, ["templates", "validate"])
+    assert result.exit_code == 2
+    assert "risky.yaml: prompt expands to a private prompt, refused by the content policy (sexualised minors)" \
+        in result.output.replace("\n", " ")
+    assert "harbour" not in result.output and "teenager" not in result.output
+
+
 def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(prefect_server, make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from flows.adhoc import generate
     from wiring.runtime import get_runtime

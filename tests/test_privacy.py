@@ -1,6 +1,6 @@
 """Prompt privacy: ``embed_prompt: false`` (template or category) keeps the prompt out of
 every published byte (renditions, the cleaned original, their C2PA manifests and object
-metadata) while the database and the private sidecar keep it; prompts encrypted at rest
+metadata, the JSON sidecar) while the database keeps it; prompts encrypted at rest
 with a Fernet key from the environment, read back by ``history`` with the key."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def test_private_prompts_are_in_no_published_byte(make_config, tmp_path: Path) -
         metadata = " ".join(object_metadata(row).values())
         assert (row.prompt in metadata) is (not private)
         sidecar = (output / str(row.sidecar_key)).read_text()
-        assert row.prompt in sidecar  # the private sidecar keeps it
+        assert (row.prompt in sidecar) is (not private)  # the sidecar is published with the files
     public = db.renditions(rows["sneaker"].id)
     assert all(rows["sneaker"].prompt.encode() in (output / r.storage_key).read_bytes() for r in public)
 

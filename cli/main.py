@@ -6,6 +6,7 @@
     content-pipeline config show
     content-pipeline templates validate
     content-pipeline serve
+    content-pipeline trigger serve [--port N] [--host ADDR]                (cli/trigger.py)
     content-pipeline doctor
     content-pipeline providers list [--all] | providers check [NAME ...]
     content-pipeline models pull civitai:<model-version-id>
@@ -96,6 +97,10 @@ from cli.safety import policy_app, verify_cmd  # noqa: E402 - commands of their 
 
 app.add_typer(policy_app, name="policy")
 app.command("verify")(verify_cmd)
+
+from cli.trigger import trigger_app  # noqa: E402 - sub-app of its own module
+
+app.add_typer(trigger_app, name="trigger")
 
 from cli.publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
 

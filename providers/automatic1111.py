@@ -10,6 +10,14 @@ override_settings.sd_model_checkpoint (the checkpoint chosen per request); the
 answer is ``{"images": [base64 PNG], "parameters": {...}, "info": "<JSON string>"}``
 and the seed actually used is ``json.loads(info)["seed"]``. HTTP Basic auth from
 ``AUTOMATIC1111_AUTH=user:pass`` when the WebUI runs with ``--api-auth``.
+
+Brand consistency: a template's ControlNet units go through the sd-webui-controlnet
+extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/API) as
+``alwayson_scripts: {"controlnet": {"args": [unit, ...]}}``, one object per unit with
+``enabled``, ``image`` (base64), ``module``, ``model``, ``weight``, ``guidance_start``,
+``guidance_end``, ``resize_mode`` and ``control_mode``; a hires-fix pass (txt2img only)
+as ``enable_hr``, ``hr_scale``, ``hr_upscaler`` and ``denoising_strength``
+(StableDiffusionProcessingTxt2Img in modules/processing.py).
 Self-hosted: cost 0 unless ``cost_usd`` is configured.
 """
 
@@ -62,7 +70,8 @@ class Automatic1111Provider(Provider):
     optional_secret_env: ClassVar[frozenset[str]] = frozenset({"auth"})  # only with --api-auth
     #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
     default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
-                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True)
+                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True,
+                                                  controlnet=True)
 
     config: Automatic1111Config
 
@@ -101,6 +110,7 @@ class Automatic1111Provider(Provider):
         if checkpoint:
             body["override_settings"] = {"sd_model_checkpoint": checkpoint}
             body["override_settings_restore_afterwards"] = False  # the next image likely wants it too
+        body.update(self.extras(request))
         if request.init_image is not None:
             body["init_images"] = [base64.b64encode(request.init_image).decode()]
             body["denoising_strength"] = (
@@ -113,6 +123,24 @@ class Automatic1111Provider(Provider):
                 body["inpaint_full_res"] = self.config.inpaint_full_res
                 body["inpainting_mask_invert"] = 0  # white = repaint
         return body
+
+    @staticmethod
+    def extras(request: GenerationRequest) -> dict[str, Any]:
+        """The ControlNet units (``alwayson_scripts.controlnet.args``) and, for txt2img, the
+        hires-fix fields of ``request``; empty when it has neither."""
+        extra: dict[str, Any] = {}
+        if request.control_units:
+            extra["alwayson_scripts"] = {"controlnet": {"args": [
+                {"enabled": True, "image": base64.b64encode(c.image).decode(), "module": c.unit.module,
+                 "model": c.unit.model, "weight": c.unit.weight, "guidance_start": c.unit.guidance_start,
+                 "guidance_end": c.unit.guidance_end, "resize_mode": "Crop and Resize", "control_mode": "Balanced",
+                 "pixel_perfect": False}
+                for c in request.control_units]}}
+        hires = request.hires_fix
+        if hires is not None and request.init_image is None:  # hires fix is a txt2img pass
+            extra.update({"enable_hr": True, "hr_scale": hires.scale, "hr_upscaler": hires.upscaler,
+                          "denoising_strength": hires.denoising_strength})
+        return extra
 
     def endpoint(self, request: GenerationRequest) -> str:
         """``/sdapi/v1/img2img`` when the request has an init image, else ``/sdapi/v1/txt2img``."""
@@ -169,6 +197,8 @@ class Automatic1111Provider(Provider):
             started=started,
             metadata={"process_time": response.headers.get("x-process-time"), "sampler": info.get("sampler_name"),
                       "headers": rate_limit_headers(response),
+                      "controlnet_units": len(request.control_units or ()),
+                      "hires_fix": bool(request.hires_fix and request.init_image is None),
                       "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
         )
 

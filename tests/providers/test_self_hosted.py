@@ -113,3 +113,18 @@ def test_a1111_hires_fix_size_and_an_unknown_controlnet_model_is_the_servers_err
                                                      hires_fix=HiresFix()))
         assert "enable_hr" not in img2img  # hires fix is a txt2img pass
         provider.close()
+
+
+def test_a1111_batches_variations_that_differ_only_in_the_seed_and_records_each_images_seed() -> None:
+    with A1111Server() as server:
+        provider = Automatic1111Provider(
+            config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10, batch_limit=2), secrets=secrets())
+        requests = [GenerationRequest(prompt="a mug", width=512, height=512, seed=100 + i) for i in range(3)]
+        requests.append(GenerationRequest(prompt="a cup", width=512, height=512, seed=7))
+        results = provider.generate_batch(requests)
+        sent = [r.json() for r in server.requests]
+        provider.close()
+    assert [(b["prompt"], b["batch_size"], b["seed"], b["n_iter"]) for b in sent] == [
+        ("a mug", 2, 100, 1), ("a mug", 1, 102, 1), ("a cup", 1, 7, 1)]
+    assert [getattr(r, "seed", r) for r in results] == [100, 101, 102, 7]  # all_seeds: seed + i per image
+    assert all(getattr(r, "provider", None) == "automatic1111" for r in results)

@@ -10,6 +10,7 @@ The ControlNet extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/A
 ``GET /controlnet/model_list`` -> ``{"model_list": [...]}``, units in
 ``alwayson_scripts.controlnet.args``: objects with a base64 ``image``, ``module``, a
 ``model`` the extension has, ``weight``, ``guidance_start`` < ``guidance_end``) and the
+``batch_size`` x ``n_iter`` images with ``info.all_seeds`` (seed + i), the
 hires-fix fields of txt2img (``enable_hr``, ``hr_scale`` > 1, ``hr_upscaler``,
 ``denoising_strength``; the answer is the upscaled size).
 """
@@ -127,11 +128,13 @@ class A1111Server(ProtocolServer):
         if payload.get("enable_hr"):  # the second pass renders at the upscaled size
             width, height = int(width * float(payload.get("hr_scale", 2))), int(height * float(payload.get("hr_scale", 2)))
         seed = payload.get("seed", -1)
+        seed = 4242 if seed in (-1, None) else int(seed)
+        count = int(payload.get("batch_size", 1)) * int(payload.get("n_iter", 1))  # processing.py: seed + i per image
         checkpoint = (payload.get("override_settings") or {}).get("sd_model_checkpoint", "realisticVision_v51")
-        info = {"seed": 4242 if seed in (-1, None) else seed, "sd_model_name": checkpoint,
+        info = {"seed": seed, "all_seeds": [seed + i for i in range(count)], "sd_model_name": checkpoint,
                 "sampler_name": payload.get("sampler_name"), "denoising_strength": payload.get("denoising_strength")}
         data = image_for(mode, width, height)
-        body = {"images": [b64(data)], "parameters": payload, "info": json.dumps(info)}
+        body = {"images": [b64(data)] * count, "parameters": payload, "info": json.dumps(info)}
         return Reply.json(200, body, {"X-Process-Time": "0.01"})
 
 

@@ -269,9 +269,9 @@ def test_bad_controlnet_units_are_refused_when_the_templates_load(tmp_path: Path
     assert len(problems) == 1 and "bad-unit" in problems[0] and message.lower() in problems[0].lower(), problems
 
 
-def test_a_missing_control_image_is_said_when_planning(tmp_path: Path) -> None:
+def test_a_missing_control_image_is_said_when_the_templates_load(tmp_path: Path) -> None:
     folder = library_with(tmp_path, **{"food/branded-mug.yaml": BRANDED})
-    library = TemplateLibrary.load(folder)
-    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    _, problems = TemplateLibrary.validate(folder)
+    assert len(problems) == 2 and "field 'controlnet[0].image'" in problems[0] and "logo-edges.png" in problems[0], problems
     with pytest.raises(TemplateError, match="logo-edges.png"):
-        record_planned(db, library, [ImageSlot("adhoc", date(2026, 11, 29), "t-brand", 0, "food", template="branded-mug")])
+        TemplateLibrary.load(folder)

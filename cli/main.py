@@ -6,6 +6,7 @@
     content-pipeline config show
     content-pipeline templates validate
     content-pipeline serve
+    content-pipeline trigger serve [--port N] [--host ADDR]                (cli/trigger.py)
     content-pipeline doctor
     content-pipeline providers list [--all] | providers check [NAME ...]
     content-pipeline models pull civitai:<model-version-id>
@@ -101,6 +102,10 @@ app.command("verify")(verify_cmd)
 from cli.budget import budget_app  # noqa: E402 - a command group of its own module
 
 app.add_typer(budget_app, name="budget")
+
+from cli.trigger import trigger_app  # noqa: E402 - sub-app of its own module
+
+app.add_typer(trigger_app, name="trigger")
 
 from cli.publish import register as _register_publishing  # noqa: E402 - review, reserve, backup ...
 

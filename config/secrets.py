@@ -75,6 +75,9 @@ class Secrets(BaseSettings):
         description="Fernet key(s) encrypting prompts at rest, comma-separated, newest first (storage.crypto)")
     c2pa_private_key: SecretStr | None = Field(
         None, validation_alias="C2PA_PRIVATE_KEY", description="the C2PA signing key as PEM")
+    trigger_secret: SecretStr | None = Field(
+        None, validation_alias="CONTENT_PIPELINE_TRIGGER_SECRET",
+        description="HMAC-SHA256 key of the signed inbound trigger (content-pipeline trigger serve; 16 characters or more)")
 
     @classmethod
     def settings_customise_sources(

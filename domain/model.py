@@ -163,6 +163,45 @@ def check_reference(value: str, field_name: str = "reference_image") -> str:
     return value
 
 
+class ControlUnit(BaseModel):
+    """One ControlNet unit of a template (AUTOMATIC1111's sd-webui-controlnet extension,
+    https://github.com/Mikubill/sd-webui-controlnet/wiki/API): the control ``image`` (a path
+    relative to the templates folder or an https URL), the preprocessor ``module`` ("none":
+    the image is already a control map; "canny", "depth_midas", "openpose" ...), the
+    ControlNet ``model`` as the WebUI lists it, its ``weight`` (0..2) and the fraction of
+    the sampling steps it acts on (``guidance_start`` < ``guidance_end``, 0..1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: Annotated[str, Field(min_length=1, max_length=2000)]
+    module: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.+-]+$")] = "none"
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    weight: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    guidance_start: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    guidance_end: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ControlUnit:
+        if self.guidance_start >= self.guidance_end:
+            raise ValueError(f"guidance_start {self.guidance_start} must be below guidance_end {self.guidance_end}")
+        return self
+
+
+class HiresFix(BaseModel):
+    """A hires-fix pass (AUTOMATIC1111 txt2img ``enable_hr``): the first image is upscaled
+    ``scale`` times (1..4) with ``upscaler`` (a name the WebUI lists: "Latent", "R-ESRGAN 4x+"
+    ...) and re-sampled with ``denoising_strength`` (0..1). Providers without it ignore it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: Annotated[float, Field(gt=1.0, le=4.0)] = 2.0
+    upscaler: Annotated[str, Field(min_length=1, max_length=80)] = "Latent"
+    denoising_strength: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+
+MAX_CONTROL_UNITS = 3
+
+
 class Template(BaseModel):
     """A prompt template (templates/<category>/<name>.yaml).
 
@@ -201,6 +240,10 @@ class Template(BaseModel):
     reference_image: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
     mask: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
     strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    #: Brand consistency: ControlNet units (at most ``MAX_CONTROL_UNITS``; providers that cannot
+    #: apply them are skipped) and a hires-fix pass (AUTOMATIC1111; ignored by others).
+    controlnet: Annotated[list[ControlUnit], Field(max_length=MAX_CONTROL_UNITS)] = Field(default_factory=list)
+    hires_fix: HiresFix | None = None
 
     @model_validator(mode="after")
     def _check_pins(self) -> Template:
@@ -363,6 +406,14 @@ def seed_from_key(idempotency_key: str, salt: str = "seed") -> int:
 
 
 @dataclass(frozen=True)
+class ControlInput:
+    """A ControlNet unit and its control image (encoded PNG / JPEG / WebP bytes)."""
+
+    unit: ControlUnit
+    image: bytes
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to generate: sizes in pixels, guidance_scale unitless (CFG)."""
 
@@ -387,6 +438,10 @@ class GenerationRequest:
     loras: tuple[tuple[str, float], ...] | None = None
     #: The provider this request must run on (a template's pin); None: any of the chain.
     provider: str | None = None
+    #: ControlNet units with their control images (encoded bytes); None: none.
+    control_units: tuple[ControlInput, ...] | None = None
+    #: A hires-fix pass (AUTOMATIC1111); None: none.
+    hires_fix: HiresFix | None = None
 
     @property
     def quality_tier(self) -> str:

@@ -266,13 +266,14 @@ def check_reference_bounds(path: str) -> None:
 
 
 def _check_pins(template: Template, path: Path, folder: Path, providers: Collection[str] | None) -> list[str]:
-    """Problems with a template's provider pin and reference files (one line each)."""
+    """Problems with a template's provider pin, reference and control image files (one line each)."""
     problems = []
     if template.provider and providers is not None and template.provider not in providers:
         problems.append(f"{path}: field 'provider' = {template.provider!r}: unknown provider "
                         f"(known: {', '.join(sorted(providers))})")
-    for name in ("reference_image", "mask"):
-        value = getattr(template, name)
+    files = [(name, getattr(template, name)) for name in ("reference_image", "mask")]
+    files += [(f"controlnet[{i}].image", unit.image) for i, unit in enumerate(template.controlnet)]
+    for name, value in files:
         if value:
             try:
                 resolved = resolve_reference(value, folder)

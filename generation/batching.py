@@ -68,12 +68,13 @@ def group_for_batch(rows: Sequence[ImageRecord]) -> list[list[ImageRecord]]:
 
 
 def batch_capable(chain: ProviderChain) -> bool:
-    """True when the chain's first provider renders batches (its class has ``generate_batch``).
+    """True when the chain's first provider renders batches (its class has ``generate_batch``
+    and its ``renders_batches``, where it has one, is true: AUTOMATIC1111 with ``batch_limit`` > 1).
 
     A provider wrapped in a Prefect global concurrency limit (generation/limits.py) is not:
     its images go one by one through the limit."""
     first = chain.providers[0]
-    return callable(getattr(type(first), "generate_batch", None))
+    return callable(getattr(type(first), "generate_batch", None)) and bool(getattr(first, "renders_batches", True))
 
 
 def generate_batch_images(worker: Worker, pks: Sequence[int]) -> list[ImageRecord]:

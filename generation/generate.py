@@ -26,9 +26,12 @@ from typing import Any
 
 from domain.model import (
     Attempt,
+    ControlInput,
+    ControlUnit,
     FailureKind,
     GenerationRequest,
     GenerationResult,
+    HiresFix,
     ImageStatus,
 )
 from domain.errors import ConfigError, ProviderError
@@ -54,7 +57,7 @@ def spool_intact(row: ImageRecord) -> bool:
 
 def request_of(row: ImageRecord) -> GenerationRequest:
     """The GenerationRequest stored on a planned row, with its pins (provider, model, LoRAs)
-    and img2img inputs (the reference image and mask bytes, loaded here: providers/download.py
+    img2img inputs and ControlNet units (the reference image, mask and control image bytes, loaded here: providers/download.py
     ``load_reference``; a ProviderError when one cannot be read)."""
     assert row.prompt is not None and row.width and row.height and row.num_inference_steps
     options = row.request_options or {}
@@ -66,6 +69,9 @@ def request_of(row: ImageRecord) -> GenerationRequest:
         init_image=load_reference(options["reference_image"]) if options.get("reference_image") else None,
         mask_image=load_reference(options["mask"]) if options.get("mask") else None,
         strength=options.get("strength"),
+        control_units=tuple(ControlInput(ControlUnit.model_validate(unit), load_reference(unit["image"]))
+                            for unit in options["controlnet"]) if options.get("controlnet") else None,
+        hires_fix=HiresFix.model_validate(options["hires_fix"]) if options.get("hires_fix") else None,
         prompt=row.prompt,
         negative_prompt=row.negative_prompt or "",
         width=row.width,

@@ -68,8 +68,9 @@ def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] 
 def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[str, Any] | None:
     """The pins and img2img inputs stored with a planned row (None when there are none):
     ``provider``, ``model``, ``loras`` ([[name, weight]]), ``reference_image`` / ``mask``
-    (absolute paths inside ``folder`` or https URLs; the slot's override the template's)
-    and ``strength`` (0..1). TemplateError when a reference file is missing."""
+    (absolute paths inside ``folder`` or https URLs; the slot's override the template's),
+    ``strength`` (0..1), ``controlnet`` (the units, their images resolved the same way) and
+    ``hires_fix``. TemplateError when a reference or control image file is missing."""
     options: dict[str, Any] = {}
     if template.provider:
         options["provider"] = template.provider
@@ -87,4 +88,9 @@ def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[s
             options["mask"] = resolve_reference(mask, folder)
         if strength is not None:
             options["strength"] = strength
+    if template.controlnet:
+        options["controlnet"] = [{**unit.model_dump(), "image": resolve_reference(unit.image, folder)}
+                                 for unit in template.controlnet]
+    if template.hires_fix:
+        options["hires_fix"] = template.hires_fix.model_dump()
     return options or None

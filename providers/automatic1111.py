@@ -10,6 +10,14 @@ override_settings.sd_model_checkpoint (the checkpoint chosen per request); the
 answer is ``{"images": [base64 PNG], "parameters": {...}, "info": "<JSON string>"}``
 and the seed actually used is ``json.loads(info)["seed"]``. HTTP Basic auth from
 ``AUTOMATIC1111_AUTH=user:pass`` when the WebUI runs with ``--api-auth``.
+
+Brand consistency: a template's ControlNet units go through the sd-webui-controlnet
+extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/API) as
+``alwayson_scripts: {"controlnet": {"args": [unit, ...]}}``, one object per unit with
+``enabled``, ``image`` (base64), ``module``, ``model``, ``weight``, ``guidance_start``,
+``guidance_end``, ``resize_mode`` and ``control_mode``; a hires-fix pass (txt2img only)
+as ``enable_hr``, ``hr_scale``, ``hr_upscaler`` and ``denoising_strength``
+(StableDiffusionProcessingTxt2Img in modules/processing.py).
 Self-hosted: cost 0 unless ``cost_usd`` is configured.
 """
 
@@ -19,6 +27,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 import httpx
@@ -47,6 +56,9 @@ class Automatic1111Config(ProviderConfig):
     inpainting_fill: Annotated[int, Field(ge=0, le=3)] = 1
     mask_blur: Annotated[int, Field(ge=0, le=64)] = 4
     inpaint_full_res: bool = False
+    #: images per call when variations of a slot share everything but the seed (``batch_size``);
+    #: 1 (the default): no batching, every image its own call with the chain's retries
+    batch_limit: Annotated[int, Field(ge=1, le=16)] = 1
 
 
 class Automatic1111Provider(Provider):
@@ -62,7 +74,8 @@ class Automatic1111Provider(Provider):
     optional_secret_env: ClassVar[frozenset[str]] = frozenset({"auth"})  # only with --api-auth
     #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
     default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
-                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True)
+                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True,
+                                                  controlnet=True)
 
     config: Automatic1111Config
 
@@ -101,6 +114,7 @@ class Automatic1111Provider(Provider):
         if checkpoint:
             body["override_settings"] = {"sd_model_checkpoint": checkpoint}
             body["override_settings_restore_afterwards"] = False  # the next image likely wants it too
+        body.update(self.extras(request))
         if request.init_image is not None:
             body["init_images"] = [base64.b64encode(request.init_image).decode()]
             body["denoising_strength"] = (
@@ -113,6 +127,24 @@ class Automatic1111Provider(Provider):
                 body["inpaint_full_res"] = self.config.inpaint_full_res
                 body["inpainting_mask_invert"] = 0  # white = repaint
         return body
+
+    @staticmethod
+    def extras(request: GenerationRequest) -> dict[str, Any]:
+        """The ControlNet units (``alwayson_scripts.controlnet.args``) and, for txt2img, the
+        hires-fix fields of ``request``; empty when it has neither."""
+        extra: dict[str, Any] = {}
+        if request.control_units:
+            extra["alwayson_scripts"] = {"controlnet": {"args": [
+                {"enabled": True, "image": base64.b64encode(c.image).decode(), "module": c.unit.module,
+                 "model": c.unit.model, "weight": c.unit.weight, "guidance_start": c.unit.guidance_start,
+                 "guidance_end": c.unit.guidance_end, "resize_mode": "Crop and Resize", "control_mode": "Balanced",
+                 "pixel_perfect": False}
+                for c in request.control_units]}}
+        hires = request.hires_fix
+        if hires is not None and request.init_image is None:  # hires fix is a txt2img pass
+            extra.update({"enable_hr": True, "hr_scale": hires.scale, "hr_upscaler": hires.upscaler,
+                          "denoising_strength": hires.denoising_strength})
+        return extra
 
     def endpoint(self, request: GenerationRequest) -> str:
         """``/sdapi/v1/img2img`` when the request has an init image, else ``/sdapi/v1/txt2img``."""
@@ -129,48 +161,99 @@ class Automatic1111Provider(Provider):
         names = [m.get("title") or m.get("model_name") for m in response.json() if isinstance(m, dict)]
         return ProviderCheck(True, f"{len(names)} checkpoints: {', '.join(map(str, names[:5]))}")
 
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        model = request.model or self.model
-        started = time.monotonic()
+    def _call(self, body: dict[str, Any], endpoint: str, model: str) -> tuple[list[bytes], dict[str, Any], httpx.Response]:
+        """POST ``body``; the decoded images, the parsed ``info`` and the response."""
         with translate_httpx(provider=self.name, model=model):
-            response = self._client.post(self.endpoint(request), json=self.payload(request))
+            response = self._client.post(endpoint, json=body)
         raise_for_status(response, provider=self.name, model=model)
 
         def garbage(reason: str) -> InvalidOutputError:
             return InvalidOutputError(f"invalid answer: {reason}", provider=self.name, model=model)
 
         try:
-            body = response.json()
+            answer = response.json()
         except ValueError as exc:
             raise garbage("body is not JSON") from exc
-        images = body.get("images") if isinstance(body, dict) else None
-        if not images or not isinstance(images[0], str):
+        images = answer.get("images") if isinstance(answer, dict) else None
+        if not images or not all(isinstance(image, str) for image in images):
             raise garbage("no images in the answer")
-        encoded = images[0].split(",", 1)[1] if images[0].startswith("data:") else images[0]
         try:
-            data = base64.b64decode(encoded, validate=True)
+            data = [base64.b64decode(i.split(",", 1)[1] if i.startswith("data:") else i, validate=True) for i in images]
         except (binascii.Error, ValueError) as exc:
             raise garbage("image is not base64") from exc
-        seed = request.seed
-        info: dict[str, Any] = {}
         try:
-            info = json.loads(body.get("info") or "{}")
-            seed = int(info["seed"]) if info.get("seed") is not None else seed
+            info = json.loads(answer.get("info") or "{}")
         except (TypeError, ValueError):
             info = {}
-        used_model = str(info.get("sd_model_name") or model)
+        return data, info if isinstance(info, dict) else {}, response
+
+    def _result(self, data: bytes, request: GenerationRequest, model: str, seed: Any, info: dict[str, Any],
+                response: httpx.Response, started: float) -> GenerationResult:
+        try:
+            used_seed = int(seed) if seed is not None else request.seed
+        except (TypeError, ValueError):
+            used_seed = request.seed
         return result_from_bytes(
             data,
             provider=self,
             request=request,
-            model=used_model,
-            seed=seed,
+            model=str(info.get("sd_model_name") or model),
+            seed=used_seed,
             cost_usd=self.estimate_cost(request),
             started=started,
             metadata={"process_time": response.headers.get("x-process-time"), "sampler": info.get("sampler_name"),
                       "headers": rate_limit_headers(response),
+                      "controlnet_units": len(request.control_units or ()),
+                      "hires_fix": bool(request.hires_fix and request.init_image is None),
                       "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
         )
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        model = request.model or self.model
+        started = time.monotonic()
+        images, info, response = self._call(self.payload(request), self.endpoint(request), model)
+        return self._result(images[0], request, model, info.get("seed"), info, response, started)
+
+    @property
+    def renders_batches(self) -> bool:
+        """True when ``batch_limit`` > 1: the chain and the flows then call ``generate_batch``."""
+        return self.config.batch_limit > 1
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult | ProviderError]:
+        """One result (or the ProviderError of that image) per request, in order.
+
+        Requests whose bodies differ only in the seed (the variations of one slot) go as
+        one call with ``batch_size`` = their number (at most ``batch_limit``; ``n_iter`` 1),
+        seeded with the first request's seed: the WebUI gives image i seed + i and reports
+        them as ``info.all_seeds``, recorded per image (regenerating with that seed alone
+        gives that image again). A failed call is that error for each of its images."""
+        outcomes: list[GenerationResult | ProviderError | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            body = {k: v for k, v in self.payload(request).items() if k != "seed"}
+            groups.setdefault(json.dumps(body, sort_keys=True) + self.endpoint(request), []).append(index)
+        for indices in groups.values():
+            for first in range(0, len(indices), self.config.batch_limit):
+                chunk = indices[first:first + self.config.batch_limit]
+                for i, outcome in zip(chunk, self._render([requests[i] for i in chunk]), strict=True):
+                    outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _render(self, batch: list[GenerationRequest]) -> list[GenerationResult | ProviderError]:
+        model = batch[0].model or self.model
+        started = time.monotonic()
+        body = self.payload(batch[0])
+        body["batch_size"] = len(batch)
+        try:
+            images, info, response = self._call(body, self.endpoint(batch[0]), model)
+            if len(images) < len(batch):
+                raise InvalidOutputError(f"invalid answer: {len(images)} images for a batch of {len(batch)}",
+                                         provider=self.name, model=model)
+        except ProviderError as exc:
+            return [exc] * len(batch)
+        seeds = info.get("all_seeds")
+        seeds = seeds if isinstance(seeds, list) and len(seeds) >= len(batch) else [info.get("seed")] * len(batch)
+        return [self._result(images[i], r, model, seeds[i], info, response, started) for i, r in enumerate(batch)]
 
     def close(self) -> None:
         self._client.close()

@@ -156,7 +156,7 @@ class Provider(ABC):
         return map_request(self.model_spec(self.model_of(request)), request)
 
     def cannot(self, request: GenerationRequest) -> str | None:
-        """Why this provider cannot serve ``request`` at all (img2img, a mask), else None.
+        """Why this provider cannot serve ``request`` at all (img2img, a mask, LoRAs, ControlNet units), else None.
 
         The chain skips the provider for that request with this reason on the attempt row."""
         model = self.model_of(request)
@@ -167,6 +167,9 @@ class Provider(ABC):
             return f"{self.name} {model} cannot do img2img (a reference image was given)"
         if request.loras and not spec.loras:
             return f"{self.name} {model} cannot apply LoRAs ({', '.join(name for name, _ in request.loras)})"
+        if request.control_units and not spec.controlnet:
+            units = ", ".join(f"{c.unit.module}/{c.unit.model}" for c in request.control_units)
+            return f"{self.name} {model} cannot apply ControlNet units ({units})"
         return None
 
     def price_key(self, request: GenerationRequest, mapped: Mapped) -> str:

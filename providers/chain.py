@@ -266,7 +266,7 @@ class ProviderChain:
                     pending.append(i)
             if not pending:
                 continue
-            batch = getattr(provider, "generate_batch", None)
+            batch = getattr(provider, "generate_batch", None) if getattr(provider, "renders_batches", True) else None
             if batch is None or len(pending) == 1:
                 for i in pending:
                     results[i] = self._try_provider(provider, requests[i], functools.partial(on_attempt, i), reasons[i],

@@ -115,7 +115,8 @@ class ModelSpec:
     width and height may each take) or ``side_range`` (min, max pixels per side) with
     ``side_multiple`` and ``max_pixels``. ``steps`` / ``guidance``: (min, max), None when
     the model takes no such input. ``negative_prompt``, ``img2img`` (an init image and
-    a strength), ``inpainting`` (a mask) and ``loras`` (LoRAs by name) say what else it takes.
+    a strength), ``inpainting`` (a mask), ``loras`` (LoRAs by name) and ``controlnet``
+    (ControlNet units with control images) say what else it takes.
     """
 
     sizes: tuple[tuple[int, int], ...] = ()
@@ -131,6 +132,7 @@ class ModelSpec:
     img2img: bool = False
     inpainting: bool = False
     loras: bool = False
+    controlnet: bool = False
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,38 @@ def test_content_filtered_black_image_is_a_rejection() -> None:
     with pytest.raises(Exception) as caught:
         validate_image(grey, provider="p", model="m")
     assert caught.value.error_class == "invalid_output"  # type: ignore[attr-defined]
+
+
+def test_a1111_hires_fix_size_and_an_unknown_controlnet_model_is_the_servers_error() -> None:
+    from domain.errors import ProviderError
+    from domain.model import ControlInput, ControlUnit, HiresFix
+
+    with A1111Server() as server:
+        provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10),
+                                         secrets=secrets())
+        hires = provider.generate(GenerationRequest(prompt="a mug", width=512, height=384, seed=1,
+                                                    hires_fix=HiresFix(scale=2.0)))
+        assert (hires.width, hires.height) == (1024, 768) and hires.metadata["hires_fix"] is True
+        unit = ControlUnit(image="refs/edges.png", module="canny", model="control_v11p_sd15_openpose [cab727d4]")
+        with pytest.raises(ProviderError, match="model not found: control_v11p_sd15_openpose"):
+            provider.generate(GenerationRequest(prompt="a mug", width=512, height=512,
+                                                control_units=(ControlInput(unit, png(64, 64)),)))
+        img2img = provider.payload(GenerationRequest(prompt="a mug", width=512, height=512, init_image=png(64, 64),
+                                                     hires_fix=HiresFix()))
+        assert "enable_hr" not in img2img  # hires fix is a txt2img pass
+        provider.close()
+
+
+def test_a1111_batches_variations_that_differ_only_in_the_seed_and_records_each_images_seed() -> None:
+    with A1111Server() as server:
+        provider = Automatic1111Provider(
+            config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10, batch_limit=2), secrets=secrets())
+        requests = [GenerationRequest(prompt="a mug", width=512, height=512, seed=100 + i) for i in range(3)]
+        requests.append(GenerationRequest(prompt="a cup", width=512, height=512, seed=7))
+        results = provider.generate_batch(requests)
+        sent = [r.json() for r in server.requests]
+        provider.close()
+    assert [(b["prompt"], b["batch_size"], b["seed"], b["n_iter"]) for b in sent] == [
+        ("a mug", 2, 100, 1), ("a mug", 1, 102, 1), ("a cup", 1, 7, 1)]
+    assert [getattr(r, "seed", r) for r in results] == [100, 101, 102, 7]  # all_seeds: seed + i per image
+    assert all(getattr(r, "provider", None) == "automatic1111" for r in results)

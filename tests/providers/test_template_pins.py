@@ -220,3 +220,60 @@ def test_an_oversized_reference_is_refused_at_validate_time(tmp_path: Path, writ
     assert message in problems[0], problems
     png_file(folder / "refs" / "big.png")  # 512x512: within the bounds
     assert TemplateLibrary.validate(folder, providers=PROVIDERS)[1] == []
+
+
+BRANDED = """name: branded-mug
+category: food
+prompt: "the brand's mug on a wooden table"
+parameters: {format: square}
+controlnet:
+  - {image: refs/logo-edges.png, module: canny, model: "control_v11p_sd15_canny [d14c016b]", weight: 0.8,
+     guidance_start: 0.1, guidance_end: 0.9}
+  - {image: refs/layout-depth.png, model: "control_v11f1p_sd15_depth [cfd03158]"}
+hires_fix: {scale: 1.5, upscaler: R-ESRGAN 4x+, denoising_strength: 0.35}
+"""
+
+
+def test_controlnet_units_and_hires_fix_reach_automatic1111_and_others_skip(tmp_path: Path) -> None:
+    folder = library_with(tmp_path, **{"food/branded-mug.yaml": BRANDED})
+    edges, depth = png_file(folder / "refs" / "logo-edges.png"), png_file(folder / "refs" / "layout-depth.png", (90, 90, 90))
+    library = TemplateLibrary.load(folder)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pk = record_planned(db, library, [ImageSlot("adhoc", date(2026, 11, 29), "t-brand", 0, "food", template="branded-mug")])[0]
+    with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=PolicyConfig())
+        sent = a1111.requests[0].json()
+        assert openai.requests == []  # it cannot apply the units: skipped, never called
+    assert row.status == "generated" and row.provider == "automatic1111", row.error
+    first, second = sent["alwayson_scripts"]["controlnet"]["args"]
+    assert base64.b64decode(first["image"]) == edges and base64.b64decode(second["image"]) == depth
+    assert (first["module"], first["model"], first["weight"], first["guidance_start"], first["guidance_end"]) == (
+        "canny", "control_v11p_sd15_canny [d14c016b]", 0.8, 0.1, 0.9)
+    assert (second["module"], second["weight"], second["guidance_start"], second["guidance_end"]) == ("none", 1.0, 0.0, 1.0)
+    assert first["enabled"] is True and second["enabled"] is True
+    assert (sent["enable_hr"], sent["hr_scale"], sent["hr_upscaler"], sent["denoising_strength"]) == (
+        True, 1.5, "R-ESRGAN 4x+", 0.35)
+    skipped = db.attempts(pk)[0]
+    assert (skipped.provider, skipped.status, skipped.error_class) == ("openai", "skipped", "unsupported")
+    assert ("cannot apply ControlNet units (canny/control_v11p_sd15_canny [d14c016b], "
+            "none/control_v11f1p_sd15_depth [cfd03158])") in (skipped.error or "")
+
+
+@pytest.mark.parametrize(("unit", "message"), [
+    ("{image: refs/a.png, model: m, guidance_start: 0.9, guidance_end: 0.2}", "guidance_start 0.9 must be below guidance_end 0.2"),
+    ("{image: refs/a.png, model: m, weight: 3}", "less than or equal to 2"),
+    ("{image: refs/a.png}", "model"),
+    ("{image: refs/a.png, model: m, module: 'canny; rm'}", "string should match pattern"),
+])
+def test_bad_controlnet_units_are_refused_when_the_templates_load(tmp_path: Path, unit: str, message: str) -> None:
+    folder = library_with(tmp_path, **{"food/bad-unit.yaml": f"name: bad-unit\ncategory: food\nprompt: a mug\ncontrolnet: [{unit}]\n"})
+    _, problems = TemplateLibrary.validate(folder)
+    assert len(problems) == 1 and "bad-unit" in problems[0] and message.lower() in problems[0].lower(), problems
+
+
+def test_a_missing_control_image_is_said_when_the_templates_load(tmp_path: Path) -> None:
+    folder = library_with(tmp_path, **{"food/branded-mug.yaml": BRANDED})
+    _, problems = TemplateLibrary.validate(folder)
+    assert len(problems) == 2 and "field 'controlnet[0].image'" in problems[0] and "logo-edges.png" in problems[0], problems
+    with pytest.raises(TemplateError, match="logo-edges.png"):
+        TemplateLibrary.load(folder)

@@ -5,6 +5,14 @@ WebUI's modules/api/models.py (StableDiffusionTxt2ImgProcessingAPI,
 StableDiffusionImg2ImgProcessingAPI: the answer ``{images: [base64], parameters,
 info: "<JSON string>"}``, the real seed in ``info``), modules/api/api.py (routes, HTTP
 Basic with ``--api-auth``: 401 ``Incorrect credentials.``) and FastAPI's 422 body.
+
+The ControlNet extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/API;
+``GET /controlnet/model_list`` -> ``{"model_list": [...]}``, units in
+``alwayson_scripts.controlnet.args``: objects with a base64 ``image``, ``module``, a
+``model`` the extension has, ``weight``, ``guidance_start`` < ``guidance_end``) and the
+``batch_size`` x ``n_iter`` images with ``info.all_seeds`` (seed + i), the
+hires-fix fields of txt2img (``enable_hr``, ``hr_scale`` > 1, ``hr_upscaler``,
+``denoising_strength``; the answer is the upscaled size).
 """
 
 from __future__ import annotations
@@ -13,7 +21,73 @@ import base64
 import json
 from typing import Any
 
+import binascii
+
 from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, b64, image_for, retry_after, size_of
+
+
+CONTROLNET_MODELS = ("control_v11p_sd15_canny [d14c016b]", "control_v11f1p_sd15_depth [cfd03158]")
+UNIT_KEYS = frozenset({"enabled", "image", "input_image", "mask", "module", "model", "weight", "resize_mode", "low_vram",
+                       "processor_res", "threshold_a", "threshold_b", "guidance_start", "guidance_end",
+                       "control_mode", "pixel_perfect", "hr_option"})
+LISTS: dict[str, Any] = {
+    "/controlnet/model_list": {"model_list": list(CONTROLNET_MODELS)},
+    "/sdapi/v1/sd-models": [{"title": "realisticVision_v51.safetensors [abc]", "model_name": "realisticVision_v51"},
+                            {"title": "sd_xl_base_1.0.safetensors [def]", "model_name": "sd_xl_base_1.0"}],
+}
+HR_UPSCALERS = ("Latent", "Latent (nearest)", "R-ESRGAN 4x+", "ESRGAN_4x", "None")
+
+
+def _invalid(loc: list[str], msg: str) -> Reply:
+    return Reply.json(422, {"detail": [{"loc": ["body", *loc], "msg": msg, "type": "value_error"}]})
+
+
+def _unit_problem(index: int, unit: Any) -> Reply | None:
+    """What the ControlNet extension refuses in one unit (external_code.ControlNetUnit), or None."""
+    where = ["alwayson_scripts", "controlnet", "args", str(index)]
+    if not isinstance(unit, dict) or set(unit) - UNIT_KEYS:
+        return _invalid(where, f"not a ControlNet unit: {unit!r}"[:200])
+    try:
+        image = base64.b64decode(str(unit.get("image") or unit.get("input_image") or ""), validate=True)
+    except (binascii.Error, ValueError):
+        return _invalid([*where, "image"], "not base64")
+    if not image:
+        return _invalid([*where, "image"], "a control image is required")
+    if not 0 <= float(unit.get("guidance_start", 0)) < float(unit.get("guidance_end", 1)) <= 1:
+        return _invalid(["alwayson_scripts", "controlnet", "args", str(index)], "guidance_start must be below guidance_end")
+    if unit.get("model") not in CONTROLNET_MODELS:  # the extension: "ControlNet model ... not found"
+        return Reply.json(500, {"error": "RuntimeError", "detail": f"model not found: {unit.get('model')}", "body": "", "errors": ""})
+    return None
+
+
+def _payload_problem(path: str, payload: dict[str, Any]) -> Reply | None:
+    """The sizes, init images, ControlNet units and hires-fix fields the WebUI refuses, or None."""
+    for side in ("width", "height"):
+        if int(payload.get(side, 512)) % 8:  # processing.py rounds latents to 1/8 of the size
+            return _invalid([side], f"{side} must be divisible by 8")
+    if path == "/sdapi/v1/img2img" and not payload.get("init_images"):
+        return Reply.json(422, {"detail": [{"loc": ["body", "init_images"], "msg": "field required", "type": "value_error.missing"}]})
+    return _extension_problem(path, payload)
+
+
+def _extension_problem(path: str, payload: dict[str, Any]) -> Reply | None:
+    """The ControlNet units and hires-fix fields as the WebUI and the extension check them, or None."""
+    scripts = payload.get("alwayson_scripts") or {}
+    if set(scripts) - {"controlnet"}:
+        return _invalid(["alwayson_scripts"], f"script not found: {sorted(set(scripts) - {'controlnet'})}")
+    units = (scripts.get("controlnet") or {}).get("args", [])
+    if not isinstance(units, list):
+        return _invalid(["alwayson_scripts", "controlnet", "args"], "value is not a valid list")
+    for index, unit in enumerate(units):
+        problem = _unit_problem(index, unit)
+        if problem:
+            return problem
+    if payload.get("enable_hr"):
+        if path != "/sdapi/v1/txt2img":
+            return _invalid(["enable_hr"], "extra fields not permitted")
+        if not float(payload.get("hr_scale", 2)) > 1 or payload.get("hr_upscaler") not in HR_UPSCALERS:
+            return _invalid(["hr_scale"], "hr_scale must exceed 1 with a known hr_upscaler")
+    return None
 
 
 class A1111Server(ProtocolServer):
@@ -37,30 +111,30 @@ class A1111Server(ProtocolServer):
             expected = "Basic " + base64.b64encode(self.auth.encode()).decode()
             if request.headers.get("authorization") != expected:
                 return Reply.json(401, {"detail": "Incorrect credentials."}, {"WWW-Authenticate": "Basic"})
-        if request.method == "GET" and request.path == "/sdapi/v1/sd-models":
-            return Reply.json(200, [{"title": "realisticVision_v51.safetensors [abc]", "model_name": "realisticVision_v51"},
-                                    {"title": "sd_xl_base_1.0.safetensors [def]", "model_name": "sd_xl_base_1.0"}])
+        if request.method == "GET" and request.path in LISTS:
+            return Reply.json(200, LISTS[request.path])
         if request.method != "POST" or request.path not in ("/sdapi/v1/txt2img", "/sdapi/v1/img2img"):
             return Reply.json(404, {"detail": "Not Found"})
         if not request.headers.get("content-type", "").startswith("application/json"):
             return Reply.json(422, {"detail": [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]})
         payload = request.json()
-        for side in ("width", "height"):
-            if int(payload.get(side, 512)) % 8:  # processing.py rounds latents to 1/8 of the size
-                return Reply.json(422, {"detail": [{"loc": ["body", side], "msg": f"{side} must be divisible by 8",
-                                                    "type": "value_error"}]})
-        if request.path == "/sdapi/v1/img2img" and not payload.get("init_images"):
-            return Reply.json(422, {"detail": [{"loc": ["body", "init_images"], "msg": "field required", "type": "value_error.missing"}]})
+        problem = _payload_problem(request.path, payload)
+        if problem is not None:
+            return problem
         mode, answer = self.admit()
         if answer is not None:
             return answer
         width, height = size_of(payload)
+        if payload.get("enable_hr"):  # the second pass renders at the upscaled size
+            width, height = int(width * float(payload.get("hr_scale", 2))), int(height * float(payload.get("hr_scale", 2)))
         seed = payload.get("seed", -1)
+        seed = 4242 if seed in (-1, None) else int(seed)
+        count = int(payload.get("batch_size", 1)) * int(payload.get("n_iter", 1))  # processing.py: seed + i per image
         checkpoint = (payload.get("override_settings") or {}).get("sd_model_checkpoint", "realisticVision_v51")
-        info = {"seed": 4242 if seed in (-1, None) else seed, "sd_model_name": checkpoint,
+        info = {"seed": seed, "all_seeds": [seed + i for i in range(count)], "sd_model_name": checkpoint,
                 "sampler_name": payload.get("sampler_name"), "denoising_strength": payload.get("denoising_strength")}
         data = image_for(mode, width, height)
-        body = {"images": [b64(data)], "parameters": payload, "info": json.dumps(info)}
+        body = {"images": [b64(data)] * count, "parameters": payload, "info": json.dumps(info)}
         return Reply.json(200, body, {"X-Process-Time": "0.01"})
 
 

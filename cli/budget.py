@@ -16,7 +16,7 @@ budget_app = typer.Typer(help="The budget ledger: overruns to acknowledge.", no_
 def budget_ack() -> None:
     """Acknowledge every settlement above its reservation (listed); paid calls go ahead again."""
     load_settings()
-    from wiring.runtime import get_runtime
+    from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     entries = get_runtime().budget.acknowledge_overruns()
     if not entries:

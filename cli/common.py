@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 from domain.errors import ConfigError, ContentPipelineError
+import httpx
+from rich.text import Text
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -60,7 +62,6 @@ def explain(exc: BaseException) -> str:
         return (f"Prefect's temporary server did not start within {os.environ.get(EPHEMERAL_TIMEOUT, '20')} s: "
                 f"raise {EPHEMERAL_TIMEOUT} (e.g. 600) on a loaded machine, or start a server once "
                 "(prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
-    import httpx
 
     if isinstance(exc, httpx.TransportError) or "All connection attempts failed" in text:
         api = os.environ.get("PREFECT_API_URL") or "the Prefect API"
@@ -72,14 +73,12 @@ def explain(exc: BaseException) -> str:
 
 def warning_line(message: str) -> None:
     """``warning: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
-    from rich.text import Text
 
     err.print(Text(f"warning: {message}", style="yellow"), highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:
     """``error: <message>`` on stderr, one line (never wrapped, no markup read from it)."""
-    from rich.text import Text
 
     err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
 
@@ -91,9 +90,9 @@ def fail(exc: BaseException, code: int = 2) -> typer.Exit:
 
 def load_settings() -> Any:
     """The settings (config.settings.get_settings); a bad configuration or prompt key: one line, exit 2."""
-    from config.settings import get_settings
+    from config.settings import get_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
-    from storage.crypto import cipher
+    from storage.crypto import cipher  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         settings = get_settings()

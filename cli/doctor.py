@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from providers.registry import PROVIDERS
+from sqlalchemy.engine import make_url
+import ipaddress
+import httpx
+from sqlalchemy import create_engine, text
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -33,7 +37,6 @@ class Check:
 
 
 def _mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
 
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -60,7 +63,7 @@ def _prefect_setting(name: str) -> str | None:
     if value:
         return value
     try:
-        import prefect.settings
+        import prefect.settings  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
         found = getattr(prefect.settings, name).value()
     except Exception:
@@ -83,7 +86,6 @@ def _basic_auth(auth_string: str | None) -> tuple[str, str] | None:
 
 
 def _is_local(host: str) -> bool:
-    import ipaddress
 
     try:
         return host in LOCAL_HOSTS or ipaddress.ip_address(host).is_loopback
@@ -107,7 +109,6 @@ def auth_warning(api: str) -> str | None:
 def auth_problem(api: str, timeout_s: float) -> str | None:
     """One line when the Prefect API refuses our basic auth (HTTP 401 on ``/admin/version``,
     which, unlike ``/health``, a server started with ``PREFECT_SERVER_API_AUTH_STRING`` guards)."""
-    import httpx
 
     try:
         response = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=timeout_s,
@@ -122,7 +123,6 @@ def auth_problem(api: str, timeout_s: float) -> str | None:
 
 
 def check_prefect_api(timeout_s: float) -> Check:
-    import httpx
 
     api = prefect_api_url()
     if not api:
@@ -149,7 +149,6 @@ def check_prefect_auth() -> list[Check]:
 
 
 def check_database(url: str) -> Check:
-    from sqlalchemy import create_engine, text
 
     shown = _mask_url(url)
     if url.startswith("sqlite:///"):
@@ -179,8 +178,8 @@ def check_database(url: str) -> Check:
 
 
 def check_storage(url: str) -> Check:
-    from domain.errors import StorageError
-    from storage.objects import LocalStore, open_store
+    from domain.errors import StorageError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.objects import LocalStore, open_store  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         store = open_store(url)
@@ -219,9 +218,8 @@ def optional_keys_unset(cls: Any, secrets: Any) -> list[str]:
 
 
 def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check]:
-    import httpx
 
-    from providers.registry import provider_class
+    from providers.registry import provider_class  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     checks: list[Check] = []
     enabled = []
@@ -250,7 +248,7 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
                 continue
         detail = (f"{base_url} reachable" if base_url else "ready") + (", placeholder images only" if cls.is_placeholder else "")
         checks.append(Check(label, OK, detail + (f" (optional {', '.join(optional)} not set)" if optional else "")))
-        from providers.registry import model_findings  # the model's lifecycle, asked from the provider
+        from providers.registry import model_findings  # the model's lifecycle, asked from the provider  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
         checks.extend(Check(f"{label} model", WARN if level == "warn" else OK, line,
                             f"set providers.{name}.model to a current model" if level == "warn" else "")
@@ -265,7 +263,7 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
 
 
 def check_apprise(secrets: Any) -> list[Check]:
-    import apprise
+    import apprise  # noqa: PLC0415 - Apprise loads every plugin: only when a message is sent
 
     urls = secrets.apprise_url_list()
     if not urls:
@@ -288,10 +286,10 @@ def check_global_limits(settings: Any, api_ok: bool) -> list[Check]:
     if not api_ok:
         return [Check("global limits", FAIL, "scale.global_limits is on but the Prefect API is not reachable",
                       "start the Prefect server and set PREFECT_API_URL, or set scale.global_limits: false")]
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    from generation.limits import limit_name
+    from generation.limits import limit_name  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     found, missing = [], []
     with get_client(sync_client=True) as client:
@@ -311,8 +309,8 @@ def check_global_limits(settings: Any, api_ok: bool) -> list[Check]:
 def check_c2pa(settings: Any, secrets: Any) -> Check:
     """The C2PA signer (imaging.credentials): off, the per-installation self-signed one
     (untrusted by validators), or the configured certificate (its files must load)."""
-    from domain.errors import ConfigError
-    from imaging.credentials import UNTRUSTED, SignerMaterial
+    from domain.errors import ConfigError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from imaging.credentials import UNTRUSTED, SignerMaterial  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     config = settings.c2pa
     if not config.enabled:
@@ -334,9 +332,9 @@ def check_c2pa(settings: Any, secrets: Any) -> Check:
 
 def run_checks(timeout_s: float = 3.0) -> list[Check]:
     """Every check; later ones that depend on a failed earlier one are skipped with that reason."""
-    from domain.errors import ConfigError, TemplateError
-    from config.settings import load_settings
-    from domain.templates import TemplateLibrary
+    from domain.errors import ConfigError, TemplateError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from config.settings import load_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     checks = [check_python()]
     try:
@@ -345,8 +343,8 @@ def run_checks(timeout_s: float = 3.0) -> list[Check]:
         checks.append(Check("configuration", FAIL, str(exc), "correct the file / variable named above"))
         checks.append(check_prefect_api(timeout_s))
         return checks
-    from config.secrets import Secrets
-    from config.settings import config_path
+    from config.secrets import Secrets  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from config.settings import config_path  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     secrets = Secrets()
     checks.append(Check("configuration", OK, str(config_path() or "defaults (no content-pipeline.yaml)")))

@@ -35,12 +35,17 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from datetime import date, datetime
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
+import httpx
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
 
 from domain.model import ImageFormat, Quality
 from domain.errors import ConfigError, ContentPipelineError, TemplateError
@@ -54,14 +59,13 @@ class _App(typer.Typer):
     database unreachable or locked, an unreadable file) with one line instead of a traceback."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
 
-        from storage.db import set_fail_fast
+        from storage.db import set_fail_fast  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
         # a person waits on this process: a locked or unreachable database is said at once
         set_fail_fast(FAIL_FAST_S)
         try:
-            from config.settings import dotenv_values
+            from config.settings import dotenv_values  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
             dotenv_values()  # a .env that is not UTF-8 text: one line here, not a traceback from Prefect's settings
             return super().__call__(*args, **kwargs)
@@ -118,8 +122,7 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     answer 200. Without it, flows start a temporary server: fine for ``run``, not for
     ``serve`` (``required``), whose schedules need a server that stays up.
     """
-    import httpx
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     api = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if not api:
@@ -135,7 +138,7 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     if response.status_code != 200:
         return (f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API "
                 "(it ends in /api)")
-    from cli.doctor import auth_problem
+    from cli.doctor import auth_problem  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     return auth_problem(api, timeout_s)
 
@@ -143,7 +146,7 @@ def _prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective configuration (file + environment), secrets masked."""
-    from config.settings import config_path, get_secrets
+    from config.settings import config_path, get_secrets  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     settings = load_settings()
     data = settings.model_dump(mode="json")
@@ -156,9 +159,9 @@ def config_show() -> None:
 def _reference_bytes(value: str, folder: Path) -> bytes:
     """A template's reference image as the provider will load it (providers/download.py);
     empty bytes when it cannot be read (``templates validate`` reports that on its own)."""
-    from domain.errors import ContentPipelineError
-    from domain.templates import resolve_reference
-    from providers.download import load_reference
+    from domain.errors import ContentPipelineError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from domain.templates import resolve_reference  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from providers.download import load_reference  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         return load_reference(resolve_reference(value, folder))
@@ -169,13 +172,12 @@ def _reference_bytes(value: str, folder: Path) -> bytes:
 def templates_validate() -> None:
     """Check every template and the schedules, and every prompt, A/B variant and wildcard
     expansion against the content policy; list each problem with file, line and field."""
-    from domain.templates import TemplateLibrary
+    from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     settings = load_settings()
     library, problems = TemplateLibrary.validate(settings.templates_dir, providers=PROVIDERS)
-    from rich.markup import escape
 
-    from policy.templates import policy_problems
+    from policy.templates import policy_problems  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     problems += policy_problems(library, styles=settings.styles, policy=settings.policy,
                                 load_reference=lambda value: _reference_bytes(value, library.folder))
@@ -192,9 +194,9 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
     """Run ``target()`` (a flow called with ``return_state=True``) in a thread while a
     progress bar counts finished rows of ``key_prefix``; print the run's table and return
     its summary, or exit 1 (after printing the table) when the run is not complete."""
-    from storage.ledger import ImageLedger
-    from reporting.summary import IncompleteRunError
-    from wiring.runtime import get_runtime
+    from storage.ledger import ImageLedger  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from reporting.summary import IncompleteRunError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     outcome: dict[str, Any] = {}
 
@@ -248,7 +250,7 @@ def _incomplete_advice(summary: Any) -> str:
 
 
 def _print_summary(summary: Any) -> None:
-    from reporting.summary import outcome_of, summary_words
+    from reporting.summary import outcome_of, summary_words  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     table = Table(title=f"{summary.flow} run: {summary_words(summary.images, summary.cost_usd)}")
     for column in ("image", "template", "provider", "USD", "seconds", "outcome", "stored at / error"):
@@ -286,7 +288,6 @@ def _reuse_local_server() -> str | None:
     """
     if os.environ.get("PREFECT_API_URL") or os.environ.get("CONTENT_PIPELINE_REUSE_SERVER", "1") == "0":
         return None
-    import httpx
 
     api = f"{_local_server()}/api"
     try:
@@ -316,7 +317,7 @@ class _EarlyServer:
 
     def _start(self) -> None:
         try:
-            from prefect.server.api.server import SubprocessASGIServer
+            from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
             SubprocessASGIServer().start()
         except BaseException as exc:  # re-raised in the main thread by wait()
@@ -336,7 +337,7 @@ def _start_temporary_server_early() -> None:
     no PREFECT_API_URL in the environment or the Prefect profile. Called once the
     arguments are known to be good, so a typo never starts a server."""
     global _early_server
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     if not PREFECT_API_URL.value() and _early_server is None:
         _early_server = _EarlyServer()
@@ -359,14 +360,14 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
                 error_line(problem)
                 raise typer.Exit(1)
     settings = load_settings()
-    from domain.templates import TemplateLibrary
+    from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     except TemplateError as exc:
         raise fail(exc) from None
     if quiet_console:  # a run: a locked or unreachable database is said now, before any server starts
-        from storage.db import get_database
+        from storage.db import get_database  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
         get_database(settings.database_url)
     if start_server and quiet_console and not os.environ.get("PREFECT_API_URL"):
@@ -380,7 +381,7 @@ RetryOption = Annotated[bool, typer.Option("--retry-failed", help="Also retry im
 
 
 def _day(settings: Any, value: Any) -> date:
-    from generation.plan import local_today
+    from generation.plan import local_today  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     return value.date() if hasattr(value, "date") else (value or local_today(settings.timezone))
 
@@ -389,8 +390,8 @@ def _day(settings: Any, value: Any) -> date:
 def run_daily(run_date: DateOption = None, retry_failed: RetryOption = False) -> None:
     """The daily batch (templates/schedules.yaml ``daily``). Exit code 1 unless every image is done as real content."""
     settings, library = _prepare()
-    from flows.daily import daily_content
-    from generation.plan import plan_daily
+    from flows.daily import daily_content  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from generation.plan import plan_daily  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     day = _day(settings, run_date)
     total = len(plan_daily(library.schedules, day))
@@ -402,8 +403,8 @@ def run_daily(run_date: DateOption = None, retry_failed: RetryOption = False) ->
 def run_weekly(run_date: DateOption = None, retry_failed: RetryOption = False) -> None:
     """That weekday's entry of the weekly plan. Exit code 1 unless every image is done as real content."""
     settings, library = _prepare()
-    from flows.weekly import weekly_content
-    from generation.plan import plan_weekly
+    from flows.weekly import weekly_content  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from generation.plan import plan_weekly  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     day = _day(settings, run_date)
     total = len(plan_weekly(library.schedules, day))
@@ -428,8 +429,8 @@ def run_adhoc(
         raise fail(exc) from None
     if not os.environ.get("PREFECT_API_URL"):
         _start_temporary_server_early()
-    from flows.adhoc import generate
-    from generation.plan import local_today
+    from flows.adhoc import generate  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from generation.plan import local_today  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     batch = batch or uuid.uuid4().hex[:8]
     prefix = f"adhoc:{local_today(settings.timezone).isoformat()}:{batch}-{template}:"
@@ -443,7 +444,7 @@ def serve_cmd() -> None:
     """Serve the daily, weekly, ad-hoc, weekly-report and flow-failed-alert deployments
     (cron schedules in the configured timezone) from this process; needs a Prefect server."""
     _prepare(quiet_console=False)
-    from cli.doctor import auth_warning, prefect_api_url
+    from cli.doctor import auth_warning, prefect_api_url  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     warning = auth_warning(prefect_api_url() or "")
     if warning:
@@ -452,7 +453,7 @@ def serve_cmd() -> None:
     if problem:
         error_line(problem)
         raise typer.Exit(1)
-    from deployments.serve import main
+    from deployments.serve import main  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     main()
 
@@ -463,7 +464,7 @@ def doctor_cmd(
 ) -> None:
     """Check Python, configuration, templates, Prefect API, database, storage, providers and Apprise URLs."""
     prefect_defaults()
-    from cli.doctor import FAIL, OK, WARN, run_checks
+    from cli.doctor import FAIL, OK, WARN, run_checks  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     checks = run_checks(timeout_s=timeout)
     table = Table(title="content-pipeline doctor")
@@ -483,7 +484,7 @@ app.add_typer(db_app, name="db")
 
 
 def _database_url() -> str:
-    from reporting.summary import safe_db_url
+    from reporting.summary import safe_db_url  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     url = load_settings().database_url
     console.print(f"database: {safe_db_url(url)}", highlight=False)
@@ -493,8 +494,8 @@ def _database_url() -> str:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database to the newest schema (the pipeline also does this on start)."""
-    from storage.db import Database
-    from storage.migrate import current_revisions, upgrade
+    from storage.db import Database  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.migrate import current_revisions, upgrade  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         db = Database(_database_url(), migrate=False, fail_fast_s=FAIL_FAST_S)
@@ -512,8 +513,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's revision and the newest one."""
-    from storage.db import Database
-    from storage.migrate import current_revisions, head_revisions
+    from storage.db import Database  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.migrate import current_revisions, head_revisions  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     db = Database(_database_url(), migrate=False, fail_fast_s=FAIL_FAST_S)
     try:
@@ -539,11 +540,9 @@ def report_cmd(
 ) -> None:
     """Per provider and model: images, success rate, mean / p95 seconds, cost, cost per image, quality;
     writes PNG charts and an HTML contact sheet of the period's images."""
-    from datetime import timedelta
-    from pathlib import Path
 
-    from reporting.report import period, write_report
-    from wiring.runtime import get_runtime
+    from reporting.report import period, write_report  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     settings = load_settings()
     try:
@@ -556,7 +555,7 @@ def report_cmd(
     rt = get_runtime()
     report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=settings.budget.daily_usd)
     table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC): {report.total_images} images, USD {report.total_cost:.2f}")
-    from reporting.report import COLUMNS
+    from reporting.report import COLUMNS  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("provider", "model") else "right")
@@ -567,7 +566,7 @@ def report_cmd(
         console.print("no provider calls in this period")
     for path in files:
         console.print(f"wrote {path}", highlight=False)
-    from cli.publish import reservation_calendar
+    from cli.publish import reservation_calendar  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     calendar = reservation_calendar(start.date())
     console.print(calendar if calendar is not None else "no reservations from the period's start on")
@@ -579,10 +578,9 @@ def share_cmd(
     expires: Annotated[int, typer.Option("--expires", min=1, max=604800, help="Link lifetime in seconds.")] = 3600,
 ) -> None:
     """Print a link to each stored file of an image (presigned on S3: anyone holding it can download)."""
-    from sqlmodel import select
 
-    from storage.db import ImageRecord
-    from wiring.runtime import get_runtime
+    from storage.db import ImageRecord  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     load_settings()
     rt = get_runtime()
@@ -593,7 +591,7 @@ def share_cmd(
     renditions = rt.db.renditions(row.id)
     if not renditions:
         raise fail(ValueError(f"image {image_id} is {row.status} and has no stored file yet"), 1)
-    from storage.objects import LocalStore
+    from storage.objects import LocalStore  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     if isinstance(rt.store, LocalStore):  # file:// paths: nothing to sign, nothing expires
         console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); files in the local store "
@@ -622,17 +620,15 @@ def history_cmd(
     """The audit trail: every generation of the period with who triggered it, its prompt,
     each provider call (outcome, seconds, USD) and where the image went; with --image, the
     slot's chain of versions (who reviewed each, which one is published)."""
-    from datetime import timedelta
 
-    from sqlmodel import col, select
 
-    from storage.db import AttemptRecord, ImageRecord
-    from reporting.report import period
-    from wiring.runtime import get_runtime
+    from storage.db import AttemptRecord, ImageRecord  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from reporting.report import period  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     load_settings()
     if image_id:
-        from cli.publish import versions_cmd
+        from cli.publish import versions_cmd  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
         versions_cmd(image_id)
         return
@@ -658,7 +654,7 @@ def history_cmd(
         console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
                       f"{image.flow}/{image.template or '-'}  v{image.version}  {image.status}  USD {image.cost_usd:.3f}",
                       highlight=False)
-        from storage.crypto import is_encrypted
+        from storage.crypto import is_encrypted  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
         prompt = ("(encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" if is_encrypted(image.prompt)
                   else image.prompt or "-")
@@ -677,11 +673,10 @@ def ab_report(
 ) -> None:
     """Outcomes per template variant (trials, success rate, mean quality score), the
     Beta posterior that Thompson sampling draws from, and P(best)."""
-    from dataclasses import asdict
 
-    from domain.templates import TemplateLibrary
-    from storage.db import get_database
-    from generation.ab import report
+    from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.db import get_database  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from generation.ab import report  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     settings = load_settings()
     try:

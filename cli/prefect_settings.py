@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from cli.common import error_line
+from pydantic import ValidationError
 
 SETTINGS_REF = "https://docs.prefect.io/v3/develop/settings-ref"
 
@@ -50,12 +51,11 @@ def check_prefect_settings() -> None:
     set its Prefect environment; a bad value: one line naming the variable, exit 2. What
     Prefect prints on import is held back while this runs and shown again when the settings
     are good."""
-    from pydantic import ValidationError
 
     held = io.StringIO()
     with contextlib.redirect_stderr(held):
-        import prefect  # noqa: F401 - prints its own report of a bad setting on import
-    from prefect.settings import Settings
+        import prefect  # noqa: F401, PLC0415 - prints its own report of a bad setting on import; imported here, after the command set its Prefect environment
+    from prefect.settings import Settings  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     try:
         Settings()

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from domain.errors import ConfigError, ContentPipelineError
+import difflib
 
 providers_app = typer.Typer(help="Image-generation providers: what is configured, and whether it works.",
                             no_args_is_help=True)
@@ -31,7 +32,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _settings_and_secrets() -> tuple[Any, Any]:
-    from config.settings import get_secrets, get_settings
+    from config.settings import get_secrets, get_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         return get_settings(), get_secrets()
@@ -71,8 +72,8 @@ def _prices(provider_cls: Any, config: Any) -> str:
 def chain_use(name: str, settings: Any, secrets: Any) -> str:
     """Whether the chain calls provider ``name``: ``yes``, or ``no: <why>`` (not in the
     chain, disabled, or a key it needs is not set)."""
-    from cli.doctor import missing_keys
-    from providers.registry import provider_class
+    from cli.doctor import missing_keys  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from providers.registry import provider_class  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     if name not in settings.chain:
         return "no: not in the chain"
@@ -87,7 +88,7 @@ def providers_list(
     show_all: Annotated[bool, typer.Option("--all", help="Every known provider, not only those of the chain.")] = False,
 ) -> None:
     """The providers of the chain (in order) with their model, known models, prices (USD) and secrets."""
-    from providers.registry import PROVIDERS, provider_class
+    from providers.registry import PROVIDERS, provider_class  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     settings, secrets = _settings_and_secrets()
     names = list(settings.chain) + ([n for n in PROVIDERS if n not in settings.chain] if show_all else [])
@@ -120,9 +121,8 @@ def providers_docs(
     """README.md's provider table, content-pipeline.yaml's provider examples and .env.example,
     generated from each provider class (cli/provider_docs.py). Without --write: prints how
     each checked-in file differs and exits 1 when one does (for CI)."""
-    import difflib
 
-    from cli.provider_docs import ROOT, generated
+    from cli.provider_docs import ROOT, generated  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     folder = root or ROOT
     try:
@@ -153,8 +153,8 @@ def providers_check(
 ) -> None:
     """Reachability and credentials of each provider, through free endpoints (model lists,
     account, balance): no image is generated and nothing is spent."""
-    from providers.download import SafeDownloader
-    from providers.registry import PROVIDERS, provider_class
+    from providers.download import SafeDownloader  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from providers.registry import PROVIDERS, provider_class  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     settings, secrets = _settings_and_secrets()
     chosen = names or [n for n in settings.chain if settings.provider_config(n).enabled]
@@ -196,7 +196,7 @@ def models_pull(
 ) -> None:
     """Download a model or LoRA from Civitai (CIVITAI_API_TOKEN), verify its SHA-256, resume
     an interrupted download, and print the configuration that uses it."""
-    from providers.civitai import CivitaiClient
+    from providers.civitai import CivitaiClient  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     source, _, version = reference.partition(":")
     if source != "civitai" or not version.isdigit():
@@ -207,7 +207,7 @@ def models_pull(
     base = settings.config_file.parent if settings.config_file else Path.cwd()
     folder = models_dir or settings.providers.diffusers.models_dir
     folder = folder if folder.is_absolute() else (base / folder).resolve()
-    from providers.civitai import TOKEN_ENV
+    from providers.civitai import TOKEN_ENV  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     token = secrets.lookup(TOKEN_ENV)
     civitai = settings.providers.civitai

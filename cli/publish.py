@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlmodel import select
 
 review_app = typer.Typer(help="Review images waiting for a decision (categories with review: required).",
                          no_args_is_help=True)
@@ -28,7 +29,7 @@ backup_app = typer.Typer(help="The backup store (publishing.backup_url).", no_ar
 
 
 def _console() -> tuple[Console, Console]:
-    from cli.common import console, err
+    from cli.common import console, err  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     return console, err
 
@@ -39,8 +40,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _runtime() -> Any:
-    from cli.common import load_settings
-    from wiring.runtime import get_runtime
+    from cli.common import load_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     load_settings()  # a bad configuration: one clear line, exit 2
     return get_runtime()
@@ -56,7 +57,7 @@ def _reviewer(value: str | None) -> str:
 
 
 def _rows(image_ids: list[str]) -> list[Any]:
-    from publishing.versions import find_image
+    from publishing.versions import find_image  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     rt = _runtime()
     rows = []
@@ -71,10 +72,9 @@ def _rows(image_ids: list[str]) -> list[Any]:
 @review_app.command("list")
 def review_list(category: Annotated[str | None, typer.Option(help="Only this category.")] = None) -> None:
     """The images waiting in review: id, version, category, template, provider, USD, prompt, file."""
-    from sqlmodel import select
 
-    from domain.model import ImageStatus
-    from storage.db import ImageRecord
+    from domain.model import ImageStatus  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.db import ImageRecord  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     rt = _runtime()
@@ -93,7 +93,7 @@ def review_list(category: Annotated[str | None, typer.Option(help="Only this cat
 
 
 def _decide(image_ids: list[str], reviewer: str | None, note: str | None, approve: bool) -> None:
-    from domain.model import ImageStatus
+    from domain.model import ImageStatus  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     rows = _rows(image_ids)
@@ -140,8 +140,8 @@ def reserve_cmd(
     on_demand: Annotated[bool, typer.Option(help="When none is free, request a generation (on-demand template).")] = True,
 ) -> None:
     """Reserve the best free published image of a category for a post (atomic: never shared)."""
-    from storage.ledger import ImageLedger
-    from publishing.reserve import reserve
+    from storage.ledger import ImageLedger  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from publishing.reserve import reserve  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     rt = _runtime()
@@ -157,7 +157,7 @@ def reserve_cmd(
 
 def release_cmd(reservation: Annotated[int, typer.Argument(help="The reservation number (report lists them).")]) -> None:
     """Release a reservation: its image is free again."""
-    from storage.reservations import release_reservation
+    from storage.reservations import release_reservation  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     try:
@@ -173,8 +173,8 @@ def regenerate_cmd(
     provider: Annotated[str | None, typer.Option(help="Only this provider (default: the chain).")] = None,
 ) -> None:
     """Make version n+1 of an image's slot; it is published or waits in review like any new image."""
-    from cli.common import prefect_defaults
-    from flows.review import regenerate_image
+    from cli.common import prefect_defaults  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from flows.review import regenerate_image  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     [row] = _rows([image])
@@ -196,7 +196,7 @@ def versions_cmd(image: Annotated[str, typer.Argument(help="Any version's image 
 
 
 def print_versions(row: Any) -> None:
-    from storage.versions import versions
+    from storage.versions import versions  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     chain = versions(_runtime().db, row.id)
@@ -217,7 +217,7 @@ def print_versions(row: Any) -> None:
 def backup_verify() -> None:
     """Compare every published object (content/) with the backup store; exit 1 when any is
     missing or differs there."""
-    from storage.backup import open_backup, verify
+    from storage.backup import open_backup, verify  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     rt = _runtime()
@@ -237,8 +237,8 @@ def backup_verify() -> None:
 
 def reservation_calendar(start: date, days: int = 30) -> Table | None:
     """A table of the active reservations from ``start`` for ``days`` days (None when none)."""
-    from storage.ledger import ImageLedger
-    from storage.reservations import list_reservations
+    from storage.ledger import ImageLedger  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.reservations import list_reservations  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     rt = _runtime()
     ledger = ImageLedger(rt.db)

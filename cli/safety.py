@@ -27,7 +27,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _settings() -> Any:
-    from config.settings import get_settings
+    from config.settings import get_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         return get_settings()
@@ -41,8 +41,8 @@ def policy_check(
     text: Annotated[str, typer.Argument(help="The whole prompt to check ('-' reads it from standard input).")],
 ) -> None:
     """Print the content policy's verdict for TEXT and the rule that refused it (exit 1 when refused)."""
-    from policy import evaluate
-    from domain.yamlio import shorten
+    from policy import evaluate  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from domain.yamlio import shorten  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     if text == "-":
         text = sys.stdin.read()
@@ -61,9 +61,9 @@ def verify_cmd(
 ) -> None:
     """Read and validate the C2PA Content Credentials of FILE: signer, validation state,
     digital source type, generator and ingredients (exit 1 when missing or invalid)."""
-    from domain.errors import ConfigError
-    from domain.yamlio import regular_file
-    from imaging.credentials import CredentialsError, verify_file
+    from domain.errors import ConfigError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from domain.yamlio import regular_file  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from imaging.credentials import CredentialsError, verify_file  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     if file.exists():  # a FIFO or a device would be read forever; a missing file is verify_file's to say
         regular_file(file, error=ConfigError)

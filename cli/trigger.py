@@ -27,8 +27,8 @@ def trigger_serve(
 ) -> None:
     """Listen for signed ``POST /trigger`` requests and start ``generate/adhoc`` runs
     (headers and body: README "Signed trigger")."""
-    from deployments.trigger import SECRET_ENV, create_app
-    from domain.templates import TemplateLibrary
+    from deployments.trigger import SECRET_ENV, create_app  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     secret = os.environ.get(SECRET_ENV, "")
     if len(secret) < 16:
@@ -40,6 +40,6 @@ def trigger_serve(
         library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     except TemplateError as exc:
         raise fail(exc) from None
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - uvicorn: only for the trigger server
 
     uvicorn.run(create_app(secret, library), host=host, port=port, log_level="info", access_log=False)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.yamlio import shorten
+from urllib.parse import urlparse
 
 _Strict = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf / nan are never a valid setting
 
@@ -17,7 +18,6 @@ def store_url(value: str | None) -> str | None:
     a folder path, ``file:///path`` or ``s3://bucket[/prefix]``; ValueError otherwise."""
     if value is None or not value.strip():
         return None
-    from urllib.parse import urlparse
 
     parsed = urlparse(value.strip())
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and value[1:3] in (":\\", ":/")):

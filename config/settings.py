@@ -49,6 +49,10 @@ from providers.chain import RetryConfig
 from providers.registry import PROVIDERS, ProvidersConfig
 from providers.spec import ProviderConfig
 from storage.objects import S3Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+import json
+from dotenv import dotenv_values as read
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "CONTENT_PIPELINE_CONFIG"
@@ -61,8 +65,6 @@ def _database_url(value: str | None) -> str | None:
     what is wrong otherwise (the caller adds the key and the file)."""
     if value is None:
         return None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     hint = "e.g. sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/name"
     try:
@@ -193,7 +195,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                import json
 
                 try:
                     return json.loads(text)
@@ -348,7 +349,6 @@ def dotenv_values() -> dict[str, str | None]:
 
     Raises ConfigError naming the file and line when it is not UTF-8 text (python-dotenv,
     which pydantic-settings reads it with, would fail with a traceback)."""
-    from dotenv import dotenv_values as read
 
     file = Path(DOTENV)
     if not file.is_file():

@@ -13,6 +13,14 @@ from typing import Any
 from config.settings import Settings, get_settings
 from domain.templates import TemplateLibrary
 from providers.registry import PROVIDERS
+from flows.adhoc import generate
+from flows.alerting import flow_failed_alert
+from flows.daily import daily_content
+from flows.review import reserve_image
+from flows.report import weekly_report
+from flows.weekly import weekly_content
+from deployments.parameters import with_choices
+from flows.alerting import ensure_failure_automation
 
 
 def _cron(hhmm: str) -> str:
@@ -27,20 +35,13 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
     Their parameter schemas list the templates and categories of ``templates_dir``
     as choices, enforced by the server (deployments/parameters.py).
     """
-    from prefect.schedules import Cron
+    from prefect.schedules import Cron  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    from flows.adhoc import generate
-    from flows.alerting import flow_failed_alert
-    from flows.daily import daily_content
-    from flows.review import reserve_image
-    from flows.report import weekly_report
-    from flows.weekly import weekly_content
 
     settings = settings or get_settings()
     library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     assert library.schedules is not None
     tz = settings.timezone
-    from deployments.parameters import with_choices
 
     return [with_choices(d, library) for d in [
         daily_content.to_deployment(
@@ -73,9 +74,8 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
 
 
 def main() -> None:
-    from prefect import serve
+    from prefect import serve  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    from flows.alerting import ensure_failure_automation
 
     deployments = build_deployments()
     alert = next(d for d in deployments if d.name == "flow-failed-alert")

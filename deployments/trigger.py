@@ -131,8 +131,8 @@ def parameters_for(request: TriggerRequest, library: TemplateLibrary, today: Dat
 
 def start_adhoc(parameters: dict[str, Any]) -> str:
     """Create a flow run of ``generate/adhoc`` through Prefect's API without waiting; its id."""
-    from prefect.client.schemas.objects import FlowRun
-    from prefect.deployments import run_deployment
+    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+    from prefect.deployments import run_deployment  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=0, as_subflow=False)
     assert isinstance(run, FlowRun)  # the synchronous call (a worker thread) returns the flow run

@@ -15,8 +15,8 @@ from typing import Any
 
 def get_logger() -> logging.Logger | logging.LoggerAdapter:
     try:
-        from prefect.exceptions import MissingContextError
-        from prefect.logging import get_run_logger
+        from prefect.exceptions import MissingContextError  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+        from prefect.logging import get_run_logger  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
         try:
             return get_run_logger()

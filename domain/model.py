@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+import itertools
 
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, distorted, ugly, bad anatomy, watermark, signature, text"
 
@@ -135,7 +136,6 @@ def wildcard_problem(text: str) -> str | None:
 def expansions(text: str, limit: int = MAX_EXPANSIONS) -> tuple[list[str], bool]:
     """Every text ``text`` can expand to (one choice per wildcard), at most ``limit``;
     returns (texts, complete) where ``complete`` is False when there were more."""
-    import itertools
 
     parts = WILDCARD.split(text)
     literals, groups = parts[0::2], [[c.strip() for c in g.split("|")] for g in parts[1::2]]

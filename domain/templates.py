@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domain.model import ImageFormat, Quality, Template
 from domain.errors import TemplateError
 from domain.yamlio import format_validation_error, load_yaml
+from PIL import Image, UnidentifiedImageError
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -248,7 +249,6 @@ def check_reference_bounds(path: str) -> None:
     picture over ``MAX_REFERENCE_PIXELS``; only the image header is read (Pillow's lazy
     ``Image.open``, https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.open).
     A file Pillow does not recognise is left to the run, which says so for the image."""
-    from PIL import Image, UnidentifiedImageError
 
     size = Path(path).stat().st_size
     if size > MAX_REFERENCE_BYTES:

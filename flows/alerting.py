@@ -40,7 +40,7 @@ async def flow_failed_alert(flow_run_id: str) -> list[str]:
 def failure_automation(deployment_id: UUID) -> Any:
     """The Automation (not yet saved) that runs deployment ``deployment_id`` on each failed,
     crashed or timed-out flow run tagged ``content-pipeline``."""
-    from prefect.automations import Automation, EventTrigger, Posture, RunDeployment
+    from prefect.automations import Automation, EventTrigger, Posture, RunDeployment  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     return Automation(
         name=AUTOMATION_NAME,
@@ -60,7 +60,7 @@ def failure_automation(deployment_id: UUID) -> Any:
 
 def ensure_failure_automation(deployment_id: UUID) -> Any:
     """Create the automation, or update the one of the same name; returns it as saved."""
-    from prefect.automations import Automation
+    from prefect.automations import Automation  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     wanted = failure_automation(deployment_id)
     try:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from domain.errors import BudgetExceededError
@@ -116,10 +117,7 @@ class BudgetLedger:
         wanted = sorted({(GLOBAL, "day", day_key), (GLOBAL, "month", month_key),
                          (provider, "day", day_key), (provider, "month", month_key)})
         table = BudgetPeriodRecord.__table__  # type: ignore[attr-defined]
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
         for scope, period, key in wanted:
             stmt = insert(table).values(scope=scope, period=period, period_key=key, spent_usd=0.0, reserved_usd=0.0,
                                         updated_at=utcnow())

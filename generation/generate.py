@@ -42,6 +42,12 @@ from providers.download import load_reference
 from storage.crypto import cipher, is_encrypted
 from storage.db import Database, ImageRecord
 from storage.ledger import GeneratedImage, ImageLedger
+from io import BytesIO
+from PIL import Image
+from imaging.safety import blocking, detect
+from generation.budget import BudgetLedger
+from storage.ledger import ClaimState
+from contextlib import nullcontext
 
 #: error classes of a failure that a later run may not meet again (outage, limits, keys, our bugs)
 RETRYABLE_CLASSES = frozenset({"transient", "auth_billing", "circuit_open", "provider_bug", "exhausted"})
@@ -97,11 +103,8 @@ def reference_refusal(image: bytes, policy: PolicyConfig) -> str | None:
     (also None when ``policy.image_safety`` is disabled)."""
     if not policy.image_safety.enabled:
         return None
-    from io import BytesIO
 
-    from PIL import Image
 
-    from imaging.safety import blocking, detect
 
     with Image.open(BytesIO(image)) as picture:
         picture.load()
@@ -141,7 +144,6 @@ class ClaimBudget:
         transaction (status ``in_flight``, at its reservation): a run killed during the call
         leaves it attributed to the image at what it may have billed."""
         assert self.budget is not None
-        from generation.budget import BudgetLedger
 
         if isinstance(self.budget, BudgetLedger):
             return self.budget.reserve(provider, estimate_usd, image_pk=self.image_pk, run_key=self.run_key,
@@ -150,14 +152,12 @@ class ClaimBudget:
 
     def record_job(self, token: object, job_id: str) -> None:
         """Write ``job_id`` on the in-flight attempt row of reservation ``token`` (one transaction)."""
-        from generation.budget import BudgetLedger
 
         if isinstance(self.budget, BudgetLedger) and isinstance(token, int):
             self.budget.record_job(token, job_id)
 
     def rebill(self, token: int, actual_usd: float) -> None:
         """Count reservation ``token`` at what its resumed job was billed (generation/budget.py)."""
-        from generation.budget import BudgetLedger
 
         if isinstance(self.budget, BudgetLedger):
             self.budget.rebill(token, actual_usd)
@@ -165,7 +165,6 @@ class ClaimBudget:
     def pending_job(self, provider: str) -> Any:
         """The newest job of ``provider`` for this slot still to be polled (an in-flight or
         pending attempt row with a job id), or None (generation/budget.py ``pending_job``)."""
-        from generation.budget import BudgetLedger
 
         if isinstance(self.budget, BudgetLedger):
             return self.budget.pending_job(self.image_pk, provider)
@@ -269,10 +268,8 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     ``failed`` (every provider failed; the reasons are on the row and its attempts).
     A slot another live run holds is returned as it is.
     """
-    from storage.ledger import ClaimState
 
     if ledger is None:
-        from generation.budget import BudgetLedger
 
         budget = getattr(chain, "budget", None)
         settle = budget.settle_in if isinstance(budget, BudgetLedger) else None
@@ -301,7 +298,6 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
     skipped / failed. ``semaphore`` (a context manager) is held around the chain call only.
     ``decoded``: receives the image as the output check decoded it (for post-processing).
     ``begun``: the claim already moved the row to ``generating`` (one transaction saved)."""
-    from contextlib import nullcontext
 
     prepared = prepare_step(ledger, row, run_key, policy=policy, begun=begun)
     if isinstance(prepared, ImageRecord):

@@ -35,9 +35,9 @@ def ensure_provider_limits(settings: Settings, providers: Iterable[str]) -> dict
     Needs a Prefect API (PREFECT_API_URL); raises prefect's HTTP errors when it is
     unreachable. Called once per flow run (when its provider chain is built).
     """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     limits: dict[str, int] = {}
     with get_client(sync_client=True) as client:
@@ -75,7 +75,7 @@ class GloballyLimitedProvider:
         return getattr(self._provider, item)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        from prefect.concurrency.sync import concurrency
+        from prefect.concurrency.sync import concurrency  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
         with concurrency(limit_name(self._provider.name), occupy=1, timeout_seconds=self._timeout_s, strict=True):
             return self._provider.generate(request)

@@ -49,6 +49,7 @@ from generation.generate import generate_step, spool_intact
 from imaging.postprocess import RenditionFile, postprocess_row
 from generation.record import free_spool
 from generation.upload import store_files
+from storage.ledger import StoredImage
 
 S = ImageStatus
 
@@ -249,7 +250,6 @@ def _upload(worker: Worker, row: ImageRecord, files: list[RenditionFile], proces
 
 
 def _finish(worker: Worker, row: ImageRecord, stored: object, processed: ProcessedImage | None) -> ImageRecord:
-    from storage.ledger import StoredImage
 
     assert row.id is not None and (stored is None or isinstance(stored, StoredImage))
     if row.is_placeholder:

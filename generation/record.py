@@ -24,6 +24,7 @@ from storage.ledger import ImageLedger, PlannedImage
 from generation.ab import make_chooser
 from generation.select import select_template
 from generation.variations import create_variation, request_options
+from config.settings import get_settings
 
 
 def record_planned(
@@ -38,7 +39,6 @@ def record_planned(
     Raises TemplateError when a chosen template is not in the slot's category.
     """
     if privacy is None:
-        from config.settings import get_settings
 
         privacy = get_settings().privacy
     ledger = ImageLedger(db)

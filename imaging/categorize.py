@@ -16,6 +16,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from imaging.quality import nearest_duplicate
+from storage.crypto import cipher
+from pathlib import Path
+from imaging.decode import decode_image
+from imaging.tagging import zero_shot_tags
+import uuid
+from domain.model import FailureKind
+from storage.ledger import ClaimState, ImageLedger, ProcessedImage
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -61,7 +69,6 @@ def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholde
 
 def published_hashes(db: Database, *, category: str | None = None, exclude_pk: int | None = None) -> list[tuple[str, str]]:
     """``(image_id, phash)`` of every published real image (storage.ledger.ImageLedger.published_hashes)."""
-    from storage.ledger import ImageLedger
 
     return ImageLedger(db).published_hashes(category=category, exclude_pk=exclude_pk)
 
@@ -88,18 +95,13 @@ def categorize_row(row: Any, phash: str | None, settings: Settings,
     never compared (they are never published as content). Raises ConfigError for a
     missing open_clip or weights file.
     """
-    from imaging.quality import nearest_duplicate
 
-    from storage.crypto import cipher
 
     private = bool(getattr(row, "prompt_private", False)) or cipher() is not None
     tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder,
                       prompt_words=not private)
     if settings.tagging.clip_model and settings.tagging.vocabulary and row.spool_path:
-        from pathlib import Path
 
-        from imaging.decode import decode_image
-        from imaging.tagging import zero_shot_tags
 
         if image is None:
             image = decode_image(Path(row.spool_path), config=settings.decode).image
@@ -122,10 +124,7 @@ def categorize_image(db: Database, pk: int, settings: Settings) -> list[str]:
     (tools, tests): ``categorize_row``, then the row keeps its status with its tags and
     ``duplicate_of``, or becomes ``skipped`` (a near-duplicate with ``dedup.action: skip``).
     Returns the tags."""
-    import uuid
 
-    from domain.model import FailureKind
-    from storage.ledger import ClaimState, ImageLedger, ProcessedImage
 
     ledger = ImageLedger(db)
     run_key = f"local-{uuid.uuid4().hex[:12]}"

@@ -38,6 +38,10 @@ from typing import Any
 from domain.errors import ConfigError, ContentPipelineError
 from config.imaging import C2paConfig
 from imaging.provenance import DIGITAL_SOURCE_TYPE, Provenance
+from importlib.metadata import PackageNotFoundError, version
+from imaging.signing_chain import installation_chain
+import hashlib
+from imaging.files import write_atomic
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 _SUFFIX_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
@@ -54,7 +58,6 @@ class CredentialsError(ContentPipelineError):
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("content-pipeline")
@@ -64,7 +67,7 @@ def _version() -> str:
 
 def _c2pa() -> Any:
     try:
-        import c2pa
+        import c2pa  # noqa: PLC0415 - c2pa-python loads a native library: only when signing or verifying
     except ImportError as exc:
         raise ConfigError(f"C2PA Content Credentials need c2pa-python: pip install c2pa-python ({exc})") from exc
     return c2pa
@@ -118,7 +121,6 @@ class SignerMaterial:
     def installation(cls, config: C2paConfig, installation_dir: Path | None) -> SignerMaterial:
         """The per-installation self-signed signer (imaging.signing_chain). ConfigError when
         no folder is given or it cannot be written."""
-        from imaging.signing_chain import installation_chain
 
         if installation_dir is None:
             raise ConfigError("c2pa.certificate is not set")
@@ -206,9 +208,7 @@ def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
     first (``c2pa.created``), then each rendition with the signed original as ingredient.
     Returns the files with their new byte counts and SHA-256. Raises ConfigError,
     CredentialsError."""
-    import hashlib
 
-    from imaging.files import write_atomic
 
     material = SignerMaterial.from_config(config, private_key_pem, installation_dir)
     original = next((f for f in files if f.name == "original"), None)

@@ -43,6 +43,22 @@ from config.imaging import DecodeConfig, RenditionConfig
 from imaging.decode import decode_image
 from imaging.files import write_atomic
 from imaging.provenance import PNG_XMP_KEY, Provenance
+import numpy as np
+from imaging.provenance import restamp_png
+from imaging.quality import load_callable, measure, perceptual_hash
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from imaging.decode import decode_loaded
+from imaging.tagging import safety_verdict
+from imaging.upscale import get_upscalers
+from imaging.safety import blocking, detect
+from config.settings import get_secrets
+from imaging.credentials import sign_files
+import uuid
+from domain.model import FailureKind
+from domain.errors import InvalidImageError
+from storage.ledger import ClaimState, ImageLedger, ProcessedImage
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -87,7 +103,6 @@ def attention_box(image: Image.Image, box: tuple[int, int]) -> tuple[int, int, i
     ``box`` that holds the most "interest": Sobel-like edge energy plus saturation,
     measured on a copy at most 256 px wide. Mirrors libvips' ``interesting=attention``
     (https://www.libvips.org/API/current/libvips-conversion.html#VipsInteresting)."""
-    import numpy as np
 
     width, height = image.size
     target = box[0] / box[1]
@@ -334,7 +349,6 @@ def _master_png(original: Path, source: Image.Image, provenance: Provenance | No
     """The published original: the provider's PNG with its metadata chunks replaced by the
     provenance (pixels untouched, no re-encoding) when its pixels needed no change, else
     ``source`` re-encoded as PNG (zlib level 1: lossless, ~6x faster than level 6)."""
-    from imaging.provenance import restamp_png
 
     try:
         data = original.read_bytes()
@@ -387,7 +401,6 @@ def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, deco
     quality measures, pHash). Plain picklable arguments, so it runs in a worker process
     too (``processing.executor: processes``).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError."""
-    from imaging.quality import load_callable, measure, perceptual_hash
 
     image = source if source is not None else decode_image(Path(spool), config=decode).image
     files = make_renditions(Path(spool), specs, Path(out_dir), provenance=provenance, upscalers=upscalers, source=image)
@@ -415,8 +428,6 @@ def cpu_slots(workers: int) -> threading.BoundedSemaphore:
 def process_pool(workers: int) -> Any:
     """The process pool of this process (``workers`` processes, spawned: forking a
     process whose Prefect / Pillow threads run can deadlock), created on first use."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     with _pools_lock:
         if workers not in _pools:
@@ -455,11 +466,7 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     (models stay loaded once, in this process). The image safety check takes a CPU slot too.
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
-    from concurrent.futures.process import BrokenProcessPool
 
-    from imaging.decode import decode_loaded
-    from imaging.tagging import safety_verdict
-    from imaging.upscale import get_upscalers
 
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
@@ -477,7 +484,6 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         # A placeholder is our own rendering of the prompt's text (providers/placeholder.py),
         # never published as content: not checked (and an offline run never loads the detector)
         if safety.enabled and not row.is_placeholder:
-            from imaging.safety import blocking, detect
 
             with cpu_slots(workers):
                 detections = detect(source, safety)
@@ -503,8 +509,6 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
                 _pools.pop(workers, None)
             files, score, metrics, phash = process_file(*args, **kwargs)
     if settings.c2pa.enabled:  # signed Content Credentials on every file (imaging.credentials)
-        from config.settings import get_secrets
-        from imaging.credentials import sign_files
 
         key = get_secrets().c2pa_private_key
         files = sign_files(files, Provenance.of(row).published(), settings.c2pa,
@@ -520,11 +524,7 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
     ``processed`` with its quality score, measures, pHash and safety detections. Claims
     the slot for the step and releases it.
     """
-    import uuid
 
-    from domain.model import FailureKind
-    from domain.errors import InvalidImageError
-    from storage.ledger import ClaimState, ImageLedger, ProcessedImage
 
     ledger = ImageLedger(db)
     run_key = f"local-{uuid.uuid4().hex[:12]}"

@@ -38,6 +38,10 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image
+import struct
+import zlib
+import io
+from PIL import ImageCms
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 NS = {
@@ -250,15 +254,12 @@ _KEEP_CHUNKS = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"pHYs", b"sBIT", b
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    import struct
-    import zlib
 
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
     """The (type, data) chunks of the PNG ``data`` up to ``IEND``; None when one is cut short."""
-    import struct
 
     chunks: list[tuple[bytes, bytes]] = []
     pos = 8
@@ -276,10 +277,7 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
 
 def _keeps_pixels(kind: bytes, body: bytes) -> bool:
     """False for a chunk that changes what the pixels mean: ``eXIf`` (may rotate), a non-sRGB ``iCCP``."""
-    import io
-    import zlib
 
-    from PIL import ImageCms
 
     if kind == b"eXIf":
         return False
@@ -313,7 +311,6 @@ def restamp_png(data: bytes, provenance: Provenance | None, *, expected_size: tu
     ``eXIf`` chunk that may rotate, a non-sRGB ICC profile, another size): the caller
     then re-encodes the decoded image instead.
     """
-    import struct
 
     chunks = _png_chunks(data)
     if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from domain.errors import ConfigError
+import numpy as np
 
 WEIGHTS = {"sharpness": 0.35, "exposure": 0.25, "contrast": 0.2, "colourfulness": 0.2}
 
@@ -43,7 +44,6 @@ class QualityReport:
 
 def measure(image: Image.Image, *, aesthetic: Callable[[Image.Image], float] | None = None) -> QualityReport:
     """The quality report of ``image`` (any mode; alpha ignored)."""
-    import numpy as np
 
     rgb = image.convert("RGB")
     factor = min(1.0, 512 / max(rgb.size))
@@ -95,7 +95,7 @@ def load_callable(spec: str, *, field: str) -> Callable[..., object]:
 
 def perceptual_hash(image: Image.Image) -> str:
     """imagehash's 64-bit pHash of ``image`` as 16 hex digits."""
-    import imagehash
+    import imagehash  # noqa: PLC0415 - imagehash loads scipy: only when hashing
 
     return str(imagehash.phash(image.convert("RGB")))
 

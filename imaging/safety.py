@@ -22,6 +22,8 @@ from PIL import Image
 
 from domain.errors import ConfigError
 from config.imaging import ImageSafetyConfig
+import os
+import numpy as np
 
 _detectors: dict[int, Any] = {}
 _lock = threading.Lock()
@@ -34,8 +36,8 @@ def detector(resolution: int = 320) -> Any:
     with _lock:
         if resolution not in _detectors:
             try:
-                import onnxruntime
-                from nudenet import NudeDetector
+                import onnxruntime  # noqa: PLC0415 - onnxruntime: heavy, only when a real image is checked
+                from nudenet import NudeDetector  # noqa: PLC0415 - NudeNet loads onnxruntime: only when a real image is checked
             except ImportError as exc:
                 raise ConfigError(f"policy.image_safety needs NudeNet: pip install nudenet onnxruntime ({exc})") from exc
             _detectors[resolution] = _nude_detector(NudeDetector, onnxruntime, resolution)
@@ -62,9 +64,8 @@ def _nude_detector(detector_class: Any, onnxruntime: Any, resolution: int) -> An
     """A NudeDetector over NudeNet's shipped model with ``session_options``. NudeNet 3.4's
     constructor takes no session options: this sets what it sets (``onnx_session``,
     ``input_width``, ``input_height``, ``input_name``) on an instance of its class."""
-    import os
 
-    import nudenet
+    import nudenet  # noqa: PLC0415 - NudeNet loads onnxruntime: only when a real image is checked
 
     model = os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")
     made = detector_class.__new__(detector_class)
@@ -78,7 +79,6 @@ def _nude_detector(detector_class: Any, onnxruntime: Any, resolution: int) -> An
 def detect(image: Image.Image, config: ImageSafetyConfig) -> list[dict[str, Any]]:
     """NudeNet's detections in ``image`` with a score of at least ``config.record_threshold``,
     best first: ``[{"class": "FACE_FEMALE", "score": 0.812, "box": [x, y, w, h]}]``."""
-    import numpy as np
 
     # NudeNet converts its input with OpenCV's RGBA -> BGR, then feeds the network RGB
     pixels = np.ascontiguousarray(np.asarray(image.convert("RGBA")))
@@ -103,7 +103,7 @@ def run_detector(made: Any, pixels: Any) -> list[dict[str, Any]]:
     loop over every anchor (2100 at 320 px, 3.6 ms with the GIL held per image) run only
     over the anchors whose best class score reaches NudeNet's 0.2 (found in one numpy
     step); the same arithmetic on the same rows in the same order, so the same detections."""
-    from nudenet import nudenet as nn
+    from nudenet import nudenet as nn  # noqa: PLC0415 - NudeNet loads onnxruntime: only when a real image is checked
 
     blob, _x_ratio, _y_ratio, x_pad, y_pad, width, height = nn._read_image(pixels, made.input_width)
     output = made.onnx_session.run(None, {made.input_name: blob})
@@ -113,9 +113,8 @@ def run_detector(made: Any, pixels: Any) -> list[dict[str, Any]]:
 def _postprocess(output: Any, x_pad: int, y_pad: int, width: int, height: int, model_width: int,
                  model_height: int) -> list[dict[str, Any]]:
     """nudenet.nudenet._postprocess (3.4) over the rows a vectorised 0.2 threshold keeps."""
-    import cv2
-    import numpy as np
-    from nudenet import nudenet as nn
+    import cv2  # noqa: PLC0415 - OpenCV: optional
+    from nudenet import nudenet as nn  # noqa: PLC0415 - NudeNet loads onnxruntime: only when a real image is checked
 
     labels = getattr(nn, "__labels")
     outputs = np.transpose(np.squeeze(output[0]))

@@ -26,6 +26,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 #: how long the installation's root and signer are valid (days)
 VALIDITY_DAYS = 3650
@@ -48,15 +53,12 @@ def chain_files(folder: Path) -> InstallationChain:
 
 
 def _name(common_name: str) -> object:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
 
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
 
 
 def _usage(*, signer: bool) -> object:
-    from cryptography import x509
 
     return x509.KeyUsage(digital_signature=signer, content_commitment=False, key_encipherment=False,
                          data_encipherment=False, key_agreement=False, key_cert_sign=not signer, crl_sign=not signer,
@@ -64,10 +66,6 @@ def _usage(*, signer: bool) -> object:
 
 
 def _write_chain(folder: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=VALIDITY_DAYS)

@@ -33,8 +33,8 @@ _models_lock = threading.Lock()
 
 def _load_clip(config: TaggingConfig) -> Any:
     try:
-        import open_clip
-        import torch
+        import open_clip  # noqa: PLC0415 - open_clip: optional, loads torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
     except ImportError as exc:
         raise ConfigError(
             f"tagging.clip_model = {config.clip_model!r} needs open_clip: pip install torch==2.13.0 open_clip_torch ({exc})"

@@ -32,6 +32,11 @@ from PIL import Image
 from domain.errors import InvalidImageError, UpscaleError
 from config.imaging import DecodeConfig, UpscaleConfig
 from imaging.decode import decode_image
+import sys
+import types
+import enum
+import math
+import numpy as np
 
 _LANCZOS = Image.Resampling.LANCZOS
 
@@ -63,21 +68,17 @@ def _torchvision_fallback() -> None:
     per-channel ``(x - mean) / std``, and rotation about the centre by affine grid
     sampling with zero fill), so every spandrel architecture still loads.
     """
-    import sys
-    import types
 
     try:
-        import torchvision.transforms.functional  # noqa: F401
+        import torchvision.transforms.functional  # noqa: F401, PLC0415
 
         return
     except (ImportError, OSError, RuntimeError):
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
-    import enum
-    import math
 
-    import torch
-    import torch.nn.functional as F
+    import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
+    import torch.nn.functional as F  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
     class InterpolationMode(enum.Enum):
         NEAREST = "nearest"
@@ -119,12 +120,12 @@ def import_spandrel() -> Any:
     """``spandrel``, imported lazily (see ``_torchvision_fallback``); UpscaleError with an
     install hint when torch or spandrel is missing."""
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401, PLC0415
     except ImportError as exc:
         raise UpscaleError(f"learned upscalers need torch: pip install torch==2.13.0 spandrel ({exc})") from exc
     _torchvision_fallback()
     try:
-        import spandrel
+        import spandrel  # noqa: PLC0415 - spandrel: optional, loads torch
     except ImportError as exc:
         raise UpscaleError(f"learned upscalers need spandrel: pip install spandrel ({exc})") from exc
     return spandrel
@@ -140,7 +141,7 @@ class ModelUpscaler:
 
     def __init__(self, weights: Path, *, tile: int = 256, overlap: int = 16, device: str = "auto") -> None:
         spandrel = import_spandrel()
-        import torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
         ImageModelDescriptor, ModelLoader = spandrel.ImageModelDescriptor, spandrel.ModelLoader
         if not Path(weights).is_file():
@@ -164,7 +165,6 @@ class ModelUpscaler:
 
     def upscale_native(self, image: Image.Image) -> Image.Image:
         """``image`` (RGB) upscaled by the model's own factor, tile by tile."""
-        import numpy as np
 
         torch = self.torch
         rgb = np.asarray(image.convert("RGB"))

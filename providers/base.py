@@ -53,6 +53,7 @@ from domain.errors import (
 from providers.lifecycle import ModelStatus
 from providers.httperrors import raise_for_status, translate_httpx
 from providers.spec import Mapped, ModelSpec, PriceTable, ProviderConfig, map_request, price_from_table
+from providers.download import SafeDownloader
 
 #: Largest image a provider may hand us: 64 megapixels, 64 MiB of encoded bytes.
 MAX_PIXELS = 64_000_000
@@ -127,7 +128,6 @@ class Provider(ABC):
         self.config = config
         self.secrets = secrets
         if downloader is None:
-            from providers.download import SafeDownloader
 
             downloader = SafeDownloader()
         #: Fetches output URLs the provider hands back (providers/download.py: SSRF-safe).

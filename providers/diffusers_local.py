@@ -52,6 +52,7 @@ from domain.errors import (
 from domain.log import get_logger
 from providers.base import Provider, ProviderCheck, result_from_bytes
 from providers.spec import ModelSpec, ProviderConfig
+import inspect
 
 INSTALL_HINT = "pip install torch==2.13.0 && pip install 'content-pipeline[local]'"
 PIPELINE_CLASSES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
@@ -64,7 +65,7 @@ TILE_ABOVE_PIXELS = 1024 * 1024
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for ``torch.cuda.OutOfMemoryError`` (``torch.OutOfMemoryError``) and for the
     RuntimeErrors whose message says the device ran out of memory (CUDA kernels, cuDNN)."""
-    import torch
+    import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
     return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
@@ -196,7 +197,7 @@ class DiffusersProvider(Provider):
         CUDA, else MPS, else CPU) unless ``device`` is given; CUDA fp16 (bf16 for FLUX where
         the GPU supports it), MPS fp16, CPU float32, unless ``dtype`` is configured. The CPU
         fallback after an out-of-memory (``device="cpu"``) is always float32."""
-        import torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
         if device is None:
             device = self.config.device
@@ -251,7 +252,7 @@ class DiffusersProvider(Provider):
 
     def _load_vae(self, vae: str, dtype: dict[str, Any], hub: dict[str, Any]) -> Any:
         """The VAE at ``vae`` (a single file, a folder or a Hub id) in the given dtype."""
-        import diffusers
+        import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
 
         vae_path = self._resolve_path(vae)
         if vae_path.endswith(SINGLE_FILE_SUFFIXES):
@@ -261,7 +262,7 @@ class DiffusersProvider(Provider):
     def _scheduler(self, name: str, pipe: Any, model: str) -> Any:
         """The diffusers scheduler class ``name`` built from ``pipe``'s scheduler config
         (https://huggingface.co/docs/diffusers/api/schedulers/overview)."""
-        import diffusers
+        import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
 
         scheduler_cls = getattr(diffusers, name, None)
         if scheduler_cls is None:
@@ -269,7 +270,7 @@ class DiffusersProvider(Provider):
         return scheduler_cls.from_config(pipe.scheduler.config)
 
     def _load(self, model: str, spec: LocalModelConfig, device: str) -> Any:
-        import diffusers
+        import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
 
         family = spec.pipeline
         device, dtype = self.device_and_dtype(family, None if device == self._primary_device(family) else device)
@@ -313,12 +314,12 @@ class DiffusersProvider(Provider):
         ``compile`` configured and ``compile_denoiser`` (not for the CPU fallback):
         ``torch.compile`` of the UNet / transformer
         (https://huggingface.co/docs/diffusers/optimization/torch2.0)."""
-        import torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
         pipe = pipe.to(device)
         unet = getattr(pipe, "unet", None)
         if device == "cuda":
-            from diffusers.models.attention_processor import AttnProcessor2_0
+            from diffusers.models.attention_processor import AttnProcessor2_0  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
 
             if unet is not None and hasattr(unet, "set_attn_processor"):
                 unet.set_attn_processor(AttnProcessor2_0())  # torch SDPA (FLUX's processors use it already)
@@ -372,7 +373,7 @@ class DiffusersProvider(Provider):
         lowered after an out-of-memory, and on CUDA to what the free GPU memory holds at the
         bytes per pixel measured on this model's earlier calls (torch.cuda.mem_get_info plus
         the allocator's cached free blocks, 90 % of it)."""
-        import torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
         model = request.model or self.model
         limit = min(self.config.max_batch_size, self._batch_limits.get(model, self.config.max_batch_size))
@@ -472,7 +473,7 @@ class DiffusersProvider(Provider):
             return [error] * len(batch)
 
     def _release_cuda_memory(self) -> None:
-        import torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -488,7 +489,7 @@ class DiffusersProvider(Provider):
         TransientProviderError (another runtime error) and lets an out-of-memory
         RuntimeError (``is_out_of_memory``) through to the caller.
         """
-        import torch
+        import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
         first = batch[0]
         model = first.model or self.model
@@ -608,7 +609,7 @@ class DiffusersProvider(Provider):
         with self._lock:
             self._pipelines.clear()
         if "torch" in __import__("sys").modules:
-            import torch
+            import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -619,7 +620,7 @@ def _call_kwargs(steps: int, *, prompts: list[str], negatives: list[str], mapped
     """The keyword arguments of one pipeline call at ``steps`` steps: one seeded generator per
     image (https://huggingface.co/docs/diffusers/using-diffusers/reusing_seeds), the negative
     prompt and ``max_sequence_length`` only where the pipeline takes them (``parameters``)."""
-    import torch
+    import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
     kwargs: dict[str, Any] = {
         "prompt": prompts, "num_inference_steps": steps, "width": mapped.width, "height": mapped.height,
@@ -634,6 +635,5 @@ def _call_kwargs(steps: int, *, prompts: list[str], negatives: list[str], mapped
 
 
 def _call_parameters(pipe: Any) -> set[str]:
-    import inspect
 
     return set(inspect.signature(pipe.__call__).parameters)

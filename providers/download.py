@@ -35,6 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import InvalidOutputError, TransientProviderError, UnsafeURLError
 from providers.httperrors import raise_for_status, translate_httpx
+from io import BytesIO
+from pathlib import Path
+from PIL import Image, UnidentifiedImageError
+from domain.errors import RejectedProviderError
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
@@ -186,12 +190,8 @@ def load_reference(location: str, downloader: SafeDownloader | None = None) -> b
     downloader, or a local file (at most ``MAX_REFERENCE_BYTES``). Raises RejectedProviderError
     (provider ``reference``) for a missing file or bytes that are not a PNG / JPEG / WebP
     image; the downloader's errors for a URL."""
-    from io import BytesIO
-    from pathlib import Path
 
-    from PIL import Image, UnidentifiedImageError
 
-    from domain.errors import RejectedProviderError
 
     if "://" in location:
         data = (downloader or SafeDownloader(max_bytes=MAX_REFERENCE_BYTES)).fetch(location, provider="reference")

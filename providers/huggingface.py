@@ -26,6 +26,8 @@ from domain.errors import InvalidOutputError, ProviderError, RejectedProviderErr
 from providers.base import Provider, ProviderCheck, result_from_bytes
 from providers.httperrors import error_for_status, parse_retry_after
 from providers.spec import ModelSpec, PriceTable, ProviderConfig
+from providers.netguard import huggingface_guard
+from PIL import UnidentifiedImageError
 
 
 class HuggingFaceConfig(ProviderConfig):
@@ -78,9 +80,8 @@ class HuggingFaceProvider(Provider):
 
     def __init__(self, *, config: HuggingFaceConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
-        from huggingface_hub import InferenceClient
+        from huggingface_hub import InferenceClient  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
 
-        from providers.netguard import huggingface_guard  # the SDK session follows redirects: guard it
 
         huggingface_guard(self, config.endpoint_url, config.hub_url)
         self._client = InferenceClient(
@@ -120,8 +121,7 @@ class HuggingFaceProvider(Provider):
 
     def translate(self, exc: Exception, model: str) -> ProviderError:
         """The one place where huggingface_hub / httpx / Pillow exceptions become ProviderErrors."""
-        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
-        from PIL import UnidentifiedImageError
+        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
 
         if isinstance(exc, ProviderError):
             return exc
@@ -157,7 +157,7 @@ class HuggingFaceProvider(Provider):
         missing = self.missing_secrets()
         if missing:
             return ProviderCheck(False, f"missing {missing[0]} (or HF_TOKEN) in the environment or .env")
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
 
         try:
             info = HfApi(endpoint=self.config.hub_url, token=self.secret("token")).whoami()

@@ -32,6 +32,7 @@ import httpx
 
 from domain.errors import UnsafeURLError
 from providers.download import address_allowed
+import os
 
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -132,7 +133,7 @@ def guarded_client(guard: AddressGuard, **kwargs: Any) -> httpx.Client:
 def guarded_sdk_client(guard: AddressGuard, **kwargs: Any) -> Any:
     """An ``httpx2.Client`` (the client class of the openai and huggingface_hub SDKs) whose
     every request, redirect hops included, passes ``guard``."""
-    import httpx2
+    import httpx2  # noqa: PLC0415 - the SDK clients' HTTP library: loaded only with the openai or huggingface_hub SDK
 
     return httpx2.Client(transport=_guarded(httpx2)(guard), **kwargs)
 
@@ -166,15 +167,14 @@ def huggingface_guard(provider: Any, *urls: str | None) -> AddressGuard:
     process). ``urls`` (the provider's endpoint and Hub URLs) and ``HF_ENDPOINT`` are
     allowed origins; a provider configured with ``allow_private_addresses`` allows private
     addresses for that shared session (process-wide)."""
-    import os
 
     global _HF_GUARD
     with _HF_LOCK:
         if _HF_GUARD is None:
-            import huggingface_hub
+            import huggingface_hub  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
 
             try:
-                from huggingface_hub.utils._http import hf_request_event_hook
+                from huggingface_hub.utils._http import hf_request_event_hook  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
                 hooks: dict[str, list[Any]] = {"request": [hf_request_event_hook]}
             except ImportError:  # pragma: no cover - the hook moved: the session works without it
                 hooks = {}

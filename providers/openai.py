@@ -142,7 +142,7 @@ class OpenAIProvider(Provider):
 
     def __init__(self, *, config: OpenAIConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
-        from openai import OpenAI
+        from openai import OpenAI  # noqa: PLC0415 - the openai SDK: heavy import, only for that provider
 
         http_client = guarded_sdk_client(guard_for(self, config.base_url), timeout=config.timeout_s,
                                          follow_redirects=True)
@@ -211,7 +211,7 @@ class OpenAIProvider(Provider):
 
     def translate(self, exc: Exception, model: str) -> ProviderError:
         """The one place where ``openai`` exceptions become ProviderErrors."""
-        import openai
+        import openai  # noqa: PLC0415 - the openai SDK: heavy import, only for that provider
 
         if isinstance(exc, ProviderError):
             return exc

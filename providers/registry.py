@@ -31,6 +31,7 @@ from providers.download import DownloadConfig
 from providers.spec import ProviderConfig
 
 from providers.lifecycle import doctor_findings
+from providers.download import SafeDownloader
 
 if TYPE_CHECKING:  # pragma: no cover
     from providers.base import SecretSource
@@ -143,7 +144,6 @@ else:
 
 def build_providers(settings: Any, secrets: SecretSource) -> list[Provider]:
     """Instances of the enabled providers of ``settings.chain``, in chain order."""
-    from providers.download import SafeDownloader
 
     downloader = SafeDownloader.from_config(settings.providers.download)
     providers = []

@@ -38,6 +38,8 @@ from config.secrets import Secrets
 from providers.download import SafeDownloader, masked_url
 from storage.db import Database, DeliveryRecord, ImageRecord
 from storage.objects import ObjectStore
+from storage.crypto import is_encrypted
+from reporting.alerts import send_apprise
 
 SIGNATURE_HEADER = "X-Content-Pipeline-Signature"
 EVENT = "image.published"
@@ -90,7 +92,6 @@ def webhook_payload(row: ImageRecord, files: Sequence[Any], store: ObjectStore, 
 
 def _private(row: ImageRecord) -> bool:
     """The prompt stays in: a private prompt (``embed_prompt: false``) or one still encrypted."""
-    from storage.crypto import is_encrypted
 
     return bool(getattr(row, "prompt_private", False)) or is_encrypted(row.prompt)
 
@@ -174,7 +175,6 @@ def announce(db: Database, store: ObjectStore, secrets: Secrets, rows: Sequence[
              link_expires_s: int = 604800) -> DeliveryRecord | None:
     """One Apprise notification for ``rows``: the count, then a line and a link per image.
     None (and only a log line) when no ``PUBLISH_APPRISE_URLS`` is configured or nothing was published."""
-    from reporting.alerts import send_apprise
 
     urls = secrets.publish_apprise_url_list()
     if not rows:

@@ -69,8 +69,8 @@ def reserve(ledger: ImageLedger, settings: Any, category: str, for_date: date, *
 def request_generation(template: str, category: str, for_date: date) -> str:
     """Start the ``generate/adhoc`` deployment for one image of ``template``; the flow run id.
     The batch name makes repeated requests for the same category and date one request."""
-    from prefect.client.schemas.objects import FlowRun
-    from prefect.deployments import run_deployment
+    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+    from prefect.deployments import run_deployment  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     run = run_deployment("generate/adhoc", parameters={"template": template, "count": 1,
                                                         "batch": f"on-demand-{category}-{for_date.isoformat()}"},

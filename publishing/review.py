@@ -43,6 +43,9 @@ from storage.db import Database, ImageRecord
 from storage.ledger import ImageLedger
 from storage.versions import plan_version
 from storage.objects import ObjectStore
+from PIL import Image
+from storage.crypto import is_encrypted
+from sqlmodel import select
 
 S = ImageStatus
 Decision = Literal["wait", "approve", "reject", "regenerate"]
@@ -62,7 +65,7 @@ def review_form(rows: Sequence[ImageRecord]) -> type[Any]:
     """The RunInput model of one review round: ``reviewer``, a general ``note``, and per image
     a decision (``wait`` = no decision yet) and a note. Unknown keys are ignored, so the
     input of a round loads again after some images were decided from the CLI."""
-    from prefect.input import RunInput
+    from prefect.input import RunInput  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     fields: dict[str, Any] = {
         "reviewer": (str, Field(min_length=1, max_length=120, title="Reviewer",
@@ -83,7 +86,6 @@ def review_form(rows: Sequence[ImageRecord]) -> type[Any]:
 def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: int = 160) -> str | None:
     """A ``data:image/jpeg;base64,...`` thumbnail (``side`` pixels) of row's smallest stored
     rendition: the UI shows it whatever the store (a ``file://`` link would be blocked)."""
-    from PIL import Image
 
     assert row.id is not None
     files = ledger.db.renditions(row.id)
@@ -104,7 +106,6 @@ def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: 
 def shown_prompt(row: ImageRecord) -> str:
     """The prompt as the review form may show it: a private prompt (``embed_prompt: false``)
     never leaves the metrics database (the form is stored by the Prefect server)."""
-    from storage.crypto import is_encrypted
 
     if getattr(row, "prompt_private", False):
         return "(private prompt: content-pipeline review list shows it)"
@@ -131,7 +132,7 @@ def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageReco
 
 def _in_deployment() -> bool:
     try:
-        from prefect.runtime import deployment, flow_run
+        from prefect.runtime import deployment, flow_run  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
         return bool(flow_run.id and deployment.id)
     except Exception:
@@ -242,7 +243,6 @@ def publish_or_review(publisher: Publisher, pks: Sequence[int], run_key: str | N
 
 def _with_versions(ledger: ImageLedger, pks: list[int]) -> list[int]:
     """``pks`` and every later version made from them (the ``previous_pk`` chain), in order."""
-    from sqlmodel import select
 
     known = list(pks)
     frontier = list(pks)
@@ -256,7 +256,7 @@ def _with_versions(ledger: ImageLedger, pks: list[int]) -> list[int]:
 
 
 def _suspend_for(publisher: Publisher, waiting: Sequence[ImageRecord], round_no: int, timeout_s: int) -> Any:
-    from prefect.flow_runs import suspend_flow_run
+    from prefect.flow_runs import suspend_flow_run  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     form = review_form(waiting)
     description = review_description(publisher.ledger, publisher.store, waiting, round_no)

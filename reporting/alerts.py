@@ -58,7 +58,7 @@ class Alert:
 
 def send_apprise(urls: list[str], title: str, body: str, attachments: Sequence[Path] = ()) -> bool:
     """Deliver through every Apprise URL (with ``attachments``, files); True when at least one accepted it."""
-    import apprise
+    import apprise  # noqa: PLC0415 - Apprise loads every plugin: only when a message is sent
 
     if not urls:
         return False

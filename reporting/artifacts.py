@@ -35,6 +35,10 @@ from uuid import UUID
 from domain.errors import StorageError
 from domain.log import get_logger, image_line
 from reporting.summary import ImageSummary, outcome_of, outcome_words, summary_words
+from PIL import Image
+from sqlmodel import select
+from storage.db import ImageRecord, RenditionRecord
+import httpx
 
 #: Largest side (pixels) of an inlined thumbnail.
 THUMB_SIDE = 192
@@ -53,7 +57,7 @@ def summary_rows(images: Iterable[Any]) -> list[dict[str, Any]]:
 
 def publish_summary(flow_name: str, images: Sequence[Any]) -> None:
     """The ``<flow>-run-summary`` table artifact, described in words (``summary_words``)."""
-    from prefect.artifacts import create_table_artifact
+    from prefect.artifacts import create_table_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     create_table_artifact(key=f"{flow_name}-run-summary", table=summary_rows(images),
                           description=f"{flow_name}: {summary_words(images)}")
@@ -63,7 +67,6 @@ def thumbnail_data_uri(data: bytes, side: int = THUMB_SIDE, max_bytes: int = THU
     """``data`` (any image Pillow opens) as a ``data:image/jpeg;base64,...`` URI at most
     ``side`` pixels and ``max_bytes`` bytes (lower JPEG quality, then a smaller side,
     until it fits); None when the bytes do not decode."""
-    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as opened:
@@ -84,9 +87,7 @@ def thumbnail_data_uri(data: bytes, side: int = THUMB_SIDE, max_bytes: int = THU
 
 
 def _renditions_of(db: Any, image_id: str) -> list[Any]:
-    from sqlmodel import select
 
-    from storage.db import ImageRecord, RenditionRecord
 
     with db.session() as session:
         row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
@@ -147,7 +148,7 @@ def gallery_markdown(flow_name: str, images: Sequence[Any], store: Any, db: Any)
 
 def publish_gallery(flow_name: str, images: Sequence[Any], store: Any, db: Any) -> None:
     """Publish ``gallery_markdown`` as the ``<flow>-gallery`` markdown artifact."""
-    from prefect.artifacts import create_markdown_artifact
+    from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     create_markdown_artifact(markdown=gallery_markdown(flow_name, images, store, db), key=f"{flow_name}-gallery",
                              description=f"{flow_name}: thumbnails of the {len(images)} images")
@@ -157,8 +158,7 @@ def _api_errors() -> tuple[type[Exception], ...]:
     """The errors of a Prefect API call: the client's ``PrefectException`` (e.g.
     ``ObjectNotFound`` on a 404) and httpx's transport and status errors
     (https://docs.prefect.io/v3/api-ref/python/prefect-exceptions)."""
-    import httpx
-    from prefect.exceptions import PrefectException
+    from prefect.exceptions import PrefectException  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     return (PrefectException, httpx.HTTPError)
 
@@ -175,7 +175,7 @@ class ProgressReporter:
     """
 
     def __init__(self, flow_name: str, total: int, *, interval_s: float = 1.0) -> None:
-        from prefect.artifacts import create_progress_artifact
+        from prefect.artifacts import create_progress_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
         self.total = total
         self.finished = 0
@@ -202,7 +202,7 @@ class ProgressReporter:
 
     def image_finished(self, image: ImageSummary) -> float:
         """Count ``image``; return the new progress in percent (0..100)."""
-        from prefect.artifacts import update_progress_artifact
+        from prefect.artifacts import update_progress_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
         self.finished += 1
         self.counts[outcome_of(image)] = self.counts.get(outcome_of(image), 0) + 1
@@ -223,7 +223,7 @@ class ProgressReporter:
 
 def publish_report_artifacts(summary: dict[str, Any], rows: list[dict[str, str]]) -> None:
     """The report's table, charts and contact-sheet link as artifacts of the current run."""
-    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     words = (f"{summary['since']} to {summary['last_day']} (UTC): {summary['images']} images, "
              f"USD {summary['cost_usd']:.2f}")

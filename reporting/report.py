@@ -32,6 +32,9 @@ from sqlmodel import col, select
 from domain.errors import StorageError
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord
 from storage.objects import LocalStore, ObjectStore
+import numpy as np
+from PIL import Image
+from storage.crypto import is_encrypted
 
 
 #: The report's columns, in order.
@@ -111,7 +114,6 @@ class Report:
 
 def percentile(values: list[float], q: float) -> float | None:
     """The ``q``-th percentile (0..100, linear interpolation, numpy's default method)."""
-    import numpy as np
 
     return float(np.percentile(values, q)) if values else None
 
@@ -185,10 +187,10 @@ def write_charts(report: Report, out_dir: Path, daily_cap_usd: float | None = No
 
     The cost chart draws ``daily_cap_usd`` (the global daily budget, USD) as a dashed line
     and its axis starts at 0 (a period where every cost is 0 gets the axis 0..1 or 0..cap)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib: heavy, only for report charts
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib: heavy, only for report charts
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -254,7 +256,7 @@ def cost_axis(day_totals: list[float], daily_cap_usd: float | None) -> tuple[flo
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib: heavy, only for report charts
 
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -264,7 +266,6 @@ def _save(fig: Any, path: Path) -> Path:
 # -- contact sheet ------------------------------------------------------------------------------
 def _thumbnail(db: Database, store: ObjectStore, image: ImageRecord, side: int = 256) -> str | None:
     """A JPEG data URI of ``image`` at most ``side`` pixels, or None when the store cannot give it."""
-    from PIL import Image
 
     with db.session() as session:
         renditions = list(session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == image.id)))
@@ -328,7 +329,6 @@ td:first-child, td:nth-child(2) {{ text-align: left; }}
 def _shown_prompt(image: Any) -> str:
     """The prompt a contact sheet shows: none for a private one (``embed_prompt: false``) or
     one still encrypted at rest."""
-    from storage.crypto import is_encrypted
 
     if getattr(image, "prompt_private", False) or is_encrypted(image.prompt):
         return ""

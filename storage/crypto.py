@@ -22,6 +22,9 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel.sql.sqltypes import AutoString
 
 from domain.errors import ConfigError
+from dotenv import dotenv_values
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import InvalidToken
 
 PREFIX = "fernet:"
 KEY_ENV = "PROMPT_ENCRYPTION_KEY"
@@ -35,7 +38,6 @@ def is_encrypted(value: str | None) -> bool:
 
 def _environment_key() -> str:
     """``PROMPT_ENCRYPTION_KEY`` from the environment, else from ``.env`` in the working directory."""
-    from dotenv import dotenv_values  # python-dotenv, read only when no key source was set
 
     value = os.environ.get(KEY_ENV) or (dotenv_values(".env").get(KEY_ENV) if os.path.isfile(".env") else None)
     return (value or "").strip()
@@ -60,7 +62,6 @@ def cipher() -> Any:
     """The MultiFernet of ``PROMPT_ENCRYPTION_KEY``, or None when it is not set (or empty).
 
     Raises ConfigError when a key is not a valid Fernet key."""
-    from cryptography.fernet import Fernet, MultiFernet
 
     text = _key_text()
     if not text:
@@ -87,7 +88,6 @@ def encrypt(value: str) -> str:
 def decrypt(value: str) -> str:
     """The clear text of a stored value; the stored text itself without a key (or when no
     configured key opens it)."""
-    from cryptography.fernet import InvalidToken
 
     current = cipher()
     if current is None or not is_encrypted(value):

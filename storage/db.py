@@ -33,6 +33,8 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from domain.model import Attempt, ImageStatus
 from domain.errors import DatabaseUnavailableError
 from storage.crypto import EncryptedText
+from storage.migrate import upgrade
+from storage.migrate import head_revisions
 
 
 def utcnow() -> datetime:
@@ -294,7 +296,6 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
             self.write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         if migrate:
-            from storage.migrate import upgrade
 
             upgrade(self)
 
@@ -413,7 +414,6 @@ def _probe_write_lock(path: str, seconds: float) -> None:
             if "no such table" not in str(exc):
                 raise
             revisions = set()
-        from storage.migrate import head_revisions
 
         if revisions != head_revisions():
             return  # a new or older schema: another run may be migrating it, and writers wait for that

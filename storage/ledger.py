@@ -42,6 +42,7 @@ from sqlmodel import Session, col, select
 
 from domain.model import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest
 from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, utcnow
+from sqlalchemy import func
 
 S = ImageStatus
 
@@ -231,7 +232,6 @@ class ImageLedger:
     def finished_count(self, key_prefix: str) -> int:
         """How many slots whose idempotency key starts with ``key_prefix`` are finished for
         now (ImageStatus.terminal): one COUNT query (the CLI's progress bar)."""
-        from sqlalchemy import func
 
         finished = [s.value for s in S if s.terminal]
         with self.db.session() as session:

@@ -246,8 +246,8 @@ class S3Store(ObjectStore):
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            import boto3  # noqa: PLC0415 - boto3: heavy, only for an s3:// store
+            from botocore.config import Config  # noqa: PLC0415 - botocore: heavy, only for an s3:// store
 
             o = self.options
             config = Config(
@@ -270,7 +270,7 @@ class S3Store(ObjectStore):
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - botocore: heavy, only for an s3:// store
 
         try:
             return fn(**kwargs)
@@ -281,7 +281,7 @@ class S3Store(ObjectStore):
             raise StorageError(f"cannot {what} {self._where(key)}: {exc}") from exc
 
     def head(self, key: str) -> StoredObject | None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - botocore: heavy, only for an s3:// store
 
         try:
             answer = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
@@ -298,7 +298,7 @@ class S3Store(ObjectStore):
                             answer.get("ContentType", "application/octet-stream"), metadata)
 
     def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str] | None = None) -> StoredObject:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore: heavy, only for an s3:// store
 
         checksum = sha256_hex(data)
         current = self.head(key)

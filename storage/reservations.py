@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from domain.model import ImageStatus
 from storage.db import Database, ImageRecord, ReservationRecord, utcnow
+from sqlalchemy.exc import IntegrityError
 
 
 def reserve_image(db: Database, category: str, for_date: date, *, channel: str | None = None,
@@ -20,7 +21,6 @@ def reserve_image(db: Database, category: str, for_date: date, *, channel: str |
     One transaction: on PostgreSQL the candidate row is taken ``FOR UPDATE SKIP LOCKED``
     (a concurrent caller moves on to the next image), on SQLite the write lock is taken
     first (``BEGIN IMMEDIATE``); the unique ``active_image_pk`` is the last guard."""
-    from sqlalchemy.exc import IntegrityError
 
     for _ in range(5):
         with db.write_session() as session:

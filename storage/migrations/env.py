@@ -12,6 +12,8 @@ from sqlmodel import SQLModel
 
 import storage.db  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.migrate import ADVISORY_LOCK_KEY
+from storage.db import Database
+from config.settings import get_settings
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -33,11 +35,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from storage.db import Database
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from config.settings import get_settings
 
         url = get_settings().database_url
     db = Database(str(url), migrate=False)

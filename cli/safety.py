@@ -41,7 +41,7 @@ def policy_check(
     text: Annotated[str, typer.Argument(help="The whole prompt to check ('-' reads it from standard input).")],
 ) -> None:
     """Print the content policy's verdict for TEXT and the rule that refused it (exit 1 when refused)."""
-    from policy import evaluate  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from policy.engine import evaluate  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from domain.yamlio import shorten  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     if text == "-":

@@ -12,7 +12,7 @@ lists the categories the second layer uses):
 * a reference image (img2img): a sexual term in the instruction ("the same woman with her
   clothes removed") is intimate imagery of the real person in the photo, refused.
 
-Layer 1 is the word lists (``policy.evaluate``); layer 2, when ``policy.rules.moderation``
+Layer 1 is the word lists (``policy.engine.evaluate``); layer 2, when ``policy.rules.moderation``
 is enabled, OpenAI's moderation endpoint (``policy.moderation``), given the same positive
 text and the reference image. The ``Decision`` records which layer refused, and a layer that
 could not answer (refused when ``fail_closed``, else allowed with a note).
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from policy import evaluate
+from policy.engine import evaluate
 from policy.config import DEFAULT_RULES, ModerationConfig, PolicyRules
 from policy.moderation import ModerationUnavailable, OpenAIModeration
 from policy.normalise import fold, plain

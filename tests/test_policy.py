@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from domain.errors import ContentPolicyError
-from policy import check_prompt, evaluate, views
+from policy.engine import check_prompt, evaluate, views
 from tests.data.policy_prompts import ALLOWED_EN, ALLOWED_FR, REFUSED_EN, REFUSED_FR
 from tests.servers import A1111Server
 from tests.rows import flow_summary

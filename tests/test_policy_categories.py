@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from policy import RULES, PolicyRules, evaluate
+from policy.engine import RULES, PolicyRules, evaluate
 from policy.gate import Decision, RequestParts, judge
 from policy.gate import negative_implies, split_name
 from policy.moderation import OpenAIModeration

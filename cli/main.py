@@ -396,9 +396,9 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
 def _start_servers() -> None:
     """Once the arguments, configuration and templates are good: start the planned
     background server (``_plan_background_server``), else the temporary one early."""
-    if _background_server is not None and _background_server.process is None:
-        _background_server.start()
-        console.print(f"started a Prefect server in the background at {_local_server()} for this and later runs "
+    if _background_server is not None and not _background_server.started:
+        verb = "started" if _background_server.start() else "waiting for"
+        console.print(f"{verb} a Prefect server in the background at {_local_server()} for this and later runs "
                       f"(UI there; log and PID in {_background_server.log.parent}; `content-pipeline server stop` "
                       "stops it; CONTENT_PIPELINE_REUSE_SERVER=0 never starts one)", highlight=False)
     elif not os.environ.get("PREFECT_API_URL"):

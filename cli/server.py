@@ -82,11 +82,18 @@ class BackgroundServer:
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.started = False
 
-    def start(self) -> None:
-        """Start ``prefect server start`` detached (its own session: it outlives this process)."""
-        parts = urlsplit(self.base_url)
+    def start(self) -> bool:
+        """Start ``prefect server start`` detached (its own session: it outlives this
+        process) and return True; False when the PID file names a server still starting
+        (another run's), which ``wait()`` then waits for."""
+        self.started = True
         folder = self.log.parent
+        url = folder / "server.url"
+        if _recorded_pid() is not None and url.exists() and url.read_text(encoding="utf-8").strip() == self.base_url:
+            return False
+        parts = urlsplit(self.base_url)
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", parts.hostname or "127.0.0.1",
                    "--port", str(parts.port or 4200), "--no-background"]
         with self.log.open("ab") as log:
@@ -94,6 +101,12 @@ class BackgroundServer:
                                             env=_server_env(), cwd=folder, start_new_session=True)
         (folder / "server.pid").write_text(f"{self.process.pid}\n", encoding="utf-8")
         (folder / "server.url").write_text(f"{self.base_url}\n", encoding="utf-8")
+        return True
+
+    def _exited(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is not None
+        return _recorded_pid() is None
 
     def wait(self) -> None:
         """Block until the server answers; ContentPipelineError when it exits or times out."""
@@ -102,11 +115,11 @@ class BackgroundServer:
         while time.monotonic() < deadline:
             if _healthy(self.api):
                 return
-            if self.process is None or self.process.poll() is not None:
+            if self._exited():
                 if _healthy(self.api):  # another run's server won the port meanwhile
                     return
                 raise ContentPipelineError(
-                    f"the background Prefect server exited with {self.process and self.process.returncode} (log: {self.log}); "
+                    f"the background Prefect server exited (log: {self.log}); "
                     "CONTENT_PIPELINE_REUSE_SERVER=0 runs on a temporary server instead")
             time.sleep(0.25)
         raise ContentPipelineError(f"the background Prefect server did not answer within {limit:.0f} s "
@@ -130,6 +143,15 @@ def _is_prefect_server(pid: int) -> bool:
         return True
     words = cmdline.read_bytes().split(b"\0")
     return b"prefect" in b" ".join(words) and b"server" in words and b"start" in words
+
+
+def _recorded_pid() -> int | None:
+    """The PID in ``server.pid`` when it names a running ``prefect server start``, else None."""
+    try:
+        pid = int((state_dir() / "server.pid").read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_prefect_server(pid) else None
 
 
 def stop_server(timeout_s: float = 30.0) -> str:

@@ -64,4 +64,5 @@ serve: $(STAMP)
 	$(VENV)/bin/content-pipeline serve
 
 clean:
+	-[ -x $(VENV)/bin/content-pipeline ] && $(VENV)/bin/content-pipeline server stop
 	rm -rf $(VENV) output .prefect *.egg-info

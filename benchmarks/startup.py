@@ -5,20 +5,22 @@
 Runs ``content-pipeline run daily --date 2026-11-21`` (the offline defaults: 8
 placeholder images) ``--runs`` times in a fresh folder, each a new process, in two ways:
 
-* ``temporary server``: no PREFECT_API_URL, so Prefect starts its temporary server for
-  the run and stops it at exit (the PREFECT_HOME is warmed first by one untimed run:
-  its database exists and is migrated);
-* ``running server``: a ``prefect server start`` already running (on 127.0.0.1:4200
-  when that port is free, which the CLI detects by itself; else on a free port named by
-  PREFECT_API_URL). The server's own start (once, not per run) is printed apart; a third
-  row repeats it with post-processing in threads instead of the default process pool
-  (``processing.executor``), whose spawned workers are part of the process tree.
+* ``temporary server`` (before issue 21; ``CONTENT_PIPELINE_REUSE_SERVER=0``): Prefect
+  starts its temporary server for the run and stops it at exit (the PREFECT_HOME is
+  warmed first by one untimed run: its database exists and is migrated);
+* ``background server`` (the default since issue 21): the first run finds no server,
+  starts ``prefect server start`` detached (cli/server.py) and waits for it; later runs
+  reuse it. Timed: the first run on a fresh PREFECT_HOME (migrations), then, after
+  ``content-pipeline server stop``, the first run on that warm PREFECT_HOME (what a fresh
+  shell with nothing running pays once), then ``--runs`` runs reusing the server, then
+  ``server stop``. The server listens on a free port named by
+  CONTENT_PIPELINE_LOCAL_SERVER (this machine is shared: 4200 may be someone else's).
 
 Each run is timed from outside, without instrumenting the CLI: ``start-up`` from the
 process start to the first image row in the run's SQLite database (the flow's first
 task), ``flow`` from there to the summary table on stdout, ``shutdown`` from the table to
 the process exit. ``peak MiB`` is the peak resident memory of the run's process tree
-(the CLI and, for the temporary server, the server process), sampled every 50 ms with
+(the CLI and, for the temporary server or a first run, the server process), sampled every 50 ms with
 psutil. A second table breaks the start-up down: interpreter + imports of the CLI and
 flows, importing Prefect's server module (which the client does to start a temporary
 server), and starting / stopping a temporary server alone. Min and median of ``--runs``.
@@ -59,7 +61,7 @@ class Timing:
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CONTENT_PIPELINE_"))}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONPATH=str(ROOT),
-               PYTHONUNBUFFERED="1", COLUMNS="160")
+               PYTHONUNBUFFERED="1", COLUMNS="160", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")
     env.update(extra)
     return env
 
@@ -123,7 +125,7 @@ def timed_run(workdir: Path, env: dict[str, str]) -> Timing:
     placeholders_only = process.returncode == 1 and any("not done as real content" in line for line in lines)
     if (process.returncode != 0 and not placeholders_only) or "row" not in marks or "table" not in marks:
         raise SystemExit(f"run failed (exit {process.returncode}):\n{''.join(lines)[-3000:]}")
-    notes = [line.strip() for line in lines if line.startswith("using the Prefect server")]
+    notes = [line.strip() for line in lines if line.startswith(("using the Prefect server", "started a Prefect"))]
     return Timing(marks["row"] - started, marks["table"] - marks["row"], ended - marks["table"], ended - started,
                   peak / 2**20, notes)
 
@@ -163,41 +165,40 @@ def breakdown(home: Path, runs: int) -> list[tuple[str, list[float]]]:
     return list(results.items())
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, float]:
-    """``prefect server start`` (4200 when free); returns the process, its API URL, start seconds."""
-    import httpx
+def _cli(args: list[str], workdir: Path, env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=workdir, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
 
-    port = 4200 if _port_free(4200) else _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    started = time.monotonic()
-    process = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                               env=_env(home, PREFECT_SERVER_LOGGING_LEVEL="WARNING"), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    while time.monotonic() - started < 300:
-        with contextlib.suppress(httpx.HTTPError):  # not listening yet
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return process, api, time.monotonic() - started
-        if process.poll() is not None:
-            raise SystemExit(f"prefect server start exited with {process.returncode}")
-        time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("prefect server start: not healthy after 300 s")
+
+def _server_rss(home: Path) -> float:
+    """MiB resident of the background server (its PID file under ``home``) and its children."""
+    import psutil
+
+    pid = int((home / "content-pipeline-server" / "server.pid").read_text())
+    return _tree_rss(psutil.Process(pid)) / 2**20
+
+
+def background_path(base: Path, runs: int, paths: dict[str, list[Timing]], notes: list[str]) -> None:
+    """The default path: first runs that start the background server, then runs reusing it."""
+    home = base / "prefect-background"
+    workdir = base / "background"
+    workdir.mkdir(parents=True)
+    env = _env(home, CONTENT_PIPELINE_REUSE_SERVER="1", CONTENT_PIPELINE_LOCAL_SERVER=f"http://127.0.0.1:{_free_port()}")
+    try:
+        paths["background server: first run, fresh PREFECT_HOME"] = [timed_run(workdir, env)]
+        notes.append(_cli(["server", "stop"], workdir, env))
+        paths["background server: first run, warm PREFECT_HOME"] = [timed_run(workdir, env)]
+        paths["background server: reused"] = [timed_run(workdir, env) for _ in range(runs)]
+        notes += sorted({n for timings in paths.values() for t in timings for n in t.notes})
+        notes.append(f"the background server's own memory (outside a reusing run's tree): {_server_rss(home):.0f} MiB")
+    finally:
+        notes.append(_cli(["server", "stop"], workdir, env))
 
 
 def _stats(values: list[float], unit: str = "{:.2f}") -> tuple[str, str]:
@@ -208,12 +209,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-server", action="store_true", help="only the temporary-server path")
+    parser.add_argument("--skip-breakdown", action="store_true", help="no start-up breakdown table")
     args = parser.parse_args()
 
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=150)
+    started_load = os.getloadavg()[0]
     base = Path(tempfile.mkdtemp(prefix="cp-startup-"))
     paths: dict[str, list[Timing]] = {}
     notes: list[str] = []
@@ -228,28 +231,12 @@ def main() -> None:
     paths["temporary server"] = [timed_run(workdir, env) for _ in range(args.runs)]
 
     if not args.skip_server:
-        home = base / "prefect-server"
-        workdir = base / "server"
-        workdir.mkdir(parents=True)
-        process, api, seconds = start_server(home)
-        notes.append(f"prefect server start (once, then left running): healthy after {seconds:.1f} s")
-        try:
-            extra = {} if api == "http://127.0.0.1:4200/api" else {"PREFECT_API_URL": api}
-            env = _env(home, **extra)
-            timed_run(workdir, env)  # the server's first flow run registers the flow
-            paths["running server"] = [timed_run(workdir, env) for _ in range(args.runs)]
-            threads = {**env, "CONTENT_PIPELINE_PROCESSING__EXECUTOR": "threads"}
-            paths["running server, post-processing in threads"] = [timed_run(workdir, threads)
-                                                                  for _ in range(args.runs)]
-            notes += sorted({n for t in paths["running server"] for n in t.notes})
-            server_rss = _tree_rss(__import__("psutil").Process(process.pid)) / 2**20
-            notes.append(f"the running server's own memory (not in the run's tree): {server_rss:.0f} MiB")
-        finally:
-            os.killpg(process.pid, 15)
-            process.wait(30)
+        background_path(base, args.runs, paths, notes)
 
+    load = os.getloadavg()
     table = Table(title=f"content-pipeline run daily (8 placeholder images), {args.runs} runs: min / median "
-                        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+                        f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on "
+                        f"{os.cpu_count()} CPUs, {started_load:.1f} at the start)")
     for column in ("path", "start-up s", "flow s", "shutdown s", "wall s", "peak MiB (process tree)"):
         table.add_column(column, justify="left" if column == "path" else "right")
     for name, timings in paths.items():
@@ -257,7 +244,10 @@ def main() -> None:
         cells.append(_stats([t.peak_mib for t in timings], "{:.0f}"))
         table.add_row(name, *(f"{lo} / {mid}" for lo, mid in cells))
     console.print(table)
-
+    for note in notes:
+        console.print(f"- {note}", highlight=False)
+    if args.skip_breakdown:
+        return
     parts = Table(title="where the start-up goes (separate processes, min / median)")
     parts.add_column("step")
     parts.add_column("seconds", justify="right")
@@ -265,8 +255,6 @@ def main() -> None:
         lo, mid = _stats(values)
         parts.add_row(name, f"{lo} / {mid}")
     console.print(parts)
-    for note in notes:
-        console.print(f"- {note}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
     content-pipeline templates validate
     content-pipeline serve
     content-pipeline trigger serve [--port N] [--host ADDR]                (cli/trigger.py)
+    content-pipeline server stop
     content-pipeline doctor
     content-pipeline providers list [--all] | providers check [NAME ...]
     content-pipeline models pull civitai:<model-version-id>
@@ -51,6 +52,7 @@ from domain.model import ImageFormat, Quality
 from domain.errors import ConfigError, ContentPipelineError, TemplateError
 from providers.registry import PROVIDERS
 from cli.prefect_settings import check_prefect_settings
+from cli.server import BackgroundServer, profile_api_url, stop_server
 from cli.common import console, err, error_line, fail, load_settings, one_line, prefect_defaults, warning_line
 
 
@@ -190,6 +192,18 @@ def templates_validate() -> None:
                   f"({', '.join(library.categories)}) and the schedules are valid: {settings.templates_dir}")
 
 
+def _wait_for_server() -> None:
+    """Wait for the background or temporary server started by ``_start_servers``; one
+    line saying what to do when it did not start."""
+    try:
+        if _background_server is not None:
+            _background_server.wait()
+        if _early_server is not None:
+            _early_server.wait()
+    except Exception as exc:  # the server did not start
+        raise fail(exc, 1) from None
+
+
 def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> Any:
     """Run ``target()`` (a flow called with ``return_state=True``) in a thread while a
     progress bar counts finished rows of ``key_prefix``; print the run's table and return
@@ -208,11 +222,7 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
 
     thread = threading.Thread(target=worker, daemon=True)
     ledger = ImageLedger(get_runtime().db)
-    if _early_server is not None:
-        try:
-            _early_server.wait()
-        except Exception as exc:  # the temporary server did not start: one line, what to do
-            raise fail(exc, 1) from None
+    _wait_for_server()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
@@ -300,6 +310,26 @@ def _reuse_local_server() -> str | None:
     return api
 
 
+_background_server: Any = None
+
+
+def _plan_background_server() -> bool:
+    """No server to reuse, no PREFECT_API_URL (environment or profile), reuse not turned
+    off: plan ``prefect server start`` detached on ``_local_server()`` (cli/server.py),
+    point this process at it (before Prefect reads its settings) and return True.
+    ``_prepare`` starts it once the configuration and templates are good; the run waits
+    for it in ``_run_with_progress``."""
+    global _background_server
+
+    if os.environ.get("CONTENT_PIPELINE_REUSE_SERVER", "1") == "0" or os.environ.get("PREFECT_API_URL"):
+        return False
+    if profile_api_url():
+        return False
+    _background_server = BackgroundServer(_local_server())
+    os.environ["PREFECT_API_URL"] = _background_server.api
+    return True
+
+
 class _EarlyServer:
     """Prefect's temporary server, started in a background thread as soon as the CLI knows
     it needs one, so that its process boots (about 5-7 s of imports and database checks)
@@ -354,7 +384,7 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
         if reused:
             console.print(f"using the Prefect server already running at {_local_server()} (UI there; "
                           "CONTENT_PIPELINE_REUSE_SERVER=0 starts a temporary one instead)", highlight=False)
-        else:
+        elif not _plan_background_server():
             problem = _prefect_api_problem(required=False)
             if problem:
                 error_line(problem)
@@ -370,9 +400,21 @@ def _prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
         from storage.db import get_database  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
         get_database(settings.database_url)
-    if start_server and quiet_console and not os.environ.get("PREFECT_API_URL"):
-        _start_temporary_server_early()
+    if start_server and quiet_console:
+        _start_servers()
     return settings, library
+
+
+def _start_servers() -> None:
+    """Once the arguments, configuration and templates are good: start the planned
+    background server (``_plan_background_server``), else the temporary one early."""
+    if _background_server is not None and not _background_server.started:
+        verb = "started" if _background_server.start() else "waiting for"
+        console.print(f"{verb} a Prefect server in the background at {_local_server()} for this and later runs "
+                      f"(UI there; log and PID in {_background_server.log.parent}; `content-pipeline server stop` "
+                      "stops it; CONTENT_PIPELINE_REUSE_SERVER=0 never starts one)", highlight=False)
+    elif not os.environ.get("PREFECT_API_URL"):
+        _start_temporary_server_early()
 
 
 DateOption = Annotated[date | None, typer.Option("--date", help="Run date (YYYY-MM-DD); default today.", formats=["%Y-%m-%d"])]
@@ -427,8 +469,7 @@ def run_adhoc(
         library.get(template)
     except TemplateError as exc:
         raise fail(exc) from None
-    if not os.environ.get("PREFECT_API_URL"):
-        _start_temporary_server_early()
+    _start_servers()
     from flows.adhoc import generate  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from generation.plan import local_today  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
@@ -437,6 +478,17 @@ def run_adhoc(
     _run_with_progress(f"adhoc {template}", prefix, count,
                        lambda: generate(template=template, count=count, quality=quality, format=format, batch=batch,
                                         retry_failed=retry_failed, return_state=True))
+
+
+server_app = typer.Typer(help="The Prefect server a run starts in the background.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the Prefect server a run started in the background (its PID under
+    $PREFECT_HOME/content-pipeline-server); says so when none runs."""
+    console.print(stop_server(), highlight=False)
 
 
 @app.command("serve")

@@ -137,6 +137,48 @@ def test_a_run_reuses_a_server_already_running_and_says_so(make_config, tmp_path
     assert off.returncode == 1 and "already running" not in off.stdout, off.stdout + off.stderr
 
 
+def test_a_run_with_no_server_starts_one_in_the_background_and_server_stop_ends_it(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """No PREFECT_API_URL and nothing answering where ``prefect server start`` listens (a
+    free port here): the first run starts a detached Prefect server, says so on its first
+    line and records its PID under PREFECT_HOME; the next run reuses it; ``server stop``
+    ends it (and the finally block makes sure no server outlives the test)."""
+    import httpx
+
+    config = str(make_config())
+    base = f"http://127.0.0.1:{free_port()}"
+    env = dict(CONTENT_PIPELINE_CONFIG=config, CONTENT_PIPELINE_REUSE_SERVER="1", CONTENT_PIPELINE_LOCAL_SERVER=base,
+               PREFECT_HOME=str(tmp_path / "home"), COLUMNS="400")
+    pid_file = tmp_path / "home" / "content-pipeline-server" / "server.pid"
+    try:
+        first = _cli(["run", "adhoc", "sneaker"], tmp_path, **env)
+        assert first.returncode == 1, first.stdout + first.stderr  # offline: a placeholder
+        assert first.stdout.splitlines()[0].startswith(f"started a Prefect server in the background at {base}")
+        pid = int(pid_file.read_text())
+        assert httpx.get(f"{base}/api/health", timeout=5).status_code == 200
+        second = _cli(["run", "adhoc", "sneaker"], tmp_path, **env)
+        assert second.stdout.splitlines()[0].startswith(f"using the Prefect server already running at {base}")
+        assert int(pid_file.read_text()) == pid  # not started twice
+    finally:
+        stopped = _cli(["server", "stop"], tmp_path, **env)
+    assert stopped.returncode == 0 and f"stopped the background Prefect server (PID {pid})" in stopped.stdout
+    assert not pid_file.exists()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/api/health", timeout=2)
+    again = _cli(["server", "stop"], tmp_path, **env)
+    assert "no background Prefect server recorded in" in again.stdout
+
+
+def test_reuse_off_starts_no_background_server(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CONTENT_PIPELINE_REUSE_SERVER=0 (the test suite's default): a run uses the
+    temporary server and leaves no background server (no PID file) behind."""
+    config = str(make_config())
+    result = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
+                  PREFECT_HOME=str(tmp_path / "home"), COLUMNS="400")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "background" not in result.stdout
+    assert not (tmp_path / "home" / "content-pipeline-server").exists()
+
+
 def test_template_typo_suggests_the_closest_names(make_config) -> None:  # type: ignore[no-untyped-def]
     make_config()
     result = runner.invoke(app, ["run", "adhoc", "pasta-dsh"])

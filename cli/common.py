@@ -100,3 +100,36 @@ def load_settings() -> Any:
         return settings
     except ConfigError as exc:
         raise fail(exc) from None
+
+
+def prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
+    """None when flows can reach a Prefect API, else one line saying what to do.
+
+    With ``PREFECT_API_URL`` set (environment or Prefect profile), its ``/health`` must
+    answer 200. Without it, flows start a temporary server: fine for ``run``, not for
+    ``serve`` (``required``), whose schedules need a server that stays up.
+    """
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
+
+    api = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if not api:
+        if required:
+            return ("serve needs a Prefect server that stays up (schedules, the UI): start one with "
+                    "`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        return None
+    try:
+        response = httpx.get(f"{api.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it with "
+                "`prefect server start`" + ("" if required else ", or unset PREFECT_API_URL to run on a temporary server"))
+    if response.status_code != 200:
+        return (f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API "
+                "(it ends in /api)")
+    from cli.doctor import auth_problem  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+
+    return auth_problem(api, timeout_s)
+
+
+#: How long (seconds) the command line waits for a database another program holds
+#: (SQLite's write lock, a server's connect) before saying so; flows keep SQLite's 30 s.
+FAIL_FAST_S = 2.0

@@ -1,6 +1,6 @@
 # make run  - create .venv, install, run today's daily batch on the offline defaults
 # make test - create .venv, install, run the test suite
-# make lint - ruff and mypy, as configured in pyproject.toml
+# make lint - ruff (rules, McCabe <= 10, format), mypy, import-linter layers, no cycles (pyproject.toml)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -56,6 +56,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python .ci/check_cycles.py

@@ -93,8 +93,7 @@ def main() -> int:
     config = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["importlinter"]
     packages = list(config["root_packages"])
     graph = grimp.build_graph(*packages)
-    edges = {m: {i for i in graph.find_modules_directly_imported_by(m) if i.split(".")[0] in packages}
-             for m in graph.modules}
+    edges = {m: {i for i in graph.find_modules_directly_imported_by(m) if i.split(".")[0] in packages} for m in graph.modules}
     cycles = strongly_connected(edges)
     for cycle in cycles:
         print(f"error: import cycle between {', '.join(cycle)}", file=sys.stderr)

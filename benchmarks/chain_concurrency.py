@@ -46,8 +46,7 @@ from tests.providers.servers import A1111Server, photo  # noqa: E402
 
 
 def make_chain(url: str, concurrency: int) -> ProviderChain:
-    provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=url, timeout_s=30),
-                                     secrets=Secrets(_env_file=None))
+    provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=url, timeout_s=30), secrets=Secrets(_env_file=None))
     return ProviderChain([provider], retry=RetryConfig(max_retries=0))
 
 
@@ -128,8 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     ideal = math.ceil(args.images / args.concurrency) * args.delay
     table = Table(title=f"{args.images} images, concurrency {args.concurrency}, provider answers after {args.delay:g} s")
-    for column in ("path", "images ok", "best wall s", "median wall s", "ideal s", "best ratio", "median ratio",
-                   f"goal <= {args.goal:g}x (best)"):
+    for column in ("path", "images ok", "best wall s", "median wall s", "ideal s", "best ratio", "median ratio", f"goal <= {args.goal:g}x (best)"):
         table.add_column(column, justify="right" if column != "path" else "left")
     for label, runner in (("chain", run_chain), ("chain+records", run_with_records)):
         walls, oks = [], []
@@ -139,9 +137,16 @@ def main() -> None:
                 walls.append(wall)
                 oks.append(ok)
         best, median = min(walls), statistics.median(walls)
-        table.add_row(label, f"{min(oks)}/{args.images}", f"{best:.2f}", f"{median:.2f}", f"{ideal:.2f}",
-                      f"{best / ideal:.3f}x", f"{median / ideal:.3f}x",
-                      "[green]met[/]" if best / ideal <= args.goal and min(oks) == args.images else "[red]missed[/]")
+        table.add_row(
+            label,
+            f"{min(oks)}/{args.images}",
+            f"{best:.2f}",
+            f"{median:.2f}",
+            f"{ideal:.2f}",
+            f"{best / ideal:.3f}x",
+            f"{median / ideal:.3f}x",
+            "[green]met[/]" if best / ideal <= args.goal and min(oks) == args.images else "[red]missed[/]",
+        )
     Console(width=140).print(table)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     Console(width=140).print(f"{os.cpu_count()} CPUs, load average {load:.2f} at the end (other processes slow the client down)")

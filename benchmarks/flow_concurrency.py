@@ -53,20 +53,28 @@ def main() -> None:
                 runs.append(run)
     finally:
         server.stop()
-    table = Table(title=f"{args.images} images at {args.size} px, concurrency {args.concurrency}, provider answers after "
-                        f"{args.delay:g} s ({os.cpu_count()} CPUs; min / median of {args.repeat})")
+    table = Table(
+        title=f"{args.images} images at {args.size} px, concurrency {args.concurrency}, provider answers after "
+        f"{args.delay:g} s ({os.cpu_count()} CPUs; min / median of {args.repeat})"
+    )
     for column in ("path", "images done", "wall s", "ideal s", "task runs (terminal)"):
         table.add_column(column, justify="left" if column == "path" else "right")
     flow = [r.flow_wall_s for r in runs]
     whole = [r.process_wall_s for r in runs]
-    table.add_row("flow run (Prefect's start to end)", f"{min(r.images_done for r in runs)}/{args.images}",
-                  f"{min(flow):.2f} / {statistics.median(flow):.2f}", f"{ideal:.2f}",
-                  f"{max(r.task_runs for r in runs)} ({min(r.task_runs_terminal for r in runs)})")
+    table.add_row(
+        "flow run (Prefect's start to end)",
+        f"{min(r.images_done for r in runs)}/{args.images}",
+        f"{min(flow):.2f} / {statistics.median(flow):.2f}",
+        f"{ideal:.2f}",
+        f"{max(r.task_runs for r in runs)} ({min(r.task_runs_terminal for r in runs)})",
+    )
     table.add_row("content-pipeline run (whole process)", "", f"{min(whole):.2f} / {statistics.median(whole):.2f}", "", "")
     console.print(table)
     load = os.getloadavg()[0]
-    console.print(f"load average {load:.2f} at the end; ratio flow run / ideal (min / median): "
-                  f"{min(flow) / ideal:.3f}x / {statistics.median(flow) / ideal:.3f}x (goal <= 1.15x)")
+    console.print(
+        f"load average {load:.2f} at the end; ratio flow run / ideal (min / median): "
+        f"{min(flow) / ideal:.3f}x / {statistics.median(flow) / ideal:.3f}x (goal <= 1.15x)"
+    )
 
 
 if __name__ == "__main__":

@@ -63,15 +63,12 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
     store.mkdir(parents=True)
     spool.mkdir()
     db = sqlite3.connect(folder / "plain.db")
-    db.execute("create table images (id integer primary key, key text, status text, phash text, quality real, "
-               "safety text)")
-    db.execute("create table attempts (id integer primary key, image_id integer, provider text, status text, "
-               "latency real, cost real)")
+    db.execute("create table images (id integer primary key, key text, status text, phash text, quality real, safety text)")
+    db.execute("create table attempts (id integer primary key, image_id integer, provider text, status text, latency real, cost real)")
     client = httpx.Client(base_url=url, timeout=120)
     for i in range(images):
         started = time.perf_counter()
-        answer = client.post("/sdapi/v1/txt2img", json={"prompt": f"plain image {i}", "width": SIZE, "height": SIZE,
-                                                        "seed": i, "steps": 30}).json()
+        answer = client.post("/sdapi/v1/txt2img", json={"prompt": f"plain image {i}", "width": SIZE, "height": SIZE, "seed": i, "steps": 30}).json()
         data = base64.b64decode(answer["images"][0])
         latency = time.perf_counter() - started
         original = spool / f"{i}.png"
@@ -82,10 +79,8 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
             found = detect(source, ImageSafetyConfig())
             assert blocking(found, ImageSafetyConfig()) is None
             safety = json.dumps(found)
-            provenance = Provenance(image_id=f"plain{i:04d}", prompt=f"plain image {i}", seed=i,
-                                    provider="automatic1111", model="loopback").published()
-        files, score, _metrics, phash = process_file(str(original), specs, str(spool / str(i)), decode=DecodeConfig(),
-                                                     provenance=provenance, source=source)
+            provenance = Provenance(image_id=f"plain{i:04d}", prompt=f"plain image {i}", seed=i, provider="automatic1111", model="loopback").published()
+        files, score, _metrics, phash = process_file(str(original), specs, str(spool / str(i)), decode=DecodeConfig(), provenance=provenance, source=source)
         listing = []
         for made in files:
             body = made.path.read_bytes()
@@ -95,12 +90,9 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
             (store / f"{target.name}.meta.json").write_text(json.dumps({"sha256": digest}))
             listing.append({"name": made.name, "key": target.name, "bytes": len(body), "sha256": digest})
         if provenance is not None:
-            (store / f"{i}.json").write_text(json.dumps({"provenance": provenance.as_dict(), "files": listing},
-                                                        sort_keys=True))
-        cursor = db.execute("insert into images (key, status, phash, quality, safety) values (?, 'done', ?, ?, ?)",
-                            (f"plain:{i}", phash, score, safety))
-        db.execute("insert into attempts (image_id, provider, status, latency, cost) values (?, 'a1111', 'success', ?, 0.01)",
-                   (cursor.lastrowid, latency))
+            (store / f"{i}.json").write_text(json.dumps({"provenance": provenance.as_dict(), "files": listing}, sort_keys=True))
+        cursor = db.execute("insert into images (key, status, phash, quality, safety) values (?, 'done', ?, ?, ?)", (f"plain:{i}", phash, score, safety))
+        db.execute("insert into attempts (image_id, provider, status, latency, cost) values (?, 'a1111', 'success', ?, 0.01)", (cursor.lastrowid, latency))
         db.commit()
     client.close()
 
@@ -110,8 +102,11 @@ def run_plain(images: int, url: str, same_work: bool = False) -> tuple[float, fl
     folder = Path(tempfile.mkdtemp(prefix="cp-bench-plain-"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--plain-same-work" if same_work else "--plain", str(images), url,
-                    str(folder)], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [sys.executable, __file__, "--plain-same-work" if same_work else "--plain", str(images), url, str(folder)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -141,33 +136,43 @@ def main() -> None:
                 flows.append(run)
     finally:
         server.stop()
-    table = Table(title=f"{n} images at {SIZE} px from an instant loopback provider, default post-processing "
-                        f"({os.cpu_count()} CPUs; min / median of {args.repeat})")
-    for column in ("path", "images done", "wall s", "CPU s per image", "task runs per image (terminal)",
-                   "Prefect server CPU s per 100 images"):
+    table = Table(
+        title=f"{n} images at {SIZE} px from an instant loopback provider, default post-processing ({os.cpu_count()} CPUs; min / median of {args.repeat})"
+    )
+    for column in ("path", "images done", "wall s", "CPU s per image", "task runs per image (terminal)", "Prefect server CPU s per 100 images"):
         table.add_column(column, justify="left" if column == "path" else "right")
 
     def mm(values: list[float], fmt: str = "{:.2f}") -> str:
         return f"{fmt.format(min(values))} / {fmt.format(statistics.median(values))}"
 
-    table.add_row("plain sequential script", f"{n}", mm([p[0] for p in plains]), mm([p[1] / n for p in plains], "{:.3f}"),
-                  "-", "-")
-    table.add_row("plain, same work (+ NudeNet, + provenance)", f"{n}", mm([p[0] for p in same]),
-                  mm([p[1] / n for p in same], "{:.3f}"), "-", "-")
-    table.add_row("flow run (Prefect's start to end)", f"{min(r.images_done for r in flows)}",
-                  mm([r.flow_wall_s for r in flows]), mm([r.cli_cpu_s / n for r in flows], "{:.3f}"),
-                  f"{max(r.task_runs for r in flows) / n:.2f} ({min(r.task_runs_terminal for r in flows)}/"
-                  f"{max(r.task_runs for r in flows)})", mm([100 * r.server_cpu_s / n for r in flows], "{:.1f}"))
-    table.add_row("content-pipeline run (whole process)", "", mm([r.process_wall_s for r in flows]),
-                  mm([(r.cli_cpu_s + r.server_cpu_s) / n for r in flows], "{:.3f}"), "", "")
+    table.add_row("plain sequential script", f"{n}", mm([p[0] for p in plains]), mm([p[1] / n for p in plains], "{:.3f}"), "-", "-")
+    table.add_row("plain, same work (+ NudeNet, + provenance)", f"{n}", mm([p[0] for p in same]), mm([p[1] / n for p in same], "{:.3f}"), "-", "-")
+    table.add_row(
+        "flow run (Prefect's start to end)",
+        f"{min(r.images_done for r in flows)}",
+        mm([r.flow_wall_s for r in flows]),
+        mm([r.cli_cpu_s / n for r in flows], "{:.3f}"),
+        f"{max(r.task_runs for r in flows) / n:.2f} ({min(r.task_runs_terminal for r in flows)}/{max(r.task_runs for r in flows)})",
+        mm([100 * r.server_cpu_s / n for r in flows], "{:.1f}"),
+    )
+    table.add_row(
+        "content-pipeline run (whole process)",
+        "",
+        mm([r.process_wall_s for r in flows]),
+        mm([(r.cli_cpu_s + r.server_cpu_s) / n for r in flows], "{:.3f}"),
+        "",
+        "",
+    )
     console.print(table)
     for label, script in (("plain script", plains), ("plain, same work", same)):
         wall_ratio = [r.flow_wall_s / p[0] for r, p in zip(flows, script, strict=True)]
         cpu_ratio = [(r.cli_cpu_s / n) / (p[1] / n) for r, p in zip(flows, script, strict=True)]
-        console.print(f"ratio flow / {label} (min / median): wall {min(wall_ratio):.2f}x / "
-                      f"{statistics.median(wall_ratio):.2f}x (goal <= 0.6x), CPU per image {min(cpu_ratio):.2f}x / "
-                      f"{statistics.median(cpu_ratio):.2f}x (goal <= 1.3x; the CLI process and its workers, without "
-                      f"the Prefect server)")
+        console.print(
+            f"ratio flow / {label} (min / median): wall {min(wall_ratio):.2f}x / "
+            f"{statistics.median(wall_ratio):.2f}x (goal <= 0.6x), CPU per image {min(cpu_ratio):.2f}x / "
+            f"{statistics.median(cpu_ratio):.2f}x (goal <= 1.3x; the CLI process and its workers, without "
+            f"the Prefect server)"
+        )
     console.print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -45,8 +45,7 @@ class LoopbackA1111:
 
     def __init__(self, delay: float, sizes: list[int]) -> None:
         self._conn, child = multiprocessing.Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(delay, sizes, child),
-                                                                     daemon=True)
+        self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(delay, sizes, child), daemon=True)
 
     def __enter__(self) -> str:
         self._process.start()
@@ -70,12 +69,21 @@ class PrefectServer:
         self.home = Path(tempfile.mkdtemp(prefix="cp-bench-prefect-"))
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_SERVER_LOGGING_LEVEL": "WARNING", "PREFECT_UI_ENABLED": "false"}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+            "PREFECT_UI_ENABLED": "false",
+        }
         prefect = str(Path(sys.executable).with_name("prefect"))
-        self.process = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             try:
@@ -101,16 +109,16 @@ class PrefectServer:
 
     def flow_run(self, name: str) -> dict[str, Any]:
         """The newest flow run called ``name``, with its task runs (``task_runs``)."""
-        runs = httpx.post(f"{self.api_url}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}},
-                                                                     "sort": "START_TIME_DESC", "limit": 1},
-                          timeout=30).json()
+        runs = httpx.post(
+            f"{self.api_url}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}, "sort": "START_TIME_DESC", "limit": 1}, timeout=30
+        ).json()
         run = runs[0]
         tasks: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = httpx.post(f"{self.api_url}/task_runs/filter",
-                              json={"flow_runs": {"id": {"any_": [run["id"]]}}, "limit": 200, "offset": offset},
-                              timeout=30).json()
+            page = httpx.post(
+                f"{self.api_url}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}, "limit": 200, "offset": offset}, timeout=30
+            ).json()
             tasks += page
             if len(page) < 200:
                 break
@@ -135,15 +143,19 @@ def workdir(images: int, provider_url: str, *, concurrency: int, extra: dict[str
     schedules = yaml.safe_load((folder / "templates" / "schedules.yaml").read_text())
     categories = ["products", "food", "landscapes", "architecture"]
     per = [images // 4 + (1 if i < images % 4 else 0) for i in range(4)]
-    schedules["daily"]["slots"] = [{"time": f"06:{10 * i:02d}", "category": c, "count": n}
-                                   for i, (c, n) in enumerate(zip(categories, per, strict=True)) if n]
+    schedules["daily"]["slots"] = [{"time": f"06:{10 * i:02d}", "category": c, "count": n} for i, (c, n) in enumerate(zip(categories, per, strict=True)) if n]
     (folder / "templates" / "schedules.yaml").write_text(yaml.safe_dump(schedules, sort_keys=False))
-    config = {"output_dir": str(folder / "output"), "templates_dir": str(folder / "templates"),
-              "concurrency": concurrency, "chain": ["automatic1111"], "dedup": {"enabled": False},
-              "retry": {"max_retries": 0, "backoff_s": 0.0}, "budget": {"daily_usd": 1000.0, "monthly_usd": 10000.0},
-              "providers": {"automatic1111": {"enabled": True, "base_url": provider_url, "timeout_s": 120,
-                                              "cost_usd": 0.01}},
-              **(extra or {})}
+    config = {
+        "output_dir": str(folder / "output"),
+        "templates_dir": str(folder / "templates"),
+        "concurrency": concurrency,
+        "chain": ["automatic1111"],
+        "dedup": {"enabled": False},
+        "retry": {"max_retries": 0, "backoff_s": 0.0},
+        "budget": {"daily_usd": 1000.0, "monthly_usd": 10000.0},
+        "providers": {"automatic1111": {"enabled": True, "base_url": provider_url, "timeout_s": 120, "cost_usd": 0.01}},
+        **(extra or {}),
+    }
     (folder / "content-pipeline.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
 
@@ -171,24 +183,27 @@ def run_daily(folder: Path, server: PrefectServer, run_date: str) -> FlowRun:
     """``content-pipeline run daily --date run_date`` in ``folder``, measured."""
     import sqlite3
 
-    env = {**os.environ, "CONTENT_PIPELINE_CONFIG": str(folder / "content-pipeline.yaml"), "PYTHONPATH": str(ROOT),
-           "PREFECT_API_URL": server.api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "CONTENT_PIPELINE_CONFIG": str(folder / "content-pipeline.yaml"),
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_API_URL": server.api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = server.cpu_s()
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cli.main", "run", "daily", "--date", run_date], env=env, cwd=folder,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "run", "daily", "--date", run_date], env=env, cwd=folder, capture_output=True, text=True, timeout=1800
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     time.sleep(2.0)  # the server finishes writing what the run sent
     server_cpu = server.cpu_s() - server_before
     run = server.flow_run(f"daily-{run_date}")
     flow_wall = (_iso(run["end_time"]) - _iso(run["start_time"])).total_seconds() if run.get("end_time") else float("nan")
-    terminal = sum(1 for t in run["task_runs"] if (t.get("state") or {}).get("type") in ("COMPLETED", "FAILED", "CRASHED",
-                                                                                         "CANCELLED"))
+    terminal = sum(1 for t in run["task_runs"] if (t.get("state") or {}).get("type") in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"))
     with sqlite3.connect(folder / "output" / "content-pipeline.db") as conn:
-        images_done = conn.execute("select count(*) from images where status = 'done' and run_date = ?",
-                                   (run_date,)).fetchone()[0]
+        images_done = conn.execute("select count(*) from images where status = 'done' and run_date = ?", (run_date,)).fetchone()[0]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return FlowRun(done.returncode, wall, cpu, server_cpu, flow_wall, len(run["task_runs"]), terminal, images_done,
-                   done.stdout[-2000:] + done.stderr[-2000:])
+    return FlowRun(done.returncode, wall, cpu, server_cpu, flow_wall, len(run["task_runs"]), terminal, images_done, done.stdout[-2000:] + done.stderr[-2000:])

@@ -213,33 +213,92 @@ FLUX_SCHNELL_MAX_SEQUENCE_LENGTH = 256
 
 # -- toy sizes for --tiny (the CPU smoke run; the shapes of diffusers' own pipeline tests) -----
 
-TINY_CLIP: dict[str, Any] = {"bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1, "hidden_size": 32,
-                             "intermediate_size": 37, "layer_norm_eps": 1e-05, "num_attention_heads": 4,
-                             "num_hidden_layers": 2, "projection_dim": 32, "vocab_size": 1000,
-                             "max_position_embeddings": 77, "hidden_act": "gelu"}
+TINY_CLIP: dict[str, Any] = {
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "layer_norm_eps": 1e-05,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "projection_dim": 32,
+    "vocab_size": 1000,
+    "max_position_embeddings": 77,
+    "hidden_act": "gelu",
+}
 TINY: dict[str, dict[str, Any]] = {
-    "sdxl_unet": {"block_out_channels": [8, 16], "layers_per_block": 1, "sample_size": 32, "in_channels": 4,
-                  "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-                  "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "attention_head_dim": [2, 4],
-                  "use_linear_projection": True, "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
-                  "transformer_layers_per_block": [1, 1], "projection_class_embeddings_input_dim": 80,
-                  "cross_attention_dim": 64, "norm_num_groups": 4},
-    "sdxl_vae": {"block_out_channels": [8, 16], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
-                 "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2,
-                 "layers_per_block": 1, "sample_size": 64, "norm_num_groups": 4},
+    "sdxl_unet": {
+        "block_out_channels": [8, 16],
+        "layers_per_block": 1,
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+        "attention_head_dim": [2, 4],
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "transformer_layers_per_block": [1, 1],
+        "projection_class_embeddings_input_dim": 80,
+        "cross_attention_dim": 64,
+        "norm_num_groups": 4,
+    },
+    "sdxl_vae": {
+        "block_out_channels": [8, 16],
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "down_block_types": ["DownEncoderBlock2D"] * 2,
+        "up_block_types": ["UpDecoderBlock2D"] * 2,
+        "layers_per_block": 1,
+        "sample_size": 64,
+        "norm_num_groups": 4,
+    },
     "sdxl_text_encoder": TINY_CLIP,
     "sdxl_text_encoder_2": TINY_CLIP,
-    "flux_transformer": {"patch_size": 1, "in_channels": 16, "num_layers": 1, "num_single_layers": 1,
-                         "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 32,
-                         "pooled_projection_dim": 32, "axes_dims_rope": [4, 4, 8], "guidance_embeds": False},
-    "flux_vae": {"block_out_channels": [8, 16], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
-                 "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2,
-                 "layers_per_block": 1, "norm_num_groups": 4, "use_quant_conv": False, "use_post_quant_conv": False,
-                 "scaling_factor": 0.3611, "shift_factor": 0.1159},
+    "flux_transformer": {
+        "patch_size": 1,
+        "in_channels": 16,
+        "num_layers": 1,
+        "num_single_layers": 1,
+        "attention_head_dim": 16,
+        "num_attention_heads": 2,
+        "joint_attention_dim": 32,
+        "pooled_projection_dim": 32,
+        "axes_dims_rope": [4, 4, 8],
+        "guidance_embeds": False,
+    },
+    "flux_vae": {
+        "block_out_channels": [8, 16],
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "down_block_types": ["DownEncoderBlock2D"] * 2,
+        "up_block_types": ["UpDecoderBlock2D"] * 2,
+        "layers_per_block": 1,
+        "norm_num_groups": 4,
+        "use_quant_conv": False,
+        "use_post_quant_conv": False,
+        "scaling_factor": 0.3611,
+        "shift_factor": 0.1159,
+    },
     "flux_text_encoder": TINY_CLIP,
-    "flux_text_encoder_2": {"d_ff": 37, "d_kv": 8, "d_model": 32, "num_heads": 4, "num_layers": 2, "vocab_size": 1000,
-                            "feed_forward_proj": "gated-gelu", "is_gated_act": True, "dense_act_fn": "gelu_new",
-                            "relative_attention_num_buckets": 8, "pad_token_id": 0, "eos_token_id": 1},
+    "flux_text_encoder_2": {
+        "d_ff": 37,
+        "d_kv": 8,
+        "d_model": 32,
+        "num_heads": 4,
+        "num_layers": 2,
+        "vocab_size": 1000,
+        "feed_forward_proj": "gated-gelu",
+        "is_gated_act": True,
+        "dense_act_fn": "gelu_new",
+        "relative_attention_num_buckets": 8,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+    },
 }
 
 PROMPT = "product photo of a handmade speckled blue ceramic mug on a light oak table, steam rising, soft window light"
@@ -298,9 +357,14 @@ def clip_tokenizer(folder: Path, max_length: int = 77) -> Any:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
-                         model_max_length=max_length, pad_token="!", bos_token="<|startoftext|>",
-                         eos_token="<|endoftext|>")
+    return CLIPTokenizer(
+        vocab_file=str(folder / "vocab.json"),
+        merges_file=str(folder / "merges.txt"),
+        model_max_length=max_length,
+        pad_token="!",
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+    )
 
 
 def t5_tokenizer(max_length: int = 512) -> Any:
@@ -313,8 +377,7 @@ def t5_tokenizer(max_length: int = 512) -> Any:
         vocab.setdefault(char, len(vocab))
     model = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     model.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=model, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=max_length)
+    return PreTrainedTokenizerFast(tokenizer_object=model, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=max_length)
 
 
 def inference(module: Any) -> Any:
@@ -335,13 +398,16 @@ def build_sdxl(device: str, dtype: Any, tiny: bool, folder: Path) -> Any:
         unet = UNet2DConditionModel(**(TINY["sdxl_unet"] if tiny else SDXL_UNET))
         vae = AutoencoderKL(**(TINY["sdxl_vae"] if tiny else SDXL_VAE))
         text_encoder = CLIPTextModel(CLIPTextConfig(**(TINY["sdxl_text_encoder"] if tiny else SDXL_TEXT_ENCODER)))
-        text_encoder_2 = CLIPTextModelWithProjection(
-            CLIPTextConfig(**(TINY["sdxl_text_encoder_2"] if tiny else SDXL_TEXT_ENCODER_2)))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**(TINY["sdxl_text_encoder_2"] if tiny else SDXL_TEXT_ENCODER_2)))
     return StableDiffusionXLPipeline(
-        vae=inference(vae), text_encoder=inference(text_encoder), text_encoder_2=inference(text_encoder_2),
+        vae=inference(vae),
+        text_encoder=inference(text_encoder),
+        text_encoder_2=inference(text_encoder_2),
         unet=inference(unet),
-        tokenizer=clip_tokenizer(folder / "tokenizer"), tokenizer_2=clip_tokenizer(folder / "tokenizer_2"),
-        scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER))
+        tokenizer=clip_tokenizer(folder / "tokenizer"),
+        tokenizer_2=clip_tokenizer(folder / "tokenizer_2"),
+        scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER),
+    )
 
 
 def build_flux(device: str, dtype: Any, tiny: bool, folder: Path) -> Any:
@@ -357,9 +423,14 @@ def build_flux(device: str, dtype: Any, tiny: bool, folder: Path) -> Any:
         text_encoder = CLIPTextModel(CLIPTextConfig(**(TINY["flux_text_encoder"] if tiny else FLUX_TEXT_ENCODER)))
         text_encoder_2 = T5EncoderModel(T5Config(**(TINY["flux_text_encoder_2"] if tiny else FLUX_TEXT_ENCODER_2)))
     return FluxPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=inference(vae),
-        text_encoder=inference(text_encoder), tokenizer=clip_tokenizer(folder / "tokenizer"),
-        text_encoder_2=inference(text_encoder_2), tokenizer_2=t5_tokenizer(), transformer=inference(transformer))
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
+        vae=inference(vae),
+        text_encoder=inference(text_encoder),
+        tokenizer=clip_tokenizer(folder / "tokenizer"),
+        text_encoder_2=inference(text_encoder_2),
+        tokenizer_2=t5_tokenizer(),
+        transformer=inference(transformer),
+    )
 
 
 BUILDERS = {"sdxl": build_sdxl, "flux": build_flux}
@@ -367,10 +438,14 @@ BUILDERS = {"sdxl": build_sdxl, "flux": build_flux}
 
 def workloads(tiny: bool) -> dict[str, Workload]:
     if tiny:
-        return {"sdxl": Workload("SDXL (tiny)", "sdxl", 64, 2, 5.0, None, "float32"),
-                "flux": Workload("FLUX.1-schnell (tiny)", "flux", 64, 2, 0.0, 32, "float32")}
-    return {"sdxl": Workload("SDXL base 1.0", "sdxl", 1024, 30, 5.0, None, "float16"),
-            "flux": Workload("FLUX.1-schnell", "flux", 1024, 4, 0.0, FLUX_SCHNELL_MAX_SEQUENCE_LENGTH, "bfloat16")}
+        return {
+            "sdxl": Workload("SDXL (tiny)", "sdxl", 64, 2, 5.0, None, "float32"),
+            "flux": Workload("FLUX.1-schnell (tiny)", "flux", 64, 2, 0.0, 32, "float32"),
+        }
+    return {
+        "sdxl": Workload("SDXL base 1.0", "sdxl", 1024, 30, 5.0, None, "float16"),
+        "flux": Workload("FLUX.1-schnell", "flux", 1024, 4, 0.0, FLUX_SCHNELL_MAX_SEQUENCE_LENGTH, "bfloat16"),
+    }
 
 
 # -- timing through the provider ---------------------------------------------------------------
@@ -380,18 +455,24 @@ def provider_for(work: Workload, device: str, batch: int, compile_mode: str, bac
     from config.secrets import Secrets
     from providers.diffusers_local import DiffusersConfig, DiffusersProvider
 
-    config = DiffusersConfig.model_validate({
-        "enabled": True, "device": device, "dtype": work.dtype, "model": work.family, "max_batch_size": batch,
-        "compile": compile_mode, "local_files_only": True,
-        "models": {work.family: {"path": f"(built in memory: {work.name})", "pipeline": work.family,
-                                 "max_sequence_length": work.max_sequence_length}}})
+    config = DiffusersConfig.model_validate(
+        {
+            "enabled": True,
+            "device": device,
+            "dtype": work.dtype,
+            "model": work.family,
+            "max_batch_size": batch,
+            "compile": compile_mode,
+            "local_files_only": True,
+            "models": {work.family: {"path": f"(built in memory: {work.name})", "pipeline": work.family, "max_sequence_length": work.max_sequence_length}},
+        }
+    )
     provider = DiffusersProvider(config=config, secrets=Secrets(_env_file=None))
     provider.compile_backend = backend
     return provider
 
 
-def measure(work: Workload, pipe: Any, *, device: str, batch: int, mode: str, compile_mode: str, backend: str,
-            repeats: int) -> Row:
+def measure(work: Workload, pipe: Any, *, device: str, batch: int, mode: str, compile_mode: str, backend: str, repeats: int) -> Row:
     """Time ``repeats`` pipeline calls of ``batch`` images after one untimed warm-up call."""
     import torch
 
@@ -399,10 +480,19 @@ def measure(work: Workload, pipe: Any, *, device: str, batch: int, mode: str, co
 
     provider = provider_for(work, device, batch, compile_mode if mode == "compiled" else "off", backend)
     provider.adopt(work.family, pipe, device)
-    requests = [GenerationRequest(prompt=PROMPT, negative_prompt="blurry, low quality", width=work.size,
-                                  height=work.size, num_inference_steps=work.steps,
-                                  guidance_scale=work.guidance_scale, seed=seed, model=work.family)
-                for seed in range(batch)]
+    requests = [
+        GenerationRequest(
+            prompt=PROMPT,
+            negative_prompt="blurry, low quality",
+            width=work.size,
+            height=work.size,
+            num_inference_steps=work.steps,
+            guidance_scale=work.guidance_scale,
+            seed=seed,
+            model=work.family,
+        )
+        for seed in range(batch)
+    ]
     cuda = device == "cuda"
     started = time.monotonic()
     first = provider.render(requests)  # the compile warm-up (if any) runs inside, timed apart
@@ -441,8 +531,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             pipe = BUILDERS[name](device, getattr(torch, work.dtype), args.tiny, Path(folder) / name)
             for mode in args.modes:  # eager first: compiling replaces the denoiser in place
                 for batch in args.batches:
-                    rows.append(measure(work, pipe, device=device, batch=batch, mode=mode,
-                                        compile_mode=args.compile_mode, backend=args.backend, repeats=args.repeats))
+                    rows.append(
+                        measure(work, pipe, device=device, batch=batch, mode=mode, compile_mode=args.compile_mode, backend=args.backend, repeats=args.repeats)
+                    )
                     print(format_row(rows[-1]), flush=True)
             del pipe
             torch._dynamo.reset()  # compiled graphs keep the modules they were traced from alive
@@ -460,8 +551,9 @@ HEADER = f"{'model':<24}{'mode':<10}{'batch':>6}{'s/image':>10}{'s/call':>10}{'w
 def format_row(row: Row) -> str:
     compile_s = f"{row.compile_warmup_s:.1f}" if row.compile_warmup_s is not None else "-"
     peak = f"{row.peak_gib:.1f}" if row.peak_gib is not None else "-"
-    return (f"{row.model:<24}{row.mode:<10}{row.batch:>6}{row.seconds_per_image:>10.3f}{row.seconds_per_call:>10.3f}"
-            f"{row.warmup_s:>11.1f}{compile_s:>11}{peak:>10}")
+    return (
+        f"{row.model:<24}{row.mode:<10}{row.batch:>6}{row.seconds_per_image:>10.3f}{row.seconds_per_call:>10.3f}{row.warmup_s:>11.1f}{compile_s:>11}{peak:>10}"
+    )
 
 
 def describe_machine(tiny: bool) -> str:
@@ -473,8 +565,7 @@ def describe_machine(tiny: bool) -> str:
         where = f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}"
     else:
         where = f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), toy sizes"
-    return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {where}, torch {torch.__version__}, "
-            f"diffusers {diffusers.__version__}")
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {where}, torch {torch.__version__}, diffusers {diffusers.__version__}"
 
 
 def table(rows: list[Row], args: argparse.Namespace) -> str:
@@ -482,21 +573,20 @@ def table(rows: list[Row], args: argparse.Namespace) -> str:
     lines = [f"benchmarks/gpu_generation.py{' --tiny' if args.tiny else ''}: {describe_machine(args.tiny)}"]
     for name in args.models:
         work = plan[name]
-        lines.append(f"{work.name}: {work.size}x{work.size}, {work.steps} steps, guidance {work.guidance_scale}, "
-                     f"{work.dtype}, random weights")
+        lines.append(f"{work.name}: {work.size}x{work.size}, {work.steps} steps, guidance {work.guidance_scale}, {work.dtype}, random weights")
     if "compiled" in args.modes:
-        lines.append(f"compiled: torch.compile(mode={args.compile_mode!r}, backend={args.backend!r}, dynamic=False) "
-                     "of the UNet / transformer")
+        lines.append(f"compiled: torch.compile(mode={args.compile_mode!r}, backend={args.backend!r}, dynamic=False) of the UNet / transformer")
     lines += [HEADER, *(format_row(r) for r in rows)]
-    lines.append("s/image: median seconds of one pipeline call / batch; warm-up s: the first, untimed call "
-                 "(with compile: its compilation, also shown alone as compile s); peak GiB: torch.cuda.max_memory_allocated")
+    lines.append(
+        "s/image: median seconds of one pipeline call / batch; warm-up s: the first, untimed call "
+        "(with compile: its compilation, also shown alone as compile s); peak GiB: torch.cuda.max_memory_allocated"
+    )
     if not args.tiny:
         goals = {"SDXL base 1.0": 1.5, "FLUX.1-schnell": 0.6}
         for row in rows:
             if row.batch == 1 and row.model in goals:
                 verdict = "meets" if row.seconds_per_image <= goals[row.model] else "misses"
-                lines.append(f"{row.model} {row.mode} batch 1: {row.seconds_per_image:.3f} s/image {verdict} the "
-                             f"{goals[row.model]} s goal")
+                lines.append(f"{row.model} {row.mode} batch 1: {row.seconds_per_image:.3f} s/image {verdict} the {goals[row.model]} s goal")
     return "\n".join(lines)
 
 
@@ -507,10 +597,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
     parser.add_argument("--modes", type=lambda s: s.split(","), default=["eager", "compiled"], help="eager,compiled")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 3; --tiny 1)")
-    parser.add_argument("--compile-mode", default="default",
-                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
-                        help="torch.compile mode of the compiled rows (max-autotune tunes every matrix "
-                             "multiplication per shape first: a much longer warm-up)")
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        help="torch.compile mode of the compiled rows (max-autotune tunes every matrix multiplication per shape first: a much longer warm-up)",
+    )
     parser.add_argument("--backend", default=None, help="torch.compile backend (default inductor; --tiny eager)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in BUILDERS] + [m for m in args.modes if m not in ("eager", "compiled")]

@@ -63,13 +63,19 @@ def run_project(args: tuple[str, str, int, bool]) -> int:
     source, out, index, master = args
     folder = Path(out) / f"p{index}"
     folder.mkdir(parents=True, exist_ok=True)
-    provenance = Provenance(image_id=f"bench{index}", prompt="an astronaut portrait, studio light", seed=index,
-                            provider="automatic1111", model="sdxl", template="bench", template_version=1)
+    provenance = Provenance(
+        image_id=f"bench{index}",
+        prompt="an astronaut portrait, studio light",
+        seed=index,
+        provider="automatic1111",
+        model="sdxl",
+        template="bench",
+        template_version=1,
+    )
     if master:  # exactly what the pipeline runs per image (imaging.postprocess.process_file)
         from imaging.postprocess import process_file
 
-        files, _score, _metrics, _phash = process_file(source, _specs(), str(folder), decode=DecodeConfig(),
-                                                       provenance=provenance)
+        files, _score, _metrics, _phash = process_file(source, _specs(), str(folder), decode=DecodeConfig(), provenance=provenance)
         return sum(f.bytes for f in files)
     image = decode_image(Path(source), config=DecodeConfig()).image
     return sum(render_one(image, spec, folder, provenance=provenance).bytes for spec in _specs())
@@ -139,8 +145,7 @@ def worker(impl: str, mode: str, images: int, workers: int) -> dict[str, float]:
         pool: Executor | None = None
         if mode != "serial":
             # spawn, not fork: forking a process whose libvips / Pillow threads already run can deadlock
-            pool = (ThreadPoolExecutor(workers) if mode == "threads"
-                    else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            pool = ThreadPoolExecutor(workers) if mode == "threads" else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             list(pool.map(func, jobs[:workers]))  # warm-up: workers started, modules imported
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -162,8 +167,7 @@ def worker(impl: str, mode: str, images: int, workers: int) -> dict[str, float]:
         cpu = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("user", "system")) + worker_cpu
         stop.set()
         sampler.join()
-    return {"images_per_s": images / elapsed, "seconds": elapsed, "peak_mib": peak[0] / 1024, "bytes": total,
-            "cpu_per_wall": cpu / elapsed}
+    return {"images_per_s": images / elapsed, "seconds": elapsed, "peak_mib": peak[0] / 1024, "bytes": total, "cpu_per_wall": cpu / elapsed}
 
 
 def main() -> None:
@@ -187,8 +191,7 @@ def main() -> None:
     rows = []
     for impl in impls:
         for mode in ("serial", "threads", "processes"):
-            command = [sys.executable, __file__, "--images", str(args.images), "--workers", str(args.workers),
-                       "--worker", impl, mode]
+            command = [sys.executable, __file__, "--images", str(args.images), "--workers", str(args.workers), "--worker", impl, mode]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=args.timeout)
             except subprocess.TimeoutExpired:
@@ -200,22 +203,26 @@ def main() -> None:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append((impl, mode, result))
             print(f"  {impl:15s} {mode:9s} {result['images_per_s']:6.2f} images/s", file=sys.stderr)
-    print(f"\npost-processing, {args.images} images of 1024x1024, default renditions (web JPEG q85 1024 contain, "
-          f"thumb WebP q80 320 cover), {args.workers} workers, {os.cpu_count()} CPUs")
+    print(
+        f"\npost-processing, {args.images} images of 1024x1024, default renditions (web JPEG q85 1024 contain, "
+        f"thumb WebP q80 320 cover), {args.workers} workers, {os.cpu_count()} CPUs"
+    )
     print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these CPUs)")
-    print(f"{'implementation':16s} {'mode':10s} {'images/s':>9s} {'seconds':>8s} {'CPU/wall':>8s} {'img/CPU-s':>9s} "
-          f"{'peak MiB':>9s} {'output MB':>9s}")
+    print(f"{'implementation':16s} {'mode':10s} {'images/s':>9s} {'seconds':>8s} {'CPU/wall':>8s} {'img/CPU-s':>9s} {'peak MiB':>9s} {'output MB':>9s}")
     for impl, mode, r in rows:
-        print(f"{impl:16s} {mode:10s} {r['images_per_s']:9.2f} {r['seconds']:8.2f} {r['cpu_per_wall']:8.2f} "
-              f"{r['images_per_s'] / max(r['cpu_per_wall'], 1e-9):9.2f} {r['peak_mib']:9.0f} {r['bytes'] / 1e6:9.1f}")
-    print("CPU/wall: cores kept busy on average (1.0 = one core; threads stay near 1 while the GIL is held);\n"
-          "img/CPU-s: images per CPU-second, the figure that other load on the machine does not change")
+        print(
+            f"{impl:16s} {mode:10s} {r['images_per_s']:9.2f} {r['seconds']:8.2f} {r['cpu_per_wall']:8.2f} "
+            f"{r['images_per_s'] / max(r['cpu_per_wall'], 1e-9):9.2f} {r['peak_mib']:9.0f} {r['bytes'] / 1e6:9.1f}"
+        )
+    print(
+        "CPU/wall: cores kept busy on average (1.0 = one core; threads stay near 1 while the GIL is held);\n"
+        "img/CPU-s: images per CPU-second, the figure that other load on the machine does not change"
+    )
     vips = max((r["images_per_s"] for i, _, r in rows if i == "pyvips"), default=None)
     ours = max((r["images_per_s"] for i, _, r in rows if i == "project"), default=None)
     if vips and ours:
         print(f"\nbest project / best libvips throughput: {ours / vips:.2f}x")
-        per_cpu = {i: max(r["images_per_s"] / max(r["cpu_per_wall"], 1e-9) for j, _, r in rows if j == i)
-                   for i in ("project", "pyvips")}
+        per_cpu = {i: max(r["images_per_s"] / max(r["cpu_per_wall"], 1e-9) for j, _, r in rows if j == i) for i in ("project", "pyvips")}
         print(f"best project / best libvips images per CPU-second: {per_cpu['project'] / per_cpu['pyvips']:.2f}x")
 
 

@@ -60,8 +60,14 @@ class Timing:
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CONTENT_PIPELINE_"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONPATH=str(ROOT),
-               PYTHONUNBUFFERED="1", COLUMNS="160", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        COLUMNS="160",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300",
+    )
     env.update(extra)
     return env
 
@@ -126,8 +132,7 @@ def timed_run(workdir: Path, env: dict[str, str]) -> Timing:
     if (process.returncode != 0 and not placeholders_only) or "row" not in marks or "table" not in marks:
         raise SystemExit(f"run failed (exit {process.returncode}):\n{''.join(lines)[-3000:]}")
     notes = [line.strip() for line in lines if line.startswith(("using the Prefect server", "started a Prefect"))]
-    return Timing(marks["row"] - started, marks["table"] - marks["row"], ended - marks["table"], ended - started,
-                  peak / 2**20, notes)
+    return Timing(marks["row"] - started, marks["table"] - marks["row"], ended - marks["table"], ended - started, peak / 2**20, notes)
 
 
 def _python(code: str, env: dict[str, str]) -> float:
@@ -149,15 +154,19 @@ print(up, down)
 
 def breakdown(home: Path, runs: int) -> list[tuple[str, list[float]]]:
     env = _env(home)
-    results: dict[str, list[float]] = {"python -c pass": [], "import the CLI and the flows": [],
-                                       "+ import prefect.server.api.server": [], "temporary server: start": [],
-                                       "temporary server: stop": []}
+    results: dict[str, list[float]] = {
+        "python -c pass": [],
+        "import the CLI and the flows": [],
+        "+ import prefect.server.api.server": [],
+        "temporary server: start": [],
+        "temporary server: stop": [],
+    }
     for _ in range(runs):
         results["python -c pass"].append(_python("pass", env))
         results["import the CLI and the flows"].append(_python("import cli.main, flows.daily", env))
         results["+ import prefect.server.api.server"].append(
-            _python("import cli.main, flows.daily, prefect.server.api.server", env)
-            - results["import the CLI and the flows"][-1])
+            _python("import cli.main, flows.daily, prefect.server.api.server", env) - results["import the CLI and the flows"][-1]
+        )
         out = subprocess.run([sys.executable, "-c", TEMP_SERVER], env=env, check=True, capture_output=True, text=True)
         up, down = map(float, out.stdout.split()[-2:])
         results["temporary server: start"].append(up)
@@ -172,8 +181,7 @@ def _free_port() -> int:
 
 
 def _cli(args: list[str], workdir: Path, env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=workdir, env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=workdir, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def _server_rss(home: Path) -> float:
@@ -234,9 +242,11 @@ def main() -> None:
         background_path(base, args.runs, paths, notes)
 
     load = os.getloadavg()
-    table = Table(title=f"content-pipeline run daily (8 placeholder images), {args.runs} runs: min / median "
-                        f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on "
-                        f"{os.cpu_count()} CPUs, {started_load:.1f} at the start)")
+    table = Table(
+        title=f"content-pipeline run daily (8 placeholder images), {args.runs} runs: min / median "
+        f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on "
+        f"{os.cpu_count()} CPUs, {started_load:.1f} at the start)"
+    )
     for column in ("path", "start-up s", "flow s", "shutdown s", "wall s", "peak MiB (process tree)"):
         table.add_column(column, justify="left" if column == "path" else "right")
     for name, timings in paths.items():

@@ -59,14 +59,18 @@ def explain(exc: BaseException) -> str:
     """One line for ``exc`` with what to do, for the errors a person meets first."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "ephemeral Prefect API server" in str(exc) or "Unable to find an available port" in str(exc):
-        return (f"Prefect's temporary server did not start within {os.environ.get(EPHEMERAL_TIMEOUT, '20')} s: "
-                f"raise {EPHEMERAL_TIMEOUT} (e.g. 600) on a loaded machine, or start a server once "
-                "(prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        return (
+            f"Prefect's temporary server did not start within {os.environ.get(EPHEMERAL_TIMEOUT, '20')} s: "
+            f"raise {EPHEMERAL_TIMEOUT} (e.g. 600) on a loaded machine, or start a server once "
+            "(prefect server start) and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
 
     if isinstance(exc, httpx.TransportError) or "All connection attempts failed" in text:
         api = os.environ.get("PREFECT_API_URL") or "the Prefect API"
-        return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it (prefect server start) "
-                "or unset PREFECT_API_URL to run on a temporary server")
+        return (
+            f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it (prefect server start) "
+            "or unset PREFECT_API_URL to run on a temporary server"
+        )
     # our own messages (ContentPipelineError, the ValueErrors this CLI words) read as they are
     return text if isinstance(exc, (ContentPipelineError, ValueError)) else f"{type(exc).__name__}: {text}"
 
@@ -114,17 +118,19 @@ def prefect_api_problem(required: bool, timeout_s: float = 5.0) -> str | None:
     api = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if not api:
         if required:
-            return ("serve needs a Prefect server that stays up (schedules, the UI): start one with "
-                    "`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+            return (
+                "serve needs a Prefect server that stays up (schedules, the UI): start one with "
+                "`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
+            )
         return None
     try:
         response = httpx.get(f"{api.rstrip('/')}/health", timeout=timeout_s)
     except httpx.HTTPError as exc:
-        return (f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it with "
-                "`prefect server start`" + ("" if required else ", or unset PREFECT_API_URL to run on a temporary server"))
+        return f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it with `prefect server start`" + (
+            "" if required else ", or unset PREFECT_API_URL to run on a temporary server"
+        )
     if response.status_code != 200:
-        return (f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API "
-                "(it ends in /api)")
+        return f"{api}/health answered HTTP {response.status_code}: PREFECT_API_URL must point at a Prefect API (it ends in /api)"
     from cli.doctor import auth_problem  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     return auth_problem(api, timeout_s)

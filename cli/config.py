@@ -55,12 +55,13 @@ def templates_validate() -> None:
 
     from policy.templates import policy_problems  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
-    problems += policy_problems(library, styles=settings.styles, policy=settings.policy,
-                                load_reference=lambda value: _reference_bytes(value, library.folder))
+    problems += policy_problems(library, styles=settings.styles, policy=settings.policy, load_reference=lambda value: _reference_bytes(value, library.folder))
     for problem in problems:
         err.print(f"[red]✗[/] {escape(problem)}", markup=True, highlight=False, soft_wrap=True)
     count = sum(len(v) for v in library.templates.values())
     if problems:
         raise typer.Exit(2)
-    console.print(f"[green]✓[/] {count} templates in {len(library.templates)} categories "
-                  f"({', '.join(library.categories)}) and the schedules are valid: {settings.templates_dir}")
+    console.print(
+        f"[green]✓[/] {count} templates in {len(library.templates)} categories "
+        f"({', '.join(library.categories)}) and the schedules are valid: {settings.templates_dir}"
+    )

@@ -49,8 +49,7 @@ def check_python() -> Check:
     version = ".".join(map(str, sys.version_info[:3]))
     if sys.version_info[:2] == (3, 11):
         return Check("python", OK, f"Python {version} at {sys.executable}")
-    return Check("python", FAIL, f"Python {version}: content-pipeline needs 3.11",
-                 "create the virtual environment with python3.11 (make install)")
+    return Check("python", FAIL, f"Python {version}: content-pipeline needs 3.11", "create the virtual environment with python3.11 (make install)")
 
 
 #: Hosts that are this machine: a Prefect API there needs no basic auth.
@@ -101,9 +100,11 @@ def auth_warning(api: str) -> str | None:
     host = urlparse(api).hostname
     if not host or _is_local(host) or _prefect_setting("PREFECT_API_AUTH_STRING") or _prefect_setting("PREFECT_API_KEY"):
         return None
-    return (f"PREFECT_API_URL points to {host}, not this machine, and PREFECT_API_AUTH_STRING is not set: start the "
-            "server with PREFECT_SERVER_API_AUTH_STRING=user:password and set PREFECT_API_AUTH_STRING to the same "
-            "here and on every worker (README 'Scale out')")
+    return (
+        f"PREFECT_API_URL points to {host}, not this machine, and PREFECT_API_AUTH_STRING is not set: start the "
+        "server with PREFECT_SERVER_API_AUTH_STRING=user:password and set PREFECT_API_AUTH_STRING to the same "
+        "here and on every worker (README 'Scale out')"
+    )
 
 
 def auth_problem(api: str, timeout_s: float) -> str | None:
@@ -111,31 +112,39 @@ def auth_problem(api: str, timeout_s: float) -> str | None:
     which, unlike ``/health``, a server started with ``PREFECT_SERVER_API_AUTH_STRING`` guards)."""
 
     try:
-        response = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=timeout_s,
-                             auth=_basic_auth(_prefect_setting("PREFECT_API_AUTH_STRING")))
+        response = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=timeout_s, auth=_basic_auth(_prefect_setting("PREFECT_API_AUTH_STRING")))
     except httpx.HTTPError:
         return None  # /health answered: a slow version probe is not an auth problem
     if response.status_code != 401:
         return None
     given = "is not the server's" if _prefect_setting("PREFECT_API_AUTH_STRING") else "is not set"
-    return (f"the Prefect server at {api} requires basic auth and PREFECT_API_AUTH_STRING {given}: set it to the "
-            "server's PREFECT_SERVER_API_AUTH_STRING (user:password)")
+    return (
+        f"the Prefect server at {api} requires basic auth and PREFECT_API_AUTH_STRING {given}: set it to the "
+        "server's PREFECT_SERVER_API_AUTH_STRING (user:password)"
+    )
 
 
 def check_prefect_api(timeout_s: float) -> Check:
 
     api = prefect_api_url()
     if not api:
-        return Check("prefect api", WARN, "PREFECT_API_URL is not set: flows run on a temporary server (no schedules, no UI)",
-                     "prefect server start, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        return Check(
+            "prefect api",
+            WARN,
+            "PREFECT_API_URL is not set: flows run on a temporary server (no schedules, no UI)",
+            "prefect server start, then export PREFECT_API_URL=http://127.0.0.1:4200/api",
+        )
     try:
         response = httpx.get(f"{api.rstrip('/')}/health", timeout=timeout_s)
     except httpx.HTTPError as exc:
-        return Check("prefect api", FAIL, f"{api} unreachable ({type(exc).__name__})",
-                     "start it (prefect server start) or correct PREFECT_API_URL")
+        return Check("prefect api", FAIL, f"{api} unreachable ({type(exc).__name__})", "start it (prefect server start) or correct PREFECT_API_URL")
     if response.status_code != 200:
-        return Check("prefect api", FAIL, f"{api}/health answered HTTP {response.status_code}",
-                     "check PREFECT_API_URL points at the API (it ends in /api) and PREFECT_API_KEY for Prefect Cloud")
+        return Check(
+            "prefect api",
+            FAIL,
+            f"{api}/health answered HTTP {response.status_code}",
+            "check PREFECT_API_URL points at the API (it ends in /api) and PREFECT_API_KEY for Prefect Cloud",
+        )
     refused = auth_problem(api, timeout_s)
     if refused:
         return Check("prefect api", FAIL, refused, "export PREFECT_API_AUTH_STRING=user:password (as the server's)")
@@ -169,8 +178,7 @@ def check_database(url: str) -> Check:
             engine.dispose()
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200]
-        fix = ("start PostgreSQL and create the database (createdb), or correct database_url"
-               if url.startswith("postgresql") else "correct database_url")
+        fix = "start PostgreSQL and create the database (createdb), or correct database_url" if url.startswith("postgresql") else "correct database_url"
         if "No module named" in reason or "ModuleNotFoundError" in type(exc).__name__:
             fix = "install the driver (psycopg[binary] for postgresql+psycopg://)"
         return Check("database", FAIL, f"{shown}: {type(exc).__name__}: {reason}", fix)
@@ -197,8 +205,9 @@ def check_storage(url: str) -> Check:
     try:
         store.exists("content-pipeline-doctor-probe")
     except Exception as exc:
-        return Check("storage", FAIL, f"{_mask_url(url)}: {type(exc).__name__}: {str(exc)[:200]}",
-                     "check the bucket, endpoint and credentials (AWS_* variables)")
+        return Check(
+            "storage", FAIL, f"{_mask_url(url)}: {type(exc).__name__}: {str(exc)[:200]}", "check the bucket, endpoint and credentials (AWS_* variables)"
+        )
     return Check("storage", OK, f"{_mask_url(url)} reachable")
 
 
@@ -213,8 +222,7 @@ def missing_keys(cls: Any, secrets: Any) -> list[str]:
 
 def optional_keys_unset(cls: Any, secrets: Any) -> list[str]:
     """The provider's optional secrets (``Provider.optional_secret_env``) that ``secrets`` lacks."""
-    return [names[0] for key, names in cls.secret_env.items()
-            if key in cls.optional_secret_env and secrets.lookup(names) is None]
+    return [names[0] for key, names in cls.secret_env.items() if key in cls.optional_secret_env and secrets.lookup(names) is None]
 
 
 def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check]:
@@ -234,31 +242,49 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
         missing = missing_keys(cls, secrets)
         optional = optional_keys_unset(cls, secrets)
         if missing:
-            checks.append(Check(label, FAIL, f"{', '.join(missing)} not set: the chain skips {name} (never calls it)",
-                                f"set {missing[0]} in the environment or .env (an empty value is no key), or set "
-                                f"providers.{name}.enabled: false"))
+            checks.append(
+                Check(
+                    label,
+                    FAIL,
+                    f"{', '.join(missing)} not set: the chain skips {name} (never calls it)",
+                    f"set {missing[0]} in the environment or .env (an empty value is no key), or set providers.{name}.enabled: false",
+                )
+            )
             continue
         base_url = getattr(config, "base_url", None)
         if base_url:
             try:
                 httpx.get(base_url, timeout=timeout_s)
             except httpx.HTTPError as exc:
-                checks.append(Check(label, FAIL, f"{base_url} unreachable ({type(exc).__name__})",
-                                    f"start it (AUTOMATIC1111: webui --api) or set providers.{name}.enabled: false"))
+                checks.append(
+                    Check(
+                        label,
+                        FAIL,
+                        f"{base_url} unreachable ({type(exc).__name__})",
+                        f"start it (AUTOMATIC1111: webui --api) or set providers.{name}.enabled: false",
+                    )
+                )
                 continue
         detail = (f"{base_url} reachable" if base_url else "ready") + (", placeholder images only" if cls.is_placeholder else "")
         checks.append(Check(label, OK, detail + (f" (optional {', '.join(optional)} not set)" if optional else "")))
         from providers.registry import model_findings  # the model's lifecycle, asked from the provider  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
-        checks.extend(Check(f"{label} model", WARN if level == "warn" else OK, line,
-                            f"set providers.{name}.model to a current model" if level == "warn" else "")
-                      for level, line in model_findings(name, config, secrets))
+        checks.extend(
+            Check(f"{label} model", WARN if level == "warn" else OK, line, f"set providers.{name}.model to a current model" if level == "warn" else "")
+            for level, line in model_findings(name, config, secrets)
+        )
     usable = [n for n in enabled if not missing_keys(provider_class(n), secrets)]
     if not enabled:
         checks.append(Check("chain", FAIL, "no provider of the chain is enabled", "enable one in providers.<name>.enabled"))
     elif usable and all(provider_class(n).is_placeholder for n in usable):
-        checks.append(Check("chain", WARN, "only placeholder providers are enabled: no real content is made",
-                            "enable a real provider (providers.automatic1111.enabled: true, or an API provider with its key)"))
+        checks.append(
+            Check(
+                "chain",
+                WARN,
+                "only placeholder providers are enabled: no real content is made",
+                "enable a real provider (providers.automatic1111.enabled: true, or an API provider with its key)",
+            )
+        )
     return checks
 
 
@@ -267,16 +293,25 @@ def check_apprise(secrets: Any) -> list[Check]:
 
     urls = secrets.apprise_url_list()
     if not urls:
-        return [Check("apprise", WARN, "APPRISE_URLS is not set: alerts are only logged and stored",
-                      "export APPRISE_URLS='mailto://... ntfy://...' (any Apprise URL)")]
+        return [
+            Check(
+                "apprise", WARN, "APPRISE_URLS is not set: alerts are only logged and stored", "export APPRISE_URLS='mailto://... ntfy://...' (any Apprise URL)"
+            )
+        ]
     checks = []
     for position, url in enumerate(urls, 1):
         scheme = url.split("://", 1)[0] if "://" in url else "(no scheme)"
         if apprise.Apprise().add(url):
             checks.append(Check(f"apprise #{position}", OK, f"{scheme}:// URL understood by Apprise"))
         else:
-            checks.append(Check(f"apprise #{position}", FAIL, f"{scheme}:// URL not understood by Apprise",
-                                f"fix entry #{position} of APPRISE_URLS (see https://github.com/caronc/apprise/wiki)"))
+            checks.append(
+                Check(
+                    f"apprise #{position}",
+                    FAIL,
+                    f"{scheme}:// URL not understood by Apprise",
+                    f"fix entry #{position} of APPRISE_URLS (see https://github.com/caronc/apprise/wiki)",
+                )
+            )
     return checks
 
 
@@ -284,8 +319,14 @@ def check_global_limits(settings: Any, api_ok: bool) -> list[Check]:
     if not settings.scale.global_limits:
         return []
     if not api_ok:
-        return [Check("global limits", FAIL, "scale.global_limits is on but the Prefect API is not reachable",
-                      "start the Prefect server and set PREFECT_API_URL, or set scale.global_limits: false")]
+        return [
+            Check(
+                "global limits",
+                FAIL,
+                "scale.global_limits is on but the Prefect API is not reachable",
+                "start the Prefect server and set PREFECT_API_URL, or set scale.global_limits: false",
+            )
+        ]
     from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
     from prefect.exceptions import ObjectNotFound  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
@@ -300,9 +341,15 @@ def check_global_limits(settings: Any, api_ok: bool) -> list[Check]:
             except ObjectNotFound:
                 missing.append(limit_name(name))
     if missing:
-        return [Check("global limits", WARN, f"{', '.join(found) or 'none yet'}; missing {', '.join(missing)} "
-                      f"(the first run creates them with scale.provider_limits or concurrency={settings.concurrency})",
-                      f"prefect gcl create {missing[0]} --limit N")]
+        return [
+            Check(
+                "global limits",
+                WARN,
+                f"{', '.join(found) or 'none yet'}; missing {', '.join(missing)} "
+                f"(the first run creates them with scale.provider_limits or concurrency={settings.concurrency})",
+                f"prefect gcl create {missing[0]} --limit N",
+            )
+        ]
     return [Check("global limits", OK, ", ".join(found))]
 
 
@@ -316,17 +363,24 @@ def check_c2pa(settings: Any, secrets: Any) -> Check:
     if not config.enabled:
         return Check("c2pa", WARN, "off: published files carry no signed Content Credentials", "set c2pa.enabled: true")
     if config.certificate is None:
-        return Check("c2pa", WARN, f"signing with the per-installation self-signed certificate in "
-                                   f"{settings.credentials_dir} (made on first use): {UNTRUSTED.split(': ', 1)[0]}",
-                     UNTRUSTED.split(": ", 1)[1])
+        return Check(
+            "c2pa",
+            WARN,
+            f"signing with the per-installation self-signed certificate in {settings.credentials_dir} (made on first use): {UNTRUSTED.split(': ', 1)[0]}",
+            UNTRUSTED.split(": ", 1)[1],
+        )
     key = secrets.c2pa_private_key
     try:
         SignerMaterial.from_config(config, key.get_secret_value() if key is not None else None)
     except ConfigError as exc:
         return Check("c2pa", FAIL, str(exc), "correct c2pa.certificate / c2pa.private_key (or C2PA_PRIVATE_KEY)")
     if config.trust_anchors is None:
-        return Check("c2pa", WARN, f"signing with {config.certificate}; no c2pa.trust_anchors: verify reports the signer "
-                                   "untrusted", "set c2pa.trust_anchors to the PEM root of your signing CA")
+        return Check(
+            "c2pa",
+            WARN,
+            f"signing with {config.certificate}; no c2pa.trust_anchors: verify reports the signer untrusted",
+            "set c2pa.trust_anchors to the PEM root of your signing CA",
+        )
     return Check("c2pa", OK, f"signing with {config.certificate}, trusted under {config.trust_anchors}")
 
 

@@ -14,8 +14,6 @@ from cli.run import prepare
 from cli.common import FAIL_FAST_S, console, error_line, fail, load_settings, prefect_api_problem, prefect_defaults, warning_line
 
 
-
-
 server_app = typer.Typer(help="The Prefect server a run starts in the background.", no_args_is_help=True)
 
 

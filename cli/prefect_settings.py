@@ -39,8 +39,7 @@ def prefect_setting_problem(exc: Any) -> str:
     for error in exc.errors():
         name = bad_variable(error)
         if name is not None:
-            return (f"{name}={os.environ[name]!r}: {error.get('msg', 'not a valid value')} "
-                    f"(a Prefect setting: {SETTINGS_REF})")
+            return f"{name}={os.environ[name]!r}: {error.get('msg', 'not a valid value')} (a Prefect setting: {SETTINGS_REF})"
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     return f"Prefect setting {exc.title} {where}: {first.get('msg', exc)} ({SETTINGS_REF})"

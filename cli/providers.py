@@ -23,8 +23,7 @@ from rich.table import Table
 from domain.errors import ConfigError, ContentPipelineError
 import difflib
 
-providers_app = typer.Typer(help="Image-generation providers: what is configured, and whether it works.",
-                            no_args_is_help=True)
+providers_app = typer.Typer(help="Image-generation providers: what is configured, and whether it works.", no_args_is_help=True)
 models_app = typer.Typer(help="Local models and LoRAs for the diffusers provider.", no_args_is_help=True)
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -49,8 +48,9 @@ def _prices(provider_cls: Any, config: Any) -> str:
     table: dict[str, Any] = dict(published.prices) if published is not None else {}
     table.update(getattr(config, "prices_usd", {}) or {})
     if published is not None:
-        table.update({m: f"{published.hardware_usd_per_second[h]:g}/s ({h})"
-                      for m, h in published.model_hardware.items() if h in published.hardware_usd_per_second})
+        table.update(
+            {m: f"{published.hardware_usd_per_second[h]:g}/s ({h})" for m, h in published.model_hardware.items() if h in published.hardware_usd_per_second}
+        )
     if not table:
         return "0 (self-hosted / local)" if not provider_cls.is_placeholder else "0 (placeholder)"
     unit = " /MP" if published is not None and published.unit == "megapixel" else ""
@@ -105,11 +105,9 @@ def providers_list(
             known = [f"{n} ({m.description or m.path})" for n, m in getattr(config, "models", {}).items()]
         else:
             known = [m for m in cls.models if m != model]
-        secret_state = ", ".join(f"{names[0]}={'set' if secrets.lookup(names) is not None else 'not set'}"
-                                 for names in cls.secret_env.values()) or "-"
+        secret_state = ", ".join(f"{names[0]}={'set' if secrets.lookup(names) is not None else 'not set'}" for names in cls.secret_env.values()) or "-"
         kind = "placeholder (never published)" if cls.is_placeholder else "real"
-        table.add_row(position, f"{name}\n{cls.display_name}", used, model,
-                      ", ".join(known) or "-", _prices(cls, config), secret_state, kind)
+        table.add_row(position, f"{name}\n{cls.display_name}", used, model, ", ".join(known) or "-", _prices(cls, config), secret_state, kind)
     console.print(table)
 
 
@@ -136,12 +134,12 @@ def providers_docs(
             (folder / file.path).write_text(file.expected, encoding="utf-8")
             console.print(f"wrote {file.path}", highlight=False)
         else:
-            diff = difflib.unified_diff(file.current.splitlines(keepends=True), file.expected.splitlines(keepends=True),
-                                        f"{file.path} (checked in)", f"{file.path} (generated)")
+            diff = difflib.unified_diff(
+                file.current.splitlines(keepends=True), file.expected.splitlines(keepends=True), f"{file.path} (checked in)", f"{file.path} (generated)"
+            )
             sys.stdout.write("".join(diff))
     if stale and not write:
-        err.print("[bold red]error:[/] provider docs are out of date: run content-pipeline providers docs --write",
-                  markup=True, highlight=False)
+        err.print("[bold red]error:[/] provider docs are out of date: run content-pipeline providers docs --write", markup=True, highlight=False)
         raise typer.Exit(1)
     if not stale:
         console.print("provider docs are up to date", highlight=False)
@@ -160,8 +158,7 @@ def providers_check(
     chosen = names or [n for n in settings.chain if settings.provider_config(n).enabled]
     unknown = [n for n in chosen if n not in PROVIDERS]
     if unknown:
-        err.print(f"[bold red]error:[/] unknown provider {unknown[0]!r} (known: {', '.join(sorted(PROVIDERS))})",
-                  markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] unknown provider {unknown[0]!r} (known: {', '.join(sorted(PROVIDERS))})", markup=True, highlight=False)
         raise typer.Exit(2)
     downloader = SafeDownloader.from_config(settings.providers.download)
     failed = 0
@@ -200,8 +197,7 @@ def models_pull(
 
     source, _, version = reference.partition(":")
     if source != "civitai" or not version.isdigit():
-        err.print(f"[bold red]error:[/] {reference!r}: expected civitai:<model-version-id> (digits)", markup=True,
-                  highlight=False)
+        err.print(f"[bold red]error:[/] {reference!r}: expected civitai:<model-version-id> (digits)", markup=True, highlight=False)
         raise typer.Exit(2)
     settings, secrets = _settings_and_secrets()
     base = settings.config_file.parent if settings.config_file else Path.cwd()
@@ -215,19 +211,18 @@ def models_pull(
     try:
         file = client.version_file(int(version))
         console.print(f"{file.model_name} ({file.model_type}) -> {folder / file.folder / file.name}")
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
             task = progress.add_task(file.name, total=file.size_bytes or None)
             result = client.pull(file, folder, lambda done, total: progress.update(task, completed=done, total=total or None))
     except ContentPipelineError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(1) from None
-    how = "already present" if result.already_present else (
-        f"resumed at {result.resumed_from} bytes" if result.resumed_from else "downloaded")
+    how = "already present" if result.already_present else (f"resumed at {result.resumed_from} bytes" if result.resumed_from else "downloaded")
     console.print(f"[green]✓[/] {how}: {result.path} ({result.size_bytes} bytes, SHA-256 {result.sha256} verified)")
     stem = Path(file.name).stem.lower().replace(" ", "-")
     if file.folder == "loras":
-        console.print("use it under a model of providers.diffusers.models:\n"
-                      f"  loras:\n    {stem}: {{path: {result.path}, weight: 0.8, trigger_words: []}}")
+        console.print(f"use it under a model of providers.diffusers.models:\n  loras:\n    {stem}: {{path: {result.path}, weight: 0.8, trigger_words: []}}")
     else:
         console.print(f"use it in providers.diffusers.models:\n  {stem}: {{path: {result.path}, pipeline: sd15}}")

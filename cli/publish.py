@@ -23,8 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
 
-review_app = typer.Typer(help="Review images waiting for a decision (categories with review: required).",
-                         no_args_is_help=True)
+review_app = typer.Typer(help="Review images waiting for a decision (categories with review: required).", no_args_is_help=True)
 backup_app = typer.Typer(help="The backup store (publishing.backup_url).", no_args_is_help=True)
 
 
@@ -87,8 +86,16 @@ def review_list(category: Annotated[str | None, typer.Option(help="Only this cat
     for column in ("image", "v", "category", "template", "provider", "USD", "prompt", "file"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row.image_id, str(row.version), row.category, row.template or "-", row.provider or "-",
-                      f"{row.cost_usd:.3f}", (row.prompt or "-")[:80], row.storage_key or "-")
+        table.add_row(
+            row.image_id,
+            str(row.version),
+            row.category,
+            row.template or "-",
+            row.provider or "-",
+            f"{row.cost_usd:.3f}",
+            (row.prompt or "-")[:80],
+            row.storage_key or "-",
+        )
     console.print(table)
 
 
@@ -106,8 +113,10 @@ def _decide(image_ids: list[str], reviewer: str | None, note: str | None, approv
             failed += 1
             continue
         done = publisher.approve(row.id, who, note) if approve else publisher.reject(row.id, who, note)
-        console.print(f"{done.image_id}: {'published at ' + (done.storage_key or '-') if approve else 'rejected, kept at ' + (done.storage_key or '-')} "
-                      f"(by {who})", highlight=False)
+        console.print(
+            f"{done.image_id}: {'published at ' + (done.storage_key or '-') if approve else 'rejected, kept at ' + (done.storage_key or '-')} (by {who})",
+            highlight=False,
+        )
     publisher.deliver_new()
     if failed:
         raise typer.Exit(1)
@@ -146,8 +155,7 @@ def reserve_cmd(
     console, _ = _console()
     rt = _runtime()
     day = for_date.date()
-    outcome = reserve(ImageLedger(rt.db), rt.settings, category, day, channel=channel,
-                      reserved_by=_reviewer(None), on_demand=on_demand)
+    outcome = reserve(ImageLedger(rt.db), rt.settings, category, day, channel=channel, reserved_by=_reviewer(None), on_demand=on_demand)
     if outcome.state != "reserved":
         raise _fail(outcome.message)
     assert outcome.image is not None
@@ -183,8 +191,11 @@ def regenerate_cmd(
         result = regenerate_image(image_id=row.image_id, seed=seed, provider=provider)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"{result['previous']} -> {result['image_id']} (version {result['version']}): {result['status']}"
-                  f"{'  ' + result['storage_key'] if result['storage_key'] else ''}", highlight=False)
+    console.print(
+        f"{result['previous']} -> {result['image_id']} (version {result['version']}): {result['status']}"
+        f"{'  ' + result['storage_key'] if result['storage_key'] else ''}",
+        highlight=False,
+    )
     if result["status"] not in ("done", "in_review"):
         raise typer.Exit(1)
 
@@ -206,10 +217,16 @@ def print_versions(row: Any) -> None:
         table.add_column(column, overflow="fold")
     for r in chain:
         previous = by_pk.get(r.previous_pk)
-        table.add_row(str(r.version), r.image_id, previous.image_id if previous else "-", r.status,
-                      f"{r.published_at:%Y-%m-%d %H:%M}" if r.published_at else "-",
-                      f"{r.reviewed_by} {r.reviewed_at:%Y-%m-%d %H:%M}" if r.reviewed_at else "-",
-                      (r.review_note or "-")[:80], r.storage_key or "-")
+        table.add_row(
+            str(r.version),
+            r.image_id,
+            previous.image_id if previous else "-",
+            r.status,
+            f"{r.published_at:%Y-%m-%d %H:%M}" if r.published_at else "-",
+            f"{r.reviewed_by} {r.reviewed_at:%Y-%m-%d %H:%M}" if r.reviewed_at else "-",
+            (r.review_note or "-")[:80],
+            r.storage_key or "-",
+        )
     console.print(table)
 
 
@@ -229,8 +246,7 @@ def backup_verify() -> None:
         console.print(f"missing   {key}", highlight=False)
     for key, expected, actual in report.differing:
         console.print(f"differs   {key} (sha256 {expected[:12]} here, {actual[:12]} in the backup)", highlight=False)
-    console.print(f"{len(report.checked)} objects checked: {len(report.missing)} missing, "
-                  f"{len(report.differing)} differing", highlight=False)
+    console.print(f"{len(report.checked)} objects checked: {len(report.missing)} missing, {len(report.differing)} differing", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -251,8 +267,7 @@ def reservation_calendar(start: date, days: int = 30) -> Table | None:
         table.add_column(column, overflow="fold")
     for r in reservations:
         image = images[r.image_pk]
-        table.add_row(r.for_date.isoformat(), r.channel or "-", r.category, image.image_id, image.storage_key or "-",
-                      str(r.id))
+        table.add_row(r.for_date.isoformat(), r.channel or "-", r.category, image.image_id, image.storage_key or "-", str(r.id))
     return table
 
 
@@ -264,4 +279,3 @@ def register(app: typer.Typer) -> None:
     app.command("release")(release_cmd)
     app.command("regenerate")(regenerate_cmd)
     app.command("versions")(versions_cmd)
-

@@ -36,8 +36,7 @@ def report_cmd(
 
     settings = load_settings()
     try:
-        start, end = period(_as_date(since),
-                            _as_date(until))
+        start, end = period(_as_date(since), _as_date(until))
     except ValueError as exc:
         raise fail(exc) from None
     last_day = (end - timedelta(days=1)).date()
@@ -83,14 +82,18 @@ def share_cmd(
     from storage.objects import LocalStore  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     if isinstance(rt.store, LocalStore):  # file:// paths: nothing to sign, nothing expires
-        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); files in the local store "
-                      f"{rt.store.root} (no expiry; copy them to share)", highlight=False)
+        console.print(
+            f"{image_id}: {row.template} via {row.provider} ({row.status}); files in the local store {rt.store.root} (no expiry; copy them to share)",
+            highlight=False,
+        )
     else:
-        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); presigned links valid "
-                      f"{expires} s", highlight=False)
+        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); presigned links valid {expires} s", highlight=False)
     for rendition in renditions:
-        console.print(f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _why(call: Any) -> str:
@@ -109,7 +112,6 @@ def history_cmd(
     each provider call (outcome, seconds, USD) and where the image went; with --image, the
     slot's chain of versions (who reviewed each, which one is published)."""
 
-
     from storage.db import AttemptRecord, ImageRecord  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from reporting.report import period  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from wiring.runtime import get_runtime  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
@@ -121,35 +123,40 @@ def history_cmd(
         versions_cmd(image_id)
         return
     try:
-        start, end = period(_as_date(since),
-                            _as_date(until))
+        start, end = period(_as_date(since), _as_date(until))
     except ValueError as exc:
         raise fail(exc) from None
     db = get_runtime().db
     with db.session() as session:
-        images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= start, ImageRecord.created_at < end)
-                                   .order_by(col(ImageRecord.id)).limit(limit)))
-        calls = list(session.exec(select(AttemptRecord).where(AttemptRecord.image_pk.in_([i.id for i in images]))  # type: ignore[attr-defined]
-                                  .order_by(col(AttemptRecord.id))))
+        images = list(
+            session.exec(select(ImageRecord).where(ImageRecord.created_at >= start, ImageRecord.created_at < end).order_by(col(ImageRecord.id)).limit(limit))
+        )
+        calls = list(
+            session.exec(
+                select(AttemptRecord)
+                .where(AttemptRecord.image_pk.in_([i.id for i in images]))  # type: ignore[attr-defined]
+                .order_by(col(AttemptRecord.id))
+            )
+        )
     by_image: dict[int, list[Any]] = {}
     for call in calls:
         by_image.setdefault(call.image_pk, []).append(call)
-    console.print(f"{len(images)} generations from {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d} (UTC)",
-                  highlight=False)
+    console.print(f"{len(images)} generations from {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d} (UTC)", highlight=False)
     for image in images:
-        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}" + _why(c)
-                          for c in by_image.get(image.id or 0, []))
-        console.print(f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
-                      f"{image.flow}/{image.template or '-'}  v{image.version}  {image.status}  USD {image.cost_usd:.3f}",
-                      highlight=False)
+        story = ", ".join(f"{c.provider} {c.status} {c.latency_s:.1f}s USD {c.cost_usd:.3f}" + _why(c) for c in by_image.get(image.id or 0, []))
+        console.print(
+            f"\n[bold]{image.image_id}[/]  {image.created_at:%Y-%m-%d %H:%M}  trigger {image.trigger}  "
+            f"{image.flow}/{image.template or '-'}  v{image.version}  {image.status}  USD {image.cost_usd:.3f}",
+            highlight=False,
+        )
         from storage.crypto import is_encrypted  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
-        prompt = ("(encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" if is_encrypted(image.prompt)
-                  else image.prompt or "-")
+        prompt = "(encrypted at rest: set PROMPT_ENCRYPTION_KEY to read it)" if is_encrypted(image.prompt) else image.prompt or "-"
         console.print(f"  prompt: {prompt}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"  calls:  {story or '-'}", highlight=False, markup=False, soft_wrap=True)
-        console.print(f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(
+            f"  {'stored: ' + image.storage_key if image.storage_key else 'error:  ' + (image.error or '-')}", highlight=False, markup=False, soft_wrap=True
+        )
 
 
 ab_app = typer.Typer(help="A/B tests of template variants.", no_args_is_help=True)
@@ -175,19 +182,26 @@ def ab_report(
     variants = {t.name: ["base", *sorted(t.variants)] for ts in library.templates.values() for t in ts if t.variants}
     if template:
         if template not in variants:
-            raise fail(ValueError(f"--template {template!r}: no template with A/B variants by that name "
-                                   f"(known: {', '.join(sorted(variants)) or 'none'})"))
+            raise fail(ValueError(f"--template {template!r}: no template with A/B variants by that name (known: {', '.join(sorted(variants)) or 'none'})"))
         variants = {template: variants[template]}
     rows = report(get_database(settings.database_url), template=template, config=settings.ab, variants=variants)
     if as_json:
         console.print_json(json.dumps([asdict(r) for r in rows]))
         return
     table = Table(title=f"A/B variants ({settings.ab.strategy}; prior Beta({settings.ab.prior_alpha:g}, {settings.ab.prior_beta:g}))")
-    for column in ("template", "variant", "trials", "successes", "success rate", "mean quality", "alpha", "beta",
-                   "posterior mean", "P(best)"):
+    for column in ("template", "variant", "trials", "successes", "success rate", "mean quality", "alpha", "beta", "posterior mean", "P(best)"):
         table.add_column(column, justify="left" if column in ("template", "variant") else "right")
     for r in rows:
-        table.add_row(r.template, r.variant, str(r.trials), str(r.successes), f"{r.success_rate:.0%}",
-                      "-" if r.mean_quality is None else f"{r.mean_quality:.3f}", f"{r.alpha:.2f}", f"{r.beta:.2f}",
-                      f"{r.posterior_mean:.3f}", f"{r.p_best:.0%}")
+        table.add_row(
+            r.template,
+            r.variant,
+            str(r.trials),
+            str(r.successes),
+            f"{r.success_rate:.0%}",
+            "-" if r.mean_quality is None else f"{r.mean_quality:.3f}",
+            f"{r.alpha:.2f}",
+            f"{r.beta:.2f}",
+            f"{r.posterior_mean:.3f}",
+            f"{r.p_best:.0%}",
+        )
     console.print(table)

@@ -58,8 +58,7 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
     thread = threading.Thread(target=worker, daemon=True)
     ledger = ImageLedger(get_runtime().db)
     _wait_for_server()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
         thread.start()
         while thread.is_alive():
@@ -87,10 +86,12 @@ def _incomplete_advice(summary: Any) -> str:
     real provider answered), how to get real images; otherwise how to retry."""
     missing = [i for i in summary.images if not (i.done or i.decided or i.waiting)]
     if missing and all(i.placeholder or i.status == "placeholder" for i in missing):
-        return ("placeholders stand in for real images. To get real images, enable a provider in "
-                "content-pipeline.yaml (providers.<name>.enabled: true, its name in chain before placeholder) and "
-                "set its key in the environment or .env (e.g. STABILITY_API_KEY); check it with "
-                "content-pipeline providers check, then run again (only the missing images are made)")
+        return (
+            "placeholders stand in for real images. To get real images, enable a provider in "
+            "content-pipeline.yaml (providers.<name>.enabled: true, its name in chain before placeholder) and "
+            "set its key in the environment or .env (e.g. STABILITY_API_KEY); check it with "
+            "content-pipeline providers check, then run again (only the missing images are made)"
+        )
     return "re-run the same command to retry what can be retried (add --retry-failed for the rest)"
 
 
@@ -101,8 +102,15 @@ def _print_summary(summary: Any) -> None:
     for column in ("image", "template", "provider", "USD", "seconds", "outcome", "stored at / error"):
         table.add_column(column, no_wrap=column != "stored at / error")
     for image in summary.images:
-        table.add_row(image.image_id, image.template or "-", image.provider or "-", f"{image.cost_usd:.3f}",
-                      f"{image.seconds:.2f}", outcome_of(image), image.storage_key or (image.error or "-")[:120])
+        table.add_row(
+            image.image_id,
+            image.template or "-",
+            image.provider or "-",
+            f"{image.cost_usd:.3f}",
+            f"{image.seconds:.2f}",
+            outcome_of(image),
+            image.storage_key or (image.error or "-")[:120],
+        )
     console.print(table)
     console.print(f"images:   {summary.output_dir}/content (real) and {summary.output_dir}/placeholder (placeholders)")
     console.print(f"database: {summary.database_url}")
@@ -217,8 +225,10 @@ def prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     if quiet_console:  # a run: a server already running beats a temporary one
         reused = _reuse_local_server()
         if reused:
-            console.print(f"using the Prefect server already running at {_local_server()} (UI there; "
-                          "CONTENT_PIPELINE_REUSE_SERVER=0 starts a temporary one instead)", highlight=False)
+            console.print(
+                f"using the Prefect server already running at {_local_server()} (UI there; CONTENT_PIPELINE_REUSE_SERVER=0 starts a temporary one instead)",
+                highlight=False,
+            )
         elif not _plan_background_server():
             problem = prefect_api_problem(required=False)
             if problem:
@@ -245,9 +255,12 @@ def _start_servers() -> None:
     background server (``_plan_background_server``), else the temporary one early."""
     if _background_server is not None and not _background_server.started:
         verb = "started" if _background_server.start() else "waiting for"
-        console.print(f"{verb} a Prefect server in the background at {_local_server()} for this and later runs "
-                      f"(UI there; log and PID in {_background_server.log.parent}; `content-pipeline server stop` "
-                      "stops it; CONTENT_PIPELINE_REUSE_SERVER=0 never starts one)", highlight=False)
+        console.print(
+            f"{verb} a Prefect server in the background at {_local_server()} for this and later runs "
+            f"(UI there; log and PID in {_background_server.log.parent}; `content-pipeline server stop` "
+            "stops it; CONTENT_PIPELINE_REUSE_SERVER=0 never starts one)",
+            highlight=False,
+        )
     elif not os.environ.get("PREFECT_API_URL"):
         _start_temporary_server_early()
 
@@ -255,8 +268,9 @@ def _start_servers() -> None:
 DateOption = Annotated[date | None, typer.Option("--date", help="Run date (YYYY-MM-DD); default today.", formats=["%Y-%m-%d"])]
 
 
-RetryOption = Annotated[bool, typer.Option("--retry-failed", help="Also retry images that failed for good (rejected, "
-                                           "out of attempts) or were skipped by the budget.")]
+RetryOption = Annotated[
+    bool, typer.Option("--retry-failed", help="Also retry images that failed for good (rejected, out of attempts) or were skipped by the budget.")
+]
 
 
 def _day(settings: Any, value: Any) -> date:
@@ -274,8 +288,7 @@ def run_daily(run_date: DateOption = None, retry_failed: RetryOption = False) ->
 
     day = _day(settings, run_date)
     total = len(plan_daily(library.schedules, day))
-    _run_with_progress(f"daily {day}", f"daily:{day.isoformat()}:", total,
-                       lambda: daily_content(run_date=day, retry_failed=retry_failed, return_state=True))
+    _run_with_progress(f"daily {day}", f"daily:{day.isoformat()}:", total, lambda: daily_content(run_date=day, retry_failed=retry_failed, return_state=True))
 
 
 @run_app.command("weekly")
@@ -287,8 +300,7 @@ def run_weekly(run_date: DateOption = None, retry_failed: RetryOption = False) -
 
     day = _day(settings, run_date)
     total = len(plan_weekly(library.schedules, day))
-    _run_with_progress(f"weekly {day}", f"weekly:{day.isoformat()}:", total,
-                       lambda: weekly_content(run_date=day, retry_failed=retry_failed, return_state=True))
+    _run_with_progress(f"weekly {day}", f"weekly:{day.isoformat()}:", total, lambda: weekly_content(run_date=day, retry_failed=retry_failed, return_state=True))
 
 
 @run_app.command("adhoc")
@@ -312,6 +324,9 @@ def run_adhoc(
 
     batch = batch or uuid.uuid4().hex[:8]
     prefix = f"adhoc:{local_today(settings.timezone).isoformat()}:{batch}-{template}:"
-    _run_with_progress(f"adhoc {template}", prefix, count,
-                       lambda: generate(template=template, count=count, quality=quality, format=format, batch=batch,
-                                        retry_failed=retry_failed, return_state=True))
+    _run_with_progress(
+        f"adhoc {template}",
+        prefix,
+        count,
+        lambda: generate(template=template, count=count, quality=quality, format=format, batch=batch, retry_failed=retry_failed, return_state=True),
+    )

@@ -66,8 +66,7 @@ def _healthy(api: str) -> bool:
 def _server_env() -> dict[str, str]:
     """This process's environment for the server, less what the CLI set for its own console."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")}
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED=env.get("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
-               PREFECT_SERVER_LOGGING_LEVEL="WARNING")
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED=env.get("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), PREFECT_SERVER_LOGGING_LEVEL="WARNING")
     return env
 
 
@@ -94,11 +93,22 @@ class BackgroundServer:
         if _recorded_pid() is not None and url.exists() and url.read_text(encoding="utf-8").strip() == self.base_url:
             return False
         parts = urlsplit(self.base_url)
-        command = [sys.executable, "-m", "prefect", "server", "start", "--host", parts.hostname or "127.0.0.1",
-                   "--port", str(parts.port or 4200), "--no-background"]
+        command = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            parts.hostname or "127.0.0.1",
+            "--port",
+            str(parts.port or 4200),
+            "--no-background",
+        ]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            env=_server_env(), cwd=folder, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_server_env(), cwd=folder, start_new_session=True
+            )
         (folder / "server.pid").write_text(f"{self.process.pid}\n", encoding="utf-8")
         (folder / "server.url").write_text(f"{self.base_url}\n", encoding="utf-8")
         return True
@@ -119,11 +129,12 @@ class BackgroundServer:
                 if _healthy(self.api):  # another run's server won the port meanwhile
                     return
                 raise ContentPipelineError(
-                    f"the background Prefect server exited (log: {self.log}); "
-                    "CONTENT_PIPELINE_REUSE_SERVER=0 runs on a temporary server instead")
+                    f"the background Prefect server exited (log: {self.log}); CONTENT_PIPELINE_REUSE_SERVER=0 runs on a temporary server instead"
+                )
             time.sleep(0.25)
-        raise ContentPipelineError(f"the background Prefect server did not answer within {limit:.0f} s "
-                                   f"(log: {self.log}): raise {START_TIMEOUT} on a loaded machine")
+        raise ContentPipelineError(
+            f"the background Prefect server did not answer within {limit:.0f} s (log: {self.log}): raise {START_TIMEOUT} on a loaded machine"
+        )
 
 
 def _alive(pid: int) -> bool:

@@ -75,10 +75,13 @@ class WebhookConfig(BaseModel):
 
     model_config = _Strict
     url: str
-    secret_env: Annotated[str, Field(
-        pattern=r"^[A-Z_][A-Z0-9_]*$",
-        description="HMAC-SHA256 key of the publishing webhooks (delivery.webhooks[].secret_env names the variable)",
-    )] = "CONTENT_PIPELINE_WEBHOOK_SECRET"
+    secret_env: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Z_][A-Z0-9_]*$",
+            description="HMAC-SHA256 key of the publishing webhooks (delivery.webhooks[].secret_env names the variable)",
+        ),
+    ] = "CONTENT_PIPELINE_WEBHOOK_SECRET"
     include_prompt: bool = True
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     backoff_s: Annotated[float, Field(ge=0, le=600)] = 2.0

@@ -54,30 +54,31 @@ class Secrets(BaseSettings):
 
     provider_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     apprise_urls: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS"),
+        None,
+        validation_alias=AliasChoices("APPRISE_URLS", f"{ENV_PREFIX}APPRISE_URLS"),
         description="Apprise URLs of the alerts, separated by spaces or commas, e.g. mailto://... slack://... ntfy://...",
     )
     publish_apprise_urls: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("PUBLISH_APPRISE_URLS", f"{ENV_PREFIX}PUBLISH_APPRISE_URLS"),
+        None,
+        validation_alias=AliasChoices("PUBLISH_APPRISE_URLS", f"{ENV_PREFIX}PUBLISH_APPRISE_URLS"),
         description="Apprise URLs announcing published images (separate from the alerts' APPRISE_URLS)",
     )
     # S3 credentials for an s3:// storage_url (when absent, boto3's own chain: environment, profile, role)
     aws_access_key_id: SecretStr | None = Field(
-        None, validation_alias="AWS_ACCESS_KEY_ID",
-        description="S3 / MinIO / R2 access key for an s3:// storage_url (else boto3's profile or role)")
-    aws_secret_access_key: SecretStr | None = Field(
-        None, validation_alias="AWS_SECRET_ACCESS_KEY", description="the secret of AWS_ACCESS_KEY_ID")
-    aws_session_token: SecretStr | None = Field(
-        None, validation_alias="AWS_SESSION_TOKEN", description="temporary S3 credentials only: their session token")
+        None, validation_alias="AWS_ACCESS_KEY_ID", description="S3 / MinIO / R2 access key for an s3:// storage_url (else boto3's profile or role)"
+    )
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY", description="the secret of AWS_ACCESS_KEY_ID")
+    aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN", description="temporary S3 credentials only: their session token")
     #: Fernet key(s) encrypting prompts at rest (storage.crypto); the C2PA signing key as PEM
     prompt_encryption_key: SecretStr | None = Field(
-        None, validation_alias="PROMPT_ENCRYPTION_KEY",
-        description="Fernet key(s) encrypting prompts at rest, comma-separated, newest first (storage.crypto)")
-    c2pa_private_key: SecretStr | None = Field(
-        None, validation_alias="C2PA_PRIVATE_KEY", description="the C2PA signing key as PEM")
+        None, validation_alias="PROMPT_ENCRYPTION_KEY", description="Fernet key(s) encrypting prompts at rest, comma-separated, newest first (storage.crypto)"
+    )
+    c2pa_private_key: SecretStr | None = Field(None, validation_alias="C2PA_PRIVATE_KEY", description="the C2PA signing key as PEM")
     trigger_secret: SecretStr | None = Field(
-        None, validation_alias="CONTENT_PIPELINE_TRIGGER_SECRET",
-        description="HMAC-SHA256 key of the signed inbound trigger (content-pipeline trigger serve; 16 characters or more)")
+        None,
+        validation_alias="CONTENT_PIPELINE_TRIGGER_SECRET",
+        description="HMAC-SHA256 key of the signed inbound trigger (content-pipeline trigger serve; 16 characters or more)",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -117,8 +118,7 @@ class Secrets(BaseSettings):
 
     def masked(self) -> dict[str, str | None]:
         """Every secret by environment variable name, masked (``hf_***``) or None when unset."""
-        shown: dict[str, str | None] = {name: mask(value.get_secret_value())
-                                        for name, value in sorted(self.provider_secrets.items())}
+        shown: dict[str, str | None] = {name: mask(value.get_secret_value()) for name, value in sorted(self.provider_secrets.items())}
         for field_name in ("apprise_urls", "publish_apprise_urls", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
             value = getattr(self, field_name)
             shown[field_name.upper()] = mask(value.get_secret_value()) if value is not None else None
@@ -133,11 +133,24 @@ class Secrets(BaseSettings):
 
 #: YAML keys that hold secrets and so are refused in the file: generic names, and every
 #: provider secret's name and environment variable (lower case).
-_GENERIC_SECRET_FIELDS = {"apprise_urls", "apprise_url", "api_key", "token", "password",
-                          "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key",
-                          "prompt_encryption_key", "c2pa_private_key",
-                          # publishing: its Apprise URLs, a webhook secret written in the file by mistake
-                          "publish_apprise_urls", "secret", "webhook_secret", "hmac_secret"}
+_GENERIC_SECRET_FIELDS = {
+    "apprise_urls",
+    "apprise_url",
+    "api_key",
+    "token",
+    "password",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "secret_access_key",
+    "prompt_encryption_key",
+    "c2pa_private_key",
+    # publishing: its Apprise URLs, a webhook secret written in the file by mistake
+    "publish_apprise_urls",
+    "secret",
+    "webhook_secret",
+    "hmac_secret",
+}
 
 
 def secret_fields() -> set[str]:

@@ -121,7 +121,11 @@ class Settings(BaseSettings):
     """The effective configuration. Paths are resolved against the config file's folder."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        validate_default=True,
         allow_inf_nan=False,
         env_ignore_empty=True,
     )
@@ -140,9 +144,7 @@ class Settings(BaseSettings):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     renditions: list[RenditionConfig] = Field(default_factory=default_renditions)
-    styles: list[str] = Field(
-        default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"]
-    )
+    styles: list[str] = Field(default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"])
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     c2pa: C2paConfig = Field(default_factory=C2paConfig)
@@ -195,7 +197,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-
                 try:
                     return json.loads(text)
                 except json.JSONDecodeError as exc:
@@ -264,8 +265,6 @@ class Settings(BaseSettings):
         return self.providers.get(name)
 
 
-
-
 def config_path() -> Path | None:
     """The YAML file in use: ``$CONTENT_PIPELINE_CONFIG`` or ``./content-pipeline.yaml`` when it exists."""
     explicit = os.environ.get(CONFIG_ENV)
@@ -298,9 +297,7 @@ def _load_file(path: Path) -> tuple[dict[str, Any], Locator]:
         raise ConfigError(f"{path}:1: the configuration must be a mapping of keys, not {type(loaded).__name__}")
     for secret_path in _find_secrets(loaded):
         line = locate(secret_path)
-        raise ConfigError(
-            f"{path}:{line}: key {'.'.join(secret_path)!r} is a secret: set it in the environment or .env, never in the file"
-        )
+        raise ConfigError(f"{path}:{line}: key {'.'.join(secret_path)!r} is a secret: set it in the environment or .env, never in the file")
     return loaded, locate
 
 
@@ -323,8 +320,10 @@ def load_settings(path: Path | None = None) -> Settings:
         name = ENV_PREFIX + (found.group(1).upper() if found else "")
         value = os.environ.get(name)
         echoed = f" = {shown(name, value)}" if value is not None else ""
-        raise ConfigError(f"environment {name}{echoed}: cannot be parsed; a list or mapping is written as JSON, "
-                          f'e.g. ["a", "b"] or {{"key": 1}}, or set nested keys as {name}__KEY') from None
+        raise ConfigError(
+            f"environment {name}{echoed}: cannot be parsed; a list or mapping is written as JSON, "
+            f'e.g. ["a", "b"] or {{"key": 1}}, or set nested keys as {name}__KEY'
+        ) from None
     except ValidationError as exc:
         messages = []
         for err in exc.errors():
@@ -358,8 +357,7 @@ def dotenv_values() -> dict[str, str | None]:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{file.resolve()}:{line}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                          "save the file as UTF-8") from None
+        raise ConfigError(f"{file.resolve()}:{line}: not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); save the file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{file.resolve()}: cannot read: {exc.strerror}") from None
     return dict(read(file))

@@ -47,8 +47,7 @@ def add_choices(schema: dict[str, Any], library: TemplateLibrary) -> dict[str, A
         for string_schema in _string_schemas(prop):
             if string_schema.get("format") == "date":
                 string_schema["pattern"] = ISO_DATE_PATTERN
-    choices = {"template": template_choices(library), "categories": list(library.categories),
-               "category": list(library.categories)}
+    choices = {"template": template_choices(library), "categories": list(library.categories), "category": list(library.categories)}
     for name, values in choices.items():
         prop = schema.get("properties", {}).get(name)
         if prop is None:

@@ -37,45 +37,52 @@ def build_deployments(settings: Settings | None = None) -> list[Any]:
     """
     from prefect.schedules import Cron  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-
     settings = settings or get_settings()
     library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)
     assert library.schedules is not None
     tz = settings.timezone
 
-    return [with_choices(d, library) for d in [
-        daily_content.to_deployment(
-            name="daily", schedule=Cron(_cron(library.schedules.daily.window_start), timezone=tz),
-            concurrency_limit=1, tags=["content-pipeline", "scheduled"],
-            description="The morning batch: every slot of templates/schedules.yaml daily.",
-        ),
-        weekly_content.to_deployment(
-            name="weekly", schedule=Cron(_cron(library.schedules.weekly.time), timezone=tz),
-            concurrency_limit=1, tags=["content-pipeline", "scheduled"],
-            description="That weekday's entry of the weekly plan.",
-        ),
-        generate.to_deployment(name="adhoc", tags=["content-pipeline", "adhoc"],
-                               description="Ad-hoc images of one template."),
-        flow_failed_alert.to_deployment(
-            name="flow-failed-alert", tags=["content-pipeline-alerts"],
-            description="Run by the automation on a failed or crashed content-pipeline flow run: sends the alert.",
-        ),
-        weekly_report.to_deployment(
-            name="weekly-report", schedule=Cron("0 8 * * 1", timezone=tz), concurrency_limit=1,
-            tags=["content-pipeline", "report"],
-            description="Last week's figures, charts and contact sheet, sent through Apprise (Mondays 08:00).",
-        ),
-        reserve_image.to_deployment(
-            name="reserve", tags=["content-pipeline", "publishing"],
-            description="Reserve the best free published image of a category for a post (date, channel); "
-                        "for other systems through Prefect's API.",
-        ),
-    ]]
+    return [
+        with_choices(d, library)
+        for d in [
+            daily_content.to_deployment(
+                name="daily",
+                schedule=Cron(_cron(library.schedules.daily.window_start), timezone=tz),
+                concurrency_limit=1,
+                tags=["content-pipeline", "scheduled"],
+                description="The morning batch: every slot of templates/schedules.yaml daily.",
+            ),
+            weekly_content.to_deployment(
+                name="weekly",
+                schedule=Cron(_cron(library.schedules.weekly.time), timezone=tz),
+                concurrency_limit=1,
+                tags=["content-pipeline", "scheduled"],
+                description="That weekday's entry of the weekly plan.",
+            ),
+            generate.to_deployment(name="adhoc", tags=["content-pipeline", "adhoc"], description="Ad-hoc images of one template."),
+            flow_failed_alert.to_deployment(
+                name="flow-failed-alert",
+                tags=["content-pipeline-alerts"],
+                description="Run by the automation on a failed or crashed content-pipeline flow run: sends the alert.",
+            ),
+            weekly_report.to_deployment(
+                name="weekly-report",
+                schedule=Cron("0 8 * * 1", timezone=tz),
+                concurrency_limit=1,
+                tags=["content-pipeline", "report"],
+                description="Last week's figures, charts and contact sheet, sent through Apprise (Mondays 08:00).",
+            ),
+            reserve_image.to_deployment(
+                name="reserve",
+                tags=["content-pipeline", "publishing"],
+                description="Reserve the best free published image of a category for a post (date, channel); for other systems through Prefect's API.",
+            ),
+        ]
+    ]
 
 
 def main() -> None:
     from prefect import serve  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
-
 
     deployments = build_deployments()
     alert = next(d for d in deployments if d.name == "flow-failed-alert")

@@ -100,8 +100,7 @@ class TriggerRequest(BaseModel):
         return self
 
 
-def check_signature(secret: str, timestamp: str | None, signature: str | None, body: bytes,
-                    now: float) -> tuple[int, str] | None:
+def check_signature(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float) -> tuple[int, str] | None:
     """None when ``signature`` is right for ``timestamp`` and ``body`` and the timestamp is
     within ``MAX_AGE_S`` seconds of ``now``; else (401, reason)."""
     if not timestamp or not signature:
@@ -139,8 +138,14 @@ def start_adhoc(parameters: dict[str, Any]) -> str:
     return str(run.id)
 
 
-def create_app(secret: str, library: TemplateLibrary, *, start: Callable[[dict[str, Any]], str] = start_adhoc,
-               guard: ReplayGuard | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
+def create_app(
+    secret: str,
+    library: TemplateLibrary,
+    *,
+    start: Callable[[dict[str, Any]], str] = start_adhoc,
+    guard: ReplayGuard | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
     """The FastAPI application (https://fastapi.tiangolo.com/): ``POST /trigger``, ``GET /health``."""
     guard = guard or ReplayGuard()
     app = FastAPI(title="content-pipeline trigger", docs_url=None, redoc_url=None, openapi_url=None)
@@ -175,7 +180,6 @@ def create_app(secret: str, library: TemplateLibrary, *, start: Callable[[dict[s
         except Exception as exc:  # Prefect unreachable, deployment not served: the caller may retry
             return refuse(503, f"could not start {DEPLOYMENT}: {' '.join(str(exc).split())[:300]}", request)
         log.info("trigger accepted: %s run %s %s", DEPLOYMENT, run_id, parameters)
-        return JSONResponse({"flow_run_id": run_id, "deployment": DEPLOYMENT, "parameters": parameters},
-                            status_code=202)
+        return JSONResponse({"flow_run_id": run_id, "deployment": DEPLOYMENT, "parameters": parameters}, status_code=202)
 
     return app

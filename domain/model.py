@@ -122,7 +122,7 @@ def wildcard_problem(text: str) -> str | None:
             if not depth:
                 return f"'}}' at character {position} closes no '{{'"
             depth = 0
-            group = text[start:position - 1]
+            group = text[start : position - 1]
             choices = group.split("|")
             if len(choices) < 2:
                 return f"wildcard at character {start} has a single choice; write {{a|b}}"
@@ -221,19 +221,17 @@ class Template(BaseModel):
     prompt: PromptText
     negative_prompt: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] = DEFAULT_NEGATIVE_PROMPT
     parameters: TemplateParameters = Field(default_factory=TemplateParameters)
-    styles: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_STYLE_CHARS)]],
-                      Field(max_length=MAX_STYLES)] = Field(default_factory=list)
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]],
-                    Field(max_length=MAX_TAGS)] = Field(default_factory=list)
-    variants: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)], PromptText],
-                        Field(max_length=MAX_VARIANTS)] = Field(default_factory=dict)
+    styles: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_STYLE_CHARS)]], Field(max_length=MAX_STYLES)] = Field(default_factory=list)
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    variants: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)], PromptText], Field(max_length=MAX_VARIANTS)] = Field(
+        default_factory=dict
+    )
     embed_prompt: bool | None = None
     #: Pins: the provider (a registered name) and its model, LoRAs by name with their weights
     #: (local diffusers / AUTOMATIC1111), a fixed seed (0..2**32-1) for every image.
     provider: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] | None = None
     model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    loras: dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[float, Field(ge=-4, le=4)]] = Field(
-        default_factory=dict)
+    loras: dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[float, Field(ge=-4, le=4)]] = Field(default_factory=dict)
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     #: img2img / inpainting: a reference image and a mask (white = repaint), each a path
     #: relative to the templates folder or an https URL, and how much to change (0..1).
@@ -342,10 +340,8 @@ _RANK = {
     ImageStatus.superseded: 9,
 }
 #: Statuses of the publishing step (after an image is stored): never generated again.
-PUBLISHING_STATUSES = frozenset({ImageStatus.in_review, ImageStatus.approved, ImageStatus.rejected,
-                                 ImageStatus.superseded})
-_FINISHED = frozenset({ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped,
-                       ImageStatus.placeholder}) | PUBLISHING_STATUSES
+PUBLISHING_STATUSES = frozenset({ImageStatus.in_review, ImageStatus.approved, ImageStatus.rejected, ImageStatus.superseded})
+_FINISHED = frozenset({ImageStatus.done, ImageStatus.failed, ImageStatus.blocked, ImageStatus.skipped, ImageStatus.placeholder}) | PUBLISHING_STATUSES
 
 
 class FailureKind(str, Enum):

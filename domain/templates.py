@@ -150,8 +150,7 @@ class TemplateLibrary:
                     return template
         names = sorted(t.name for group in self.templates.values() for t in group)
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
-                else f"known: {', '.join(names) or 'none'}")
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(names) or 'none'}"
         raise TemplateError(f"no template named {name!r} under {self.folder}; {hint}")
 
     @classmethod
@@ -219,9 +218,7 @@ def load_template(path: Path) -> Template:
     except ValidationError as exc:
         raise TemplateError(format_validation_error(exc, source=str(path), locate=locate)) from None
     if template.category != path.parent.name:
-        raise TemplateError(
-            f"{path}:{locate(('category',))}: field 'category' = {template.category!r} does not match its folder {path.parent.name!r}"
-        )
+        raise TemplateError(f"{path}:{locate(('category',))}: field 'category' = {template.category!r} does not match its folder {path.parent.name!r}")
     return template
 
 
@@ -261,16 +258,14 @@ def check_reference_bounds(path: str) -> None:
     except (UnidentifiedImageError, OSError, ValueError):
         return
     if width * height > MAX_REFERENCE_PIXELS:
-        raise TemplateError(f"{path}: {width}x{height} pixels is over the {MAX_REFERENCE_PIXELS}-pixel limit "
-                            "of a reference image")
+        raise TemplateError(f"{path}: {width}x{height} pixels is over the {MAX_REFERENCE_PIXELS}-pixel limit of a reference image")
 
 
 def _check_pins(template: Template, path: Path, folder: Path, providers: Collection[str] | None) -> list[str]:
     """Problems with a template's provider pin, reference and control image files (one line each)."""
     problems = []
     if template.provider and providers is not None and template.provider not in providers:
-        problems.append(f"{path}: field 'provider' = {template.provider!r}: unknown provider "
-                        f"(known: {', '.join(sorted(providers))})")
+        problems.append(f"{path}: field 'provider' = {template.provider!r}: unknown provider (known: {', '.join(sorted(providers))})")
     files = [(name, getattr(template, name)) for name in ("reference_image", "mask")]
     files += [(f"controlnet[{i}].image", unit.image) for i, unit in enumerate(template.controlnet)]
     for name, value in files:

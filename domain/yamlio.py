@@ -102,8 +102,7 @@ class StrictLoader(yaml.SafeLoader):
             except TypeError:
                 continue  # the base class reports unhashable keys
             if key in seen:
-                raise _RefusedYAML(None, None, f"duplicate key {shorten(key)} (first at line {seen[key]})",
-                                   key_node.start_mark)
+                raise _RefusedYAML(None, None, f"duplicate key {shorten(key)} (first at line {seen[key]})", key_node.start_mark)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -171,8 +170,13 @@ def regular_file(path: Path, *, error: type[Exception]) -> os.stat_result:
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
-                 (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+        kinds = (
+            (stat.S_ISDIR, "a directory"),
+            (stat.S_ISFIFO, "a FIFO (named pipe)"),
+            (stat.S_ISCHR, "a device"),
+            (stat.S_ISBLK, "a device"),
+            (stat.S_ISSOCK, "a socket"),
+        )
         kind = next((name for test, name in kinds if test(info.st_mode)), "not a regular file")
         raise error(f"{path}: is {kind}, not a regular file: give the path of a file")
     return info
@@ -196,15 +200,12 @@ def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise error(f"{path}:{line}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                    "save the file as UTF-8") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); save the file as UTF-8") from None
     return parse_yaml(text, str(path), error=error)
 
 
-def format_validation_error(
-    exc: ValidationError, *, source: str, locate: Locator | None = None, prefix: Sequence[str] = ()
-) -> str:
+def format_validation_error(exc: ValidationError, *, source: str, locate: Locator | None = None, prefix: Sequence[str] = ()) -> str:
     """One line per pydantic error: ``source:line: field a.b.c = 'value': message``
     (the value shortened to about 80 characters)."""
     lines = []

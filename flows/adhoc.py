@@ -20,9 +20,13 @@ from tasks.plan import plan_images_task
 from wiring.runtime import get_runtime
 
 
-@flow(name="generate", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
-      flow_run_name="generate-{template}",
-      on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
+@flow(
+    name="generate",
+    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
+    flow_run_name="generate-{template}",
+    on_failure=[flow_failure_hook],
+    on_crashed=[flow_failure_hook],
+)
 def generate(
     template: str,
     count: Annotated[int, Field(ge=1, le=50)] = 1,
@@ -56,8 +60,18 @@ def generate(
     check_references(reference_image, mask, strength, rt.library.folder)
     name = batch or str(flow_run.id or "manual")[:8]
     with image_run(rt) as run_key:  # what dead runs left is closed first
-        slots = plan_adhoc(chosen.name, chosen.category, count, local_today(rt.settings.timezone), name, quality, format,
-                           reference_image=reference_image, mask=mask, strength=strength)
+        slots = plan_adhoc(
+            chosen.name,
+            chosen.category,
+            count,
+            local_today(rt.settings.timezone),
+            name,
+            quality,
+            format,
+            reference_image=reference_image,
+            mask=mask,
+            strength=strength,
+        )
         pks = plan_images_task(rt, slots, current_trigger())  # a variation per slot, recorded before any money is spent
         produce_images(rt, "adhoc", pks, run_key, retry_failed)  # generate, post-process, tag, upload, record
         rows = review_and_publish(rt, pks, run_key, retry_failed)  # publish, or wait for a person's review

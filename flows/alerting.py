@@ -45,7 +45,7 @@ def failure_automation(deployment_id: UUID) -> Any:
     return Automation(
         name=AUTOMATION_NAME,
         description="Alerts through Apprise (APPRISE_URLS of the serving process) when a content-pipeline flow run "
-                    "fails or crashes, even when its process died before its own hooks could run.",
+        "fails or crashes, even when its process died before its own hooks could run.",
         trigger=EventTrigger(
             expect=FAILURE_EVENTS,
             match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -53,8 +53,7 @@ def failure_automation(deployment_id: UUID) -> Any:
             posture=Posture.Reactive,
             threshold=1,
         ),
-        actions=[RunDeployment(source="selected", deployment_id=deployment_id,
-                               parameters={"flow_run_id": "{{ event.resource.id }}"})],
+        actions=[RunDeployment(source="selected", deployment_id=deployment_id, parameters={"flow_run_id": "{{ event.resource.id }}"})],
     )
 
 

@@ -16,11 +16,14 @@ from tasks.plan import plan_images_task
 from wiring.runtime import get_runtime
 
 
-@flow(name="daily-content", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
-      flow_run_name=dated_run_name("daily"),
-      on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def daily_content(run_date: date | None = None, categories: list[str] | None = None,
-                  retry_failed: bool = False) -> RunSummary:
+@flow(
+    name="daily-content",
+    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
+    flow_run_name=dated_run_name("daily"),
+    on_failure=[flow_failure_hook],
+    on_crashed=[flow_failure_hook],
+)
+def daily_content(run_date: date | None = None, categories: list[str] | None = None, retry_failed: bool = False) -> RunSummary:
     """Make the daily batch for ``run_date`` (default: today in the configured timezone).
 
     ``categories`` keeps only the slots of those categories (default: every slot);

@@ -20,8 +20,7 @@ def only_categories(slots: list[ImageSlot], categories: list[str] | None, librar
         return slots
     unknown = [c for c in categories if c not in library.templates]
     if unknown:
-        raise TemplateError(f"parameter 'categories': unknown category {unknown[0]!r} under {library.folder} "
-                            f"(have: {', '.join(library.categories)})")
+        raise TemplateError(f"parameter 'categories': unknown category {unknown[0]!r} under {library.folder} (have: {', '.join(library.categories)})")
     return [slot for slot in slots if slot.category in categories]
 
 
@@ -31,7 +30,6 @@ def dated_run_name(prefix: str):
 
     def name() -> str:
         from prefect.runtime import flow_run  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
-
 
         day = (flow_run.parameters or {}).get("run_date") or local_today(get_runtime().settings.timezone)
         return f"{prefix}-{day}"

@@ -39,8 +39,7 @@ def reserve_image(
     """
     rt = get_runtime()
     day = for_date or local_today(rt.settings.timezone) + timedelta(days=1)
-    outcome = reserve(ImageLedger(rt.db), rt.settings, category, day, channel=channel,
-                      reserved_by="prefect", on_demand=on_demand)
+    outcome = reserve(ImageLedger(rt.db), rt.settings, category, day, channel=channel, reserved_by="prefect", on_demand=on_demand)
     if outcome.state == "refused":
         raise ReservationRefused(outcome.message)
     return outcome.as_dict()
@@ -61,5 +60,11 @@ def regenerate_image(image_id: str, seed: int | None = None, provider: str | Non
     rt.produce_version(version.id, provider)
     made = publish_or_review(rt.publisher(), [version.id], f"regenerate-{version.image_id}", produce=rt.produce_planned)
     [final] = [r for r in made if r.id == version.id]
-    return {"image_id": final.image_id, "version": final.version, "previous": row.image_id,
-            "status": final.status, "storage_key": final.storage_key, "error": final.error}
+    return {
+        "image_id": final.image_id,
+        "version": final.version,
+        "previous": row.image_id,
+        "status": final.status,
+        "storage_key": final.storage_key,
+        "error": final.error,
+    }

@@ -54,8 +54,8 @@ def current_trigger() -> str:
 @contextmanager
 def image_run(rt: Runtime) -> Iterator[str]:
     """The scope of one run's image work: yields its run key (the flow run id) after closing
-    what dead runs left; at the end, the run's provider chain and worker are closed (the body
-waits for every task it submitted first: ``each_result``)."""
+        what dead runs left; at the end, the run's provider chain and worker are closed (the body
+    waits for every task it submitted first: ``each_result``)."""
     run_key = str(flow_run.id or uuid.uuid4())
     try:
         close_dead_runs_task(rt, run_key)
@@ -64,8 +64,7 @@ waits for every task it submitted first: ``each_result``)."""
         rt.end_run(run_key)
 
 
-def select_templates(rt: Runtime, plan: Callable[[Schedules, date], list[ImageSlot]], day: date,
-                     categories: list[str] | None) -> list[ImageSlot]:
+def select_templates(rt: Runtime, plan: Callable[[Schedules, date], list[ImageSlot]], day: date, categories: list[str] | None) -> list[ImageSlot]:
     """The slots ``plan`` schedules for ``day`` (templates/schedules.yaml), only those of
     ``categories`` (default: every slot; an unknown category raises TemplateError before any
     image is planned)."""
@@ -97,8 +96,7 @@ def review_and_publish(rt: Runtime, pks: list[int], run_key: str, retry_failed: 
     """Publish the stored images or send them to review (a run from a deployment suspends
     here until a person decides); regenerated versions are produced as tasks. Returns the
     rows of ``pks`` and of the versions made."""
-    return publish_or_review(rt.publisher(), pks, run_key,
-                             produce=lambda pk, key: produce_image_task(rt, pk, key, retry_failed))
+    return publish_or_review(rt.publisher(), pks, run_key, produce=lambda pk, key: produce_image_task(rt, pk, key, retry_failed))
 
 
 def summarise(rt: Runtime, flow_name: str, rows: list[ImageRecord]) -> Any:

@@ -16,11 +16,14 @@ from tasks.plan import plan_images_task
 from wiring.runtime import get_runtime
 
 
-@flow(name="weekly-content", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
-      flow_run_name=dated_run_name("weekly"),
-      on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def weekly_content(run_date: date | None = None, categories: list[str] | None = None,
-                  retry_failed: bool = False) -> RunSummary:
+@flow(
+    name="weekly-content",
+    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]  # Prefect's generic default
+    flow_run_name=dated_run_name("weekly"),
+    on_failure=[flow_failure_hook],
+    on_crashed=[flow_failure_hook],
+)
+def weekly_content(run_date: date | None = None, categories: list[str] | None = None, retry_failed: bool = False) -> RunSummary:
     """Make ``run_date``'s images of the weekly plan (lighter Sunday, weekend special).
 
     ``categories`` keeps only the slots of those categories (default: every slot);

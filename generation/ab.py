@@ -68,8 +68,9 @@ def reward_of(row: ImageRecord) -> float | None:
     return None
 
 
-def variant_stats(db: Database, template: str | None = None, *, config: ABConfig | None = None,
-                  variants: Mapping[str, Sequence[str]] | None = None) -> dict[tuple[str, str], VariantStats]:
+def variant_stats(
+    db: Database, template: str | None = None, *, config: ABConfig | None = None, variants: Mapping[str, Sequence[str]] | None = None
+) -> dict[tuple[str, str], VariantStats]:
     """Stats by ``(template, variant)`` from the recorded images (of ``template`` or all).
 
     ``variants``: template name -> its variant names, so variants without outcomes appear too.
@@ -102,8 +103,7 @@ def variant_stats(db: Database, template: str | None = None, *, config: ABConfig
     return stats
 
 
-def thompson_choice(variants: Sequence[str], stats: dict[str, VariantStats], rng: random.Random,
-                    prior: tuple[float, float] = (1.0, 1.0)) -> str:
+def thompson_choice(variants: Sequence[str], stats: dict[str, VariantStats], rng: random.Random, prior: tuple[float, float] = (1.0, 1.0)) -> str:
     """The variant whose Beta posterior sample is largest (ties: first in ``variants``)."""
     best, best_draw = variants[0], -1.0
     for name in variants:
@@ -155,8 +155,9 @@ class ReportRow:
     p_best: float
 
 
-def report(db: Database, *, template: str | None = None, config: ABConfig | None = None,
-           variants: Mapping[str, Sequence[str]] | None = None) -> list[ReportRow]:
+def report(
+    db: Database, *, template: str | None = None, config: ABConfig | None = None, variants: Mapping[str, Sequence[str]] | None = None
+) -> list[ReportRow]:
     """One row per (template, variant), sorted by template then posterior mean (best first)."""
     stats = variant_stats(db, template, config=config, variants=variants)
     by_template: dict[str, list[VariantStats]] = {}
@@ -167,7 +168,18 @@ def report(db: Database, *, template: str | None = None, config: ABConfig | None
         items = sorted(by_template[name], key=lambda s: (-s.posterior_mean, s.variant))
         p_best = probability_best(items)
         for s in items:
-            rows.append(ReportRow(name, s.variant, s.trials, s.successes, round(s.success_rate, 4),
-                                  None if s.mean_quality is None else round(s.mean_quality, 4),
-                                  round(s.alpha, 3), round(s.beta, 3), round(s.posterior_mean, 4), round(p_best[s.variant], 4)))
+            rows.append(
+                ReportRow(
+                    name,
+                    s.variant,
+                    s.trials,
+                    s.successes,
+                    round(s.success_rate, 4),
+                    None if s.mean_quality is None else round(s.mean_quality, 4),
+                    round(s.alpha, 3),
+                    round(s.beta, 3),
+                    round(s.posterior_mean, 4),
+                    round(p_best[s.variant], 4),
+                )
+            )
     return rows

@@ -46,8 +46,7 @@ from generation.produce import Worker, needs_provider, produce_image
 
 def batch_key(row: ImageRecord) -> tuple[Any, ...]:
     """Rows with equal keys can share one pipeline call."""
-    return (row.template, row.template_version, row.variant, row.width, row.height, row.num_inference_steps,
-            row.guidance_scale)
+    return (row.template, row.template_version, row.variant, row.width, row.height, row.num_inference_steps, row.guidance_scale)
 
 
 def needs_generation(row: ImageRecord) -> bool:
@@ -104,8 +103,7 @@ def generate_batch_images(worker: Worker, pks: Sequence[int]) -> list[ImageRecor
                     continue  # generated before (spool intact): the per-image process resumes it
                 if worker.heartbeat is not None:
                     held.enter_context(worker.heartbeat.hold(pk))
-                prepared = prepare_step(ledger, row, run_key, policy=worker.settings.policy,
-                                        begun=claim.began_generation)
+                prepared = prepare_step(ledger, row, run_key, policy=worker.settings.policy, begun=claim.began_generation)
                 if isinstance(prepared, ImageRecord):  # blocked, or its reference image cannot be read
                     worker.batch_ended.add(pk)
                     continue
@@ -125,8 +123,8 @@ def _generate(worker: Worker, todo: list[tuple[ImageRecord, GenerationRequest]])
     """One chain batch call for the prepared rows, then one outcome transition per row."""
     chain, ledger, run_key = worker.chain, worker.ledger, worker.run_key
     guards: list[ClaimBudget | None] = [
-        ClaimBudget(chain.budget, row.id, run_key) if chain.budget is not None and row.id is not None else None
-        for row, _ in todo]
+        ClaimBudget(chain.budget, row.id, run_key) if chain.budget is not None and row.id is not None else None for row, _ in todo
+    ]
     attempts: list[list[Attempt]] = [[] for _ in todo]
 
     def on_attempt(index: int, attempt: Attempt) -> None:
@@ -139,15 +137,13 @@ def _generate(worker: Worker, todo: list[tuple[ImageRecord, GenerationRequest]])
     for (row, _), outcome, seen, guard in zip(todo, outcomes, attempts, guards, strict=True):
         assert row.id is not None
         settlements = guard.settlements if guard is not None else []
-        result = ChainOutcome(outcome, None, seen, settlements) if isinstance(outcome, GenerationResult) \
-            else ChainOutcome(None, outcome, seen, settlements)
+        result = ChainOutcome(outcome, None, seen, settlements) if isinstance(outcome, GenerationResult) else ChainOutcome(None, outcome, seen, settlements)
         try:
             try:
                 done = record_outcome(ledger, row, run_key, result, spool_dir=worker.settings.spool_dir)
             except OSError as exc:  # the spool cannot take the bytes: the call is still counted on its row
                 log.error("%s: spool: %s", image_line(row, "generate"), exc)
-                done = ledger.mark_failed(row.id, run_key, FailureKind.error, f"spool: {type(exc).__name__}: {exc}",
-                                          attempts=seen, settlements=settlements)
+                done = ledger.mark_failed(row.id, run_key, FailureKind.error, f"spool: {type(exc).__name__}: {exc}", attempts=seen, settlements=settlements)
         except LeaseLostError as exc:
             log.warning("%s: %s; leaving it to that run", image_line(row, "claim"), exc)
             continue

@@ -114,18 +114,19 @@ class BudgetLedger:
     def _lock_periods(self, session: Session, provider: str, day_key: str, month_key: str) -> dict[tuple[str, str], BudgetPeriodRecord]:
         """The four period rows of a call (global and provider, day and month), created when
         missing and locked until the transaction ends, always in the same order."""
-        wanted = sorted({(GLOBAL, "day", day_key), (GLOBAL, "month", month_key),
-                         (provider, "day", day_key), (provider, "month", month_key)})
+        wanted = sorted({(GLOBAL, "day", day_key), (GLOBAL, "month", month_key), (provider, "day", day_key), (provider, "month", month_key)})
         table = BudgetPeriodRecord.__table__  # type: ignore[attr-defined]
         insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
         for scope, period, key in wanted:
-            stmt = insert(table).values(scope=scope, period=period, period_key=key, spent_usd=0.0, reserved_usd=0.0,
-                                        updated_at=utcnow())
+            stmt = insert(table).values(scope=scope, period=period, period_key=key, spent_usd=0.0, reserved_usd=0.0, updated_at=utcnow())
             session.execute(stmt.on_conflict_do_nothing(index_elements=["scope", "period", "period_key"]))
         rows: dict[tuple[str, str], BudgetPeriodRecord] = {}
         for scope, period, key in wanted:
-            query = select(BudgetPeriodRecord).where(BudgetPeriodRecord.scope == scope, BudgetPeriodRecord.period == period,
-                                                     BudgetPeriodRecord.period_key == key).with_for_update()
+            query = (
+                select(BudgetPeriodRecord)
+                .where(BudgetPeriodRecord.scope == scope, BudgetPeriodRecord.period == period, BudgetPeriodRecord.period_key == key)
+                .with_for_update()
+            )
             rows[(scope, period)] = session.exec(query).one()
         return rows
 
@@ -144,8 +145,16 @@ class BudgetLedger:
         raise AssertionError("unreachable")
 
     # -- reserve / settle ---------------------------------------------------------------
-    def reserve(self, provider: str, estimate_usd: float, *, image_pk: int | None = None, run_key: str | None = None,
-                now: datetime | None = None, model: str | None = None) -> int:
+    def reserve(
+        self,
+        provider: str,
+        estimate_usd: float,
+        *,
+        image_pk: int | None = None,
+        run_key: str | None = None,
+        now: datetime | None = None,
+        model: str | None = None,
+    ) -> int:
         """Reserve ``estimate_usd`` for a call of ``provider``; returns the ledger entry id.
 
         ``estimate_usd`` is the most the call can cost (``Provider.max_cost``), so its
@@ -171,25 +180,30 @@ class BudgetLedger:
                 if row.spent_usd + row.reserved_usd + estimate_usd > cap + _EPS:
                     label = "daily" if period == "day" else "monthly"
                     who = "global" if scope == GLOBAL else f"{scope}'s"
-                    reason = (f"{who} {label} budget ({row.period_key}): USD {row.spent_usd:.2f} spent + "
-                              f"{row.reserved_usd:.2f} reserved + {estimate_usd:.2f} for {provider} would pass "
-                              f"the cap of USD {cap:.2f}")
-                    session.add(BudgetLedgerRecord(provider=provider, state="refused", estimate_usd=estimate_usd,
-                                                   day_key=day_key, month_key=month_key, reason=reason))
+                    reason = (
+                        f"{who} {label} budget ({row.period_key}): USD {row.spent_usd:.2f} spent + "
+                        f"{row.reserved_usd:.2f} reserved + {estimate_usd:.2f} for {provider} would pass "
+                        f"the cap of USD {cap:.2f}"
+                    )
+                    session.add(
+                        BudgetLedgerRecord(provider=provider, state="refused", estimate_usd=estimate_usd, day_key=day_key, month_key=month_key, reason=reason)
+                    )
                     session.commit()
                     raise BudgetExceededError(reason)
             for row in rows.values():
                 row.reserved_usd = _round(row.reserved_usd + estimate_usd)
                 row.updated_at = utcnow()
                 session.add(row)
-            entry = BudgetLedgerRecord(provider=provider, state="reserved", estimate_usd=estimate_usd,
-                                       day_key=day_key, month_key=month_key, image_pk=image_pk, run_key=run_key)
+            entry = BudgetLedgerRecord(
+                provider=provider, state="reserved", estimate_usd=estimate_usd, day_key=day_key, month_key=month_key, image_pk=image_pk, run_key=run_key
+            )
             session.add(entry)
             session.flush()
             assert entry.id is not None
             if image_pk is not None:
-                session.add(AttemptRecord(image_pk=image_pk, provider=provider, model=model, status="in_flight",
-                                          cost_usd=estimate_usd, reservation_id=entry.id))
+                session.add(
+                    AttemptRecord(image_pk=image_pk, provider=provider, model=model, status="in_flight", cost_usd=estimate_usd, reservation_id=entry.id)
+                )
             session.commit()
             return entry.id
 
@@ -235,25 +249,23 @@ class BudgetLedger:
         entry.actual_usd = counted
         entry.settled_at = utcnow()
         if overrun:
-            entry.reason = (f"{entry.provider} reported USD {actual_usd:.4f}, above its reservation (the most the "
-                            f"call can cost) of USD {entry.estimate_usd:.4f}: counted at the reservation, "
-                            f"USD {actual_usd - entry.estimate_usd:.4f} not counted; paid calls are held until "
-                            "an operator runs `content-pipeline budget ack`")
+            entry.reason = (
+                f"{entry.provider} reported USD {actual_usd:.4f}, above its reservation (the most the "
+                f"call can cost) of USD {entry.estimate_usd:.4f}: counted at the reservation, "
+                f"USD {actual_usd - entry.estimate_usd:.4f} not counted; paid calls are held until "
+                "an operator runs `content-pipeline budget ack`"
+            )
         session.add(entry)
 
     @staticmethod
-    def _refuse_while_overrun(session: Session, provider: str, estimate_usd: float, day_key: str,
-                              month_key: str) -> None:
+    def _refuse_while_overrun(session: Session, provider: str, estimate_usd: float, day_key: str, month_key: str) -> None:
         """Inside a reservation's transaction: refuse it (recorded ``refused``) while an
         overrun no operator acknowledged is in the ledger."""
-        held = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.state == OVERRUN)
-                            .order_by(col(BudgetLedgerRecord.id))).first()
+        held = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.state == OVERRUN).order_by(col(BudgetLedgerRecord.id))).first()
         if held is None:
             return
-        reason = (f"paid calls held: a settlement passed its reservation (entry {held.id}, {held.provider}); "
-                  "check it, then run `content-pipeline budget ack`")
-        session.add(BudgetLedgerRecord(provider=provider, state="refused", estimate_usd=estimate_usd,
-                                       day_key=day_key, month_key=month_key, reason=reason))
+        reason = f"paid calls held: a settlement passed its reservation (entry {held.id}, {held.provider}); check it, then run `content-pipeline budget ack`"
+        session.add(BudgetLedgerRecord(provider=provider, state="refused", estimate_usd=estimate_usd, day_key=day_key, month_key=month_key, reason=reason))
         session.commit()
         raise BudgetExceededError(reason)
 
@@ -285,9 +297,13 @@ class BudgetLedger:
         """Inside a claim's transaction: close the reservations the dead run ``dead_run_key``
         left open for slot ``image_pk``. The provider may have charged, so each is counted
         at its reservation (state ``expired``). Returns the ids closed."""
-        entries = list(session.exec(select(BudgetLedgerRecord).where(
-            BudgetLedgerRecord.image_pk == image_pk, BudgetLedgerRecord.run_key == dead_run_key,
-            BudgetLedgerRecord.state == "reserved").order_by(BudgetLedgerRecord.id)))  # type: ignore[arg-type]
+        entries = list(
+            session.exec(
+                select(BudgetLedgerRecord)
+                .where(BudgetLedgerRecord.image_pk == image_pk, BudgetLedgerRecord.run_key == dead_run_key, BudgetLedgerRecord.state == "reserved")
+                .order_by(BudgetLedgerRecord.id)
+            )
+        )  # type: ignore[arg-type]
         for entry in entries:
             self._expire_in(session, entry, f"its run's lease on image {image_pk} expired: counted at its reservation")
         return [e.id for e in entries if e.id is not None]
@@ -315,9 +331,11 @@ class BudgetLedger:
         moment = now or utcnow()
         cutoff = moment - timedelta(seconds=older_than_s)
         with self.db.session() as session:
-            query = (select(BudgetLedgerRecord, ImageRecord.run_key, ImageRecord.lease_expires_at)
-                     .join(ImageRecord, ImageRecord.id == BudgetLedgerRecord.image_pk, isouter=True)  # type: ignore[arg-type]
-                     .where(BudgetLedgerRecord.state == "reserved"))
+            query = (
+                select(BudgetLedgerRecord, ImageRecord.run_key, ImageRecord.lease_expires_at)
+                .join(ImageRecord, ImageRecord.id == BudgetLedgerRecord.image_pk, isouter=True)  # type: ignore[arg-type]
+                .where(BudgetLedgerRecord.state == "reserved")
+            )
             candidates = list(session.exec(query))
         stale: list[tuple[int, str]] = []
         for entry, holder, lease in candidates:
@@ -329,6 +347,7 @@ class BudgetLedger:
                 stale.append((entry.id, f"its run's lease on image {entry.image_pk} expired: counted at its reservation"))
         closed = []
         for token, reason in stale:
+
             def work(session: Session, token: int = token, reason: str = reason) -> bool:
                 entry = session.exec(select(BudgetLedgerRecord).where(BudgetLedgerRecord.id == token)).one()
                 done = self._expire_in(session, entry, reason)
@@ -357,11 +376,16 @@ class BudgetLedger:
         row with a job id left ``in_flight`` (its run was killed) or ``pending`` (still running
         at our timeout). Its ``cost_usd`` is what the budget counted for it."""
         with self.db.session() as session:
-            row = session.exec(select(AttemptRecord).where(
-                AttemptRecord.image_pk == image_pk, AttemptRecord.provider == provider,
-                AttemptRecord.job_id.is_not(None),  # type: ignore[union-attr]
-                AttemptRecord.status.in_(("in_flight", "pending")))  # type: ignore[attr-defined]
-                .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
+            row = session.exec(
+                select(AttemptRecord)
+                .where(
+                    AttemptRecord.image_pk == image_pk,
+                    AttemptRecord.provider == provider,
+                    AttemptRecord.job_id.is_not(None),  # type: ignore[union-attr]
+                    AttemptRecord.status.in_(("in_flight", "pending")),
+                )  # type: ignore[attr-defined]
+                .order_by(AttemptRecord.id.desc())
+            ).first()  # type: ignore[union-attr]
         if row is None or row.job_id is None:
             return None
         return PendingJob(row.job_id, row.reservation_id, row.cost_usd)
@@ -399,8 +423,7 @@ class BudgetLedger:
     def status(self, now: datetime | None = None) -> list[BudgetStatus]:
         """Every configured cap (global, then per provider) for the current day and month."""
         day_key, month_key = period_keys(now or datetime.now(UTC), self.timezone)
-        wanted: list[tuple[str, str, str, float]] = [(GLOBAL, "day", day_key, self.budget.daily_usd),
-                                                     (GLOBAL, "month", month_key, self.budget.monthly_usd)]
+        wanted: list[tuple[str, str, str, float]] = [(GLOBAL, "day", day_key, self.budget.daily_usd), (GLOBAL, "month", month_key, self.budget.monthly_usd)]
         for name, own in sorted(self.budget.providers.items()):
             if own.daily_usd is not None:
                 wanted.append((name, "day", day_key, own.daily_usd))
@@ -409,11 +432,12 @@ class BudgetLedger:
         result = []
         with self.db.session() as session:
             for scope, period, key, cap in wanted:
-                row = session.exec(select(BudgetPeriodRecord).where(
-                    BudgetPeriodRecord.scope == scope, BudgetPeriodRecord.period == period,
-                    BudgetPeriodRecord.period_key == key)).one_or_none()
-                result.append(BudgetStatus(scope, period, key, cap, row.spent_usd if row else 0.0,
-                                           row.reserved_usd if row else 0.0))
+                row = session.exec(
+                    select(BudgetPeriodRecord).where(
+                        BudgetPeriodRecord.scope == scope, BudgetPeriodRecord.period == period, BudgetPeriodRecord.period_key == key
+                    )
+                ).one_or_none()
+                result.append(BudgetStatus(scope, period, key, cap, row.spent_usd if row else 0.0, row.reserved_usd if row else 0.0))
         return result
 
     def spent(self, now: datetime | None = None) -> tuple[float, float]:

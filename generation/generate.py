@@ -75,8 +75,9 @@ def request_of(row: ImageRecord) -> GenerationRequest:
         init_image=load_reference(options["reference_image"]) if options.get("reference_image") else None,
         mask_image=load_reference(options["mask"]) if options.get("mask") else None,
         strength=options.get("strength"),
-        control_units=tuple(ControlInput(ControlUnit.model_validate(unit), load_reference(unit["image"]))
-                            for unit in options["controlnet"]) if options.get("controlnet") else None,
+        control_units=tuple(ControlInput(ControlUnit.model_validate(unit), load_reference(unit["image"])) for unit in options["controlnet"])
+        if options.get("controlnet")
+        else None,
         hires_fix=HiresFix.model_validate(options["hires_fix"]) if options.get("hires_fix") else None,
         prompt=row.prompt,
         negative_prompt=row.negative_prompt or "",
@@ -94,8 +95,7 @@ def request_parts(row: ImageRecord, request: GenerationRequest) -> RequestParts:
     choices + style), the negative prompt, the LoRA names (AUTOMATIC1111 appends them to the
     prompt as ``<lora:name:weight>``), the pinned model and the template's name."""
     names = tuple(name for name, _ in request.loras or ()) + ((row.template,) if row.template else ())
-    return RequestParts(prompt=request.prompt, negative_prompt=request.negative_prompt, adapters=names,
-                        model=request.model or "")
+    return RequestParts(prompt=request.prompt, negative_prompt=request.negative_prompt, adapters=names, model=request.model or "")
 
 
 def reference_refusal(image: bytes, policy: PolicyConfig) -> str | None:
@@ -103,8 +103,6 @@ def reference_refusal(image: bytes, policy: PolicyConfig) -> str | None:
     (also None when ``policy.image_safety`` is disabled)."""
     if not policy.image_safety.enabled:
         return None
-
-
 
     with Image.open(BytesIO(image)) as picture:
         picture.load()
@@ -146,8 +144,7 @@ class ClaimBudget:
         assert self.budget is not None
 
         if isinstance(self.budget, BudgetLedger):
-            return self.budget.reserve(provider, estimate_usd, image_pk=self.image_pk, run_key=self.run_key,
-                                       model=model)
+            return self.budget.reserve(provider, estimate_usd, image_pk=self.image_pk, run_key=self.run_key, model=model)
         return self.budget.reserve(provider, estimate_usd, model=model)
 
     def record_job(self, token: object, job_id: str) -> None:
@@ -222,10 +219,19 @@ def spool(result: GenerationResult, spool_dir: Path, image_id: str) -> Generated
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(result.image)
     os.replace(tmp, path)
-    return GeneratedImage(provider=result.provider, model=result.model, seed=result.seed, width=result.width,
-                          height=result.height, is_placeholder=result.is_placeholder, seconds=result.latency_s,
-                          spool_path=str(path), checksum=hashlib.sha256(result.image).hexdigest(),
-                          mapped_size=result.mapped_size, device=result.metadata.get("device"))
+    return GeneratedImage(
+        provider=result.provider,
+        model=result.model,
+        seed=result.seed,
+        width=result.width,
+        height=result.height,
+        is_placeholder=result.is_placeholder,
+        seconds=result.latency_s,
+        spool_path=str(path),
+        checksum=hashlib.sha256(result.image).hexdigest(),
+        mapped_size=result.mapped_size,
+        device=result.metadata.get("device"),
+    )
 
 
 _PROMPT_WORD = re.compile(r"[^\W_]{3,}")
@@ -258,8 +264,7 @@ def failure_reason(outcome: ChainOutcome) -> str:
     return f"budget: {message}" if outcome.kind is FailureKind.budget else message
 
 
-def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Path, policy: PolicyConfig,
-                   ledger: ImageLedger | None = None) -> ImageRecord:
+def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Path, policy: PolicyConfig, ledger: ImageLedger | None = None) -> ImageRecord:
     """Generate row ``pk``'s image unless it already exists; returns the updated row.
 
     Outside a flow: claims the slot under a run key of its own, generates, records the
@@ -270,7 +275,6 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     """
 
     if ledger is None:
-
         budget = getattr(chain, "budget", None)
         settle = budget.settle_in if isinstance(budget, BudgetLedger) else None
         takeover = budget.close_for_claim if isinstance(budget, BudgetLedger) else None
@@ -291,9 +295,18 @@ def generate_image(db: Database, chain: ProviderChain, pk: int, *, spool_dir: Pa
     return row if row.run_key is None else ledger.release(pk, run_key)
 
 
-def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, run_key: str, *, spool_dir: Path,
-                  policy: PolicyConfig, semaphore: AbstractContextManager[object] | None = None,
-                  decoded: list[Any] | None = None, begun: bool = False) -> ImageRecord:
+def generate_step(
+    ledger: ImageLedger,
+    chain: ProviderChain,
+    row: ImageRecord,
+    run_key: str,
+    *,
+    spool_dir: Path,
+    policy: PolicyConfig,
+    semaphore: AbstractContextManager[object] | None = None,
+    decoded: list[Any] | None = None,
+    begun: bool = False,
+) -> ImageRecord:
     """The generation step of a claimed row: -> generating, then generated / blocked /
     skipped / failed. ``semaphore`` (a context manager) is held around the chain call only.
     ``decoded``: receives the image as the output check decoded it (for post-processing).
@@ -309,8 +322,7 @@ def generate_step(ledger: ImageLedger, chain: ProviderChain, row: ImageRecord, r
     return record_outcome(ledger, row, run_key, outcome, spool_dir=spool_dir, decoded=decoded)
 
 
-def prepare_step(ledger: ImageLedger, row: ImageRecord, run_key: str, *, policy: PolicyConfig,
-                 begun: bool = False) -> GenerationRequest | ImageRecord:
+def prepare_step(ledger: ImageLedger, row: ImageRecord, run_key: str, *, policy: PolicyConfig, begun: bool = False) -> GenerationRequest | ImageRecord:
     """Before the provider call of a claimed row: -> ``generating`` (unless ``begun``), then
     the row's GenerationRequest, or the row ended ``failed`` (its reference image cannot be
     read) / ``blocked`` (content policy). ConfigError when the prompt is encrypted with a
@@ -331,8 +343,9 @@ def prepare_step(ledger: ImageLedger, row: ImageRecord, run_key: str, *, policy:
     return request
 
 
-def record_outcome(ledger: ImageLedger, row: ImageRecord, run_key: str, outcome: ChainOutcome, *, spool_dir: Path,
-                   decoded: list[Any] | None = None) -> ImageRecord:
+def record_outcome(
+    ledger: ImageLedger, row: ImageRecord, run_key: str, outcome: ChainOutcome, *, spool_dir: Path, decoded: list[Any] | None = None
+) -> ImageRecord:
     """After the provider call: the row -> ``generated`` (bytes spooled), ``skipped`` (budget
     caps) or ``failed``, with the outcome's attempts and budget settlements in the same
     transaction."""
@@ -343,10 +356,8 @@ def record_outcome(ledger: ImageLedger, row: ImageRecord, run_key: str, outcome:
         kind = outcome.kind
         reason = scrub_prompt(failure_reason(outcome), row) or ""
         if kind is FailureKind.budget:
-            return ledger.mark_skipped(pk, run_key, kind, reason, attempts=outcome.attempts,
-                                       settlements=outcome.settlements)
-        return ledger.mark_failed(pk, run_key, kind, reason, attempts=outcome.attempts,
-                                  settlements=outcome.settlements)
+            return ledger.mark_skipped(pk, run_key, kind, reason, attempts=outcome.attempts, settlements=outcome.settlements)
+        return ledger.mark_failed(pk, run_key, kind, reason, attempts=outcome.attempts, settlements=outcome.settlements)
     generated = spool(outcome.result, spool_dir, row.image_id)
     if decoded is not None and outcome.result.decoded is not None:
         decoded.append(outcome.result.decoded)

@@ -27,8 +27,9 @@ from generation.record import free_spool
 from generation.upload import store_files
 
 
-def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Settings, run_key: str, *,
-                          stage: Callable[[int], object] | None = None) -> dict[str, list[str]]:
+def upload_pending_images(
+    ledger: ImageLedger, store: ObjectStore, settings: Settings, run_key: str, *, stage: Callable[[int], object] | None = None
+) -> dict[str, list[str]]:
     """Upload every pending image; ``{"uploaded": [image_id...], "pending": [...], "lost": [...]}``.
     ``stage(pk)`` is called for each real image once it is ``done`` (the publishing step:
     publishing.review.Publisher.stage).
@@ -52,8 +53,7 @@ def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Set
         original = Path(row.spool_path or "")
         processed = ProcessedImage(row.quality_score, row.quality_metrics, row.phash, tuple(row.tags), row.duplicate_of)
         try:
-            files = make_renditions(original, settings.renditions, original.with_suffix(""), decode=settings.decode,
-                                    provenance=Provenance.of(row))
+            files = make_renditions(original, settings.renditions, original.with_suffix(""), decode=settings.decode, provenance=Provenance.of(row))
             stored = store_files(store, row, files, settings.publishing)
         except StorageError as exc:
             log.warning("image %s: upload still pending: %s", row.image_id, exc)
@@ -61,8 +61,7 @@ def upload_pending_images(ledger: ImageLedger, store: ObjectStore, settings: Set
             outcome["pending"].append(row.image_id)
             continue
         if row.is_placeholder:
-            ledger.mark_placeholder(pk, run_key, stored, processed,
-                                    reason="placeholder: no real provider answered; a later run replaces it")
+            ledger.mark_placeholder(pk, run_key, stored, processed, reason="placeholder: no real provider answered; a later run replaces it")
         else:
             ledger.mark_done(pk, run_key, stored, processed)
             if stage is not None:

@@ -22,8 +22,10 @@ def check_run_date(run_date: date) -> date:
     """``run_date`` when it lies in ``FIRST_RUN_DATE..LAST_RUN_DATE``, else TemplateError
     with one line naming it (a deployment parameter or ``--date`` such as 0001-01-01)."""
     if not FIRST_RUN_DATE <= run_date <= LAST_RUN_DATE:
-        raise TemplateError(f"run_date {run_date.isoformat()} is outside {FIRST_RUN_DATE.isoformat()}.."
-                            f"{LAST_RUN_DATE.isoformat()}: give the date the images are for (YYYY-MM-DD)")
+        raise TemplateError(
+            f"run_date {run_date.isoformat()} is outside {FIRST_RUN_DATE.isoformat()}.."
+            f"{LAST_RUN_DATE.isoformat()}: give the date the images are for (YYYY-MM-DD)"
+        )
     return run_date
 
 
@@ -33,9 +35,7 @@ def plan_daily(schedules: Schedules, run_date: date) -> list[ImageSlot]:
     slots: list[ImageSlot] = []
     for slot in sorted(schedules.daily.slots, key=lambda s: s.time):
         for index in range(slot.count):
-            slots.append(
-                ImageSlot("daily", run_date, slot.slot_name, index, slot.category, quality=slot.quality, format=slot.format)
-            )
+            slots.append(ImageSlot("daily", run_date, slot.slot_name, index, slot.category, quality=slot.quality, format=slot.format))
     return slots
 
 
@@ -52,23 +52,43 @@ def plan_weekly(schedules: Schedules, run_date: date) -> list[ImageSlot]:
     if special and weekday in special.days:
         for index in range(special.count):
             slots.append(
-                ImageSlot("weekly", run_date, f"{weekday}-special-{special.category}", index, special.category,
-                          quality=special.quality, format=special.format, extra_tags=tuple(special.tags))
+                ImageSlot(
+                    "weekly",
+                    run_date,
+                    f"{weekday}-special-{special.category}",
+                    index,
+                    special.category,
+                    quality=special.quality,
+                    format=special.format,
+                    extra_tags=tuple(special.tags),
+                )
             )
     return slots
 
 
 def plan_adhoc(
-    template: str, category: str, count: int, run_date: date, batch: str,
-    quality: Quality | None = None, fmt: ImageFormat | None = None, *,
-    reference_image: str | None = None, mask: str | None = None, strength: float | None = None,
+    template: str,
+    category: str,
+    count: int,
+    run_date: date,
+    batch: str,
+    quality: Quality | None = None,
+    fmt: ImageFormat | None = None,
+    *,
+    reference_image: str | None = None,
+    mask: str | None = None,
+    strength: float | None = None,
 ) -> list[ImageSlot]:
     """``count`` images of one template; ``batch`` makes the keys of one request unique.
     ``reference_image`` / ``mask`` / ``strength`` (img2img, inpainting) override the template's."""
     check_run_date(run_date)
     slot = f"{batch}-{template}"
-    return [ImageSlot("adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt,
-                      reference_image=reference_image, mask=mask, strength=strength) for i in range(count)]
+    return [
+        ImageSlot(
+            "adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt, reference_image=reference_image, mask=mask, strength=strength
+        )
+        for i in range(count)
+    ]
 
 
 def local_today(timezone: str) -> date:

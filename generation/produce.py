@@ -120,8 +120,7 @@ class Worker:
 
     def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
         """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
-        return [(image_id, phash) for pk, (image_id, phash, cat) in self.publishing.items()
-                if pk != exclude_pk and (category is None or cat == category)]
+        return [(image_id, phash) for pk, (image_id, phash, cat) in self.publishing.items() if pk != exclude_pk and (category is None or cat == category)]
 
     def start(self) -> Worker:
         if self.heartbeat is None:
@@ -157,8 +156,7 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
     row = claim.row
     if claim.took_over_from:
         log.warning("%s: took over from run %s, whose lease expired", image_line(row, "claim"), claim.took_over_from)
-    log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id,
-             row.idempotency_key, row.status)
+    log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id, row.idempotency_key, row.status)
     with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():
         try:
             return _produce(worker, row, claim.began_generation)
@@ -192,8 +190,17 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
         return _finish(worker, row, None, None)
     decoded: list[Any] = []  # the output check's decode, handed to post-processing: one decode per image
     if needs_provider(row, begun):
-        row = generate_step(ledger, worker.chain, row, run_key, spool_dir=worker.settings.spool_dir,
-                            policy=worker.settings.policy, semaphore=worker.semaphore, decoded=decoded, begun=begun)
+        row = generate_step(
+            ledger,
+            worker.chain,
+            row,
+            run_key,
+            spool_dir=worker.settings.spool_dir,
+            policy=worker.settings.policy,
+            semaphore=worker.semaphore,
+            decoded=decoded,
+            begun=begun,
+        )
         if S(row.status).terminal:
             log.warning("%s: ended %s: %s", image_line(row, "generate"), row.status, row.error)
             return row
@@ -205,12 +212,10 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
         if made.blocked:
             return ledger.mark_blocked(pk, run_key, made.blocked, safety=made.safety)
         found = _categorize(worker, row, made.phash)
-        processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of,
-                                   safety=made.safety)
+        processed = ProcessedImage(made.quality_score, made.quality_metrics, made.phash, found.tags, found.duplicate_of, safety=made.safety)
         if found.skip_reason:
             free_spool(row)
-            return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason,
-                                       duplicate_of=found.duplicate_of, processed=processed)
+            return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason, duplicate_of=found.duplicate_of, processed=processed)
         apply_processed(row, processed)  # in memory only: the sidecar tells quality, pHash and tags
         return _upload(worker, row, made.files, processed)
     except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours
@@ -227,9 +232,12 @@ def _categorize(worker: Worker, row: ImageRecord, phash: str | None) -> Categori
     assert row.id is not None
     ledger, pk = worker.ledger, row.id
     with worker.dedup_lock:
-        found = categorize_row(row, phash, worker.settings,
-                               lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk),
-                                                 *worker.publishing_hashes(category, exclude_pk=pk)])
+        found = categorize_row(
+            row,
+            phash,
+            worker.settings,
+            lambda category: [*ledger.published_hashes(category=category, exclude_pk=pk), *worker.publishing_hashes(category, exclude_pk=pk)],
+        )
         if not found.skip_reason and phash and not row.is_placeholder:
             worker.publishing[pk] = (row.image_id, phash, row.category)
     return found
@@ -257,6 +265,5 @@ def _finish(worker: Worker, row: ImageRecord, stored: object, processed: Process
     else:
         done = worker.ledger.mark_done(row.id, worker.run_key, stored, processed)
     free_spool(row)
-    get_logger().info("slot %s#%s image %s %s: %s via %s", done.slot, done.slot_index, done.image_id, done.status,
-                      done.storage_key, done.provider)
+    get_logger().info("slot %s#%s image %s %s: %s via %s", done.slot, done.slot_index, done.image_id, done.status, done.storage_key, done.provider)
     return done

@@ -28,8 +28,14 @@ from config.settings import get_settings
 
 
 def record_planned(
-    db: Database, library: TemplateLibrary, slots: Sequence[ImageSlot], *, styles: Sequence[str] = (), trigger: str = "cli",
-    ab: ABConfig | None = None, privacy: PrivacyConfig | None = None,
+    db: Database,
+    library: TemplateLibrary,
+    slots: Sequence[ImageSlot],
+    *,
+    styles: Sequence[str] = (),
+    trigger: str = "cli",
+    ab: ABConfig | None = None,
+    privacy: PrivacyConfig | None = None,
 ) -> list[int]:
     """Primary keys of the rows of ``slots`` (created as ``planned`` where missing).
 
@@ -39,7 +45,6 @@ def record_planned(
     Raises TemplateError when a chosen template is not in the slot's category.
     """
     if privacy is None:
-
         privacy = get_settings().privacy
     ledger = ImageLedger(db)
     existing = ledger.by_keys(slot.idempotency_key for slot in slots)
@@ -59,14 +64,25 @@ def record_planned(
         chooser = make_chooser(db, template.name, ab) if ab is not None and template.variants else None
         variation = create_variation(template, slot, styles, chooser)
         request = variation.request
-        new.append(PlannedImage(
-            slot=slot, template=template.name, template_version=template.version, variant=variation.variant,
-            prompt=request.prompt, negative_prompt=request.negative_prompt, width=request.width, height=request.height,
-            num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale, seed=request.seed,
-            trigger=trigger, tags=(*slot.extra_tags, *template.tags),
-            request_options=request_options(template, slot, library.folder),
-            prompt_private=not privacy.embeds(template.category, template.embed_prompt),
-        ))
+        new.append(
+            PlannedImage(
+                slot=slot,
+                template=template.name,
+                template_version=template.version,
+                variant=variation.variant,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                width=request.width,
+                height=request.height,
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                seed=request.seed,
+                trigger=trigger,
+                tags=(*slot.extra_tags, *template.tags),
+                request_options=request_options(template, slot, library.folder),
+                prompt_private=not privacy.embeds(template.category, template.embed_prompt),
+            )
+        )
     rows = {r.idempotency_key: r for r in ledger.plan(new)} | existing
     pks = [rows[slot.idempotency_key].id for slot in slots]
     assert all(pk is not None for pk in pks)

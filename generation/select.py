@@ -17,8 +17,9 @@ from domain.templates import TemplateLibrary
 from storage.db import Database
 
 
-def select_template(library: TemplateLibrary, slot: ImageSlot, db: Database | None = None, *,
-                    recent: dict[date, set[tuple[str, str]]] | None = None) -> Template:
+def select_template(
+    library: TemplateLibrary, slot: ImageSlot, db: Database | None = None, *, recent: dict[date, set[tuple[str, str]]] | None = None
+) -> Template:
     """The template for ``slot``: its fixed template (ad-hoc) or the rotation's pick.
 
     ``recent``: a cache of each day's (category, template) pairs shared by the slots of one

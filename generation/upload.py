@@ -73,8 +73,7 @@ def object_metadata(row: ImageRecord) -> dict[str, str]:
     return {k: _ascii(v) for k, v in fields.items() if v is not None}
 
 
-def store_files(store: ObjectStore, row: ImageRecord, renditions: list[RenditionFile],
-                publishing: PublishingConfig) -> StoredImage:
+def store_files(store: ObjectStore, row: ImageRecord, renditions: list[RenditionFile], publishing: PublishingConfig) -> StoredImage:
     """Put row's original (the cleaned one post-processing made, else the spooled bytes),
     ``renditions`` and the provenance sidecar into ``store``; returns what went where.
 
@@ -93,17 +92,24 @@ def store_files(store: ObjectStore, row: ImageRecord, renditions: list[Rendition
     fmt = {".png": "png", ".jpg": "jpeg", ".webp": "webp", ".avif": "avif"}.get(original.suffix, "png")
     original_key = f"{key}{EXTENSIONS[fmt]}"
     store.put(original_key, data, content_type=f"image/{fmt}", metadata=metadata)
-    files = [StoredFile("original", original_key, fmt, cleaned.width if cleaned else row.width or 0,
-                        cleaned.height if cleaned else row.height or 0, len(data), sha256_hex(data))]
+    files = [
+        StoredFile(
+            "original",
+            original_key,
+            fmt,
+            cleaned.width if cleaned else row.width or 0,
+            cleaned.height if cleaned else row.height or 0,
+            len(data),
+            sha256_hex(data),
+        )
+    ]
     for rendition in renditions:
         rendition_key = f"{key}.{rendition.name}{EXTENSIONS[rendition.format]}"
-        store.put(rendition_key, rendition.path.read_bytes(), content_type=rendition.content_type,
-                  metadata={**metadata, "rendition": rendition.name})
-        files.append(StoredFile(rendition.name, rendition_key, rendition.format, rendition.width, rendition.height,
-                                rendition.bytes, rendition.checksum))
+        store.put(rendition_key, rendition.path.read_bytes(), content_type=rendition.content_type, metadata={**metadata, "rendition": rendition.name})
+        files.append(StoredFile(rendition.name, rendition_key, rendition.format, rendition.width, rendition.height, rendition.bytes, rendition.checksum))
     sidecar_key = f"{key}.json"
-    listing = [{"name": f.name, "key": f.storage_key, "format": f.format, "width": f.width, "height": f.height,
-                "bytes": f.bytes, "sha256": f.checksum} for f in files]
-    store.put(sidecar_key, sidecar(Provenance.of(row), row=row, files=listing), content_type="application/json",
-              metadata=metadata)
+    listing = [
+        {"name": f.name, "key": f.storage_key, "format": f.format, "width": f.width, "height": f.height, "bytes": f.bytes, "sha256": f.checksum} for f in files
+    ]
+    store.put(sidecar_key, sidecar(Provenance.of(row), row=row, files=listing), content_type="application/json", metadata=metadata)
     return StoredImage(original_key, sidecar_key, tuple(files))

@@ -32,8 +32,7 @@ def expand_wildcards(text: str, rng: random.Random) -> str:
     return WILDCARD.sub(lambda m: rng.choice([c.strip() for c in m.group(1).split("|")]), text)
 
 
-def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] = (),
-                     choose: Callable[[Sequence[str], str], str] | None = None) -> Variation:
+def create_variation(template: Template, slot: ImageSlot, styles: Sequence[str] = (), choose: Callable[[Sequence[str], str], str] | None = None) -> Variation:
     """The GenerationRequest for ``slot`` from ``template`` (sizes from its parameters,
     the slot's quality and format overriding them).
 
@@ -89,8 +88,7 @@ def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[s
         if strength is not None:
             options["strength"] = strength
     if template.controlnet:
-        options["controlnet"] = [{**unit.model_dump(), "image": resolve_reference(unit.image, folder)}
-                                 for unit in template.controlnet]
+        options["controlnet"] = [{**unit.model_dump(), "image": resolve_reference(unit.image, folder)} for unit in template.controlnet]
     if template.hires_fix:
         options["hires_fix"] = template.hires_fix.model_dump()
     return options or None

@@ -54,8 +54,7 @@ def prompt_keywords(prompt: str, limit: int = 8) -> list[str]:
     return seen
 
 
-def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholder: bool = False,
-               prompt_words: bool = True) -> list[str]:
+def categorize(category: str, prompt: str, tags: Iterable[str], *, is_placeholder: bool = False, prompt_words: bool = True) -> list[str]:
     """The image's tag list: category first, then the given tags, then prompt keywords
     (none when ``prompt_words`` is false)."""
     result: list[str] = []
@@ -83,8 +82,7 @@ class Categorized:
     skip_reason: str | None = None
 
 
-def categorize_row(row: Any, phash: str | None, settings: Settings,
-                   published: Callable[[str | None], list[tuple[str, str]]], image: Any = None) -> Categorized:
+def categorize_row(row: Any, phash: str | None, settings: Settings, published: Callable[[str | None], list[tuple[str, str]]], image: Any = None) -> Categorized:
     """Tag image ``row`` and check its pHash against the published images (pure: no write).
 
     Tags: ``categorize`` (no prompt words for a private or encrypted prompt) plus, when ``tagging.clip_model`` is configured, zero-shot tags
@@ -96,13 +94,9 @@ def categorize_row(row: Any, phash: str | None, settings: Settings,
     missing open_clip or weights file.
     """
 
-
     private = bool(getattr(row, "prompt_private", False)) or cipher() is not None
-    tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder,
-                      prompt_words=not private)
+    tags = categorize(row.category, row.prompt or "", row.tags, is_placeholder=row.is_placeholder, prompt_words=not private)
     if settings.tagging.clip_model and settings.tagging.vocabulary and row.spool_path:
-
-
         if image is None:
             image = decode_image(Path(row.spool_path), config=settings.decode).image
         tags += [t for t in (tag.lower() for tag in zero_shot_tags(image, settings.tagging)) if t not in tags]
@@ -112,8 +106,7 @@ def categorize_row(row: Any, phash: str | None, settings: Settings,
         if match is not None:
             other, distance = match
             if dedup.action == "skip":
-                reason = (f"near-duplicate of published image {other} (pHash Hamming distance {distance} "
-                          f"<= dedup.max_distance {dedup.max_distance})")
+                reason = f"near-duplicate of published image {other} (pHash Hamming distance {distance} <= dedup.max_distance {dedup.max_distance})"
                 return Categorized(tuple(tags), other, reason)
             return Categorized(tuple(tags), other)
     return Categorized(tuple(tags))
@@ -125,19 +118,16 @@ def categorize_image(db: Database, pk: int, settings: Settings) -> list[str]:
     ``duplicate_of``, or becomes ``skipped`` (a near-duplicate with ``dedup.action: skip``).
     Returns the tags."""
 
-
     ledger = ImageLedger(db)
     run_key = f"local-{uuid.uuid4().hex[:12]}"
     claim = ledger.claim(pk, run_key)
     if claim.state is not ClaimState.claimed:
         raise RuntimeError(f"image {claim.row.idempotency_key} is {claim.state.value}")
     row = claim.row
-    found = categorize_row(row, row.phash, settings,
-                           lambda category: ledger.published_hashes(category=category, exclude_pk=pk))
+    found = categorize_row(row, row.phash, settings, lambda category: ledger.published_hashes(category=category, exclude_pk=pk))
     processed = ProcessedImage(row.quality_score, row.quality_metrics, row.phash, found.tags, found.duplicate_of)
     if found.skip_reason:
-        ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason, duplicate_of=found.duplicate_of,
-                            processed=processed)
+        ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason, duplicate_of=found.duplicate_of, processed=processed)
     else:
         ledger.mark_processed(pk, run_key, processed)
         ledger.release(pk, run_key)

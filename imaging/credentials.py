@@ -44,13 +44,14 @@ import hashlib
 from imaging.files import write_atomic
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
-_SUFFIX_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-                ".avif": "image/avif"}
+_SUFFIX_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".avif": "image/avif"}
 GENERATION_LABEL = "com.content-pipeline.generation"
 #: what ``verify`` and ``doctor`` say of a signer that no trust anchor vouches for
-UNTRUSTED = ("the signer is untrusted (the per-installation self-signed certificate, or one not under "
-             "c2pa.trust_anchors): for a trusted signer set c2pa.certificate and c2pa.private_key (or "
-             "C2PA_PRIVATE_KEY) to a certificate from a CA on the C2PA trust list, and c2pa.trust_anchors to its root")
+UNTRUSTED = (
+    "the signer is untrusted (the per-installation self-signed certificate, or one not under "
+    "c2pa.trust_anchors): for a trusted signer set c2pa.certificate and c2pa.private_key (or "
+    "C2PA_PRIVATE_KEY) to a certificate from a CA on the C2PA trust list, and c2pa.trust_anchors to its root"
+)
 
 
 class CredentialsError(ContentPipelineError):
@@ -93,8 +94,7 @@ class SignerMaterial:
     timestamp_url: str | None = None
 
     @classmethod
-    def from_config(cls, config: C2paConfig, private_key_pem: str | None = None,
-                    installation_dir: Path | None = None) -> SignerMaterial:
+    def from_config(cls, config: C2paConfig, private_key_pem: str | None = None, installation_dir: Path | None = None) -> SignerMaterial:
         """Read the files named by ``config``; ``private_key_pem`` (C2PA_PRIVATE_KEY) wins over the key file.
         Without ``c2pa.certificate``: the per-installation chain in ``installation_dir``
         (imaging.signing_chain, made on first use).
@@ -128,14 +128,12 @@ class SignerMaterial:
             chain = installation_chain(installation_dir)
             return cls(chain.certificate.read_bytes(), chain.private_key.read_bytes(), "es256", config.timestamp_url)
         except OSError as exc:
-            raise ConfigError(f"c2pa: cannot make the installation's signer in {installation_dir}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(f"c2pa: cannot make the installation's signer in {installation_dir}: {exc.strerror or exc}") from None
 
     def signer(self) -> Any:
         c2pa = _c2pa()
         try:
-            info = c2pa.C2paSignerInfo(self.algorithm.encode(), self.certificate, self.private_key,
-                                       self.timestamp_url.encode() if self.timestamp_url else None)
+            info = c2pa.C2paSignerInfo(self.algorithm.encode(), self.certificate, self.private_key, self.timestamp_url.encode() if self.timestamp_url else None)
             return c2pa.Signer.from_info(info)
         except c2pa.C2paError as exc:
             raise ConfigError(f"c2pa: the certificate or private key is not usable: {str(exc)[:200]}") from None
@@ -148,10 +146,15 @@ def generator(provenance: Provenance) -> str:
 def original_manifest(provenance: Provenance, title: str, claim_generator: str = "content-pipeline") -> dict[str, Any]:
     """The manifest definition of a generated original (see the module docstring)."""
     generation: dict[str, Any] = {
-        "image_id": provenance.image_id, "template": provenance.template,
-        "template_version": provenance.template_version, "variant": provenance.variant,
-        "category": provenance.category, "seed": provenance.seed, "provider": provenance.provider,
-        "model": provenance.model, "placeholder": provenance.placeholder,
+        "image_id": provenance.image_id,
+        "template": provenance.template,
+        "template_version": provenance.template_version,
+        "variant": provenance.variant,
+        "category": provenance.category,
+        "seed": provenance.seed,
+        "provider": provenance.provider,
+        "model": provenance.model,
+        "placeholder": provenance.placeholder,
     }
     if not provenance.prompt_private:
         generation["prompt"] = provenance.prompt
@@ -160,29 +163,38 @@ def original_manifest(provenance: Provenance, title: str, claim_generator: str =
         "claim_generator_info": [{"name": claim_generator, "version": _version()}],
         "title": title,
         "assertions": [
-            {"label": "c2pa.actions.v2", "data": {"actions": [{
-                "action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE,
-                "softwareAgent": {"name": generator(provenance)},
-            }]}},
+            {
+                "label": "c2pa.actions.v2",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": DIGITAL_SOURCE_TYPE,
+                            "softwareAgent": {"name": generator(provenance)},
+                        }
+                    ]
+                },
+            },
             {"label": GENERATION_LABEL, "data": {k: v for k, v in generation.items() if v is not None}},
         ],
     }
 
 
-def rendition_manifest(title: str, resized: bool, transcoded: bool,
-                       claim_generator: str = "content-pipeline") -> dict[str, Any]:
+def rendition_manifest(title: str, resized: bool, transcoded: bool, claim_generator: str = "content-pipeline") -> dict[str, Any]:
     """The manifest definition of a rendition made from the signed original (ingredient ``original``)."""
     actions: list[dict[str, Any]] = [{"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}}]
     if resized:
         actions.append({"action": "c2pa.resized"})
     if transcoded:
         actions.append({"action": "c2pa.transcoded"})
-    return {"claim_generator_info": [{"name": claim_generator, "version": _version()}], "title": title,
-            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}]}
+    return {
+        "claim_generator_info": [{"name": claim_generator, "version": _version()}],
+        "title": title,
+        "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}],
+    }
 
 
-def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], material: SignerMaterial, *,
-               ingredient: tuple[bytes, str, str] | None = None) -> bytes:
+def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], material: SignerMaterial, *, ingredient: tuple[bytes, str, str] | None = None) -> bytes:
     """``data`` with ``manifest`` signed and embedded. ``ingredient``: (bytes, MIME type,
     title) of the parent file. Raises CredentialsError (unsupported format, damaged file)."""
     c2pa = _c2pa()
@@ -191,8 +203,7 @@ def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], material: Signe
         with c2pa.Builder(manifest, context=_context(c2pa)) as builder:
             if ingredient is not None:
                 parent, parent_mime, parent_title = ingredient
-                builder.add_ingredient({"title": parent_title, "relationship": "parentOf", "label": "original"},
-                                       parent_mime, io.BytesIO(parent))
+                builder.add_ingredient({"title": parent_title, "relationship": "parentOf", "label": "original"}, parent_mime, io.BytesIO(parent))
             out = io.BytesIO()
             builder.sign(signer, mime, io.BytesIO(data), out)
             return out.getvalue()
@@ -202,13 +213,13 @@ def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], material: Signe
         signer.close()
 
 
-def sign_files(files: list[Any], provenance: Provenance, config: C2paConfig,
-               private_key_pem: str | None = None, installation_dir: Path | None = None) -> list[Any]:
+def sign_files(
+    files: list[Any], provenance: Provenance, config: C2paConfig, private_key_pem: str | None = None, installation_dir: Path | None = None
+) -> list[Any]:
     """Sign the ``imaging.postprocess.RenditionFile`` list in place on disk: the original
     first (``c2pa.created``), then each rendition with the signed original as ingredient.
     Returns the files with their new byte counts and SHA-256. Raises ConfigError,
     CredentialsError."""
-
 
     material = SignerMaterial.from_config(config, private_key_pem, installation_dir)
     original = next((f for f in files if f.name == "original"), None)
@@ -284,13 +295,15 @@ class VerifyReport:
         active = self.active
         signature = active.get("signature_info", {})
         generation = self.generation()
-        lines = [f"{self.path}: {self.state}" + (f" ({', '.join(self.failures)})" if self.failures else ""),
-                 f"  signed by:  {signature.get('common_name') or signature.get('issuer') or '?'}"
-                 f" (issuer {signature.get('issuer', '?')}, {signature.get('alg', '?')})",
-                 f"  claim:      {', '.join(str(g.get('name')) for g in active.get('claim_generator_info', []))}",
-                 f"  actions:    {', '.join(str(a.get('action')) for a in self.actions())}",
-                 f"  source:     {', '.join(sorted(set(self.digital_source_types()))) or '-'}",
-                 f"  generator:  {generation.get('provider', '?')}/{generation.get('model', '?')}"]
+        lines = [
+            f"{self.path}: {self.state}" + (f" ({', '.join(self.failures)})" if self.failures else ""),
+            f"  signed by:  {signature.get('common_name') or signature.get('issuer') or '?'}"
+            f" (issuer {signature.get('issuer', '?')}, {signature.get('alg', '?')})",
+            f"  claim:      {', '.join(str(g.get('name')) for g in active.get('claim_generator_info', []))}",
+            f"  actions:    {', '.join(str(a.get('action')) for a in self.actions())}",
+            f"  source:     {', '.join(sorted(set(self.digital_source_types()))) or '-'}",
+            f"  generator:  {generation.get('provider', '?')}/{generation.get('model', '?')}",
+        ]
         if "prompt" in generation:
             lines.append(f"  prompt:     {str(generation['prompt'])[:200]}")
         for ingredient in active.get("ingredients", []):

@@ -91,9 +91,7 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data), formats=tuple(formats))
     except UnidentifiedImageError as exc:
-        raise UnsupportedImageError(
-            f"{label}: not an image in an allowed format ({', '.join(formats)}); it starts with {_describe(data)}"
-        ) from exc
+        raise UnsupportedImageError(f"{label}: not an image in an allowed format ({', '.join(formats)}); it starts with {_describe(data)}") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"{label}: decompression bomb refused: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
@@ -127,8 +125,7 @@ def decode_image(source: bytes | Path, *, config: DecodeConfig | None = None, na
     return DecodedImage(image=image, format=fmt, source_bytes=len(data), converted_from=converted_from)
 
 
-def decode_loaded(opened: Image.Image, *, source_bytes: int, config: DecodeConfig | None = None,
-                  name: str = "<image>") -> DecodedImage:
+def decode_loaded(opened: Image.Image, *, source_bytes: int, config: DecodeConfig | None = None, name: str = "<image>") -> DecodedImage:
     """``decode_image`` for an image already decoded (pixels loaded) by the provider's output
     check (providers.base.decode_output): the same format, byte and pixel caps, EXIF
     orientation, sRGB conversion and metadata stripping, without decoding the bytes again.
@@ -169,8 +166,7 @@ def _to_srgb(image: Image.Image, icc: bytes | None, label: str) -> tuple[Image.I
         if profile is not None and "srgb" not in (description or "").lower():
             base = image.convert("CMYK" if image.mode == "CMYK" else ("L" if image.mode in ("L", "LA") else "RGB"))
             try:
-                rgb = ImageCms.profileToProfile(base, profile, _SRGB, outputMode="RGB",
-                                                renderingIntent=ImageCms.Intent.PERCEPTUAL)
+                rgb = ImageCms.profileToProfile(base, profile, _SRGB, outputMode="RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL)
             except ImageCms.PyCMSError:
                 rgb = base.convert("RGB")  # a profile that does not match the pixel data
                 description = None

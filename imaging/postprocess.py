@@ -194,8 +194,7 @@ def enhance(image: Image.Image, steps: Sequence[str]) -> Image.Image:
     return image
 
 
-def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None = None,
-           provenance: Provenance | None = None) -> bytes:
+def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None = None, provenance: Provenance | None = None) -> bytes:
     """``image`` encoded per ``spec`` at ``quality`` (default ``spec.quality``), with
     ``provenance`` as XMP (and PNG text chunks). Never writes EXIF."""
     buffer = io.BytesIO()
@@ -203,8 +202,7 @@ def encode(image: Image.Image, spec: RenditionConfig, *, quality: float | None =
     return buffer.getvalue()
 
 
-def save_encoded(image: Image.Image, spec: RenditionConfig, buffer: BinaryIO, *, quality: float | None = None,
-                 provenance: Provenance | None = None) -> None:
+def save_encoded(image: Image.Image, spec: RenditionConfig, buffer: BinaryIO, *, quality: float | None = None, provenance: Provenance | None = None) -> None:
     """``encode`` into ``buffer``. Into a real file, Pillow encodes JPEG and PNG with the GIL
     released (``encode_to_file``); into memory it keeps the GIL for the whole encoding."""
     q = spec.quality if quality is None else quality
@@ -228,11 +226,73 @@ def save_encoded(image: Image.Image, spec: RenditionConfig, buffer: BinaryIO, *,
 
 
 #: ITU-T T.81 Annex K tables K.1 (luminance) and K.2 (chrominance), natural order
-_JPEG_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-              14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-              49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
-_JPEG_CHROMA = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
-                47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
+_JPEG_LUMA = [
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+]
+_JPEG_CHROMA = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
 
 
 def jpeg_qtables(quality: float) -> list[list[int]]:
@@ -256,8 +316,7 @@ def png_info(provenance: Provenance) -> PngImagePlugin.PngInfo:
     return info
 
 
-def encode_to_target(image: Image.Image, spec: RenditionConfig, *,
-                     provenance: Provenance | None = None) -> tuple[bytes, float]:
+def encode_to_target(image: Image.Image, spec: RenditionConfig, *, provenance: Provenance | None = None) -> tuple[bytes, float]:
     """The largest encoding of ``image`` whose size is at most ``spec.target_bytes``, and
     its quality.
 
@@ -272,10 +331,7 @@ def encode_to_target(image: Image.Image, spec: RenditionConfig, *,
     low_q = 1.0
     best = encode(image, spec, quality=low_q, provenance=provenance)
     if len(best) > target:
-        raise RenditionError(
-            f"rendition {spec.name!r}: {len(best)} bytes at quality 1 is over target_bytes {target}; "
-            f"use a smaller box or a larger target"
-        )
+        raise RenditionError(f"rendition {spec.name!r}: {len(best)} bytes at quality 1 is over target_bytes {target}; use a smaller box or a larger target")
     best_q = low_q
     top = encode(image, spec, quality=100, provenance=provenance)
     if len(top) <= target:
@@ -302,8 +358,9 @@ def encode_to_target(image: Image.Image, spec: RenditionConfig, *,
     return best, best_q
 
 
-def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, provenance: Provenance | None = None,
-               upscaler: Upscaler | None = None) -> RenditionFile:
+def render_one(
+    source: Image.Image, spec: RenditionConfig, out_dir: Path, *, provenance: Provenance | None = None, upscaler: Upscaler | None = None
+) -> RenditionFile:
     """Render, encode and write one rendition of the decoded ``source`` into ``out_dir``."""
     image = render(source, spec, upscaler=upscaler)
     if spec.format == "jpeg" and image.mode == "RGBA":
@@ -334,8 +391,7 @@ def render_one(source: Image.Image, spec: RenditionConfig, out_dir: Path, *, pro
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    return RenditionFile(spec.name, path, spec.format, image.width, image.height, len(data),
-                         hashlib.sha256(data).hexdigest(), quality)
+    return RenditionFile(spec.name, path, spec.format, image.width, image.height, len(data), hashlib.sha256(data).hexdigest(), quality)
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -363,10 +419,17 @@ def _master_png(original: Path, source: Image.Image, provenance: Provenance | No
     return buffer.getvalue()
 
 
-def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path, *,
-                    decode: DecodeConfig | None = None, provenance: Provenance | None = None,
-                    upscalers: dict[str, Upscaler] | None = None, source: Image.Image | None = None,
-                    write_original: bool = True) -> list[RenditionFile]:
+def make_renditions(
+    original: Path,
+    specs: list[RenditionConfig],
+    out_dir: Path,
+    *,
+    decode: DecodeConfig | None = None,
+    provenance: Provenance | None = None,
+    upscalers: dict[str, Upscaler] | None = None,
+    source: Image.Image | None = None,
+    write_original: bool = True,
+) -> list[RenditionFile]:
     """Write every rendition of ``original`` into ``out_dir`` (plus ``original.png``, the
     cleaned, stamped original, listed first, when ``write_original``).
 
@@ -382,8 +445,7 @@ def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path,
         data = _master_png(original, source, provenance)
         path = out_dir / "original.png"
         write_atomic(path, data)
-        files.append(RenditionFile("original", path, "png", source.width, source.height, len(data),
-                                   hashlib.sha256(data).hexdigest()))
+        files.append(RenditionFile("original", path, "png", source.width, source.height, len(data), hashlib.sha256(data).hexdigest()))
     for spec in specs:
         upscaler = (upscalers or {}).get(spec.upscaler) if spec.upscaler != "lanczos" else None
         if spec.upscaler != "lanczos" and spec.scale and spec.scale > 1 and upscaler is None:
@@ -392,10 +454,17 @@ def make_renditions(original: Path, specs: list[RenditionConfig], out_dir: Path,
     return files
 
 
-def process_file(spool: str, specs: list[RenditionConfig], out_dir: str, *, decode: DecodeConfig,
-                 provenance: Provenance | None, aesthetic_scorer: str | None = None,
-                 upscalers: dict[str, Upscaler] | None = None,
-                 source: Image.Image | None = None) -> tuple[list[RenditionFile], float, dict[str, float], str]:
+def process_file(
+    spool: str,
+    specs: list[RenditionConfig],
+    out_dir: str,
+    *,
+    decode: DecodeConfig,
+    provenance: Provenance | None,
+    aesthetic_scorer: str | None = None,
+    upscalers: dict[str, Upscaler] | None = None,
+    source: Image.Image | None = None,
+) -> tuple[list[RenditionFile], float, dict[str, float], str]:
     """Decode ``spool`` (unless ``source``, its already safely decoded image, is given),
     write its renditions into ``out_dir``, and measure it: returns (files, quality score,
     quality measures, pHash). Plain picklable arguments, so it runs in a worker process
@@ -467,7 +536,6 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
 
-
     assert row.spool_path, f"image {row.idempotency_key} has no spooled original"
     spool = Path(row.spool_path)
     source = None
@@ -484,7 +552,6 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         # A placeholder is our own rendering of the prompt's text (providers/placeholder.py),
         # never published as content: not checked (and an offline run never loads the detector)
         if safety.enabled and not row.is_placeholder:
-
             with cpu_slots(workers):
                 detections = detect(source, safety)
             verdict = blocking(detections, safety)
@@ -495,8 +562,12 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     needs = {spec.upscaler for spec in settings.renditions if spec.scale and spec.scale > 1} - {"lanczos"}
     args = (str(spool), list(settings.renditions), str(spool.with_suffix("")))
     # what published files may carry: no prompt when private, long fields cut (imaging.provenance)
-    kwargs: dict[str, Any] = {"decode": settings.decode, "provenance": Provenance.of(row).published(),
-                              "aesthetic_scorer": settings.tagging.aesthetic_scorer, "source": source}
+    kwargs: dict[str, Any] = {
+        "decode": settings.decode,
+        "provenance": Provenance.of(row).published(),
+        "aesthetic_scorer": settings.tagging.aesthetic_scorer,
+        "source": source,
+    }
     if needs or settings.processing.executor == "threads":
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
         with cpu_slots(workers):
@@ -509,10 +580,8 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
                 _pools.pop(workers, None)
             files, score, metrics, phash = process_file(*args, **kwargs)
     if settings.c2pa.enabled:  # signed Content Credentials on every file (imaging.credentials)
-
         key = get_secrets().c2pa_private_key
-        files = sign_files(files, Provenance.of(row).published(), settings.c2pa,
-                           key.get_secret_value() if key is not None else None, settings.credentials_dir)
+        files = sign_files(files, Provenance.of(row).published(), settings.c2pa, key.get_secret_value() if key is not None else None, settings.credentials_dir)
     return PostProcessed(files, score, metrics, phash, safety=detections)
 
 
@@ -524,7 +593,6 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
     ``processed`` with its quality score, measures, pHash and safety detections. Claims
     the slot for the step and releases it.
     """
-
 
     ledger = ImageLedger(db)
     run_key = f"local-{uuid.uuid4().hex[:12]}"
@@ -540,7 +608,6 @@ def postprocess_image(db: Database, pk: int, settings: Settings) -> list[Renditi
     if outcome.blocked:
         ledger.mark_blocked(pk, run_key, outcome.blocked, safety=outcome.safety)
         return []
-    ledger.mark_processed(pk, run_key, ProcessedImage(outcome.quality_score, outcome.quality_metrics, outcome.phash,
-                                                      tuple(row.tags), safety=outcome.safety))
+    ledger.mark_processed(pk, run_key, ProcessedImage(outcome.quality_score, outcome.quality_metrics, outcome.phash, tuple(row.tags), safety=outcome.safety))
     ledger.release(pk, run_key)
     return outcome.files

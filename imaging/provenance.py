@@ -101,9 +101,17 @@ class Provenance:
     def of(cls, row: Any) -> Provenance:
         """From a ``storage.db.ImageRecord``."""
         return cls(
-            image_id=row.image_id, prompt=row.prompt or "", negative_prompt=row.negative_prompt or "", seed=row.seed,
-            provider=row.provider, model=row.model, template=row.template, template_version=row.template_version,
-            variant=row.variant, category=row.category, placeholder=bool(row.is_placeholder),
+            image_id=row.image_id,
+            prompt=row.prompt or "",
+            negative_prompt=row.negative_prompt or "",
+            seed=row.seed,
+            provider=row.provider,
+            model=row.model,
+            template=row.template,
+            template_version=row.template_version,
+            variant=row.variant,
+            category=row.category,
+            placeholder=bool(row.is_placeholder),
             prompt_private=bool(getattr(row, "prompt_private", False)),
         )
 
@@ -128,8 +136,11 @@ class Provenance:
 
     def text_fields(self) -> dict[str, str]:
         """PNG text chunks: every known field as text, plus ``Software``."""
-        fields = {k: ("true" if v is True else "false" if v is False else str(v))
-                  for k, v in self.as_dict().items() if v is not None and v != "" and k != "prompt_private"}
+        fields = {
+            k: ("true" if v is True else "false" if v is False else str(v))
+            for k, v in self.as_dict().items()
+            if v is not None and v != "" and k != "prompt_private"
+        }
         fields["Software"] = SOFTWARE
         return fields
 
@@ -139,8 +150,7 @@ class Provenance:
         ``cp:Truncated``; the sidecar has them)."""
         packet = self._xmp()
         if len(packet) > MAX_XMP_BYTES:
-            packet = Provenance(**{**self.as_dict(), "prompt": "", "negative_prompt": "",
-                                   "truncated": "prompt,negative_prompt"})._xmp()
+            packet = Provenance(**{**self.as_dict(), "prompt": "", "negative_prompt": "", "truncated": "prompt,negative_prompt"})._xmp()
         return packet
 
     def _xmp(self) -> bytes:
@@ -161,9 +171,8 @@ class Provenance:
             f'<x:xmpmeta xmlns:x="{NS["x"]}">\n'
             f' <rdf:RDF xmlns:rdf="{NS["rdf"]}">\n'
             f'  <rdf:Description rdf:about=""\n    {joined}>\n'
-            + (f'   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{escape(self.prompt)}</rdf:li></rdf:Alt></dc:description>\n'
-               if self.prompt else "") +
-            "  </rdf:Description>\n"
+            + (f'   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{escape(self.prompt)}</rdf:li></rdf:Alt></dc:description>\n' if self.prompt else "")
+            + "  </rdf:Description>\n"
             " </rdf:RDF>\n"
             "</x:xmpmeta>\n"
             '<?xpacket end="w"?>'
@@ -184,7 +193,7 @@ def parse_xmp(packet: bytes | str) -> dict[str, str]:
     if start < 0 or end < 0:
         raise ValueError("no x:xmpmeta element in the XMP packet")
     try:
-        root = ET.fromstring(text[start:end + len("</x:xmpmeta>")])
+        root = ET.fromstring(text[start : end + len("</x:xmpmeta>")])
     except ET.ParseError as exc:
         raise ValueError(f"malformed XMP packet: {exc}") from exc
     found: dict[str, str] = {}
@@ -264,8 +273,8 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
     chunks: list[tuple[bytes, bytes]] = []
     pos = 8
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if len(body) != length:
             return None
         chunks.append((kind, body))
@@ -277,7 +286,6 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
 
 def _keeps_pixels(kind: bytes, body: bytes) -> bool:
     """False for a chunk that changes what the pixels mean: ``eXIf`` (may rotate), a non-sRGB ``iCCP``."""
-
 
     if kind == b"eXIf":
         return False

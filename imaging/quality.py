@@ -51,7 +51,7 @@ def measure(image: Image.Image, *, aesthetic: Callable[[Image.Image], float] | N
         rgb = rgb.resize((max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor))), Image.Resampling.BILINEAR)
     pixels = np.asarray(rgb, dtype=np.float64)
     grey = np.asarray(rgb.convert("L"), dtype=np.float64)
-    laplacian = (grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1])
+    laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
     lap_var = float(laplacian.var()) if laplacian.size else 0.0
     sharpness = min(1.0, float(np.log10(1 + lap_var)) / 3)
     lum = grey / 255.0
@@ -73,8 +73,7 @@ def measure(image: Image.Image, *, aesthetic: Callable[[Image.Image], float] | N
             raise ValueError(f"the aesthetic scorer returned {value}, outside 0..1")
         metrics["aesthetic"] = value
         score = (score + value) / 2
-    metrics.update({"raw_laplacian_var": lap_var, "raw_mean_luminance": mean, "raw_rms_contrast": rms,
-                    "raw_colourfulness": colourful_m})
+    metrics.update({"raw_laplacian_var": lap_var, "raw_mean_luminance": mean, "raw_rms_contrast": rms, "raw_colourfulness": colourful_m})
     return QualityReport(score=round(score, 4), metrics={k: round(v, 4) for k, v in metrics.items()})
 
 

@@ -69,8 +69,7 @@ def _nude_detector(detector_class: Any, onnxruntime: Any, resolution: int) -> An
 
     model = os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")
     made = detector_class.__new__(detector_class)
-    made.onnx_session = onnxruntime.InferenceSession(model, sess_options=session_options(onnxruntime),
-                                                     providers=["CPUExecutionProvider"])
+    made.onnx_session = onnxruntime.InferenceSession(model, sess_options=session_options(onnxruntime), providers=["CPUExecutionProvider"])
     made.input_width = made.input_height = resolution
     made.input_name = made.onnx_session.get_inputs()[0].name
     return made
@@ -83,8 +82,11 @@ def detect(image: Image.Image, config: ImageSafetyConfig) -> list[dict[str, Any]
     # NudeNet converts its input with OpenCV's RGBA -> BGR, then feeds the network RGB
     pixels = np.ascontiguousarray(np.asarray(image.convert("RGBA")))
     found = run_detector(detector(config.resolution), pixels)
-    detections = [{"class": str(d["class"]), "score": round(float(d["score"]), 3), "box": [int(v) for v in d["box"]]}
-                  for d in found if float(d["score"]) >= config.record_threshold]
+    detections = [
+        {"class": str(d["class"]), "score": round(float(d["score"]), 3), "box": [int(v) for v in d["box"]]}
+        for d in found
+        if float(d["score"]) >= config.record_threshold
+    ]
     return sorted(detections, key=lambda d: -d["score"])
 
 
@@ -110,8 +112,7 @@ def run_detector(made: Any, pixels: Any) -> list[dict[str, Any]]:
     return _postprocess(output, x_pad, y_pad, width, height, made.input_width, made.input_height)
 
 
-def _postprocess(output: Any, x_pad: int, y_pad: int, width: int, height: int, model_width: int,
-                 model_height: int) -> list[dict[str, Any]]:
+def _postprocess(output: Any, x_pad: int, y_pad: int, width: int, height: int, model_width: int, model_height: int) -> list[dict[str, Any]]:
     """nudenet.nudenet._postprocess (3.4) over the rows a vectorised 0.2 threshold keeps."""
     import cv2  # noqa: PLC0415 - OpenCV: optional
     from nudenet import nudenet as nn  # noqa: PLC0415 - NudeNet loads onnxruntime: only when a real image is checked
@@ -144,6 +145,5 @@ def _postprocess(output: Any, x_pad: int, y_pad: int, width: int, height: int, m
     detections = []
     for i in indices:
         x, y, w, h = boxes[i]
-        detections.append({"class": labels[class_ids[i]], "score": float(scores[i]),
-                           "box": [int(x), int(y), int(w), int(h)]})
+        detections.append({"class": labels[class_ids[i]], "score": float(scores[i]), "box": [int(x), int(y), int(w), int(h)]})
     return detections

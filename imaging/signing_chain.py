@@ -54,15 +54,22 @@ def chain_files(folder: Path) -> InstallationChain:
 
 def _name(common_name: str) -> object:
 
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
 
 
 def _usage(*, signer: bool) -> object:
 
-    return x509.KeyUsage(digital_signature=signer, content_commitment=False, key_encipherment=False,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=not signer, crl_sign=not signer,
-                         encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=signer,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=not signer,
+        crl_sign=not signer,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _write_chain(folder: Path) -> None:
@@ -71,23 +78,35 @@ def _write_chain(folder: Path) -> None:
     start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=VALIDITY_DAYS)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name("content-pipeline installation root")
-    root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)  # type: ignore[arg-type]
-            .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_usage(signer=False), critical=True)  # type: ignore[arg-type]
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
-            .sign(root_key, hashes.SHA256()))
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)  # type: ignore[arg-type]
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_usage(signer=False), critical=True)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder().subject_name(_name("content-pipeline installation signer"))  # type: ignore[arg-type]
-            .issuer_name(root.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(signer=True), critical=True)  # type: ignore[arg-type]
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
-            .sign(root_key, hashes.SHA256()))
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name("content-pipeline installation signer"))  # type: ignore[arg-type]
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(signer=True), critical=True)  # type: ignore[arg-type]
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     files = chain_files(folder)
     files.certificate.write_bytes(leaf.public_bytes(pem) + root.public_bytes(pem))

@@ -36,9 +36,7 @@ def _load_clip(config: TaggingConfig) -> Any:
         import open_clip  # noqa: PLC0415 - open_clip: optional, loads torch
         import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
     except ImportError as exc:
-        raise ConfigError(
-            f"tagging.clip_model = {config.clip_model!r} needs open_clip: pip install torch==2.13.0 open_clip_torch ({exc})"
-        ) from exc
+        raise ConfigError(f"tagging.clip_model = {config.clip_model!r} needs open_clip: pip install torch==2.13.0 open_clip_torch ({exc})") from exc
     if config.clip_weights is None or not config.clip_weights.is_file():
         raise ConfigError(f"tagging.clip_weights = {str(config.clip_weights)!r}: a local weights file is required (nothing is downloaded)")
     key = (str(config.clip_model), str(config.clip_weights))
@@ -91,8 +89,7 @@ def safety_verdict(image: Image.Image, policy: PolicyConfig) -> str | None:
     classify = load_callable(policy.image_classifier, field="policy.image_classifier")
     scores = _scores(classify(image))
     blocked = {label.lower() for label in policy.image_blocked_labels}
-    hits = sorted(((label, score) for label, score in scores.items() if label in blocked and score >= policy.image_threshold),
-                  key=lambda item: -item[1])
+    hits = sorted(((label, score) for label, score in scores.items() if label in blocked and score >= policy.image_threshold), key=lambda item: -item[1])
     if not hits:
         return None
     label, score = hits[0]

@@ -89,14 +89,16 @@ def _torchvision_fallback() -> None:
         sd = torch.as_tensor(std, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
         return tensor.sub_(m).div_(sd) if inplace else (tensor - m) / sd
 
-    def rotate(img: Any, angle: Any, interpolation: Any = InterpolationMode.NEAREST, expand: bool = False,
-               center: Any = None, fill: Any = None) -> Any:
+    def rotate(img: Any, angle: Any, interpolation: Any = InterpolationMode.NEAREST, expand: bool = False, center: Any = None, fill: Any = None) -> Any:
         theta = torch.as_tensor(angle, dtype=torch.float32).reshape(-1)[0].item() * math.pi / 180.0
         cos, sin = math.cos(theta), math.sin(theta)
         batch = img if img.dim() == 4 else img.unsqueeze(0)
         height, width = batch.shape[-2:]
-        matrix = torch.tensor([[cos, -sin * height / width, 0.0], [sin * width / height, cos, 0.0]],
-                              dtype=batch.dtype, device=batch.device).unsqueeze(0).expand(batch.shape[0], 2, 3)
+        matrix = (
+            torch.tensor([[cos, -sin * height / width, 0.0], [sin * width / height, cos, 0.0]], dtype=batch.dtype, device=batch.device)
+            .unsqueeze(0)
+            .expand(batch.shape[0], 2, 3)
+        )
         grid = F.affine_grid(matrix, list(batch.shape), align_corners=False)
         mode = interpolation.value if isinstance(interpolation, InterpolationMode) else str(interpolation)
         out = F.grid_sample(batch, grid, mode=mode, padding_mode="zeros", align_corners=False)
@@ -112,8 +114,7 @@ def _torchvision_fallback() -> None:
     transforms.functional = functional  # type: ignore[attr-defined]
     package.__path__ = []  # a package, so submodule imports resolve through sys.modules
     transforms.__path__ = []
-    sys.modules.update({"torchvision": package, "torchvision.transforms": transforms,
-                        "torchvision.transforms.functional": functional})
+    sys.modules.update({"torchvision": package, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional})
 
 
 def import_spandrel() -> Any:
@@ -186,7 +187,7 @@ class ModelUpscaler:
                     result = result[0].permute(1, 2, 0).cpu().numpy()
                     # keep only the part of the output that belongs to this tile
                     y, x = (top - t0) * s, (left - l0) * s
-                    out[top * s:bottom * s, left * s:right * s] = result[y:y + (bottom - top) * s, x:x + (right - left) * s]
+                    out[top * s : bottom * s, left * s : right * s] = result[y : y + (bottom - top) * s, x : x + (right - left) * s]
         return Image.fromarray(out, "RGB")
 
     def __call__(self, image: Image.Image, scale: float) -> Image.Image:
@@ -208,8 +209,7 @@ class RemoteUpscaler:
 
     scale = 4
 
-    def __init__(self, base_url: str, *, timeout_s: float = 120.0, decode: DecodeConfig | None = None,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = 120.0, decode: DecodeConfig | None = None, client: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.decode = decode
         self.client = client or httpx.Client(timeout=timeout_s)
@@ -230,8 +230,7 @@ class RemoteUpscaler:
             fetched = self.client.get(image_url)
             fetched.raise_for_status()
         except httpx.HTTPStatusError as exc:
-            raise UpscaleError(f"{exc.request.method} {exc.request.url}: HTTP {exc.response.status_code}: "
-                               f"{exc.response.text[:200]!r}") from exc
+            raise UpscaleError(f"{exc.request.method} {exc.request.url}: HTTP {exc.response.status_code}: {exc.response.text[:200]!r}") from exc
         except httpx.HTTPError as exc:
             raise UpscaleError(f"POST {url}: {type(exc).__name__}: {exc}") from exc
         except ValueError as exc:
@@ -261,8 +260,7 @@ def build_upscalers(config: UpscaleConfig, decode: DecodeConfig | None = None) -
         key = (str(config.weights), config.tile, config.tile_overlap, config.device)
         with _model_lock:
             if key not in _model_cache:
-                _model_cache[key] = ModelUpscaler(config.weights, tile=config.tile, overlap=config.tile_overlap,
-                                                  device=config.device)
+                _model_cache[key] = ModelUpscaler(config.weights, tile=config.tile, overlap=config.tile_overlap, device=config.device)
             upscalers["model"] = _model_cache[key]
     if config.remote_url:
         upscalers["remote"] = RemoteUpscaler(config.remote_url, timeout_s=config.timeout_s, decode=decode)

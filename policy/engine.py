@@ -147,14 +147,19 @@ RULE_GORE = "graphic-gore"
 RULE_HATE = "hate-symbols"
 RULE_SELF_HARM = "self-harm"
 
-_RULE_TEXT = {RULE_CSAM: "child sexual abuse material", RULE_MINORS: "sexualised minors",
-              RULE_PRIVATE: "real private person", RULE_DENIED: "denied term",
-              RULE_CHILD_VIOLENCE: "violence or abuse involving children",
-              RULE_INTIMATE: "intimate or sexual imagery of a real person", RULE_GORE: "graphic gore",
-              RULE_HATE: "hateful or extremist symbols or propaganda", RULE_SELF_HARM: "self-harm"}
+_RULE_TEXT = {
+    RULE_CSAM: "child sexual abuse material",
+    RULE_MINORS: "sexualised minors",
+    RULE_PRIVATE: "real private person",
+    RULE_DENIED: "denied term",
+    RULE_CHILD_VIOLENCE: "violence or abuse involving children",
+    RULE_INTIMATE: "intimate or sexual imagery of a real person",
+    RULE_GORE: "graphic gore",
+    RULE_HATE: "hateful or extremist symbols or propaganda",
+    RULE_SELF_HARM: "self-harm",
+}
 #: every rule, in the order they are checked
-RULES = (RULE_CSAM, RULE_MINORS, RULE_CHILD_VIOLENCE, RULE_INTIMATE, RULE_PRIVATE, RULE_GORE, RULE_HATE,
-         RULE_SELF_HARM, RULE_DENIED)
+RULES = (RULE_CSAM, RULE_MINORS, RULE_CHILD_VIOLENCE, RULE_INTIMATE, RULE_PRIVATE, RULE_GORE, RULE_HATE, RULE_SELF_HARM, RULE_DENIED)
 
 
 def _alternation(items: Iterable[str], *, escape: bool = True) -> str:
@@ -172,14 +177,14 @@ _CSAM_PHRASES = _phrases(lx.CSAM_PHRASES)
 #: a plural "s" is allowed after a minor phrase ("high schoolers", "school kids")
 _MINOR_PHRASES = re.compile(rf" (?:{_alternation(lx.MINOR_PHRASES_EN + lx.MINOR_PHRASES_FR + cat.MINOR_PHRASES_INTL)})s?(?= )")
 _SEXUAL_PHRASES = _phrases(lx.SEXUAL_PHRASES_EN + lx.SEXUAL_PHRASES_FR + cat.SEXUAL_PHRASES_INTL)
-_SEXUAL_PATTERNS = re.compile(
-    rf" (?:{_alternation(lx.SEXUAL_PATTERNS_EN + lx.SEXUAL_PATTERNS_FR, escape=False)})(?= )")
-_YOUNG = re.compile(
-    rf" (?:{_alternation(lx.YOUNG_ADJECTIVES_EN)})(?: [a-z]+){{0,2}}? (?:{_alternation(lx.YOUNG_NOUNS_EN)})(?= )")
+_SEXUAL_PATTERNS = re.compile(rf" (?:{_alternation(lx.SEXUAL_PATTERNS_EN + lx.SEXUAL_PATTERNS_FR, escape=False)})(?= )")
+_YOUNG = re.compile(rf" (?:{_alternation(lx.YOUNG_ADJECTIVES_EN)})(?: [a-z]+){{0,2}}? (?:{_alternation(lx.YOUNG_NOUNS_EN)})(?= )")
 #: French "la petite" / "un petit" used as a noun: followed by a preposition or an adjective, not by a noun
-_PETIT = re.compile(r" (?:une|la|cette|ta|sa|ma|notre|votre|leur|un|le|ce|ton|son|mon|les|des|ces|mes|tes|ses|"
-                    r"nos|vos|leurs) petite?s? (?:en|qui|nue|nues|nus|toute|toutes|tous|sans|aux?|"
-                    r"avec|dans|sur|allongee?s?|couchee?s?)(?= )")
+_PETIT = re.compile(
+    r" (?:une|la|cette|ta|sa|ma|notre|votre|leur|un|le|ce|ton|son|mon|les|des|ces|mes|tes|ses|"
+    r"nos|vos|leurs) petite?s? (?:en|qui|nue|nues|nus|toute|toutes|tous|sans|aux?|"
+    r"avec|dans|sur|allongee?s?|couchee?s?)(?= )"
+)
 #: French school years as words: "une fille en troisième", "classe de seconde" (not "en troisième position",
 #: nor "en seconde" or "en première", a gear and a train class)
 _FR_GRADE = re.compile(
@@ -187,84 +192,182 @@ _FR_GRADE = re.compile(
     r"seconde|premiere|terminale))(?= )"
     r"(?! (?:position|place|ligne|rang|partie|division|annee|etage|vitesse|page|periode|round|manche|tour|mi|"
     r"heure|minute|semaine|fois|classe|main|lecture|jeunesse|noces|intention|instance|mondiale|guerre|saison|"
-    r"generation|personne|file|rangee|epoque|moitie|couche|dame|vue) )")
-_ELEVE = re.compile(rf" (?:(?:{_alternation(lx.ELEVE_BEFORE)}) eleves?|eleves? (?:de|d|du|des|en) "
-                    rf"(?:{_alternation(lx.ELEVE_SCHOOLS)}))(?= )")
+    r"generation|personne|file|rangee|epoque|moitie|couche|dame|vue) )"
+)
+_ELEVE = re.compile(
+    rf" (?:(?:{_alternation(lx.ELEVE_BEFORE)}) eleves?|eleves? (?:de|d|du|des|en) "
+    rf"(?:{_alternation(lx.ELEVE_SCHOOLS)}))(?= )"
+)
 _COMPOUND_YOUNG = re.compile(r"^(?:little|young|lil|tiny|small|teen|preteen|school|baby|kid)(?:girl|boy|gurl|grl)s?$")
 _TEEN_COMPOUND = re.compile(r"^\w*teen\w*$")
 #: "teen" inside these is a number, an ordinal ("sixteenth century") or another word (ages are the _AGE rule's)
-_NOT_TEEN = re.compile(r"^(?:(?:thir|four|fif|six|seven|eigh|nine)teen\w*|\w*teenths?\w*|"
-                       r"canteens?|velveteens?|umpteen|umpteenth|sateens?|poteen|steen|tureen)$")
+_NOT_TEEN = re.compile(
+    r"^(?:(?:thir|four|fif|six|seven|eigh|nine)teen\w*|\w*teenths?\w*|"
+    r"canteens?|velveteens?|umpteen|umpteenth|sateens?|poteen|steen|tureen)$"
+)
 #: a token that begins or ends with one of these is sexual ("nudeteen", "seminude", "sexylady"; not "snaked")
 _SEXUAL_INFIXES = ("nude", "naked", "porn", "sexy", "nsfw", "hentai", "lingerie", "topless", "erotic")
 
 _DIGIT_AGE = r"(?<![0-9])(?:1[0-7]|[1-9])(?![0-9])"
 _EN_WORD_AGE = "".join(f"(?<!{t} )" for t in lx.TENS_EN) + rf"(?<![a-z])(?:{_alternation(lx.AGE_WORDS_EN)})"
-_EN_WORD_AGE_2 = "".join(f"(?<!{t} )" for t in lx.TENS_EN) + \
-    rf"(?<![a-z])(?:{_alternation(w for w in lx.AGE_WORDS_EN if w != 'one')})"
+_EN_WORD_AGE_2 = "".join(f"(?<!{t} )" for t in lx.TENS_EN) + rf"(?<![a-z])(?:{_alternation(w for w in lx.AGE_WORDS_EN if w != 'one')})"
 _FR_WORD_AGE = "".join(f"(?<!{t} )" for t in lx.TENS_FR) + rf"(?<![a-z])(?:{_alternation(lx.AGE_WORDS_FR)})"
-_EN_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
-                "eleventh", "twelfth")
+_EN_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth")
 _GRADE_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
 _INTL_WORD_AGE = rf"(?<![a-z])(?:{_alternation(cat.AGE_WORDS_INTL)})"
 _IT_TEEN_AGE = "tredic|quattordic|quindic|sedic|diciassett|dodic|undic"
 _AGE = re.compile(
-    "|".join([
-        # 16 years of age (before the bare "16 years" below, which would take its place)
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) (?:years? )?of age(?![a-z])",
-        # 16 year old, 16yo, 16 yrs, sixteen-year-old, 16yearold, 6 months old
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:years?|yrs?|yo|y o|anos)(?: ?old)?(?![a-z])",
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:months?|weeks?) ?old(?![a-z])",
-        # aged 12, age 12, at age twelve, between the ages of 10 and 14
-        rf"(?<![a-z])(?:aged?|ages? of|aged? between|between the ages of) (?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
-        # under 16, not yet fifteen, just turned 13 (the quantities are filtered out: "under 10 minutes")
-        rf"(?<![a-z])(?:under|below|younger than|not yet|not even|barely|just turned|turned|turning|almost|nearly|"
-        rf"about to turn|soon to be|going on|looks|looking|appears|appearing) "
-        rf"(?:age |the age of )?(?:{_DIGIT_AGE}|{_EN_WORD_AGE_2})(?![a-z0-9])",
-        # 13th birthday, sweet sixteen
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?: ?(?:st|nd|rd|th))? birthday",
-        r"sweet (?:16|sixteen)(?![a-z0-9])",
-        # she is 12, a girl of twelve, the twins, both 11 (the quantities are filtered out: "a girl 5 feet tall")
-        rf"(?<![a-z])(?:girls?|boys?|she s|he s|she is|he is|who is|who s|whos|child|kid|kids|children|daughters?|sons?|twins|both|"
-        rf"siblings|sisters|brothers) (?:of |only |just |barely |aged |all )?"
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
-        # French: 16 ans, seize ans, dix-sept ans, age de 12 ans
-        rf"(?:{_DIGIT_AGE}|{_FR_WORD_AGE}) ?ans?(?![a-z])",
-        # school grades: 5th grade(r), fifth grader, grade 8, year 9 pupils, CM2 (lexicon), en 4e (lexicon)
-        r"(?<![0-9])(?:1[0-2]|[1-9]) ?(?:st|nd|rd|th) grade(?:rs?)?(?![a-z])",
-        rf"(?<![a-z])(?:{_alternation(_EN_ORDINALS)}) grade(?:rs?)?(?![a-z])",
-        rf"(?<![a-z])grade (?:1[0-2]|[1-9]|{_GRADE_WORDS})(?![a-z0-9])",
-        rf"(?<![a-z])year (?:1[0-3]|[1-9]|{_GRADE_WORDS}|thirteen) (?:pupils?|students?|girls?|boys?|kids?|"
-        rf"class(?:es)?|child(?:ren)?)(?![a-z])",
-        # in year 7 (English school years), is in 8th grade (above)
-        rf"(?<![a-z])(?:in|into|from|of) year (?:1[0-3]|[1-9]|{_GRADE_WORDS})(?![a-z0-9])",
-        # looks 18 but is 14; elle a l'air d'avoir 18 ans mais elle en a 14
-        rf"(?<![a-z])(?:but|actually|really|truly) (?:she s |he s |she is |he is |is |s |only |just )*"
-        rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
-        rf"(?<![a-z])(?:en a|n a que|n en a que) (?:{_DIGIT_AGE}|{_FR_WORD_AGE})(?![a-z0-9])",
-        # Spanish, German, Italian: 14 anos, 14 jahre alt, 14 jahrige, vierzehnjahrige, 14 anni, 14enne
-        rf"(?:{_DIGIT_AGE}|{_INTL_WORD_AGE}) ?(?:{_alternation(cat.YEARS_INTL)})(?![a-z])",
-        rf"(?:{_INTL_WORD_AGE})jahrig[a-z]*", rf"(?<![a-z])(?:{_IT_TEEN_AGE})enn[ei](?![a-z])",
-    ])
+    "|".join(
+        [
+            # 16 years of age (before the bare "16 years" below, which would take its place)
+            rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) (?:years? )?of age(?![a-z])",
+            # 16 year old, 16yo, 16 yrs, sixteen-year-old, 16yearold, 6 months old
+            rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:years?|yrs?|yo|y o|anos)(?: ?old)?(?![a-z])",
+            rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE}) ?(?:months?|weeks?) ?old(?![a-z])",
+            # aged 12, age 12, at age twelve, between the ages of 10 and 14
+            rf"(?<![a-z])(?:aged?|ages? of|aged? between|between the ages of) (?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
+            # under 16, not yet fifteen, just turned 13 (the quantities are filtered out: "under 10 minutes")
+            rf"(?<![a-z])(?:under|below|younger than|not yet|not even|barely|just turned|turned|turning|almost|nearly|"
+            rf"about to turn|soon to be|going on|looks|looking|appears|appearing) "
+            rf"(?:age |the age of )?(?:{_DIGIT_AGE}|{_EN_WORD_AGE_2})(?![a-z0-9])",
+            # 13th birthday, sweet sixteen
+            rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?: ?(?:st|nd|rd|th))? birthday",
+            r"sweet (?:16|sixteen)(?![a-z0-9])",
+            # she is 12, a girl of twelve, the twins, both 11 (the quantities are filtered out: "a girl 5 feet tall")
+            rf"(?<![a-z])(?:girls?|boys?|she s|he s|she is|he is|who is|who s|whos|child|kid|kids|children|daughters?|sons?|twins|both|"
+            rf"siblings|sisters|brothers) (?:of |only |just |barely |aged |all )?"
+            rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
+            # French: 16 ans, seize ans, dix-sept ans, age de 12 ans
+            rf"(?:{_DIGIT_AGE}|{_FR_WORD_AGE}) ?ans?(?![a-z])",
+            # school grades: 5th grade(r), fifth grader, grade 8, year 9 pupils, CM2 (lexicon), en 4e (lexicon)
+            r"(?<![0-9])(?:1[0-2]|[1-9]) ?(?:st|nd|rd|th) grade(?:rs?)?(?![a-z])",
+            rf"(?<![a-z])(?:{_alternation(_EN_ORDINALS)}) grade(?:rs?)?(?![a-z])",
+            rf"(?<![a-z])grade (?:1[0-2]|[1-9]|{_GRADE_WORDS})(?![a-z0-9])",
+            rf"(?<![a-z])year (?:1[0-3]|[1-9]|{_GRADE_WORDS}|thirteen) (?:pupils?|students?|girls?|boys?|kids?|"
+            rf"class(?:es)?|child(?:ren)?)(?![a-z])",
+            # in year 7 (English school years), is in 8th grade (above)
+            rf"(?<![a-z])(?:in|into|from|of) year (?:1[0-3]|[1-9]|{_GRADE_WORDS})(?![a-z0-9])",
+            # looks 18 but is 14; elle a l'air d'avoir 18 ans mais elle en a 14
+            rf"(?<![a-z])(?:but|actually|really|truly) (?:she s |he s |she is |he is |is |s |only |just )*"
+            rf"(?:{_DIGIT_AGE}|{_EN_WORD_AGE})(?![a-z0-9])",
+            rf"(?<![a-z])(?:en a|n a que|n en a que) (?:{_DIGIT_AGE}|{_FR_WORD_AGE})(?![a-z0-9])",
+            # Spanish, German, Italian: 14 anos, 14 jahre alt, 14 jahrige, vierzehnjahrige, 14 anni, 14enne
+            rf"(?:{_DIGIT_AGE}|{_INTL_WORD_AGE}) ?(?:{_alternation(cat.YEARS_INTL)})(?![a-z])",
+            rf"(?:{_INTL_WORD_AGE})jahrig[a-z]*",
+            rf"(?<![a-z])(?:{_IT_TEEN_AGE})enn[ei](?![a-z])",
+        ]
+    )
 )
 #: a name followed by an age, as a caption gives it: "Emma, 13, ...", "Lily (9)" (on the text before case folding)
 _NAME_AGE = re.compile(r"(?<![\w])([A-Z][a-z\u00e0-\u00ff]+)(?:, ?| ?\()(1[0-7]|[2-9])(?:\)|,|\s*$)")
 _BARE_DURATION = re.compile(r"(?:years?|yrs?|ans?|anos?|jahren?|anni|anno)$")
-_QUANTITY_QUALIFIER = re.compile(r"^(?:but|actually|really|truly|en|n|under|below|younger|not|barely|just|turned|turning|almost|nearly|about|soon|"
-                                 r"going|looks|looking|appears|appearing|girls?|boys?|she|he|who|"
-                                 r"child|kids?|children|daughters?|sons?|twins|both|siblings|sisters|brothers) ")
-_DURATION_BEFORE = (" for", " after", " over", " in", " within", " every", " last", " past", " next", " first",
-                    " more than", " since", " spent", " took", " il y a", " depuis", " pendant", " durant",
-                    " apres", " dans", " en", " voila", " ca fait", " tous les", " au bout de", " a peine de",
-                    " hace", " durante", " desde", " vor", " seit", " nach", " uber", " da", " per", " dopo")
+_QUANTITY_QUALIFIER = re.compile(
+    r"^(?:but|actually|really|truly|en|n|under|below|younger|not|barely|just|turned|turning|almost|nearly|about|soon|"
+    r"going|looks|looking|appears|appearing|girls?|boys?|she|he|who|"
+    r"child|kids?|children|daughters?|sons?|twins|both|siblings|sisters|brothers) "
+)
+_DURATION_BEFORE = (
+    " for",
+    " after",
+    " over",
+    " in",
+    " within",
+    " every",
+    " last",
+    " past",
+    " next",
+    " first",
+    " more than",
+    " since",
+    " spent",
+    " took",
+    " il y a",
+    " depuis",
+    " pendant",
+    " durant",
+    " apres",
+    " dans",
+    " en",
+    " voila",
+    " ca fait",
+    " tous les",
+    " au bout de",
+    " a peine de",
+    " hace",
+    " durante",
+    " desde",
+    " vor",
+    " seit",
+    " nach",
+    " uber",
+    " da",
+    " per",
+    " dopo",
+)
 _DURATION_AFTER = (
-    "ago", "later", "earlier", "after", "before", "apart", "from", "since", "in", "on", "anniversary", "plan",
-    "warranty", "contract", "guarantee", "lease", "younger", "older", "long", "running", "straight", "together",
-    "of marriage", "of experience", "of war", "of prison", "of service", "of history", "plus tard", "plus tot",
-    "apres", "auparavant", "de mariage", "d experience", "de prison", "d age", "de garantie", "de carriere",
-    "d existence", "de travail", "de vie", "de retard", "de suite", "de service", "d histoire", "de guerre",
-    "plus jeune", "plus vieux", "plus vieille", "plus age", "plus agee", "de plus", "de moins",
-    "fa", "despues", "mas tarde", "atras", "spater", "danach", "dopo", "prima", "lang", "de matrimonio",
+    "ago",
+    "later",
+    "earlier",
+    "after",
+    "before",
+    "apart",
+    "from",
+    "since",
+    "in",
+    "on",
+    "anniversary",
+    "plan",
+    "warranty",
+    "contract",
+    "guarantee",
+    "lease",
+    "younger",
+    "older",
+    "long",
+    "running",
+    "straight",
+    "together",
+    "of marriage",
+    "of experience",
+    "of war",
+    "of prison",
+    "of service",
+    "of history",
+    "plus tard",
+    "plus tot",
+    "apres",
+    "auparavant",
+    "de mariage",
+    "d experience",
+    "de prison",
+    "d age",
+    "de garantie",
+    "de carriere",
+    "d existence",
+    "de travail",
+    "de vie",
+    "de retard",
+    "de suite",
+    "de service",
+    "d histoire",
+    "de guerre",
+    "plus jeune",
+    "plus vieux",
+    "plus vieille",
+    "plus age",
+    "plus agee",
+    "de plus",
+    "de moins",
+    "fa",
+    "despues",
+    "mas tarde",
+    "atras",
+    "spater",
+    "danach",
+    "dopo",
+    "prima",
+    "lang",
+    "de matrimonio",
 )
 
 #: with a minor term anywhere: violence against children (graphic gore included)
@@ -272,21 +375,70 @@ _VIOLENT_WORDS = cat.VIOLENT_WORDS | cat.GORE_WORDS
 _MINOR_WORDS = lx.MINOR_WORDS_EN | lx.MINOR_WORDS_FR | cat.MINOR_WORDS_INTL
 _SEXUAL_WORDS = lx.SEXUAL_WORDS_EN | lx.SEXUAL_WORDS_FR | cat.SEXUAL_WORDS_INTL
 
-_FUNCTION_WORDS = ("for", "to", "and", "or", "of", "with", "the", "a", "an", "in", "on", "at", "from", "by", "as",
-                   "is", "are", "was", "like", "than", "who", "that", "this", "pour", "de", "du", "des", "et", "ou",
-                   "avec", "le", "la", "les", "l", "d", "un", "une", "en", "sur", "dans", "par", "qui", "que", "au",
-                   "aux", "ce", "cette")
+_FUNCTION_WORDS = (
+    "for",
+    "to",
+    "and",
+    "or",
+    "of",
+    "with",
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "at",
+    "from",
+    "by",
+    "as",
+    "is",
+    "are",
+    "was",
+    "like",
+    "than",
+    "who",
+    "that",
+    "this",
+    "pour",
+    "de",
+    "du",
+    "des",
+    "et",
+    "ou",
+    "avec",
+    "le",
+    "la",
+    "les",
+    "l",
+    "d",
+    "un",
+    "une",
+    "en",
+    "sur",
+    "dans",
+    "par",
+    "qui",
+    "que",
+    "au",
+    "aux",
+    "ce",
+    "cette",
+)
 _NOT_FUNCTION = rf"(?:(?!(?:{_alternation(_FUNCTION_WORDS)}) )[a-z0-9]+ )"
 _RELATION = re.compile(
     rf" (?:(?:my|our) {_NOT_FUNCTION}{{0,3}}?(?:{_alternation(lx.RELATIONS_EN)})"
-    rf"|(?:mon|ma|mes|notre|nos) {_NOT_FUNCTION}{{0,3}}?(?:{_alternation(lx.RELATIONS_FR)}))(?= )")
-_OF_MINE = re.compile(rf" (?:(?:{_alternation(lx.RELATIONS_EN)}) of (?:mine|ours)"
-                      rf"|(?:{_alternation(lx.RELATIONS_FR)}) a (?:moi|nous))(?= )")
+    rf"|(?:mon|ma|mes|notre|nos) {_NOT_FUNCTION}{{0,3}}?(?:{_alternation(lx.RELATIONS_FR)}))(?= )"
+)
+_OF_MINE = re.compile(
+    rf" (?:(?:{_alternation(lx.RELATIONS_EN)}) of (?:mine|ours)"
+    rf"|(?:{_alternation(lx.RELATIONS_FR)}) a (?:moi|nous))(?= )"
+)
 _PLACED = re.compile(
     rf" (?:(?:{_alternation(lx.PEOPLE_EN)})(?: [a-z]+){{0,3}}? (?:from|on|in|at|of|near) (?:my|our) "
     rf"(?:local |own |old |new |former )?(?:{_alternation(lx.PLACES_EN)})"
     rf"|(?:{_alternation(lx.PEOPLE_FR)})(?: [a-z]+){{0,3}}? (?:de|du|dans|a|au|pres de) (?:mon|ma|mes|notre|nos) "
-    rf"(?:ancienne? |nouvelle? |nouvel )?(?:{_alternation(lx.PLACES_FR)}))(?= )")
+    rf"(?:ancienne? |nouvelle? |nouvel )?(?:{_alternation(lx.PLACES_FR)}))(?= )"
+)
 _PRIVATE = re.compile(rf" (?:{_alternation(lx.PRIVATE_PATTERNS + lx.NEXT_DOOR_PATTERNS, escape=False)})(?= )")
 #: "my clients' logo": the apostrophe after a plural marks a possessive, kept as " s" for the private rule
 _PLURAL_POSSESSIVE = re.compile(r"(?<=[a-z]s)['’](?![a-z])")
@@ -297,7 +449,7 @@ _MASK_TARGETS = frozenset(w for w in _MINOR_WORDS | _SEXUAL_WORDS | lx.CSAM_WORD
 
 
 def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 #: each fuzzy word and each of its one-letter deletions -> the words it comes from (symmetric deletion)
@@ -315,10 +467,9 @@ def _one_edit(a: str, b: str) -> bool:
     while start < min(len(a), len(b)) and a[start] == b[start]:
         start += 1
     if len(a) == len(b):
-        return a[start + 1:] == b[start + 1:] or (
-            a[start + 2:] == b[start + 2:] and a[start:start + 2] == b[start:start + 2][::-1])
+        return a[start + 1 :] == b[start + 1 :] or (a[start + 2 :] == b[start + 2 :] and a[start : start + 2] == b[start : start + 2][::-1])
     longer, shorter = (a, b) if len(a) > len(b) else (b, a)
-    return longer[start + 1:] == shorter[start:]
+    return longer[start + 1 :] == shorter[start:]
 
 
 def _fuzzy(token: str) -> str | None:
@@ -333,8 +484,7 @@ def _fuzzy(token: str) -> str | None:
 
 
 def _minor_word(token: str, forms: set[str]) -> bool:
-    return bool(forms & _MINOR_WORDS) or bool(_COMPOUND_YOUNG.match(token)) or (
-        bool(_TEEN_COMPOUND.match(token)) and not _NOT_TEEN.match(token))
+    return bool(forms & _MINOR_WORDS) or bool(_COMPOUND_YOUNG.match(token)) or (bool(_TEEN_COMPOUND.match(token)) and not _NOT_TEEN.match(token))
 
 
 def _sexual_word(token: str, forms: set[str]) -> bool:
@@ -349,15 +499,15 @@ def _classify(token: str) -> tuple[bool, bool, bool, bool]:
     if fixed:
         forms.add(fixed)
     minor = _minor_word(token, forms)
-    sexual = _sexual_word(token, forms) or (token not in lx.NOT_SEXUAL_TOKENS and any(
-        token != infix and (token.startswith(infix) or token.endswith(infix)) for infix in _SEXUAL_INFIXES))
+    sexual = _sexual_word(token, forms) or (
+        token not in lx.NOT_SEXUAL_TOKENS and any(token != infix and (token.startswith(infix) or token.endswith(infix)) for infix in _SEXUAL_INFIXES)
+    )
     if not (minor and sexual) and 5 <= len(token) <= 40:
         # a minor term and a sexual term written as one word: "nakedchild", "kidnude", "lyceennenue"
         for cut in range(2, len(token) - 1):
             head, tail = token[:cut], token[cut:]
             head_forms, tail_forms = token_forms(head), token_forms(tail)
-            if (_minor_word(head, head_forms) and _sexual_word(tail, tail_forms)) or (
-                    _sexual_word(head, head_forms) and _minor_word(tail, tail_forms)):
+            if (_minor_word(head, head_forms) and _sexual_word(tail, tail_forms)) or (_sexual_word(head, head_forms) and _minor_word(tail, tail_forms)):
                 minor = sexual = True
                 break
     weak = not sexual and bool(forms & lx.WEAK_SEXUAL_WORDS)
@@ -365,11 +515,11 @@ def _classify(token: str) -> tuple[bool, bool, bool, bool]:
 
 
 def _words_before(view: str, position: int, count: int) -> list[str]:
-    return view[max(0, position - 16 * count):position].split()[-count:]
+    return view[max(0, position - 16 * count) : position].split()[-count:]
 
 
 def _words_after(view: str, position: int, count: int) -> list[str]:
-    return view[position:position + 16 * count].split()[:count]
+    return view[position : position + 16 * count].split()[:count]
 
 
 def _is_age(view: str, match: re.Match[str]) -> bool:
@@ -409,8 +559,7 @@ def _is_private(view: str, match: re.Match[str]) -> bool:
     if before[-1] in lx.NOT_SUBJECT_BEFORE:
         return False
     if before[-1] in _OF:  # a likeness of them, or them with a sexual term, else a thing of theirs
-        return any(word in lx.DEPICTIONS or _classify(word)[2]
-                   for word in before[:-1] + _words_after(view, match.end(), 3))
+        return any(word in lx.DEPICTIONS or _classify(word)[2] for word in before[:-1] + _words_after(view, match.end(), 3))
     return True
 
 
@@ -490,8 +639,9 @@ def _weak_sexual(reading: _Reading) -> str | None:
     minor_index = {index for index, _ in reading.minor_at}
     found = _near(reading.weak_at, minor_index, lx.WEAK_DISTANCE)
     tokens = reading.tokens
-    return found or next((tokens[index] for index in reading.hot_at if index + 1 in minor_index or (
-        index + 2 in minor_index and tokens[index + 1] in lx.HOT_FILLERS)), None)
+    return found or next(
+        (tokens[index] for index in reading.hot_at if index + 1 in minor_index or (index + 2 in minor_index and tokens[index + 1] in lx.HOT_FILLERS)), None
+    )
 
 
 def _scan(view: str) -> tuple[str | None, str | None, str | None, str | None]:
@@ -567,23 +717,77 @@ _NAME_WORD = r"[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+(?:-[A-Z\u00c0-\u00de][a-z\u
 #: "Maria Gonzalez", "Jean-Pierre Dupont", "Sophie de la Tour", "Mary J. Blige" (on the NFKC text, case kept)
 _CAPITALISED_NAME = re.compile(
     rf"(?<![\w])({_NAME_WORD})(?: [A-Z]\.)? (?:(?i:de|du|des|de la|van|von|der|del|della|di|da|le|la|al|bin|mc) )?"
-    rf"((?:Mc|Mac|O')?{_NAME_WORD})(?![\w])")
+    rf"((?:Mc|Mac|O')?{_NAME_WORD})(?![\w])"
+)
 _LOWER_NAME = re.compile(r" ([a-z]+) ([a-z]{3,})(?= )")
 _AUTHOR_BEFORE = re.compile(rf"(?:^| )(?:{_alternation(cat.AUTHOR_BEFORE)}) $")
 _AUTHOR_AFTER = re.compile(rf"^ (?:{_alternation(cat.AUTHOR_AFTER)})(?: |$)")
 #: lower-case given names that are also common words ("rose petals"): only a capitalised one counts
-_AMBIGUOUS_NAMES = frozenset(("rose", "jade", "paris", "april", "may", "june", "grace", "summer", "amber", "ruby",
-                              "hope", "faith", "joy", "mark", "bill", "will", "art", "jack", "frank", "dolores",
-                              "heather", "olive", "iris", "lily", "violet", "ivy", "pearl", "hazel", "daisy",
-                              "dawn", "autumn", "marine", "chris", "sandra", "bella", "rosa", "gigi", "kim",
-                              "christian", "lea", "ana", "lena", "sara", "bernard", "carol", "don", "nicki",
-                              "justin", "joe", "mia", "eric", "alba", "andrea", "julia", "laura"))
+_AMBIGUOUS_NAMES = frozenset(
+    (
+        "rose",
+        "jade",
+        "paris",
+        "april",
+        "may",
+        "june",
+        "grace",
+        "summer",
+        "amber",
+        "ruby",
+        "hope",
+        "faith",
+        "joy",
+        "mark",
+        "bill",
+        "will",
+        "art",
+        "jack",
+        "frank",
+        "dolores",
+        "heather",
+        "olive",
+        "iris",
+        "lily",
+        "violet",
+        "ivy",
+        "pearl",
+        "hazel",
+        "daisy",
+        "dawn",
+        "autumn",
+        "marine",
+        "chris",
+        "sandra",
+        "bella",
+        "rosa",
+        "gigi",
+        "kim",
+        "christian",
+        "lea",
+        "ana",
+        "lena",
+        "sara",
+        "bernard",
+        "carol",
+        "don",
+        "nicki",
+        "justin",
+        "joe",
+        "mia",
+        "eric",
+        "alba",
+        "andrea",
+        "julia",
+        "laura",
+    )
+)
 
 
 def _is_author(text: str, start: int, end: int) -> bool:
     """A name after "by" / "in the style of" or before "style" / "'s painting" is an artist or a brand."""
-    before = plain(fold(text[max(0, start - 40):start])).rstrip() + " "
-    after = plain(fold(text[end:end + 40]))
+    before = plain(fold(text[max(0, start - 40) : start])).rstrip() + " "
+    after = plain(fold(text[end : end + 40]))
     return bool(_AUTHOR_BEFORE.search(before) or _AUTHOR_AFTER.match(after))
 
 
@@ -607,7 +811,7 @@ def _capitalised_name(text: str) -> bool:
         first, last = match.group(1), match.group(2)
         if not _name_words_ok(first, last) or _is_author(text, match.start(), match.end()):
             continue
-        if fold(first).split("-")[0] in cat.FIRST_NAMES or not _title_case(text[:match.start()] + text[match.end():]):
+        if fold(first).split("-")[0] in cat.FIRST_NAMES or not _title_case(text[: match.start()] + text[match.end() :]):
             return True
     return False
 
@@ -617,8 +821,13 @@ def _lower_name(view: str) -> bool:
     ("taylor swift nude")."""
     for match in _LOWER_NAME.finditer(view):
         first, last = match.group(1), match.group(2)
-        if first in cat.FIRST_NAMES and first not in _AMBIGUOUS_NAMES and _name_words_ok(first, last) \
-                and last not in _FUNCTION_WORDS and not _is_author(view, match.start(), match.end()):
+        if (
+            first in cat.FIRST_NAMES
+            and first not in _AMBIGUOUS_NAMES
+            and _name_words_ok(first, last)
+            and last not in _FUNCTION_WORDS
+            and not _is_author(view, match.start(), match.end())
+        ):
             return True
     return False
 
@@ -663,8 +872,7 @@ _CATEGORIES = (
 
 
 @lru_cache(maxsize=64)
-def _category_patterns(category: _Category, terms: tuple[str, ...],
-                       allow: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+def _category_patterns(category: _Category, terms: tuple[str, ...], allow: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     added = [plain(fold(t)).strip() for t in terms]
     allowed = [re.escape(plain(fold(a)).strip()) for a in allow]
     phrases = re.compile(rf" (?:{_alternation([*category.phrases, *(a for a in added if a)])})(?= )")
@@ -713,8 +921,7 @@ def _fixed_verdict(facts: _Facts) -> Verdict | None:
     return None
 
 
-def _person_verdict(facts: _Facts, rules: PolicyRules, private_people: tuple[str, ...],
-                    reference_image: bool) -> Verdict | None:
+def _person_verdict(facts: _Facts, rules: PolicyRules, private_people: tuple[str, ...], reference_image: bool) -> Verdict | None:
     if facts.sexual:
         cue = _real_person_cue(facts, (*private_people, *rules.known_people), reference_image)
         if cue:
@@ -737,22 +944,24 @@ def _category_verdict(facts: _Facts, rules: PolicyRules, deny_terms: tuple[str, 
     return Verdict(False, RULE_DENIED, (denied,)) if denied else None
 
 
-def evaluate(text: str, *, deny_terms: Iterable[str] = (), private_people: Iterable[str] = (),
-             rules: PolicyRules | None = None, reference_image: bool = False) -> Verdict:
+def evaluate(
+    text: str, *, deny_terms: Iterable[str] = (), private_people: Iterable[str] = (), rules: PolicyRules | None = None, reference_image: bool = False
+) -> Verdict:
     """The verdict for ``text`` (the whole expanded prompt). Linear in its length.
 
     ``rules``: the studio's settings (``policy.rules``, policy.config); ``reference_image``: the
     request edits a given photo (img2img), so a sexual term means intimate imagery of a real person."""
     rules = rules or DEFAULT_RULES
     facts = _facts(text, rules)
-    return (_fixed_verdict(facts)
-            or _person_verdict(facts, rules, tuple(private_people), reference_image)
-            or _category_verdict(facts, rules, tuple(deny_terms))
-            or Verdict(True))
+    return (
+        _fixed_verdict(facts)
+        or _person_verdict(facts, rules, tuple(private_people), reference_image)
+        or _category_verdict(facts, rules, tuple(deny_terms))
+        or Verdict(True)
+    )
 
 
-def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people: Iterable[str] = (),
-                 rules: PolicyRules | None = None) -> None:
+def check_prompt(prompt: str, *, deny_terms: Iterable[str] = (), private_people: Iterable[str] = (), rules: PolicyRules | None = None) -> None:
     """Refuse ``prompt`` (the full text sent to the provider) or return None.
 
     Raises ContentPolicyError(<the rule in words>), its ``rule`` attribute set; the message quotes nothing

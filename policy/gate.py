@@ -40,9 +40,12 @@ RULE_MODERATION_DOWN = "moderation-unavailable"
 _NEGATIVE_CLOTHING = re.compile(
     r" (?:clothes|clothing|clothed|dressed|dress|dresses|shirt|shirts|top|pants|trousers|skirt|underwear|bra|"
     r"panties|swimsuit|swimwear|bikini|outfit|garment|garments|fabric|covered|vetements|vetement|habillee?s?|"
-    r"robe|jupe|culotte|maillot|ropa|vestida|kleidung|bekleidet|vestiti|vestita)(?= )")
-_NEGATIVE_ADULT = re.compile(r" (?:adult|adults|mature|grown up|milf|old woman|older|adulte|adultes|mure|"
-                             r"erwachsene|erwachsen|adulta|adulto)(?= )")
+    r"robe|jupe|culotte|maillot|ropa|vestida|kleidung|bekleidet|vestiti|vestita)(?= )"
+)
+_NEGATIVE_ADULT = re.compile(
+    r" (?:adult|adults|mature|grown up|milf|old woman|older|adulte|adultes|mure|"
+    r"erwachsene|erwachsen|adulta|adulto)(?= )"
+)
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 
 
@@ -108,8 +111,13 @@ def positive_text(parts: RequestParts) -> str:
 def _lexicon(parts: RequestParts, reference_image: bool, policy: PolicySettings) -> Decision | None:
     text = positive_text(parts)
     implied = negative_implies(parts.negative_prompt)
-    verdict = evaluate(f"{text}\n{implied}" if implied else text, deny_terms=policy.deny_terms,
-                       private_people=policy.private_people, rules=policy.rules, reference_image=reference_image)
+    verdict = evaluate(
+        f"{text}\n{implied}" if implied else text,
+        deny_terms=policy.deny_terms,
+        private_people=policy.private_people,
+        rules=policy.rules,
+        reference_image=reference_image,
+    )
     if verdict.allowed:
         return None
     return Decision(False, verdict.rule, LAYER_LEXICON, verdict.reason)
@@ -118,28 +126,37 @@ def _lexicon(parts: RequestParts, reference_image: bool, policy: PolicySettings)
 def moderator_for(config: ModerationConfig, env: Mapping[str, str] | None = None) -> OpenAIModeration:
     """The layer-2 client the configuration describes (the key from ``config.api_key_env``)."""
     key = (env if env is not None else os.environ).get(config.api_key_env, "")
-    return OpenAIModeration(key, base_url=config.base_url, model=config.model, timeout_s=config.timeout_s,
-                            categories=config.categories, threshold=config.threshold)
+    return OpenAIModeration(
+        key, base_url=config.base_url, model=config.model, timeout_s=config.timeout_s, categories=config.categories, threshold=config.threshold
+    )
 
 
-def _moderation(parts: RequestParts, image: bytes | None, config: ModerationConfig,
-                moderator: OpenAIModeration) -> Decision:
+def _moderation(parts: RequestParts, image: bytes | None, config: ModerationConfig, moderator: OpenAIModeration) -> Decision:
     try:
         result = moderator.check(positive_text(parts), image)
     except ModerationUnavailable as exc:
         if config.fail_closed:
-            return Decision(False, RULE_MODERATION_DOWN, LAYER_MODERATION,
-                            f"moderation layer unavailable, refused (fail-closed): {exc}")
+            return Decision(False, RULE_MODERATION_DOWN, LAYER_MODERATION, f"moderation layer unavailable, refused (fail-closed): {exc}")
         return Decision(True, notes=(f"{RULE_MODERATION_DOWN}: allowed (fail-open): {exc}",))
     if result.flagged:
-        return Decision(False, RULE_MODERATION, LAYER_MODERATION,
-                        "flagged by the moderation layer: " + ", ".join(result.categories),
-                        moderation_categories=result.categories)
+        return Decision(
+            False,
+            RULE_MODERATION,
+            LAYER_MODERATION,
+            "flagged by the moderation layer: " + ", ".join(result.categories),
+            moderation_categories=result.categories,
+        )
     return Decision(True, notes=("moderation: not flagged",))
 
 
-def judge(parts: RequestParts, reference_image: bytes | None, policy: PolicySettings, *,
-          moderator: OpenAIModeration | None = None, env: Mapping[str, str] | None = None) -> Decision:
+def judge(
+    parts: RequestParts,
+    reference_image: bytes | None,
+    policy: PolicySettings,
+    *,
+    moderator: OpenAIModeration | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Decision:
     """The policy's decision on one request: layer 1 (word lists) always, layer 2 (OpenAI moderation)
     when ``policy.rules.moderation.enabled``. ``moderator`` replaces the configured client (tests)."""
     rules = getattr(policy, "rules", None) or DEFAULT_RULES
@@ -149,4 +166,3 @@ def judge(parts: RequestParts, reference_image: bytes | None, policy: PolicySett
     if not rules.moderation.enabled:
         return Decision(True)
     return _moderation(parts, reference_image, rules.moderation, moderator or moderator_for(rules.moderation, env))
-

@@ -26,9 +26,21 @@ from typing import Any
 
 import httpx
 
-CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-              "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
-              "violence/graphic")
+CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
@@ -59,8 +71,12 @@ def _results(body: Any) -> list[Mapping[str, Any]]:
     if not isinstance(results, list) or not results:
         raise ModerationUnavailable("moderation answer without results")
     for result in results:
-        if not (isinstance(result, dict) and isinstance(result.get("flagged"), bool)
-                and isinstance(result.get("categories"), dict) and isinstance(result.get("category_scores"), dict)):
+        if not (
+            isinstance(result, dict)
+            and isinstance(result.get("flagged"), bool)
+            and isinstance(result.get("categories"), dict)
+            and isinstance(result.get("category_scores"), dict)
+        ):
             raise ModerationUnavailable("moderation answer of an unknown shape")
     return results
 
@@ -69,9 +85,17 @@ class OpenAIModeration:
     """A client of OpenAI's moderation endpoint. ``categories``: the categories that refuse (empty:
     every category OpenAI flags); ``threshold``: also refuse a category whose score reaches it."""
 
-    def __init__(self, api_key: str, *, base_url: str = "https://api.openai.com/v1",
-                 model: str = "omni-moderation-latest", timeout_s: float = 10.0, categories: Iterable[str] = (),
-                 threshold: float | None = None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://api.openai.com/v1",
+        model: str = "omni-moderation-latest",
+        timeout_s: float = 10.0,
+        categories: Iterable[str] = (),
+        threshold: float | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.api_key = api_key
         self.url = base_url.rstrip("/") + "/moderations"
         self.model = model
@@ -105,8 +129,9 @@ class OpenAIModeration:
     def _refusing(self, result: Mapping[str, Any]) -> list[str]:
         flagged = [name for name, on in result["categories"].items() if on is True]
         if self.threshold is not None:
-            flagged += [name for name, score in result["category_scores"].items()
-                        if isinstance(score, (int, float)) and score >= self.threshold and name not in flagged]
+            flagged += [
+                name for name, score in result["category_scores"].items() if isinstance(score, (int, float)) and score >= self.threshold and name not in flagged
+            ]
         return [name for name in flagged if not self.categories or name in self.categories]
 
     def check(self, text: str, image: bytes | None = None) -> ModerationResult:

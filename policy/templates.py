@@ -36,25 +36,27 @@ def _texts(text: str, pool: list[str]) -> tuple[list[str], list[str], bool]:
     return texts, pool, complete
 
 
-def _first_refusal(template: Template, text: str, pool: list[str], image: bytes | None,
-                   policy: PolicySettings) -> tuple[str, Decision, bool] | None:
+def _first_refusal(template: Template, text: str, pool: list[str], image: bytes | None, policy: PolicySettings) -> tuple[str, Decision, bool] | None:
     texts, suffixes, complete = _texts(text, pool)
     adapters = (*template.loras, template.name)
     for expanded in texts:
         for style in suffixes:
             prompt = f"{expanded}, {style}" if style else expanded
-            decision = judge(RequestParts(prompt, template.negative_prompt, adapters=adapters,
-                                          model=template.model or ""), image, policy)
+            decision = judge(RequestParts(prompt, template.negative_prompt, adapters=adapters, model=template.model or ""), image, policy)
             if not decision.allowed:
                 return prompt, decision, complete
     return None
 
 
-def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, ...] = (),
-                    deny_terms: list[str] | tuple[str, ...] = (),
-                    private_people: list[str] | tuple[str, ...] = (),
-                    policy: PolicySettings | None = None,
-                    load_reference: Callable[[str], bytes] | None = None) -> list[str]:
+def policy_problems(
+    library: TemplateLibrary,
+    *,
+    styles: list[str] | tuple[str, ...] = (),
+    deny_terms: list[str] | tuple[str, ...] = (),
+    private_people: list[str] | tuple[str, ...] = (),
+    policy: PolicySettings | None = None,
+    load_reference: Callable[[str], bytes] | None = None,
+) -> list[str]:
     """Every template, variant and wildcard expansion (with each style it may get) that
     the content policy refuses (``policy.gate.judge``, with the template's negative prompt,
     LoRA names, pinned model and reference image: the bytes ``load_reference(value)`` gives,
@@ -80,6 +82,7 @@ def policy_problems(library: TemplateLibrary, *, styles: list[str] | tuple[str, 
                     what = "expands to" if complete else "may expand to"
                     # a private prompt (embed_prompt: false) is never quoted: these lines reach logs
                     shown = "a private prompt" if template.embed_prompt is False else shorten(prompt)
-                    problems.append(f"{path}: {'prompt' if variant == 'base' else 'variants.' + variant} {what} "
-                                    f"{shown}, refused by the content policy ({decision.reason})")
+                    problems.append(
+                        f"{path}: {'prompt' if variant == 'base' else 'variants.' + variant} {what} {shown}, refused by the content policy ({decision.reason})"
+                    )
     return problems

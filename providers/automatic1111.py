@@ -73,9 +73,9 @@ class Automatic1111Provider(Provider):
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"auth": ("AUTOMATIC1111_AUTH",)}
     optional_secret_env: ClassVar[frozenset[str]] = frozenset({"auth"})  # only with --api-auth
     #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
-                                                  guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True,
-                                                  controlnet=True)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(
+        side_range=(64, 2048), side_multiple=8, steps=(1, 150), guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True, controlnet=True
+    )
 
     config: Automatic1111Config
 
@@ -86,8 +86,7 @@ class Automatic1111Provider(Provider):
         if credentials is not None:
             user, _, password = credentials.partition(":")
             auth = httpx.BasicAuth(user, password)
-        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), timeout=config.timeout_s,
-                                      auth=auth)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), timeout=config.timeout_s, auth=auth)
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The txt2img (or img2img) JSON body for ``request``, mapped onto the WebUI's limits."""
@@ -117,9 +116,7 @@ class Automatic1111Provider(Provider):
         body.update(self.extras(request))
         if request.init_image is not None:
             body["init_images"] = [base64.b64encode(request.init_image).decode()]
-            body["denoising_strength"] = (
-                request.strength if request.strength is not None else self.config.denoising_strength
-            )
+            body["denoising_strength"] = request.strength if request.strength is not None else self.config.denoising_strength
             if request.mask_image is not None:
                 body["mask"] = base64.b64encode(request.mask_image).decode()
                 body["inpainting_fill"] = self.config.inpainting_fill
@@ -134,16 +131,28 @@ class Automatic1111Provider(Provider):
         hires-fix fields of ``request``; empty when it has neither."""
         extra: dict[str, Any] = {}
         if request.control_units:
-            extra["alwayson_scripts"] = {"controlnet": {"args": [
-                {"enabled": True, "image": base64.b64encode(c.image).decode(), "module": c.unit.module,
-                 "model": c.unit.model, "weight": c.unit.weight, "guidance_start": c.unit.guidance_start,
-                 "guidance_end": c.unit.guidance_end, "resize_mode": "Crop and Resize", "control_mode": "Balanced",
-                 "pixel_perfect": False}
-                for c in request.control_units]}}
+            extra["alwayson_scripts"] = {
+                "controlnet": {
+                    "args": [
+                        {
+                            "enabled": True,
+                            "image": base64.b64encode(c.image).decode(),
+                            "module": c.unit.module,
+                            "model": c.unit.model,
+                            "weight": c.unit.weight,
+                            "guidance_start": c.unit.guidance_start,
+                            "guidance_end": c.unit.guidance_end,
+                            "resize_mode": "Crop and Resize",
+                            "control_mode": "Balanced",
+                            "pixel_perfect": False,
+                        }
+                        for c in request.control_units
+                    ]
+                }
+            }
         hires = request.hires_fix
         if hires is not None and request.init_image is None:  # hires fix is a txt2img pass
-            extra.update({"enable_hr": True, "hr_scale": hires.scale, "hr_upscaler": hires.upscaler,
-                          "denoising_strength": hires.denoising_strength})
+            extra.update({"enable_hr": True, "hr_scale": hires.scale, "hr_upscaler": hires.upscaler, "denoising_strength": hires.denoising_strength})
         return extra
 
     def endpoint(self, request: GenerationRequest) -> str:
@@ -187,8 +196,9 @@ class Automatic1111Provider(Provider):
             info = {}
         return data, info if isinstance(info, dict) else {}, response
 
-    def _result(self, data: bytes, request: GenerationRequest, model: str, seed: Any, info: dict[str, Any],
-                response: httpx.Response, started: float) -> GenerationResult:
+    def _result(
+        self, data: bytes, request: GenerationRequest, model: str, seed: Any, info: dict[str, Any], response: httpx.Response, started: float
+    ) -> GenerationResult:
         try:
             used_seed = int(seed) if seed is not None else request.seed
         except (TypeError, ValueError):
@@ -201,11 +211,14 @@ class Automatic1111Provider(Provider):
             seed=used_seed,
             cost_usd=self.estimate_cost(request),
             started=started,
-            metadata={"process_time": response.headers.get("x-process-time"), "sampler": info.get("sampler_name"),
-                      "headers": rate_limit_headers(response),
-                      "controlnet_units": len(request.control_units or ()),
-                      "hires_fix": bool(request.hires_fix and request.init_image is None),
-                      "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
+            metadata={
+                "process_time": response.headers.get("x-process-time"),
+                "sampler": info.get("sampler_name"),
+                "headers": rate_limit_headers(response),
+                "controlnet_units": len(request.control_units or ()),
+                "hires_fix": bool(request.hires_fix and request.init_image is None),
+                "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img"),
+            },
         )
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -234,7 +247,7 @@ class Automatic1111Provider(Provider):
             groups.setdefault(json.dumps(body, sort_keys=True) + self.endpoint(request), []).append(index)
         for indices in groups.values():
             for first in range(0, len(indices), self.config.batch_limit):
-                chunk = indices[first:first + self.config.batch_limit]
+                chunk = indices[first : first + self.config.batch_limit]
                 for i, outcome in zip(chunk, self._render([requests[i] for i in chunk]), strict=True):
                     outcomes[i] = outcome
         return [o for o in outcomes if o is not None]
@@ -247,8 +260,7 @@ class Automatic1111Provider(Provider):
         try:
             images, info, response = self._call(body, self.endpoint(batch[0]), model)
             if len(images) < len(batch):
-                raise InvalidOutputError(f"invalid answer: {len(images)} images for a batch of {len(batch)}",
-                                         provider=self.name, model=model)
+                raise InvalidOutputError(f"invalid answer: {len(images)} images for a batch of {len(batch)}", provider=self.name, model=model)
         except ProviderError as exc:
             return [exc] * len(batch)
         seeds = info.get("all_seeds")

@@ -128,7 +128,6 @@ class Provider(ABC):
         self.config = config
         self.secrets = secrets
         if downloader is None:
-
             downloader = SafeDownloader()
         #: Fetches output URLs the provider hands back (providers/download.py: SSRF-safe).
         self.downloader = downloader
@@ -260,8 +259,7 @@ class Provider(ABC):
 
     def missing_secrets(self) -> list[str]:
         """Names of the environment variables this provider needs and lacks."""
-        return [names[0] for key, names in self.secret_env.items()
-                if key not in self.optional_secret_env and self.secrets.lookup(names) is None]
+        return [names[0] for key, names in self.secret_env.items() if key not in self.optional_secret_env and self.secrets.lookup(names) is None]
 
     def secret(self, name: str) -> str | None:
         """The plain value of this provider's secret ``name`` (a key of ``secret_env``;
@@ -279,8 +277,7 @@ class Provider(ABC):
         """The result of job ``job_id`` submitted earlier for ``request`` (a run killed or
         timed out while it ran), polled by id without submitting again; raises its failure
         (with ``billed_usd`` when known) like ``generate``. Only for ``resumable`` providers."""
-        raise RejectedProviderError(f"{self.name} cannot resume job {job_id}", provider=self.name,
-                                    model=self.model_of(request))
+        raise RejectedProviderError(f"{self.name} cannot resume job {job_id}", provider=self.name, model=self.model_of(request))
 
     def close(self) -> None:  # noqa: B027  (optional hook: most providers hold nothing to release)
         """Release connections and loaded models."""
@@ -316,9 +313,15 @@ def json_object(response: httpx.Response, *, provider: str, model: str | None) -
     return data
 
 
-def poll_until(poll: Callable[[], dict[str, Any]], finished: Callable[[dict[str, Any]], bool],
-               timed_out: Callable[[dict[str, Any]], ProviderError], *, deadline: float, interval_s: float,
-               first: dict[str, Any] | None = None) -> dict[str, Any]:
+def poll_until(
+    poll: Callable[[], dict[str, Any]],
+    finished: Callable[[dict[str, Any]], bool],
+    timed_out: Callable[[dict[str, Any]], ProviderError],
+    *,
+    deadline: float,
+    interval_s: float,
+    first: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Poll an asynchronous job until ``finished``; returns that last answer.
 
     The first answer is ``first`` (the submit call's, when it already tells the job's
@@ -351,8 +354,7 @@ def validate_image(data: bytes, *, provider: str, model: str | None, expected: t
     return width, height, fmt
 
 
-def decode_output(data: bytes, *, provider: str, model: str | None,
-                  expected: tuple[int, int] | None = None) -> tuple[int, int, str, Image.Image]:
+def decode_output(data: bytes, *, provider: str, model: str | None, expected: tuple[int, int] | None = None) -> tuple[int, int, str, Image.Image]:
     """``validate_image``, also returning the decoded image (pixels loaded, file closed), so
     that post-processing does not decode the same bytes again (GenerationResult.decoded)."""
 
@@ -381,14 +383,12 @@ def decode_output(data: bytes, *, provider: str, model: str | None,
     _check_shape(width, height, expected, bad)
     if stat.stddev[0] < 2.0:
         if stat.mean[0] < 2.0:  # what safety checkers hand back instead of the image
-            raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})",
-                                       provider=provider, model=model)
+            raise ContentFilteredError(f"content filtered: all-black image ({width}x{height})", provider=provider, model=model)
         raise bad(f"blank image (mean {stat.mean[0]:.0f}, stddev {stat.stddev[0]:.2f})")
     return width, height, fmt, decoded
 
 
-def _check_shape(width: int, height: int, expected: tuple[int, int] | None,
-                 bad: Callable[[str], InvalidOutputError]) -> None:
+def _check_shape(width: int, height: int, expected: tuple[int, int] | None, bad: Callable[[str], InvalidOutputError]) -> None:
     """Refuse an output under 64 px a side, or one whose aspect ratio is more than
     ``ASPECT_TOLERANCE`` from the ``expected`` size (providers round sides to 16, 32, 64 px,
     none changes the shape)."""
@@ -420,8 +420,7 @@ def result_from_bytes(
     and the mapping notes go into ``metadata`` and ``GenerationResult.mapped_size``."""
     if mapped is None:
         mapped = provider.map(request)
-    width, height, _, decoded = decode_output(data, provider=provider.name, model=model,
-                                              expected=(mapped.width, mapped.height))
+    width, height, _, decoded = decode_output(data, provider=provider.name, model=model, expected=(mapped.width, mapped.height))
     details = dict(metadata or {})
     details.setdefault("requested_size", f"{request.width}x{request.height}")
     details.setdefault("mapped_size", mapped.size_label)

@@ -63,18 +63,16 @@ class BFLProvider(Provider):
     default_model: ClassVar[str] = "flux-pro-1.1"
     #: Credits per image x USD 0.01 per credit.
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url="https://docs.bfl.ai/pricing", checked="2026-11-29",
-        prices={"flux-pro-1.1": 0.04, "flux-dev": 0.025, "flux-pro-1.1-ultra": 0.06, "flux-pro": 0.05})
+        source_url="https://docs.bfl.ai/pricing",
+        checked="2026-11-29",
+        prices={"flux-pro-1.1": 0.04, "flux-dev": 0.025, "flux-pro-1.1-ultra": 0.06, "flux-pro": 0.05},
+    )
     model_specs: ClassVar[dict[str, ModelSpec]] = {
-        "flux-pro-1.1": ModelSpec(side_range=(256, 1440), side_multiple=32, steps=None, guidance=None,
-                                  negative_prompt=False, img2img=True),
-        "flux-dev": ModelSpec(side_range=(256, 1440), side_multiple=32, steps=(1, 50), guidance=(1.5, 5.0),
-                              negative_prompt=False, img2img=True),
-        "flux-pro-1.1-ultra": ModelSpec(aspect_ratios=ULTRA_RATIOS, megapixels=4.0, steps=None, guidance=None,
-                                        negative_prompt=False, img2img=True),
+        "flux-pro-1.1": ModelSpec(side_range=(256, 1440), side_multiple=32, steps=None, guidance=None, negative_prompt=False, img2img=True),
+        "flux-dev": ModelSpec(side_range=(256, 1440), side_multiple=32, steps=(1, 50), guidance=(1.5, 5.0), negative_prompt=False, img2img=True),
+        "flux-pro-1.1-ultra": ModelSpec(aspect_ratios=ULTRA_RATIOS, megapixels=4.0, steps=None, guidance=None, negative_prompt=False, img2img=True),
     }
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 1440), side_multiple=32, steps=None, guidance=None,
-                                                  negative_prompt=False)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 1440), side_multiple=32, steps=None, guidance=None, negative_prompt=False)
 
     config: BFLConfig
 
@@ -83,8 +81,9 @@ class BFLProvider(Provider):
         key = self.secret("api_key")
         headers = {"x-key": key} if key else {}
         self._base = config.base_url.rstrip("/")
-        self._client = guarded_client(guard_for(self, self._base), base_url=self._base, headers={**headers, "accept": "application/json"},
-                                    timeout=config.timeout_s)
+        self._client = guarded_client(
+            guard_for(self, self._base), base_url=self._base, headers={**headers, "accept": "application/json"}, timeout=config.timeout_s
+        )
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The JSON body for ``request``, mapped onto the model's inputs."""
@@ -137,8 +136,7 @@ class BFLProvider(Provider):
         model = self.model_of(request)
         return self._wait(job_id, f"{self._base}/v1/get_result?id={job_id}", request, model, time.monotonic())
 
-    def _wait(self, task_id: str, polling_url: str, request: GenerationRequest, model: str,
-              started: float) -> GenerationResult:
+    def _wait(self, task_id: str, polling_url: str, request: GenerationRequest, model: str, started: float) -> GenerationResult:
         """Poll task ``task_id`` at ``polling_url`` until ``Ready``; its image as a result."""
 
         def ready(answer: dict[str, Any]) -> bool:
@@ -146,24 +144,32 @@ class BFLProvider(Provider):
             if status == "Ready":
                 return True
             if status in FILTERED:  # not charged (https://help.bfl.ai): counted at USD 0, never at the estimate
-                raise ContentFilteredError(f"content filtered: {status}", provider=self.name, model=model,
-                                           billed_usd=0.0)
+                raise ContentFilteredError(f"content filtered: {status}", provider=self.name, model=model, billed_usd=0.0)
             if status not in PENDING:
-                raise TransientProviderError(f"task {task_id} {status or 'without status'}: "
-                                             f"{str(answer.get('details') or '')[:200]}", provider=self.name, model=model)
+                raise TransientProviderError(
+                    f"task {task_id} {status or 'without status'}: {str(answer.get('details') or '')[:200]}", provider=self.name, model=model
+                )
             return False
 
         def timed_out(answer: dict[str, Any]) -> ProviderError:
             # BFL has no cancel call: the task finishes (and is billed) on its own; the next run polls it
             logging.getLogger("content_pipeline.providers").warning("bfl: task %s still pending at the timeout", task_id)
-            error = TransientProviderError(f"timeout: task {task_id} still {answer.get('status')} after "
-                                           f"{self.config.timeout_s:.0f} s (it runs on and is billed)",
-                                           provider=self.name, model=model, billed_usd=self.estimate_cost(request))
+            error = TransientProviderError(
+                f"timeout: task {task_id} still {answer.get('status')} after {self.config.timeout_s:.0f} s (it runs on and is billed)",
+                provider=self.name,
+                model=model,
+                billed_usd=self.estimate_cost(request),
+            )
             error.pending_job = task_id
             return error
 
-        answer = poll_until(lambda: self.call_json(self._client, "GET", polling_url, model), ready, timed_out,
-                            deadline=started + self.config.timeout_s, interval_s=self.config.poll_interval_s)
+        answer = poll_until(
+            lambda: self.call_json(self._client, "GET", polling_url, model),
+            ready,
+            timed_out,
+            deadline=started + self.config.timeout_s,
+            interval_s=self.config.poll_interval_s,
+        )
         result = answer.get("result") or {}
         url = result.get("sample") if isinstance(result, dict) else None
         if not isinstance(url, str):
@@ -171,8 +177,14 @@ class BFLProvider(Provider):
         data = self.downloader.fetch(url, provider=self.name, model=model)
         seed = result.get("seed") if isinstance(result.get("seed"), int) else request.seed
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=seed, cost_usd=self.estimate_cost(request),
-            started=started, metadata={"task_id": task_id, "duration": result.get("duration")},
+            data,
+            provider=self,
+            request=request,
+            model=model,
+            seed=seed,
+            cost_usd=self.estimate_cost(request),
+            started=started,
+            metadata={"task_id": task_id, "duration": result.get("duration")},
         )
 
     def check(self) -> ProviderCheck:
@@ -188,6 +200,3 @@ class BFLProvider(Provider):
 
     def close(self) -> None:
         self._client.close()
-
-
-

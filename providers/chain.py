@@ -219,8 +219,9 @@ class ProviderChain:
         #: Called once with (provider, message) when a provider is disabled (alerting).
         self.on_disable = on_disable
 
-    def generate(self, request: GenerationRequest, on_attempt: Callable[[Attempt], None] = lambda a: None, *,
-                 budget: BudgetGuard | None = None) -> GenerationResult:
+    def generate(
+        self, request: GenerationRequest, on_attempt: Callable[[Attempt], None] = lambda a: None, *, budget: BudgetGuard | None = None
+    ) -> GenerationResult:
         """One image for ``request``; raises AllProvidersFailedError listing every failure.
 
         ``budget`` replaces the chain's guard for this request (the orchestrator passes one
@@ -259,8 +260,7 @@ class ProviderChain:
             for i, r in enumerate(results):
                 reason = self.unsuitable(provider, requests[i]) if r is None else None
                 if reason:
-                    on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
-                                          error_class="unsupported", error=reason))
+                    on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0, error_class="unsupported", error=reason))
                     reasons[i].append(f"{provider.name}: {reason}")
                 elif r is None:
                     pending.append(i)
@@ -269,12 +269,12 @@ class ProviderChain:
             batch = getattr(provider, "generate_batch", None) if getattr(provider, "renders_batches", True) else None
             if batch is None or len(pending) == 1:
                 for i in pending:
-                    results[i] = self._try_provider(provider, requests[i], functools.partial(on_attempt, i), reasons[i],
-                                                    guards[i])
+                    results[i] = self._try_provider(provider, requests[i], functools.partial(on_attempt, i), reasons[i], guards[i])
                 continue
             self._try_batch(provider, batch, requests, pending, results, on_attempt, reasons, guards)
-        return [r if r is not None else AllProvidersFailedError(
-            "every provider failed: " + "; ".join(reasons[i]), provider="chain") for i, r in enumerate(results)]
+        return [
+            r if r is not None else AllProvidersFailedError("every provider failed: " + "; ".join(reasons[i]), provider="chain") for i, r in enumerate(results)
+        ]
 
     def _try_batch(
         self,
@@ -307,27 +307,46 @@ class ProviderChain:
         for i, outcome in zip(chosen, outcomes, strict=True):
             if isinstance(outcome, GenerationResult):
                 circuit.success()
-                on_attempt(i, Attempt(outcome.provider, outcome.model, "success", outcome.latency_s,
-                                      cost_usd=outcome.cost_usd, reservation_id=_token_id(tokens.get(i))))
+                on_attempt(
+                    i,
+                    Attempt(outcome.provider, outcome.model, "success", outcome.latency_s, cost_usd=outcome.cost_usd, reservation_id=_token_id(tokens.get(i))),
+                )
                 results[i] = outcome
                 actual = outcome.cost_usd
             else:
-                actual = self._batch_failure(provider, requests[i], outcome, latency,
-                                             functools.partial(on_attempt, i), reasons[i], _token_id(tokens.get(i)))
+                actual = self._batch_failure(provider, requests[i], outcome, latency, functools.partial(on_attempt, i), reasons[i], _token_id(tokens.get(i)))
             if i in tokens:
                 guards[i].settle(tokens[i], actual)  # type: ignore[union-attr]
 
-    def _batch_failure(self, provider: Provider, request: GenerationRequest, outcome: BaseException, latency: float,
-                       on_attempt: Callable[[Attempt], None], reasons: list[str], reservation_id: int | None = None) -> float:
+    def _batch_failure(
+        self,
+        provider: Provider,
+        request: GenerationRequest,
+        outcome: BaseException,
+        latency: float,
+        on_attempt: Callable[[Attempt], None],
+        reasons: list[str],
+        reservation_id: int | None = None,
+    ) -> float:
         """Record one failed request of a batch (its attempt, its reason, the circuit; auth or
         billing disables the provider); returns its cost in USD."""
         circuit = self.circuits[provider.name]
         error = outcome if isinstance(outcome, ProviderError) else None
         message = provider.scrub(str(outcome) if error else f"{type(outcome).__name__}: {outcome}")
         actual = failed_cost(provider, request, outcome)
-        on_attempt(Attempt(provider.name, request.model or provider.model, "failed", latency, cost_usd=actual,
-                           error_class=error.error_class if error else "provider_bug", error=message,
-                           http_status=error.status_code if error else None, reservation_id=reservation_id))
+        on_attempt(
+            Attempt(
+                provider.name,
+                request.model or provider.model,
+                "failed",
+                latency,
+                cost_usd=actual,
+                error_class=error.error_class if error else "provider_bug",
+                error=message,
+                http_status=error.status_code if error else None,
+                reservation_id=reservation_id,
+            )
+        )
         reasons.append(f"{provider.name}: {message}")
         circuit.failure()
         if isinstance(outcome, AuthBillingProviderError) and provider.name not in self.disabled:
@@ -412,11 +431,21 @@ class ProviderChain:
                 message = provider.scrub(str(exc) if error else f"{type(exc).__name__}: {exc}")
                 hints = quota_hints(getattr(exc, "headers", None) if error else None)
                 # the cost is recorded before the reservation is settled: never a moment uncounted
-                on_attempt(Attempt(provider.name, (error.model if error else None) or model,
-                                   "pending" if error is not None and error.pending_job else "failed", latency,
-                                   cost_usd=cost, error_class=error.error_class if error else "provider_bug",
-                                   error=message, http_status=error.status_code if error else None, **hints,
-                                   job_id=jobs[-1] if jobs else None, reservation_id=_token_id(token)))
+                on_attempt(
+                    Attempt(
+                        provider.name,
+                        (error.model if error else None) or model,
+                        "pending" if error is not None and error.pending_job else "failed",
+                        latency,
+                        cost_usd=cost,
+                        error_class=error.error_class if error else "provider_bug",
+                        error=message,
+                        http_status=error.status_code if error else None,
+                        **hints,
+                        job_id=jobs[-1] if jobs else None,
+                        reservation_id=_token_id(token),
+                    )
+                )
                 if token is not None:
                     budget.settle(token, cost)  # type: ignore[union-attr]
                 reasons.append(f"{provider.name}: {message}")
@@ -428,16 +457,24 @@ class ProviderChain:
                 continue
             circuit.success()
             # record the cost before releasing the reservation: never a moment uncounted
-            on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=result.cost_usd,
-                               **quota_hints(result.metadata), job_id=jobs[-1] if jobs else None,
-                               reservation_id=_token_id(token)))
+            on_attempt(
+                Attempt(
+                    result.provider,
+                    result.model,
+                    "success",
+                    result.latency_s,
+                    cost_usd=result.cost_usd,
+                    **quota_hints(result.metadata),
+                    job_id=jobs[-1] if jobs else None,
+                    reservation_id=_token_id(token),
+                )
+            )
             if token is not None:
                 budget.settle(token, result.cost_usd)  # type: ignore[union-attr]
             return result
         return None
 
-    def _skipped(self, provider: Provider, request: GenerationRequest, model: str | None,
-                 on_attempt: Callable[[Attempt], None], reasons: list[str]) -> bool:
+    def _skipped(self, provider: Provider, request: GenerationRequest, model: str | None, on_attempt: Callable[[Attempt], None], reasons: list[str]) -> bool:
         """Record why ``provider`` is not called for ``request`` (an input it cannot take, a
         pinned other provider, an open circuit or a disabled provider); False when it is called."""
         reason = self.unsuitable(provider, request)
@@ -464,8 +501,9 @@ class ProviderChain:
 
         return listen
 
-    def _resume(self, provider: Provider, request: GenerationRequest, on_attempt: Callable[[Attempt], None],
-                reasons: list[str], budget: BudgetGuard | None) -> tuple[bool, GenerationResult | None]:
+    def _resume(
+        self, provider: Provider, request: GenerationRequest, on_attempt: Callable[[Attempt], None], reasons: list[str], budget: BudgetGuard | None
+    ) -> tuple[bool, GenerationResult | None]:
         """Poll the job an earlier call of ``request`` left at ``provider`` (``Provider.resume``)
         instead of paying again. Its cost was counted when it was sent (no new reservation);
         a result is counted at what it was billed (``JobLog.rebill`` corrects its reservation). Returns (True, the result); (True, None) when
@@ -481,10 +519,20 @@ class ProviderChain:
             result = provider.resume(job.job_id, request)
         except ProviderError as exc:
             message = provider.scrub(f"resumed job {job.job_id}: {exc}")
-            on_attempt(Attempt(provider.name, exc.model or model, "pending" if exc.pending_job else "failed",
-                               time.monotonic() - started, cost_usd=job.cost_usd, error_class=exc.error_class,
-                               error=message, http_status=exc.status_code, job_id=job.job_id,
-                               reservation_id=job.reservation_id))
+            on_attempt(
+                Attempt(
+                    provider.name,
+                    exc.model or model,
+                    "pending" if exc.pending_job else "failed",
+                    time.monotonic() - started,
+                    cost_usd=job.cost_usd,
+                    error_class=exc.error_class,
+                    error=message,
+                    http_status=exc.status_code,
+                    job_id=job.job_id,
+                    reservation_id=job.reservation_id,
+                )
+            )
             if exc.pending_job:
                 reasons.append(f"{provider.name}: {message}")
                 return True, None
@@ -495,8 +543,18 @@ class ProviderChain:
         if rebill is not None:  # what the job was billed replaces what its reservation counted
             rebill(job.reservation_id, result.cost_usd)
             cost = result.cost_usd
-        on_attempt(Attempt(result.provider, result.model, "success", result.latency_s, cost_usd=cost,
-                           job_id=job.job_id, reservation_id=job.reservation_id, error=f"resumed job {job.job_id}"))
+        on_attempt(
+            Attempt(
+                result.provider,
+                result.model,
+                "success",
+                result.latency_s,
+                cost_usd=cost,
+                job_id=job.job_id,
+                reservation_id=job.reservation_id,
+                error=f"resumed job {job.job_id}",
+            )
+        )
         return True, result
 
     def close(self) -> None:
@@ -524,8 +582,7 @@ def _reserve_each(
             try:
                 tokens[i] = guard.reserve(provider.name, bound)
             except BudgetExceededError as exc:
-                on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0,
-                                      error_class="budget", error=str(exc)))
+                on_attempt(i, Attempt(provider.name, requests[i].model or provider.model, "skipped", 0.0, error_class="budget", error=str(exc)))
                 reasons[i].append(f"{provider.name}: {exc}")
                 continue
         chosen.append(i)

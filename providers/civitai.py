@@ -26,8 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.errors import ContentPipelineError
 from providers.download import SafeDownloader
 
-FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "locon": "loras", "dora": "loras", "vae": "vae",
-           "textualinversion": "embeddings"}
+FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "locon": "loras", "dora": "loras", "vae": "vae", "textualinversion": "embeddings"}
 CHUNK = 1024 * 1024
 #: The environment variable holding the Civitai API token (never in the YAML file).
 TOKEN_ENV = ("CIVITAI_API_TOKEN",)
@@ -107,8 +106,10 @@ class CivitaiClient:
         chosen = next((f for f in files if f.get("primary")), files[0])
         model = data.get("model") or {}
         return CivitaiFile(
-            version_id=version_id, model_name=str(model.get("name") or f"version {version_id}"),
-            model_type=str(model.get("type") or "Checkpoint"), name=Path(str(chosen["name"])).name,
+            version_id=version_id,
+            model_name=str(model.get("name") or f"version {version_id}"),
+            model_type=str(model.get("type") or "Checkpoint"),
+            name=Path(str(chosen["name"])).name,
             size_bytes=int(float(chosen.get("sizeKB") or 0) * 1024),
             sha256=((chosen.get("hashes") or {}).get("SHA256") or None),
             download_url=str(chosen.get("downloadUrl") or f"{self.base_url}/api/download/models/{version_id}"),
@@ -145,15 +146,16 @@ class CivitaiClient:
                 else:
                     raise ModelPullError(f"civitai:{file.version_id}: too many redirects")
         except httpx.HTTPError as exc:
-            raise ModelPullError(f"civitai:{file.version_id}: download interrupted at {state.offset} bytes "
-                                 f"({type(exc).__name__}); run the command again to resume", resumable=True) from exc
+            raise ModelPullError(
+                f"civitai:{file.version_id}: download interrupted at {state.offset} bytes ({type(exc).__name__}); run the command again to resume",
+                resumable=True,
+            ) from exc
         except ContentPipelineError:
             raise
         actual = state.digest.hexdigest().upper()
         if file.sha256 and actual != file.sha256.upper():
             part.unlink(missing_ok=True)
-            raise ModelPullError(f"civitai:{file.version_id}: SHA-256 mismatch (expected {file.sha256.upper()}, got "
-                                 f"{actual}); the partial file was deleted")
+            raise ModelPullError(f"civitai:{file.version_id}: SHA-256 mismatch (expected {file.sha256.upper()}, got {actual}); the partial file was deleted")
         os.replace(part, target)
         return PullResult(target, state.offset, actual, state.resumed_from, False)
 
@@ -161,11 +163,9 @@ class CivitaiClient:
 def _refuse(response: httpx.Response, file: CivitaiFile, part: Path) -> None:
     """ModelPullError for an error answer (401/403: a token is needed); return for success."""
     if response.status_code in (401, 403):
-        raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}: this download "
-                             "needs a valid CIVITAI_API_TOKEN (environment or .env)")
+        raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}: this download needs a valid CIVITAI_API_TOKEN (environment or .env)")
     if response.status_code >= 400:
-        raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}",
-                             resumable=part.exists())
+        raise ModelPullError(f"civitai:{file.version_id}: HTTP {response.status_code}", resumable=part.exists())
 
 
 @dataclass

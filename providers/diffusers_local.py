@@ -55,8 +55,7 @@ from providers.spec import ModelSpec, ProviderConfig
 import inspect
 
 INSTALL_HINT = "pip install torch==2.13.0 && pip install 'content-pipeline[local]'"
-PIPELINE_CLASSES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
-                    "auto": "AutoPipelineForText2Image"}
+PIPELINE_CLASSES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline", "auto": "AutoPipelineForText2Image"}
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 #: Above this many pixels per image the VAE decodes in tiles on CUDA (1024 x 1024 is not tiled).
 TILE_ABOVE_PIXELS = 1024 * 1024
@@ -150,8 +149,7 @@ class DiffusersProvider(Provider):
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"token": ("HUGGINGFACE_TOKEN", "HF_TOKEN")}
     optional_secret_env: ClassVar[frozenset[str]] = frozenset({"token"})  # gated models only
     #: diffusers pipelines take any size divisible by 8 (the VAE's factor).
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150),
-                                                  guidance=(0.0, 30.0), loras=True)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150), guidance=(0.0, 30.0), loras=True)
 
     config: DiffusersConfig
 
@@ -161,8 +159,9 @@ class DiffusersProvider(Provider):
         if missing:
             raise ConfigError(f"providers.diffusers: {', '.join(missing)} not installed ({INSTALL_HINT})")
         if config.model and config.model not in config.models:
-            raise ConfigError(f"providers.diffusers.model: {config.model!r} is not one of providers.diffusers.models "
-                              f"({', '.join(config.models) or 'none configured'})")
+            raise ConfigError(
+                f"providers.diffusers.model: {config.model!r} is not one of providers.diffusers.models ({', '.join(config.models) or 'none configured'})"
+            )
         self._pipelines: dict[tuple[str, str], Any] = {}
         self._load_errors: dict[tuple[str, str], ProviderError] = {}
         self._lock = threading.RLock()
@@ -187,8 +186,9 @@ class DiffusersProvider(Provider):
         try:
             return self.config.models[model]
         except KeyError:
-            raise RejectedProviderError(f"unknown local model {model!r} (configured: {', '.join(self.config.models)})",
-                                        provider=self.name, model=model) from None
+            raise RejectedProviderError(
+                f"unknown local model {model!r} (configured: {', '.join(self.config.models)})", provider=self.name, model=model
+            ) from None
 
     # -- device and loading -------------------------------------------------------------
 
@@ -302,10 +302,10 @@ class DiffusersProvider(Provider):
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"
             if any(marker in text for marker in ("401", "403", "gated", "GatedRepo", "Unauthorized")):
-                raise AuthBillingProviderError(f"cannot load {model!r} ({spec.path}): {text[:300]} (set HUGGINGFACE_TOKEN)",
-                                               provider=self.name, model=model) from exc
-            raise RejectedProviderError(f"cannot load {model!r} ({spec.path}): {text[:300]}",
-                                        provider=self.name, model=model) from exc
+                raise AuthBillingProviderError(
+                    f"cannot load {model!r} ({spec.path}): {text[:300]} (set HUGGINGFACE_TOKEN)", provider=self.name, model=model
+                ) from exc
+            raise RejectedProviderError(f"cannot load {model!r} ({spec.path}): {text[:300]}", provider=self.name, model=model) from exc
         return pipe
 
     def _prepare(self, pipe: Any, device: str, *, compile_denoiser: bool) -> Any:
@@ -333,8 +333,7 @@ class DiffusersProvider(Provider):
                     # static shapes: one graph per (size, batch), what CUDA graphs and autotuning want;
                     # a mode is an inductor option (other backends ignore it with a warning)
                     mode = self.config.compile if self.compile_backend == "inductor" else None
-                    setattr(pipe, attribute, torch.compile(denoiser, backend=self.compile_backend, dynamic=False,
-                                                           mode=mode))
+                    setattr(pipe, attribute, torch.compile(denoiser, backend=self.compile_backend, dynamic=False, mode=mode))
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -350,8 +349,9 @@ class DiffusersProvider(Provider):
         wanted = dict(request.loras) if request.loras is not None else {n: lora.weight for n, lora in spec.loras.items()}
         unknown = [n for n in wanted if n not in spec.loras]
         if unknown:
-            raise RejectedProviderError(f"unknown LoRA {unknown[0]!r} (model has: {', '.join(spec.loras)})",
-                                        provider=self.name, model=request.model or self.model)
+            raise RejectedProviderError(
+                f"unknown LoRA {unknown[0]!r} (model has: {', '.join(spec.loras)})", provider=self.name, model=request.model or self.model
+            )
         names = list(spec.loras)
         weights = [float(wanted.get(n, 0.0)) for n in names]
         pipe.set_adapters(names, adapter_weights=weights)
@@ -365,8 +365,7 @@ class DiffusersProvider(Provider):
     @staticmethod
     def batch_key(request: GenerationRequest) -> tuple[Any, ...]:
         """Requests with equal keys can share one pipeline call (they differ in prompt / seed only)."""
-        return (request.model, request.width, request.height, request.num_inference_steps, request.guidance_scale,
-                request.loras, request.init_image is None)
+        return (request.model, request.width, request.height, request.num_inference_steps, request.guidance_scale, request.loras, request.init_image is None)
 
     def batch_limit(self, request: GenerationRequest) -> int:
         """How many images like ``request`` one pipeline call renders: ``max_batch_size``,
@@ -409,7 +408,7 @@ class DiffusersProvider(Provider):
         for indices in groups.values():
             position = 0
             while position < len(indices):
-                chunk = indices[position:position + self.batch_limit(requests[indices[position]])]
+                chunk = indices[position : position + self.batch_limit(requests[indices[position]])]
                 for i, result in zip(chunk, self._render_chunk([requests[i] for i in chunk]), strict=True):
                     outcomes[i] = result
                 position += len(chunk)
@@ -435,7 +434,7 @@ class DiffusersProvider(Provider):
         if len(batch) > 1:
             log.warning("diffusers %s: out of memory at batch size %s, retrying at %s", model, len(batch), smaller)
             for start in range(0, len(batch), smaller):
-                part = batch[start:start + smaller]
+                part = batch[start : start + smaller]
                 try:
                     results.extend(self._results(part, self.render(part)))
                 except ProviderError as exc:
@@ -451,12 +450,10 @@ class DiffusersProvider(Provider):
                 return results
         family = self.spec(model).pipeline
         if self.config.cpu_fallback and self._primary_device(family) != "cpu":
-            log.warning("diffusers %s: out of memory again, making %s image(s) on the CPU (cpu_fallback)", model,
-                        len(remaining))
+            log.warning("diffusers %s: out of memory again, making %s image(s) on the CPU (cpu_fallback)", model, len(remaining))
             return results + self._render_on_cpu(remaining, model)
         why = "cpu_fallback is off" if self._primary_device(family) != "cpu" else "on the CPU"
-        error = TransientProviderError(f"out of memory at batch size {len(remaining)} ({why}): "
-                                       f"{str(first_error)[:200]}", provider=self.name, model=model)
+        error = TransientProviderError(f"out of memory at batch size {len(remaining)} ({why}): {str(first_error)[:200]}", provider=self.name, model=model)
         results.extend([error] * len(remaining))
         return results
 
@@ -468,8 +465,7 @@ class DiffusersProvider(Provider):
         except ProviderError as exc:
             return [exc] * len(batch)
         except RuntimeError as exc:  # the CPU ran out of memory too
-            error = TransientProviderError(f"out of memory on the GPU and the CPU: {str(exc)[:200]}",
-                                           provider=self.name, model=model)
+            error = TransientProviderError(f"out of memory on the GPU and the CPU: {str(exc)[:200]}", provider=self.name, model=model)
             return [error] * len(batch)
 
     def _release_cuda_memory(self) -> None:
@@ -494,8 +490,9 @@ class DiffusersProvider(Provider):
         first = batch[0]
         model = first.model or self.model
         if first.init_image is not None:
-            raise RejectedProviderError("img2img is not offered by the local diffusers provider (use automatic1111 "
-                                        "or flux_studio)", provider=self.name, model=model)
+            raise RejectedProviderError(
+                "img2img is not offered by the local diffusers provider (use automatic1111 or flux_studio)", provider=self.name, model=model
+            )
         spec = self.spec(model)
         target = device or self._primary_device(spec.pipeline)
         pipe = self.pipeline(model, target)
@@ -512,9 +509,16 @@ class DiffusersProvider(Provider):
             mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
             steps = mapped.num_inference_steps or first.num_inference_steps
 
-            call_kwargs = functools.partial(_call_kwargs, prompts=prompts, negatives=negatives, mapped=mapped, seeds=seeds,
-                                            generator_device=generator_device, parameters=parameters,
-                                            max_sequence_length=spec.max_sequence_length)
+            call_kwargs = functools.partial(
+                _call_kwargs,
+                prompts=prompts,
+                negatives=negatives,
+                mapped=mapped,
+                seeds=seeds,
+                generator_device=generator_device,
+                parameters=parameters,
+                max_sequence_length=spec.max_sequence_length,
+            )
 
             warmup_s = None
             shape = (model, target, mapped.width, mapped.height, len(batch))
@@ -536,16 +540,23 @@ class DiffusersProvider(Provider):
             except RuntimeError as exc:
                 if is_out_of_memory(exc):
                     raise
-                raise TransientProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name,
-                                             model=model) from exc
+                raise TransientProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name, model=model) from exc
             except (ValueError, TypeError) as exc:  # check_inputs: sizes, prompt lengths
-                raise RejectedProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name,
-                                            model=model) from exc
+                raise RejectedProviderError(f"{type(exc).__name__}: {str(exc)[:300]}", provider=self.name, model=model) from exc
             self.calls += 1
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(batch)
-        return Rendered(images=list(output.images), seeds=seeds, prompts=prompts, flagged=[bool(f) for f in flags],
-                        loras=dict(active), device=target, seconds=seconds, warmup_s=warmup_s, model=model,
-                        description=spec.description)
+        return Rendered(
+            images=list(output.images),
+            seeds=seeds,
+            prompts=prompts,
+            flagged=[bool(f) for f in flags],
+            loras=dict(active),
+            device=target,
+            seconds=seconds,
+            warmup_s=warmup_s,
+            model=model,
+            description=spec.description,
+        )
 
     def _invoke(self, pipe: Any, kwargs: dict[str, Any], device: str) -> Any:
         """The pipeline call itself (the seam a test double replaces to run out of memory)."""
@@ -563,22 +574,33 @@ class DiffusersProvider(Provider):
     def _results(self, batch: Sequence[GenerationRequest], rendered: Rendered) -> list[GenerationResult | ProviderError]:
         results: list[GenerationResult | ProviderError] = []
         share = rendered.seconds / len(batch)
-        for request, image, seed, prompt, flagged in zip(batch, rendered.images, rendered.seeds, rendered.prompts,
-                                                         rendered.flagged, strict=True):
+        for request, image, seed, prompt, flagged in zip(batch, rendered.images, rendered.seeds, rendered.prompts, rendered.flagged, strict=True):
             if flagged:
-                results.append(ContentFilteredError("content filtered: the pipeline's safety checker flagged the image",
-                                                    provider=self.name, model=rendered.model))
+                results.append(
+                    ContentFilteredError("content filtered: the pipeline's safety checker flagged the image", provider=self.name, model=rendered.model)
+                )
                 continue
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
-            metadata: dict[str, Any] = {"prompt": prompt, "loras": rendered.loras, "device": rendered.device,
-                                        "batch_size": len(batch), "description": rendered.description}
+            metadata: dict[str, Any] = {
+                "prompt": prompt,
+                "loras": rendered.loras,
+                "device": rendered.device,
+                "batch_size": len(batch),
+                "description": rendered.description,
+            }
             if rendered.warmup_s is not None:
                 metadata["compile_warmup_s"] = round(rendered.warmup_s, 3)
             try:
                 result = result_from_bytes(
-                    buffer.getvalue(), provider=self, request=request, model=rendered.model, seed=seed,
-                    cost_usd=self.estimate_cost(request), started=time.monotonic() - share, metadata=metadata,
+                    buffer.getvalue(),
+                    provider=self,
+                    request=request,
+                    model=rendered.model,
+                    seed=seed,
+                    cost_usd=self.estimate_cost(request),
+                    started=time.monotonic() - share,
+                    metadata=metadata,
                 )
             except ProviderError as exc:
                 results.append(exc)
@@ -615,15 +637,27 @@ class DiffusersProvider(Provider):
                 torch.cuda.empty_cache()
 
 
-def _call_kwargs(steps: int, *, prompts: list[str], negatives: list[str], mapped: Any, seeds: list[int],
-                 generator_device: str, parameters: Any, max_sequence_length: int | None) -> dict[str, Any]:
+def _call_kwargs(
+    steps: int,
+    *,
+    prompts: list[str],
+    negatives: list[str],
+    mapped: Any,
+    seeds: list[int],
+    generator_device: str,
+    parameters: Any,
+    max_sequence_length: int | None,
+) -> dict[str, Any]:
     """The keyword arguments of one pipeline call at ``steps`` steps: one seeded generator per
     image (https://huggingface.co/docs/diffusers/using-diffusers/reusing_seeds), the negative
     prompt and ``max_sequence_length`` only where the pipeline takes them (``parameters``)."""
     import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
     kwargs: dict[str, Any] = {
-        "prompt": prompts, "num_inference_steps": steps, "width": mapped.width, "height": mapped.height,
+        "prompt": prompts,
+        "num_inference_steps": steps,
+        "width": mapped.width,
+        "height": mapped.height,
         "guidance_scale": mapped.guidance_scale,
         "generator": [torch.Generator(generator_device).manual_seed(int(s)) for s in seeds],
     }

@@ -60,8 +60,7 @@ def address_allowed(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                                 or ip.is_reserved or ip.is_unspecified)
+    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
 @dataclass
@@ -81,8 +80,7 @@ class SafeDownloader:
     @classmethod
     def from_config(cls, config: DownloadConfig) -> SafeDownloader:
         """From the ``providers.download`` settings."""
-        return cls(max_bytes=config.max_bytes, timeout_s=config.timeout_s,
-                   max_redirects=config.max_redirects, test_base_url=config.test_base_url)
+        return cls(max_bytes=config.max_bytes, timeout_s=config.timeout_s, max_redirects=config.max_redirects, test_base_url=config.test_base_url)
 
     def resolve(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to (UnsafeURLError when it does not resolve)."""
@@ -124,8 +122,7 @@ class SafeDownloader:
             if not address_allowed(address):
                 raise UnsafeURLError(f"refused URL: {host} resolves to the non-public address {address}: {masked_url(url)}")
 
-    def fetch(self, url: str, *, provider: str, model: str | None = None, headers: dict[str, str] | None = None,
-              timeout_s: float | None = None) -> bytes:
+    def fetch(self, url: str, *, provider: str, model: str | None = None, headers: dict[str, str] | None = None, timeout_s: float | None = None) -> bytes:
         """The body of ``url`` (bytes), following checked redirects; see the module docstring
         for what is refused. ``headers`` go to the first host only (never across a redirect
         to another origin). ``timeout_s`` shortens the configured time cap."""
@@ -151,8 +148,7 @@ class SafeDownloader:
                             response.read()
                             raise_for_status(response, provider=provider, model=model)
                         return self._read(response, deadline, limit, provider=provider, model=model)
-        raise TransientProviderError(f"more than {self.max_redirects} redirects from {masked_url(url)}",
-                                     provider=provider, model=model)
+        raise TransientProviderError(f"more than {self.max_redirects} redirects from {masked_url(url)}", provider=provider, model=model)
 
     def _read(self, response: httpx.Response, deadline: float, limit: float, *, provider: str, model: str | None) -> bytes:
         content_type = response.headers.get("content-type", "").lower()
@@ -160,8 +156,7 @@ class SafeDownloader:
             raise InvalidOutputError(f"output URL answered {content_type!r}, not an image", provider=provider, model=model)
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise InvalidOutputError(f"output is {declared} bytes, over the {self.max_bytes}-byte cap",
-                                     provider=provider, model=model)
+            raise InvalidOutputError(f"output is {declared} bytes, over the {self.max_bytes}-byte cap", provider=provider, model=model)
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
@@ -191,8 +186,6 @@ def load_reference(location: str, downloader: SafeDownloader | None = None) -> b
     (provider ``reference``) for a missing file or bytes that are not a PNG / JPEG / WebP
     image; the downloader's errors for a URL."""
 
-
-
     if "://" in location:
         data = (downloader or SafeDownloader(max_bytes=MAX_REFERENCE_BYTES)).fetch(location, provider="reference")
     else:
@@ -205,10 +198,12 @@ def load_reference(location: str, downloader: SafeDownloader | None = None) -> b
     try:
         with Image.open(BytesIO(data)) as probe:
             if probe.format not in ("PNG", "JPEG", "WEBP"):
-                raise RejectedProviderError(f"{masked_url(location) if '://' in location else location}: "
-                                            f"{probe.format} is not PNG, JPEG or WebP", provider="reference")
+                raise RejectedProviderError(
+                    f"{masked_url(location) if '://' in location else location}: {probe.format} is not PNG, JPEG or WebP", provider="reference"
+                )
             probe.verify()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise RejectedProviderError(f"{masked_url(location) if '://' in location else location}: not an image "
-                                    f"({type(exc).__name__})", provider="reference") from exc
+        raise RejectedProviderError(
+            f"{masked_url(location) if '://' in location else location}: not an image ({type(exc).__name__})", provider="reference"
+        ) from exc
     return data

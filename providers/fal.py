@@ -50,16 +50,13 @@ class FalProvider(Provider):
     models: ClassVar[tuple[str, ...]] = ("fal-ai/flux/schnell", "fal-ai/flux/dev")
     default_model: ClassVar[str] = "fal-ai/flux/schnell"
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url="https://fal.ai/pricing", checked="2026-11-29", unit="megapixel",
-        prices={"fal-ai/flux/schnell": 0.003, "fal-ai/flux/dev": 0.025, "*": 0.025})
+        source_url="https://fal.ai/pricing", checked="2026-11-29", unit="megapixel", prices={"fal-ai/flux/schnell": 0.003, "fal-ai/flux/dev": 0.025, "*": 0.025}
+    )
     model_specs: ClassVar[dict[str, ModelSpec]] = {
-        "fal-ai/flux/schnell": ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 12), guidance=None,
-                                         negative_prompt=False),
-        "fal-ai/flux/dev": ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 50), guidance=(1.0, 20.0),
-                                     negative_prompt=False),
+        "fal-ai/flux/schnell": ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 12), guidance=None, negative_prompt=False),
+        "fal-ai/flux/dev": ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 50), guidance=(1.0, 20.0), negative_prompt=False),
     }
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 50),
-                                                  guidance=(1.0, 20.0), negative_prompt=False)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 50), guidance=(1.0, 20.0), negative_prompt=False)
 
     config: FalConfig
 
@@ -116,8 +113,7 @@ class FalProvider(Provider):
         base = f"{self._base}/{'/'.join(model.split('/')[:2])}/requests/{job_id}"
         return self._wait(job_id, (base + "/status", base, base + "/cancel"), request, model, time.monotonic())
 
-    def _wait(self, request_id: str, urls: tuple[str, str, str], request: GenerationRequest, model: str,
-              started: float) -> GenerationResult:
+    def _wait(self, request_id: str, urls: tuple[str, str, str], request: GenerationRequest, model: str, started: float) -> GenerationResult:
         """Poll ``urls`` (status, response, cancel) until ``COMPLETED`` (cancelled on our
         timeout or any failure), then fetch the image."""
         status_url, response_url, cancel_url = urls
@@ -131,12 +127,18 @@ class FalProvider(Provider):
             return False
 
         def timed_out(answer: dict[str, Any]) -> ProviderError:
-            return TransientProviderError(f"timeout: request {request_id} still {answer.get('status')} after "
-                                          f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
+            return TransientProviderError(
+                f"timeout: request {request_id} still {answer.get('status')} after {self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model
+            )
 
         try:
-            poll_until(lambda: self.call_json(self._client, "GET", status_url, model), completed, timed_out,
-                       deadline=started + self.config.timeout_s, interval_s=self.config.poll_interval_s)
+            poll_until(
+                lambda: self.call_json(self._client, "GET", status_url, model),
+                completed,
+                timed_out,
+                deadline=started + self.config.timeout_s,
+                interval_s=self.config.poll_interval_s,
+            )
         except ProviderError:
             self.cancel(cancel_url)
             raise
@@ -150,8 +152,15 @@ class FalProvider(Provider):
         data = self.downloader.fetch(url, provider=self.name, model=model)
         seed = output.get("seed") if isinstance(output.get("seed"), int) else request.seed
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=seed, cost_usd=self.estimate_cost(request),
-            started=started, mapped=self.map(request), metadata={"request_id": request_id, "timings": output.get("timings")},
+            data,
+            provider=self,
+            request=request,
+            model=model,
+            seed=seed,
+            cost_usd=self.estimate_cost(request),
+            started=started,
+            mapped=self.map(request),
+            metadata={"request_id": request_id, "timings": output.get("timings")},
         )
 
     def cancel(self, cancel_url: str) -> None:
@@ -159,8 +168,7 @@ class FalProvider(Provider):
         try:
             self._client.put(cancel_url, timeout=10.0)
         except httpx.HTTPError as exc:
-            logging.getLogger("content_pipeline.providers").warning(
-                "fal: could not cancel the request (%s); it may still be billed", type(exc).__name__)
+            logging.getLogger("content_pipeline.providers").warning("fal: could not cancel the request (%s); it may still be billed", type(exc).__name__)
 
     def check(self) -> ProviderCheck:
         """fal has no free credential check: reports whether ``FAL_KEY`` is set."""

@@ -56,8 +56,9 @@ class FluxStudioProvider(Provider):
     models: ClassVar[tuple[str, ...]] = ("flux", "lama")
     default_model: ClassVar[str] = "flux"
     #: /generate: sides multiples of 64, 1..10 steps, no guidance or negative prompt; image + mask.
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=64, steps=(1, 10),
-                                                  guidance=None, negative_prompt=False, img2img=True, inpainting=True)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(
+        side_range=(256, 2048), side_multiple=64, steps=(1, 10), guidance=None, negative_prompt=False, img2img=True, inpainting=True
+    )
 
     config: FluxStudioConfig
 
@@ -112,9 +113,14 @@ class FluxStudioProvider(Provider):
         data, body = self._fetch_output(answer, model)
         seed = body.get("seed") if isinstance(body.get("seed"), int) else request.seed
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=seed, cost_usd=self.estimate_cost(request),
-            started=started, metadata={"output_path": body.get("url"),
-                                       "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
+            data,
+            provider=self,
+            request=request,
+            model=model,
+            seed=seed,
+            cost_usd=self.estimate_cost(request),
+            started=started,
+            metadata={"output_path": body.get("url"), "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img")},
         )
 
     def upscale(self, image: bytes) -> bytes:

@@ -72,8 +72,7 @@ IMAGEN_URL = "https://ai.google.dev/gemini-api/docs/imagen"
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 #: finishReason / blockReason values that mean the content was blocked.
-SAFETY_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST",
-                            "SPII", "RECITATION", "IMAGE_RECITATION"})
+SAFETY_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_RECITATION"})
 #: google.rpc.ErrorInfo reasons that are auth failures whatever the HTTP status.
 AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})
 SPEC = ModelSpec(aspect_ratios=ASPECT_RATIOS, steps=None, guidance=None, negative_prompt=False, img2img=True)
@@ -86,19 +85,19 @@ class GeminiConfig(ProviderConfig):
 
     base_url: str = "https://generativelanguage.googleapis.com"
     model: str | None = DEFAULT_MODEL
-    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {"input": 0.30, "output_image": 30.0, "output_text": 2.50})
+    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"input": 0.30, "output_image": 30.0, "output_text": 2.50})
 
 
 def _lifecycle() -> dict[str, ModelStatus]:
-    imagen = {m: ModelStatus(m, "deprecated", date(2026, 8, 17), DEFAULT_MODEL, IMAGEN_URL)
-              for m in ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001",
-                        "imagen-3.0-generate-002")}
+    imagen = {
+        m: ModelStatus(m, "deprecated", date(2026, 8, 17), DEFAULT_MODEL, IMAGEN_URL)
+        for m in ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001", "imagen-3.0-generate-002")
+    }
     return {
         DEFAULT_MODEL: ModelStatus(DEFAULT_MODEL, "active", source=PRICING_URL),
         "gemini-2.5-flash-image-preview": ModelStatus(
-            "gemini-2.5-flash-image-preview", "retired", None, DEFAULT_MODEL,
-            "https://ai.google.dev/gemini-api/docs/changelog", "shutdown date not confirmed"),
+            "gemini-2.5-flash-image-preview", "retired", None, DEFAULT_MODEL, "https://ai.google.dev/gemini-api/docs/changelog", "shutdown date not confirmed"
+        ),
         **imagen,
     }
 
@@ -139,9 +138,11 @@ class GeminiProvider(Provider):
     default_model: ClassVar[str] = DEFAULT_MODEL
     #: USD per image (about 1 MP), used when the answer reports no usage.
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url=PRICING_URL, checked="2026-12-05",
+        source_url=PRICING_URL,
+        checked="2026-12-05",
         prices={DEFAULT_MODEL: 0.039},
-        note="gemini-2.5-flash-image: 1290 output tokens x USD 30/1M per image up to 1024 x 1024")
+        note="gemini-2.5-flash-image: 1290 output tokens x USD 30/1M per image up to 1024 x 1024",
+    )
     model_specs: ClassVar[dict[str, ModelSpec]] = {model: SPEC for model in model_lifecycle}
     default_spec: ClassVar[ModelSpec] = SPEC
 
@@ -151,17 +152,14 @@ class GeminiProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         key = self.secret("api_key")
         headers = {"x-goog-api-key": key} if key else {}
-        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"),
-                                      headers=headers, timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s)
 
     def body(self, request: GenerationRequest) -> dict[str, Any]:
         """The generateContent JSON body for ``request`` (an image part when it has a reference)."""
         parts: list[dict[str, Any]] = [{"text": request.prompt}]
         if request.init_image is not None:
-            parts.append({"inlineData": {"mimeType": _mime_type(request.init_image),
-                                         "data": base64.b64encode(request.init_image).decode()}})
-        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"],
-                                  "imageConfig": {"aspectRatio": self.map(request).aspect_ratio}}
+            parts.append({"inlineData": {"mimeType": _mime_type(request.init_image), "data": base64.b64encode(request.init_image).decode()}})
+        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": self.map(request).aspect_ratio}}
         if request.seed is not None:
             config["seed"] = request.seed % 2_147_483_647
         return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
@@ -172,12 +170,19 @@ class GeminiProvider(Provider):
         if not isinstance(usage, dict) or "promptTokenCount" not in usage:
             return None
         prices = self.config.token_prices_usd
-        image_tokens = sum(int(d.get("tokenCount", 0)) for d in usage.get("candidatesTokensDetails") or []
-                           if isinstance(d, dict) and d.get("modality") == "IMAGE")
+        image_tokens = sum(
+            int(d.get("tokenCount", 0)) for d in usage.get("candidatesTokensDetails") or [] if isinstance(d, dict) and d.get("modality") == "IMAGE"
+        )
         text_tokens = max(0, int(usage.get("candidatesTokenCount", 0)) - image_tokens)
-        return round((int(usage.get("promptTokenCount", 0)) * prices.get("input", 0.0)
-                      + image_tokens * prices.get("output_image", 0.0)
-                      + text_tokens * prices.get("output_text", 0.0)) / 1e6, 9)
+        return round(
+            (
+                int(usage.get("promptTokenCount", 0)) * prices.get("input", 0.0)
+                + image_tokens * prices.get("output_image", 0.0)
+                + text_tokens * prices.get("output_text", 0.0)
+            )
+            / 1e6,
+            9,
+        )
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         model = self.model_of(request)
@@ -194,10 +199,22 @@ class GeminiProvider(Provider):
         if cost is None or self.config.cost_usd:
             cost = self.estimate_cost(request)
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=body["generationConfig"].get("seed"), cost_usd=cost, started=started,
-            metadata={"aspect_ratio": self.map(request).aspect_ratio, "usage": usage, "text": text[:500] or None,
-                      "model_version": answer.get("modelVersion"), "response_id": answer.get("responseId"),
-                      "headers": rate_limit_headers(response)})
+            data,
+            provider=self,
+            request=request,
+            model=model,
+            seed=body["generationConfig"].get("seed"),
+            cost_usd=cost,
+            started=started,
+            metadata={
+                "aspect_ratio": self.map(request).aspect_ratio,
+                "usage": usage,
+                "text": text[:500] or None,
+                "model_version": answer.get("modelVersion"),
+                "response_id": answer.get("responseId"),
+                "headers": rate_limit_headers(response),
+            },
+        )
 
     def image_of(self, answer: dict[str, Any], model: str) -> tuple[bytes, str]:
         """(image bytes, text) of a generateContent answer; ContentFilteredError for a
@@ -205,8 +222,7 @@ class GeminiProvider(Provider):
         billed = self.usage_cost(answer.get("usageMetadata"))
         blocked = (answer.get("promptFeedback") or {}).get("blockReason")
         if blocked:
-            raise ContentFilteredError(f"content filtered: prompt blocked (blockReason {blocked})",
-                                       provider=self.name, model=model, billed_usd=billed)
+            raise ContentFilteredError(f"content filtered: prompt blocked (blockReason {blocked})", provider=self.name, model=model, billed_usd=billed)
         candidates = [c for c in answer.get("candidates") or [] if isinstance(c, dict)]
         if not candidates:
             raise InvalidOutputError("invalid answer: no candidates", provider=self.name, model=model, billed_usd=billed)
@@ -216,17 +232,16 @@ class GeminiProvider(Provider):
         text = " ".join(str(p["text"]) for p in parts if p.get("text"))
         images = [p["inlineData"] for p in parts if isinstance(p.get("inlineData"), dict)]
         if finish in SAFETY_REASONS:
-            raise ContentFilteredError(f"content filtered: finishReason {finish}", provider=self.name, model=model,
-                                       billed_usd=billed)
+            raise ContentFilteredError(f"content filtered: finishReason {finish}", provider=self.name, model=model, billed_usd=billed)
         if not images:
             said = f": {' '.join(text.split())[:120]}" if text else ""
-            raise InvalidOutputError(f"invalid answer: finishReason {finish or 'none'} without an image{said}",
-                                     provider=self.name, model=model, billed_usd=billed)
+            raise InvalidOutputError(
+                f"invalid answer: finishReason {finish or 'none'} without an image{said}", provider=self.name, model=model, billed_usd=billed
+            )
         try:
             return base64.b64decode(str(images[0].get("data", "")), validate=True), text
         except (binascii.Error, ValueError) as exc:
-            raise InvalidOutputError("invalid answer: inlineData.data is not base64", provider=self.name,
-                                     model=model, billed_usd=billed) from exc
+            raise InvalidOutputError("invalid answer: inlineData.data is not base64", provider=self.name, model=model, billed_usd=billed) from exc
 
     def error(self, response: httpx.Response, model: str) -> ProviderError:
         """The classified ProviderError of an error answer ``{"error": {code, message, status, details}}``."""
@@ -241,12 +256,17 @@ class GeminiProvider(Provider):
             return retired_error(self, model, message, code)
         if reasons & AUTH_REASONS:  # a wrong key answers 400 INVALID_ARGUMENT, reason API_KEY_INVALID
             classified: ProviderError = AuthBillingProviderError(
-                f"HTTP {code}: {sorted(reasons & AUTH_REASONS)[0]}: {message}", provider=self.name, model=model,
-                status_code=code, billed_usd=0.0)
+                f"HTTP {code}: {sorted(reasons & AUTH_REASONS)[0]}: {message}", provider=self.name, model=model, status_code=code, billed_usd=0.0
+            )
         else:
-            classified = error_for_status(code, message, provider=self.name, model=model,
-                                          retry_after=retry_delay(body, response.headers.get("retry-after")),
-                                          error_code=status.lower() if status else None)
+            classified = error_for_status(
+                code,
+                message,
+                provider=self.name,
+                model=model,
+                retry_after=retry_delay(body, response.headers.get("retry-after")),
+                error_code=status.lower() if status else None,
+            )
             classified.billed_usd = 0.0
         classified.headers = rate_limit_headers(response)
         return classified
@@ -258,8 +278,9 @@ class GeminiProvider(Provider):
         with translate_httpx(provider=self.name, model=model):
             response = self._client.get(f"/v1beta/models/{model}")
         if response.status_code == 404:
-            return ModelStatus(model, "retired", known.shutdown if known else None,
-                               known.replacement if known else DEFAULT_MODEL, known.source if known else IMAGEN_URL)
+            return ModelStatus(
+                model, "retired", known.shutdown if known else None, known.replacement if known else DEFAULT_MODEL, known.source if known else IMAGEN_URL
+            )
         if response.status_code >= 400:
             raise self.error(response, model)
         return known or ModelStatus(model, "active", source=PRICING_URL)

@@ -25,11 +25,11 @@ from domain.errors import (
 )
 
 #: Provider error codes that mean "no money / no access": the provider is disabled for the run.
-BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active",
-                           "payment_required", "insufficient_credit", "insufficient_credits"})
+BILLING_CODES = frozenset(
+    {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active", "payment_required", "insufficient_credit", "insufficient_credits"}
+)
 #: Provider error codes that mean "the safety system refused this prompt or image".
-FILTER_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_moderation",
-                          "content_moderated", "request_moderated"})
+FILTER_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_moderation", "content_moderated", "request_moderated"})
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -89,7 +89,12 @@ def error_code_of(response: httpx.Response) -> str | None:
 
 
 def error_for_status(
-    code: int, detail: str, *, provider: str, model: str | None, retry_after: float | None = None,
+    code: int,
+    detail: str,
+    *,
+    provider: str,
+    model: str | None,
+    retry_after: float | None = None,
     error_code: str | None = None,
 ) -> ProviderError:
     """The classified ProviderError for HTTP status ``code`` (>= 400) with message ``detail``.
@@ -139,8 +144,9 @@ def raise_for_status(response: httpx.Response, *, provider: str, model: str | No
     code = response.status_code
     if code < 400:
         return
-    error = error_for_status(code, _error_message(response), provider=provider, model=model,
-                             retry_after=retry_after_of(response), error_code=error_code_of(response))
+    error = error_for_status(
+        code, _error_message(response), provider=provider, model=model, retry_after=retry_after_of(response), error_code=error_code_of(response)
+    )
     error.headers = rate_limit_headers(response)
     raise error
 

@@ -59,21 +59,18 @@ class HuggingFaceProvider(Provider):
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"token": ("HUGGINGFACE_TOKEN", "HF_TOKEN")}
     #: hf-inference bills GPU time; these are per-image estimates (about 10 s of an A10G-class GPU).
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url="https://huggingface.co/docs/inference-providers/pricing", checked="2026-11-29",
-        prices={"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "black-forest-labs/FLUX.1-schnell": 0.02,
-                "black-forest-labs/FLUX.1-dev": 0.03, "*": 0.02},
-        note="compute-time billing; per-image estimate")
+        source_url="https://huggingface.co/docs/inference-providers/pricing",
+        checked="2026-11-29",
+        prices={"stabilityai/stable-diffusion-xl-base-1.0": 0.02, "black-forest-labs/FLUX.1-schnell": 0.02, "black-forest-labs/FLUX.1-dev": 0.03, "*": 0.02},
+        note="compute-time billing; per-image estimate",
+    )
     #: Text-to-image task parameters (huggingface_hub TextToImageParameters): any size divisible
     #: by 8; SDXL runs 1..100 steps with guidance; FLUX.1-schnell is distilled for 1..4 steps, no guidance.
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 100),
-                                                  guidance=(0.0, 20.0))
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(256, 2048), side_multiple=8, steps=(1, 100), guidance=(0.0, 20.0))
     model_specs: ClassVar[dict[str, ModelSpec]] = {
-        "stabilityai/stable-diffusion-xl-base-1.0": ModelSpec(side_range=(512, 1536), side_multiple=8, steps=(1, 100),
-                                                              guidance=(0.0, 20.0)),
-        "black-forest-labs/FLUX.1-schnell": ModelSpec(side_range=(256, 1440), side_multiple=16, steps=(1, 4),
-                                                      guidance=None, negative_prompt=False),
-        "black-forest-labs/FLUX.1-dev": ModelSpec(side_range=(256, 1440), side_multiple=16, steps=(1, 50),
-                                                  guidance=(1.0, 10.0), negative_prompt=False),
+        "stabilityai/stable-diffusion-xl-base-1.0": ModelSpec(side_range=(512, 1536), side_multiple=8, steps=(1, 100), guidance=(0.0, 20.0)),
+        "black-forest-labs/FLUX.1-schnell": ModelSpec(side_range=(256, 1440), side_multiple=16, steps=(1, 4), guidance=None, negative_prompt=False),
+        "black-forest-labs/FLUX.1-dev": ModelSpec(side_range=(256, 1440), side_multiple=16, steps=(1, 50), guidance=(1.0, 10.0), negative_prompt=False),
     }
 
     config: HuggingFaceConfig
@@ -81,7 +78,6 @@ class HuggingFaceProvider(Provider):
     def __init__(self, *, config: HuggingFaceConfig, secrets: Any, downloader: Any = None) -> None:
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         from huggingface_hub import InferenceClient  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
-
 
         huggingface_guard(self, config.endpoint_url, config.hub_url)
         self._client = InferenceClient(
@@ -114,8 +110,14 @@ class HuggingFaceProvider(Provider):
         except Exception as exc:
             raise self.translate(exc, model) from exc
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=request.seed,
-            cost_usd=self.estimate_cost(request), started=started, mapped=mapped,
+            data,
+            provider=self,
+            request=request,
+            model=model,
+            seed=request.seed,
+            cost_usd=self.estimate_cost(request),
+            started=started,
+            mapped=mapped,
             metadata={"inference_provider": "endpoint" if self.config.endpoint_url else self.config.inference_provider},
         )
 
@@ -139,14 +141,11 @@ class HuggingFaceProvider(Provider):
                 detail = str(body.get("error") or detail)
                 if retry_after is None and isinstance(body.get("estimated_time"), (int, float)):
                     retry_after = float(body["estimated_time"])  # 503 "model loading"
-            return error_for_status(response.status_code, " ".join(detail.split())[:300], provider=self.name,
-                                    model=model, retry_after=retry_after)
+            return error_for_status(response.status_code, " ".join(detail.split())[:300], provider=self.name, model=model, retry_after=retry_after)
         if isinstance(exc, (UnidentifiedImageError, OSError, SyntaxError)):  # Pillow on the answer's bytes
-            return InvalidOutputError(f"invalid image: does not decode ({type(exc).__name__}: {str(exc)[:120]})",
-                                      provider=self.name, model=model)
+            return InvalidOutputError(f"invalid image: does not decode ({type(exc).__name__}: {str(exc)[:120]})", provider=self.name, model=model)
         if isinstance(exc, ValueError):  # the client refused the request (unknown provider or task for the model)
-            return RejectedProviderError(f"request refused by huggingface_hub: {str(exc)[:300]}",
-                                         provider=self.name, model=model)
+            return RejectedProviderError(f"request refused by huggingface_hub: {str(exc)[:300]}", provider=self.name, model=model)
         if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
             kind = "timeout" if "Timeout" in type(exc).__name__ else "request failed"
             return TransientProviderError(f"{kind}: {type(exc).__name__}: {exc}", provider=self.name, model=model)

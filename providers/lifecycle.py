@@ -95,10 +95,11 @@ def retired_error(provider: LifecycleSource, model: str, detail: str, status_cod
     replacement = known.replacement if known else None
     advice = f"; documented replacement: {replacement}" if replacement else "; no documented replacement known"
     source = f" ({known.source})" if known and known.source else ""
-    message = (f"model {model} is retired or unknown at {provider.name}{advice}{source}: set providers."
-               f"{provider.name}.model (provider answered HTTP {status_code}: {detail})")
-    return ModelRetiredError(message, replacement=replacement, provider=provider.name, model=model,
-                             status_code=status_code, billed_usd=0.0)
+    message = (
+        f"model {model} is retired or unknown at {provider.name}{advice}{source}: set providers."
+        f"{provider.name}.model (provider answered HTTP {status_code}: {detail})"
+    )
+    return ModelRetiredError(message, replacement=replacement, provider=provider.name, model=model, status_code=status_code, billed_usd=0.0)
 
 
 def warning_of(status: ModelStatus, today: date, horizon_days: int = WARN_DAYS) -> str | None:

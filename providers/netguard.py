@@ -61,8 +61,9 @@ class AddressGuard:
     address (the provider's ``allow_private_addresses``); ``provider``: the name put on
     refusals; ``resolve``: host, port -> addresses (``socket.getaddrinfo``)."""
 
-    def __init__(self, origins: Iterable[str | None] = (), *, allow_private: bool = False, provider: str = "",
-                 resolve: Callable[[str, int], list[str]] = _resolve) -> None:
+    def __init__(
+        self, origins: Iterable[str | None] = (), *, allow_private: bool = False, provider: str = "", resolve: Callable[[str, int], list[str]] = _resolve
+    ) -> None:
         self.allow_private = allow_private
         self.provider = provider
         self.resolve = resolve
@@ -90,10 +91,13 @@ class AddressGuard:
         addresses = self.resolve(host.strip("[]"), port)
         bad = [a for a in addresses if not address_allowed(a)]
         if bad:
-            raise UnsafeURLError(f"refused URL: {scheme}://{host}:{port} resolves to the internal address {bad[0]} "
-                                 f"(a redirect away from the configured base URL?); set providers.{self.provider}."
-                                 "allow_private_addresses: true to allow it", provider=self.provider,
-                                 billed_usd=0.0)  # never sent: nothing billed
+            raise UnsafeURLError(
+                f"refused URL: {scheme}://{host}:{port} resolves to the internal address {bad[0]} "
+                f"(a redirect away from the configured base URL?); set providers.{self.provider}."
+                "allow_private_addresses: true to allow it",
+                provider=self.provider,
+                billed_usd=0.0,
+            )  # never sent: nothing billed
 
 
 def _guarded(module: Any) -> type:
@@ -141,8 +145,7 @@ def guarded_sdk_client(guard: AddressGuard, **kwargs: Any) -> Any:
 def guard_for(provider: Any, *urls: str | None) -> AddressGuard:
     """The guard of ``provider``: its configured URLs' origins allowed, private addresses
     only with its ``allow_private_addresses``."""
-    return AddressGuard(urls, allow_private=bool(getattr(provider.config, "allow_private_addresses", False)),
-                        provider=provider.name)
+    return AddressGuard(urls, allow_private=bool(getattr(provider.config, "allow_private_addresses", False)), provider=provider.name)
 
 
 def unsafe_cause(exc: BaseException) -> UnsafeURLError | None:
@@ -175,12 +178,12 @@ def huggingface_guard(provider: Any, *urls: str | None) -> AddressGuard:
 
             try:
                 from huggingface_hub.utils._http import hf_request_event_hook  # noqa: PLC0415 - huggingface_hub: heavy import, only for that provider
+
                 hooks: dict[str, list[Any]] = {"request": [hf_request_event_hook]}
             except ImportError:  # pragma: no cover - the hook moved: the session works without it
                 hooks = {}
             guard = AddressGuard([os.environ.get("HF_ENDPOINT")], provider="huggingface")
-            huggingface_hub.set_client_factory(
-                lambda: guarded_sdk_client(guard, event_hooks=hooks, follow_redirects=True, timeout=None))
+            huggingface_hub.set_client_factory(lambda: guarded_sdk_client(guard, event_hooks=hooks, follow_redirects=True, timeout=None))
             _HF_GUARD = guard
         guard = _HF_GUARD
     for url in urls:

@@ -81,8 +81,7 @@ class OpenAIConfig(ProviderConfig):
     base_url: str = "https://api.openai.com/v1"
     model: str | None = "gpt-image-2.6-flare"
     quality_map: dict[str, str] = Field(default_factory=lambda: {"standard": "low", "hd": "medium", "ultra-hd": "high"})
-    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {"input": 5.0, "output": 40.0})
+    token_prices_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: {"input": 5.0, "output": 40.0})
 
 
 DEPRECATIONS_URL = "https://developers.openai.com/api/docs/deprecations"
@@ -108,9 +107,17 @@ def _lifecycle() -> dict[str, ModelStatus]:
 
 #: gpt-image-1's published per-image prices by quality and size (USD): the estimate of
 #: the gpt-image models whose own per-image prices are not confirmed (usage prices the call).
-_GPT_IMAGE_PRICES = {"low/1024x1024": 0.011, "low/1024x1536": 0.016, "low/1536x1024": 0.016,
-                     "medium/1024x1024": 0.042, "medium/1024x1536": 0.063, "medium/1536x1024": 0.063,
-                     "high/1024x1024": 0.167, "high/1024x1536": 0.25, "high/1536x1024": 0.25}
+_GPT_IMAGE_PRICES = {
+    "low/1024x1024": 0.011,
+    "low/1024x1536": 0.016,
+    "low/1536x1024": 0.016,
+    "medium/1024x1024": 0.042,
+    "medium/1024x1536": 0.063,
+    "medium/1536x1024": 0.063,
+    "high/1024x1024": 0.167,
+    "high/1024x1536": 0.25,
+    "high/1536x1024": 0.25,
+}
 
 
 class OpenAIProvider(Provider):
@@ -125,17 +132,27 @@ class OpenAIProvider(Provider):
     default_model: ClassVar[str] = REPLACEMENT
     #: USD per image by the API's quality name and size.
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url="https://platform.openai.com/docs/pricing", checked="2026-11-29",
+        source_url="https://platform.openai.com/docs/pricing",
+        checked="2026-11-29",
         note="gpt-image-1.5, gpt-image-1-mini and gpt-image-2.6-*: gpt-image-1's prices as an estimate (unconfirmed)",
-        prices={"gpt-image-2.6-flare": _GPT_IMAGE_PRICES, "gpt-image-2.6-sunburst": _GPT_IMAGE_PRICES,
-                "gpt-image-1.5": _GPT_IMAGE_PRICES, "gpt-image-1-mini": _GPT_IMAGE_PRICES,
-            "dall-e-3": {"standard/1024x1024": 0.04, "standard/1024x1792": 0.08, "standard/1792x1024": 0.08,
-                         "hd/1024x1024": 0.08, "hd/1024x1792": 0.12, "hd/1792x1024": 0.12},
+        prices={
+            "gpt-image-2.6-flare": _GPT_IMAGE_PRICES,
+            "gpt-image-2.6-sunburst": _GPT_IMAGE_PRICES,
+            "gpt-image-1.5": _GPT_IMAGE_PRICES,
+            "gpt-image-1-mini": _GPT_IMAGE_PRICES,
+            "dall-e-3": {
+                "standard/1024x1024": 0.04,
+                "standard/1024x1792": 0.08,
+                "standard/1792x1024": 0.08,
+                "hd/1024x1024": 0.08,
+                "hd/1024x1792": 0.12,
+                "hd/1792x1024": 0.12,
+            },
             "dall-e-2": {"256x256": 0.016, "512x512": 0.018, "1024x1024": 0.02},
             "gpt-image-1": _GPT_IMAGE_PRICES,
-        })
-    model_specs: ClassVar[dict[str, ModelSpec]] = {
-        "gpt-image-1": _spec("gpt-image"), "dall-e-3": _spec("dall-e-3"), "dall-e-2": _spec("dall-e-2")}
+        },
+    )
+    model_specs: ClassVar[dict[str, ModelSpec]] = {"gpt-image-1": _spec("gpt-image"), "dall-e-3": _spec("dall-e-3"), "dall-e-2": _spec("dall-e-2")}
     default_spec: ClassVar[ModelSpec] = _spec("gpt-image")
 
     config: OpenAIConfig
@@ -144,10 +161,10 @@ class OpenAIProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         from openai import OpenAI  # noqa: PLC0415 - the openai SDK: heavy import, only for that provider
 
-        http_client = guarded_sdk_client(guard_for(self, config.base_url), timeout=config.timeout_s,
-                                         follow_redirects=True)
-        self._client = OpenAI(api_key=self.secret("api_key") or "missing", base_url=config.base_url.rstrip("/"),
-                              timeout=config.timeout_s, max_retries=0, http_client=http_client)
+        http_client = guarded_sdk_client(guard_for(self, config.base_url), timeout=config.timeout_s, follow_redirects=True)
+        self._client = OpenAI(
+            api_key=self.secret("api_key") or "missing", base_url=config.base_url.rstrip("/"), timeout=config.timeout_s, max_retries=0, http_client=http_client
+        )
 
     def model_spec(self, model: str) -> ModelSpec:
         return self.model_specs.get(model, _spec(_family(model)))
@@ -201,12 +218,22 @@ class OpenAIProvider(Provider):
         cost = self.estimate_cost(request)
         if usage is not None and getattr(usage, "output_tokens", None) is not None and not self.config.cost_usd:
             prices = self.config.token_prices_usd
-            cost = round((usage.input_tokens or 0) * prices.get("input", 0.0) / 1e6
-                         + usage.output_tokens * prices.get("output", 0.0) / 1e6, 6)
+            cost = round((usage.input_tokens or 0) * prices.get("input", 0.0) / 1e6 + usage.output_tokens * prices.get("output", 0.0) / 1e6, 6)
         return result_from_bytes(
-            data, provider=self, request=request, model=model, seed=None, cost_usd=cost, started=started, mapped=mapped,
-            metadata={"size": kwargs["size"], "quality": kwargs["quality"], "revised_prompt": item.revised_prompt,
-                      "usage": usage.model_dump() if usage is not None else None},
+            data,
+            provider=self,
+            request=request,
+            model=model,
+            seed=None,
+            cost_usd=cost,
+            started=started,
+            mapped=mapped,
+            metadata={
+                "size": kwargs["size"],
+                "quality": kwargs["quality"],
+                "revised_prompt": item.revised_prompt,
+                "usage": usage.model_dump() if usage is not None else None,
+            },
         )
 
     def translate(self, exc: Exception, model: str) -> ProviderError:
@@ -231,8 +258,7 @@ class OpenAIProvider(Provider):
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
             if code == "model_not_found":
                 return retired_error(self, model, message, exc.status_code)
-            return error_for_status(exc.status_code, message, provider=self.name, model=model,
-                                    retry_after=retry_after, error_code=code)
+            return error_for_status(exc.status_code, message, provider=self.name, model=model, retry_after=retry_after, error_code=code)
         if isinstance(exc, openai.OpenAIError):
             return InvalidOutputError(f"invalid answer: {type(exc).__name__}: {exc}", provider=self.name, model=model)
         return TransientProviderError(f"{type(exc).__name__}: {exc}", provider=self.name, model=model)

@@ -37,8 +37,7 @@ class PicsumProvider(Provider):
     Config = PicsumConfig
     models: ClassVar[tuple[str, ...]] = ("picsum",)
     default_model: ClassVar[str] = "picsum"
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(1, MAX_SIDE), side_multiple=1, steps=None, guidance=None,
-                                                  negative_prompt=False)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(1, MAX_SIDE), side_multiple=1, steps=None, guidance=None, negative_prompt=False)
     is_placeholder: ClassVar[bool] = True
 
     config: PicsumConfig
@@ -56,10 +55,10 @@ class PicsumProvider(Provider):
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         started = time.monotonic()
-        data = self.downloader.fetch(self.url(request), provider=self.name, model=self.model,
-                                     timeout_s=self.config.timeout_s)
-        return result_from_bytes(data, provider=self, request=request, model=self.model, seed=request.seed,
-                                 cost_usd=0.0, started=started, metadata={"source": "picsum"})
+        data = self.downloader.fetch(self.url(request), provider=self.name, model=self.model, timeout_s=self.config.timeout_s)
+        return result_from_bytes(
+            data, provider=self, request=request, model=self.model, seed=request.seed, cost_usd=0.0, started=started, metadata={"source": "picsum"}
+        )
 
     def check(self) -> ProviderCheck:
         """Fetches a 64x64 image (free)."""

@@ -72,6 +72,4 @@ class PlaceholderProvider(Provider):
             time.sleep(delay)
         seed = request.seed if request.seed is not None else 0
         data = render_placeholder(request.prompt, request.width, request.height, seed)
-        return result_from_bytes(
-            data, provider=self, request=request, model=self.model, seed=seed, cost_usd=0.0, started=started
-        )
+        return result_from_bytes(data, provider=self, request=request, model=self.model, seed=seed, cost_usd=0.0, started=started)

@@ -42,6 +42,5 @@ def crop_to_ratio(data: bytes, width: int, height: int) -> tuple[bytes, str | No
             cropped.save(buffer, "WEBP", quality=95)
         else:
             cropped.save(buffer, "PNG")
-    note = (f"reference cropped from {src_w}x{src_h} to {new_w}x{new_h} (the model answers in the "
-            f"reference's aspect ratio; {width}x{height} requested)")
+    note = f"reference cropped from {src_w}x{src_h} to {new_w}x{new_h} (the model answers in the reference's aspect ratio; {width}x{height} requested)"
     return buffer.getvalue(), note

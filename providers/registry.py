@@ -36,6 +36,7 @@ from providers.download import SafeDownloader
 if TYPE_CHECKING:  # pragma: no cover
     from providers.base import SecretSource
 
+
 def _declared_name(node: ast.ClassDef) -> str | None:
     """The string assigned to ``name`` in the body of class ``node`` (``name = "x"`` or
     ``name: ClassVar[str] = "x"``), else None."""

@@ -82,11 +82,18 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 
 #: Models Replicate runs as "official models" (by name, priced per output image).
-OFFICIAL_MODELS = frozenset({
-    "black-forest-labs/flux-schnell", "black-forest-labs/flux-dev", "black-forest-labs/flux-1.1-pro",
-    "black-forest-labs/flux-pro", "stability-ai/stable-diffusion-3.5-large", "stability-ai/stable-diffusion-3.5-medium",
-    "ideogram-ai/ideogram-v2", "recraft-ai/recraft-v3",
-})
+OFFICIAL_MODELS = frozenset(
+    {
+        "black-forest-labs/flux-schnell",
+        "black-forest-labs/flux-dev",
+        "black-forest-labs/flux-1.1-pro",
+        "black-forest-labs/flux-pro",
+        "stability-ai/stable-diffusion-3.5-large",
+        "stability-ai/stable-diffusion-3.5-medium",
+        "ideogram-ai/ideogram-v2",
+        "recraft-ai/recraft-v3",
+    }
+)
 
 
 class ReplicateConfig(ProviderConfig):
@@ -221,31 +228,41 @@ class ReplicateProvider(Provider):
     )
     default_model: ClassVar[str] = "stability-ai/stable-diffusion"
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url="https://replicate.com/pricing", checked="2026-11-29",
+        source_url="https://replicate.com/pricing",
+        checked="2026-11-29",
         # official models: USD per output image
-        prices={"black-forest-labs/flux-schnell": 0.003, "black-forest-labs/flux-dev": 0.025,
-                "black-forest-labs/flux-1.1-pro": 0.04, "black-forest-labs/flux-pro": 0.055,
-                "stability-ai/stable-diffusion-3.5-large": 0.065, "stability-ai/stable-diffusion-3.5-medium": 0.035,
-                "ideogram-ai/ideogram-v2": 0.08, "recraft-ai/recraft-v3": 0.04},
+        prices={
+            "black-forest-labs/flux-schnell": 0.003,
+            "black-forest-labs/flux-dev": 0.025,
+            "black-forest-labs/flux-1.1-pro": 0.04,
+            "black-forest-labs/flux-pro": 0.055,
+            "stability-ai/stable-diffusion-3.5-large": 0.065,
+            "stability-ai/stable-diffusion-3.5-medium": 0.035,
+            "ideogram-ai/ideogram-v2": 0.08,
+            "recraft-ai/recraft-v3": 0.04,
+        },
         # other models: USD per second of the hardware they run on (GET /v1/hardware skus)
-        hardware_usd_per_second={"cpu": 0.0001, "gpu-t4": 0.000225, "gpu-l40s": 0.000975,
-                                 "gpu-a40-small": 0.000575, "gpu-a40-large": 0.000725,
-                                 "gpu-a100-large": 0.0014, "gpu-h100": 0.001525},
-        model_hardware={"stability-ai/stable-diffusion": "gpu-a100-large",
-                        "lucataco/realistic-vision-v5.1": "gpu-a40-large"},
+        hardware_usd_per_second={
+            "cpu": 0.0001,
+            "gpu-t4": 0.000225,
+            "gpu-l40s": 0.000975,
+            "gpu-a40-small": 0.000575,
+            "gpu-a40-large": 0.000725,
+            "gpu-a100-large": 0.0014,
+            "gpu-h100": 0.001525,
+        },
+        model_hardware={"stability-ai/stable-diffusion": "gpu-a100-large", "lucataco/realistic-vision-v5.1": "gpu-a40-large"},
         typical_seconds={"stability-ai/stable-diffusion": 4.0, "lucataco/realistic-vision-v5.1": 8.0},
-        note="official models per output image; others per second of GPU time (metrics.predict_time)")
+        note="official models per output image; others per second of GPU time (metrics.predict_time)",
+    )
     #: Until a version's schema is read: stable-diffusion's width/height are a choice of 64..1024
     #: (cog-stable-diffusion predict.py), steps 1..500, guidance 1..20; flux-schnell takes an
     #: aspect_ratio, 1..4 steps, no guidance and no negative prompt.
     model_specs: ClassVar[dict[str, ModelSpec]] = {
         "stability-ai/stable-diffusion": ModelSpec(side_choices=_SD_SIDES, steps=(1, 500), guidance=(1.0, 20.0)),
-        "lucataco/realistic-vision-v5.1": ModelSpec(side_range=(64, 1920), side_multiple=8, steps=(0, 100),
-                                                    guidance=(0.1, 30.0)),
-        "black-forest-labs/flux-schnell": ModelSpec(aspect_ratios=_FLUX_RATIOS, steps=(1, 4), guidance=None,
-                                                    negative_prompt=False),
-        "black-forest-labs/flux-dev": ModelSpec(aspect_ratios=_FLUX_RATIOS, steps=(1, 50), guidance=(0.0, 10.0),
-                                                negative_prompt=False, img2img=True),
+        "lucataco/realistic-vision-v5.1": ModelSpec(side_range=(64, 1920), side_multiple=8, steps=(0, 100), guidance=(0.1, 30.0)),
+        "black-forest-labs/flux-schnell": ModelSpec(aspect_ratios=_FLUX_RATIOS, steps=(1, 4), guidance=None, negative_prompt=False),
+        "black-forest-labs/flux-dev": ModelSpec(aspect_ratios=_FLUX_RATIOS, steps=(1, 50), guidance=(0.0, 10.0), negative_prompt=False, img2img=True),
     }
 
     config: ReplicateConfig
@@ -258,8 +275,7 @@ class ReplicateProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         token = self.secret("api_token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers,
-                                      timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s)
         #: ``Prefer: wait=N`` blocks the create call up to N s: keep it inside our own timeout.
         self.wait_s = max(1, min(config.wait_s, int(config.timeout_s * 0.8)))
 
@@ -299,8 +315,7 @@ class ReplicateProvider(Provider):
         found = body if version else (body.get("latest_version") or {})
         version_id = str(found.get("id") or version)
         if not VERSION_ID.match(version_id) and not self.is_official(name):
-            raise RejectedProviderError(f"model {name} has no runnable version (latest_version is empty)",
-                                        provider=self.name, model=model)
+            raise RejectedProviderError(f"model {name} has no runnable version (latest_version is empty)", provider=self.name, model=model)
         entry = (version_id, InputSchema.from_openapi(found.get("openapi_schema") or {}))
         with self._schemas_lock:
             self._schemas[key] = entry
@@ -384,8 +399,7 @@ class ReplicateProvider(Provider):
             return round(seconds * per_second, 6)
         return self.estimate_cost(request)
 
-    def billed_usd(self, prediction: dict[str, Any], request: GenerationRequest, model: str, *,
-                   ran_at_most_s: float | None = None) -> float | None:
+    def billed_usd(self, prediction: dict[str, Any], request: GenerationRequest, model: str, *, ran_at_most_s: float | None = None) -> float | None:
         """USD Replicate bills for ``prediction``, which ended (or was left) without an image
         we could use:
 
@@ -475,8 +489,7 @@ class ReplicateProvider(Provider):
             wanted = {"jpeg": "jpg"}.get(request.output_format, request.output_format)
             data["output_format"] = wanted if wanted in allowed or not allowed else ("png" if "png" in allowed else allowed[0])
 
-    def _reference_inputs(self, request: GenerationRequest, schema: InputSchema, name: str, mapped: Mapped,
-                          data: dict[str, Any]) -> Mapped:
+    def _reference_inputs(self, request: GenerationRequest, schema: InputSchema, name: str, mapped: Mapped, data: dict[str, Any]) -> Mapped:
         """Put the reference image (and mask, strength) into ``data``; returns ``mapped``
         with a note when the reference was cropped: a model of ``FOLLOWS_REFERENCE``
         answers in the reference's aspect ratio, so the reference is centre-cropped to the
@@ -504,9 +517,9 @@ class ReplicateProvider(Provider):
         if len(image) <= DATA_URI_MAX_BYTES:
             return _data_url(image)
         kind = _content_type(image)
-        answer = self.call_json(self._client, "POST", "/v1/files", model,
-                                files={"content": (f"reference.{kind.split('/')[1]}", image, kind)},
-                                data={"type": kind})
+        answer = self.call_json(
+            self._client, "POST", "/v1/files", model, files={"content": (f"reference.{kind.split('/')[1]}", image, kind)}, data={"type": kind}
+        )
         url = str((answer.get("urls") or {}).get("get") or "")
         if not url:
             raise InvalidOutputError("invalid answer: the uploaded file has no urls.get", provider=self.name, model=model)
@@ -528,12 +541,10 @@ class ReplicateProvider(Provider):
         its failure with what it was billed; nothing is created."""
         model = self.model_of(request)
         started = time.monotonic()
-        prediction = self.call_json(self._client, "GET", f"{self.config.base_url.rstrip('/')}/v1/predictions/{job_id}",
-                                    model)
+        prediction = self.call_json(self._client, "GET", f"{self.config.base_url.rstrip('/')}/v1/predictions/{job_id}", model)
         return self._wait(prediction, request, model, started, self.map(request))
 
-    def _wait(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float,
-              mapped: Any) -> GenerationResult:
+    def _wait(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float, mapped: Any) -> GenerationResult:
         """Poll ``prediction`` until it ends (cancelled on our timeout or a failure, billed
         what it ran), then its result."""
         deadline = started + self.config.timeout_s
@@ -550,12 +561,21 @@ class ReplicateProvider(Provider):
             return prediction
 
         def timed_out(last: dict[str, Any]) -> ProviderError:
-            return TransientProviderError(f"timeout: prediction {last.get('id')} still {last.get('status')} after "
-                                          f"{self.config.timeout_s:.0f} s (cancelled)", provider=self.name, model=model)
+            return TransientProviderError(
+                f"timeout: prediction {last.get('id')} still {last.get('status')} after {self.config.timeout_s:.0f} s (cancelled)",
+                provider=self.name,
+                model=model,
+            )
 
         try:
-            poll_until(poll, lambda last: last.get("status") not in ("starting", "processing"), timed_out,
-                       deadline=deadline, interval_s=self.config.poll_interval_s, first=prediction)
+            poll_until(
+                poll,
+                lambda last: last.get("status") not in ("starting", "processing"),
+                timed_out,
+                deadline=deadline,
+                interval_s=self.config.poll_interval_s,
+                first=prediction,
+            )
         except ProviderError as exc:
             # the prediction exists (created: 201): whatever went wrong since, its run is billed
             final = self.cancel(prediction, model) or prediction
@@ -574,7 +594,8 @@ class ReplicateProvider(Provider):
             answer = json_object(response, provider=self.name, model=model)
         except (httpx.HTTPError, ProviderError) as exc:
             logging.getLogger("content_pipeline.providers").warning(
-                "replicate: could not cancel the prediction (%s); it may still be billed", type(exc).__name__)
+                "replicate: could not cancel the prediction (%s); it may still be billed", type(exc).__name__
+            )
             return None
         return answer if answer.get("id") == prediction.get("id") else None
 
@@ -606,8 +627,7 @@ class ReplicateProvider(Provider):
         suffix = "/cancel" if kind == "cancel" else ""
         return f"{base}/v1/predictions/{prediction.get('id')}{suffix}"
 
-    def _result(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float,
-                mapped: Any) -> GenerationResult:
+    def _result(self, prediction: dict[str, Any], request: GenerationRequest, model: str, started: float, mapped: Any) -> GenerationResult:
         """The GenerationResult of a succeeded ``prediction``; else its ``failure``. A
         succeeded prediction is billed whatever our checks then say of its output: an error
         while fetching or checking it carries ``cost_of`` (``billed_usd``)."""
@@ -624,10 +644,15 @@ class ReplicateProvider(Provider):
             found = re.search(r"[Uu]sing seed:?\s*(\d+)", str(prediction.get("logs") or ""))
             seed = int(found.group(1)) if found else request.seed
             return result_from_bytes(
-                data, provider=self, request=request, model=model, seed=seed,
-                cost_usd=cost, started=started, mapped=mapped,
-                metadata={"prediction_id": prediction.get("id"), "predict_time": predict_time,
-                          "version": prediction.get("version")},
+                data,
+                provider=self,
+                request=request,
+                model=model,
+                seed=seed,
+                cost_usd=cost,
+                started=started,
+                mapped=mapped,
+                metadata={"prediction_id": prediction.get("id"), "predict_time": predict_time, "version": prediction.get("version")},
             )
         except ProviderError as exc:
             if exc.billed_usd is None:

@@ -66,7 +66,7 @@ def price_from_table(table: Mapping[str, Any], model: str, key: str) -> float | 
         return None
     if isinstance(entry, Mapping):
         parts = key.split("/")
-        candidates = ["/".join(parts[i:i + n]) for n in range(len(parts), 0, -1) for i in range(len(parts) - n + 1)]
+        candidates = ["/".join(parts[i : i + n]) for n in range(len(parts), 0, -1) for i in range(len(parts) - n + 1)]
         for candidate in (*candidates, "default"):
             if candidate in entry:
                 return float(entry[candidate])
@@ -204,8 +204,7 @@ def map_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int, str | 
         w, h = nearest_size(width, height, spec.sizes)
         return w, h, None
     if spec.side_choices:
-        pairs = [(w, h) for w in spec.side_choices for h in spec.side_choices
-                 if spec.max_pixels is None or w * h <= spec.max_pixels]
+        pairs = [(w, h) for w in spec.side_choices for h in spec.side_choices if spec.max_pixels is None or w * h <= spec.max_pixels]
         w, h = nearest_size(width, height, pairs)
         return w, h, None
     low, high = spec.side_range or (64, 4096)
@@ -234,6 +233,7 @@ _N = TypeVar("_N", int, float)
 def _fit(name: str, value: _N, bounds: tuple[_N, _N] | None, notes: list[str]) -> _N | None:
     """``value`` clamped into ``bounds`` (None: the model takes no such parameter, dropped),
     with a note in ``notes`` when it changed."""
+
     def show(v: float) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
 

@@ -31,8 +31,7 @@ from providers.spec import nearest_aspect_ratio as _nearest
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash")
 #: Credits per generated image (1 credit = USD 0.01).
-CREDITS: dict[str, float] = {"ultra": 8, "core": 3, "sd3.5-large": 6.5, "sd3.5-large-turbo": 4, "sd3.5-medium": 3.5,
-                             "sd3.5-flash": 2.5}
+CREDITS: dict[str, float] = {"ultra": 8, "core": 3, "sd3.5-large": 6.5, "sd3.5-large-turbo": 4, "sd3.5-medium": 3.5, "sd3.5-flash": 2.5}
 USD_PER_CREDIT = 0.01
 
 
@@ -60,14 +59,18 @@ class StabilityProvider(Provider):
     models: ClassVar[tuple[str, ...]] = ("ultra", "core", *SD3_MODELS)
     default_model: ClassVar[str] = "ultra"
     price_table: ClassVar[PriceTable] = PriceTable(
-        source_url="https://platform.stability.ai/pricing", checked="2026-11-29",
+        source_url="https://platform.stability.ai/pricing",
+        checked="2026-11-29",
         prices={model: round(credits * USD_PER_CREDIT, 4) for model, credits in CREDITS.items()},
-        note="credits per image x USD 0.01")
+        note="credits per image x USD 0.01",
+    )
     model_specs: ClassVar[dict[str, ModelSpec]] = {
         "ultra": ModelSpec(aspect_ratios=ASPECT_RATIOS, steps=None, guidance=None, img2img=True),
         "core": ModelSpec(aspect_ratios=ASPECT_RATIOS, steps=None, guidance=None),
-        **{m: ModelSpec(aspect_ratios=ASPECT_RATIOS, steps=None, guidance=(1.0, 10.0), img2img=True,
-                        negative_prompt=m != "sd3.5-large-turbo") for m in SD3_MODELS},
+        **{
+            m: ModelSpec(aspect_ratios=ASPECT_RATIOS, steps=None, guidance=(1.0, 10.0), img2img=True, negative_prompt=m != "sd3.5-large-turbo")
+            for m in SD3_MODELS
+        },
     }
 
     config: StabilityConfig
@@ -76,8 +79,7 @@ class StabilityProvider(Provider):
         super().__init__(config=config, secrets=secrets, downloader=downloader)
         key = self.secret("api_key")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers,
-                                      timeout=config.timeout_s)
+        self._client = guarded_client(guard_for(self, config.base_url), base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s)
 
     def form(self, request: GenerationRequest) -> tuple[str, dict[str, str]]:
         """(endpoint path, form fields) for ``request``."""
@@ -122,10 +124,15 @@ class StabilityProvider(Provider):
         seed = int(seed_header) if seed_header and seed_header.isdigit() else request.seed
         # ~1 MP at the mapped aspect ratio: compare the aspect, not the exact size
         return result_from_bytes(
-            response.content, provider=self, request=request, model=model, seed=seed,
-            cost_usd=self.estimate_cost(request), started=started, mapped=self.map(request),
-            metadata={"aspect_ratio": fields.get("aspect_ratio"), "request_id": response.headers.get("x-request-id"),
-                      "headers": rate_limit_headers(response)},
+            response.content,
+            provider=self,
+            request=request,
+            model=model,
+            seed=seed,
+            cost_usd=self.estimate_cost(request),
+            started=started,
+            mapped=self.map(request),
+            metadata={"aspect_ratio": fields.get("aspect_ratio"), "request_id": response.headers.get("x-request-id"), "headers": rate_limit_headers(response)},
         )
 
     def check(self) -> ProviderCheck:

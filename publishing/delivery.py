@@ -63,8 +63,7 @@ def check_webhook_url(url: str, *, allow_private: bool) -> None:
         raise UnsafeURLError(f"refused webhook URL: credentials in the URL: {masked_url(url)}")
 
 
-def webhook_payload(row: ImageRecord, files: Sequence[Any], store: ObjectStore, *, include_prompt: bool,
-                    link_expires_s: int) -> dict[str, Any]:
+def webhook_payload(row: ImageRecord, files: Sequence[Any], store: ObjectStore, *, include_prompt: bool, link_expires_s: int) -> dict[str, Any]:
     """The JSON body for one published image: ids, version, keys and (presigned or public)
     URLs of every stored file, prompt (unless ``include_prompt`` is false or the prompt is
     private: ``embed_prompt: false``, or encrypted at rest without its key), tags, quality score."""
@@ -109,16 +108,21 @@ class Outcome:
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
 
-def post_webhook(hook: WebhookConfig, body: bytes, secret: str, idempotency_key: str, *, allow_private: bool,
-                 sleep: Callable[[float], None] = time.sleep) -> Outcome:
+def post_webhook(
+    hook: WebhookConfig, body: bytes, secret: str, idempotency_key: str, *, allow_private: bool, sleep: Callable[[float], None] = time.sleep
+) -> Outcome:
     """POST ``body`` to ``hook.url`` signed with ``secret``, retrying (see the module doc)."""
     try:
         check_webhook_url(hook.url, allow_private=allow_private)
     except UnsafeURLError as exc:
         return Outcome("refused", 0, error=str(exc))
-    headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(body, secret),
-               "X-Content-Pipeline-Event": EVENT, "Idempotency-Key": idempotency_key,
-               "user-agent": "content-pipeline-webhook/1"}
+    headers = {
+        "content-type": "application/json",
+        SIGNATURE_HEADER: sign(body, secret),
+        "X-Content-Pipeline-Event": EVENT,
+        "Idempotency-Key": idempotency_key,
+        "user-agent": "content-pipeline-webhook/1",
+    }
     last_status: int | None = None
     last_error: str | None = None
     with httpx.Client(timeout=hook.timeout_s, follow_redirects=False, trust_env=False) as client:
@@ -138,9 +142,15 @@ def post_webhook(hook: WebhookConfig, body: bytes, secret: str, idempotency_key:
     return Outcome("failed", hook.max_attempts, last_status, last_error)
 
 
-def deliver_webhooks(db: Database, store: ObjectStore, config: DeliveryConfig, rows: Sequence[ImageRecord], *,
-                     environ: dict[str, str] | None = None, sleep: Callable[[float], None] = time.sleep
-                     ) -> list[DeliveryRecord]:
+def deliver_webhooks(
+    db: Database,
+    store: ObjectStore,
+    config: DeliveryConfig,
+    rows: Sequence[ImageRecord],
+    *,
+    environ: dict[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[DeliveryRecord]:
     """Every configured webhook for every row of ``rows``; each outcome recorded and returned."""
     env = os.environ if environ is None else environ
     log = get_logger()
@@ -152,27 +162,35 @@ def deliver_webhooks(db: Database, store: ObjectStore, config: DeliveryConfig, r
             if not secret:
                 outcome = Outcome("failed", 0, error=f"the webhook secret variable {hook.secret_env} is not set")
             else:
-                payload = webhook_payload(row, db.renditions(row.id), store, include_prompt=hook.include_prompt,
-                                          link_expires_s=config.link_expires_s)
+                payload = webhook_payload(row, db.renditions(row.id), store, include_prompt=hook.include_prompt, link_expires_s=config.link_expires_s)
                 body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-                outcome = post_webhook(hook, body, secret, row.image_id, allow_private=config.allow_private_addresses,
-                                       sleep=sleep)
-            record = DeliveryRecord(image_pk=row.id, kind="webhook", target=masked_url(hook.url), status=outcome.status,
-                                    attempts=outcome.attempts, http_status=outcome.http_status,
-                                    error=outcome.error[:2000] if outcome.error else None)
+                outcome = post_webhook(hook, body, secret, row.image_id, allow_private=config.allow_private_addresses, sleep=sleep)
+            record = DeliveryRecord(
+                image_pk=row.id,
+                kind="webhook",
+                target=masked_url(hook.url),
+                status=outcome.status,
+                attempts=outcome.attempts,
+                http_status=outcome.http_status,
+                error=outcome.error[:2000] if outcome.error else None,
+            )
             with db.write_session() as session:
                 session.add(record)
                 session.commit()
                 session.refresh(record)
             (log.info if outcome.status == "delivered" else log.warning)(
-                "webhook %s for image %s: %s after %d attempt(s)%s", masked_url(hook.url), row.image_id, outcome.status,
-                outcome.attempts, f" ({outcome.error})" if outcome.error else "")
+                "webhook %s for image %s: %s after %d attempt(s)%s",
+                masked_url(hook.url),
+                row.image_id,
+                outcome.status,
+                outcome.attempts,
+                f" ({outcome.error})" if outcome.error else "",
+            )
             records.append(record)
     return records
 
 
-def announce(db: Database, store: ObjectStore, secrets: Secrets, rows: Sequence[ImageRecord], *,
-             link_expires_s: int = 604800) -> DeliveryRecord | None:
+def announce(db: Database, store: ObjectStore, secrets: Secrets, rows: Sequence[ImageRecord], *, link_expires_s: int = 604800) -> DeliveryRecord | None:
     """One Apprise notification for ``rows``: the count, then a line and a link per image.
     None (and only a log line) when no ``PUBLISH_APPRISE_URLS`` is configured or nothing was published."""
 
@@ -188,8 +206,13 @@ def announce(db: Database, store: ObjectStore, secrets: Secrets, rows: Sequence[
         get_logger().info("%s (no PUBLISH_APPRISE_URLS configured: not sent)", title)
         return None
     delivered = send_apprise(urls, title, "\n".join(lines))
-    record = DeliveryRecord(kind="apprise", target="apprise", status="delivered" if delivered else "failed",
-                            attempts=1, error=None if delivered else "no Apprise URL accepted the notification")
+    record = DeliveryRecord(
+        kind="apprise",
+        target="apprise",
+        status="delivered" if delivered else "failed",
+        attempts=1,
+        error=None if delivered else "no Apprise URL accepted the notification",
+    )
     with db.write_session() as session:
         session.add(record)
         session.commit()

@@ -71,8 +71,7 @@ def relocate(db: Database, store: ObjectStore, row: ImageRecord, top: str) -> tu
             store.put(target, data, content_type=head.content_type, metadata=head.metadata)
             old_keys.append(sidecar_key)
         sidecar_key = target
-    return StoredImage(mapping.get(row.storage_key, moved_key(row.storage_key, top)), sidecar_key,
-                       tuple(new_files)), old_keys
+    return StoredImage(mapping.get(row.storage_key, moved_key(row.storage_key, top)), sidecar_key, tuple(new_files)), old_keys
 
 
 def _delete(store: ObjectStore, keys: Sequence[str]) -> None:
@@ -90,8 +89,7 @@ def published_keys(db: Database, row: ImageRecord) -> list[str]:
     return keys + ([row.sidecar_key] if row.sidecar_key else [])
 
 
-def publish_image(ledger: ImageLedger, store: ObjectStore, pk: int, *, backup: ObjectStore | None = None,
-                  run_key: str | None = None) -> ImageRecord:
+def publish_image(ledger: ImageLedger, store: ObjectStore, pk: int, *, backup: ObjectStore | None = None, run_key: str | None = None) -> ImageRecord:
     """Row ``pk`` (``done`` / ``uploaded`` / ``approved``) -> published (``done`` with
     ``published_at``), its files under ``content/``; a row already published is returned as it is. Copies to ``backup`` (a
     failed backup copy is logged, never unpublishes: ``backup verify`` reports it)."""
@@ -127,8 +125,7 @@ def reject_image(ledger: ImageLedger, store: ObjectStore, pk: int, *, reviewer: 
         stored, old = relocate(ledger.db, store, row, REJECTED)
     if stored is not None:
         base = stored.storage_key.rsplit(".", 1)[0]
-        record = {"image_id": row.image_id, "reviewer": reviewer, "note": note or "",
-                  "decided_at": datetime.now(UTC).isoformat(), "version": row.version}
+        record = {"image_id": row.image_id, "reviewer": reviewer, "note": note or "", "decided_at": datetime.now(UTC).isoformat(), "version": row.version}
         data = json.dumps(record, sort_keys=True, indent=2).encode()
         key = f"{base}.review.json"
         if store.head(key) is None:  # a re-run keeps the first record

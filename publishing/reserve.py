@@ -37,33 +37,40 @@ class ReserveOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         image = self.image
-        return {"state": self.state, "message": self.message,
-                "reservation_id": self.reservation.id if self.reservation else None,
-                "image_id": image.image_id if image else None, "storage_key": image.storage_key if image else None,
-                "flow_run_id": self.flow_run_id}
+        return {
+            "state": self.state,
+            "message": self.message,
+            "reservation_id": self.reservation.id if self.reservation else None,
+            "image_id": image.image_id if image else None,
+            "storage_key": image.storage_key if image else None,
+            "flow_run_id": self.flow_run_id,
+        }
 
 
-def reserve(ledger: ImageLedger, settings: Any, category: str, for_date: date, *, channel: str | None = None,
-            reserved_by: str | None = None, on_demand: bool = True) -> ReserveOutcome:
+def reserve(
+    ledger: ImageLedger, settings: Any, category: str, for_date: date, *, channel: str | None = None, reserved_by: str | None = None, on_demand: bool = True
+) -> ReserveOutcome:
     """Reserve an image of ``category`` for ``for_date`` / ``channel`` (see the module doc)."""
     reservation = reserve_image(ledger.db, category, for_date, channel=channel, reserved_by=reserved_by)
     if reservation is not None:
         image = ledger.get(reservation.image_pk)
-        return ReserveOutcome("reserved", f"image {image.image_id} reserved for {for_date}"
-                              f"{' on ' + channel if channel else ''} (reservation {reservation.id})",
-                              reservation, image)
+        return ReserveOutcome(
+            "reserved",
+            f"image {image.image_id} reserved for {for_date}{' on ' + channel if channel else ''} (reservation {reservation.id})",
+            reservation,
+            image,
+        )
     reason = f"no free published image of category {category!r} for {for_date}"
     template = settings.publishing.on_demand_template.get(category)
     if not on_demand or not template:
-        return ReserveOutcome("refused", f"{reason} (publish more, release one, or set "
-                                         f"publishing.on_demand_template.{category})")
+        return ReserveOutcome("refused", f"{reason} (publish more, release one, or set publishing.on_demand_template.{category})")
     try:
         run_id = request_generation(template, category, for_date)
     except Exception as exc:
-        return ReserveOutcome("refused", f"{reason}; the on-demand generation of {template!r} could not be "
-                                         f"requested: {str(exc)[:300]}")
-    return ReserveOutcome("requested", f"{reason}: one image of {template!r} requested (flow run {run_id}); "
-                                       "reserve again once it is published", flow_run_id=run_id)
+        return ReserveOutcome("refused", f"{reason}; the on-demand generation of {template!r} could not be requested: {str(exc)[:300]}")
+    return ReserveOutcome(
+        "requested", f"{reason}: one image of {template!r} requested (flow run {run_id}); reserve again once it is published", flow_run_id=run_id
+    )
 
 
 def request_generation(template: str, category: str, for_date: date) -> str:
@@ -72,8 +79,6 @@ def request_generation(template: str, category: str, for_date: date) -> str:
     from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
     from prefect.deployments import run_deployment  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    run = run_deployment("generate/adhoc", parameters={"template": template, "count": 1,
-                                                        "batch": f"on-demand-{category}-{for_date.isoformat()}"},
-                         timeout=0)
+    run = run_deployment("generate/adhoc", parameters={"template": template, "count": 1, "batch": f"on-demand-{category}-{for_date.isoformat()}"}, timeout=0)
     assert isinstance(run, FlowRun)  # the synchronous call returns the flow run
     return str(run.id)

@@ -68,15 +68,12 @@ def review_form(rows: Sequence[ImageRecord]) -> type[Any]:
     from prefect.input import RunInput  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     fields: dict[str, Any] = {
-        "reviewer": (str, Field(min_length=1, max_length=120, title="Reviewer",
-                                description="Your name: recorded on every image you decide.")),
-        "note": (str, Field(default="", max_length=4000, title="Note",
-                            description="Applies to every image without its own note.")),
+        "reviewer": (str, Field(min_length=1, max_length=120, title="Reviewer", description="Your name: recorded on every image you decide.")),
+        "note": (str, Field(default="", max_length=4000, title="Note", description="Applies to every image without its own note.")),
     }
     for row in rows:
         label = f"{row.image_id} · {row.category}/{row.template or '-'} v{row.version} · {row.provider or '-'}"
-        fields[field_name(row.image_id)] = (Decision, Field(default="wait", title=label,
-                                                            description=shown_prompt(row)[:300]))
+        fields[field_name(row.image_id)] = (Decision, Field(default="wait", title=label, description=shown_prompt(row)[:300]))
         fields[note_name(row.image_id)] = (str, Field(default="", max_length=4000, title=f"Note on {row.image_id}"))
     base = type("ReviewInput", (RunInput,), {"model_config": ConfigDict(extra="ignore")})
     model: type[Any] = create_model("ImageReview", __base__=base, **fields)
@@ -117,16 +114,26 @@ def shown_prompt(row: ImageRecord) -> str:
 def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageRecord], round_no: int) -> str:
     """The markdown above the form: per image its thumbnail, id, version, category and
     template, provider, cost (USD) and prompt (one block each: the form is narrow)."""
-    lines = [f"### Review round {round_no}: {len(rows)} image{'s' if len(rows) != 1 else ''}", "",
-             "Choose per image below: **approve** (publish), **reject** (kept under rejected/ with your note), "
-             "**regenerate** (a new version, reviewed next), or wait.", ""]
+    lines = [
+        f"### Review round {round_no}: {len(rows)} image{'s' if len(rows) != 1 else ''}",
+        "",
+        "Choose per image below: **approve** (publish), **reject** (kept under rejected/ with your note), "
+        "**regenerate** (a new version, reviewed next), or wait.",
+        "",
+    ]
     for row in rows:
         thumb = thumbnail_data_uri(ledger, store, row)
         prompt = shown_prompt(row).replace("\n", " ")[:400]
-        lines += [f"#### {row.image_id} · v{row.version} · {row.category}/{row.template or '-'}", "",
-                  f"![{row.image_id}]({thumb})" if thumb else "(no thumbnail)", "",
-                  f"**provider** {row.provider or '-'} ({row.model or '-'}) · **cost** USD {row.cost_usd:.4f}", "",
-                  f"> {prompt}", ""]
+        lines += [
+            f"#### {row.image_id} · v{row.version} · {row.category}/{row.template or '-'}",
+            "",
+            f"![{row.image_id}]({thumb})" if thumb else "(no thumbnail)",
+            "",
+            f"**provider** {row.provider or '-'} ({row.model or '-'}) · **cost** USD {row.cost_usd:.4f}",
+            "",
+            f"> {prompt}",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -143,8 +150,7 @@ class Publisher:
     """The publishing step over a ledger, a store and an optional backup store; the
     composition root (wiring.runtime.Runtime.publisher) builds it."""
 
-    def __init__(self, *, db: Database, store: ObjectStore, settings: Settings, secrets: Secrets,
-                 backup: ObjectStore | None) -> None:
+    def __init__(self, *, db: Database, store: ObjectStore, settings: Settings, secrets: Secrets, backup: ObjectStore | None) -> None:
         self.db = db
         self.settings = settings
         self.secrets = secrets
@@ -169,8 +175,7 @@ class Publisher:
         if S(row.status) not in STORED or row.published_at is not None or row.is_placeholder or not row.storage_key:
             return row
         if staging_folder(row.category, self.settings.publishing) == REVIEW:
-            stored, old = (relocate(self.ledger.db, self.store, row, REVIEW) if top_folder(row.storage_key) != REVIEW
-                           else (None, []))
+            stored, old = relocate(self.ledger.db, self.store, row, REVIEW) if top_folder(row.storage_key) != REVIEW else (None, [])
             row = self.ledger.send_to_review(pk, stored, run_key=row.run_key)
             for key in old:
                 self.store.delete(key)
@@ -205,8 +210,7 @@ class Publisher:
             get_logger().exception("delivery of %d published images failed", len(rows))
 
 
-def publish_or_review(publisher: Publisher, pks: Sequence[int], run_key: str | None = None, *,
-                      produce: Callable[[int, str], Any]) -> list[ImageRecord]:
+def publish_or_review(publisher: Publisher, pks: Sequence[int], run_key: str | None = None, *, produce: Callable[[int, str], Any]) -> list[ImageRecord]:
     """THE ORCHESTRATION'S CALL, once the images ``pks`` of a run are stored (status ``done``
     or ``uploaded``): publish them or send them to review, suspend the flow run for the
     review when it runs from a deployment, apply the decisions, produce the requested new
@@ -225,8 +229,7 @@ def publish_or_review(publisher: Publisher, pks: Sequence[int], run_key: str | N
         if not waiting:
             break
         if not _in_deployment():
-            log.warning("%d image(s) wait in review (content-pipeline review list); this run is not from a "
-                        "deployment, so it does not suspend", len(waiting))
+            log.warning("%d image(s) wait in review (content-pipeline review list); this run is not from a deployment, so it does not suspend", len(waiting))
             break
         decisions = _suspend_for(publisher, waiting, round_no, settings.review_timeout_s)
         new_versions = _apply(publisher, waiting, decisions)
@@ -260,10 +263,12 @@ def _suspend_for(publisher: Publisher, waiting: Sequence[ImageRecord], round_no:
 
     form = review_form(waiting)
     description = review_description(publisher.ledger, publisher.store, waiting, round_no)
-    get_logger().info("review round %d: %d image(s) wait for a decision; the run suspends (Resume in the Prefect "
-                      "UI, or POST /api/flow_runs/<id>/resume)", round_no, len(waiting))
-    return suspend_flow_run(wait_for_input=form.with_initial_data(description=description), timeout=timeout_s,
-                            key=f"review-round-{round_no}")
+    get_logger().info(
+        "review round %d: %d image(s) wait for a decision; the run suspends (Resume in the Prefect UI, or POST /api/flow_runs/<id>/resume)",
+        round_no,
+        len(waiting),
+    )
+    return suspend_flow_run(wait_for_input=form.with_initial_data(description=description), timeout=timeout_s, key=f"review-round-{round_no}")
 
 
 def _apply(publisher: Publisher, waiting: Sequence[ImageRecord], decisions: Any) -> list[int]:
@@ -283,8 +288,7 @@ def _apply(publisher: Publisher, waiting: Sequence[ImageRecord], decisions: Any)
             version = publisher.regenerate(row.id, reviewer, note)
             assert version.id is not None
             planned.append(version.id)
-            log.info("image %s: regenerate (version %d: %s) by %s", row.image_id, version.version, version.image_id,
-                     reviewer)
+            log.info("image %s: regenerate (version %d: %s) by %s", row.image_id, version.version, version.image_id, reviewer)
         elif S(current.status) is not S.in_review:
             continue
         elif decision == "approve":

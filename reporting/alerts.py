@@ -65,8 +65,7 @@ def send_apprise(urls: list[str], title: str, body: str, attachments: Sequence[P
     notifier = apprise.Apprise()
     accepted = sum(1 for url in urls if notifier.add(url))
     if accepted < len(urls):
-        get_logger().warning("%d of %d Apprise URLs are not valid Apprise URLs (not shown: they may hold tokens)",
-                             len(urls) - accepted, len(urls))
+        get_logger().warning("%d of %d Apprise URLs are not valid Apprise URLs (not shown: they may hold tokens)", len(urls) - accepted, len(urls))
     if not accepted:
         return False
     attach = apprise.AppriseAttachment([str(p) for p in attachments]) if attachments else None
@@ -93,15 +92,18 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
         if _streak_alerts(streak, threshold, circuit):
             last = queries.last_failed_attempt(db, provider)
             why = f"Last error ({last.error_class}, HTTP {last.http_status or '-'}): {last.error}" if last else ""
-            alerts.append(Alert(
-                "consecutive-failures", provider,
-                f"content-pipeline: {provider} failed {streak} times in a row",
-                f"The provider {provider} failed its last {streak} attempts (threshold: more than {threshold}, "
-                f"or {circuit} to open its circuit). {why}\n"
-                f"Images fall back to the next provider of the chain ({' -> '.join(settings.chain)}). "
-                f"What to do: check that {provider} is reachable and its credentials and credit are valid "
-                f"(content-pipeline config show).",
-            ))
+            alerts.append(
+                Alert(
+                    "consecutive-failures",
+                    provider,
+                    f"content-pipeline: {provider} failed {streak} times in a row",
+                    f"The provider {provider} failed its last {streak} attempts (threshold: more than {threshold}, "
+                    f"or {circuit} to open its circuit). {why}\n"
+                    f"Images fall back to the next provider of the chain ({' -> '.join(settings.chain)}). "
+                    f"What to do: check that {provider} is reachable and its credentials and credit are valid "
+                    f"(content-pipeline config show).",
+                )
+            )
     streak = queries.trailing_failures(db, None)
     if _streak_alerts(streak, threshold, circuit):
         with db.session() as session:
@@ -111,15 +113,18 @@ def rule_consecutive_failures(db: Database, settings: Settings) -> list[Alert]:
         for row in last_rows:
             per_provider[row.provider] = per_provider.get(row.provider, 0) + 1
         spread = ", ".join(f"{name}: {count}" for name, count in sorted(per_provider.items()))
-        alerts.append(Alert(
-            "consecutive-failures", "all",
-            f"content-pipeline: the last {streak} provider calls all failed",
-            f"The last {streak} attempts over every real provider failed (threshold: more than {threshold}, or {circuit} to open "
-            f"a circuit; {spread}). "
-            f"Last error: {last_rows[0].error if last_rows else '-'}\n"
-            "Images are coming from the placeholder (never published) or failing. What to do: check the network, "
-            "the providers' status pages and credentials, then re-run the date to fill the gaps.",
-        ))
+        alerts.append(
+            Alert(
+                "consecutive-failures",
+                "all",
+                f"content-pipeline: the last {streak} provider calls all failed",
+                f"The last {streak} attempts over every real provider failed (threshold: more than {threshold}, or {circuit} to open "
+                f"a circuit; {spread}). "
+                f"Last error: {last_rows[0].error if last_rows else '-'}\n"
+                "Images are coming from the placeholder (never published) or failing. What to do: check the network, "
+                "the providers' status pages and credentials, then re-run the date to fill the gaps.",
+            )
+        )
     return alerts
 
 
@@ -135,13 +140,16 @@ def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
         retired = last is not None and last.error_class == "model_retired"
         if last is not None and (retired or (last.error_class == "auth_billing" and last.http_status != 402)):
             why = "retired its model" if retired else "refused our credentials"
-            alerts.append(Alert(
-                "provider-disabled", provider,
-                f"content-pipeline: {provider} {why} (HTTP {last.http_status})",
-                f"{provider} answered: {last.error}\nIt is disabled for the rest of the run; images fall back to "
-                f"the next provider of the chain ({' -> '.join(settings.chain)}). Check its API key and billing "
-                "(content-pipeline providers check).",
-            ))
+            alerts.append(
+                Alert(
+                    "provider-disabled",
+                    provider,
+                    f"content-pipeline: {provider} {why} (HTTP {last.http_status})",
+                    f"{provider} answered: {last.error}\nIt is disabled for the rest of the run; images fall back to "
+                    f"the next provider of the chain ({' -> '.join(settings.chain)}). Check its API key and billing "
+                    "(content-pipeline providers check).",
+                )
+            )
     return alerts
 
 
@@ -149,14 +157,17 @@ def rule_images_failed(db: Database, settings: Settings) -> list[Alert]:
     threshold = settings.alerts.consecutive_failures
     recent = queries.recent_images(db, threshold + 1)
     if len(recent) > threshold and all(r.status == "failed" for r in recent):
-        return [Alert(
-            "images-failed", "all",
-            f"content-pipeline: the last {len(recent)} images failed",
-            f"No provider produced the last {len(recent)} images (threshold: more than {threshold}); "
-            f"last error: {recent[-1].error}\n"
-            "What to do: check the providers of the chain; keep the placeholder provider last in the chain; "
-            "re-run the date once fixed (finished images are not made again).",
-        )]
+        return [
+            Alert(
+                "images-failed",
+                "all",
+                f"content-pipeline: the last {len(recent)} images failed",
+                f"No provider produced the last {len(recent)} images (threshold: more than {threshold}); "
+                f"last error: {recent[-1].error}\n"
+                "What to do: check the providers of the chain; keep the placeholder provider last in the chain; "
+                "re-run the date once fixed (finished images are not made again).",
+            )
+        ]
     return []
 
 
@@ -172,41 +183,56 @@ def rule_budget(db: Database, settings: Settings, budget: BudgetLedger) -> list[
         field = "daily_usd" if status.period == "day" else "monthly_usd"
         setting = f"budget.{field}" if status.scope == "global" else f"budget.providers.{status.scope}.{field}"
         percent = int(round(reached * 100))
-        advice = ("Paid calls are now refused: images fall back to free providers or are skipped until the period "
-                  f"ends. What to do: raise {setting} if this is expected, or find what spends.") if reached >= 1 else (
-                  f"What to do: nothing yet; at 100 % paid calls are refused. Raise {setting} if more is needed.")
-        alerts.append(Alert(
-            f"budget-{percent}", f"{status.scope}:{status.period}:{status.period_key}",
-            f"content-pipeline: {who} {label} budget at {status.fraction * 100:.0f} %",
-            f"Spent in {status.period_key}: USD {status.spent_usd:.2f} of USD {status.cap_usd:.2f} "
-            f"({status.fraction * 100:.0f} %, threshold {percent} %), USD {status.reserved_usd:.2f} reserved by calls "
-            f"in flight.\n{advice}",
-        ))
+        advice = (
+            (
+                "Paid calls are now refused: images fall back to free providers or are skipped until the period "
+                f"ends. What to do: raise {setting} if this is expected, or find what spends."
+            )
+            if reached >= 1
+            else (f"What to do: nothing yet; at 100 % paid calls are refused. Raise {setting} if more is needed.")
+        )
+        alerts.append(
+            Alert(
+                f"budget-{percent}",
+                f"{status.scope}:{status.period}:{status.period_key}",
+                f"content-pipeline: {who} {label} budget at {status.fraction * 100:.0f} %",
+                f"Spent in {status.period_key}: USD {status.spent_usd:.2f} of USD {status.cap_usd:.2f} "
+                f"({status.fraction * 100:.0f} %, threshold {percent} %), USD {status.reserved_usd:.2f} reserved by calls "
+                f"in flight.\n{advice}",
+            )
+        )
     refused = budget.refusals()
     if refused:
         providers = sorted({r.provider for r in refused})
         day, month = budget.spent()
-        alerts.append(Alert(
-            "budget-refused", refused[-1].day_key,
-            f"content-pipeline: {len(refused)} paid calls refused by the budget today",
-            f"{len(refused)} calls to {', '.join(providers)} were refused because they would pass a cap. "
-            f"Latest: {refused[-1].reason}. Spent today USD {day:.2f} of {settings.budget.daily_usd:.2f}, this month "
-            f"USD {month:.2f} of {settings.budget.monthly_usd:.2f}.\nThose images fell back to cheaper or free "
-            "providers, or were skipped. What to do: raise the cap (budget.* in the configuration) and re-run the "
-            "date to make the skipped images, or wait for the next period.",
-        ))
+        alerts.append(
+            Alert(
+                "budget-refused",
+                refused[-1].day_key,
+                f"content-pipeline: {len(refused)} paid calls refused by the budget today",
+                f"{len(refused)} calls to {', '.join(providers)} were refused because they would pass a cap. "
+                f"Latest: {refused[-1].reason}. Spent today USD {day:.2f} of {settings.budget.daily_usd:.2f}, this month "
+                f"USD {month:.2f} of {settings.budget.monthly_usd:.2f}.\nThose images fell back to cheaper or free "
+                "providers, or were skipped. What to do: raise the cap (budget.* in the configuration) and re-run the "
+                "date to make the skipped images, or wait for the next period.",
+            )
+        )
     return alerts
 
 
 def rule_budget_overrun(budget: BudgetLedger) -> list[Alert]:
     """``budget-overrun``: a provider reported a call above its reservation (the most that
     call can cost: generation.budget ``overrun`` entries), one alert per entry."""
-    return [Alert(
-        "budget-overrun", f"budget-entry:{entry.id}",
-        f"content-pipeline: {entry.provider} billed a call above its reservation; paid calls held",
-        f"{entry.reason}.\nEvery paid call is refused until then. What to do: check the provider's bill for this "
-        "call, then run `content-pipeline budget ack`.",
-    ) for entry in budget.overruns()]
+    return [
+        Alert(
+            "budget-overrun",
+            f"budget-entry:{entry.id}",
+            f"content-pipeline: {entry.provider} billed a call above its reservation; paid calls held",
+            f"{entry.reason}.\nEvery paid call is refused until then. What to do: check the provider's bill for this "
+            "call, then run `content-pipeline budget ack`.",
+        )
+        for entry in budget.overruns()
+    ]
 
 
 def rule_slow_provider(db: Database, settings: Settings) -> list[Alert]:
@@ -214,22 +240,24 @@ def rule_slow_provider(db: Database, settings: Settings) -> list[Alert]:
     cfg = settings.alerts
     for provider in _real_providers(settings):
         with db.session() as session:
-            query = select(AttemptRecord.latency_s).where(AttemptRecord.provider == provider,
-                                                          AttemptRecord.status == "success")
+            query = select(AttemptRecord.latency_s).where(AttemptRecord.provider == provider, AttemptRecord.status == "success")
             latencies = list(session.exec(query.order_by(AttemptRecord.id.desc()).limit(cfg.latency_window + 1)))  # type: ignore[union-attr]
         if len(latencies) < cfg.latency_min_samples + 1:
             continue
         latest, previous = latencies[0], latencies[1:]
         median = statistics.median(previous)
         if median > 0 and latest > cfg.latency_factor * median:
-            alerts.append(Alert(
-                "slow-provider", provider,
-                f"content-pipeline: {provider} is {latest / median:.1f}x slower than usual",
-                f"The last call to {provider} took {latest:.1f} s; its median over the previous {len(previous)} calls "
-                f"is {median:.1f} s (alert above {cfg.latency_factor:g}x).\nWhat to do: check the provider's status "
-                f"page or the GPU box's load; if it persists, lower providers.{provider}.timeout_s so the chain falls "
-                "back sooner, or move a faster provider first in the chain.",
-            ))
+            alerts.append(
+                Alert(
+                    "slow-provider",
+                    provider,
+                    f"content-pipeline: {provider} is {latest / median:.1f}x slower than usual",
+                    f"The last call to {provider} took {latest:.1f} s; its median over the previous {len(previous)} calls "
+                    f"is {median:.1f} s (alert above {cfg.latency_factor:g}x).\nWhat to do: check the provider's status "
+                    f"page or the GPU box's load; if it persists, lower providers.{provider}.timeout_s so the chain falls "
+                    "back sooner, or move a faster provider first in the chain.",
+                )
+            )
     return alerts
 
 
@@ -238,63 +266,81 @@ def rule_quota(db: Database, settings: Settings) -> list[Alert]:
     fraction = settings.alerts.quota_fraction
     for provider in _real_providers(settings):
         with db.session() as session:
-            hint = session.exec(select(AttemptRecord).where(AttemptRecord.provider == provider,
-                                                            AttemptRecord.quota_remaining.is_not(None))  # type: ignore[union-attr]
-                                .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
-            last_success = session.exec(select(AttemptRecord.id).where(AttemptRecord.provider == provider,
-                                                                       AttemptRecord.status == "success")
-                                        .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
-            payment = session.exec(select(AttemptRecord).where(AttemptRecord.provider == provider,
-                                                               AttemptRecord.http_status == 402,
-                                                               col(AttemptRecord.id) > (last_success or 0))
-                                   .order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
+            hint = session.exec(
+                select(AttemptRecord)
+                .where(AttemptRecord.provider == provider, AttemptRecord.quota_remaining.is_not(None))  # type: ignore[union-attr]
+                .order_by(AttemptRecord.id.desc())
+            ).first()  # type: ignore[union-attr]
+            last_success = session.exec(
+                select(AttemptRecord.id).where(AttemptRecord.provider == provider, AttemptRecord.status == "success").order_by(AttemptRecord.id.desc())
+            ).first()  # type: ignore[union-attr]
+            payment = session.exec(
+                select(AttemptRecord)
+                .where(AttemptRecord.provider == provider, AttemptRecord.http_status == 402, col(AttemptRecord.id) > (last_success or 0))
+                .order_by(AttemptRecord.id.desc())
+            ).first()  # type: ignore[union-attr]
         if payment is not None:
-            alerts.append(Alert(
-                "quota", provider,
-                f"content-pipeline: {provider} answered 402 Payment Required",
-                f"{provider} refused a call with HTTP 402 ({payment.error}); it is disabled for the rest of that run "
-                f"and the chain falls back to the next provider.\nWhat to do: top up the {provider} account or raise "
-                "its plan's quota.",
-            ))
+            alerts.append(
+                Alert(
+                    "quota",
+                    provider,
+                    f"content-pipeline: {provider} answered 402 Payment Required",
+                    f"{provider} refused a call with HTTP 402 ({payment.error}); it is disabled for the rest of that run "
+                    f"and the chain falls back to the next provider.\nWhat to do: top up the {provider} account or raise "
+                    "its plan's quota.",
+                )
+            )
             continue
         if hint is None or hint.quota_remaining is None:
             continue
         low = (hint.quota_remaining <= fraction * hint.quota_limit) if hint.quota_limit else hint.quota_remaining == 0
         if low:
             of = f" of {hint.quota_limit}" if hint.quota_limit else ""
-            alerts.append(Alert(
-                "quota", provider,
-                f"content-pipeline: {provider} quota nearly used up ({hint.quota_remaining}{of} calls left)",
-                f"{provider}'s rate-limit headers report {hint.quota_remaining}{of} calls left in the current window "
-                f"(alert below {fraction * 100:.0f} %).\nWhat to do: expect 429 answers and fallbacks soon; raise the "
-                "plan's quota or spread the batch (fewer images per window, lower concurrency).",
-            ))
+            alerts.append(
+                Alert(
+                    "quota",
+                    provider,
+                    f"content-pipeline: {provider} quota nearly used up ({hint.quota_remaining}{of} calls left)",
+                    f"{provider}'s rate-limit headers report {hint.quota_remaining}{of} calls left in the current window "
+                    f"(alert below {fraction * 100:.0f} %).\nWhat to do: expect 429 answers and fallbacks soon; raise the "
+                    "plan's quota or spread the batch (fewer images per window, lower concurrency).",
+                )
+            )
     return alerts
 
 
 def rule_placeholder_used(db: Database, settings: Settings) -> list[Alert]:
     day_start, _ = period_starts(datetime.now(UTC), settings.timezone)
     with db.session() as session:
-        rows = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= day_start,
-                                                           ImageRecord.provider.is_not(None))))  # type: ignore[union-attr]
+        rows = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= day_start, ImageRecord.provider.is_not(None))))  # type: ignore[union-attr]
     placeholders = [r for r in rows if r.is_placeholder]
     if not placeholders:
         return []
     local_date = datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date().isoformat()
     with db.session() as session:
-        failures = list(session.exec(select(AttemptRecord).where(AttemptRecord.image_pk.in_([r.id for r in placeholders]),  # type: ignore[attr-defined]
-                                                                 AttemptRecord.provider != "placeholder",
-                                                                 AttemptRecord.status != "success")))
-    reasons = sorted({f"{a.provider}: {a.error if a.error_class == 'missing_secret' else a.error_class}"
-                      for a in failures}) or ["no real provider is enabled in the chain"]
-    return [Alert(
-        "placeholder-used", local_date,
-        f"content-pipeline: {len(placeholders)} of {len(rows)} images today are placeholders",
-        f"{len(placeholders)} of today's {len(rows)} generated images came from the placeholder provider and are "
-        f"stored under placeholder/, not published. Why the real providers did not answer: {'; '.join(reasons)}.\n"
-        "What to do: enable or fix a real provider (content-pipeline config show), then re-run the date: only "
-        "missing images are made again.",
-    )]
+        failures = list(
+            session.exec(
+                select(AttemptRecord).where(
+                    AttemptRecord.image_pk.in_([r.id for r in placeholders]),  # type: ignore[attr-defined]
+                    AttemptRecord.provider != "placeholder",
+                    AttemptRecord.status != "success",
+                )
+            )
+        )
+    reasons = sorted({f"{a.provider}: {a.error if a.error_class == 'missing_secret' else a.error_class}" for a in failures}) or [
+        "no real provider is enabled in the chain"
+    ]
+    return [
+        Alert(
+            "placeholder-used",
+            local_date,
+            f"content-pipeline: {len(placeholders)} of {len(rows)} images today are placeholders",
+            f"{len(placeholders)} of today's {len(rows)} generated images came from the placeholder provider and are "
+            f"stored under placeholder/, not published. Why the real providers did not answer: {'; '.join(reasons)}.\n"
+            "What to do: enable or fix a real provider (content-pipeline config show), then re-run the date: only "
+            "missing images are made again.",
+        )
+    ]
 
 
 def evaluate_rules(db: Database, settings: Settings, budget: BudgetLedger | None = None) -> list[Alert]:
@@ -325,8 +371,7 @@ def dispatch_alerts(db: Database, settings: Settings, secrets: Secrets, alerts: 
             log.warning("ALERT (no Apprise URL configured) %s\n%s", alert.title, alert.message)
         else:
             log.info("alert %s delivered to %d Apprise URL(s)", alert.rule, len(urls))
-        raised.append(queries.add_alert(db, AlertRecord(rule=alert.rule, scope=alert.scope, title=alert.title,
-                                               message=alert.message, delivered=delivered)))
+        raised.append(queries.add_alert(db, AlertRecord(rule=alert.rule, scope=alert.scope, title=alert.title, message=alert.message, delivered=delivered)))
     return raised
 
 
@@ -335,7 +380,8 @@ def flow_run_alert(flow_name: str, flow_run_id: Any, flow_run_name: str | None, 
     kind = "crashed" if getattr(state, "is_crashed", lambda: False)() else "failed"
     message = getattr(state, "message", None) or str(state)
     return Alert(
-        "flow-failed", str(flow_run_id),
+        "flow-failed",
+        str(flow_run_id),
         f"content-pipeline: flow run {flow_run_name or flow_run_id} of {flow_name} {kind}",
         f"The flow run {flow_run_name} ({flow_run_id}) of {flow_name} ended {kind.upper()}: {message}\n"
         "Images already made are kept. What to do: read the run's logs in the Prefect UI, fix the cause, then "

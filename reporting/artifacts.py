@@ -50,17 +50,28 @@ GALLERY_MAX_BYTES = 1_500_000
 
 def summary_rows(images: Iterable[Any]) -> list[dict[str, Any]]:
     """The summary table: one row per image, its outcome in words, stored key or error."""
-    return [{"image_id": i.image_id, "slot": i.slot, "template": i.template, "provider": i.provider,
-             "outcome": outcome_of(i), "status": i.status, "cost_usd": i.cost_usd, "seconds": i.seconds,
-             "storage_key": i.storage_key, "error": (i.error or "")[:300] or None} for i in images]
+    return [
+        {
+            "image_id": i.image_id,
+            "slot": i.slot,
+            "template": i.template,
+            "provider": i.provider,
+            "outcome": outcome_of(i),
+            "status": i.status,
+            "cost_usd": i.cost_usd,
+            "seconds": i.seconds,
+            "storage_key": i.storage_key,
+            "error": (i.error or "")[:300] or None,
+        }
+        for i in images
+    ]
 
 
 def publish_summary(flow_name: str, images: Sequence[Any]) -> None:
     """The ``<flow>-run-summary`` table artifact, described in words (``summary_words``)."""
     from prefect.artifacts import create_table_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    create_table_artifact(key=f"{flow_name}-run-summary", table=summary_rows(images),
-                          description=f"{flow_name}: {summary_words(images)}")
+    create_table_artifact(key=f"{flow_name}-run-summary", table=summary_rows(images), description=f"{flow_name}: {summary_words(images)}")
 
 
 def thumbnail_data_uri(data: bytes, side: int = THUMB_SIDE, max_bytes: int = THUMB_MAX_BYTES) -> str | None:
@@ -88,7 +99,6 @@ def thumbnail_data_uri(data: bytes, side: int = THUMB_SIDE, max_bytes: int = THU
 
 def _renditions_of(db: Any, image_id: str) -> list[Any]:
 
-
     with db.session() as session:
         row = session.exec(select(ImageRecord).where(ImageRecord.image_id == image_id)).first()
         if row is None:
@@ -108,9 +118,12 @@ def _cell(text: str) -> str:
 def gallery_markdown(flow_name: str, images: Sequence[Any], store: Any, db: Any) -> str:
     """A markdown gallery: a title line in words, then one row per image with a thumbnail
     of its smallest rendition (see the module docstring), outcome, and where it went."""
-    lines = [f"### {flow_name}: {summary_words(images)}", "",
-             "| thumbnail | image | slot | template | provider | outcome | stored at / error |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {flow_name}: {summary_words(images)}",
+        "",
+        "| thumbnail | image | slot | template | provider | outcome | stored at / error |",
+        "|---|---|---|---|---|---|---|",
+    ]
     used = sum(len(line) + 1 for line in lines)
     for image in images:
         thumb, where = "-", _cell((image.error or "-")[:160])
@@ -139,8 +152,7 @@ def gallery_markdown(flow_name: str, images: Sequence[Any], store: Any, db: Any)
                 else:
                     thumb = f"![{image.image_id}]({uri})"
         provider = (image.provider or "-") + (" (placeholder)" if image.placeholder else "")
-        line = (f"| {thumb} | {image.image_id} | {_cell(image.slot)} | {_cell(image.template or '-')} | "
-                f"{_cell(provider)} | {outcome_of(image)} | {where} |")
+        line = f"| {thumb} | {image.image_id} | {_cell(image.slot)} | {_cell(image.template or '-')} | {_cell(provider)} | {outcome_of(image)} | {where} |"
         used += len(line) + 1
         lines.append(line)
     return "\n".join(lines)
@@ -150,8 +162,9 @@ def publish_gallery(flow_name: str, images: Sequence[Any], store: Any, db: Any) 
     """Publish ``gallery_markdown`` as the ``<flow>-gallery`` markdown artifact."""
     from prefect.artifacts import create_markdown_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    create_markdown_artifact(markdown=gallery_markdown(flow_name, images, store, db), key=f"{flow_name}-gallery",
-                             description=f"{flow_name}: thumbnails of the {len(images)} images")
+    create_markdown_artifact(
+        markdown=gallery_markdown(flow_name, images, store, db), key=f"{flow_name}-gallery", description=f"{flow_name}: thumbnails of the {len(images)} images"
+    )
 
 
 def _api_errors() -> tuple[type[Exception], ...]:
@@ -185,7 +198,8 @@ class ProgressReporter:
         self.artifact_id: UUID | None = None
         try:
             artifact_id = create_progress_artifact(
-                progress=0.0 if total else 100.0, key=f"{flow_name}-progress",
+                progress=0.0 if total else 100.0,
+                key=f"{flow_name}-progress",
                 description=f"{flow_name}: 0 of {total} images finished",
             )
         except _api_errors() as exc:
@@ -207,15 +221,13 @@ class ProgressReporter:
         self.finished += 1
         self.counts[outcome_of(image)] = self.counts.get(outcome_of(image), 0) + 1
         percent = round(100.0 * self.finished / max(self.total, 1), 1)
-        get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished,
-                          self.total, percent)
+        get_logger().info("%s: %s (%s/%s, %.0f%%)", image_line(image, "progress"), outcome_of(image), self.finished, self.total, percent)
         now = time.monotonic()
         if self.artifact_id is not None and (self.finished >= self.total or now - self._updated >= self.interval_s):
             self._updated = now
             words = outcome_words(self.counts)
             try:
-                update_progress_artifact(self.artifact_id, progress=percent,
-                                         description=f"{self.finished} of {self.total} images finished: {words}")
+                update_progress_artifact(self.artifact_id, progress=percent, description=f"{self.finished} of {self.total} images finished: {words}")
             except _api_errors() as exc:
                 self._give_up(exc)
         return percent
@@ -225,16 +237,17 @@ def publish_report_artifacts(summary: dict[str, Any], rows: list[dict[str, str]]
     """The report's table, charts and contact-sheet link as artifacts of the current run."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    words = (f"{summary['since']} to {summary['last_day']} (UTC): {summary['images']} images, "
-             f"USD {summary['cost_usd']:.2f}")
-    create_table_artifact(key="weekly-report", table=rows or [{"provider": "-", "model": "no provider calls"}],
-                          description=f"Per provider and model, {words}")
+    words = f"{summary['since']} to {summary['last_day']} (UTC): {summary['images']} images, USD {summary['cost_usd']:.2f}"
+    create_table_artifact(key="weekly-report", table=rows or [{"provider": "-", "model": "no provider calls"}], description=f"Per provider and model, {words}")
     charts = [Path(p) for p in summary["files"] if p.endswith(".png")]
     markdown = [f"# Weekly report, {words}", ""]
     for chart in charts:
         encoded = base64.b64encode(chart.read_bytes()).decode("ascii")
         markdown += [f"## {chart.stem.replace('-', ' ')}", "", f"![{chart.stem}](data:image/png;base64,{encoded})", ""]
     create_markdown_artifact(key="weekly-report-charts", markdown="\n".join(markdown), description=f"Charts, {words}")
-    create_link_artifact(key="weekly-report-contact-sheet", link=summary["sheet_url"],
-                         link_text=f"contact sheet {summary['since']} to {summary['last_day']}",
-                         description=f"Every image of {words}")
+    create_link_artifact(
+        key="weekly-report-contact-sheet",
+        link=summary["sheet_url"],
+        link_text=f"contact sheet {summary['since']} to {summary['last_day']}",
+        description=f"Every image of {words}",
+    )

@@ -89,16 +89,24 @@ class Report:
 
     def rows(self) -> list[dict[str, str]]:
         """The report as text cells, one dict per provider and model."""
+
         def fmt(value: float | None, pattern: str) -> str:
             return "n/a" if value is None else pattern.format(value)
 
-        return [{
-            "provider": s.provider, "model": s.model, "images": str(s.images),
-            "success": fmt(None if s.success_rate is None else s.success_rate * 100, "{:.0f} %"),
-            "mean s": fmt(s.mean_s, "{:.2f}"), "p95 s": fmt(s.p95_s, "{:.2f}"),
-            "cost USD": f"{s.cost_usd:.2f}", "USD/image": fmt(s.cost_per_image, "{:.3f}"),
-            "quality": fmt(s.mean_quality, "{:.2f}"),
-        } for s in self.stats]
+        return [
+            {
+                "provider": s.provider,
+                "model": s.model,
+                "images": str(s.images),
+                "success": fmt(None if s.success_rate is None else s.success_rate * 100, "{:.0f} %"),
+                "mean s": fmt(s.mean_s, "{:.2f}"),
+                "p95 s": fmt(s.p95_s, "{:.2f}"),
+                "cost USD": f"{s.cost_usd:.2f}",
+                "USD/image": fmt(s.cost_per_image, "{:.3f}"),
+                "quality": fmt(s.mean_quality, "{:.2f}"),
+            }
+            for s in self.stats
+        ]
 
     def text(self) -> str:
         """A plain-text table (fixed width) for messages and logs."""
@@ -107,8 +115,7 @@ class Report:
         widths = {h: max([len(h)] + [len(r[h]) for r in rows]) for h in header}
         lines = ["  ".join(h.ljust(widths[h]) for h in header)]
         lines += ["  ".join(r[h].ljust(widths[h]) for h in header) for r in rows]
-        lines.append(f"total: {self.total_images} images, USD {self.total_cost:.2f}, "
-                     f"{self.since:%Y-%m-%d} to {self.last_day} (UTC)")
+        lines.append(f"total: {self.total_images} images, USD {self.total_cost:.2f}, {self.since:%Y-%m-%d} to {self.last_day} (UTC)")
         return "\n".join(lines)
 
 
@@ -121,12 +128,10 @@ def percentile(values: list[float], q: float) -> float | None:
 def build_report(db: Database, since: datetime, until: datetime) -> Report:
     """Per-provider-and-model figures of ``[since, until)``; see the module docstring."""
     with db.session() as session:
-        attempts = list(session.exec(select(AttemptRecord).where(AttemptRecord.created_at >= since,
-                                                                 AttemptRecord.created_at < until)
-                                     .order_by(col(AttemptRecord.id))))
-        images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= since,
-                                                             ImageRecord.created_at < until)
-                                   .order_by(col(ImageRecord.id))))
+        attempts = list(
+            session.exec(select(AttemptRecord).where(AttemptRecord.created_at >= since, AttemptRecord.created_at < until).order_by(col(AttemptRecord.id)))
+        )
+        images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= since, ImageRecord.created_at < until).order_by(col(ImageRecord.id))))
     groups: dict[tuple[str, str], list[AttemptRecord]] = defaultdict(list)
     cost_per_day: dict[date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     called = [a for a in attempts if a.status != "skipped"]
@@ -147,13 +152,19 @@ def build_report(db: Database, since: datetime, until: datetime) -> Report:
     for (provider, model), rows in sorted(groups.items()):
         ok = [a.latency_s for a in rows if a.status == "success"]
         scores = quality.get((provider, model), [])
-        stats.append(ProviderStats(
-            provider=provider, model=model, images=len(ok), calls=len(rows),
-            failures=sum(1 for a in rows if a.status == "failed"),
-            mean_s=sum(ok) / len(ok) if ok else None, p95_s=percentile(ok, 95),
-            cost_usd=round(sum(a.cost_usd for a in rows), 6),
-            mean_quality=sum(scores) / len(scores) if scores else None,
-        ))
+        stats.append(
+            ProviderStats(
+                provider=provider,
+                model=model,
+                images=len(ok),
+                calls=len(rows),
+                failures=sum(1 for a in rows if a.status == "failed"),
+                mean_s=sum(ok) / len(ok) if ok else None,
+                p95_s=percentile(ok, 95),
+                cost_usd=round(sum(a.cost_usd for a in rows), 6),
+                mean_quality=sum(scores) / len(scores) if scores else None,
+            )
+        )
     days = {d: dict(v) for d, v in sorted(cost_per_day.items())}
     done = [i for i in images if i.status in ("uploaded", "done")]
     return Report(since, until, stats, days, done)
@@ -208,8 +219,7 @@ def write_charts(report: Report, out_dir: Path, daily_cap_usd: float | None = No
         ax.bar([d.strftime("%m-%d") for d in days], values, bottom=bottom, label=provider)
         bottom = [b + v for b, v in zip(bottom, values)]
     if daily_cap_usd:
-        ax.axhline(daily_cap_usd, color=CAP_COLOUR, linestyle="--", linewidth=2,
-                   label=f"daily cap USD {daily_cap_usd:g}")
+        ax.axhline(daily_cap_usd, color=CAP_COLOUR, linestyle="--", linewidth=2, label=f"daily cap USD {daily_cap_usd:g}")
     ax.set_ylim(*cost_axis(bottom, daily_cap_usd))
     ax.set_title("Cost per day (USD)")
     ax.set_ylabel("USD")
@@ -335,8 +345,7 @@ def _shown_prompt(image: Any) -> str:
     return str(image.prompt or "")
 
 
-def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: Path,
-                        charts: list[Path] | None = None) -> Path:
+def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: Path, charts: list[Path] | None = None) -> Path:
     """One self-contained HTML page: the report table, the ``charts`` (PNG files, inlined
     as data URIs) and a card per image (thumbnail, prompt, provider, cost)."""
     esc = html.escape
@@ -345,14 +354,15 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
     table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{esc(r[h])}</td>" for h in header) + "</tr>" for r in rows) + "</table>"
     if charts:
-        table += '<div class="charts">' + "".join(
-            f'<img class="chart" alt="{esc(c.stem)}" src="data:image/png;base64,{base64.b64encode(c.read_bytes()).decode()}">'
-            for c in charts) + "</div>"
+        table += (
+            '<div class="charts">'
+            + "".join(f'<img class="chart" alt="{esc(c.stem)}" src="data:image/png;base64,{base64.b64encode(c.read_bytes()).decode()}">' for c in charts)
+            + "</div>"
+        )
     cards = []
     for image in report.images:
         thumb = _thumbnail(db, store, image)
-        picture = (f'<img src="{thumb}" alt="{esc(image.template or image.category)}">' if thumb
-                   else '<div class="missing">image not available</div>')
+        picture = f'<img src="{thumb}" alt="{esc(image.template or image.category)}">' if thumb else '<div class="missing">image not available</div>'
         badges = f'<span class="badge">{esc(image.category)}</span>'
         if image.is_placeholder:
             badges += '<span class="badge placeholder">placeholder</span>'
@@ -366,7 +376,8 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
     page = _PAGE.format(
         title=esc(f"content-pipeline: {report.since:%Y-%m-%d} to {report.last_day}"),
         subtitle=esc(f"{len(report.images)} images, {report.total_images} successful calls, USD {report.total_cost:.2f}"),
-        table=table, cards="\n".join(cards) or "<p>No images in this period.</p>",
+        table=table,
+        cards="\n".join(cards) or "<p>No images in this period.</p>",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
@@ -380,12 +391,12 @@ def period(since: date | None, until: date | None, *, days: int = 7, today: date
     start = since or end - timedelta(days=days - 1)
     if start > end:
         raise ValueError(f"--since {start} is after --until {end}")
-    return (datetime.combine(start, datetime.min.time(), UTC),
-            datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
+    return (datetime.combine(start, datetime.min.time(), UTC), datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
 
 
-def write_report(db: Database, store: ObjectStore, since: datetime, until: datetime, out_dir: Path,
-                 daily_cap_usd: float | None = None) -> tuple[Report, list[Path]]:
+def write_report(
+    db: Database, store: ObjectStore, since: datetime, until: datetime, out_dir: Path, daily_cap_usd: float | None = None
+) -> tuple[Report, list[Path]]:
     """Build the report and write its charts and contact sheet (``index.html``, charts
     shown in it) in ``out_dir``; ``daily_cap_usd`` is drawn on the cost chart."""
     report = build_report(db, since, until)

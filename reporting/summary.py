@@ -21,8 +21,7 @@ OUTCOMES = ("done", "placeholder", "failed", "blocked", "skipped", "rejected", "
 #: ``superseded``), an image waiting for one (``in review``), and ``unfinished`` (waits for a later run).
 OPTIONAL_OUTCOMES = frozenset({"rejected", "superseded", "in review", "unfinished"})
 #: Statuses that are their own outcome (domain.model.ImageStatus values).
-_AS_IS = {"failed": "failed", "blocked": "blocked", "skipped": "skipped", "rejected": "rejected",
-          "superseded": "superseded", "in_review": "in review"}
+_AS_IS = {"failed": "failed", "blocked": "blocked", "skipped": "skipped", "rejected": "rejected", "superseded": "superseded", "in_review": "in review"}
 
 
 def outcome_of(image: Any) -> str:
@@ -87,9 +86,20 @@ class ImageSummary:
     @classmethod
     def of(cls, row: ImageRecord) -> ImageSummary:
         held = row.run_key is not None and row.lease_expires_at is not None and row.lease_expires_at > utcnow()
-        return cls(row.image_id, f"{row.slot}#{row.slot_index}", row.template, row.provider, row.is_placeholder,
-                   round(row.cost_usd, 4), round(row.seconds, 3), row.status, row.storage_key, row.error,
-                   bool(row.upload_pending), held)
+        return cls(
+            row.image_id,
+            f"{row.slot}#{row.slot_index}",
+            row.template,
+            row.provider,
+            row.is_placeholder,
+            round(row.cost_usd, 4),
+            round(row.seconds, 3),
+            row.status,
+            row.storage_key,
+            row.error,
+            bool(row.upload_pending),
+            held,
+        )
 
     @property
     def why_not_done(self) -> str:

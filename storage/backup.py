@@ -40,8 +40,7 @@ def copy_to_backup(primary: ObjectStore, backup: ObjectStore, keys: Iterable[str
         data = primary.get(key)
         checksum = sha256_hex(data)
         if head.checksum and head.checksum != checksum:
-            raise StorageError(f"cannot back up {key!r}: its bytes (sha256 {checksum[:12]}) differ from the "
-                               f"recorded sha256 {head.checksum[:12]}")
+            raise StorageError(f"cannot back up {key!r}: its bytes (sha256 {checksum[:12]}) differ from the recorded sha256 {head.checksum[:12]}")
         backup.put(key, data, content_type=head.content_type, metadata=head.metadata)
         copied.append(key)
     return copied

@@ -70,8 +70,9 @@ def cipher() -> Any:
         try:
             keys = [Fernet(part.strip().encode()) for part in text.split(",") if part.strip()]
         except ValueError:
-            raise ConfigError("PROMPT_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64-encoded bytes; "
-                              "make one with cryptography.fernet.Fernet.generate_key())") from None
+            raise ConfigError(
+                "PROMPT_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64-encoded bytes; make one with cryptography.fernet.Fernet.generate_key())"
+            ) from None
         _ciphers.clear()
         _ciphers[text] = MultiFernet(keys)
     return _ciphers[text]
@@ -93,7 +94,7 @@ def decrypt(value: str) -> str:
     if current is None or not is_encrypted(value):
         return value
     try:
-        return str(current.decrypt(value[len(PREFIX):].encode("ascii")).decode("utf-8"))
+        return str(current.decrypt(value[len(PREFIX) :].encode("ascii")).decode("utf-8"))
     except (InvalidToken, ValueError):
         return value
 

@@ -296,7 +296,6 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
             self.write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         if migrate:
-
             upgrade(self)
 
     @property
@@ -422,8 +421,8 @@ def _probe_write_lock(path: str, seconds: float) -> None:
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise DatabaseUnavailableError(
-                f"database {path} is locked by another program (waited {seconds:g} s): "
-                "let it finish or stop it, then run again") from exc
+                f"database {path} is locked by another program (waited {seconds:g} s): let it finish or stop it, then run again"
+            ) from exc
         raise DatabaseUnavailableError(f"database {path}: {exc}") from exc
     except sqlite3.Error as exc:
         raise DatabaseUnavailableError(f"database {path}: {exc}") from exc

@@ -52,13 +52,10 @@ S = ImageStatus
 TRANSITIONS: dict[ImageStatus, frozenset[ImageStatus]] = {
     S.planned: frozenset({S.generating, S.blocked, S.skipped, S.failed}),
     S.generating: frozenset({S.generating, S.generated, S.failed, S.blocked, S.skipped}),
-    S.generated: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
-                            S.skipped}),
-    S.processed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
-                            S.skipped}),
+    S.generated: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked, S.skipped}),
+    S.processed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked, S.skipped}),
     S.uploaded: frozenset({S.done, S.placeholder, S.failed, S.in_review}),
-    S.failed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked,
-                         S.skipped}),
+    S.failed: frozenset({S.generating, S.processed, S.uploaded, S.done, S.placeholder, S.failed, S.blocked, S.skipped}),
     S.placeholder: frozenset({S.generating}),
     S.skipped: frozenset({S.generating}),
     S.blocked: frozenset(),
@@ -195,8 +192,9 @@ class ImageLedger:
     is no longer retried by later runs.
     """
 
-    def __init__(self, db: Database, *, lease_s: float = 300.0, max_attempts: int = 3,
-                 settle: Settle | None = None, on_takeover: Takeover | None = None) -> None:
+    def __init__(
+        self, db: Database, *, lease_s: float = 300.0, max_attempts: int = 3, settle: Settle | None = None, on_takeover: Takeover | None = None
+    ) -> None:
         if lease_s <= 0:
             raise ValueError(f"lease_s must be > 0 seconds, not {lease_s!r}")
         self.db = db
@@ -235,15 +233,20 @@ class ImageLedger:
 
         finished = [s.value for s in S if s.terminal]
         with self.db.session() as session:
-            query = select(func.count()).select_from(ImageRecord).where(
-                col(ImageRecord.idempotency_key).startswith(key_prefix), col(ImageRecord.status).in_(finished))
+            query = (
+                select(func.count())
+                .select_from(ImageRecord)
+                .where(col(ImageRecord.idempotency_key).startswith(key_prefix), col(ImageRecord.status).in_(finished))
+            )
             return int(session.exec(query).one())
 
     def pending_uploads(self) -> list[ImageRecord]:
         """Rows whose upload failed (store unreachable): ``processed`` with ``upload_pending``."""
         with self.db.session() as session:
-            query = select(ImageRecord).where(ImageRecord.upload_pending == True,  # noqa: E712 - SQL expression
-                                              ImageRecord.status == S.processed.value)
+            query = select(ImageRecord).where(
+                ImageRecord.upload_pending == True,  # noqa: E712 - SQL expression
+                ImageRecord.status == S.processed.value,
+            )
             return list(session.exec(query.order_by(ImageRecord.id)))  # type: ignore[arg-type]
 
     def published_hashes(self, *, category: str | None = None, exclude_pk: int | None = None) -> list[tuple[str, str]]:
@@ -271,22 +274,44 @@ class ImageLedger:
         table = ImageRecord.__table__  # type: ignore[attr-defined]
         insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
         now = utcnow()
-        values = [{
-            "idempotency_key": p.slot.idempotency_key, "image_id": key_digest(p.slot.idempotency_key),
-            "flow": p.slot.flow, "run_date": p.slot.run_date, "slot": p.slot.slot, "slot_index": p.slot.index,
-            "trigger": p.trigger, "status": S.planned.value, "category": p.slot.category, "template": p.template,
-            "template_version": p.template_version, "variant": p.variant, "prompt": p.prompt,
-            "negative_prompt": p.negative_prompt, "width": p.width, "height": p.height,
-            "num_inference_steps": p.num_inference_steps, "guidance_scale": p.guidance_scale, "seed": p.seed,
-            "is_placeholder": False, "cost_usd": 0.0, "seconds": 0.0, "tags": list(p.tags), "created_at": now,
-            "updated_at": now, "upload_pending": False, "attempt_count": 0,
-            "request_options": p.request_options, "prompt_private": p.prompt_private,
-        } for p in planned]
+        values = [
+            {
+                "idempotency_key": p.slot.idempotency_key,
+                "image_id": key_digest(p.slot.idempotency_key),
+                "flow": p.slot.flow,
+                "run_date": p.slot.run_date,
+                "slot": p.slot.slot,
+                "slot_index": p.slot.index,
+                "trigger": p.trigger,
+                "status": S.planned.value,
+                "category": p.slot.category,
+                "template": p.template,
+                "template_version": p.template_version,
+                "variant": p.variant,
+                "prompt": p.prompt,
+                "negative_prompt": p.negative_prompt,
+                "width": p.width,
+                "height": p.height,
+                "num_inference_steps": p.num_inference_steps,
+                "guidance_scale": p.guidance_scale,
+                "seed": p.seed,
+                "is_placeholder": False,
+                "cost_usd": 0.0,
+                "seconds": 0.0,
+                "tags": list(p.tags),
+                "created_at": now,
+                "updated_at": now,
+                "upload_pending": False,
+                "attempt_count": 0,
+                "request_options": p.request_options,
+                "prompt_private": p.prompt_private,
+            }
+            for p in planned
+        ]
         keys = [p.slot.idempotency_key for p in planned]
         with self.db.write_session() as session:
             session.execute(insert(table).values(values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
-            rows = {r.idempotency_key: r for r in session.exec(
-                select(ImageRecord).where(ImageRecord.idempotency_key.in_(keys)))}  # type: ignore[attr-defined]
+            rows = {r.idempotency_key: r for r in session.exec(select(ImageRecord).where(ImageRecord.idempotency_key.in_(keys)))}  # type: ignore[attr-defined]
             session.commit()
         return [rows[k] for k in keys]
 
@@ -314,8 +339,7 @@ class ImageLedger:
                 self._on_takeover(session, pk, took_over)
             row.run_key = run_key
             row.lease_expires_at = now + timedelta(seconds=self.lease_s)
-            began = begin_generation and (status in (S.planned, S.placeholder, S.skipped)
-                                          or (status is S.failed and not row.spool_path))
+            began = begin_generation and (status in (S.planned, S.placeholder, S.skipped) or (status is S.failed and not row.spool_path))
             if began:
                 _begin_generation(row)
                 row.status = S.generating.value
@@ -341,11 +365,13 @@ class ImageLedger:
         statement); returns how many it still held."""
         if not pks:
             return 0
-        stmt = (update(ImageRecord.__table__)  # type: ignore[attr-defined]
-                .where(ImageRecord.id.in_(list(pks)))  # type: ignore[union-attr]
-                .where(ImageRecord.run_key == run_key)  # type: ignore[arg-type]
-                .where(ImageRecord.lease_expires_at.is_not(None))  # type: ignore[union-attr]
-                .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s)))
+        stmt = (
+            update(ImageRecord.__table__)  # type: ignore[attr-defined]
+            .where(ImageRecord.id.in_(list(pks)))  # type: ignore[union-attr]
+            .where(ImageRecord.run_key == run_key)  # type: ignore[arg-type]
+            .where(ImageRecord.lease_expires_at.is_not(None))  # type: ignore[union-attr]
+            .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s))
+        )
         with self.db.write_session() as session:
             result = session.execute(stmt)
             session.commit()
@@ -361,8 +387,9 @@ class ImageLedger:
 
         return self._transition(pk, run_key, S.generating, _begin_generation)
 
-    def mark_generated(self, pk: int, run_key: str, image: GeneratedImage, *, attempts: Sequence[Attempt] = (),
-                       settlements: Sequence[tuple[int, float]] = ()) -> ImageRecord:
+    def mark_generated(
+        self, pk: int, run_key: str, image: GeneratedImage, *, attempts: Sequence[Attempt] = (), settlements: Sequence[tuple[int, float]] = ()
+    ) -> ImageRecord:
         """-> ``generated``: the image is in the spool. Records ``attempts`` and settles the
         budget ``settlements`` (token, USD) in the same transaction: no crash leaves a paid
         image without its cost."""
@@ -384,24 +411,22 @@ class ImageLedger:
         """-> ``processed``: renditions made (in the spool), measured and tagged."""
         return self._transition(pk, run_key, S.processed, lambda row: apply_processed(row, processed))
 
-    def mark_uploaded(self, pk: int, run_key: str, stored: StoredImage,
-                      processed: ProcessedImage | None = None) -> ImageRecord:
+    def mark_uploaded(self, pk: int, run_key: str, stored: StoredImage, processed: ProcessedImage | None = None) -> ImageRecord:
         """-> ``uploaded``: every file is in the object store (``stored``), renditions recorded."""
         return self._stored(pk, run_key, S.uploaded, stored, processed)
 
-    def mark_done(self, pk: int, run_key: str, stored: StoredImage | None = None,
-                  processed: ProcessedImage | None = None) -> ImageRecord:
+    def mark_done(self, pk: int, run_key: str, stored: StoredImage | None = None, processed: ProcessedImage | None = None) -> ImageRecord:
         """-> ``done``: a real image, stored. With ``stored`` / ``processed`` the run goes
         from ``generated`` straight here in one transaction (processed, uploaded and done)."""
         return self._stored(pk, run_key, S.done, stored, processed)
 
-    def mark_placeholder(self, pk: int, run_key: str, stored: StoredImage | None = None,
-                         processed: ProcessedImage | None = None, *, reason: str) -> ImageRecord:
+    def mark_placeholder(
+        self, pk: int, run_key: str, stored: StoredImage | None = None, processed: ProcessedImage | None = None, *, reason: str
+    ) -> ImageRecord:
         """-> ``placeholder``: a stand-in is stored under ``placeholder/``; later runs retry the slot."""
         return self._stored(pk, run_key, S.placeholder, stored, processed, error=reason, kind=FailureKind.transient)
 
-    def mark_upload_pending(self, pk: int, run_key: str, reason: str,
-                            processed: ProcessedImage | None = None) -> ImageRecord:
+    def mark_upload_pending(self, pk: int, run_key: str, reason: str, processed: ProcessedImage | None = None) -> ImageRecord:
         """Stays (or becomes) ``processed`` with ``upload_pending``: the store was unreachable;
         the files wait in the spool for the next run (generation.pending). Releases the claim."""
 
@@ -413,20 +438,27 @@ class ImageLedger:
 
         return self._transition(pk, run_key, S.processed, apply, keep_lease=False)
 
-    def mark_failed(self, pk: int, run_key: str, kind: FailureKind, reason: str, *, attempts: Sequence[Attempt] = (),
-                    settlements: Sequence[tuple[int, float]] = ()) -> ImageRecord:
+    def mark_failed(
+        self, pk: int, run_key: str, kind: FailureKind, reason: str, *, attempts: Sequence[Attempt] = (), settlements: Sequence[tuple[int, float]] = ()
+    ) -> ImageRecord:
         """-> ``failed`` with its ``kind`` and ``reason`` (retryable kinds are retried by later runs)."""
 
         def apply(row: ImageRecord) -> None:
             row.failure_kind = kind.value
             row.error = reason[:2000]
 
-        return self._transition(pk, run_key, S.failed, apply, attempts=attempts, settlements=settlements,
-                                keep_lease=False)
+        return self._transition(pk, run_key, S.failed, apply, attempts=attempts, settlements=settlements, keep_lease=False)
 
-    def mark_blocked(self, pk: int, run_key: str, reason: str, *, attempts: Sequence[Attempt] = (),
-                     settlements: Sequence[tuple[int, float]] = (),
-                     safety: list[dict[str, Any]] | None = None) -> ImageRecord:
+    def mark_blocked(
+        self,
+        pk: int,
+        run_key: str,
+        reason: str,
+        *,
+        attempts: Sequence[Attempt] = (),
+        settlements: Sequence[tuple[int, float]] = (),
+        safety: list[dict[str, Any]] | None = None,
+    ) -> ImageRecord:
         """-> ``blocked``: the content policy refused the prompt or the image (``safety``: the
         image safety detections that decided it)."""
 
@@ -436,12 +468,20 @@ class ImageLedger:
             row.failure_kind = FailureKind.policy.value
             row.error = reason[:2000]
 
-        return self._transition(pk, run_key, S.blocked, apply, attempts=attempts, settlements=settlements,
-                                keep_lease=False)
+        return self._transition(pk, run_key, S.blocked, apply, attempts=attempts, settlements=settlements, keep_lease=False)
 
-    def mark_skipped(self, pk: int, run_key: str, kind: FailureKind, reason: str, *, duplicate_of: str | None = None,
-                     processed: ProcessedImage | None = None, attempts: Sequence[Attempt] = (),
-                     settlements: Sequence[tuple[int, float]] = ()) -> ImageRecord:
+    def mark_skipped(
+        self,
+        pk: int,
+        run_key: str,
+        kind: FailureKind,
+        reason: str,
+        *,
+        duplicate_of: str | None = None,
+        processed: ProcessedImage | None = None,
+        attempts: Sequence[Attempt] = (),
+        settlements: Sequence[tuple[int, float]] = (),
+    ) -> ImageRecord:
         """-> ``skipped``: a budget cap stopped every provider, or a near-duplicate of ``duplicate_of``."""
 
         def apply(row: ImageRecord) -> None:
@@ -452,20 +492,17 @@ class ImageLedger:
             if duplicate_of is not None:
                 row.duplicate_of = duplicate_of
 
-        return self._transition(pk, run_key, S.skipped, apply, attempts=attempts, settlements=settlements,
-                                keep_lease=False)
+        return self._transition(pk, run_key, S.skipped, apply, attempts=attempts, settlements=settlements, keep_lease=False)
 
     # -- publishing: review, versions (versions: storage/versions.py; reservations: storage/reservations.py) -------------------------------------------
     def send_to_review(self, pk: int, stored: StoredImage | None = None, run_key: str | None = None) -> ImageRecord:
         """``done`` / ``uploaded`` -> ``in_review`` (its files under ``stored``, e.g. ``review/``);
         ``run_key``: the run holding the slot's claim, if it still holds one. Releases the claim."""
-        return self._transition(pk, run_key, S.in_review, lambda row: _apply_stored(row, stored),
-                                extra=_files_writer(pk, stored), keep_lease=False)
+        return self._transition(pk, run_key, S.in_review, lambda row: _apply_stored(row, stored), extra=_files_writer(pk, stored), keep_lease=False)
 
     def approve(self, pk: int, reviewer: str, note: str | None = None) -> ImageRecord:
         """``in_review`` -> ``approved`` by ``reviewer`` (recorded with the time and ``note``)."""
-        return self._transition(pk, None, S.approved, lambda row: _apply_review(row, reviewer, note),
-                                keep_lease=False)
+        return self._transition(pk, None, S.approved, lambda row: _apply_review(row, reviewer, note), keep_lease=False)
 
     def reject(self, pk: int, reviewer: str, note: str | None, stored: StoredImage | None = None) -> ImageRecord:
         """``in_review`` / ``approved`` -> ``rejected`` by ``reviewer`` with ``note``; its files
@@ -491,9 +528,14 @@ class ImageLedger:
             row = session.get(ImageRecord, pk)
             assert row is not None
             others = select(ImageRecord).where(
-                ImageRecord.flow == row.flow, ImageRecord.run_date == row.run_date, ImageRecord.slot == row.slot,
-                ImageRecord.slot_index == row.slot_index, ImageRecord.status == S.done.value,
-                ImageRecord.published_at.is_not(None), ImageRecord.id != pk)  # type: ignore[union-attr]
+                ImageRecord.flow == row.flow,
+                ImageRecord.run_date == row.run_date,
+                ImageRecord.slot == row.slot,
+                ImageRecord.slot_index == row.slot_index,
+                ImageRecord.status == S.done.value,
+                ImageRecord.published_at.is_not(None),
+                ImageRecord.id != pk,
+            )  # type: ignore[union-attr]
             for other in session.exec(others):
                 other.status = S.superseded.value
                 other.updated_at = utcnow()
@@ -502,9 +544,17 @@ class ImageLedger:
         return self._transition(pk, run_key, S.done, apply, extra=extra, keep_lease=False)
 
     # -- the one place that writes ----------------------------------------------------------
-    def _stored(self, pk: int, run_key: str, to: ImageStatus, stored: StoredImage | None,
-                processed: ProcessedImage | None, *, error: str | None = None,
-                kind: FailureKind | None = None) -> ImageRecord:
+    def _stored(
+        self,
+        pk: int,
+        run_key: str,
+        to: ImageStatus,
+        stored: StoredImage | None,
+        processed: ProcessedImage | None,
+        *,
+        error: str | None = None,
+        kind: FailureKind | None = None,
+    ) -> ImageRecord:
         def apply(row: ImageRecord) -> None:
             if processed is not None:
                 apply_processed(row, processed)
@@ -514,15 +564,23 @@ class ImageLedger:
             row.error = error[:2000] if error else None
             row.failure_kind = kind.value if kind else None
 
-        return self._transition(pk, run_key, to, apply, extra=_files_writer(pk, stored),
-                                keep_lease=to not in (S.done, S.placeholder))
+        return self._transition(pk, run_key, to, apply, extra=_files_writer(pk, stored), keep_lease=to not in (S.done, S.placeholder))
 
     def _locked(self, session: Session, pk: int) -> ImageRecord:
         return locked_row(self.db, session, pk)
 
-    def _transition(self, pk: int, run_key: str | None, to: ImageStatus | None, apply: Callable[[ImageRecord], None], *,
-                    attempts: Sequence[Attempt] = (), settlements: Sequence[tuple[int, float]] = (),
-                    extra: Callable[[Session], None] | None = None, keep_lease: bool = True) -> ImageRecord:
+    def _transition(
+        self,
+        pk: int,
+        run_key: str | None,
+        to: ImageStatus | None,
+        apply: Callable[[ImageRecord], None],
+        *,
+        attempts: Sequence[Attempt] = (),
+        settlements: Sequence[tuple[int, float]] = (),
+        extra: Callable[[Session], None] | None = None,
+        keep_lease: bool = True,
+    ) -> ImageRecord:
         """One transaction: lock row ``pk``, check the claim and the move, apply, record."""
         with self.db.write_session() as session:
             row = self._locked(session, pk)
@@ -593,8 +651,11 @@ def _files_writer(pk: int, stored: StoredImage | None) -> Callable[[Session], No
         for old in session.exec(select(RenditionRecord).where(RenditionRecord.image_pk == pk)):
             session.delete(old)
         for f in stored.files:
-            session.add(RenditionRecord(image_pk=pk, name=f.name, storage_key=f.storage_key, format=f.format,
-                                        width=f.width, height=f.height, bytes=f.bytes, checksum=f.checksum))
+            session.add(
+                RenditionRecord(
+                    image_pk=pk, name=f.name, storage_key=f.storage_key, format=f.format, width=f.width, height=f.height, bytes=f.bytes, checksum=f.checksum
+                )
+            )
 
     return write
 
@@ -617,8 +678,7 @@ def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
     new = _attempt_record(pk, attempt)
     existing = None
     if attempt.reservation_id is not None:
-        existing = session.exec(select(AttemptRecord).where(AttemptRecord.reservation_id == attempt.reservation_id,
-                                                            AttemptRecord.image_pk == pk)).first()
+        existing = session.exec(select(AttemptRecord).where(AttemptRecord.reservation_id == attempt.reservation_id, AttemptRecord.image_pk == pk)).first()
     if existing is None:
         session.add(new)
         return attempt.cost_usd
@@ -630,10 +690,19 @@ def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
 
 
 def _attempt_record(pk: int, attempt: Attempt) -> AttemptRecord:
-    return AttemptRecord(image_pk=pk, provider=attempt.provider, model=attempt.model, status=attempt.status,
-                         error_class=attempt.error_class, error=attempt.error, http_status=attempt.http_status,
-                         latency_s=attempt.latency_s, cost_usd=attempt.cost_usd,
-                         quota_remaining=attempt.quota_remaining, quota_limit=attempt.quota_limit,
-                         created_at=attempt.at or utcnow(), job_id=attempt.job_id,
-                         reservation_id=attempt.reservation_id)
-
+    return AttemptRecord(
+        image_pk=pk,
+        provider=attempt.provider,
+        model=attempt.model,
+        status=attempt.status,
+        error_class=attempt.error_class,
+        error=attempt.error,
+        http_status=attempt.http_status,
+        latency_s=attempt.latency_s,
+        cost_usd=attempt.cost_usd,
+        quota_remaining=attempt.quota_remaining,
+        quota_limit=attempt.quota_limit,
+        created_at=attempt.at or utcnow(),
+        job_id=attempt.job_id,
+        reservation_id=attempt.reservation_id,
+    )

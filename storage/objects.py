@@ -233,8 +233,9 @@ class S3Store(ObjectStore):
     S3Config. Every boto3 / botocore failure becomes StorageError.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, options: S3Config | None = None, client: Any = None,
-                 credentials: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, bucket: str, prefix: str = "", *, options: S3Config | None = None, client: Any = None, credentials: dict[str, str] | None = None
+    ) -> None:
         if not bucket:
             raise StorageError("an s3:// storage_url needs a bucket: s3://<bucket>[/<prefix>]")
         self.bucket = bucket
@@ -258,8 +259,7 @@ class S3Store(ObjectStore):
                 retries={"max_attempts": o.max_attempts, "mode": "standard"},
                 signature_version="s3v4",
             )
-            self._client = boto3.client("s3", endpoint_url=o.endpoint_url, region_name=o.region, config=config,
-                                        **self._credentials)
+            self._client = boto3.client("s3", endpoint_url=o.endpoint_url, region_name=o.region, config=config, **self._credentials)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -294,8 +294,7 @@ class S3Store(ObjectStore):
             raise StorageError(f"cannot read {self._where(key)}: {exc}") from exc
         metadata = dict(answer.get("Metadata", {}))
         checksum = metadata.pop("sha256", "")
-        return StoredObject(key, int(answer.get("ContentLength", 0)), checksum,
-                            answer.get("ContentType", "application/octet-stream"), metadata)
+        return StoredObject(key, int(answer.get("ContentLength", 0)), checksum, answer.get("ContentType", "application/octet-stream"), metadata)
 
     def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str] | None = None) -> StoredObject:
         from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore: heavy, only for an s3:// store
@@ -305,8 +304,7 @@ class S3Store(ObjectStore):
         if current is not None:
             if current.checksum == checksum:
                 return current
-            raise ObjectExistsError(f"{self._where(key)} already holds a different object "
-                                    f"(sha256 {current.checksum[:12] or 'unknown'})")
+            raise ObjectExistsError(f"{self._where(key)} already holds a different object (sha256 {current.checksum[:12] or 'unknown'})")
         meta = fit_metadata({**(metadata or {}), "sha256": checksum})
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": meta}
         if self.options.sse:
@@ -316,8 +314,7 @@ class S3Store(ObjectStore):
         if self.options.storage_class:
             extra["StorageClass"] = self.options.storage_class
         try:
-            self._call("write", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data,
-                       IfNoneMatch="*", **extra)
+            self._call("write", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **extra)
         except StorageError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
@@ -334,9 +331,14 @@ class S3Store(ObjectStore):
 
     def presigned_url(self, key: str, expires_s: int | None = None) -> str:
         """A presigned GET URL (SigV4) valid ``expires_s`` seconds (default ``presign_expires_s``)."""
-        return self._call("sign", key, self.client.generate_presigned_url, ClientMethod="get_object",
-                          Params={"Bucket": self.bucket, "Key": self._key(key)},
-                          ExpiresIn=expires_s or self.options.presign_expires_s)
+        return self._call(
+            "sign",
+            key,
+            self.client.generate_presigned_url,
+            ClientMethod="get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=expires_s or self.options.presign_expires_s,
+        )
 
     def url(self, key: str) -> str:
         return self.presigned_url(key)
@@ -367,5 +369,4 @@ def open_store(url: str, *, s3: S3Config | None = None, credentials: dict[str, s
         return LocalStore(Path(path))
     if parsed.scheme == "s3":
         return S3Store(parsed.netloc, unquote(parsed.path), options=s3, credentials=credentials)
-    raise StorageError(f"unsupported storage URL scheme {parsed.scheme!r} in storage_url {url!r} "
-                       "(supported: file://, s3://)")
+    raise StorageError(f"unsupported storage URL scheme {parsed.scheme!r} in storage_url {url!r} (supported: file://, s3://)")

@@ -13,8 +13,7 @@ from storage.db import Database, ImageRecord, ReservationRecord, utcnow
 from sqlalchemy.exc import IntegrityError
 
 
-def reserve_image(db: Database, category: str, for_date: date, *, channel: str | None = None,
-                  reserved_by: str | None = None) -> ReservationRecord | None:
+def reserve_image(db: Database, category: str, for_date: date, *, channel: str | None = None, reserved_by: str | None = None) -> ReservationRecord | None:
     """Reserve the best free published image (``done``, ``published_at`` set) of ``category`` (highest quality score,
     then the oldest) for ``for_date`` / ``channel``; None when none is free.
 
@@ -24,24 +23,33 @@ def reserve_image(db: Database, category: str, for_date: date, *, channel: str |
 
     for _ in range(5):
         with db.write_session() as session:
-            taken = select(ReservationRecord.active_image_pk).where(
-                ReservationRecord.active_image_pk.is_not(None))  # type: ignore[union-attr]
-            query = (select(ImageRecord)
-                     .where(ImageRecord.category == category, ImageRecord.status == ImageStatus.done.value,
-                            ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
-                            ImageRecord.is_placeholder == False,  # noqa: E712
-                            ImageRecord.id.not_in(taken))  # type: ignore[union-attr]
-                     .order_by(col(ImageRecord.quality_score).desc().nulls_last(), col(ImageRecord.created_at),
-                               col(ImageRecord.id))
-                     .limit(1))
+            taken = select(ReservationRecord.active_image_pk).where(ReservationRecord.active_image_pk.is_not(None))  # type: ignore[union-attr]
+            query = (
+                select(ImageRecord)
+                .where(
+                    ImageRecord.category == category,
+                    ImageRecord.status == ImageStatus.done.value,
+                    ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
+                    ImageRecord.is_placeholder == False,  # noqa: E712
+                    ImageRecord.id.not_in(taken),
+                )  # type: ignore[union-attr]
+                .order_by(col(ImageRecord.quality_score).desc().nulls_last(), col(ImageRecord.created_at), col(ImageRecord.id))
+                .limit(1)
+            )
             if not db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             image = session.exec(query).first()
             if image is None:
                 session.rollback()
                 return None
-            reservation = ReservationRecord(image_pk=image.id, active_image_pk=image.id, category=category,  # type: ignore[arg-type]
-                                            for_date=for_date, channel=channel, reserved_by=reserved_by)
+            reservation = ReservationRecord(
+                image_pk=image.id,
+                active_image_pk=image.id,
+                category=category,  # type: ignore[arg-type]
+                for_date=for_date,
+                channel=channel,
+                reserved_by=reserved_by,
+            )
             session.add(reservation)
             try:
                 session.commit()
@@ -68,8 +76,7 @@ def release_reservation(db: Database, reservation_id: int) -> ReservationRecord:
         return reservation
 
 
-def list_reservations(db: Database, *, since: date | None = None, until: date | None = None,
-                      active_only: bool = True) -> list[ReservationRecord]:
+def list_reservations(db: Database, *, since: date | None = None, until: date | None = None, active_only: bool = True) -> list[ReservationRecord]:
     """Reservations whose date is in ``since``..``until`` (both included), by date."""
     with db.session() as session:
         query = select(ReservationRecord)

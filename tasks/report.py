@@ -27,9 +27,15 @@ def write_report_task(rt: Runtime, until: date | None, days: int) -> dict[str, A
     folder = rt.settings.output_dir / "reports" / f"{first}_{last}"
     report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=rt.settings.budget.daily_usd)
     sheet = next(p for p in files if p.suffix == ".html")
-    summary = {"text": report.text(), "files": [str(p) for p in files], "images": len(report.images),
-               "cost_usd": round(report.total_cost, 4), "since": first, "last_day": last,
-               "sheet_url": sheet_link(rt.store, sheet, folder.name)}
+    summary = {
+        "text": report.text(),
+        "files": [str(p) for p in files],
+        "images": len(report.images),
+        "cost_usd": round(report.total_cost, 4),
+        "since": first,
+        "last_day": last,
+        "sheet_url": sheet_link(rt.store, sheet, folder.name),
+    }
     publish_report_artifacts(summary, report.rows())
     return summary
 
@@ -39,13 +45,11 @@ def send_report_task(rt: Runtime, summary: dict[str, Any]) -> bool:
     """Send the summary with the PNG charts attached to every Apprise URL; store that it was sent."""
     files = [Path(p) for p in summary["files"]]
     charts = [p for p in files if p.suffix == ".png"]
-    title = (f"content-pipeline weekly report {summary['since']} to {summary['last_day']}: {summary['images']} images, "
-             f"USD {summary['cost_usd']:.2f}")
+    title = f"content-pipeline weekly report {summary['since']} to {summary['last_day']}: {summary['images']} images, USD {summary['cost_usd']:.2f}"
     body = f"{summary['text']}\n\nCharts attached; contact sheet: {summary['sheet_url']}"
     urls = rt.secrets.apprise_url_list()
     delivered = send_apprise(urls, title, body, attachments=charts)
     if not urls:
         get_logger().warning("weekly report (no Apprise URL configured):\n%s", body)
-    queries.add_alert(rt.db, AlertRecord(rule="weekly-report", scope=str(summary["since"]), title=title, message=body,
-                                delivered=delivered))
+    queries.add_alert(rt.db, AlertRecord(rule="weekly-report", scope=str(summary["since"]), title=title, message=body, delivered=delivered))
     return delivered

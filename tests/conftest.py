@@ -56,8 +56,7 @@ def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
     """Write content-pipeline.yaml in ``tmp_path`` (output under tmp_path/output) and use it."""
 
     def make(**overrides: Any) -> Path:
-        data: dict[str, Any] = {"output_dir": "output", "templates_dir": str(PROJECT_ROOT / "templates"),
-                                "retry": {"backoff_s": 0.0}}
+        data: dict[str, Any] = {"output_dir": "output", "templates_dir": str(PROJECT_ROOT / "templates"), "retry": {"backoff_s": 0.0}}
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 data[key] = {**data[key], **value}
@@ -88,5 +87,4 @@ def sink() -> Iterator[HttpSink]:
 def a1111_config(url: str, **extra: Any) -> dict[str, Any]:
     """Config overrides for a chain automatic1111 -> placeholder aimed at ``url``. The timeout
     is generous (120 s): a loaded machine must not turn a loopback answer into a failure."""
-    return {"chain": ["automatic1111", "placeholder"],
-            "providers": {"automatic1111": {"enabled": True, "base_url": url, "timeout_s": 120, **extra}}}
+    return {"chain": ["automatic1111", "placeholder"], "providers": {"automatic1111": {"enabled": True, "base_url": url, "timeout_s": 120, **extra}}}

@@ -35,8 +35,7 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        missing(f"no PostgreSQL at {PG_ADMIN_URL} ({exc}): apt-get install postgresql and start it "
-                "(.ci/run installs and starts one)")
+        missing(f"no PostgreSQL at {PG_ADMIN_URL} ({exc}): apt-get install postgresql and start it (.ci/run installs and starts one)")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

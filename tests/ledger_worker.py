@@ -27,12 +27,25 @@ def main(run_date: str, count: int, size: int) -> int:
     assert settings.database_url and settings.storage_url
     db = Database(settings.database_url)
     budget = BudgetLedger(db, settings.budget, timezone=settings.timezone)
-    ledger = ImageLedger(db, lease_s=settings.pipeline.lease_s, max_attempts=settings.pipeline.max_attempts,
-                         settle=budget.settle_in, on_takeover=budget.close_for_claim)
+    ledger = ImageLedger(
+        db, lease_s=settings.pipeline.lease_s, max_attempts=settings.pipeline.max_attempts, settle=budget.settle_in, on_takeover=budget.close_for_claim
+    )
     day = date.fromisoformat(run_date)
-    planned = [PlannedImage(slot=ImageSlot("daily", day, "0600-food", i, "food"), template="pasta-dish", template_version=1,
-                            prompt=f"overhead photo of pesto linguine, plate {i}", negative_prompt="blurry", width=size,
-                            height=size, num_inference_steps=30, guidance_scale=7.5, seed=1000 + i) for i in range(count)]
+    planned = [
+        PlannedImage(
+            slot=ImageSlot("daily", day, "0600-food", i, "food"),
+            template="pasta-dish",
+            template_version=1,
+            prompt=f"overhead photo of pesto linguine, plate {i}",
+            negative_prompt="blurry",
+            width=size,
+            height=size,
+            num_inference_steps=30,
+            guidance_scale=7.5,
+            seed=1000 + i,
+        )
+        for i in range(count)
+    ]
     pks = [row.id for row in ledger.plan(planned)]
     run_key = f"worker-{uuid.uuid4().hex[:12]}"
     budget.expire_stale(settings.budget.reservation_timeout_s)

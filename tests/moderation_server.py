@@ -29,17 +29,27 @@ from tests.providers.servers.common import ProtocolServer, Reply, Request, retry
 
 KEY = "sk-moderation-test"
 MODELS = ("omni-moderation-latest", "omni-moderation-2024-09-26", "text-moderation-latest", "text-moderation-stable")
-CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-              "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
-              "violence/graphic")
+CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 #: the categories the omni models also score on images (https://platform.openai.com/docs/guides/moderation)
-IMAGE_CATEGORIES = ("self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "violence",
-                    "violence/graphic")
+IMAGE_CATEGORIES = ("self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "violence", "violence/graphic")
 
 
 def openai_error(status: int, message: str, code: str | None = None, param: str | None = None) -> Reply:
-    return Reply.json(status, {"error": {"message": message, "type": "invalid_request_error", "param": param,
-                                         "code": code}}, retry_after(status))
+    return Reply.json(status, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}, retry_after(status))
 
 
 def _image_ok(url: Any) -> bool:
@@ -70,8 +80,7 @@ def _parts(value: Any) -> tuple[list[str], int] | str:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str) and set(part) == {"type", "text"}:
             texts.append(part["text"])
-        elif kind == "image_url" and set(part) == {"type", "image_url"} and isinstance(part["image_url"], dict) \
-                and _image_ok(part["image_url"].get("url")):
+        elif kind == "image_url" and set(part) == {"type", "image_url"} and isinstance(part["image_url"], dict) and _image_ok(part["image_url"].get("url")):
             images += 1
         else:
             return "Invalid value for 'input': each part is a text or an image_url with a valid image"
@@ -128,8 +137,9 @@ class ModerationServer(ProtocolServer):
         parts = _parts(body["input"])
         assert not isinstance(parts, str)  # validated above
         texts, images = parts
-        return Reply.json(200, {"id": f"modr-{uuid.uuid4().hex[:24]}", "model": body.get("model", MODELS[0]),
-                                "results": [self.result(" ".join(texts).lower(), images)]})
+        return Reply.json(
+            200, {"id": f"modr-{uuid.uuid4().hex[:24]}", "model": body.get("model", MODELS[0]), "results": [self.result(" ".join(texts).lower(), images)]}
+        )
 
     def result(self, text: str, images: int) -> dict[str, Any]:
         flagged = {category for word, category in self.flag_words.items() if word in text}
@@ -139,6 +149,5 @@ class ModerationServer(ProtocolServer):
             "flagged": bool(flagged),
             "categories": {c: c in flagged for c in CATEGORIES},
             "category_scores": {c: 0.97 if c in flagged else 0.0012 for c in CATEGORIES},
-            "category_applied_input_types": {
-                c: ["text", "image"] if images and c in IMAGE_CATEGORIES else ["text"] for c in CATEGORIES},
+            "category_applied_input_types": {c: ["text", "image"] if images and c in IMAGE_CATEGORIES else ["text"] for c in CATEGORIES},
         }

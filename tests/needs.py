@@ -12,8 +12,7 @@ import pytest
 
 from tests.cdp import chromium_binary
 
-CHROMIUM_MISSING = ("chromium is not installed (needed for the browser tests): apt-get install chromium "
-                    "(.ci/run installs it)")
+CHROMIUM_MISSING = "chromium is not installed (needed for the browser tests): apt-get install chromium (.ci/run installs it)"
 
 
 def in_ci() -> bool:

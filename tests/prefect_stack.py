@@ -44,8 +44,9 @@ def postgres_available() -> str | None:
         with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
             return None
     except psycopg.Error as exc:
-        return (f"PostgreSQL at {PG_ADMIN_DSN} is not reachable ({exc}); start it with "
-                "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+        return (
+            f"PostgreSQL at {PG_ADMIN_DSN} is not reachable ({exc}); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
 
 
 def create_database(prefix: str) -> str:
@@ -77,8 +78,9 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str, log: Path | None = None,
-              process: subprocess.Popen[bytes] | None = None, every_s: float = 0.5) -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout_s: float, what: str, log: Path | None = None, process: subprocess.Popen[bytes] | None = None, every_s: float = 0.5
+) -> Any:
     """Poll ``check()`` until it returns something truthy; AssertionError with the log tail otherwise."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -100,8 +102,7 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT_ROOT) -> None:
         self.log = log
         self.handle = open(log, "wb")
-        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self, timeout_s: float = 15) -> None:
         if self.process.poll() is None:
@@ -116,10 +117,8 @@ class Proc:
 
 def base_env(prefect_home: Path, **extra: str) -> dict[str, str]:
     """The environment of a Prefect subprocess: private PREFECT_HOME, offline, no inherited config."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "CONTENT_PIPELINE_")) and k not in ("APPRISE_URLS", "AUTOMATIC1111_AUTH")}
-    env.update(PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CONTENT_PIPELINE_")) and k not in ("APPRISE_URLS", "AUTOMATIC1111_AUTH")}
+    env.update(PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 
@@ -136,17 +135,18 @@ class PrefectServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api"
-        env = base_env(home, PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
-                       PREFECT_SERVER_LOGGING_LEVEL="WARNING", PREFECT_UI_API_URL=self.api_url, **settings)
+        env = base_env(
+            home, PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url, PREFECT_SERVER_LOGGING_LEVEL="WARNING", PREFECT_UI_API_URL=self.api_url, **settings
+        )
         if auth_string:
             env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
         prefect = str(Path(sys.executable).with_name("prefect"))
-        self.proc = Proc([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)], env,
-                         home / "server.log")
+        self.proc = Proc([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)], env, home / "server.log")
 
     def wait_healthy(self, timeout_s: float = 240) -> None:
-        wait_for(lambda: httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200, timeout_s,
-                 "prefect server /api/health", self.proc.log, self.proc.process)
+        wait_for(
+            lambda: httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200, timeout_s, "prefect server /api/health", self.proc.log, self.proc.process
+        )
 
     @property
     def auth(self) -> tuple[str, str] | None:
@@ -171,8 +171,13 @@ def write_config(path: Path, output: Path, database: str, **extra: Any) -> Path:
     """Write a content-pipeline.yaml at ``path``: images under ``output``, the project's
     templates, the metrics database ``database`` on the test PostgreSQL, no retry
     backoff, then ``extra``; returns ``path``."""
-    data = {"output_dir": str(output), "templates_dir": str(PROJECT_ROOT / "templates"),
-            "database_url": pg_url(database, "psycopg"), "retry": {"backoff_s": 0.0}, **extra}
+    data = {
+        "output_dir": str(output),
+        "templates_dir": str(PROJECT_ROOT / "templates"),
+        "database_url": pg_url(database, "psycopg"),
+        "retry": {"backoff_s": 0.0},
+        **extra,
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -208,8 +213,9 @@ class ServedStack:
 
 
 @contextmanager
-def served_stack(workdir: Path, name: str, deployments: set[str], server_settings: dict[str, str] | None = None,
-                 auth_string: str | None = None, **config: Any) -> Iterator[ServedStack]:
+def served_stack(
+    workdir: Path, name: str, deployments: set[str], server_settings: dict[str, str] | None = None, auth_string: str | None = None, **config: Any
+) -> Iterator[ServedStack]:
     """``prefect server start`` (its own PREFECT_HOME under ``workdir``, its database on the
     test PostgreSQL) and ``content-pipeline serve`` against it, with the configuration
     ``workdir/<name>.yaml`` (``write_config``: a new metrics database, images under
@@ -229,12 +235,16 @@ def served_stack(workdir: Path, name: str, deployments: set[str], server_setting
         server.wait_healthy()
         output = workdir / f"{name}-output"
         path = write_config(workdir / f"{name}.yaml", output, metrics_db, **config)
-        env = base_env(home, **server.client_env(), PREFECT_RUNNER_POLL_FREQUENCY="1",
-                       CONTENT_PIPELINE_CONFIG=str(path))
+        env = base_env(home, **server.client_env(), PREFECT_RUNNER_POLL_FREQUENCY="1", CONTENT_PIPELINE_CONFIG=str(path))
         env.pop("PREFECT_LOGGING_LEVEL")  # `serve` as a person starts it: the CLI's defaults decide what is logged
         serve = Proc([sys.executable, "-m", "cli.main", "serve"], env, workdir / "serve.log")
-        wait_for(lambda: deployments <= deployment_names(server.api_url, server.auth), 180,
-                 "content-pipeline serve registering its deployments", serve.log, serve.process)
+        wait_for(
+            lambda: deployments <= deployment_names(server.api_url, server.auth),
+            180,
+            "content-pipeline serve registering its deployments",
+            serve.log,
+            serve.process,
+        )
         yield ServedStack(server, home, workdir, output, metrics_db, path, serve)
     finally:
         if serve is not None:

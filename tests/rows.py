@@ -18,8 +18,16 @@ def plan_row(db: Database, slot: ImageSlot, **fields: Any) -> ImageRecord:
     with db.write_session() as session:
         row = session.exec(select(ImageRecord).where(ImageRecord.idempotency_key == key)).first()
         if row is None:
-            row = ImageRecord(idempotency_key=key, image_id=key_digest(key), flow=slot.flow, run_date=slot.run_date,
-                              slot=slot.slot, slot_index=slot.index, category=slot.category, **fields)
+            row = ImageRecord(
+                idempotency_key=key,
+                image_id=key_digest(key),
+                flow=slot.flow,
+                run_date=slot.run_date,
+                slot=slot.slot,
+                slot_index=slot.index,
+                category=slot.category,
+                **fields,
+            )
             session.add(row)
             session.commit()
             session.refresh(row)

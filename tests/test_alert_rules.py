@@ -41,9 +41,11 @@ def attempts(rt: Runtime, *items: Attempt) -> None:
 
 
 def seed_provider_failures(rt: Runtime) -> None:
-    attempts(rt, Attempt("automatic1111", "sd15", "success", 1.0),
-             *[Attempt("automatic1111", "sd15", "failed", 0.5, error_class="transient", error="HTTP 500: CUDA out of memory",
-                       http_status=500) for _ in range(4)])
+    attempts(
+        rt,
+        Attempt("automatic1111", "sd15", "success", 1.0),
+        *[Attempt("automatic1111", "sd15", "failed", 0.5, error_class="transient", error="HTTP 500: CUDA out of memory", http_status=500) for _ in range(4)],
+    )
 
 
 def seed_images_failed(rt: Runtime) -> None:
@@ -67,8 +69,7 @@ def seed_budget_refused(rt: Runtime) -> None:
 
 
 def seed_slow(rt: Runtime) -> None:
-    attempts(rt, *[Attempt("automatic1111", "sd15", "success", s) for s in (2.0, 2.2, 1.8, 2.1, 1.9, 2.0)],
-             Attempt("automatic1111", "sd15", "success", 9.5))
+    attempts(rt, *[Attempt("automatic1111", "sd15", "success", s) for s in (2.0, 2.2, 1.8, 2.1, 1.9, 2.0)], Attempt("automatic1111", "sd15", "success", 9.5))
 
 
 def seed_quota_headers(rt: Runtime) -> None:
@@ -79,15 +80,19 @@ def seed_quota_headers(rt: Runtime) -> None:
 
 
 def seed_quota_402(rt: Runtime) -> None:
-    attempts(rt, Attempt("automatic1111", "sd15", "success", 1.0),
-             Attempt("automatic1111", "sd15", "failed", 0.2, error_class="auth_billing", error="HTTP 402: insufficient credit",
-                     http_status=402))
+    attempts(
+        rt,
+        Attempt("automatic1111", "sd15", "success", 1.0),
+        Attempt("automatic1111", "sd15", "failed", 0.2, error_class="auth_billing", error="HTTP 402: insufficient credit", http_status=402),
+    )
 
 
 def seed_auth_401(rt: Runtime) -> None:
-    attempts(rt, Attempt("automatic1111", "sd15", "success", 1.0),
-             Attempt("automatic1111", "sd15", "failed", 0.2, error_class="auth_billing", error="HTTP 401: invalid API key",
-                     http_status=401))
+    attempts(
+        rt,
+        Attempt("automatic1111", "sd15", "success", 1.0),
+        Attempt("automatic1111", "sd15", "failed", 0.2, error_class="auth_billing", error="HTTP 401: invalid API key", http_status=401),
+    )
 
 
 def seed_placeholder(rt: Runtime) -> None:
@@ -98,8 +103,11 @@ def seed_placeholder(rt: Runtime) -> None:
 
 RULES: dict[str, tuple[Callable[[Runtime], None], str, list[str]]] = {
     # rule-case: (seed, rule, fragments the message must hold: what happened, the numbers, what to do)
-    "consecutive-failures": (seed_provider_failures, "consecutive-failures",
-                             ["automatic1111 failed 4 times in a row", "CUDA out of memory", "threshold: more than 3", "What to do"]),
+    "consecutive-failures": (
+        seed_provider_failures,
+        "consecutive-failures",
+        ["automatic1111 failed 4 times in a row", "CUDA out of memory", "threshold: more than 3", "What to do"],
+    ),
     "images-failed": (seed_images_failed, "images-failed", ["the last 4 images failed", "HTTP 500", "What to do"]),
     "budget-80": (seed_budget_80, "budget-80", ["global daily budget at 85 %", "USD 0.85 of USD 1.00", "threshold 80 %", "What to do"]),
     "budget-100": (seed_budget_100, "budget-100", ["global daily budget at 100 %", "USD 1.00 of USD 1.00", "refused", "raise budget.daily_usd"]),
@@ -107,8 +115,11 @@ RULES: dict[str, tuple[Callable[[Runtime], None], str, list[str]]] = {
     "slow-provider": (seed_slow, "slow-provider", ["automatic1111 is 4.8x slower", "took 9.5 s", "median over the previous 6 calls is 2.0 s", "What to do"]),
     "quota-headers": (seed_quota_headers, "quota", ["4 of 100 calls left", "What to do"]),
     "quota-402": (seed_quota_402, "quota", ["402 Payment Required", "insufficient credit", "top up"]),
-    "provider-disabled": (seed_auth_401, "provider-disabled", ["automatic1111 refused our credentials (HTTP 401)",
-                                                            "invalid API key", "Check its API key and billing"]),
+    "provider-disabled": (
+        seed_auth_401,
+        "provider-disabled",
+        ["automatic1111 refused our credentials (HTTP 401)", "invalid API key", "Check its API key and billing"],
+    ),
     "placeholder-used": (seed_placeholder, "placeholder-used", ["1 of 2 images today are placeholders", "automatic1111: transient", "What to do"]),
 }
 
@@ -222,7 +233,9 @@ def test_failure_automation_and_its_alert_flow(make_config, sink: HttpSink, monk
     assert saved.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
     related = saved.trigger.match_related
     assert dict(related.root if hasattr(related, "root") else related[0].root) == {
-        "prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.content-pipeline"}
+        "prefect.resource.role": "tag",
+        "prefect.resource.id": "prefect.tag.content-pipeline",
+    }
     [action] = saved.actions
     assert action.deployment_id == deployment_id and action.parameters == {"flow_run_id": "{{ event.resource.id }}"}
 

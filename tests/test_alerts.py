@@ -21,15 +21,12 @@ def test_alert_after_four_consecutive_failures(make_config, sink: HttpSink, monk
     monkeypatch.setenv("APPRISE_URLS", f"json://127.0.0.1:{sink.url.rsplit(':', 1)[1]}/hooks/alerts")
     with A1111Server(default="500") as server:
         make_config(**a1111_config(server.url), retry={"max_retries": 0, "circuit_threshold": 10})
-        generate(template="sneaker", count=3, quality=Quality.standard, format=ImageFormat.square, batch="a",
-                 return_state=True)
+        generate(template="sneaker", count=3, quality=Quality.standard, format=ImageFormat.square, batch="a", return_state=True)
         assert streak_alerts(sink) == []  # 3 failures in a row: not yet "more than 3"
-        summary = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
-                                        batch="b", return_state=True))
+        summary = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="b", return_state=True))
         assert len(server.requests) == 4
     bodies = streak_alerts(sink)
-    assert [b["title"] for b in bodies] == ["content-pipeline: automatic1111 failed 4 times in a row",
-                                            "content-pipeline: the last 4 provider calls all failed"]
+    assert [b["title"] for b in bodies] == ["content-pipeline: automatic1111 failed 4 times in a row", "content-pipeline: the last 4 provider calls all failed"]
     assert "CUDA out of memory" in bodies[0]["message"] and "What to do" in bodies[0]["message"]
     assert bodies[0]["title"] in summary.alerts
     stored = [a for a in queries.alerts(get_runtime().db) if a.rule == "consecutive-failures"]

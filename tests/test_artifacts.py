@@ -39,16 +39,20 @@ class Img:
 
 
 def test_outcomes_in_words() -> None:
-    images = [Img("a", "done", cost_usd=0.05), Img("b", "done", cost_usd=0.05), Img("c", "done", placeholder=True),
-              Img("d", "done", placeholder=True), Img("e", "failed"), Img("f", "blocked"), Img("g", "skipped")]
-    assert [outcome_of(i) for i in images] == ["done", "done", "placeholder", "placeholder", "failed", "blocked",
-                                               "skipped"]
+    images = [
+        Img("a", "done", cost_usd=0.05),
+        Img("b", "done", cost_usd=0.05),
+        Img("c", "done", placeholder=True),
+        Img("d", "done", placeholder=True),
+        Img("e", "failed"),
+        Img("f", "blocked"),
+        Img("g", "skipped"),
+    ]
+    assert [outcome_of(i) for i in images] == ["done", "done", "placeholder", "placeholder", "failed", "blocked", "skipped"]
     assert summary_words(images) == "7 images: 2 done, 2 placeholders, 1 failed, 1 blocked, 1 skipped; USD 0.10"
-    assert summary_words([Img("a", "done", placeholder=True)]) == (
-        "1 image: 0 done, 1 placeholder, 0 failed, 0 blocked, 0 skipped; USD 0.00")
+    assert summary_words([Img("a", "done", placeholder=True)]) == ("1 image: 0 done, 1 placeholder, 0 failed, 0 blocked, 0 skipped; USD 0.00")
     # an upload left pending is neither done nor failed
-    assert count_outcomes([Img("a", "processed")]) == {"done": 0, "placeholder": 0, "failed": 0, "blocked": 0,
-                                                       "skipped": 0, "unfinished": 1}
+    assert count_outcomes([Img("a", "processed")]) == {"done": 0, "placeholder": 0, "failed": 0, "blocked": 0, "skipped": 0, "unfinished": 1}
 
 
 def test_review_decisions_are_outcomes_not_unfinished() -> None:
@@ -92,8 +96,7 @@ def test_budget_forced_placeholders_are_counted_as_placeholders(make_config) -> 
     from tests.servers import A1111Server
 
     with A1111Server() as server:
-        make_config(**a1111_config(server.url, cost_usd=0.05), budget={"daily_usd": 0.10}, dedup={"enabled": False},
-                    concurrency=1)
+        make_config(**a1111_config(server.url, cost_usd=0.05), budget={"daily_usd": 0.10}, dedup={"enabled": False}, concurrency=1)
         summary = flow_summary(generate(template="pasta-dish", count=6, batch="budget", return_state=True))
     assert summary.counts() == {"done": 2, "placeholder": 4, "failed": 0, "blocked": 0, "skipped": 0}
     artifact = Artifact.get("adhoc-run-summary")
@@ -116,8 +119,7 @@ def test_budget_forced_placeholders_are_counted_as_placeholders(make_config) -> 
 
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with S3Server() as server:
@@ -161,13 +163,22 @@ def test_local_gallery_leaves_thumbnails_out_past_its_size_cap(make_config, monk
             data = photo(320, 320, name)
             key = f"content/food/2026/11/x-{index}.thumb.png"
             rt.store.put(key, data, content_type="image/png")
-            row = ImageRecord(idempotency_key=f"k{index}", image_id=f"id{index:010d}", flow="adhoc", slot="s",
-                              run_date=date(2026, 11, 21),
-                              slot_index=index, category="food", status="done", storage_key=key)
+            row = ImageRecord(
+                idempotency_key=f"k{index}",
+                image_id=f"id{index:010d}",
+                flow="adhoc",
+                slot="s",
+                run_date=date(2026, 11, 21),
+                slot_index=index,
+                category="food",
+                status="done",
+                storage_key=key,
+            )
             session.add(row)
             session.flush()
-            session.add(RenditionRecord(image_pk=row.id, name="thumb", storage_key=key, format="png", width=320,
-                                        height=320, bytes=len(data), checksum=sha256_hex(data)))
+            session.add(
+                RenditionRecord(image_pk=row.id, name="thumb", storage_key=key, format="png", width=320, height=320, bytes=len(data), checksum=sha256_hex(data))
+            )
             images.append(Img(row.image_id, "done", storage_key=key))
         session.commit()
     full = gallery_markdown("adhoc", images, rt.store, rt.db)
@@ -190,8 +201,7 @@ def test_the_progress_artifact_is_updated_at_most_once_a_second_and_for_the_last
 
     updates: list[tuple[float, str]] = []
     monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", lambda **kwargs: uuid.uuid4())
-    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
-                        lambda artifact_id, progress, description: updates.append((progress, description)))
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact", lambda artifact_id, progress, description: updates.append((progress, description)))
     clock = [100.0]
     monkeypatch.setattr("reporting.artifacts.time.monotonic", lambda: clock[0])
     reporter = ProgressReporter("daily", 4)
@@ -210,8 +220,7 @@ def _not_found(*args: object, **kwargs: object) -> None:
     from prefect.exceptions import ObjectNotFound
 
     request = httpx.Request("PATCH", "http://127.0.0.1/api/artifacts/x")
-    raise ObjectNotFound(httpx.HTTPStatusError("404 Not Found", request=request,
-                                               response=httpx.Response(404, request=request)))
+    raise ObjectNotFound(httpx.HTTPStatusError("404 Not Found", request=request, response=httpx.Response(404, request=request)))
 
 
 def test_a_progress_artifact_the_api_lost_is_logged_once_and_the_run_goes_on(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -247,8 +256,7 @@ def test_a_progress_artifact_the_api_refuses_to_create_does_not_fail_the_run(mon
     from reporting.summary import ImageSummary
 
     monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", _not_found)
-    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
-                        lambda *a, **k: pytest.fail("updated an artifact that was never created"))
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact", lambda *a, **k: pytest.fail("updated an artifact that was never created"))
     with caplog.at_level("WARNING"):
         reporter = ProgressReporter("daily", 1)
         image = ImageSummary("abc", "0600-food#0", "t", "automatic1111", False, 0.01, 1.0, "done", "k.png", None)

@@ -22,8 +22,7 @@ def global_day(db: Database) -> BudgetPeriodRecord | None:
     from sqlmodel import select
 
     with db.session() as session:
-        return session.exec(select(BudgetPeriodRecord).where(BudgetPeriodRecord.scope == "global",
-                                                             BudgetPeriodRecord.period == "day")).first()
+        return session.exec(select(BudgetPeriodRecord).where(BudgetPeriodRecord.scope == "global", BudgetPeriodRecord.period == "day")).first()
 
 
 def test_race_16_threads_exactly_10_succeed(db_url: str) -> None:
@@ -81,8 +80,7 @@ def test_race_4_processes_exactly_10_succeed(db_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(4)
     results = ctx.Queue()
-    processes = [ctx.Process(target=reserve_in_process, args=(db_url, CAP, ESTIMATE, 4, barrier, results))
-                 for _ in range(4)]
+    processes = [ctx.Process(target=reserve_in_process, args=(db_url, CAP, ESTIMATE, 4, barrier, results)) for _ in range(4)]
     for process in processes:
         process.start()
     outcomes = [results.get(timeout=120) for _ in processes]
@@ -99,8 +97,7 @@ def test_race_4_processes_exactly_10_succeed(db_url: str) -> None:
 
 def test_settle_real_cost_release_and_caps(db_url: str) -> None:
     db = Database(db_url)
-    config = BudgetConfig(daily_usd=1.0, monthly_usd=1.5,
-                          providers={"stability": ProviderBudgetConfig(daily_usd=0.3)})
+    config = BudgetConfig(daily_usd=1.0, monthly_usd=1.5, providers={"stability": ProviderBudgetConfig(daily_usd=0.3)})
     ledger = BudgetLedger(db, config, timezone="Europe/Paris")
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     first = ledger.reserve("stability", 0.2, now=now)
@@ -143,7 +140,10 @@ def test_chain_falls_back_when_the_cap_would_be_crossed(make_config, a1111) -> N
     second = chain.generate(request, attempts.append)
     assert (first.provider, second.provider) == ("automatic1111", "placeholder")
     assert [(a.provider, a.status, a.error_class) for a in attempts] == [
-        ("automatic1111", "success", None), ("automatic1111", "skipped", "budget"), ("placeholder", "success", None)]
+        ("automatic1111", "success", None),
+        ("automatic1111", "skipped", "budget"),
+        ("placeholder", "success", None),
+    ]
     assert len(a1111.requests) == 1  # the refused call never reached the provider
     assert rt.budget.spent()[0] == pytest.approx(0.08)
     rt.end_run("budget-test")

@@ -30,8 +30,7 @@ def server() -> Iterator[ReplicateServer]:
         yield running  # type: ignore[misc]
 
 
-def test_a_settlement_above_its_reservation_is_capped_alerted_and_holds_paid_calls(server: ReplicateServer,
-                                                                                   db_url: str) -> None:
+def test_a_settlement_above_its_reservation_is_capped_alerted_and_holds_paid_calls(server: ReplicateServer, db_url: str) -> None:
     server.predict_time = 200.0
     db = Database(db_url)
     ledger = BudgetLedger(db, BudgetConfig(daily_usd=0.05, monthly_usd=1.0))

@@ -28,8 +28,7 @@ def setup(make_config, url: str, **extra):  # type: ignore[no-untyped-def]
     settings = load_settings(make_config(**a1111_config(url), **extra))
     db = Database(settings.database_url)
     sleeps: list[float] = []
-    chain = ProviderChain(build_providers(settings, settings_secrets()), retry=settings.retry,
-                          budget=BudgetLedger(db, settings.budget), sleep=sleeps.append)
+    chain = ProviderChain(build_providers(settings, settings_secrets()), retry=settings.retry, budget=BudgetLedger(db, settings.budget), sleep=sleeps.append)
     library = TemplateLibrary.load(ROOT)
     slots = [ImageSlot("daily", date(2026, 11, 21), "0600-products", i, "products") for i in range(4)]
     pks = record_planned(db, library, slots)

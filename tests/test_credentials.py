@@ -41,8 +41,7 @@ def _signed_set(tmp_path: Path, chain, provenance: Provenance):  # type: ignore[
 
 
 def test_every_format_is_signed_and_validates(tmp_path: Path, chain) -> None:  # type: ignore[no-untyped-def]
-    provenance = Provenance(image_id="abc123", prompt="a ceramic mug on a table", seed=7, provider="automatic1111",
-                            model="sdxl", template="ceramic-mug")
+    provenance = Provenance(image_id="abc123", prompt="a ceramic mug on a table", seed=7, provider="automatic1111", model="sdxl", template="ceramic-mug")
     files = _signed_set(tmp_path, chain, provenance)
     assert [f.format for f in files] == ["png", *FORMATS]
     for item in files:
@@ -88,8 +87,7 @@ def test_private_prompt_is_not_in_the_manifest(tmp_path: Path, chain) -> None:  
 
 
 def test_verify_command(tmp_path: Path, chain, make_config) -> None:  # type: ignore[no-untyped-def]
-    files = _signed_set(tmp_path, chain, Provenance(image_id="v1", prompt="a red [bold]sneaker[/bold]",
-                                                    provider="automatic1111", model="sdxl"))
+    files = _signed_set(tmp_path, chain, Provenance(image_id="v1", prompt="a red [bold]sneaker[/bold]", provider="automatic1111", model="sdxl"))
     make_config(c2pa={"trust_anchors": str(chain.root)})
     runner = CliRunner()
     web = next(f for f in files if f.format == "jpeg")
@@ -121,10 +119,12 @@ def test_pipeline_publishes_signed_files(prefect_server, make_config, tmp_path: 
     from wiring.runtime import get_runtime
 
     with A1111Server() as server:
-        make_config(**a1111_config(server.url),
-                    c2pa={"enabled": True, "certificate": str(chain.certificate), "private_key": str(chain.private_key)},
-                    renditions=[{"name": f"r-{fmt}", "width": 256, "height": 256, "format": fmt} for fmt in FORMATS],
-                    dedup={"enabled": False})
+        make_config(
+            **a1111_config(server.url),
+            c2pa={"enabled": True, "certificate": str(chain.certificate), "private_key": str(chain.private_key)},
+            renditions=[{"name": f"r-{fmt}", "width": 256, "height": 256, "format": fmt} for fmt in FORMATS],
+            dedup={"enabled": False},
+        )
         summary = generate(template="ceramic-mug", count=1, batch="c2pa")
     assert [i.status for i in summary.images] == ["done"]
     db = get_runtime().db

@@ -30,8 +30,7 @@ def _read(path: Path) -> tuple[str, list[str], dict[str, Any]]:
     with c2pa.Reader(MIME[path.suffix], io.BytesIO(path.read_bytes())) as reader:
         store = json.loads(reader.json())
         results = reader.get_validation_results() or {}
-        return (reader.get_validation_state() or "", [str(f.get("code")) for f in
-                                                       results.get("activeManifest", {}).get("failure", [])], store)
+        return (reader.get_validation_state() or "", [str(f.get("code")) for f in results.get("activeManifest", {}).get("failure", [])], store)
 
 
 def test_default_configuration_publishes_signed_marked_files(make_config: Any, tmp_path: Path) -> None:

@@ -23,8 +23,7 @@ from storage.ledger import (
 from storage.migrate import current_revisions, head_revisions
 from tests.rows import flow_summary, plan_row
 
-TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "reservations", "deliveries",
-          "alembic_version"}
+TABLES = {"images", "attempts", "renditions", "alerts", "budget_periods", "budget_ledger", "reservations", "deliveries", "alembic_version"}
 
 
 def test_migrations_create_every_table_and_match_the_models(db_url: str) -> None:
@@ -105,27 +104,49 @@ def test_audit_trail_every_generation_is_queryable(db_url: str) -> None:
     db = Database(db_url)
     slot = ImageSlot("daily", date(2026, 11, 21), "0600-food", 0, "food")
     ledger = ImageLedger(db)
-    plan = PlannedImage(slot=slot, trigger="schedule", template="pasta-dish", template_version=1,
-                        prompt="overhead food photography of pesto linguine", negative_prompt="blurry", width=1024,
-                        height=1024, num_inference_steps=30, guidance_scale=7.5, seed=7)
+    plan = PlannedImage(
+        slot=slot,
+        trigger="schedule",
+        template="pasta-dish",
+        template_version=1,
+        prompt="overhead food photography of pesto linguine",
+        negative_prompt="blurry",
+        width=1024,
+        height=1024,
+        num_inference_steps=30,
+        guidance_scale=7.5,
+        seed=7,
+    )
     [row] = ledger.plan([plan])
     assert ledger.plan([plan])[0].id == row.id  # the idempotency key: one row per slot
     assert ledger.claim(row.id, "run-1").state is ClaimState.claimed
     ledger.mark_generating(row.id, "run-1")
-    attempts = [Attempt("automatic1111", "sd15", "failed", 1.5, error_class="transient", error="HTTP 500", http_status=500),
-                Attempt("stability", "sd3", "success", 4.2, cost_usd=0.035, quota_remaining=90, quota_limit=100)]
-    image = GeneratedImage(provider="stability", model="sd3", seed=7, width=1024, height=1024, is_placeholder=False,
-                           seconds=4.2, spool_path="/spool/x.png", checksum="0" * 64)
+    attempts = [
+        Attempt("automatic1111", "sd15", "failed", 1.5, error_class="transient", error="HTTP 500", http_status=500),
+        Attempt("stability", "sd3", "success", 4.2, cost_usd=0.035, quota_remaining=90, quota_limit=100),
+    ]
+    image = GeneratedImage(
+        provider="stability", model="sd3", seed=7, width=1024, height=1024, is_placeholder=False, seconds=4.2, spool_path="/spool/x.png", checksum="0" * 64
+    )
     assert ledger.mark_generated(row.id, "run-1", image, attempts=attempts).cost_usd == pytest.approx(0.035)
     ledger.mark_done(row.id, "run-1")
     with pytest.raises(LeaseLostError):  # a done slot is nobody's: no transition moves it back
         ledger.mark_generating(row.id, "run-1")
     with db.session() as session:
         trail = session.exec(
-            select(ImageRecord.trigger, ImageRecord.prompt, AttemptRecord.provider, AttemptRecord.model,
-                   AttemptRecord.cost_usd, AttemptRecord.status, AttemptRecord.error, AttemptRecord.quota_remaining)
+            select(
+                ImageRecord.trigger,
+                ImageRecord.prompt,
+                AttemptRecord.provider,
+                AttemptRecord.model,
+                AttemptRecord.cost_usd,
+                AttemptRecord.status,
+                AttemptRecord.error,
+                AttemptRecord.quota_remaining,
+            )
             .join(AttemptRecord, AttemptRecord.image_pk == ImageRecord.id)
-            .where(ImageRecord.run_date == date(2026, 11, 21)).order_by(AttemptRecord.id)
+            .where(ImageRecord.run_date == date(2026, 11, 21))
+            .order_by(AttemptRecord.id)
         ).all()
     assert [tuple(t) for t in trail] == [
         ("schedule", "overhead food photography of pesto linguine", "automatic1111", "sd15", 0.0, "failed", "HTTP 500", None),
@@ -145,16 +166,40 @@ def test_concurrent_writers_never_fail(db_url: str) -> None:
         try:
             barrier.wait()
             for index in range(5):
-                [row] = ledger.plan([PlannedImage(slot=ImageSlot("daily", date(2026, 11, 21), f"w{worker}", index, "food"),
-                                                  template="t", template_version=1, prompt="p", negative_prompt="",
-                                                  width=512, height=512, num_inference_steps=30, guidance_scale=7.5,
-                                                  seed=index)])
+                [row] = ledger.plan(
+                    [
+                        PlannedImage(
+                            slot=ImageSlot("daily", date(2026, 11, 21), f"w{worker}", index, "food"),
+                            template="t",
+                            template_version=1,
+                            prompt="p",
+                            negative_prompt="",
+                            width=512,
+                            height=512,
+                            num_inference_steps=30,
+                            guidance_scale=7.5,
+                            seed=index,
+                        )
+                    ]
+                )
                 assert ledger.claim(row.id, f"run-{worker}").state is ClaimState.claimed
                 ledger.mark_generating(row.id, f"run-{worker}")
-                ledger.mark_generated(row.id, f"run-{worker}", GeneratedImage(
-                    provider="placeholder", model="p", seed=index, width=512, height=512, is_placeholder=True,
-                    seconds=0.01, spool_path="/spool/p.png", checksum="0" * 64),
-                    attempts=[Attempt("placeholder", "p", "success", 0.01)])
+                ledger.mark_generated(
+                    row.id,
+                    f"run-{worker}",
+                    GeneratedImage(
+                        provider="placeholder",
+                        model="p",
+                        seed=index,
+                        width=512,
+                        height=512,
+                        is_placeholder=True,
+                        seconds=0.01,
+                        spool_path="/spool/p.png",
+                        checksum="0" * 64,
+                    ),
+                    attempts=[Attempt("placeholder", "p", "success", 0.01)],
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -193,14 +238,12 @@ def test_flow_end_to_end_on_postgresql(postgres_url: str, make_config) -> None: 
 
     _empty_postgres(postgres_url)
     make_config(database_url=postgres_url, budget={"daily_usd": 2.0})
-    state = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg",
-                     return_state=True)
+    state = generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg", return_state=True)
     # offline defaults: placeholders stand in, so the run tells it did not make real content
     assert state.is_failed() and "2 of 2 images not done as real content: 2 placeholder" in (state.message or "")
     summary = flow_summary(state)
     assert [i.status for i in summary.images] == ["placeholder", "placeholder"]
-    again = flow_summary(generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square,
-                                  batch="pg", return_state=True))
+    again = flow_summary(generate(template="pasta-dish", count=2, quality=Quality.standard, format=ImageFormat.square, batch="pg", return_state=True))
     assert [i.image_id for i in again.images] == [i.image_id for i in summary.images]  # the same slots resumed
     from wiring.runtime import get_runtime
 

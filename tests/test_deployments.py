@@ -11,8 +11,7 @@ def test_serve_builds_scheduled_deployments(make_config) -> None:  # type: ignor
     settings = load_settings(make_config(timezone="Europe/Paris"))
     deployments = {d.name: d for d in build_deployments(settings)}
     assert set(deployments) == {"daily", "weekly", "adhoc", "weekly-report", "flow-failed-alert", "reserve"}
-    assert deployments["reserve"]._parameter_openapi_schema.properties["category"]["enum"] == ["architecture", "food",
-                                                                                               "landscapes", "products"]
+    assert deployments["reserve"]._parameter_openapi_schema.properties["category"]["enum"] == ["architecture", "food", "landscapes", "products"]
     report = deployments["weekly-report"].schedules[0].schedule
     assert (report.cron, report.timezone) == ("0 8 * * 1", "Europe/Paris")
     daily = deployments["daily"].schedules[0].schedule

@@ -34,8 +34,7 @@ def test_offline_defaults_pass_with_warnings(make_config, monkeypatch) -> None: 
 
 def test_each_broken_piece_is_named_with_its_fix(make_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     closed = free_port()
-    make_config(database_url=f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{closed}/nothing",
-                **a1111_config(f"http://127.0.0.1:{closed}"))
+    make_config(database_url=f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{closed}/nothing", **a1111_config(f"http://127.0.0.1:{closed}"))
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{closed}/api")
     monkeypatch.setenv("APPRISE_URLS", "json://127.0.0.1:9/hook notascheme://x")
     result = CliRunner().invoke(app, ["doctor", "--timeout", "1"])
@@ -56,12 +55,18 @@ def test_everything_reachable_is_ok(make_config, monkeypatch, a1111, prefect_ser
     try:
         monkeypatch.setenv("AUTOMATIC1111_AUTH", "user:pass")
         monkeypatch.setenv("APPRISE_URLS", "json://127.0.0.1:9/hook")
-        make_config(database_url=pg_url(database, "psycopg"), scale={"global_limits": True},
-                    **a1111_config(a1111.url))
+        make_config(database_url=pg_url(database, "psycopg"), scale={"global_limits": True}, **a1111_config(a1111.url))
         checks = _by_name(run_checks())
         assert {name: c.status for name, c in checks.items()} == {
-            "python": OK, "configuration": OK, "templates": OK, "prefect api": OK, "database": OK, "storage": OK,
-            "provider automatic1111": OK, "provider placeholder": OK, "apprise #1": OK,
+            "python": OK,
+            "configuration": OK,
+            "templates": OK,
+            "prefect api": OK,
+            "database": OK,
+            "storage": OK,
+            "provider automatic1111": OK,
+            "provider placeholder": OK,
+            "apprise #1": OK,
             "global limits": WARN,  # not created yet: the first run makes them
             "c2pa": WARN,  # the per-installation self-signed signer: untrusted
         }, checks

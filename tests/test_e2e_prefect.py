@@ -54,7 +54,8 @@ def adhoc_run(stack: ServedStack) -> Any:
         run = run_deployment(
             "generate/adhoc",
             parameters={"template": "pasta-dish", "count": 3, "quality": "hd", "format": "landscape", "batch": "e2e"},
-            timeout=240, poll_interval=1,
+            timeout=240,
+            poll_interval=1,
         )
     # offline defaults: placeholders stand in, so the run ends Failed and says why (automations fire)
     assert run.state is not None and run.state.is_failed(), f"{run.state}\n{tail(stack.serve.log)}"
@@ -71,9 +72,17 @@ def test_served_adhoc_deployment_runs_from_the_api_and_tells_its_story(stack: Se
     with stack.settings(), get_client(sync_client=True) as client:
         artifacts = {a.key: a for a in client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[adhoc_run.id])))}
         # logs reach the server in batches (every ~2 s), possibly after the run is Completed
-        logs = wait_for(lambda: (text := "\n".join(log.message for log in client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))).count(" placeholder: ") >= 3 and text,
-            30, "the ad-hoc run's logs")
+        logs = wait_for(
+            lambda: (
+                (text := "\n".join(log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[adhoc_run.id]))))).count(
+                    " placeholder: "
+                )
+                >= 3
+                and text
+            ),
+            30,
+            "the ad-hoc run's logs",
+        )
         deployment = client.read_deployment_by_name("generate/adhoc")
     assert adhoc_run.name == "generate-pasta-dish"
     assert {"adhoc-run-summary", "adhoc-progress", "adhoc-gallery"} <= set(artifacts)
@@ -163,9 +172,11 @@ def _shot(page: Any, name: str) -> Path:
     return target
 
 
-_LOADED = ("(() => {{ const imgs = [...document.querySelectorAll({selector!r})];"
-           " return imgs.length >= {count} && imgs.every(i => i.complete)"
-           " && imgs.map(i => i.naturalWidth); }})()")
+_LOADED = (
+    "(() => {{ const imgs = [...document.querySelectorAll({selector!r})];"
+    " return imgs.length >= {count} && imgs.every(i => i.complete)"
+    " && imgs.map(i => i.naturalWidth); }})()"
+)
 
 
 def _gallery_id(api_url: str, run_id: Any) -> Any:
@@ -174,8 +185,9 @@ def _gallery_id(api_url: str, run_id: Any) -> Any:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        [gallery] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["adhoc-gallery"])),
-                                          flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        [gallery] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["adhoc-gallery"])), flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
     return gallery.id
 
 
@@ -191,36 +203,35 @@ def test_prefect_ui_in_headless_chromium_shows_logs_and_every_thumbnail(stack: S
 
     with stack.settings(), get_client(sync_client=True) as client:
         adhoc_id = client.read_deployment_by_name("generate/adhoc").id
-    rows = [r for r in Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix="adhoc:")
-            if r.slot == "e2e-pasta-dish"]
+    rows = [r for r in Database(pg_url(stack.metrics_db, "psycopg")).images(key_prefix="adhoc:") if r.slot == "e2e-pasta-dish"]
     assert len(rows) == 3
     ui = stack.server.url
     with Browser() as page:
         page.goto(f"{ui}/deployments")
-        page.wait_for("document.body.innerText.includes('adhoc') && document.body.innerText.includes('weekly-report')",
-                      what="the deployments page")
+        page.wait_for("document.body.innerText.includes('adhoc') && document.body.innerText.includes('weekly-report')", what="the deployments page")
         _shot(page, "deployments")
 
         page.goto(f"{ui}/deployments/deployment/{adhoc_id}/run")
-        page.wait_for("['template', 'count', 'quality', 'format'].every(w => document.body.innerText.includes(w))",
-                      what="the run form")
+        page.wait_for("['template', 'count', 'quality', 'format'].every(w => document.body.innerText.includes(w))", what="the run form")
         _shot(page, "run-form")
 
         page.goto(f"{ui}/runs/flow-run/{adhoc_run.id}?tab=Logs")
         names = [f"slot e2e-pasta-dish#{r.slot_index} image {r.image_id}" for r in rows]
         logs = page.wait_for(
             f"(() => {{ const t = document.body.innerText; return {json.dumps(names)}.every(n => t.includes(n)) && t; }})()",
-            what="INFO lines naming every image in the Logs tab")
+            what="INFO lines naming every image in the Logs tab",
+        )
         assert "INFO" in logs
         for name in names:  # the start line (with the idempotency key), the outcome line, the progress line
             assert f"{name} (adhoc:" in logs and f"{name} progress: placeholder" in logs
             assert f"{name} placeholder: placeholder/" in logs or f"{name} done: " in logs
 
-        page.wait_for("(() => { const tab = [...document.querySelectorAll('body *')].find(e => e.children.length === 0"
-                      " && e.textContent.trim() === 'Artifacts'); if (tab) tab.click(); return !!tab; })()",
-                      what="the Artifacts tab of the run page")
-        page.wait_for("['adhoc-gallery', 'adhoc-run-summary'].every(k => document.body.innerText.includes(k))",
-                      what="the run's artifacts listed")
+        page.wait_for(
+            "(() => { const tab = [...document.querySelectorAll('body *')].find(e => e.children.length === 0"
+            " && e.textContent.trim() === 'Artifacts'); if (tab) tab.click(); return !!tab; })()",
+            what="the Artifacts tab of the run page",
+        )
+        page.wait_for("['adhoc-gallery', 'adhoc-run-summary'].every(k => document.body.innerText.includes(k))", what="the run's artifacts listed")
         _shot(page, "run-artifacts")
 
         page.goto(f"{ui}/artifacts/artifact/{_gallery_id(stack.server.api_url, adhoc_run.id)}")
@@ -242,17 +253,19 @@ def test_s3_gallery_thumbnails_load_in_the_prefect_ui(stack: ServedStack, monkey
         monkeypatch.setenv(name, value)
     with S3Server() as s3:
         s3.client().create_bucket(Bucket="ui-gallery")
-        config = write_config(stack.workdir / "s3.yaml", stack.workdir / "s3-output", stack.metrics_db,
-                               storage_url="s3://ui-gallery/studio", s3={"endpoint_url": s3.url})
+        config = write_config(
+            stack.workdir / "s3.yaml", stack.workdir / "s3-output", stack.metrics_db, storage_url="s3://ui-gallery/studio", s3={"endpoint_url": s3.url}
+        )
         env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_CONFIG=str(config), **creds)
-        script = ("from flows.adhoc import generate; "
-                  "state = generate(template='sneaker', count=2, batch='s3-ui', return_state=True); "
-                  "from reporting.summary import IncompleteRunError; "
-                  # offline placeholders: the run ends Failed with IncompleteRunError (exit codes tell the truth)
-                  "assert state.is_completed() or isinstance(state.result(raise_on_failure=False), IncompleteRunError), "
-                  "state; print('RUN', state.state_details.flow_run_id)")
-        done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                              text=True, timeout=300)
+        script = (
+            "from flows.adhoc import generate; "
+            "state = generate(template='sneaker', count=2, batch='s3-ui', return_state=True); "
+            "from reporting.summary import IncompleteRunError; "
+            # offline placeholders: the run ends Failed with IncompleteRunError (exit codes tell the truth)
+            "assert state.is_completed() or isinstance(state.result(raise_on_failure=False), IncompleteRunError), "
+            "state; print('RUN', state.state_details.flow_run_id)"
+        )
+        done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         run_id = done.stdout.split("RUN", 1)[1].split()[0]
         with Browser() as page:
@@ -289,10 +302,15 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
     pool = f"cp-pool-{uuid.uuid4().hex[:6]}"
     output = stack.workdir / "scale-output"
     a1111 = A1111Server(delay_s=0.2).__enter__()
-    config = write_config(stack.workdir / "scale.yaml", output, metrics_db,
-                           chain=["automatic1111", "placeholder"], dedup={"enabled": False},
-                           providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 120}},
-                           scale={"global_limits": True, "provider_limits": {"automatic1111": 1}})
+    config = write_config(
+        stack.workdir / "scale.yaml",
+        output,
+        metrics_db,
+        chain=["automatic1111", "placeholder"],
+        dedup={"enabled": False},
+        providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 120}},
+        scale={"global_limits": True, "provider_limits": {"automatic1111": 1}},
+    )
     workers: list[Proc] = []
     db = Database(pg_url(metrics_db, "psycopg"))
     try:
@@ -304,27 +322,35 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
             except Exception:  # none yet
                 pass
             daily_content.from_source(source=str(PROJECT_ROOT), entrypoint="flows/daily.py:daily_content").deploy(
-                name="daily-scale", work_pool_name=pool, build=False, push=False, print_next_steps=False,
+                name="daily-scale",
+                work_pool_name=pool,
+                build=False,
+                push=False,
+                print_next_steps=False,
                 job_variables={"env": {"CONTENT_PIPELINE_CONFIG": str(config)}},
             )
         for name in ("worker-a", "worker-b"):
-            env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1",
-                           CONTENT_PIPELINE_CONFIG=str(config))
+            env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1", CONTENT_PIPELINE_CONFIG=str(config))
             prefect = str(Path(sys.executable).with_name("prefect"))
-            workers.append(Proc([prefect, "worker", "start", "--pool", pool, "--limit", "1", "--name", name],
-                                env, stack.workdir / f"{name}.log"))
+            workers.append(Proc([prefect, "worker", "start", "--pool", pool, "--limit", "1", "--name", name], env, stack.workdir / f"{name}.log"))
         with stack.settings(), get_client(sync_client=True) as client:
             # both workers polling before anything is triggered (each sends a heartbeat when it starts)
-            wait_for(lambda: {w.name for w in client.read_workers_for_work_pool(pool)} >= {"worker-a", "worker-b"},
-                     120, "two workers polling the pool", workers[1].log)
+            wait_for(
+                lambda: {w.name for w in client.read_workers_for_work_pool(pool)} >= {"worker-a", "worker-b"},
+                120,
+                "two workers polling the pool",
+                workers[1].log,
+            )
         days = [date(2026, 11, 23), date(2026, 11, 24)]
         with stack.settings():
-            runs = [run_deployment("daily-content/daily-scale", parameters={"run_date": d.isoformat()}, timeout=0)
-                    for d in days]
+            runs = [run_deployment("daily-content/daily-scale", parameters={"run_date": d.isoformat()}, timeout=0) for d in days]
         with stack.settings(), get_client(sync_client=True) as client:
-            final = wait_for(lambda: (states := [client.read_flow_run(r.id) for r in runs])
-                             and all(s.state and s.state.is_final() for s in states) and states,
-                             300, "two daily runs on the workers", workers[0].log)
+            final = wait_for(
+                lambda: (states := [client.read_flow_run(r.id) for r in runs]) and all(s.state and s.state.is_final() for s in states) and states,
+                300,
+                "two daily runs on the workers",
+                workers[0].log,
+            )
             assert all(s.state.is_completed() for s in final), [(s.name, s.state) for s in final]
             limit = client.read_global_concurrency_limit_by_name("provider-automatic1111")
         assert limit.limit == 1
@@ -347,8 +373,9 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
             renditions = list(session.exec(select(RenditionRecord)))
         successes = [a for a in attempts if a.status == "success"]
         assert sorted(a.image_pk for a in successes) == sorted(r.id for r in rows)  # one generation per image
-        files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*")
-                       if p.is_file() and not p.name.endswith(".meta.json") and "spool" not in p.parts)
+        files = sorted(
+            p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file() and not p.name.endswith(".meta.json") and "spool" not in p.parts
+        )
         sidecars = [r.sidecar_key for r in rows]  # the provenance JSON next to each original
         assert files == sorted([r.storage_key for r in renditions] + sidecars) and len(files) == 16 * 4
 
@@ -359,13 +386,11 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
 
         # a date run again finds everything made: no new attempt, no new file
         with stack.settings():
-            again = run_deployment("daily-content/daily-scale", parameters={"run_date": days[0].isoformat()},
-                                   timeout=240, poll_interval=1)
+            again = run_deployment("daily-content/daily-scale", parameters={"run_date": days[0].isoformat()}, timeout=240, poll_interval=1)
         assert again.state.is_completed()
         with db.session() as session:
             assert len(list(session.exec(select(AttemptRecord)))) == len(attempts)
-        assert len([p for p in output.rglob("*") if p.is_file() and "spool" not in p.parts
-                    and not p.name.endswith(".meta.json")]) == 16 * 4
+        assert len([p for p in output.rglob("*") if p.is_file() and "spool" not in p.parts and not p.name.endswith(".meta.json")]) == 16 * 4
     finally:
         for worker in workers:
             worker.stop()
@@ -385,9 +410,14 @@ def test_prefect_yaml_deploys_to_the_process_pool(stack: ServedStack) -> None:
         client.create_work_pool(WorkPoolCreate(name="content-pipeline", type="process"))
     env = base_env(stack.home, PREFECT_API_URL=stack.server.api_url, CONTENT_PIPELINE_HOME=str(PROJECT_ROOT))
     prefect = str(Path(sys.executable).with_name("prefect"))
-    done = subprocess.run([prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml",
-                           "--name", "daily", "--name", "weekly", "--name", "adhoc"],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "daily", "--name", "weekly", "--name", "adhoc"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with stack.settings(), get_client(sync_client=True) as client:
         daily = client.read_deployment_by_name("daily-content/daily")

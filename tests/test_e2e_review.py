@@ -30,13 +30,18 @@ RUN_DATE = "2026-11-25"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStack]:
-    with A1111Server() as a1111, served_stack(
-        tmp_path_factory.mktemp("e2e-review"), "review", {"daily-content/daily", "reserve/reserve"},
-        chain=["automatic1111", "placeholder"],
-        providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 30}},
-        dedup={"enabled": False},  # the loopback server answers the same photo every time
-        publishing={"review": {"*": "required"}, "on_demand_template": {"architecture": "modern-villa"}},
-    ) as served:
+    with (
+        A1111Server() as a1111,
+        served_stack(
+            tmp_path_factory.mktemp("e2e-review"),
+            "review",
+            {"daily-content/daily", "reserve/reserve"},
+            chain=["automatic1111", "placeholder"],
+            providers={"automatic1111": {"enabled": True, "base_url": a1111.url, "timeout_s": 30}},
+            dedup={"enabled": False},  # the loopback server answers the same photo every time
+            publishing={"review": {"*": "required"}, "on_demand_template": {"architecture": "modern-villa"}},
+        ) as served,
+    ):
         yield served
 
 
@@ -51,8 +56,7 @@ def _suspended(stack: ServedStack, run_id: str, pause_key: str) -> dict[str, Any
         run = _flow_run(stack, run_id)
         state = run["state"] or {}
         if state.get("type") in ("FAILED", "CRASHED", "COMPLETED", "CANCELLED"):
-            raise AssertionError(f"the run ended {state.get('type')} before review: {state.get('message')}\n"
-                                 f"{tail(stack.serve.log, 60)}")
+            raise AssertionError(f"the run ended {state.get('type')} before review: {state.get('message')}\n{tail(stack.serve.log, 60)}")
         details = state.get("state_details") or {}
         if state.get("name") == "Suspended" and details.get("pause_key") == pause_key:
             return run
@@ -69,8 +73,7 @@ def _input(stack: ServedStack, run: dict[str, Any], which: str) -> Any:
 
 
 def _resume(stack: ServedStack, run_id: str, run_input: dict[str, Any]) -> None:
-    response = httpx.post(f"{stack.server.api_url}/flow_runs/{run_id}/resume", json={"run_input": run_input},
-                          timeout=30)
+    response = httpx.post(f"{stack.server.api_url}/flow_runs/{run_id}/resume", json={"run_input": run_input}, timeout=30)
     response.raise_for_status()
     assert response.json()["status"] == "ACCEPT", response.text
 
@@ -87,8 +90,7 @@ def _rows(stack: ServedStack) -> list[Any]:
 
 def _files(output: Path, top: str) -> list[str]:
     base = output / top
-    return sorted(p.relative_to(output).as_posix() for p in base.rglob("*")
-                  if p.is_file() and not p.name.endswith(".meta.json")) if base.exists() else []
+    return sorted(p.relative_to(output).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")) if base.exists() else []
 
 
 @pytest.mark.usefixtures("chromium")  # skipped naming how to get it; fails under CI=true
@@ -99,8 +101,7 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     from tests.cdp import Browser
 
     with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
-        run = run_deployment("daily-content/daily", parameters={"run_date": RUN_DATE,
-                                                                "categories": ["food", "products"]}, timeout=0)
+        run = run_deployment("daily-content/daily", parameters={"run_date": RUN_DATE, "categories": ["food", "products"]}, timeout=0)
     run_id = str(run.id)
     suspended = _suspended(stack, run_id, "review-round-1")
     rows = _rows(stack)
@@ -126,11 +127,12 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
             "(() => { const imgs = [...document.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/jpeg'));"
             " return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0)"
             " && [...document.querySelectorAll('select, [role=combobox], button, input')].length > 0"
-            " ? document.body.innerText : null })()", 60)
+            " ? document.body.innerText : null })()",
+            60,
+        )
         target = page.screenshot(shots / "prefect-ui-review-form.png")
         # the description scrolls inside the modal: a second picture with the thumbnails in view
-        page.evaluate("[...document.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/jpeg'))[1]"
-                      ".scrollIntoView({block: 'center'})")
+        page.evaluate("[...document.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/jpeg'))[1].scrollIntoView({block: 'center'})")
         thumbnails = page.screenshot(shots / "prefect-ui-review-thumbnails.png")
     assert "Resume Flow Run" in shown and "Reviewer" in shown
     assert all(row.image_id in shown for row in rows) and "regenerate" in shown
@@ -141,10 +143,15 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     # the decisions, posted as the form does: approve 2, reject 1, regenerate 1
     by_slot = sorted(rows, key=lambda r: (r.category, r.slot_index))
     approve, reject, regenerate = by_slot[:2], by_slot[2], by_slot[3]
-    decisions = {"reviewer": "e2e-reviewer", "note": "",
-                 **{f"image_{r.image_id}": "approve" for r in approve},
-                 f"image_{reject.image_id}": "reject", f"note_{reject.image_id}": "off-brand colours",
-                 f"image_{regenerate.image_id}": "regenerate", f"note_{regenerate.image_id}": "try another seed"}
+    decisions = {
+        "reviewer": "e2e-reviewer",
+        "note": "",
+        **{f"image_{r.image_id}": "approve" for r in approve},
+        f"image_{reject.image_id}": "reject",
+        f"note_{reject.image_id}": "off-brand colours",
+        f"image_{regenerate.image_id}": "regenerate",
+        f"note_{regenerate.image_id}": "try another seed",
+    }
     _resume(stack, run_id, decisions)
 
     second = _suspended(stack, run_id, "review-round-2")  # the new version waits for its own review
@@ -152,23 +159,26 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     [v2] = [r for r in rows.values() if r.version == 2]
     assert v2.previous_pk == regenerate.id and v2.status == "in_review" and v2.seed != regenerate.seed
     assert [rows[r.id].status for r in approve] == ["done", "done"] and all(rows[r.id].published_at for r in approve)
-    assert (rows[reject.id].status, rows[reject.id].review_note, rows[reject.id].reviewed_by) == (
-        "rejected", "off-brand colours", "e2e-reviewer")
+    assert (rows[reject.id].status, rows[reject.id].review_note, rows[reject.id].reviewed_by) == ("rejected", "off-brand colours", "e2e-reviewer")
     assert rows[regenerate.id].status == "rejected" and "try another seed" in (rows[regenerate.id].review_note or "")
     description = _input(stack, second, "description")
     assert v2.image_id in description and description.count("data:image/jpeg;base64,") == 1
     _resume(stack, run_id, {"reviewer": "e2e-reviewer", f"image_{v2.image_id}": "approve"})
 
-    final = wait_for(lambda: (r := _flow_run(stack, run_id))["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED")
-                     and r, 300, "the resumed run finishing", stack.serve.log, stack.serve.process)
+    final = wait_for(
+        lambda: (r := _flow_run(stack, run_id))["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") and r,
+        300,
+        "the resumed run finishing",
+        stack.serve.log,
+        stack.serve.process,
+    )
     assert final["state"]["type"] == "COMPLETED", f"{final['state']}\n{tail(stack.serve.log, 60)}"
     rows = {r.id: r for r in _rows(stack)}
     published = sorted(r.id for r in rows.values() if r.status == "done" and r.published_at)
     assert published == sorted([approve[0].id, approve[1].id, v2.id])  # exactly the approved, plus the new version
     assert all(rows[pk].storage_key.startswith("content/") for pk in published)
     content = _files(stack.output, "content")
-    published_files = {f for pk in published for f in _files(stack.output, "content")
-                       if rows[pk].image_id in f}
+    published_files = {f for pk in published for f in _files(stack.output, "content") if rows[pk].image_id in f}
     assert set(content) == published_files and len(content) == 3 * 4  # original, web, thumb, sidecar each
     rejected = _files(stack.output, "rejected")
     assert {reject.image_id, regenerate.image_id} == {r.image_id for r in rows.values() if r.status == "rejected"}
@@ -189,8 +199,7 @@ def test_reserve_deployment_called_through_the_api(stack: ServedStack) -> None:
     assert len(published) == 2
     parameters = {"category": "food", "for_date": "2026-12-03", "channel": "instagram"}
     with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
-        runs = [run_deployment("reserve/reserve", parameters=parameters, timeout=240, poll_interval=1)
-                for _ in range(3)]
+        runs = [run_deployment("reserve/reserve", parameters=parameters, timeout=240, poll_interval=1) for _ in range(3)]
     assert [r.state.type.value for r in runs] == ["COMPLETED", "COMPLETED", "FAILED"], [r.state for r in runs]
     assert "no free published image of category 'food' for 2026-12-03" in (runs[2].state.message or "")
     db = Database(pg_url(stack.metrics_db, "psycopg"))
@@ -199,8 +208,7 @@ def test_reserve_deployment_called_through_the_api(stack: ServedStack) -> None:
     finally:
         db.dispose()
     assert sorted(r.image_pk for r in reservations) == sorted(r.id for r in published)
-    assert {(r.for_date.isoformat(), r.channel, r.reserved_by) for r in reservations} == {
-        ("2026-12-03", "instagram", "prefect")}
+    assert {(r.for_date.isoformat(), r.channel, r.reserved_by) for r in reservations} == {("2026-12-03", "instagram", "prefect")}
 
 
 def test_reserve_with_nothing_free_requests_an_on_demand_generation(stack: ServedStack) -> None:
@@ -212,8 +220,7 @@ def test_reserve_with_nothing_free_requests_an_on_demand_generation(stack: Serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
-        run = run_deployment("reserve/reserve", parameters={"category": "architecture", "for_date": "2026-12-04"},
-                             timeout=240, poll_interval=1)
+        run = run_deployment("reserve/reserve", parameters={"category": "architecture", "for_date": "2026-12-04"}, timeout=240, poll_interval=1)
         assert run.state is not None and run.state.is_completed(), run.state
         with get_client(sync_client=True) as client:
             adhoc = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["adhoc"])))

@@ -20,8 +20,7 @@ RUN_DATE = date(2026, 11, 21)  # a Saturday
 
 
 def stored_files(output: Path) -> list[Path]:
-    return sorted(p for p in output.rglob("*") if p.is_file() and p.suffix != ".json" and "spool" not in p.parts
-                  and p.suffix in (".png", ".jpg", ".webp"))
+    return sorted(p for p in output.rglob("*") if p.is_file() and p.suffix != ".json" and "spool" not in p.parts and p.suffix in (".png", ".jpg", ".webp"))
 
 
 def snapshot(output: Path) -> dict[str, object]:
@@ -115,8 +114,7 @@ def test_adhoc_quality_and_format(make_config) -> None:  # type: ignore[no-untyp
     from flows.adhoc import generate
 
     make_config()
-    summary = flow_summary(generate(template="pasta-dish", count=2, quality=Quality.hd, format=ImageFormat.portrait,
-                                    batch="t1", return_state=True))
+    summary = flow_summary(generate(template="pasta-dish", count=2, quality=Quality.hd, format=ImageFormat.portrait, batch="t1", return_state=True))
     rows = get_runtime().db.images()
     assert len(rows) == 2 and all(r.template == "pasta-dish" for r in rows)
     assert all((r.width, r.height, r.num_inference_steps, r.guidance_scale) == (1024, 1792, 50, 8.5) for r in rows)

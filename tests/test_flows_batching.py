@@ -32,8 +32,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, P
     os.environ.pop("HF_HUB_OFFLINE", None)
 
 
-def test_daily_slot_variations_are_one_pipeline_call(make_config, tiny_model, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_daily_slot_variations_are_one_pipeline_call(
+    make_config,
+    tiny_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from flows.daily import daily_content
     from providers.diffusers_local import DiffusersProvider
 
@@ -50,11 +54,21 @@ def test_daily_slot_variations_are_one_pipeline_call(make_config, tiny_model, tm
     (templates / "products" / "tiny-mug.yaml").write_text(TEMPLATE)
     (templates / "schedules.yaml").write_text(SCHEDULES)
     make_config(
-        templates_dir=str(templates), chain=["diffusers", "placeholder"], dedup={"enabled": False},
-        providers={"placeholder": {"enabled": True},
-                   "diffusers": {"enabled": True, "device": "cpu", "model": "tiny", "local_files_only": True,
-                                 "max_batch_size": 4, "models": {"tiny": {"path": str(tiny_model["model"]),
-                                                                          "pipeline": "sd15"}}}})
+        templates_dir=str(templates),
+        chain=["diffusers", "placeholder"],
+        dedup={"enabled": False},
+        providers={
+            "placeholder": {"enabled": True},
+            "diffusers": {
+                "enabled": True,
+                "device": "cpu",
+                "model": "tiny",
+                "local_files_only": True,
+                "max_batch_size": 4,
+                "models": {"tiny": {"path": str(tiny_model["model"]), "pipeline": "sd15"}},
+            },
+        },
+    )
     summary = daily_content(run_date=date(2026, 11, 23))
     rows = get_runtime().db.images()
     assert calls == [("cpu", 4)]  # the slot's four images: one pipeline call

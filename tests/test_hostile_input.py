@@ -25,8 +25,13 @@ from domain.templates import TemplateLibrary, load_template
 from domain.yamlio import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-                 + [f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]) + "\n"
+BOMB = (
+    "\n".join(
+        ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        + [f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    )
+    + "\n"
+)
 
 
 def within(seconds: float, call: Callable[[], Any]) -> Any:
@@ -42,8 +47,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     """The CLI as a user runs it (the console script's code path)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CONTENT_PIPELINE_")}
     environment.update({"PYTHONPATH": str(PROJECT_ROOT), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180,
-                          env=environment, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180, env=environment, cwd=cwd)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -62,8 +66,7 @@ def library(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("where", ["template", "schedules", "config"])
 def test_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, library: Path, where: str) -> None:
-    target = {"template": library / "food" / "bomb.yaml", "schedules": library / "schedules.yaml",
-              "config": tmp_path / "content-pipeline.yaml"}[where]
+    target = {"template": library / "food" / "bomb.yaml", "schedules": library / "schedules.yaml", "config": tmp_path / "content-pipeline.yaml"}[where]
     target.write_text(BOMB)
     if where == "config":
         error = within(5, lambda: pytest.raises(ConfigError, load_settings, target))
@@ -101,17 +104,20 @@ def test_duplicate_keys_non_finite_numbers_and_bad_utf8(tmp_path: Path) -> None:
         load_template(latin1)
 
 
-@pytest.mark.parametrize(("prompt", "message"), [
-    ("soup {hot|{cold|warm}}", "nested wildcard at character 11"),
-    ("soup }hot|cold{", "'}' at character 6 closes no '{'"),
-    ("soup {hot|cold", "'{' at character 6 is never closed"),
-    ("soup {hot}", "has a single choice"),
-    ("soup {hot||cold}", "empty wildcard choice"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("soup {hot|{cold|warm}}", "nested wildcard at character 11"),
+        ("soup }hot|cold{", "'}' at character 6 closes no '{'"),
+        ("soup {hot|cold", "'{' at character 6 is never closed"),
+        ("soup {hot}", "has a single choice"),
+        ("soup {hot||cold}", "empty wildcard choice"),
+    ],
+)
 def test_wildcard_syntax_errors(tmp_path: Path, prompt: str, message: str) -> None:
     path = tmp_path / "food" / "w.yaml"
     path.parent.mkdir()
-    path.write_text(f"name: w\nprompt: \"{prompt}\"\n")
+    path.write_text(f'name: w\nprompt: "{prompt}"\n')
     with pytest.raises(TemplateError, match="w.yaml") as caught:
         load_template(path)
     assert message in str(caught.value) and len(str(caught.value).splitlines()) == 1
@@ -122,8 +128,7 @@ def test_lengths_are_capped_and_values_shortened(tmp_path: Path) -> None:
     path = tmp_path / "food" / "long.yaml"
     path.parent.mkdir()
     huge = "golden light " * 6000  # ~78 kB: past JPEG's XMP segment if it were embedded
-    path.write_text(yaml.safe_dump({"name": "long", "prompt": "a bowl of soup", "styles": [huge],
-                                    "negative_prompt": huge, "tags": ["x" * 100]}))
+    path.write_text(yaml.safe_dump({"name": "long", "prompt": "a bowl of soup", "styles": [huge], "negative_prompt": huge, "tags": ["x" * 100]}))
     with pytest.raises(TemplateError) as caught:
         within(5, lambda: load_template(path))
     text = str(caught.value)
@@ -132,12 +137,15 @@ def test_lengths_are_capped_and_values_shortened(tmp_path: Path) -> None:
     assert "(78000 characters)" in text and max(len(line) for line in text.splitlines()) < 400
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    ({"reference_image": "/etc/passwd"}, ":4: field 'reference_image' = '/etc/passwd': Value error, reference_image '/etc/passwd' must be"),
-    ({"reference_image": "ok.png", "mask": "../../secret.png"}, ":5: field 'mask' = '../../secret.png': Value error, mask "),
-    ({"tags": [f"t{i}" for i in range(5000)]}, ":5: field 'tags' = ['t0', 't1'"),
-    ({"mask": "m.png"}, ":1: field '(top level)': Value error, mask and strength need a reference_image"),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"reference_image": "/etc/passwd"}, ":4: field 'reference_image' = '/etc/passwd': Value error, reference_image '/etc/passwd' must be"),
+        ({"reference_image": "ok.png", "mask": "../../secret.png"}, ":5: field 'mask' = '../../secret.png': Value error, mask "),
+        ({"tags": [f"t{i}" for i in range(5000)]}, ":5: field 'tags' = ['t0', 't1'"),
+        ({"mask": "m.png"}, ":1: field '(top level)': Value error, mask and strength need a reference_image"),
+    ],
+)
 def test_each_problem_names_its_own_field(tmp_path: Path, fields: dict[str, Any], expected: str) -> None:
     """A field's own problem is reported at its line and name (never the whole mapping
     as '(top level)'), and a long list is counted in items."""
@@ -158,10 +166,14 @@ def test_environment_values_are_one_line(tmp_path: Path) -> None:
         ({"CONTENT_PIPELINE_BUDGET__DAILY_USD": "inf"}, "environment CONTENT_PIPELINE_BUDGET__DAILY_USD = 'inf': Input should be a finite number"),
         ({"CONTENT_PIPELINE_BUDGET": "{not json"}, "environment CONTENT_PIPELINE_BUDGET = '{not json': cannot be parsed"),
         ({"CONTENT_PIPELINE_TIMEZONE": "Mars/" + "x" * 100_000}, "environment CONTENT_PIPELINE_TIMEZONE = 'Mars/xxxx"),
-        ({"CONTENT_PIPELINE_STORAGE_URL": "ftp://files.example/x"},
-         "environment CONTENT_PIPELINE_STORAGE_URL = 'ftp://files.example/x': Value error, unsupported scheme 'ftp'"),
-        ({"CONTENT_PIPELINE_PUBLISHING__BACKUP_URL": "s3://"},
-         "environment CONTENT_PIPELINE_PUBLISHING__BACKUP_URL = 's3://': Value error, 's3://': an S3 URL names its bucket"),
+        (
+            {"CONTENT_PIPELINE_STORAGE_URL": "ftp://files.example/x"},
+            "environment CONTENT_PIPELINE_STORAGE_URL = 'ftp://files.example/x': Value error, unsupported scheme 'ftp'",
+        ),
+        (
+            {"CONTENT_PIPELINE_PUBLISHING__BACKUP_URL": "s3://"},
+            "environment CONTENT_PIPELINE_PUBLISHING__BACKUP_URL = 's3://': Value error, 's3://': an S3 URL names its bucket",
+        ),
         ({"PROMPT_ENCRYPTION_KEY": "short"}, "PROMPT_ENCRYPTION_KEY: not a Fernet key"),
     ]:
         result = cli("config", "show", env=env, cwd=tmp_path)
@@ -204,8 +216,11 @@ def test_rich_markup_in_errors_is_printed_as_it_is(tmp_path: Path, library: Path
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
-    result = cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
-                                 "CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path)}, cwd=tmp_path)
+    result = cli(
+        "history",
+        env={"CONTENT_PIPELINE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none", "CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path)},
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     line = one_line_error(result)
     assert line.startswith("error: database: ") and "127.0.0.1" in line and "port 1" in line
@@ -223,14 +238,14 @@ def test_locked_database_is_one_line(tmp_path: Path) -> None:
     holder.execute("CREATE TABLE held (x)")
     holder.execute("BEGIN EXCLUSIVE")  # another process holds the lock (SQLite busy timeout: 30 s)
     try:
-        result = within(SAID_AT_ONCE_S, lambda: cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": f"sqlite:///{path}"},
-                                                    cwd=tmp_path))
+        result = within(SAID_AT_ONCE_S, lambda: cli("history", env={"CONTENT_PIPELINE_DATABASE_URL": f"sqlite:///{path}"}, cwd=tmp_path))
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert result.returncode == 1
-    assert one_line_error(result) == (f"error: database {path} is locked by another program (waited {FAIL_FAST_S:g} s): "
-                                      "let it finish or stop it, then run again")
+    assert one_line_error(result) == (
+        f"error: database {path} is locked by another program (waited {FAIL_FAST_S:g} s): let it finish or stop it, then run again"
+    )
 
 
 @pytest.mark.parametrize("command", [["run", "daily", "--date", "2026-12-01"], ["review", "list"], ["db", "current"]])
@@ -266,9 +281,14 @@ def test_a_database_server_that_never_answers_is_one_line(tmp_path: Path) -> Non
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        result = within(SAID_AT_ONCE_S, lambda: cli("history", env={
-            "CONTENT_PIPELINE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/none",
-            "CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path)}, cwd=tmp_path))
+        result = within(
+            SAID_AT_ONCE_S,
+            lambda: cli(
+                "history",
+                env={"CONTENT_PIPELINE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/none", "CONTENT_PIPELINE_OUTPUT_DIR": str(tmp_path)},
+                cwd=tmp_path,
+            ),
+        )
     assert result.returncode == 1
     line = one_line_error(result)
     assert line.startswith("error: database: ") and "timeout" in line, line
@@ -294,8 +314,18 @@ def test_oversize_provenance_never_breaks_an_encoding(tmp_path: Path) -> None:
     for item in files:
         found = read_provenance(item.path)
         assert found["truncated"] == "prompt,negative_prompt" and len(found.get("prompt", "")) <= 4000
-    row = SimpleNamespace(idempotency_key="k", generated_at=None, num_inference_steps=30, guidance_scale=7.5,
-                          width=64, height=64, tags=[], quality_score=None, quality_metrics=None, phash=None)
+    row = SimpleNamespace(
+        idempotency_key="k",
+        generated_at=None,
+        num_inference_steps=30,
+        guidance_scale=7.5,
+        width=64,
+        height=64,
+        tags=[],
+        quality_score=None,
+        quality_metrics=None,
+        phash=None,
+    )
     assert prompt in sidecar(provenance, row=row, files=[]).decode()
 
 

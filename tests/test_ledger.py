@@ -28,20 +28,34 @@ DAY = date(2026, 11, 21)
 
 
 def planned(index: int, slot: str = "0600-food") -> PlannedImage:
-    return PlannedImage(slot=ImageSlot("daily", DAY, slot, index, "food"), template="pasta-dish", template_version=1,
-                        prompt="overhead photo of pesto linguine", negative_prompt="blurry", width=512, height=512,
-                        num_inference_steps=30, guidance_scale=7.5, seed=100 + index, tags=("food",))
+    return PlannedImage(
+        slot=ImageSlot("daily", DAY, slot, index, "food"),
+        template="pasta-dish",
+        template_version=1,
+        prompt="overhead photo of pesto linguine",
+        negative_prompt="blurry",
+        width=512,
+        height=512,
+        num_inference_steps=30,
+        guidance_scale=7.5,
+        seed=100 + index,
+        tags=("food",),
+    )
 
 
 def generated(path: str = "/spool/x.png") -> GeneratedImage:
-    return GeneratedImage(provider="automatic1111", model="sd15", seed=1, width=512, height=512, is_placeholder=False,
-                          seconds=0.5, spool_path=path, checksum="0" * 64)
+    return GeneratedImage(
+        provider="automatic1111", model="sd15", seed=1, width=512, height=512, is_placeholder=False, seconds=0.5, spool_path=path, checksum="0" * 64
+    )
 
 
 def expire(db: Database, pk: int) -> None:
     with db.write_session() as session:
-        session.execute(update(ImageRecord.__table__).where(ImageRecord.id == pk)  # type: ignore[attr-defined]
-                        .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            update(ImageRecord.__table__)
+            .where(ImageRecord.id == pk)  # type: ignore[attr-defined]
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
         session.commit()
 
 
@@ -68,8 +82,7 @@ def test_a_real_image_walks_the_whole_way_each_step_one_transition(db_url: str) 
     assert row.status == "generated" and row.cost_usd == pytest.approx(0.04) and len(db.attempts(row.id)) == 1
     processed = ProcessedImage(0.7, {"sharpness": 0.5}, "ab" * 8, ("food", "pasta"))
     ledger.mark_processed(row.id, "run-a", processed)
-    stored = StoredImage("content/food/x.png", "content/food/x.json",
-                         (StoredFile("original", "content/food/x.png", "png", 512, 512, 10, "1" * 64),))
+    stored = StoredImage("content/food/x.png", "content/food/x.json", (StoredFile("original", "content/food/x.png", "png", 512, 512, 10, "1" * 64),))
     row = ledger.mark_done(row.id, "run-a", stored)
     assert row.status == "done" and row.run_key is None and row.lease_expires_at is None
     assert row.tags == ["food", "pasta"] and [r.name for r in db.renditions(row.id)] == ["original"]

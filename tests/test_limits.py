@@ -22,9 +22,13 @@ def test_limits_are_created_kept_held_and_released(make_config, prefect_server) 
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.concurrency.sync import concurrency
 
-    settings = load_settings(make_config(chain=["automatic1111", "placeholder"],
-                                         providers={"automatic1111": {"enabled": True}},
-                                         scale={"global_limits": True, "provider_limits": {"placeholder": 2}}))
+    settings = load_settings(
+        make_config(
+            chain=["automatic1111", "placeholder"],
+            providers={"automatic1111": {"enabled": True}},
+            scale={"global_limits": True, "provider_limits": {"placeholder": 2}},
+        )
+    )
     with get_client(sync_client=True) as client:
         for name in ("provider-placeholder", "provider-automatic1111"):
             try:

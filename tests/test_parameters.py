@@ -30,8 +30,12 @@ def test_adhoc_schema_offers_the_templates_and_rejects_others(library: TemplateL
     assert schema["properties"]["template"]["enum"] == template_choices(library)
     assert "pasta-dish" in template_choices(library) and len(template_choices(library)) == 8
     jsonschema.validate({"template": "pasta-dish", "count": 50, "quality": "ultra-hd", "format": "portrait"}, schema)
-    for bad in ({"template": "nope"}, {"template": "pasta-dish", "count": 51}, {"template": "pasta-dish", "count": 0},
-                {"template": "pasta-dish", "format": "panorama"}):
+    for bad in (
+        {"template": "nope"},
+        {"template": "pasta-dish", "count": 51},
+        {"template": "pasta-dish", "count": 0},
+        {"template": "pasta-dish", "format": "panorama"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
 

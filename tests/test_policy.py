@@ -48,16 +48,32 @@ def test_normalisation_undoes_spelling_tricks() -> None:
         assert word in joined, word
 
 
-@pytest.mark.parametrize("age", ["16-year-old", "16 year old", "16yo", "16 y/o", "sixteen-year-old", "aged 16",
-                                 "age 12", "13th birthday", "seize ans", "dix-sept ans", "12 ans", "5th grader",
-                                 "fifth grade", "she is 12", "15 yrs old"])
+@pytest.mark.parametrize(
+    "age",
+    [
+        "16-year-old",
+        "16 year old",
+        "16yo",
+        "16 y/o",
+        "sixteen-year-old",
+        "aged 16",
+        "age 12",
+        "13th birthday",
+        "seize ans",
+        "dix-sept ans",
+        "12 ans",
+        "5th grader",
+        "fifth grade",
+        "she is 12",
+        "15 yrs old",
+    ],
+)
 def test_ages_written_any_way_meet_a_sexual_term(age: str) -> None:
     assert evaluate(f"photo of a girl, {age}, nude").rule == "sexualised-minors"
     assert evaluate(f"photo of a girl, {age}, reading a book").allowed
 
 
-@pytest.mark.parametrize("adult", ["18-year-old", "22 year old", "twenty-two year old", "vingt-deux ans",
-                                   "42 ans", "aged 30", "thirty five years old"])
+@pytest.mark.parametrize("adult", ["18-year-old", "22 year old", "twenty-two year old", "vingt-deux ans", "42 ans", "aged 30", "thirty five years old"])
 def test_adult_ages_are_not_minors(adult: str) -> None:
     assert evaluate(f"artistic nude portrait of a woman, {adult}").allowed
 
@@ -89,14 +105,35 @@ def test_a_100_kb_prompt_is_checked_quickly() -> None:
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize("text", [
-    "a" * 100_000, "1 " * 50_000, " " * 100_000, "\t\n " * 30_000, "e" + "\u0301" * 100_000,
-    "t\u0301e\u0308en " * 15_000, "\u200b" * 100_000, "n*de " * 20_000, "a*" * 50_000, "16 yo " * 16_000,
-    "12 ans " * 14_000, "my little friend " * 6_000, "photo of my " * 9_000, "une petite en " * 7_000,
-    "t e e n " * 12_000, "s.e.x." * 16_000, "1234567890" * 10_000, "young " * 16_000 + "girl",
-    "the girl " * 10_000 + "at my school", "(" * 50_000 + ")" * 50_000, "\U0001f600" * 50_000,
-    "hot " * 25_000, "abcdefghijklmnopqrstu " * 4_500, "10 years later " * 6_000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000,
+        "1 " * 50_000,
+        " " * 100_000,
+        "\t\n " * 30_000,
+        "e" + "\u0301" * 100_000,
+        "t\u0301e\u0308en " * 15_000,
+        "\u200b" * 100_000,
+        "n*de " * 20_000,
+        "a*" * 50_000,
+        "16 yo " * 16_000,
+        "12 ans " * 14_000,
+        "my little friend " * 6_000,
+        "photo of my " * 9_000,
+        "une petite en " * 7_000,
+        "t e e n " * 12_000,
+        "s.e.x." * 16_000,
+        "1234567890" * 10_000,
+        "young " * 16_000 + "girl",
+        "the girl " * 10_000 + "at my school",
+        "(" * 50_000 + ")" * 50_000,
+        "\U0001f600" * 50_000,
+        "hot " * 25_000,
+        "abcdefghijklmnopqrstu " * 4_500,
+        "10 years later " * 6_000,
+    ],
+)
 def test_pathological_input_returns(text: str) -> None:
     """Long and hostile input is checked without catastrophic backtracking (every step is linear)."""
     verdict = evaluate(text)
@@ -123,28 +160,51 @@ def test_red_team_rules() -> None:
     assert evaluate("kids eating hot dogs at a barbecue").allowed
 
 
-@pytest.mark.parametrize(("prompt", "private"), [
-    ("le jardin de ma voisine", False), ("la fille de mes voisins", True), ("une photo de ma voisine", True),
-    ("my neighbour's garden in spring", False), ("my neighbour's face", True), ("my son's teacher in a swimsuit", True),
-    ("a birthday card for my mom", False), ("une lettre à ma grand-mère", False), ("a drawing by my son", False),
-    ("a woman and her boyfriend walking on the beach", False), ("my ex-girlfriend Lisa in a bikini", True),
-    ("ma belle-sœur en bikini", True), ("a friend of mine in a bikini", True), ("une amie à moi en maillot", True),
-    ("the cashier at my local supermarket", True), ("la boulangère de mon quartier", True),
-    ("the woman who lives next door to me", True), ("My Neighbor Totoro poster", False),
-    ("my colleagues' office party decorations", False), ("mon chef-d'œuvre au fusain", False),
-])
+@pytest.mark.parametrize(
+    ("prompt", "private"),
+    [
+        ("le jardin de ma voisine", False),
+        ("la fille de mes voisins", True),
+        ("une photo de ma voisine", True),
+        ("my neighbour's garden in spring", False),
+        ("my neighbour's face", True),
+        ("my son's teacher in a swimsuit", True),
+        ("a birthday card for my mom", False),
+        ("une lettre à ma grand-mère", False),
+        ("a drawing by my son", False),
+        ("a woman and her boyfriend walking on the beach", False),
+        ("my ex-girlfriend Lisa in a bikini", True),
+        ("ma belle-sœur en bikini", True),
+        ("a friend of mine in a bikini", True),
+        ("une amie à moi en maillot", True),
+        ("the cashier at my local supermarket", True),
+        ("la boulangère de mon quartier", True),
+        ("the woman who lives next door to me", True),
+        ("My Neighbor Totoro poster", False),
+        ("my colleagues' office party decorations", False),
+        ("mon chef-d'œuvre au fusain", False),
+    ],
+)
 def test_real_private_person(prompt: str, private: bool) -> None:
     verdict = evaluate(prompt)
     # issue #20: with a sexual term the rule is intimate-real-person
     assert (verdict.rule in ("real-private-person", "intimate-real-person")) is private, verdict.reason
 
 
-@pytest.mark.parametrize(("prompt", "allowed"), [
-    ("a little girl in a bikini building a sandcastle", False), ("kids' underwear packaging design", True),
-    ("une fillette en maillot de bain à la piscine", True), ("a teen in the shower", False),
-    ("un bébé dans son bain", True), ("breastfeeding awareness poster", True), ("a mother breastfeeding her baby", True),
-    ("nude sculpture in a museum, marble", True), ("a portrait of my late father", False),
-])
+@pytest.mark.parametrize(
+    ("prompt", "allowed"),
+    [
+        ("a little girl in a bikini building a sandcastle", False),
+        ("kids' underwear packaging design", True),
+        ("une fillette en maillot de bain à la piscine", True),
+        ("a teen in the shower", False),
+        ("un bébé dans son bain", True),
+        ("breastfeeding awareness poster", True),
+        ("a mother breastfeeding her baby", True),
+        ("nude sculpture in a museum, marble", True),
+        ("a portrait of my late father", False),
+    ],
+)
 def test_documented_decisions(prompt: str, allowed: bool) -> None:
     """The ambiguous cases the module docstring decides."""
     assert evaluate(prompt).allowed is allowed
@@ -167,9 +227,14 @@ def test_policy_check_command(make_config) -> None:  # type: ignore[no-untyped-d
 def test_policy_check_as_a_subprocess(tmp_path: Path) -> None:
     """The command as a user runs it, one process per prompt: verdict line and exit code."""
     for prompt, code in [("sixteen year old boy, naked", 1), ("minor league baseball at dusk", 0)]:
-        result = subprocess.run([sys.executable, "-m", "cli.main", "policy", "check", prompt], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120,
-                                env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.main", "policy", "check", prompt],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
         assert result.returncode == code, result.stderr
         assert result.stdout.startswith("refused: rule sexualised-minors" if code else "allowed:")
         assert "Traceback" not in result.stderr
@@ -185,8 +250,7 @@ def _library_with(tmp_path: Path, template: str) -> Path:
 
 
 def test_templates_validate_checks_every_expansion(tmp_path: Path, make_config) -> None:  # type: ignore[no-untyped-def]
-    folder = _library_with(tmp_path, 'name: risky\nprompt: "portrait of {a fisherman|a teenager} at the harbour"\n'
-                                     'styles: ["charcoal drawing", "nude study"]\n')
+    folder = _library_with(tmp_path, 'name: risky\nprompt: "portrait of {a fisherman|a teenager} at the harbour"\nstyles: ["charcoal drawing", "nude study"]\n')
     make_config(templates_dir=str(folder))
     result = CliRunner().invoke(app, ["templates", "validate"])
     assert result.exit_code == 2
@@ -195,13 +259,14 @@ def test_templates_validate_checks_every_expansion(tmp_path: Path, make_config) 
 
 
 def test_templates_validate_never_quotes_a_private_prompt(tmp_path: Path, make_config) -> None:  # type: ignore[no-untyped-def]
-    folder = _library_with(tmp_path, 'name: risky\nprompt: "portrait of {a fisherman|a teenager} at the harbour"\n'
-                                     'styles: ["charcoal drawing", "nude study"]\nembed_prompt: false\n')
+    folder = _library_with(
+        tmp_path,
+        'name: risky\nprompt: "portrait of {a fisherman|a teenager} at the harbour"\nstyles: ["charcoal drawing", "nude study"]\nembed_prompt: false\n',
+    )
     make_config(templates_dir=str(folder))
     result = CliRunner().invoke(app, ["templates", "validate"])
     assert result.exit_code == 2
-    assert "risky.yaml: prompt expands to a private prompt, refused by the content policy (sexualised minors)" \
-        in result.output.replace("\n", " ")
+    assert "risky.yaml: prompt expands to a private prompt, refused by the content policy (sexualised minors)" in result.output.replace("\n", " ")
     assert "harbour" not in result.output and "teenager" not in result.output
 
 
@@ -210,8 +275,7 @@ def test_a_refused_wildcard_variation_is_blocked_alone_without_a_provider_call(p
     from wiring.runtime import get_runtime
     from tests.conftest import a1111_config
 
-    folder = _library_with(tmp_path, 'name: risky\nprompt: "{a fisherman|a schoolgirl|an old sailor} posing nude, '
-                                     'charcoal drawing"\nstyles: ["soft light"]\n')
+    folder = _library_with(tmp_path, 'name: risky\nprompt: "{a fisherman|a schoolgirl|an old sailor} posing nude, charcoal drawing"\nstyles: ["soft light"]\n')
     with A1111Server() as server:
         make_config(templates_dir=str(folder), dedup={"enabled": False}, **a1111_config(server.url))
         summary = flow_summary(generate(template="risky", count=8, batch="wild", return_state=True))
@@ -233,8 +297,7 @@ def test_a_template_with_too_many_expansions_is_checked_as_a_whole(tmp_path: Pat
     from policy.templates import policy_problems
 
     choices = "|".join(f"colour {i}" for i in range(40))
-    folder = _library_with(tmp_path, f'name: risky\nprompt: "{{{choices}}} {{{choices}}} mug for {{adults|a teen}}"\n'
-                                     'styles: ["studio", "nude study"]\n')
+    folder = _library_with(tmp_path, f'name: risky\nprompt: "{{{choices}}} {{{choices}}} mug for {{adults|a teen}}"\nstyles: ["studio", "nude study"]\n')
     library, problems = TemplateLibrary.validate(folder)
     assert problems == []
     started = time.monotonic()

@@ -101,8 +101,7 @@ def test_configurable_categories_switch_off_take_terms_and_allow_phrases() -> No
 
 
 def test_policy_config_carries_the_rules() -> None:
-    config = PolicyConfig.model_validate({"rules": {"self_harm": {"enabled": False},
-                                                    "moderation": {"enabled": True, "fail_closed": False}}})
+    config = PolicyConfig.model_validate({"rules": {"self_harm": {"enabled": False}, "moderation": {"enabled": True, "fail_closed": False}}})
     assert config.rules.self_harm.enabled is False and config.rules.moderation.fail_closed is False
     assert PolicyConfig().rules == PolicyRules()
     with pytest.raises(ValueError):
@@ -132,8 +131,7 @@ def test_judge_reads_the_negative_prompt_adapters_model_and_reference_image() ->
 # ---------------------------------------------------------------------------------------
 # Layer 2: OpenAI's moderation endpoint
 def _policy(server: ModerationServer, **moderation: object) -> PolicyConfig:
-    return PolicyConfig.model_validate({"rules": {"moderation": {
-        "enabled": True, "base_url": server.url + "/v1", "timeout_s": 1.0, **moderation}}})
+    return PolicyConfig.model_validate({"rules": {"moderation": {"enabled": True, "base_url": server.url + "/v1", "timeout_s": 1.0, **moderation}}})
 
 
 ENV = {"OPENAI_API_KEY": KEY}
@@ -143,13 +141,11 @@ def test_moderation_flagged_is_refused_naming_the_layer() -> None:
     with ModerationServer() as server:
         server.flag_words = {"punch him": "violence"}
         decision = judge(RequestParts("two men, one about to punch him"), None, _policy(server), env=ENV)
-        assert decision == Decision(False, "moderation-flagged", "moderation", "flagged by the moderation layer: violence",
-                                    moderation_categories=("violence",))
+        assert decision == Decision(False, "moderation-flagged", "moderation", "flagged by the moderation layer: violence", moderation_categories=("violence",))
         sent = server.requests[-1]
         assert sent.method == "POST" and sent.path == "/v1/moderations"
         assert sent.json() == {"model": "omni-moderation-latest", "input": "two men, one about to punch him"}
-        assert judge(RequestParts("a quiet lake"), None, _policy(server), env=ENV) == Decision(
-            True, notes=("moderation: not flagged",))
+        assert judge(RequestParts("a quiet lake"), None, _policy(server), env=ENV) == Decision(True, notes=("moderation: not flagged",))
 
 
 def test_moderation_gets_the_reference_image_and_the_categories_setting() -> None:
@@ -196,13 +192,14 @@ def test_the_loopback_server_refuses_what_the_service_refuses() -> None:
         client = OpenAIModeration(KEY, base_url=server.url + "/v1", model="text-moderation-latest")
         import httpx
 
-        bad = httpx.post(server.url + "/v1/moderations", json={"input": "x", "modle": "omni-moderation-latest"},
-                         headers={"Authorization": f"Bearer {KEY}"})
+        bad = httpx.post(server.url + "/v1/moderations", json={"input": "x", "modle": "omni-moderation-latest"}, headers={"Authorization": f"Bearer {KEY}"})
         assert bad.status_code == 400 and "Unrecognized request argument" in bad.json()["error"]["message"]
-        text_model_with_image = httpx.post(server.url + "/v1/moderations", json=client.payload("x", photo(8, 8)),
-                                           headers={"Authorization": f"Bearer {KEY}"})
+        text_model_with_image = httpx.post(server.url + "/v1/moderations", json=client.payload("x", photo(8, 8)), headers={"Authorization": f"Bearer {KEY}"})
         assert text_model_with_image.status_code == 400
-        ok = httpx.post(server.url + "/v1/moderations", content=json.dumps({"input": ["a", "b"]}),
-                        headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
+        ok = httpx.post(
+            server.url + "/v1/moderations",
+            content=json.dumps({"input": ["a", "b"]}),
+            headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"},
+        )
         result = ok.json()["results"][0]
         assert ok.status_code == 200 and result["flagged"] is False and len(result["category_scores"]) == 13

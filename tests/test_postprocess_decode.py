@@ -123,17 +123,27 @@ def _s15(value: float) -> bytes:
     return struct.pack(">i", round(value * 65536))
 
 
-def rgb_profile(red: tuple[float, float, float], green: tuple[float, float, float], blue: tuple[float, float, float],
-                gamma: float = 2.2, description: str = "Swapped RGB") -> bytes:
+def rgb_profile(
+    red: tuple[float, float, float], green: tuple[float, float, float], blue: tuple[float, float, float], gamma: float = 2.2, description: str = "Swapped RGB"
+) -> bytes:
     """A minimal ICC v2 matrix/TRC display profile (ICC.1:2001-04 §6)."""
+
     def xyz(v: tuple[float, float, float]) -> bytes:
         return b"XYZ " + b"\0" * 4 + b"".join(_s15(c) for c in v)
 
     text = description.encode() + b"\0"
     desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0\0\0" + b"\0" * 67
     curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
-    tags = [(b"desc", desc), (b"wtpt", xyz((0.9642, 1.0, 0.8249))), (b"rXYZ", xyz(red)), (b"gXYZ", xyz(green)),
-            (b"bXYZ", xyz(blue)), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", xyz((0.9642, 1.0, 0.8249))),
+        (b"rXYZ", xyz(red)),
+        (b"gXYZ", xyz(green)),
+        (b"bXYZ", xyz(blue)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for sig, data in tags:
@@ -141,8 +151,19 @@ def rgb_profile(red: tuple[float, float, float], green: tuple[float, float, floa
         table += sig + struct.pack(">II", offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + b"\0" * 12
-              + b"acsp" + b"\0" * 24 + b"\0" * 4 + _s15(0.9642) + _s15(1.0) + _s15(0.8249))
+    header = (
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 24
+        + b"\0" * 4
+        + _s15(0.9642)
+        + _s15(1.0)
+        + _s15(0.8249)
+    )
     header += b"\0" * (128 - len(header))
     return header + struct.pack(">I", len(tags)) + table + body
 

@@ -50,13 +50,22 @@ def test_bad_images_are_recorded_as_failed_and_the_rest_published(make_config, t
             path = spool / f"{row.image_id}.png"
             path.write_bytes(data)
             # as if a provider's answer had been spooled: a resumed run takes it from here
-            set_row(rt.db, pk, ImageStatus.generated, spool_path=str(path), checksum=hashlib.sha256(data).hexdigest(),
-                          provider="automatic1111", model="test", width=1024, height=1024, seed=row.seed)
+            set_row(
+                rt.db,
+                pk,
+                ImageStatus.generated,
+                spool_path=str(path),
+                checksum=hashlib.sha256(data).hexdigest(),
+                provider="automatic1111",
+                model="test",
+                width=1024,
+                height=1024,
+                seed=row.seed,
+            )
             corrupted[pk] = case
         summary = flow_summary(daily_content(run_date=RUN_DATE, return_state=True))
     assert len(summary.images) == 8
-    expected = {"bomb": "decompression bomb", "truncated": "truncated or damaged", "empty": "0 bytes",
-                "html": "not an image in an allowed format"}
+    expected = {"bomb": "decompression bomb", "truncated": "truncated or damaged", "empty": "0 bytes", "html": "not an image in an allowed format"}
     for pk, case in corrupted.items():
         row = rt.db.get(pk)
         assert row.status == "failed", (case, row.status)
@@ -85,11 +94,9 @@ def test_bad_images_are_recorded_as_failed_and_the_rest_published(make_config, t
             assert found["prompt"] == row.prompt and found["seed"] == str(row.seed), name
             assert found["digital_source_type"] == DIGITAL_SOURCE_TYPE
     # a re-run changes nothing: same files, same rows
-    before = sorted((p.name, p.stat().st_size) for p in output.rglob("*")
-                    if p.is_file() and "spool" not in p.parts and ".db" not in p.name)
+    before = sorted((p.name, p.stat().st_size) for p in output.rglob("*") if p.is_file() and "spool" not in p.parts and ".db" not in p.name)
     daily_content(run_date=RUN_DATE, return_state=True)  # the corrupt outputs are rejections: not retried
-    after = sorted((p.name, p.stat().st_size) for p in output.rglob("*")
-                   if p.is_file() and "spool" not in p.parts and ".db" not in p.name)
+    after = sorted((p.name, p.stat().st_size) for p in output.rglob("*") if p.is_file() and "spool" not in p.parts and ".db" not in p.name)
     assert before == after
 
 
@@ -97,8 +104,7 @@ def test_image_safety_classifier_blocks_and_never_uploads(make_config, tmp_path:
     from flows.adhoc import generate
 
     with A1111Server() as server:  # coffee: a warm photo
-        make_config(**a1111_config(server.url),
-                    policy={"image_classifier": "tests.test_postprocess_pipeline:flag_everything"})
+        make_config(**a1111_config(server.url), policy={"image_classifier": "tests.test_postprocess_pipeline:flag_everything"})
         summary = flow_summary(generate(template="ceramic-mug", count=2, batch="safety", return_state=True))
     assert [i.status for i in summary.images] == ["blocked", "blocked"]
     rows = get_runtime().db.images()

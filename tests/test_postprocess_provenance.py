@@ -15,9 +15,16 @@ from imaging.postprocess import make_renditions
 from imaging.provenance import DIGITAL_SOURCE_TYPE, NS, PNG_XMP_KEY, Provenance, parse_xmp, read_provenance
 
 PROVENANCE = Provenance(
-    image_id="3f2a9c1b7d10", prompt="a handmade ceramic mug on a linen cloth, café <morning> & steam",
-    negative_prompt="blurry, watermark", seed=1234567890, provider="automatic1111", model="sdxl-base-1.0",
-    template="ceramic-mug", template_version=3, variant="b", category="products",
+    image_id="3f2a9c1b7d10",
+    prompt="a handmade ceramic mug on a linen cloth, café <morning> & steam",
+    negative_prompt="blurry, watermark",
+    seed=1234567890,
+    provider="automatic1111",
+    model="sdxl-base-1.0",
+    template="ceramic-mug",
+    template_version=3,
+    variant="b",
+    category="products",
 )
 
 
@@ -64,7 +71,7 @@ def test_every_format_carries_the_provenance(fmt: str, camera_jpeg: Path, tmp_pa
 def test_xmp_is_well_formed_iptc() -> None:
     packet = PROVENANCE.xmp().decode()
     assert packet.startswith("<?xpacket begin=")
-    root = ET.fromstring(packet[packet.index("<x:xmpmeta"):packet.rindex("</x:xmpmeta>") + len("</x:xmpmeta>")])
+    root = ET.fromstring(packet[packet.index("<x:xmpmeta") : packet.rindex("</x:xmpmeta>") + len("</x:xmpmeta>")])
     [desc] = list(root.iter(f"{{{NS['rdf']}}}Description"))
     assert desc.attrib[f"{{{NS['Iptc4xmpExt']}}}DigitalSourceType"] == DIGITAL_SOURCE_TYPE
     assert desc.find(f"{{{NS['dc']}}}description/{{{NS['rdf']}}}Alt/{{{NS['rdf']}}}li").text == PROVENANCE.prompt
@@ -77,8 +84,7 @@ def test_xmp_is_well_formed_iptc() -> None:
 
 def test_pillow_reads_the_jpeg_xmp_with_getxmp(tmp_path: Path) -> None:
     pytest.importorskip("defusedxml")
-    [_, web] = make_renditions(_png(tmp_path), [RenditionConfig(name="w", width=64, height=64)], tmp_path / "o",
-                               provenance=PROVENANCE)
+    [_, web] = make_renditions(_png(tmp_path), [RenditionConfig(name="w", width=64, height=64)], tmp_path / "o", provenance=PROVENANCE)
     with Image.open(web.path) as image:
         xmp = image.getxmp()
     text = str(xmp)
@@ -104,7 +110,7 @@ def test_png_master_is_restamped_without_touching_the_pixels(tmp_path: Path) -> 
     [master] = make_renditions(source, [], tmp_path / "out", provenance=PROVENANCE)
     raw = master.path.read_bytes()
     assert b"ACME" not in raw and b"old prompt" not in raw
-    idat = lambda data: data[data.index(b"IDAT") - 4:data.index(b"IEND")]  # noqa: E731
+    idat = lambda data: data[data.index(b"IDAT") - 4 : data.index(b"IEND")]  # noqa: E731
     assert idat(raw) == idat(source.read_bytes())  # pixel data copied, not re-encoded
     found = read_provenance(master.path)
     assert found["prompt"] == PROVENANCE.prompt and found["digital_source_type"] == DIGITAL_SOURCE_TYPE

@@ -41,8 +41,15 @@ def test_every_fit_in_every_format(fmt: str, original: Path, tmp_path: Path) -> 
         RenditionConfig(name="double", scale=2.0, format=fmt, enhance=["autocontrast", "sharpen"]),
     ]
     files = {f.name: f for f in make_renditions(original, specs, tmp_path)}
-    expected = {"original": (600, 400), "contain": (300, 200), "cover": (256, 128), "attention": (200, 200),
-                "exact": (320, 100), "half": (300, 200), "double": (1200, 800)}
+    expected = {
+        "original": (600, 400),
+        "contain": (300, 200),
+        "cover": (256, 128),
+        "attention": (200, 200),
+        "exact": (320, 100),
+        "half": (300, 200),
+        "double": (1200, 800),
+    }
     assert {name: (f.width, f.height) for name, f in files.items()} == expected
     for name, file in files.items():
         with Image.open(file.path) as image:
@@ -50,14 +57,12 @@ def test_every_fit_in_every_format(fmt: str, original: Path, tmp_path: Path) -> 
             assert image.format == ("PNG" if name == "original" else FORMATS[fmt])
             image.load()
         assert file.bytes == file.path.stat().st_size and len(file.checksum) == 64
-        assert file.path.suffix == {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "png": ".png"}[
-            "png" if name == "original" else fmt]
+        assert file.path.suffix == {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "png": ".png"}["png" if name == "original" else fmt]
     # a rendition still looks like the photo: compare with a plain Pillow resize
     with Image.open(files["exact"].path) as image:
         ours = np.asarray(image.convert("RGB"), dtype=np.int16)
     reference = np.asarray(photo("coffee").resize((320, 100), Image.Resampling.LANCZOS), dtype=np.int16)
     assert np.abs(ours - reference).mean() < 8
-
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -75,6 +80,7 @@ def test_a_rendition_encoded_into_its_file_is_the_in_memory_encoding(fmt: str, o
     expected = encode(render(Image.open(original), spec), spec, provenance=provenance)
     assert made.path.read_bytes() == expected and made.checksum == hashlib.sha256(expected).hexdigest()
     assert made.bytes == len(expected) and sorted(p.name for p in tmp_path.iterdir()) == [made.path.name]
+
 
 def test_attention_crop_follows_the_subject() -> None:
     # the photo on the right of a wide flat canvas: attention crops there, centre does not
@@ -159,9 +165,15 @@ def test_postprocessing_configuration_errors_name_the_key(tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump({"decode": {"max_pixels": 200_000_000}}))
     with pytest.raises(ConfigError, match="max_pixels"):
         load_settings(path)
-    path.write_text(yaml.safe_dump({"upscale": {"weights": "models/x4.pth"}, "dedup": {"scope": "all"},
-                                    "renditions": [{"name": "big", "scale": 2, "upscaler": "model",
-                                                    "format": "avif", "target_bytes": 200000}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "upscale": {"weights": "models/x4.pth"},
+                "dedup": {"scope": "all"},
+                "renditions": [{"name": "big", "scale": 2, "upscaler": "model", "format": "avif", "target_bytes": 200000}],
+            }
+        )
+    )
     settings = load_settings(path)
     assert settings.upscale.weights == (tmp_path / "models" / "x4.pth").resolve()
     assert settings.renditions[0].target_bytes == 200_000 and settings.dedup.scope == "all"

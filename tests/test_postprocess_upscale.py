@@ -168,6 +168,5 @@ def test_remote_upscaler_speaks_the_studio_protocol(studio: str, tmp_path: Path)
     src = tmp_path / "s.png"
     source.save(src)
     _Studio.fail = None
-    [_, file] = make_renditions(src, [RenditionConfig(name="big", scale=2, upscaler="remote", format="webp")],
-                                tmp_path / "o", upscalers=upscalers)
+    [_, file] = make_renditions(src, [RenditionConfig(name="big", scale=2, upscaler="remote", format="webp")], tmp_path / "o", upscalers=upscalers)
     assert (file.width, file.height) == (200, 132)

@@ -28,8 +28,8 @@ def _library(tmp_path: Path) -> Path:
     folder = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", folder)
     (folder / "products" / "secret-lamp.yaml").write_text(
-        f'name: secret-lamp\nprompt: "{SECRET} on a {{walnut|birch}} desk, studio photo"\nembed_prompt: false\n'
-        'styles: ["soft light"]\n')
+        f'name: secret-lamp\nprompt: "{SECRET} on a {{walnut|birch}} desk, studio photo"\nembed_prompt: false\nstyles: ["soft light"]\n'
+    )
     return folder
 
 
@@ -41,9 +41,14 @@ def test_private_prompts_are_in_no_published_byte(make_config, tmp_path: Path) -
     chain = make_chain(tmp_path / "c2pa")
     renditions = [{"name": f"r-{fmt}", "width": 256, "height": 256, "format": fmt} for fmt in ("jpeg", "webp", "png", "avif")]
     with A1111Server() as server:
-        make_config(**a1111_config(server.url), templates_dir=str(_library(tmp_path)), renditions=renditions,
-                    dedup={"enabled": False}, privacy={"categories": {"food": False}},
-                    c2pa={"enabled": True, "certificate": str(chain.certificate), "private_key": str(chain.private_key)})
+        make_config(
+            **a1111_config(server.url),
+            templates_dir=str(_library(tmp_path)),
+            renditions=renditions,
+            dedup={"enabled": False},
+            privacy={"categories": {"food": False}},
+            c2pa={"enabled": True, "certificate": str(chain.certificate), "private_key": str(chain.private_key)},
+        )
         generate(template="secret-lamp", count=2, batch="private")  # embed_prompt: false in the template
         generate(template="pasta-dish", count=1, batch="food")  # food: false in the configuration
         generate(template="sneaker", count=1, batch="public")  # published with its prompt
@@ -90,7 +95,7 @@ def test_prompts_encrypted_at_rest(make_config, tmp_path: Path, monkeypatch: pyt
         stored, negative = connection.execute("SELECT prompt, negative_prompt FROM images").fetchone()
     assert stored.startswith("fernet:") and negative.startswith("fernet:")
     assert SECRET not in stored and b"zanzibar" not in database.read_bytes()
-    assert Fernet(key.encode()).decrypt(stored[len("fernet:"):].encode()).decode() == row.prompt
+    assert Fernet(key.encode()).decrypt(stored[len("fernet:") :].encode()).decode() == row.prompt
     runner = CliRunner()
     shown = runner.invoke(app, ["history"])
     assert shown.exit_code == 0 and f"prompt: {row.prompt}" in shown.output
@@ -107,8 +112,9 @@ def test_prompts_encrypted_at_rest(make_config, tmp_path: Path, monkeypatch: pyt
     with get_runtime().db.session() as session:
         from storage.db import ImageRecord
 
-        fresh = ImageRecord(idempotency_key="manual:1", image_id="manual1", flow="adhoc",
-                            run_date=row.run_date, slot="s", slot_index=0, category="products", prompt=stored)
+        fresh = ImageRecord(
+            idempotency_key="manual:1", image_id="manual1", flow="adhoc", run_date=row.run_date, slot="s", slot_index=0, category="products", prompt=stored
+        )
         session.add(fresh)
         session.commit()
         session.refresh(fresh)

@@ -30,8 +30,8 @@ def _library(tmp_path: Path) -> Path:
     folder = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", folder)
     (folder / "products" / "marker-lamp.yaml").write_text(
-        f'name: marker-lamp\nprompt: "a {MARKER} lantern on a walnut desk, studio photo"\n'
-        f'negative_prompt: "blurry {MARKER}neg"\ntags: ["lamp"]\n')
+        f'name: marker-lamp\nprompt: "a {MARKER} lantern on a walnut desk, studio photo"\nnegative_prompt: "blurry {MARKER}neg"\ntags: ["lamp"]\n'
+    )
     return folder
 
 
@@ -53,8 +53,11 @@ def _prefect_texts(flow_run_id: Any) -> str:
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
         # logs reach the server in batches, possibly after the run ended
-        logs = wait_for(lambda: [log.message for log in client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))] or None, 30, "the run's logs")
+        logs = wait_for(
+            lambda: [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))] or None,
+            30,
+            "the run's logs",
+        )
     assert any("marker-lamp" in message or "image" in message for message in logs), logs
     assert artifacts, "the run wrote no artifact"
     return "\n".join([*logs, *(f"{a.key} {a.description} {a.data}" for a in artifacts)])
@@ -74,8 +77,7 @@ def info_logs() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("info_logs")
-def test_a_private_prompt_is_in_no_delivered_or_stored_byte(
-        make_config: Any, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_private_prompt_is_in_no_delivered_or_stored_byte(make_config: Any, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.adhoc import generate
     from reporting.report import write_report
     from wiring.runtime import get_runtime
@@ -85,10 +87,14 @@ def test_a_private_prompt_is_in_no_delivered_or_stored_byte(
     monkeypatch.setenv("HOOK_SECRET", "hook-secret")
     backup = tmp_path / "backup"
     with A1111Server() as server:
-        make_config(**a1111_config(server.url), templates_dir=str(_library(tmp_path)), dedup={"enabled": False},
-                    privacy={"embed_prompt": False}, publishing={"backup_url": backup.as_uri()},
-                    delivery={"webhooks": [{"url": f"{sink.url}/hook", "secret_env": "HOOK_SECRET", "backoff_s": 0}],
-                              "allow_private_addresses": True})
+        make_config(
+            **a1111_config(server.url),
+            templates_dir=str(_library(tmp_path)),
+            dedup={"enabled": False},
+            privacy={"embed_prompt": False},
+            publishing={"backup_url": backup.as_uri()},
+            delivery={"webhooks": [{"url": f"{sink.url}/hook", "secret_env": "HOOK_SECRET", "backoff_s": 0}], "allow_private_addresses": True},
+        )
         state = generate(template="marker-lamp", count=2, batch="private", return_state=True)
     summary = flow_summary(state)
     assert [i.status for i in summary.images] == ["done", "done"]
@@ -100,8 +106,7 @@ def test_a_private_prompt_is_in_no_delivered_or_stored_byte(
     published = [p for p in (output / "content").rglob("*") if p.is_file()]
     assert any(p.suffix == ".json" for p in published) and len(published) >= 2 * 3
     assert _files_with_marker(output) == []  # store, sidecars, spool and the SQLite file
-    assert sorted(p.relative_to(backup).as_posix() for p in backup.rglob("*") if p.is_file()) and \
-        _files_with_marker(backup) == []
+    assert sorted(p.relative_to(backup).as_posix() for p in backup.rglob("*") if p.is_file()) and _files_with_marker(backup) == []
     now = datetime.now(UTC)
     _, report_files = write_report(rt.db, rt.store, now - timedelta(days=2), now + timedelta(days=1), tmp_path / "report")
     assert any(p.name == "index.html" for p in report_files)
@@ -118,9 +123,18 @@ def test_a_refusal_quoting_a_private_prompt_is_scrubbed() -> None:
     from generation.generate import scrub_prompt
     from storage.db import ImageRecord
 
-    row = ImageRecord(idempotency_key="k", image_id="i", flow="adhoc", run_date=datetime.now(UTC).date(), slot="s",
-                      slot_index=0, category="products", prompt=f"a {MARKER} lantern", negative_prompt="blurry",
-                      prompt_private=True)
+    row = ImageRecord(
+        idempotency_key="k",
+        image_id="i",
+        flow="adhoc",
+        run_date=datetime.now(UTC).date(),
+        slot="s",
+        slot_index=0,
+        category="products",
+        prompt=f"a {MARKER} lantern",
+        negative_prompt="blurry",
+        prompt_private=True,
+    )
     said = f"HTTP 400: your prompt 'A {MARKER.upper()} Lantern' was refused"
     assert scrub_prompt(said, row) == "HTTP 400: your prompt 'A [prompt] [prompt]' was refused"
     row.prompt_private = False

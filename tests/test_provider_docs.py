@@ -70,7 +70,9 @@ def test_discovery_reads_sources_without_importing_them(tmp_path: Path) -> None:
         "import module_that_does_not_exist\n"  # parsed, never imported
         "class Helper: name = 'helper'\n"
         "class Base(Provider):\n    pass\n"
-        "class One(base.Provider):\n    name: ClassVar[str] = 'one'\n", encoding="utf-8")
+        "class One(base.Provider):\n    name: ClassVar[str] = 'one'\n",
+        encoding="utf-8",
+    )
     (tmp_path / "two.py").write_text("class Two(Provider):\n    name = 'a-two'\n", encoding="utf-8")
     assert discover(tmp_path, "pkg") == {"a-two": "pkg.two:Two", "one": "pkg.one:One"}
     (tmp_path / "three.py").write_text("class Three(Provider):\n    name = 'one'\n", encoding="utf-8")

@@ -33,19 +33,21 @@ DAY = date(2026, 11, 20)
 @pytest.fixture(autouse=True)
 def _moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto's server accepts any SigV4 credentials; boto3 needs some."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-def published_images(db: Database, count: int, category: str = "food", store: ObjectStore | None = None,
-                     qualities: list[float] | None = None) -> list[ImageRecord]:
+def published_images(
+    db: Database, count: int, category: str = "food", store: ObjectStore | None = None, qualities: list[float] | None = None
+) -> list[ImageRecord]:
     """``count`` images taken through the ledger's transitions to published; with ``store``
     their original and sidecar are real objects under content/."""
     ledger = ImageLedger(db)
-    planned = [PlannedImage(ImageSlot("daily", DAY, f"slot-{category}", i, category), "pasta-dish", 1,
-                            f"a {category} photo number {i}", "", 64, 64, 30, 7.5, 1000 + i) for i in range(count)]
+    planned = [
+        PlannedImage(ImageSlot("daily", DAY, f"slot-{category}", i, category), "pasta-dish", 1, f"a {category} photo number {i}", "", 64, 64, 30, 7.5, 1000 + i)
+        for i in range(count)
+    ]
     rows = []
     for i, row in enumerate(ledger.plan(planned)):
         assert row.id is not None
@@ -57,12 +59,14 @@ def published_images(db: Database, count: int, category: str = "food", store: Ob
             store.put(sidecar, json.dumps({"files": [{"key": key}]}).encode(), content_type="application/json")
         ledger.claim(row.id, "run-1")
         ledger.mark_generating(row.id, "run-1")
-        ledger.mark_generated(row.id, "run-1", GeneratedImage("automatic1111", "sd", 1000 + i, 64, 64, False, 0.1,
-                                                             "/spool/x.png", sha256_hex(data)))
+        ledger.mark_generated(row.id, "run-1", GeneratedImage("automatic1111", "sd", 1000 + i, 64, 64, False, 0.1, "/spool/x.png", sha256_hex(data)))
         quality = (qualities or [0.5 + i / 100 for i in range(count)])[i]
-        ledger.mark_done(row.id, "run-1", StoredImage(key, sidecar, (StoredFile("original", key, "png", 64, 64, len(data),
-                                                                                 sha256_hex(data)),)),
-                         ProcessedImage(quality, {"sharpness": quality}, "0" * 16, (category,)))
+        ledger.mark_done(
+            row.id,
+            "run-1",
+            StoredImage(key, sidecar, (StoredFile("original", key, "png", 64, 64, len(data), sha256_hex(data)),)),
+            ProcessedImage(quality, {"sharpness": quality}, "0" * 16, (category,)),
+        )
         rows.append(ledger.publish(row.id))
     return rows
 
@@ -98,8 +102,7 @@ def test_eight_concurrent_reserve_calls_for_five_free_images(db_url: str) -> Non
     db.dispose()
 
 
-def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearly(
-        db_url: str, make_config: Any) -> None:
+def test_reserve_takes_the_best_then_release_frees_it_and_the_cli_refuses_clearly(db_url: str, make_config: Any) -> None:
     from cli.main import app
 
     make_config(database_url=db_url)
@@ -153,8 +156,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 expected = "sha256=" + hmac.new(owner.secret.encode(), body, hashlib.sha256).hexdigest()
                 valid = hmac.compare_digest(expected, self.headers.get("X-Content-Pipeline-Signature", ""))
-                owner.received.append({"body": json.loads(body), "valid": valid,
-                                       "key": self.headers.get("Idempotency-Key")})
+                owner.received.append({"body": json.loads(body), "valid": valid, "key": self.headers.get("Idempotency-Key")})
                 status = 401 if not valid else (owner.script.pop(0) if owner.script else 200)
                 self.send_response(status)
                 self.send_header("content-length", "0")
@@ -197,10 +199,10 @@ def test_webhook_is_signed_retried_on_500_and_recorded(local_db: Database, tmp_p
     [row] = published_images(local_db, 1, store=store)
     waits: list[float] = []
     with Receiver("s3cret-key", script=[500, 503]) as receiver:
-        config = DeliveryConfig(webhooks=[WebhookConfig(url=receiver.url, secret_env="HOOK_SECRET", max_attempts=4,
-                                                        backoff_s=0.5)], allow_private_addresses=True)
-        [record] = deliver_webhooks(local_db, store, config, [row], environ={"HOOK_SECRET": "s3cret-key"},
-                                    sleep=waits.append)
+        config = DeliveryConfig(
+            webhooks=[WebhookConfig(url=receiver.url, secret_env="HOOK_SECRET", max_attempts=4, backoff_s=0.5)], allow_private_addresses=True
+        )
+        [record] = deliver_webhooks(local_db, store, config, [row], environ={"HOOK_SECRET": "s3cret-key"}, sleep=waits.append)
     assert [r["valid"] for r in receiver.received] == [True, True, True]
     assert (record.status, record.attempts, record.http_status) == ("delivered", 3, 200)
     assert waits == [0.5, 1.0]  # exponential backoff between the three POSTs
@@ -219,9 +221,10 @@ def test_webhook_gives_up_after_the_configured_attempts(local_db: Database, tmp_
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)
     with Receiver("k", script=[500] * 10) as receiver:
-        config = DeliveryConfig(webhooks=[WebhookConfig(url=receiver.url, secret_env="HOOK_SECRET", max_attempts=3,
-                                                        backoff_s=0, include_prompt=False)],
-                                allow_private_addresses=True)
+        config = DeliveryConfig(
+            webhooks=[WebhookConfig(url=receiver.url, secret_env="HOOK_SECRET", max_attempts=3, backoff_s=0, include_prompt=False)],
+            allow_private_addresses=True,
+        )
         [record] = deliver_webhooks(local_db, store, config, [row], environ={"HOOK_SECRET": "k"})
     assert len(receiver.received) == 3 and all(r["valid"] for r in receiver.received)
     assert receiver.received[0]["body"]["prompt"] is None  # a private prompt is not sent
@@ -230,8 +233,7 @@ def test_webhook_gives_up_after_the_configured_attempts(local_db: Database, tmp_
     assert "HTTP 500" in (stored.error or "")
     # a wrong secret: the receiver answers 401, which is not retried
     with Receiver("the-right-one") as receiver:
-        config = DeliveryConfig(webhooks=[WebhookConfig(url=receiver.url, secret_env="HOOK_SECRET", max_attempts=3,
-                                                        backoff_s=0)], allow_private_addresses=True)
+        config = DeliveryConfig(webhooks=[WebhookConfig(url=receiver.url, secret_env="HOOK_SECRET", max_attempts=3, backoff_s=0)], allow_private_addresses=True)
         [record] = deliver_webhooks(local_db, store, config, [row], environ={"HOOK_SECRET": "a-wrong-one"})
     assert [r["valid"] for r in receiver.received] == [False]
     assert (record.status, record.attempts, record.http_status) == ("failed", 1, 401)
@@ -247,11 +249,14 @@ def test_webhook_to_a_private_address_is_refused(local_db: Database, tmp_path: P
     [row] = published_images(local_db, 1, store=store)
     with Receiver("k") as receiver:
         https_loopback = receiver.url.replace("http://", "https://")
-        config = DeliveryConfig(webhooks=[WebhookConfig(url=receiver.url, secret_env="S", backoff_s=0),
-                                          WebhookConfig(url=https_loopback, secret_env="S", backoff_s=0),
-                                          WebhookConfig(url="https://10.1.2.3/hook", secret_env="S", backoff_s=0),
-                                          WebhookConfig(url="https://169.254.169.254/latest", secret_env="S",
-                                                        backoff_s=0)])
+        config = DeliveryConfig(
+            webhooks=[
+                WebhookConfig(url=receiver.url, secret_env="S", backoff_s=0),
+                WebhookConfig(url=https_loopback, secret_env="S", backoff_s=0),
+                WebhookConfig(url="https://10.1.2.3/hook", secret_env="S", backoff_s=0),
+                WebhookConfig(url="https://169.254.169.254/latest", secret_env="S", backoff_s=0),
+            ]
+        )
         records = deliver_webhooks(local_db, store, config, [row], environ={"S": "k"})
     assert receiver.received == []  # nothing reached the loopback receiver
     assert [r.status for r in records] == ["refused"] * 4 and all(r.attempts == 0 for r in records)
@@ -301,11 +306,9 @@ def test_backup_verify_finds_a_deleted_and_a_corrupted_object_s3(tmp_path: Path)
         def corrupt(key: str) -> None:  # overwritten behind our back, with the old sha256 metadata
             head = backup.head(key)
             assert head is not None
-            s3.client().put_object(Bucket="backup", Key=f"copies/{key}", Body=b"bit rot",
-                                   Metadata={"sha256": head.checksum})
+            s3.client().put_object(Bucket="backup", Key=f"copies/{key}", Body=b"bit rot", Metadata={"sha256": head.checksum})
 
-        _backup_case(primary, backup, corrupt,
-                     lambda key: s3.client().delete_object(Bucket="backup", Key=f"copies/{key}"))
+        _backup_case(primary, backup, corrupt, lambda key: s3.client().delete_object(Bucket="backup", Key=f"copies/{key}"))
 
 
 def test_publishing_copies_to_the_backup_and_the_cli_verifies_it(tmp_path: Path, make_config: Any) -> None:
@@ -385,10 +388,8 @@ def test_a_private_prompt_is_neither_sent_nor_shown_in_the_review_form(local_db:
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)
     assert row.id is not None and row.prompt
-    assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True,
-                           link_expires_s=60)["prompt"] == row.prompt
+    assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True, link_expires_s=60)["prompt"] == row.prompt
     row.prompt_private = True  # embed_prompt: false
-    assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True,
-                           link_expires_s=60)["prompt"] is None
+    assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True, link_expires_s=60)["prompt"] is None
     shown = review_description(ImageLedger(local_db), store, [row], 1)
     assert row.prompt not in shown and "private prompt" in shown

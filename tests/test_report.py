@@ -38,23 +38,57 @@ def seed(db: Database, store: LocalStore | None) -> None:
         for index, (offset, provider, model, latency, status, cost, name) in enumerate(plan):
             when = DAY + timedelta(days=offset, minutes=index)
             placeholder = provider == "placeholder"
-            image = ImageRecord(idempotency_key=f"daily:{when.date()}:0600:{index}", image_id=f"img{index:09d}",
-                                flow="daily", run_date=when.date(), slot="0600", slot_index=index, category="food",
-                                template="pasta-dish", prompt=f"overhead food photography, dish number {index}",
-                                provider=provider if status == "success" else None, model=model, seed=index,
-                                is_placeholder=placeholder, cost_usd=cost, seconds=latency, trigger="schedule",
-                                status="done" if status == "success" else "failed", created_at=when, updated_at=when)
+            image = ImageRecord(
+                idempotency_key=f"daily:{when.date()}:0600:{index}",
+                image_id=f"img{index:09d}",
+                flow="daily",
+                run_date=when.date(),
+                slot="0600",
+                slot_index=index,
+                category="food",
+                template="pasta-dish",
+                prompt=f"overhead food photography, dish number {index}",
+                provider=provider if status == "success" else None,
+                model=model,
+                seed=index,
+                is_placeholder=placeholder,
+                cost_usd=cost,
+                seconds=latency,
+                trigger="schedule",
+                status="done" if status == "success" else "failed",
+                created_at=when,
+                updated_at=when,
+            )
             session.add(image)
             session.flush()
-            session.add(AttemptRecord(image_pk=image.id, provider=provider, model=model, status=status,
-                                      latency_s=latency, cost_usd=cost, created_at=when,
-                                      error="HTTP 500" if status == "failed" else None))
+            session.add(
+                AttemptRecord(
+                    image_pk=image.id,
+                    provider=provider,
+                    model=model,
+                    status=status,
+                    latency_s=latency,
+                    cost_usd=cost,
+                    created_at=when,
+                    error="HTTP 500" if status == "failed" else None,
+                )
+            )
             if name and store is not None:
                 key = f"{'placeholder' if placeholder else 'content'}/food/2026/11/pasta-dish-{image.image_id}"
                 data = photo(640, 480, name)
                 store.put(f"{key}.png", data, content_type="image/png")
-                session.add(RenditionRecord(image_pk=image.id, name="original", storage_key=f"{key}.png", format="png",
-                                            width=640, height=480, bytes=len(data), checksum=sha256_hex(data)))
+                session.add(
+                    RenditionRecord(
+                        image_pk=image.id,
+                        name="original",
+                        storage_key=f"{key}.png",
+                        format="png",
+                        width=640,
+                        height=480,
+                        bytes=len(data),
+                        checksum=sha256_hex(data),
+                    )
+                )
                 image.storage_key = f"{key}.png"
                 session.add(image)
         session.commit()
@@ -101,7 +135,7 @@ def test_charts_and_contact_sheet_open_in_chromium(tmp_path: Path) -> None:
 
     # the check can fail: a page with a script error is caught
     broken = tmp_path / "broken.html"
-    broken.write_text('<html><body><script>undefinedFunction();</script></body></html>')
+    broken.write_text("<html><body><script>undefinedFunction();</script></body></html>")
     assert any("undefinedFunction" in m for m in screenshot(broken.as_uri(), tmp_path / "broken.png"))
 
     shot = ARTIFACTS / "report-contact-sheet.png"
@@ -123,22 +157,36 @@ def test_every_call_counts_under_its_provider_no_phantom_row(db_url: str) -> Non
         for index in range(17):
             ok = index % 17 < 12
             when = DAY + timedelta(minutes=index)
-            image = ImageRecord(idempotency_key=f"k{index}", image_id=f"a1111{index:07d}", flow="daily",
-                                run_date=when.date(), slot="0600", slot_index=index, category="food",
-                                status="done" if ok else "failed", created_at=when, updated_at=when)
+            image = ImageRecord(
+                idempotency_key=f"k{index}",
+                image_id=f"a1111{index:07d}",
+                flow="daily",
+                run_date=when.date(),
+                slot="0600",
+                slot_index=index,
+                category="food",
+                status="done" if ok else "failed",
+                created_at=when,
+                updated_at=when,
+            )
             session.add(image)
             session.flush()
-            session.add(AttemptRecord(image_pk=image.id, provider="automatic1111",
-                                      model="sd_xl_base_1.0" if ok else "server-default",
-                                      status="success" if ok else "failed", latency_s=3.0, created_at=when))
+            session.add(
+                AttemptRecord(
+                    image_pk=image.id,
+                    provider="automatic1111",
+                    model="sd_xl_base_1.0" if ok else "server-default",
+                    status="success" if ok else "failed",
+                    latency_s=3.0,
+                    created_at=when,
+                )
+            )
         # a provider that never answered: its failures get a row of their own, model unknown
-        session.add(AttemptRecord(image_pk=image.id, provider="flux_studio", model=None, status="failed",
-                                  latency_s=1.0, created_at=DAY))
+        session.add(AttemptRecord(image_pk=image.id, provider="flux_studio", model=None, status="failed", latency_s=1.0, created_at=DAY))
         session.commit()
     since, until = period(date(2026, 11, 16), date(2026, 11, 22))
     report = build_report(db, since, until)
-    assert [(s.provider, s.model, s.images, s.calls) for s in report.stats] == [
-        ("automatic1111", "sd_xl_base_1.0", 12, 17), ("flux_studio", "(unknown)", 0, 1)]
+    assert [(s.provider, s.model, s.images, s.calls) for s in report.stats] == [("automatic1111", "sd_xl_base_1.0", 12, 17), ("flux_studio", "(unknown)", 0, 1)]
     assert round(report.stats[0].success_rate * 100) == 71
     assert "server-default" not in report.text()
     db.dispose()
@@ -152,13 +200,12 @@ def test_cost_chart_draws_the_cap_and_never_a_negative_axis(tmp_path: Path) -> N
     assert cost_axis([2.0, 8.0], 5.0) == (0.0, pytest.approx(9.2))
     since, until = period(date(2026, 11, 16), date(2026, 11, 22))
     empty = Report(since, until, [], {date(2026, 11, 16): {"placeholder": 0.0}})
-    red = tuple(int(CAP_COLOUR[i:i + 2], 16) for i in (1, 3, 5))
+    red = tuple(int(CAP_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
 
     def cap_pixels(cap: float | None) -> int:
         [cost, *_] = write_charts(empty, tmp_path / str(cap), daily_cap_usd=cap)
         with Image.open(cost) as chart:
-            return sum(count for count, colour in chart.convert("RGB").getcolors(1_000_000) or []
-                       if max(abs(a - b) for a, b in zip(colour, red)) < 40)
+            return sum(count for count, colour in chart.convert("RGB").getcolors(1_000_000) or [] if max(abs(a - b) for a, b in zip(colour, red)) < 40)
 
     assert cap_pixels(5.0) > 300 and cap_pixels(None) == 0  # the dashed cap line (and its legend), or nothing
 

@@ -46,8 +46,9 @@ def test_sigkill_mid_run_then_resume(make_config, tmp_path: Path, prefect_server
     config = make_config(concurrency=1, **a1111_config(server.url), dedup={"enabled": False}, pipeline={"lease_s": 3})
     db_path = tmp_path / "output" / "content-pipeline.db"
     env = cli_env(config, prefect_server)
-    proc = subprocess.Popen([*CLI, "run", "daily", "--date", "2026-11-21"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, "run", "daily", "--date", "2026-11-21"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while done_count(db_path) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -61,8 +62,7 @@ def test_sigkill_mid_run_then_resume(make_config, tmp_path: Path, prefect_server
         statuses = Counter(s for (s,) in conn.execute("select status from images"))
     assert statuses["done"] < 8  # really half-way
 
-    result = subprocess.run([*CLI, "run", "daily", "--date", "2026-11-21"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([*CLI, "run", "daily", "--date", "2026-11-21"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     server.__exit__(None, None, None)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -84,8 +84,9 @@ def test_sigkill_mid_run_then_resume(make_config, tmp_path: Path, prefect_server
 
 def test_readme_run_command_prints_where_things_are(make_config, tmp_path: Path, prefect_server: str) -> None:  # type: ignore[no-untyped-def]
     config = make_config()
-    result = subprocess.run([*CLI, "run", "daily", "--date", "2026-11-21"], env=cli_env(config, prefect_server),
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*CLI, "run", "daily", "--date", "2026-11-21"], env=cli_env(config, prefect_server), cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     # offline defaults: placeholders only, so the run is not complete: exit code 1, the table still printed
     assert result.returncode == 1, result.stdout + result.stderr
     assert "8 of 8 images not done as real content: 8 placeholder" in " ".join(result.stderr.split())

@@ -72,16 +72,19 @@ SERVERS: dict[str, tuple[Any, Callable[[Any], None], Callable[[Any], None]]] = {
 
 def _config(make_config: Callable[..., Path], name: str, server: ProtocolServer) -> Path:
     case = SERVERS[name][0]
-    return make_config(chain=[name, "placeholder"], concurrency=COUNT, dedup={"enabled": False},
-                       retry={"max_retries": 0, "backoff_s": 0.0}, pipeline={"lease_s": 1},
-                       providers={name: {"enabled": True, **case.settings(server.url), "timeout_s": 600},
-                                  "download": {"test_base_url": server.url}})
+    return make_config(
+        chain=[name, "placeholder"],
+        concurrency=COUNT,
+        dedup={"enabled": False},
+        retry={"max_retries": 0, "backoff_s": 0.0},
+        pipeline={"lease_s": 1},
+        providers={name: {"enabled": True, **case.settings(server.url), "timeout_s": 600}, "download": {"test_base_url": server.url}},
+    )
 
 
 def _env(config: Path, name: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"CONTENT_PIPELINE_CONFIG": str(config), "PREFECT_API_URL": "http://127.0.0.1:9/api",
-                "PYTHONPATH": str(ROOT), **SERVERS[name][0].secrets})
+    env.update({"CONTENT_PIPELINE_CONFIG": str(config), "PREFECT_API_URL": "http://127.0.0.1:9/api", "PYTHONPATH": str(ROOT), **SERVERS[name][0].secrets})
     return env
 
 
@@ -100,8 +103,7 @@ def test_killed_mid_poll_then_rerun_pays_one_job_per_image(make_config, tmp_path
         env = _env(_config(make_config, name, server), name)
         db = Database(f"sqlite:///{tmp_path / 'output' / 'content-pipeline.db'}")
         worker = [sys.executable, "-m", "tests.ledger_worker", "2026-12-04", str(COUNT), "256"]
-        proc = subprocess.Popen(worker, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(worker, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 300  # a guard against a hung test, not an assertion on speed
         while _jobs_recorded(db) < COUNT and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -150,18 +152,19 @@ def test_a_bfl_task_pending_at_our_timeout_is_billed_then_resumed_by_id(make_con
         _hold_bfl(server)
         for key, value in case.secrets.items():
             monkeypatch.setenv(key, value)
-        make_config(chain=["bfl"], dedup={"enabled": False}, retry={"max_retries": 0, "backoff_s": 0.0},
-                    providers={"bfl": {"enabled": True, **case.settings(server.url), "timeout_s": 3},
-                               "download": {"test_base_url": server.url}})
+        make_config(
+            chain=["bfl"],
+            dedup={"enabled": False},
+            retry={"max_retries": 0, "backoff_s": 0.0},
+            providers={"bfl": {"enabled": True, **case.settings(server.url), "timeout_s": 3}, "download": {"test_base_url": server.url}},
+        )
         rt = get_runtime()
         db = rt.db
         [pk] = record_planned(db, rt.library, [ImageSlot("daily", date(2026, 12, 4), "0600-food", 0, "food")])
-        first = generate_image(db, rt.chain("timeout"), pk, spool_dir=rt.settings.spool_dir,
-                               policy=rt.settings.policy, ledger=rt.ledger)
+        first = generate_image(db, rt.chain("timeout"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy, ledger=rt.ledger)
         [pending] = db.attempts(pk)
         _release_bfl(server)
-        again = generate_image(db, rt.chain("resumed"), pk, spool_dir=rt.settings.spool_dir,
-                               policy=rt.settings.policy, ledger=rt.ledger)
+        again = generate_image(db, rt.chain("resumed"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy, ledger=rt.ledger)
         submitted = [r for r in server.requests if case.is_generation(r)]
     assert first.status == "failed" and first.failure_kind == "transient", (first.status, first.error)
     assert pending.status == "pending" and pending.job_id and pending.cost_usd == pytest.approx(case.cost_usd)

@@ -25,12 +25,12 @@ RUN_DATE = date(2026, 11, 18)
 
 def files_under(output: Path, top: str) -> list[str]:
     base = output / top
-    return sorted(p.relative_to(output).as_posix() for p in base.rglob("*")
-                  if p.is_file() and not p.name.endswith(".meta.json")) if base.exists() else []
+    return sorted(p.relative_to(output).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")) if base.exists() else []
 
 
 def test_review_required_waits_then_cli_approves_rejects_regenerates(
-        make_config: Any, a1111: A1111Server, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_config: Any, a1111: A1111Server, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cli.main import app
     from flows.daily import daily_content
     from storage.db import DeliveryRecord
@@ -40,10 +40,12 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
 
     monkeypatch.setenv("PUBLISH_APPRISE_URLS", f"json://127.0.0.1:{sink.httpd.server_address[1]}/published")
     monkeypatch.setenv("HOOK_SECRET", "hook-secret")
-    make_config(**a1111_config(a1111.url), dedup={"enabled": False},
-                publishing={"review": {"food": "required"}, "backup_url": (tmp_path / "backup").as_uri()},
-                delivery={"webhooks": [{"url": f"{sink.url}/hook", "secret_env": "HOOK_SECRET", "backoff_s": 0}],
-                          "allow_private_addresses": True})
+    make_config(
+        **a1111_config(a1111.url),
+        dedup={"enabled": False},
+        publishing={"review": {"food": "required"}, "backup_url": (tmp_path / "backup").as_uri()},
+        delivery={"webhooks": [{"url": f"{sink.url}/hook", "secret_env": "HOOK_SECRET", "backoff_s": 0}], "allow_private_addresses": True},
+    )
     summary = daily_content(run_date=RUN_DATE, categories=["food", "products"])
     rt = get_runtime()
     output = tmp_path / "output"
@@ -119,8 +121,7 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     with rt.db.session() as session:
         deliveries = list(session.exec(select(DeliveryRecord)))
     assert {d.status for d in deliveries} == {"delivered"}
-    assert sorted(d.image_pk for d in deliveries if d.kind == "webhook") == sorted(
-        [p.id for p in products] + [approved.id, v2.id])
+    assert sorted(d.image_pk for d in deliveries if d.kind == "webhook") == sorted([p.id for p in products] + [approved.id, v2.id])
     assert ImageStatus(rt.db.get(rejected.id).status) is ImageStatus.rejected
 
     # the same date again: nothing is made twice, the decisions stand, the run ends Completed
@@ -143,8 +144,7 @@ def test_the_run_end_counts_review_decisions_and_waiting_but_not_an_unpublished_
 
     decided = summary(image(1, "done"), image(2, "rejected"), image(3, "superseded"), image(4, "in_review"))
     assert decided.complete
-    assert decided.verdict() == ("1 of 4 images done, 1 rejected, 1 superseded, 1 waits for review "
-                                 "(content-pipeline review list)")
+    assert decided.verdict() == ("1 of 4 images done, 1 rejected, 1 superseded, 1 waits for review (content-pipeline review list)")
     unpublished = summary(image(1, "done"), image(2, "approved"))
     assert not unpublished.complete and unpublished.verdict() == "1 of 2 images not done as real content: 1 approved"
     mixed = summary(image(1, "rejected"), image(2, "placeholder", placeholder=True), image(3, "failed"))
@@ -160,16 +160,18 @@ def test_the_verdict_says_held_by_another_run_only_for_a_live_lease() -> None:
     def image(n: int, status: str, *, error: str | None = None, held: bool = False) -> ImageSummary:
         return ImageSummary(f"img{n}", f"s#{n}", "t", "p", False, 0.0, 0.0, status, None, error, held=held)
 
-    summary = RunSummary("daily", [image(1, "processed", error="store is read-only"), image(2, "generating", held=True),
-                                   image(3, "planned")], "output", "sqlite://", [])
-    assert summary.verdict() == ("3 of 3 images not done as real content: 1 held by another run, "
-                                 "1 unfinished (a later run resumes it), "
-                                 "1 waiting to upload (the store failed; see the errors); "
-                                 "the store failed: store is read-only")
+    summary = RunSummary(
+        "daily", [image(1, "processed", error="store is read-only"), image(2, "generating", held=True), image(3, "planned")], "output", "sqlite://", []
+    )
+    assert summary.verdict() == (
+        "3 of 3 images not done as real content: 1 held by another run, "
+        "1 unfinished (a later run resumes it), "
+        "1 waiting to upload (the store failed; see the errors); "
+        "the store failed: store is read-only"
+    )
 
 
-def test_a_late_upload_goes_through_review_like_any_image(
-        make_config: Any, a1111: A1111Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_late_upload_goes_through_review_like_any_image(make_config: Any, a1111: A1111Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store (S3 on moto's server) is down during the first run: the images wait
     upload-pending. The next run uploads them first, then publishes them as the run's own
     would be: food (review required) waits ``in_review`` under review/, products (auto) is
@@ -177,13 +179,16 @@ def test_a_late_upload_goes_through_review_like_any_image(
     from flows.daily import daily_content
     from tests.s3server import S3Server, free_port
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     port = free_port()
-    make_config(**a1111_config(a1111.url), dedup={"enabled": False}, publishing={"review": {"food": "required"}},
-                storage_url="s3://content", s3={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1,
-                                                "connect_timeout_s": 1})
+    make_config(
+        **a1111_config(a1111.url),
+        dedup={"enabled": False},
+        publishing={"review": {"food": "required"}},
+        storage_url="s3://content",
+        s3={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1, "connect_timeout_s": 1},
+    )
     daily_content(run_date=RUN_DATE, categories=["food", "products"], return_state=True)
     rt = get_runtime()
     first = rt.db.images()

@@ -72,13 +72,14 @@ def free_port() -> int:
 
 # -- two runs of the same date at once ---------------------------------------------------------
 @pytest.mark.usefixtures("prefect_server")
-def test_two_runs_of_the_same_date_at_once_make_each_image_once(db_url: str, make_config, tmp_path: Path,
-                                                                 prefect_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_two_runs_of_the_same_date_at_once_make_each_image_once(db_url: str, make_config, tmp_path: Path, prefect_server: str) -> None:  # type: ignore[no-untyped-def]
     with A1111Server(delay_s=0.3) as server:
         config = make_config(**paid(server.url), database_url=db_url, concurrency=2)
         env = cli_env(config, prefect_server)
-        procs = [subprocess.Popen([*CLI, "run", "daily", "--date", "2026-12-01"], env=env, cwd=tmp_path,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen([*CLI, "run", "daily", "--date", "2026-12-01"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)
+        ]
         outputs = [p.communicate(timeout=600)[0] for p in procs]
         calls = list(server.answered)
     for proc, output in zip(procs, outputs, strict=True):
@@ -99,16 +100,14 @@ def test_two_runs_of_the_same_date_at_once_make_each_image_once(db_url: str, mak
 
 # -- an outage, then a re-run --------------------------------------------------------------------
 @pytest.mark.usefixtures("prefect_server")
-def test_provider_down_then_back_the_rerun_makes_every_image_real(make_config, tmp_path: Path,
-                                                                   prefect_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_provider_down_then_back_the_rerun_makes_every_image_real(make_config, tmp_path: Path, prefect_server: str) -> None:  # type: ignore[no-untyped-def]
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
     port = free_port()  # nothing listens there yet: connection refused
     config = make_config(**paid(f"http://127.0.0.1:{port}"))
     env = cli_env(config, prefect_server)
-    first = subprocess.run([*CLI, "run", "daily", "--date", "2026-12-02"], env=env, cwd=tmp_path, capture_output=True,
-                           text=True, timeout=600)
+    first = subprocess.run([*CLI, "run", "daily", "--date", "2026-12-02"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert first.returncode == 1, first.stdout[-2000:] + first.stderr[-2000:]
     assert "8 of 8 images not done as real content: 8 placeholder" in " ".join(first.stderr.split())
     with get_client(sync_client=True) as client:
@@ -123,8 +122,7 @@ def test_provider_down_then_back_the_rerun_makes_every_image_real(make_config, t
     assert not list((tmp_path / "output").glob("content/**/*.png"))  # never published in between
 
     with A1111Server(port=port) as server:  # the provider is back, on the address that refused
-        second = subprocess.run([*CLI, "run", "daily", "--date", "2026-12-02"], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=600)
+        second = subprocess.run([*CLI, "run", "daily", "--date", "2026-12-02"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
         calls = list(server.answered)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     with get_client(sync_client=True) as client:
@@ -145,16 +143,25 @@ def test_twenty_random_sigkills_then_reruns_lose_nothing_and_pay_exactly(make_co
     count, kills = 12, 20
     rng = random.Random(20261129)
     with A1111Server() as server:
-        config = make_config(**paid(server.url), concurrency=2, pipeline={"lease_s": 1},
-                             renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
+        config = make_config(
+            **paid(server.url),
+            concurrency=2,
+            pipeline={"lease_s": 1},
+            renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}],
+        )
         env = cli_env(config, "http://127.0.0.1:9/api")  # the worker never talks to Prefect
         db = Database(f"sqlite:///{tmp_path / 'output' / 'content-pipeline.db'}")
         in_flight_at_kills, mid_run = 0, 0
         for _ in range(kills):
             before = progress(db)
-            proc = subprocess.Popen([sys.executable, "-m", "tests.ledger_worker", "2026-12-03", str(count), "128"],
-                                    env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.ledger_worker", "2026-12-03", str(count), "128"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
             # kill at a random point of the run's own progress (not of the clock): 0, 1 or 2 more
             # images past generation, then a random instant in what follows
             target = min(count - 1, before + rng.choice([0, 1, 1, 2]))
@@ -167,8 +174,9 @@ def test_twenty_random_sigkills_then_reruns_lose_nothing_and_pay_exactly(make_co
             # the slots the killed run was generating: the only calls a re-run may pay again
             in_flight_at_kills += sum(1 for r in db.images() if r.status == "generating")
             mid_run += 0 < progress(db) < count
-        last = subprocess.run([sys.executable, "-m", "tests.ledger_worker", "2026-12-03", str(count), "128"],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        last = subprocess.run(
+            [sys.executable, "-m", "tests.ledger_worker", "2026-12-03", str(count), "128"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
         calls = list(server.answered)
     assert last.returncode == 0, last.stderr[-3000:]
     assert mid_run > 0, "no kill landed in the middle of the date"
@@ -177,8 +185,7 @@ def test_twenty_random_sigkills_then_reruns_lose_nothing_and_pay_exactly(make_co
     assert not any(r.is_placeholder for r in rows)
     output = tmp_path / "output"
     # (a kill during a write may leave the store's hidden ``.tmp-*`` file: never a visible object)
-    stored = [p for p in (output / "content").rglob("*")
-              if p.is_file() and p.suffix in (".png", ".webp") and not p.name.startswith(".")]
+    stored = [p for p in (output / "content").rglob("*") if p.is_file() and p.suffix in (".png", ".webp") and not p.name.startswith(".")]
     per_image = Counter(p.name.split(".")[0].rsplit("-", 1)[1] for p in stored)
     assert set(per_image) == {r.image_id for r in rows} and set(per_image.values()) == {2}  # 0 duplicates
     assert all(len(db.renditions(r.id)) == 2 for r in rows)
@@ -199,9 +206,11 @@ def test_twenty_random_sigkills_then_reruns_lose_nothing_and_pay_exactly(make_co
     unsent = round((spent - billed) / PRICE)
     assert spent == pytest.approx(billed + unsent * PRICE) and 0 <= unsent <= kills, (spent, billed)
     assert sum(r.cost_usd for r in rows) == pytest.approx(len(settled) * PRICE)
-    print(f"{kills} kills ({mid_run} mid-date): {len(calls)} paid calls for {count} images, extra {extra} <= "
-          f"{in_flight_at_kills} in flight at the kills; ledger USD {spent:.2f} = billed {billed:.2f} + {unsent} "
-          f"reservation(s) of calls killed before they left; {len(expired)} closed at lease expiry")
+    print(
+        f"{kills} kills ({mid_run} mid-date): {len(calls)} paid calls for {count} images, extra {extra} <= "
+        f"{in_flight_at_kills} in flight at the kills; ledger USD {spent:.2f} = billed {billed:.2f} + {unsent} "
+        f"reservation(s) of calls killed before they left; {len(expired)} closed at lease expiry"
+    )
     db.dispose()
 
 
@@ -234,8 +243,7 @@ def test_billed_but_rejected_output_is_counted_and_paid_once(make_config, mode: 
         rt, db = _chain_db(make_config, server.url, retry={"max_retries": 2, "backoff_s": 0.0}, chain=["automatic1111"])
         slot = ImageSlot("daily", date(2026, 12, 4), "0600-food", 0, "food")
         [pk] = record_planned(db, rt.library, [slot])
-        row = generate_image(db, rt.chain("money"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy,
-                             ledger=rt.ledger)
+        row = generate_image(db, rt.chain("money"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy, ledger=rt.ledger)
         assert row.status == "failed" and row.failure_kind == "rejected", (row.status, row.error)
         assert len(server.requests) == 1  # paid once: not retried on the same provider
         [attempt] = db.attempts(pk)
@@ -245,8 +253,7 @@ def test_billed_but_rejected_output_is_counted_and_paid_once(make_config, mode: 
         assert row.cost_usd == pytest.approx(PRICE)
         assert rt.budget.total_spent() == pytest.approx(PRICE)
         assert rt.budget.spent()[0] == pytest.approx(PRICE)
-        again = generate_image(db, rt.chain("money-2"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy,
-                               ledger=rt.ledger)
+        again = generate_image(db, rt.chain("money-2"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy, ledger=rt.ledger)
         assert again.status == "failed" and len(server.requests) == 1  # a rejection is not retried by a re-run
 
 
@@ -257,8 +264,7 @@ def test_refused_connection_and_http_errors_are_not_billed(make_config) -> None:
     with A1111Server(default="500") as server:
         rt, db = _chain_db(make_config, server.url, chain=["automatic1111"])
         [pk] = record_planned(db, rt.library, [ImageSlot("daily", date(2026, 12, 5), "0600-food", 0, "food")])
-        row = generate_image(db, rt.chain("free"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy,
-                             ledger=rt.ledger)
+        row = generate_image(db, rt.chain("free"), pk, spool_dir=rt.settings.spool_dir, policy=rt.settings.policy, ledger=rt.ledger)
     assert row.status == "failed" and row.failure_kind == "transient"
     assert [a.cost_usd for a in db.attempts(pk)] == [0.0] and rt.budget.total_spent() == 0.0
 
@@ -342,17 +348,20 @@ class BilledFailureProvider(PerSecondProvider):
         raise self.error
 
 
-@pytest.mark.parametrize(("error", "counted"), [
-    # an HTTP error status alone says "not billed", but the provider reported 3.7 s of compute
-    (TransientProviderError("prediction failed: E1000", provider="per-second", status_code=500, billed_usd=0.037), 0.037),
-    # a filtered answer "may have billed" (estimate 0.05), but the provider says it did not
-    (ContentFilteredError("content filtered", provider="per-second", billed_usd=0.0), 0.0),
-    # unknown: the may_have_billed rule (a rejection after a 2xx: the estimate)
-    (RejectedProviderError("prediction failed", provider="per-second"), 0.05),
-    # ours, not the provider's answer: a client closed under the call, a database error (issue 19)
-    (RuntimeError("Cannot send a request, as the client has been closed."), 0.0),
-    (sqlite3.OperationalError("database is locked"), 0.0),
-])
+@pytest.mark.parametrize(
+    ("error", "counted"),
+    [
+        # an HTTP error status alone says "not billed", but the provider reported 3.7 s of compute
+        (TransientProviderError("prediction failed: E1000", provider="per-second", status_code=500, billed_usd=0.037), 0.037),
+        # a filtered answer "may have billed" (estimate 0.05), but the provider says it did not
+        (ContentFilteredError("content filtered", provider="per-second", billed_usd=0.0), 0.0),
+        # unknown: the may_have_billed rule (a rejection after a 2xx: the estimate)
+        (RejectedProviderError("prediction failed", provider="per-second"), 0.05),
+        # ours, not the provider's answer: a client closed under the call, a database error (issue 19)
+        (RuntimeError("Cannot send a request, as the client has been closed."), 0.0),
+        (sqlite3.OperationalError("database is locked"), 0.0),
+    ],
+)
 def test_a_failed_call_is_billed_what_its_error_carries(db_url: str, error: Exception, counted: float) -> None:
     """A failed call is counted at ``ProviderError.billed_usd`` when the adapter knows it (the
     attempt row and the budget settlement alike), else by ``may_have_billed``."""
@@ -381,8 +390,7 @@ def test_an_image_costs_at_most_six_database_transactions(make_config) -> None: 
     from wiring.runtime import get_runtime
 
     with A1111Server() as server:
-        make_config(**paid(server.url),
-                    renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
+        make_config(**paid(server.url), renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
         rt = get_runtime()
         assert rt.ledger is not None  # migrations and engine before counting
         slots = [ImageSlot("daily", date(2026, 12, 6), f"06{i // 4}0-food", i % 4, "food") for i in range(12)]

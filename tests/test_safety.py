@@ -56,8 +56,11 @@ def test_a_configured_class_blocks_with_its_threshold() -> None:
 def test_unknown_classes_are_configuration_errors(tmp_path: Path) -> None:
     config = tmp_path / "content-pipeline.yaml"
     config.write_text("policy:\n  image_safety:\n    blocked_classes: [NAKED]\n")
-    with pytest.raises(ConfigError, match=r"content-pipeline.yaml:3: field 'policy.image_safety.blocked_classes' = \['NAKED'\]: "
-                                          r"Value error, unknown NudeNet class 'NAKED'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"content-pipeline.yaml:3: field 'policy.image_safety.blocked_classes' = \['NAKED'\]: "
+        r"Value error, unknown NudeNet class 'NAKED'",
+    ):
         load_settings(config)
 
 
@@ -70,8 +73,7 @@ def test_pipeline_blocks_a_detected_class_and_records_detections(make_config, tm
     from wiring.runtime import get_runtime
 
     with A1111Server(default="photo:astronaut") as server:
-        make_config(**a1111_config(server.url), dedup={"enabled": False},
-                    policy={"image_safety": {"blocked_classes": ["FACE_FEMALE"]}})
+        make_config(**a1111_config(server.url), dedup={"enabled": False}, policy={"image_safety": {"blocked_classes": ["FACE_FEMALE"]}})
         summary = flow_summary(generate(template="ceramic-mug", count=2, batch="nudenet", return_state=True))
     assert [i.status for i in summary.images] == ["blocked", "blocked"]
     for row in get_runtime().db.images():

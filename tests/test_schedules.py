@@ -30,9 +30,13 @@ AUTH = f"cp-ops:{uuid.uuid4().hex}"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStack]:
-    with served_stack(tmp_path_factory.mktemp("schedules"), "served", CRON_DEPLOYMENTS | {"generate/adhoc"},
-                      server_settings={"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1"},
-                      auth_string=AUTH) as served:
+    with served_stack(
+        tmp_path_factory.mktemp("schedules"),
+        "served",
+        CRON_DEPLOYMENTS | {"generate/adhoc"},
+        server_settings={"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1"},
+        auth_string=AUTH,
+    ) as served:
         yield served
 
 
@@ -91,9 +95,13 @@ def test_server_with_auth_refuses_a_client_without_it(stack: ServedStack) -> Non
 
 
 def _doctor(stack: ServedStack, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", "doctor", "--timeout", "10"],
-                          env=base_env(stack.home, CONTENT_PIPELINE_CONFIG=str(stack.config), **env),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "doctor", "--timeout", "10"],
+        env=base_env(stack.home, CONTENT_PIPELINE_CONFIG=str(stack.config), **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _row(output: str, name: str) -> str:
@@ -113,17 +121,20 @@ def test_doctor_works_with_the_auth_string_and_says_when_it_is_missing(stack: Se
 
 
 def _serve_until_exit(stack: ServedStack, **env: str) -> Any:
-    return subprocess.run([sys.executable, "-m", "cli.main", "serve"],
-                          env=base_env(stack.home, CONTENT_PIPELINE_CONFIG=str(stack.config), **env),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve"],
+        env=base_env(stack.home, CONTENT_PIPELINE_CONFIG=str(stack.config), **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_serve_without_the_auth_string_says_so_in_one_line(stack: ServedStack) -> None:
     result = _serve_until_exit(stack, PREFECT_API_URL=stack.server.api_url)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "PREFECT_API_AUTH_STRING is not set" in lines[0], \
-        result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "PREFECT_API_AUTH_STRING is not set" in lines[0], result.stderr
 
 
 REMOTE = "http://192.0.2.10:4200/api"  # TEST-NET-1 (RFC 5737): another host, never reachable
@@ -149,10 +160,8 @@ def test_auth_warning_for_another_host_until_the_auth_string_is_set(monkeypatch:
 
 def test_serve_and_doctor_warn_in_one_line_for_another_host_without_auth(tmp_path: Any) -> None:
     env = base_env(tmp_path, PREFECT_API_URL=REMOTE)
-    serve = subprocess.run([sys.executable, "-m", "cli.main", "serve"], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+    serve = subprocess.run([sys.executable, "-m", "cli.main", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     warnings = [line for line in serve.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "PREFECT_API_AUTH_STRING is not set" in warnings[0], serve.stderr
-    doctor = subprocess.run([sys.executable, "-m", "cli.main", "doctor", "--timeout", "2"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    doctor = subprocess.run([sys.executable, "-m", "cli.main", "doctor", "--timeout", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "prefect auth" in doctor.stdout and "PREFECT_API_AUTH_STRING is not set" in " ".join(doctor.stdout.split())

@@ -78,8 +78,7 @@ def test_chain_skips_a_provider_without_its_key_and_never_calls_it(make_config, 
 def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_URL")}
     base.update(PYTHONPATH=str(ROOT), **{"CONTENT_PIPELINE_REUSE_SERVER": "0", **env})
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=base, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=300)
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -104,8 +103,13 @@ def test_serve_and_run_without_a_reachable_server_say_what_to_do(make_config, tm
 
 def test_temporary_server_that_does_not_start_names_the_setting(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config = str(make_config())
-    result = _cli(["run", "adhoc", "pasta-dish"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
-                  PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0")
+    result = _cli(
+        ["run", "adhoc", "pasta-dish"],
+        tmp_path,
+        CONTENT_PIPELINE_CONFIG=config,
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
+    )
     assert result.returncode == 1
     line = _one_error_line(result)
     assert "temporary server did not start" in line and "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in line
@@ -123,17 +127,21 @@ def test_a_run_reuses_a_server_already_running_and_says_so(make_config, tmp_path
     named = FlowRunFilter(name=FlowRunFilterName(any_=["generate-sneaker"]))
     with get_client(sync_client=True) as client:
         before = client.count_flow_runs(flow_run_filter=named)
-    result = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
-                  CONTENT_PIPELINE_REUSE_SERVER="1", CONTENT_PIPELINE_LOCAL_SERVER=base)
+    result = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config, CONTENT_PIPELINE_REUSE_SERVER="1", CONTENT_PIPELINE_LOCAL_SERVER=base)
     # offline: a placeholder, so the run is not complete (exit code 1); the point here is where it ran
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 of 1 images not done as real content: 1 placeholder" in " ".join(result.stderr.split())
     assert f"using the Prefect server already running at {base}" in result.stdout
     with get_client(sync_client=True) as client:
         assert client.count_flow_runs(flow_run_filter=named) == before + 1
-    off = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
-               CONTENT_PIPELINE_REUSE_SERVER="0", CONTENT_PIPELINE_LOCAL_SERVER=base,
-               PREFECT_HOME=str(tmp_path / "own-home"))
+    off = _cli(
+        ["run", "adhoc", "sneaker"],
+        tmp_path,
+        CONTENT_PIPELINE_CONFIG=config,
+        CONTENT_PIPELINE_REUSE_SERVER="0",
+        CONTENT_PIPELINE_LOCAL_SERVER=base,
+        PREFECT_HOME=str(tmp_path / "own-home"),
+    )
     assert off.returncode == 1 and "already running" not in off.stdout, off.stdout + off.stderr
 
 
@@ -146,8 +154,13 @@ def test_a_run_with_no_server_starts_one_in_the_background_and_server_stop_ends_
 
     config = str(make_config())
     base = f"http://127.0.0.1:{free_port()}"
-    env = dict(CONTENT_PIPELINE_CONFIG=config, CONTENT_PIPELINE_REUSE_SERVER="1", CONTENT_PIPELINE_LOCAL_SERVER=base,
-               PREFECT_HOME=str(tmp_path / "home"), COLUMNS="400")
+    env = dict(
+        CONTENT_PIPELINE_CONFIG=config,
+        CONTENT_PIPELINE_REUSE_SERVER="1",
+        CONTENT_PIPELINE_LOCAL_SERVER=base,
+        PREFECT_HOME=str(tmp_path / "home"),
+        COLUMNS="400",
+    )
     pid_file = tmp_path / "home" / "content-pipeline-server" / "server.pid"
     try:
         first = _cli(["run", "adhoc", "sneaker"], tmp_path, **env)
@@ -172,8 +185,7 @@ def test_reuse_off_starts_no_background_server(make_config, tmp_path: Path) -> N
     """CONTENT_PIPELINE_REUSE_SERVER=0 (the test suite's default): a run uses the
     temporary server and leaves no background server (no PID file) behind."""
     config = str(make_config())
-    result = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config,
-                  PREFECT_HOME=str(tmp_path / "home"), COLUMNS="400")
+    result = _cli(["run", "adhoc", "sneaker"], tmp_path, CONTENT_PIPELINE_CONFIG=config, PREFECT_HOME=str(tmp_path / "home"), COLUMNS="400")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "background" not in result.stdout
     assert not (tmp_path / "home" / "content-pipeline-server").exists()
@@ -225,8 +237,7 @@ def test_share_on_a_local_store_promises_no_expiry(make_config) -> None:  # type
 def test_no_issue_numbers_in_user_facing_text() -> None:
     import re
 
-    help_texts = [runner.invoke(app, args).output for args in (["--help"], ["ab", "--help"], ["run", "--help"],
-                                                               ["providers", "--help"], ["serve", "--help"])]
+    help_texts = [runner.invoke(app, args).output for args in (["--help"], ["ab", "--help"], ["run", "--help"], ["providers", "--help"], ["serve", "--help"])]
     readme = (ROOT / "README.md").read_text()
     for text in [*help_texts, readme]:
         assert not re.search(r"\bissue\s*#?\d", text, re.IGNORECASE), text[:400]
@@ -239,8 +250,7 @@ def test_every_dotenv_variable_filled_is_read_as_environment_never_printed(tmp_p
 
     shutil.copy(ROOT / "content-pipeline.yaml", tmp_path / "content-pipeline.yaml")
     (tmp_path / "templates").symlink_to(ROOT / "templates")
-    names = [line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-             if "=" in line and not line.startswith("#")]
+    names = [line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")]
     names += ["DB_PASSWORD", "GITHUB_TOKEN", "CONTENT_PIPELINE_NOT_A_SETTING"]
     values = {name: f"sk-test-{i:02d}-Zq8Rv3Lm9Tx" for i, name in enumerate(names)}
     # a key that is validated gets a valid value of its kind (still never printed)
@@ -263,17 +273,18 @@ def test_a_bad_secret_shaped_value_is_masked_in_the_error(tmp_path: Path) -> Non
     assert "Zq8Rv3Lm9Tx" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("mysql://editor:hunter2@localhost/content", "the driver of 'mysql' is not installed (no module 'MySQLdb'"),
-    ("garbage", "not a database URL"),
-    ("foo://x", "unknown database kind 'foo'"),
-])
-def test_an_unusable_database_url_is_one_line_naming_key_and_file(make_config, tmp_path: Path, url: str,
-                                                                  message: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://editor:hunter2@localhost/content", "the driver of 'mysql' is not installed (no module 'MySQLdb'"),
+        ("garbage", "not a database URL"),
+        ("foo://x", "unknown database kind 'foo'"),
+    ],
+)
+def test_an_unusable_database_url_is_one_line_naming_key_and_file(make_config, tmp_path: Path, url: str, message: str) -> None:  # type: ignore[no-untyped-def]
     config = make_config(database_url=url)
     result = _cli(["history"], tmp_path, CONTENT_PIPELINE_CONFIG=str(config))
     line = _one_error_line(result)
     assert result.returncode == 2
     assert f"{config}:" in line and "field 'database_url'" in line and message in line, line
     assert "hunter2" not in result.stderr + result.stdout
-

@@ -23,8 +23,7 @@ KEY = "content/food/2026/11/pasta-dish-0123456789ab.png"
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials for moto; never real ones."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -50,8 +49,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     server: S3Server = request.getfixturevalue("s3")
     bucket = f"images-{tmp_path.name.lower().replace('_', '-')[-40:]}"
     server.client().create_bucket(Bucket=bucket)
-    return open_store(f"s3://{bucket}/studio", s3=S3Config(endpoint_url=server.url, sse="AES256",
-                                                           storage_class="STANDARD_IA"))
+    return open_store(f"s3://{bucket}/studio", s3=S3Config(endpoint_url=server.url, sse="AES256", storage_class="STANDARD_IA"))
 
 
 def test_upload_metadata_presigned_download_and_no_overwrite(store: ObjectStore) -> None:
@@ -93,8 +91,7 @@ def test_s3_options_reach_the_store(s3: S3Server, tmp_path: Path) -> None:
 
 
 def test_s3_down_raises_storage_error() -> None:
-    store = open_store("s3://nowhere", s3=S3Config(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1,
-                                                   connect_timeout_s=1))
+    store = open_store("s3://nowhere", s3=S3Config(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1, connect_timeout_s=1))
     with pytest.raises(StorageError, match="s3://nowhere/"):
         store.put(KEY, b"bytes", content_type="image/png")
 
@@ -116,25 +113,26 @@ def test_upload_pending_retried_on_the_next_run(make_config, tmp_path: Path) -> 
     from tests.rows import flow_summary
 
     port = free_port()
-    make_config(storage_url="s3://content", s3={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1,
-                                                  "connect_timeout_s": 1},
-                renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
-    first = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
-                                  batch="down", return_state=True))
+    make_config(
+        storage_url="s3://content",
+        s3={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1, "connect_timeout_s": 1},
+        renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}],
+    )
+    first = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="down", return_state=True))
     db = get_runtime().db
     [row] = db.images(key_prefix="adhoc:")
     assert first.images[0].status == "processed"
     # no other run exists: the verdict names the store, not a run holding the image
-    assert first.verdict().startswith("1 of 1 images not done as real content: 1 waiting to upload (the store failed; "
-                                      "see the errors); the store failed: cannot ")  # the store's own cause, one line
+    assert first.verdict().startswith(
+        "1 of 1 images not done as real content: 1 waiting to upload (the store failed; see the errors); the store failed: cannot "
+    )  # the store's own cause, one line
     assert "Could not connect" in first.verdict() and "\n" not in first.verdict()
     assert row.status == "processed" and row.upload_pending and "Could not connect" in (row.error or "")
     assert row.spool_path and Path(row.spool_path).is_file()
 
     with S3Server(port) as server:
         server.client().create_bucket(Bucket="content")
-        second = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
-                                       batch="up", return_state=True))
+        second = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="up", return_state=True))
         keys = sorted(o["Key"] for o in server.client().list_objects_v2(Bucket="content").get("Contents", []))
     rows = {r.idempotency_key.split(":")[2]: r for r in db.images(key_prefix="adhoc:")}
     assert second.images[0].status == "placeholder"  # offline: a placeholder, stored aside
@@ -173,12 +171,14 @@ def test_share_prints_presigned_links_that_download(s3: S3Server, make_config) -
     from wiring.runtime import get_runtime
 
     s3.client().create_bucket(Bucket="shared")
-    make_config(storage_url="s3://shared/studio", s3={"endpoint_url": s3.url},
-                renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}])
+    make_config(
+        storage_url="s3://shared/studio",
+        s3={"endpoint_url": s3.url},
+        renditions=[{"name": "thumb", "width": 64, "height": 64, "fit": "cover", "format": "webp"}],
+    )
     from tests.rows import flow_summary
 
-    [image] = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square,
-                                    batch="s", return_state=True)).images
+    [image] = flow_summary(generate(template="sneaker", count=1, quality=Quality.standard, format=ImageFormat.square, batch="s", return_state=True)).images
     assert image.status == "placeholder" and image.storage_key  # offline: a placeholder, stored aside
     result = CliRunner().invoke(app, ["share", image.image_id, "--expires", "120"])
     assert result.exit_code == 0, result.output

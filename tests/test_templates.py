@@ -44,7 +44,7 @@ def test_validate_command_ok(make_config) -> None:  # type: ignore[no-untyped-de
 
 def test_malformed_yaml_names_file_and_line(library_copy: Path) -> None:
     bad = library_copy / "food" / "broken.yaml"
-    bad.write_text("name: broken\nprompt: \"unterminated\n  tags: [a\n")
+    bad.write_text('name: broken\nprompt: "unterminated\n  tags: [a\n')
     _, problems = TemplateLibrary.validate(library_copy)
     assert any(str(bad) in p and "invalid YAML" in p for p in problems), problems
 
@@ -103,16 +103,14 @@ def test_variations_are_deterministic_and_expand_wildcards() -> None:
     assert first.request.num_inference_steps == 70 and first.request.guidance_scale == 9.5
     other = create_variation(template, ImageSlot("daily", date(2026, 11, 21), "0600-products", 1, "products"))
     assert other.request.seed != first.request.seed
-    seeds = {create_variation(template, ImageSlot("daily", date(2026, 11, d), "s", 0, "products")).request.prompt
-             for d in range(1, 29)}
+    seeds = {create_variation(template, ImageSlot("daily", date(2026, 11, d), "s", 0, "products")).request.prompt for d in range(1, 29)}
     assert len(seeds) > 5  # wildcards and styles really vary
 
 
 def test_rotation_never_repeats_on_consecutive_days() -> None:
     library = TemplateLibrary.load(ROOT)
     for category in library.categories:
-        picks = [select_template(library, ImageSlot("daily", date(2026, 1, 1) + timedelta(days=d), f"s-{category}", 0, category)).name
-                 for d in range(30)]
+        picks = [select_template(library, ImageSlot("daily", date(2026, 1, 1) + timedelta(days=d), f"s-{category}", 0, category)).name for d in range(30)]
         assert all(a != b for a, b in zip(picks, picks[1:])), (category, picks)
 
 

@@ -34,8 +34,7 @@ NOW = 1_780_000_000  # a fixed clock for the app: Unix seconds
 
 def signed(body: dict[str, Any], timestamp: int, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body).encode()
-    return raw, {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, str(timestamp), raw),
-                 "content-type": "application/json"}
+    return raw, {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, str(timestamp), raw), "content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +53,30 @@ def client(library: TemplateLibrary, caplog: pytest.LogCaptureFixture) -> Any:
     return TestClient(create_app(SECRET, library, start=_never_started, clock=lambda: NOW))
 
 
-@pytest.mark.parametrize(("case", "status", "reason"), [
-    ("unsigned", 401, "unsigned request"),
-    ("wrong key", 401, "wrong signature"),
-    ("body changed", 401, "wrong signature"),
-    ("stale", 401, "stale request"),
-    ("from the future", 401, "stale request"),
-    ("not seconds", 401, "not Unix seconds"),
-    ("both targets", 422, "exactly one of template or category"),
-    ("unknown template", 422, "no template named 'pasta-dsh'"),
-    ("count too high", 422, "less than or equal to 50"),
-    ("bad client", 422, "string should match pattern"),
-])
-def test_bad_requests_are_refused_with_one_log_line(client: Any, caplog: pytest.LogCaptureFixture, case: str,
-                                                    status: int, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "status", "reason"),
+    [
+        ("unsigned", 401, "unsigned request"),
+        ("wrong key", 401, "wrong signature"),
+        ("body changed", 401, "wrong signature"),
+        ("stale", 401, "stale request"),
+        ("from the future", 401, "stale request"),
+        ("not seconds", 401, "not Unix seconds"),
+        ("both targets", 422, "exactly one of template or category"),
+        ("unknown template", 422, "no template named 'pasta-dsh'"),
+        ("count too high", 422, "less than or equal to 50"),
+        ("bad client", 422, "string should match pattern"),
+    ],
+)
+def test_bad_requests_are_refused_with_one_log_line(client: Any, caplog: pytest.LogCaptureFixture, case: str, status: int, reason: str) -> None:
     body: dict[str, Any] = {"template": "pasta-dish", "count": 2}
     timestamp, secret = NOW, SECRET
-    changes: dict[str, dict[str, Any]] = {"both targets": {"category": "food"}, "unknown template": {"template": "pasta-dsh"},
-                                          "count too high": {"count": 51}, "bad client": {"client": "a b/c"}}
+    changes: dict[str, dict[str, Any]] = {
+        "both targets": {"category": "food"},
+        "unknown template": {"template": "pasta-dsh"},
+        "count too high": {"count": 51},
+        "bad client": {"client": "a b/c"},
+    }
     body = {**body, **changes.get(case, {})}
     timestamp = {"stale": NOW - 301, "from the future": NOW + 301}.get(case, timestamp)
     raw, headers = signed(body, timestamp, "another-secret-0123456789" if case == "wrong key" else secret)
@@ -138,18 +143,17 @@ def trigger_url(stack: ServedStack, library: TemplateLibrary) -> Iterator[str]:
 
 
 def adhoc_runs(stack: ServedStack) -> list[dict[str, Any]]:
-    response = httpx.post(f"{stack.server.api_url}/flow_runs/filter", timeout=10, auth=stack.server.auth,
-                          json={"deployments": {"name": {"any_": ["adhoc"]}}, "limit": 200})
+    response = httpx.post(
+        f"{stack.server.api_url}/flow_runs/filter", timeout=10, auth=stack.server.auth, json={"deployments": {"name": {"any_": ["adhoc"]}}, "limit": 200}
+    )
     response.raise_for_status()
     return list(response.json())
 
 
 @pytest.mark.timeout(600)
-def test_signed_request_starts_the_adhoc_deployment_and_replayed_or_unsigned_ones_start_none(
-        stack: ServedStack, trigger_url: str) -> None:
+def test_signed_request_starts_the_adhoc_deployment_and_replayed_or_unsigned_ones_start_none(stack: ServedStack, trigger_url: str) -> None:
     assert adhoc_runs(stack) == []
-    raw, headers = signed({"template": "pasta-dish", "count": 2, "client": "acme", "date": "2026-12-05"},
-                          int(time.time()))
+    raw, headers = signed({"template": "pasta-dish", "count": 2, "client": "acme", "date": "2026-12-05"}, int(time.time()))
     accepted = httpx.post(f"{trigger_url}/trigger", content=raw, headers=headers, timeout=60)
     assert accepted.status_code == 202, f"{accepted.text}\n{tail(stack.serve.log)}"
     runs = adhoc_runs(stack)
@@ -157,8 +161,7 @@ def test_signed_request_starts_the_adhoc_deployment_and_replayed_or_unsigned_one
     assert runs[0]["parameters"] == {"template": "pasta-dish", "count": 2, "batch": "acme-2026-12-05-pasta-dish"}
 
     replayed = httpx.post(f"{trigger_url}/trigger", content=raw, headers=headers, timeout=60)
-    unsigned = httpx.post(f"{trigger_url}/trigger", content=raw, headers={TIMESTAMP_HEADER: headers[TIMESTAMP_HEADER]},
-                          timeout=60)
+    unsigned = httpx.post(f"{trigger_url}/trigger", content=raw, headers={TIMESTAMP_HEADER: headers[TIMESTAMP_HEADER]}, timeout=60)
     assert (replayed.status_code, unsigned.status_code) == (409, 401), (replayed.text, unsigned.text)
     assert len(adhoc_runs(stack)) == 1
 

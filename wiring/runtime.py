@@ -83,8 +83,9 @@ class Runtime:
     def ledger(self) -> ImageLedger:
         """The image state machine, its settlements and take-overs wired to the budget."""
         pipeline = self.settings.pipeline
-        return ImageLedger(self.db, lease_s=pipeline.lease_s, max_attempts=pipeline.max_attempts,
-                           settle=self.budget.settle_in, on_takeover=self.budget.close_for_claim)
+        return ImageLedger(
+            self.db, lease_s=pipeline.lease_s, max_attempts=pipeline.max_attempts, settle=self.budget.settle_in, on_takeover=self.budget.close_for_claim
+        )
 
     def publisher(self) -> Publisher:
         """A new publishing step (its own list of rows to announce) over this process's resources."""
@@ -99,8 +100,9 @@ class Runtime:
             with self._lock:
                 worker = self._workers.get(run_key)
                 if worker is None:
-                    worker = Worker(self.ledger, chain, self.store, self.settings, run_key,
-                                    _semaphore(self.settings.concurrency), retry_failed=retry_failed).start()
+                    worker = Worker(
+                        self.ledger, chain, self.store, self.settings, run_key, _semaphore(self.settings.concurrency), retry_failed=retry_failed
+                    ).start()
                     self._workers[run_key] = worker
         return worker
 
@@ -120,8 +122,7 @@ class Runtime:
         if not providers:
             raise ValueError(f"provider(s) {', '.join(names)} not enabled in the configuration")
         with self._lock:
-            self._chains[run_key] = ProviderChain(limit_providers(settings, providers), retry=self.settings.retry,
-                                                  budget=self.budget)
+            self._chains[run_key] = ProviderChain(limit_providers(settings, providers), retry=self.settings.retry, budget=self.budget)
 
     def produce_planned(self, pk: int, run_key: str) -> ImageRecord:
         """Take slot ``pk`` as far as run ``run_key`` can (generation.produce.produce_image with

@@ -24,8 +24,7 @@ def _run(connection) -> None:
     with connection.begin():  # BEGIN IMMEDIATE on SQLite (storage.db write engine)
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite,
-                          transactional_ddl=True, compare_type=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite, transactional_ddl=True, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
 
@@ -38,7 +37,6 @@ def run_migrations_online() -> None:
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-
         url = get_settings().database_url
     db = Database(str(url), migrate=False)
     try:
@@ -49,8 +47,7 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, dialect_opts={"paramstyle": "named"})
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()
 

@@ -15,8 +15,11 @@ from tests.providers.servers.bfl import KEY, BFLServer
 
 def provider_for(server: BFLServer, **settings: object) -> BFLProvider:
     config = BFLConfig(**{"base_url": server.url, "poll_interval_s": 0.02, "timeout_s": 10, **settings})
-    return BFLProvider(config=config, secrets=cfg.Secrets(_env_file=None, provider_secrets={"BFL_API_KEY": KEY}),  # type: ignore[call-arg]
-                       downloader=SafeDownloader(test_base_url=server.url))
+    return BFLProvider(
+        config=config,
+        secrets=cfg.Secrets(_env_file=None, provider_secrets={"BFL_API_KEY": KEY}),  # type: ignore[call-arg]
+        downloader=SafeDownloader(test_base_url=server.url),
+    )
 
 
 PORTRAIT = GenerationRequest(prompt="a heron", width=1024, height=1792, num_inference_steps=70, guidance_scale=9.5, seed=8)
@@ -36,8 +39,7 @@ def test_polls_until_ready_and_maps_the_size() -> None:
 def test_dev_steps_and_guidance_clamped_ultra_takes_an_aspect_ratio() -> None:
     with BFLServer() as server:
         provider_for(server, model="flux-dev").generate(PORTRAIT)
-        ultra = provider_for(server, model="flux-pro-1.1-ultra").generate(
-            GenerationRequest(prompt="a heron", width=1792, height=1024))
+        ultra = provider_for(server, model="flux-pro-1.1-ultra").generate(GenerationRequest(prompt="a heron", width=1792, height=1024))
         dev_sent, ultra_sent = (r.json() for r in server.requests if r.method == "POST")
     assert dev_sent["steps"] == 50 and dev_sent["guidance"] == 5.0
     assert ultra_sent["aspect_ratio"] == "16:9" and "width" not in ultra_sent and ultra.cost_usd == 0.06
@@ -77,8 +79,16 @@ def test_the_key_goes_nowhere_else() -> None:
 def test_check_reads_credits() -> None:
     with BFLServer() as server:
         assert "1234.5 credits" in provider_for(server).check().detail
-        assert not BFLProvider(config=BFLConfig(base_url=server.url), secrets=cfg.Secrets(  # type: ignore[call-arg]
-            _env_file=None)).check().ok
+        assert (
+            not BFLProvider(
+                config=BFLConfig(base_url=server.url),
+                secrets=cfg.Secrets(  # type: ignore[call-arg]
+                    _env_file=None
+                ),
+            )
+            .check()
+            .ok
+        )
 
 
 @pytest.mark.parametrize("fmt", list(ImageFormat))
@@ -113,8 +123,11 @@ def test_moderation_is_not_charged(status: str) -> None:
         server.route = route  # type: ignore[method-assign]
         provider = provider_for(server)
         attempts: list[Attempt] = []
-        chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=provider.secrets)],
-                              retry=RetryConfig(max_retries=2, backoff_s=0.0), sleep=lambda s: None)
+        chain = ProviderChain(
+            [provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=provider.secrets)],
+            retry=RetryConfig(max_retries=2, backoff_s=0.0),
+            sleep=lambda s: None,
+        )
         assert chain.generate(PORTRAIT, attempts.append).provider == "placeholder"
     failed = [a for a in attempts if a.provider == "bfl"]
     assert len(failed) == 1 and failed[0].error_class == "content_filtered" and failed[0].cost_usd == 0.0

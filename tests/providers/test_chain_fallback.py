@@ -30,8 +30,12 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 @pytest.fixture
 def four() -> Iterator[dict[str, srv.ProtocolServer]]:
-    started = {"huggingface": srv.HuggingFaceServer("503"), "replicate": srv.ReplicateServer("429"),
-               "stability": srv.StabilityServer("filtered"), "openai": srv.OpenAIServer("ok")}
+    started = {
+        "huggingface": srv.HuggingFaceServer("503"),
+        "replicate": srv.ReplicateServer("429"),
+        "stability": srv.StabilityServer("filtered"),
+        "openai": srv.OpenAIServer("ok"),
+    }
     for server in started.values():
         server.__enter__()
     yield started
@@ -40,27 +44,37 @@ def four() -> Iterator[dict[str, srv.ProtocolServer]]:
 
 
 def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    for name, value in {"HUGGINGFACE_TOKEN": "hf_test_token", "REPLICATE_API_TOKEN": "r8_test_token",
-                        "STABILITY_API_KEY": "sk-test-key", "OPENAI_API_KEY": "sk-test-key"}.items():
+    for name, value in {
+        "HUGGINGFACE_TOKEN": "hf_test_token",
+        "REPLICATE_API_TOKEN": "r8_test_token",
+        "STABILITY_API_KEY": "sk-test-key",
+        "OPENAI_API_KEY": "sk-test-key",
+    }.items():
         monkeypatch.setenv(name, value)
     hf, rep, stab, oai = (four[n].url for n in ("huggingface", "replicate", "stability", "openai"))
-    settings = load_settings(make_config(
-        chain=["huggingface", "replicate", "stability", "openai", "placeholder"],
-        providers={
-            "huggingface": {"endpoint_url": f"{hf}/models/stabilityai/stable-diffusion-xl-base-1.0", "timeout_s": 5},
-            "replicate": {"base_url": rep, "timeout_s": 5},
-            "stability": {"base_url": stab, "model": "core", "timeout_s": 5},
-            "openai": {"base_url": f"{oai}/v1", "model": "dall-e-3", "timeout_s": 5},
-        },
-        retry={"max_retries": 1, "backoff_s": 0.0, "max_retry_after_s": 5.0},
-        budget={"daily_usd": 1.0},
-    ))
+    settings = load_settings(
+        make_config(
+            chain=["huggingface", "replicate", "stability", "openai", "placeholder"],
+            providers={
+                "huggingface": {"endpoint_url": f"{hf}/models/stabilityai/stable-diffusion-xl-base-1.0", "timeout_s": 5},
+                "replicate": {"base_url": rep, "timeout_s": 5},
+                "stability": {"base_url": stab, "model": "core", "timeout_s": 5},
+                "openai": {"base_url": f"{oai}/v1", "model": "dall-e-3", "timeout_s": 5},
+            },
+            retry={"max_retries": 1, "backoff_s": 0.0, "max_retry_after_s": 5.0},
+            budget={"daily_usd": 1.0},
+        )
+    )
     db = Database(settings.database_url)
     sleeps: list[float] = []
     disabled: list[tuple[str, str]] = []
-    chain = ProviderChain(build_providers(settings, Secrets()), retry=settings.retry,
-                          budget=BudgetLedger(db, settings.budget), sleep=sleeps.append,
-                          on_disable=lambda name, why: disabled.append((name, why)))
+    chain = ProviderChain(
+        build_providers(settings, Secrets()),
+        retry=settings.retry,
+        budget=BudgetLedger(db, settings.budget),
+        sleep=sleeps.append,
+        on_disable=lambda name, why: disabled.append((name, why)),
+    )
     slots = [ImageSlot("daily", date(2026, 11, 21), "0600-products", i, "products") for i in range(2)]
     pks = record_planned(db, TemplateLibrary.load(TEMPLATES), slots)
 
@@ -81,8 +95,7 @@ def test_four_providers_one_image(make_config, four, monkeypatch: pytest.MonkeyP
     # the filtered answer came with HTTP 200: Stability may have billed it (core: USD 0.03), so it is counted
     assert [a.cost_usd for a in attempts] == [0.0, 0.0, pytest.approx(0.03), pytest.approx(0.04)]  # dall-e-3 1024^2
     assert all(a.latency_s > 0 for a in attempts)
-    assert [a.model for a in attempts] == ["stabilityai/stable-diffusion-xl-base-1.0", "stability-ai/stable-diffusion",
-                                           "core", "dall-e-3"]
+    assert [a.model for a in attempts] == ["stabilityai/stable-diffusion-xl-base-1.0", "stability-ai/stable-diffusion", "core", "dall-e-3"]
     assert row.cost_usd == pytest.approx(0.07)
     assert "currently loading" in (attempts[0].error or "") and "throttled" in (attempts[1].error or "")
     assert sleeps == []  # 20 s (estimated_time) and 7 s (Retry-After) are over max_retry_after_s: next provider
@@ -108,8 +121,9 @@ def test_short_retry_after_is_waited_then_succeeds(monkeypatch: pytest.MonkeyPat
 
     with srv.StabilityServer() as server:
         server.script.extend(["429"])
-        provider = StabilityProvider(config=StabilityConfig(base_url=server.url, timeout_s=5),
-                                     secrets=Secrets(_env_file=None, provider_secrets={"STABILITY_API_KEY": "sk-test-key"}))  # type: ignore[call-arg]
+        provider = StabilityProvider(
+            config=StabilityConfig(base_url=server.url, timeout_s=5), secrets=Secrets(_env_file=None, provider_secrets={"STABILITY_API_KEY": "sk-test-key"})
+        )  # type: ignore[call-arg]
         sleeps: list[float] = []
         attempts: list = []
         chain = ProviderChain([provider], retry=RetryConfig(max_retries=2, max_retry_after_s=10), sleep=sleeps.append)
@@ -127,8 +141,10 @@ def test_auth_failure_disables_and_alerts() -> None:
 
     with srv.OpenAIServer("401") as server:
         secrets = Secrets(_env_file=None, provider_secrets={"OPENAI_API_KEY": "sk-wrong-key"})  # type: ignore[call-arg]
-        providers = [OpenAIProvider(config=OpenAIConfig(base_url=f"{server.url}/v1", timeout_s=5), secrets=secrets),
-                     PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets)]
+        providers = [
+            OpenAIProvider(config=OpenAIConfig(base_url=f"{server.url}/v1", timeout_s=5), secrets=secrets),
+            PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets),
+        ]
         disabled: list[tuple[str, str]] = []
         chain = ProviderChain(providers, retry=RetryConfig(), on_disable=lambda n, m: disabled.append((n, m)))
         for _ in range(3):
@@ -144,8 +160,7 @@ def test_auth_failure_raises_an_alert(make_config, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")  # accepted: the account is out of credit
     with srv.OpenAIServer("402") as server:
-        settings = load_settings(make_config(chain=["openai", "placeholder"],
-                                             providers={"openai": {"base_url": f"{server.url}/v1", "timeout_s": 5}}))
+        settings = load_settings(make_config(chain=["openai", "placeholder"], providers={"openai": {"base_url": f"{server.url}/v1", "timeout_s": 5}}))
         db = Database(settings.database_url)
         chain = ProviderChain(build_providers(settings, Secrets()), retry=settings.retry)
         slots = [ImageSlot("daily", date(2026, 11, 21), "0600-food", 0, "food")]

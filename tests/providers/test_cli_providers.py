@@ -13,16 +13,27 @@ from cli.main import app
 from tests.providers import servers as srv
 
 runner = CliRunner()
-KEYS = {"HUGGINGFACE_TOKEN": "hf_test_token", "REPLICATE_API_TOKEN": "r8_test_token", "STABILITY_API_KEY": "sk-test-key",
-        "OPENAI_API_KEY": "sk-test-key", "FAL_KEY": "fal-test-key", "AUTOMATIC1111_AUTH": "artist:s3cret"}
+KEYS = {
+    "HUGGINGFACE_TOKEN": "hf_test_token",
+    "REPLICATE_API_TOKEN": "r8_test_token",
+    "STABILITY_API_KEY": "sk-test-key",
+    "OPENAI_API_KEY": "sk-test-key",
+    "FAL_KEY": "fal-test-key",
+    "AUTOMATIC1111_AUTH": "artist:s3cret",
+}
 
 
 @pytest.fixture
 def fleet() -> Iterator[dict[str, srv.ProtocolServer]]:
-    started = {"huggingface": srv.HuggingFaceServer(), "replicate": srv.ReplicateServer(),
-               "stability": srv.StabilityServer(), "openai": srv.OpenAIServer(),
-               "automatic1111": srv.A1111Server(auth="artist:s3cret"), "flux_studio": srv.FluxStudioServer(),
-               "picsum": srv.PicsumServer()}
+    started = {
+        "huggingface": srv.HuggingFaceServer(),
+        "replicate": srv.ReplicateServer(),
+        "stability": srv.StabilityServer(),
+        "openai": srv.OpenAIServer(),
+        "automatic1111": srv.A1111Server(auth="artist:s3cret"),
+        "flux_studio": srv.FluxStudioServer(),
+        "picsum": srv.PicsumServer(),
+    }
     for server in started.values():
         server.__enter__()
     yield started
@@ -35,8 +46,7 @@ def fleet_config(make_config, fleet, monkeypatch, **keys: str) -> Path:  # type:
         monkeypatch.setenv(name, value)
     url = {name: server.url for name, server in fleet.items()}
     return make_config(
-        chain=["huggingface", "replicate", "stability", "openai", "automatic1111", "flux_studio", "fal", "picsum",
-               "placeholder"],
+        chain=["huggingface", "replicate", "stability", "openai", "automatic1111", "flux_studio", "fal", "picsum", "placeholder"],
         providers={
             "huggingface": {"endpoint_url": f"{url['huggingface']}/models/x", "hub_url": url["huggingface"]},
             "replicate": {"base_url": url["replicate"]},
@@ -56,8 +66,7 @@ def test_providers_list_shows_models_prices_and_secret_state(make_config, monkey
     result = runner.invoke(app, ["providers", "list", "--all"])
     assert result.exit_code == 0, result.output
     out = result.output
-    for name in ("openai", "huggingface", "replicate", "stability", "automatic1111", "flux_studio", "fal", "diffusers",
-                 "picsum", "placeholder"):
+    for name in ("openai", "huggingface", "replicate", "stability", "automatic1111", "flux_studio", "fal", "diffusers", "picsum", "placeholder"):
         assert name in out
     assert "gpt-image-1" in out and "low/1024x1024" in out
     from cli.providers import _prices
@@ -80,8 +89,7 @@ def test_providers_check_all_green(make_config, fleet, monkeypatch) -> None:  # 
     assert result.exit_code == 0, result.output
     assert result.output.count("ok") >= 9 and "FAILED" not in result.output
     assert "pipeline-bot" in result.output and "42.5 credits" in result.output and "2 checkpoints" in result.output
-    generated = [r.path for s in fleet.values() for r in s.requests
-                 if r.method == "POST"]  # nothing generated, nothing spent
+    generated = [r.path for s in fleet.values() for r in s.requests if r.method == "POST"]  # nothing generated, nothing spent
     assert generated == []
 
 
@@ -107,8 +115,7 @@ def civitai() -> Iterator[srv.CivitaiServer]:
 
 
 def civitai_config(make_config, server: srv.CivitaiServer, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    return make_config(providers={"civitai": {"base_url": server.url, "timeout_s": 10},
-                                  "diffusers": {"models_dir": str(tmp_path / "models")}})
+    return make_config(providers={"civitai": {"base_url": server.url, "timeout_s": 10}, "diffusers": {"models_dir": str(tmp_path / "models")}})
 
 
 def test_models_pull_resumes_and_verifies_sha256(make_config, civitai, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

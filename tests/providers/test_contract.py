@@ -27,8 +27,9 @@ from providers.registry import PROVIDERS, provider_class
 from tests.providers import servers as srv
 
 TIMEOUT_S = 1.0
-REQUEST = GenerationRequest(prompt=srv.common.PROMPT, negative_prompt=srv.common.NEGATIVE, width=512, height=384,
-                            num_inference_steps=30, guidance_scale=7.5, seed=123)
+REQUEST = GenerationRequest(
+    prompt=srv.common.PROMPT, negative_prompt=srv.common.NEGATIVE, width=512, height=384, num_inference_steps=30, guidance_scale=7.5, seed=123
+)
 CASES = srv.cases()
 
 #: mode -> (error class, HTTP status or None, retry_after seconds or None)
@@ -135,17 +136,22 @@ def test_provider_contract(name: str, mode: str, servers: dict[str, srv.Protocol
 @pytest.mark.parametrize("quality", list(Quality))
 @pytest.mark.parametrize("fmt", list(ImageFormat))
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_format_and_tier_is_an_accepted_request(name: str, fmt: ImageFormat, quality: Quality,
-                                                      servers: dict[str, srv.ProtocolServer]) -> None:
+def test_every_format_and_tier_is_an_accepted_request(name: str, fmt: ImageFormat, quality: Quality, servers: dict[str, srv.ProtocolServer]) -> None:
     """The product's requests (1024x1024 / 1024x1792 / 1792x1024 at 30 / 50 / 70 steps,
     guidance 7.5 / 8.5 / 9.5) are mapped onto what each model accepts: the strict server
     takes them, and the image matches the size actually asked for."""
     server = servers[name]
     server.reset()
     width, height = fmt.size
-    request = GenerationRequest(prompt="a lighthouse on a cliff at dawn", width=width, height=height,
-                                num_inference_steps=quality.num_inference_steps, guidance_scale=quality.guidance_scale,
-                                seed=7, quality=quality.value)
+    request = GenerationRequest(
+        prompt="a lighthouse on a cliff at dawn",
+        width=width,
+        height=height,
+        num_inference_steps=quality.num_inference_steps,
+        guidance_scale=quality.guidance_scale,
+        seed=7,
+        quality=quality.value,
+    )
     provider = make_provider(name, server, timeout_s=20.0)
     try:
         result = provider.generate(request)
@@ -192,8 +198,11 @@ def test_wrong_credentials_get_the_services_refusal(name: str, servers: dict[str
     server.reset()
     cls = provider_class(name)
     wrong = {variable: "wrong:credential-value" for variable in case.secrets}
-    provider = cls(config=cls.Config(**{"timeout_s": 5.0, **case.settings(server.url)}), secrets=secrets_of(wrong),
-                   downloader=SafeDownloader(test_base_url=server.url, timeout_s=5.0))
+    provider = cls(
+        config=cls.Config(**{"timeout_s": 5.0, **case.settings(server.url)}),
+        secrets=secrets_of(wrong),
+        downloader=SafeDownloader(test_base_url=server.url, timeout_s=5.0),
+    )
     try:
         with pytest.raises(ProviderError) as caught:
             provider.generate(REQUEST)

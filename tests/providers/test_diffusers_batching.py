@@ -64,9 +64,17 @@ def offline() -> Iterator[None]:
 
 
 def config(tiny: dict[str, Path], **extra: Any) -> DiffusersConfig:
-    return DiffusersConfig.model_validate({
-        "enabled": True, "device": "cpu", "model": "tiny", "local_files_only": True, "max_batch_size": 4,
-        "models": {"tiny": LocalModelConfig(path=str(tiny["model"]), pipeline="sd15")}, **extra})
+    return DiffusersConfig.model_validate(
+        {
+            "enabled": True,
+            "device": "cpu",
+            "model": "tiny",
+            "local_files_only": True,
+            "max_batch_size": 4,
+            "models": {"tiny": LocalModelConfig(path=str(tiny["model"]), pipeline="sd15")},
+            **extra,
+        }
+    )
 
 
 def secrets() -> Secrets:
@@ -77,8 +85,7 @@ def chain_of(provider: Any) -> Any:
     from providers.chain import ProviderChain
     from providers.placeholder import PlaceholderProvider
 
-    return ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
-                         retry=RetryConfig(backoff_s=0.0))
+    return ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())], retry=RetryConfig(backoff_s=0.0))
 
 
 def pixels(data: bytes) -> Any:
@@ -99,8 +106,7 @@ def worker_of(db: Any, chain: Any, tmp_path: Path, policy: PolicyConfig | None =
     from generation.produce import Worker
 
     settings = Settings(_env_file=None, output_dir=tmp_path / "output", policy=policy or PolicyConfig())  # type: ignore[call-arg]
-    return Worker(ImageLedger(db), chain, open_store(str(tmp_path / "store")), settings, "batch-run",
-                  threading.BoundedSemaphore(1))
+    return Worker(ImageLedger(db), chain, open_store(str(tmp_path / "store")), settings, "batch-run", threading.BoundedSemaphore(1))
 
 
 @pytest.fixture
@@ -215,8 +221,12 @@ class PretendGpu:
 
 
 def requests(seeds: list[int]) -> list[GenerationRequest]:
-    return [GenerationRequest(prompt=f"a ceramic mug, variation {s}", negative_prompt="", width=SIZE, height=SIZE,
-                              num_inference_steps=STEPS, guidance_scale=7.5, seed=s) for s in seeds]
+    return [
+        GenerationRequest(
+            prompt=f"a ceramic mug, variation {s}", negative_prompt="", width=SIZE, height=SIZE, num_inference_steps=STEPS, guidance_scale=7.5, seed=s
+        )
+        for s in seeds
+    ]
 
 
 def test_out_of_memory_retries_once_at_half_the_batch(tiny_model) -> None:  # type: ignore[no-untyped-def]
@@ -244,9 +254,20 @@ def test_out_of_memory_again_falls_back_to_the_cpu_when_allowed(tiny_model, plan
     assert all([a.status for a in db.attempts(pk)] == ["success"] for pk in pks)
 
     plain = DiffusersProvider(config=config(tiny_model), secrets=secrets())  # the same seeds on the CPU proper
-    expected = plain.generate_batch([GenerationRequest(prompt=r.prompt or "", negative_prompt=r.negative_prompt or "",
-                                                       width=SIZE, height=SIZE, num_inference_steps=STEPS,
-                                                       guidance_scale=7.5, seed=r.seed) for r in rows])
+    expected = plain.generate_batch(
+        [
+            GenerationRequest(
+                prompt=r.prompt or "",
+                negative_prompt=r.negative_prompt or "",
+                width=SIZE,
+                height=SIZE,
+                num_inference_steps=STEPS,
+                guidance_scale=7.5,
+                seed=r.seed,
+            )
+            for r in rows
+        ]
+    )
     for row, result in zip(rows, expected, strict=True):
         assert abs(pixels(Path(row.spool_path).read_bytes()) - pixels(result.image)).max() <= 2  # type: ignore[arg-type,union-attr]
     provider.close()
@@ -261,12 +282,15 @@ def test_out_of_memory_without_cpu_fallback_moves_down_the_chain(tiny_model) -> 
 
     provider.invocations.clear()
     attempts: list[tuple[int, str, str, str | None]] = []
-    results = chain_of(provider).generate_batch(
-        requests([1, 2]), lambda i, a: attempts.append((i, a.provider, a.status, a.error_class)))
+    results = chain_of(provider).generate_batch(requests([1, 2]), lambda i, a: attempts.append((i, a.provider, a.status, a.error_class)))
     assert provider.invocations == [("cuda", 1), ("cuda", 1)]  # the limit halved twice: one image per call, no CPU
     assert [r.provider for r in results] == ["placeholder", "placeholder"]  # type: ignore[union-attr]
-    assert sorted(attempts) == [(0, "diffusers", "failed", "transient"), (0, "placeholder", "success", None),
-                                (1, "diffusers", "failed", "transient"), (1, "placeholder", "success", None)]
+    assert sorted(attempts) == [
+        (0, "diffusers", "failed", "transient"),
+        (0, "placeholder", "success", None),
+        (1, "diffusers", "failed", "transient"),
+        (1, "placeholder", "success", None),
+    ]
     provider.close()
 
 
@@ -307,8 +331,7 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
     db, pks = planned
     budget = BudgetLedger(db, BudgetConfig(daily_usd=0.03, monthly_usd=1.0))
     provider = DiffusersProvider(config=config(tiny_model, cost_usd=0.01), secrets=secrets())
-    chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
-                          retry=RetryConfig(backoff_s=0.0), budget=budget)
+    chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())], retry=RetryConfig(backoff_s=0.0), budget=budget)
     worker = worker_of(db, chain, tmp_path)
     worker.ledger = ImageLedger(db, settle=budget.settle_in, on_takeover=budget.close_for_claim)
     rows = generate_batch_images(worker, pks)
@@ -319,8 +342,7 @@ def test_a_batch_reserves_and_settles_the_budget_per_claim(tiny_model, planned, 
     assert len(paid) == 3 and {(r.provider, r.cost_usd) for r in paid} == {("diffusers", 0.01)}
     (refused,) = [r for r in rows if r.is_placeholder]
     assert refused.provider == "placeholder" and refused.cost_usd == 0.0
-    assert [(a.provider, a.status, a.error_class) for a in db.attempts(refused.id)] == [
-        ("diffusers", "skipped", "budget"), ("placeholder", "success", None)]
+    assert [(a.provider, a.status, a.error_class) for a in db.attempts(refused.id)] == [("diffusers", "skipped", "budget"), ("placeholder", "success", None)]
     with db.session() as session:
         entries = list(session.exec(select(BudgetLedgerRecord)))
     settled = sorted((e.image_pk, e.run_key, e.state, e.actual_usd) for e in entries if e.state != "refused")

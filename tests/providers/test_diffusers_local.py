@@ -37,8 +37,9 @@ def tiny_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
         vocab.setdefault(char + "</w>", len(vocab))
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
-                         model_max_length=77, pad_token="<|endoftext|>"), len(vocab)
+    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=77, pad_token="<|endoftext|>"), len(
+        vocab
+    )
 
 
 def build_tiny_model(root: Path) -> dict[str, Path]:
@@ -52,23 +53,52 @@ def build_tiny_model(root: Path) -> dict[str, Path]:
     tokenizer, vocab_size = tiny_tokenizer(root)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=SIZE // 2, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=2)
-    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-5,
-        num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab_size + 2))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=SIZE // 2,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=2,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=2,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-5,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=vocab_size + 2,
+        )
+    )
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(root / "model")
     vae.save_pretrained(root / "vae")
-    unet.add_adapter(PeftLoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                    init_lora_weights=False))
+    unet.add_adapter(PeftLoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False))
     StableDiffusionPipeline.save_lora_weights(root / "lora", unet_lora_layers=get_peft_model_state_dict(unet))
     return {"model": root / "model", "vae": root / "vae", "lora": root / "lora"}
 
@@ -91,14 +121,22 @@ def provider(tiny_model: dict[str, Path]):  # type: ignore[no-untyped-def]
     os.environ["HF_HUB_OFFLINE"] = "1"  # module-wide: any hub access would fail loudly
     torch.set_num_threads(2)
     config = DiffusersConfig(
-        enabled=True, device="cpu", model="tiny", local_files_only=True, max_batch_size=4,
+        enabled=True,
+        device="cpu",
+        model="tiny",
+        local_files_only=True,
+        max_batch_size=4,
         models={
             "tiny": LocalModelConfig(
-                path=str(tiny_model["model"]), vae=str(tiny_model["vae"]), negative_prompt="blurry, low quality",
+                path=str(tiny_model["model"]),
+                vae=str(tiny_model["vae"]),
+                negative_prompt="blurry, low quality",
                 description="tiny random SD 1.5 for tests",
-                loras={"tinystyle": LoraConfig(path=str(tiny_model["lora"]), weight=1.0, trigger_words=["tnystyle"])}),
+                loras={"tinystyle": LoraConfig(path=str(tiny_model["lora"]), weight=1.0, trigger_words=["tnystyle"])},
+            ),
             "plain": LocalModelConfig(path=str(tiny_model["model"]), pipeline="sd15", scheduler="EulerDiscreteScheduler"),
-        })
+        },
+    )
     made = DiffusersProvider(config=config, secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
     yield made
     made.close()
@@ -106,8 +144,7 @@ def provider(tiny_model: dict[str, Path]):  # type: ignore[no-untyped-def]
 
 
 def request(prompt: str = "a red ceramic mug", seed: int | None = 7, **extra) -> GenerationRequest:  # type: ignore[no-untyped-def]
-    return GenerationRequest(prompt=prompt, negative_prompt="", width=SIZE, height=SIZE, num_inference_steps=STEPS,
-                             guidance_scale=7.5, seed=seed, **extra)
+    return GenerationRequest(prompt=prompt, negative_prompt="", width=SIZE, height=SIZE, num_inference_steps=STEPS, guidance_scale=7.5, seed=seed, **extra)
 
 
 def pixels(data: bytes):  # type: ignore[no-untyped-def]
@@ -146,8 +183,7 @@ def test_lora_weight_changes_the_image(provider, offline) -> None:  # type: igno
 
 def test_variations_are_one_batch(provider, offline) -> None:  # type: ignore[no-untyped-def]
     calls = provider.calls
-    variations = [request("a red ceramic mug", seed=11), request("a blue ceramic mug", seed=12),
-                  request("a green ceramic mug", seed=13)]
+    variations = [request("a red ceramic mug", seed=11), request("a blue ceramic mug", seed=12), request("a green ceramic mug", seed=13)]
     results = provider.generate_batch(variations)
     assert provider.calls == calls + 1  # one pipeline call for the three variations
     assert [r.seed for r in results] == [11, 12, 13]  # type: ignore[union-attr]
@@ -169,8 +205,7 @@ def test_second_model_with_scheduler_and_pipeline_family(provider, offline) -> N
 def test_missing_model_is_a_clear_rejection(tmp_path: Path, offline) -> None:  # type: ignore[no-untyped-def]
     from providers.diffusers_local import DiffusersProvider
 
-    config = DiffusersConfig(enabled=True, device="cpu", local_files_only=True,
-                             models={"gone": LocalModelConfig(path=str(tmp_path / "gone"))})
+    config = DiffusersConfig(enabled=True, device="cpu", local_files_only=True, models={"gone": LocalModelConfig(path=str(tmp_path / "gone"))})
     made = DiffusersProvider(config=config, secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
     check = made.check()
     assert not check.ok and "not found" in check.detail
@@ -188,11 +223,13 @@ def test_chain_renders_variations_as_one_batch(provider, offline) -> None:  # ty
     chain = ProviderChain([provider, placeholder], retry=RetryConfig())
     attempts: list[tuple[int, str, str]] = []
     calls = provider.calls
-    variations = [request("a red ceramic mug", seed=21), request("a blue ceramic mug", seed=22),
-                  request("a mug", seed=23, loras=(("missing-lora", 1.0),))]  # its own batch key: fails alone
+    variations = [
+        request("a red ceramic mug", seed=21),
+        request("a blue ceramic mug", seed=22),
+        request("a mug", seed=23, loras=(("missing-lora", 1.0),)),
+    ]  # its own batch key: fails alone
     results = chain.generate_batch(variations, lambda i, a: attempts.append((i, a.provider, a.status)))
     assert provider.calls == calls + 1  # the two compatible variations: one pipeline call
     assert [r.provider for r in results] == ["diffusers", "diffusers", "placeholder"]  # type: ignore[union-attr]
-    assert sorted(attempts) == [(0, "diffusers", "success"), (1, "diffusers", "success"),
-                                (2, "diffusers", "failed"), (2, "placeholder", "success")]
+    assert sorted(attempts) == [(0, "diffusers", "success"), (1, "diffusers", "success"), (2, "diffusers", "failed"), (2, "placeholder", "success")]
     assert results[2].is_placeholder  # type: ignore[union-attr]

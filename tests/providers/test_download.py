@@ -27,20 +27,23 @@ def other() -> Iterator[ReplicateServer]:
         yield running  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-    "https://169.254.169.254/latest/meta-data/",
-    "https://[fe80::1]/x.png",
-    "https://[::ffff:169.254.169.254]/x.png",
-    "https://127.0.0.1/x.png",
-    "https://localhost/x.png",
-    "https://10.0.0.7/x.png",
-    "https://192.168.1.20/x.png",
-    "https://0.0.0.0/x.png",
-    "file:///etc/passwd",
-    "ftp://example.org/x.png",
-    "https://user:pw@example.org/x.png",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[fe80::1]/x.png",
+        "https://[::ffff:169.254.169.254]/x.png",
+        "https://127.0.0.1/x.png",
+        "https://localhost/x.png",
+        "https://10.0.0.7/x.png",
+        "https://192.168.1.20/x.png",
+        "https://0.0.0.0/x.png",
+        "file:///etc/passwd",
+        "ftp://example.org/x.png",
+        "https://user:pw@example.org/x.png",
+    ],
+)
 def test_refused_urls(url: str, server: ReplicateServer) -> None:
     downloader = SafeDownloader(test_base_url=server.url)
     with pytest.raises(UnsafeURLError) as caught:
@@ -80,8 +83,7 @@ def test_size_and_type_caps(server: ReplicateServer) -> None:
         SafeDownloader(test_base_url=server.url).fetch(f"{server.url}/html", provider="p")
 
 
-@pytest.mark.parametrize("output_url", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd",
-                                        "http://127.0.0.1:9/x.png"])
+@pytest.mark.parametrize("output_url", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd", "http://127.0.0.1:9/x.png"])
 def test_provider_output_url_is_refused(server: ReplicateServer, output_url: str) -> None:
     """A provider answering with a metadata / file / foreign loopback URL gets a rejection, no fetch."""
     server.output_url = output_url

@@ -15,8 +15,11 @@ from tests.providers.servers.fal import KEY, FalServer
 
 def provider_for(server: FalServer, **settings: object) -> FalProvider:
     config = FalConfig(**{"queue_url": server.url, "poll_interval_s": 0.02, "timeout_s": 5, **settings})
-    return FalProvider(config=config, secrets=cfg.Secrets(_env_file=None, provider_secrets={"FAL_KEY": KEY}),  # type: ignore[call-arg]
-                       downloader=SafeDownloader(test_base_url=server.url))
+    return FalProvider(
+        config=config,
+        secrets=cfg.Secrets(_env_file=None, provider_secrets={"FAL_KEY": KEY}),  # type: ignore[call-arg]
+        downloader=SafeDownloader(test_base_url=server.url),
+    )
 
 
 def test_queue_polling_and_cancel() -> None:
@@ -28,8 +31,7 @@ def test_queue_polling_and_cancel() -> None:
         server.reset()
         server.in_queue_polls = 10_000
         with pytest.raises(TransientProviderError, match="cancelled"):
-            provider_for(server, poll_interval_s=0.05, timeout_s=0.4).generate(
-                GenerationRequest(prompt="a fox", width=512, height=512))
+            provider_for(server, poll_interval_s=0.05, timeout_s=0.4).generate(GenerationRequest(prompt="a fox", width=512, height=512))
         assert len(server.cancelled) == 1
 
 

@@ -38,12 +38,10 @@ def server() -> Iterator[GeminiServer]:
 
 
 def provider_for(server: GeminiServer, model: str = "gemini-2.5-flash-image", **kwargs: str) -> GeminiProvider:
-    return GeminiProvider(config=GeminiConfig(base_url=server.url, model=model, timeout_s=10),
-                          secrets=secrets(**kwargs))
+    return GeminiProvider(config=GeminiConfig(base_url=server.url, model=model, timeout_s=10), secrets=secrets(**kwargs))
 
 
-REQUEST = GenerationRequest(prompt="a dune at noon", width=1792, height=1024, seed=77, num_inference_steps=50,
-                            guidance_scale=8.5)
+REQUEST = GenerationRequest(prompt="a dune at noon", width=1792, height=1024, seed=77, num_inference_steps=50, guidance_scale=8.5)
 
 
 def test_success_sends_image_modality_and_prices_the_usage(server: GeminiServer) -> None:
@@ -52,8 +50,7 @@ def test_success_sends_image_modality_and_prices_the_usage(server: GeminiServer)
     assert sent.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
     assert sent.headers["x-goog-api-key"] == KEY and "authorization" not in sent.headers
     body = sent.json()
-    assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"],
-                                        "imageConfig": {"aspectRatio": "16:9"}, "seed": 77}
+    assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "16:9"}, "seed": 77}
     assert body["contents"] == [{"role": "user", "parts": [{"text": "a dune at noon"}]}]
     assert (result.width, result.height) == (1344, 768) and result.mapped_size == "16:9"
     assert result.cost_usd == pytest.approx(STANDARD_COST)  # 12 x 0.30 + 1290 x 30 + 8 x 2.50 per 1M tokens
@@ -116,19 +113,22 @@ def test_the_server_refuses_what_the_api_refuses(server: GeminiServer) -> None:
     url = f"{server.url}/v1beta/models/gemini-2.5-flash-image:generateContent"
     no_key = httpx.post(url, json={"contents": [{"parts": [{"text": "x"}]}]})
     assert no_key.status_code == 403 and no_key.json()["error"]["status"] == "PERMISSION_DENIED"
-    unknown = httpx.post(url, headers={"x-goog-api-key": KEY}, json={
-        "contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": ["IMAGE"], "size": "1k"}})
+    unknown = httpx.post(
+        url,
+        headers={"x-goog-api-key": KEY},
+        json={"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": ["IMAGE"], "size": "1k"}},
+    )
     assert unknown.status_code == 400 and 'Unknown name "size"' in unknown.json()["error"]["message"]
-    text_only = httpx.post(url, headers={"x-goog-api-key": KEY}, json={
-        "contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": ["TEXT"]}})
+    text_only = httpx.post(
+        url, headers={"x-goog-api-key": KEY}, json={"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": ["TEXT"]}}
+    )
     assert text_only.status_code == 400 and text_only.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert not server.script  # refusals use up no mode
 
 
 def test_image_editing_sends_the_reference_as_inline_data(server: GeminiServer) -> None:
     reference = photo(640, 480, "chelsea", "JPEG")
-    request = dataclasses.replace(REQUEST, prompt="make the cat wear a hat", width=1024, height=768,
-                                  init_image=reference)
+    request = dataclasses.replace(REQUEST, prompt="make the cat wear a hat", width=1024, height=768, init_image=reference)
     result = provider_for(server).generate(request)
     parts = server.requests[0].json()["contents"][0]["parts"]
     assert parts[0] == {"text": "make the cat wear a hat"}

@@ -22,15 +22,16 @@ ROW = re.compile(r"^(SDXL \(tiny\)|FLUX\.1-schnell \(tiny\))\s+(eager|compiled)\
 
 def test_tiny_benchmark_prints_the_full_table() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_generation.py"), "--tiny"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_generation.py"), "--tiny"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout.split("\n\n", 1)[1]  # the live rows, a blank line, then the final table
     assert table.startswith("benchmarks/gpu_generation.py --tiny: ") and "toy sizes" in table.splitlines()[0]
     rows = [m.groups() for m in map(ROW.match, table.splitlines()) if m]
     assert [(r[0], r[1], int(r[2])) for r in rows] == [
-        (model, mode, batch) for model in ("SDXL (tiny)", "FLUX.1-schnell (tiny)")
-        for mode in ("eager", "compiled") for batch in (1, 4)]
+        (model, mode, batch) for model in ("SDXL (tiny)", "FLUX.1-schnell (tiny)") for mode in ("eager", "compiled") for batch in (1, 4)
+    ]
     for model, mode, _batch, per_image, per_call, _warmup, compile_s, peak in rows:
         assert 0 < float(per_image) <= float(per_call)
         assert (compile_s != "-") == (mode == "compiled"), (model, mode, compile_s)  # warm-up recorded apart
@@ -39,8 +40,15 @@ def test_tiny_benchmark_prints_the_full_table() -> None:
 
 def test_unknown_model_is_one_clear_line() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_generation.py"), "--tiny", "--models", "sd3"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_generation.py"), "--tiny", "--models", "sd3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 2 and "unknown model or mode 'sd3'" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -61,8 +69,9 @@ def test_full_size_configs_build_the_published_architectures() -> None:
 
     with torch.device("meta"):
         unet = size(UNet2DConditionModel(**bench.SDXL_UNET))
-        encoders = (size(CLIPTextModel(CLIPTextConfig(**bench.SDXL_TEXT_ENCODER)))
-                    + size(CLIPTextModelWithProjection(CLIPTextConfig(**bench.SDXL_TEXT_ENCODER_2))))
+        encoders = size(CLIPTextModel(CLIPTextConfig(**bench.SDXL_TEXT_ENCODER))) + size(
+            CLIPTextModelWithProjection(CLIPTextConfig(**bench.SDXL_TEXT_ENCODER_2))
+        )
         transformer = size(FluxTransformer2DModel(**bench.FLUX_TRANSFORMER))
         t5 = size(T5EncoderModel(T5Config(**bench.FLUX_TEXT_ENCODER_2)))
         vaes = [size(AutoencoderKL(**bench.SDXL_VAE)), size(AutoencoderKL(**bench.FLUX_VAE))]

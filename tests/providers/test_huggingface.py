@@ -15,11 +15,11 @@ from tests.providers.servers.huggingface import TOKEN, HuggingFaceServer
 def provider_for(server: HuggingFaceServer, model: str = "stabilityai/stable-diffusion-xl-base-1.0") -> HuggingFaceProvider:
     return HuggingFaceProvider(
         config=HuggingFaceConfig(endpoint_url=f"{server.url}/models/{model}", model=model, timeout_s=10),
-        secrets=cfg.Secrets(_env_file=None, provider_secrets={"HF_TOKEN": TOKEN}))  # type: ignore[call-arg]
+        secrets=cfg.Secrets(_env_file=None, provider_secrets={"HF_TOKEN": TOKEN}),
+    )  # type: ignore[call-arg]
 
 
-REQUEST = GenerationRequest(prompt="a fox in snow", width=1024, height=1792, num_inference_steps=70,
-                            guidance_scale=9.5, seed=3)
+REQUEST = GenerationRequest(prompt="a fox in snow", width=1024, height=1792, num_inference_steps=70, guidance_scale=9.5, seed=3)
 
 
 def test_503_model_loading_is_transient_with_estimated_time() -> None:
@@ -43,8 +43,12 @@ def test_flux_schnell_gets_its_steps_and_no_guidance() -> None:
 def test_hf_token_alias_and_price_table() -> None:
     table = HuggingFaceProvider.price_table
     assert table.source_url == "https://huggingface.co/docs/inference-providers/pricing"
-    provider = HuggingFaceProvider(config=HuggingFaceConfig(), secrets=cfg.Secrets(  # type: ignore[call-arg]
-        _env_file=None, provider_secrets={"HF_TOKEN": TOKEN}))
+    provider = HuggingFaceProvider(
+        config=HuggingFaceConfig(),
+        secrets=cfg.Secrets(  # type: ignore[call-arg]
+            _env_file=None, provider_secrets={"HF_TOKEN": TOKEN}
+        ),
+    )
     assert provider.secret("token") == TOKEN and provider.missing_secrets() == []
     assert provider.estimate_cost(REQUEST) == 0.02
     assert provider.estimate_cost(GenerationRequest(prompt="x", model="black-forest-labs/FLUX.1-dev")) == 0.03

@@ -34,20 +34,22 @@ def server() -> Iterator[OpenAIServer]:
 
 
 def openai_for(server: OpenAIServer, model: str) -> OpenAIProvider:
-    return OpenAIProvider(config=OpenAIConfig(base_url=f"{server.url}/v1", model=model, timeout_s=10),
-                          secrets=secrets(), downloader=SafeDownloader(test_base_url=server.url))
+    return OpenAIProvider(
+        config=OpenAIConfig(base_url=f"{server.url}/v1", model=model, timeout_s=10), secrets=secrets(), downloader=SafeDownloader(test_base_url=server.url)
+    )
 
 
 def test_retired_model_one_call_disabled_one_alert_fallback(server: OpenAIServer) -> None:
     server.retired = {"gpt-image-1"}
     alerts: list[tuple[str, str]] = []
     attempts: list[Attempt] = []
-    chain = ProviderChain([openai_for(server, "gpt-image-1"), PlaceholderProvider(config=PlaceholderConfig(),
-                                                                                  secrets=secrets())],
-                          retry=RetryConfig(max_retries=3, backoff_s=0.0), sleep=lambda s: None,
-                          on_disable=lambda name, message: alerts.append((name, message)))
-    results = [chain.generate(GenerationRequest(prompt=f"a vase {i}", width=1024, height=1024, seed=i),
-                              attempts.append) for i in range(3)]
+    chain = ProviderChain(
+        [openai_for(server, "gpt-image-1"), PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
+        retry=RetryConfig(max_retries=3, backoff_s=0.0),
+        sleep=lambda s: None,
+        on_disable=lambda name, message: alerts.append((name, message)),
+    )
+    results = [chain.generate(GenerationRequest(prompt=f"a vase {i}", width=1024, height=1024, seed=i), attempts.append) for i in range(3)]
     assert [r.provider for r in results] == ["placeholder"] * 3  # fallback used
     assert len([r for r in server.requests if r.method == "POST"]) == 1  # one call, never again
     assert list(chain.disabled) == ["openai"]

@@ -29,8 +29,9 @@ def server() -> Iterator[OpenAIServer]:
 
 
 def provider_for(server: OpenAIServer, model: str = "gpt-image-1", key: str = KEY) -> OpenAIProvider:
-    return OpenAIProvider(config=OpenAIConfig(base_url=f"{server.url}/v1", model=model, timeout_s=10),
-                          secrets=secrets(key), downloader=SafeDownloader(test_base_url=server.url))
+    return OpenAIProvider(
+        config=OpenAIConfig(base_url=f"{server.url}/v1", model=model, timeout_s=10), secrets=secrets(key), downloader=SafeDownloader(test_base_url=server.url)
+    )
 
 
 REQUEST = GenerationRequest(prompt="a blue vase", width=1024, height=1024, seed=1)
@@ -45,9 +46,12 @@ def test_insufficient_quota_is_billing_not_a_rate_limit(server: OpenAIServer) ->
     assert caught.value.status_code == 429 and "insufficient_quota" in str(caught.value)
     disabled: list[tuple[str, str]] = []
     sleeps: list[float] = []
-    chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
-                          retry=RetryConfig(max_retries=3, backoff_s=0.0), sleep=sleeps.append,
-                          on_disable=lambda name, message: disabled.append((name, message)))
+    chain = ProviderChain(
+        [provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
+        retry=RetryConfig(max_retries=3, backoff_s=0.0),
+        sleep=sleeps.append,
+        on_disable=lambda name, message: disabled.append((name, message)),
+    )
     server.reset("insufficient_quota")
     for _ in range(2):
         assert chain.generate(REQUEST).provider == "placeholder"
@@ -94,11 +98,25 @@ def test_wrong_key_answers_the_real_401(server: OpenAIServer) -> None:
 
 
 #: https://platform.openai.com/docs/pricing (image generation, per image).
-DALL_E_3 = {("standard", "1024x1024"): 0.04, ("standard", "1024x1792"): 0.08, ("standard", "1792x1024"): 0.08,
-            ("hd", "1024x1024"): 0.08, ("hd", "1024x1792"): 0.12, ("hd", "1792x1024"): 0.12}
-GPT_IMAGE_1 = {("low", "1024x1024"): 0.011, ("low", "1024x1536"): 0.016, ("low", "1536x1024"): 0.016,
-               ("medium", "1024x1024"): 0.042, ("medium", "1024x1536"): 0.063, ("medium", "1536x1024"): 0.063,
-               ("high", "1024x1024"): 0.167, ("high", "1024x1536"): 0.25, ("high", "1536x1024"): 0.25}
+DALL_E_3 = {
+    ("standard", "1024x1024"): 0.04,
+    ("standard", "1024x1792"): 0.08,
+    ("standard", "1792x1024"): 0.08,
+    ("hd", "1024x1024"): 0.08,
+    ("hd", "1024x1792"): 0.12,
+    ("hd", "1792x1024"): 0.12,
+}
+GPT_IMAGE_1 = {
+    ("low", "1024x1024"): 0.011,
+    ("low", "1024x1536"): 0.016,
+    ("low", "1536x1024"): 0.016,
+    ("medium", "1024x1024"): 0.042,
+    ("medium", "1024x1536"): 0.063,
+    ("medium", "1536x1024"): 0.063,
+    ("high", "1024x1024"): 0.167,
+    ("high", "1024x1536"): 0.25,
+    ("high", "1536x1024"): 0.25,
+}
 
 
 @pytest.mark.parametrize("quality", list(Quality))
@@ -125,12 +143,10 @@ def test_price_table_source_and_entries() -> None:
 
 
 def test_configured_prices_override_the_table() -> None:
-    provider = OpenAIProvider(config=OpenAIConfig(prices_usd={"gpt-image-2.6-flare": {"standard": 0.02, "default": 0.05}}),
-                              secrets=secrets())
+    provider = OpenAIProvider(config=OpenAIConfig(prices_usd={"gpt-image-2.6-flare": {"standard": 0.02, "default": 0.05}}), secrets=secrets())
     assert provider.estimate_cost(GenerationRequest(prompt="x")) == 0.02
     assert provider.estimate_cost(GenerationRequest(prompt="x", num_inference_steps=70)) == 0.05
-    assert OpenAIProvider(config=OpenAIConfig(cost_usd=0.5), secrets=secrets()).estimate_cost(
-        GenerationRequest(prompt="x")) == 0.5
+    assert OpenAIProvider(config=OpenAIConfig(cost_usd=0.5), secrets=secrets()).estimate_cost(GenerationRequest(prompt="x")) == 0.5
 
 
 def test_sizes_url_answers_and_the_downloader(server: OpenAIServer) -> None:
@@ -141,7 +157,8 @@ def test_sizes_url_answers_and_the_downloader(server: OpenAIServer) -> None:
     sent = server.requests[0].json()
     assert sent["quality"] == "hd" and sent["size"] == "1792x1024" and result.cost_usd == pytest.approx(0.12)
     assert "steps" not in str(sent) and any(r.path.startswith("/files/") for r in server.requests)
-    strict = OpenAIProvider(config=OpenAIConfig(base_url=f"{server.url}/v1", model="dall-e-3", timeout_s=5),
-                            secrets=secrets())  # no test base: the loopback URL is refused
+    strict = OpenAIProvider(
+        config=OpenAIConfig(base_url=f"{server.url}/v1", model="dall-e-3", timeout_s=5), secrets=secrets()
+    )  # no test base: the loopback URL is refused
     with pytest.raises(UnsafeURLError):
         strict.generate(hd)

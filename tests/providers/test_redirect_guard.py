@@ -23,8 +23,7 @@ from tests.providers.servers.common import ProtocolServer, Reply, Request
 CASES = srv.cases()
 REQUEST = GenerationRequest(prompt="a red kite over a beach", width=512, height=512, seed=5)
 #: internal spellings of the canary's address: loopback, IPv6 loopback, decimal IPv4, a local name
-TARGETS = ("http://127.0.0.1:{port}/canary", "http://[::1]:{port}/canary", "http://2130706433:{port}/canary",
-           "http://localhost:{port}/canary")
+TARGETS = ("http://127.0.0.1:{port}/canary", "http://[::1]:{port}/canary", "http://2130706433:{port}/canary", "http://localhost:{port}/canary")
 
 
 class Canary(ProtocolServer):
@@ -70,8 +69,7 @@ def test_every_http_provider_of_the_registry_is_covered() -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_redirect_to_an_internal_address_is_refused(name: str, target: str, canary: Canary,
-                                                    redirector: Redirector) -> None:
+def test_redirect_to_an_internal_address_is_refused(name: str, target: str, canary: Canary, redirector: Redirector) -> None:
     redirector.target = target.format(port=canary.httpd.server_address[1])
     canary.reset()
     redirector.reset()
@@ -103,7 +101,13 @@ def test_allow_private_addresses_lets_a_client_follow(canary: Canary, redirector
 def test_the_guard_resolves_names_and_numeric_spellings() -> None:
     guard = AddressGuard(["https://api.example.com/v1"], provider="x")
     guard.check("https://api.example.com/v1/images")  # the configured origin
-    for url in ("http://127.0.0.1/", "http://[::1]/", "http://2130706433/", "http://localhost/",
-                "http://169.254.169.254/latest/meta-data/", "http://[::ffff:10.0.0.1]/"):
+    for url in (
+        "http://127.0.0.1/",
+        "http://[::1]/",
+        "http://2130706433/",
+        "http://localhost/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.1]/",
+    ):
         with pytest.raises(ProviderError, match="internal address"):
             guard.check(url)

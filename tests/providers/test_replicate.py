@@ -58,16 +58,26 @@ def provider_for(server: ReplicateServer, **settings: object) -> ReplicateProvid
 
 def request(fmt: ImageFormat, quality: Quality = Quality.hd, seed: int = 5) -> GenerationRequest:
     width, height = fmt.size
-    return GenerationRequest(prompt="a lighthouse at dawn", width=width, height=height, seed=seed,
-                             num_inference_steps=quality.num_inference_steps, guidance_scale=quality.guidance_scale)
+    return GenerationRequest(
+        prompt="a lighthouse at dawn",
+        width=width,
+        height=height,
+        seed=seed,
+        num_inference_steps=quality.num_inference_steps,
+        guidance_scale=quality.guidance_scale,
+    )
 
 
-@pytest.mark.parametrize(("model", "expected_sizes"), [
-    (None, {"square": (1024, 1024), "portrait": (576, 1024), "landscape": (1024, 576)}),
-    ("black-forest-labs/flux-schnell", {"square": "1:1", "portrait": "9:16", "landscape": "16:9"}),
-])
+@pytest.mark.parametrize(
+    ("model", "expected_sizes"),
+    [
+        (None, {"square": (1024, 1024), "portrait": (576, 1024), "landscape": (1024, 576)}),
+        ("black-forest-labs/flux-schnell", {"square": "1:1", "portrait": "9:16", "landscape": "16:9"}),
+    ],
+)
 def test_default_configuration_and_flux_schnell_make_real_images_in_every_format(
-        server: ReplicateServer, model: str | None, expected_sizes: dict[str, object]) -> None:
+    server: ReplicateServer, model: str | None, expected_sizes: dict[str, object]
+) -> None:
     """The shipped default (stability-ai/stable-diffusion, by version) and flux-schnell (an
     official model, by name): three formats, three images, one paid prediction each, every
     input inside the model's schema (the server refuses anything else with a 422)."""
@@ -82,8 +92,7 @@ def test_default_configuration_and_flux_schnell_make_real_images_in_every_format
             width, height = image.size
         want_w, want_h = fmt.size
         assert (width > height) == (want_w > want_h) and (width < height) == (want_w < want_h)
-        assert result.mapped_size == (expected_sizes[fmt.value] if isinstance(expected_sizes[fmt.value], str)
-                                      else "{}x{}".format(*expected_sizes[fmt.value]))  # type: ignore[str-format]
+        assert result.mapped_size == (expected_sizes[fmt.value] if isinstance(expected_sizes[fmt.value], str) else "{}x{}".format(*expected_sizes[fmt.value]))  # type: ignore[str-format]
         assert not result.is_placeholder and result.cost_usd > 0
     created = [r for r in server.requests if is_prediction(r)]
     assert len(created) == 3 and len(attempts) == 3  # one paid prediction per image, no retry, no fallback
@@ -123,8 +132,7 @@ def test_pinned_version_in_the_id_or_the_config(server: ReplicateServer) -> None
     assert sent["input"]["steps"] == 70 and sent["input"]["guidance"] == 7.0 and "guidance_scale" not in sent["input"]
     assert any("guidance_scale 9.5 -> 7" in note for note in result.metadata["mapping_notes"])
     server.reset()
-    configured = provider_for(server, model="black-forest-labs/flux-schnell",
-                              versions={"black-forest-labs/flux-schnell": FLUX_VERSION})
+    configured = provider_for(server, model="black-forest-labs/flux-schnell", versions={"black-forest-labs/flux-schnell": FLUX_VERSION})
     configured.generate(request(ImageFormat.landscape))
     sent = [r for r in server.requests if is_prediction(r)][0]
     assert sent.path == "/v1/predictions" and sent.json()["version"] == FLUX_VERSION  # pinned: by version
@@ -133,8 +141,7 @@ def test_pinned_version_in_the_id_or_the_config(server: ReplicateServer) -> None
 def test_a_community_model_by_name_is_refused_by_the_real_route(server: ReplicateServer) -> None:
     """What the old adapter did: POST /v1/models/{owner}/{name}/predictions for a model that
     is not official gets 404 (a rejection, not a retry)."""
-    provider = provider_for(server, model="stability-ai/stable-diffusion",
-                            official_models=["stability-ai/stable-diffusion"])
+    provider = provider_for(server, model="stability-ai/stable-diffusion", official_models=["stability-ai/stable-diffusion"])
     with pytest.raises(RejectedProviderError, match="404"):
         provider.generate(request(ImageFormat.square))
 
@@ -190,12 +197,20 @@ def test_price_table() -> None:
     """https://replicate.com/pricing: official models per image, hardware per second."""
     table = ReplicateProvider.price_table
     assert table.source_url == "https://replicate.com/pricing" and table.checked
-    assert {m: table.lookup(m, "standard") for m in ("black-forest-labs/flux-schnell", "black-forest-labs/flux-dev",
-                                                     "black-forest-labs/flux-1.1-pro")} == {
-        "black-forest-labs/flux-schnell": 0.003, "black-forest-labs/flux-dev": 0.025, "black-forest-labs/flux-1.1-pro": 0.04}
+    assert {m: table.lookup(m, "standard") for m in ("black-forest-labs/flux-schnell", "black-forest-labs/flux-dev", "black-forest-labs/flux-1.1-pro")} == {
+        "black-forest-labs/flux-schnell": 0.003,
+        "black-forest-labs/flux-dev": 0.025,
+        "black-forest-labs/flux-1.1-pro": 0.04,
+    }
     assert dict(table.hardware_usd_per_second) == {
-        "cpu": 0.0001, "gpu-t4": 0.000225, "gpu-l40s": 0.000975, "gpu-a40-small": 0.000575, "gpu-a40-large": 0.000725,
-        "gpu-a100-large": 0.0014, "gpu-h100": 0.001525}
+        "cpu": 0.0001,
+        "gpu-t4": 0.000225,
+        "gpu-l40s": 0.000975,
+        "gpu-a40-small": 0.000575,
+        "gpu-a40-large": 0.000725,
+        "gpu-a100-large": 0.0014,
+        "gpu-h100": 0.001525,
+    }
     assert table.per_second("stability-ai/stable-diffusion") == 0.0014
     assert table.per_second("lucataco/realistic-vision-v5.1") == 0.000725
     provider = ReplicateProvider(config=ReplicateConfig(), secrets=secrets())
@@ -206,17 +221,21 @@ def test_price_table() -> None:
 # -- failed and canceled predictions are billed -------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "error_type", "billed_s"), [
-    ("model_error", RejectedProviderError, 3.2),      # the model's own exception: deterministic
-    ("oom", RejectedProviderError, 3.2),              # E1001: this input is too large for the model
-    ("filtered", ContentFilteredError, 3.2),          # E005
-    ("unknown_error", TransientProviderError, 3.2),   # E1000: "try retrying"
-    ("failed_no_metrics", RejectedProviderError, 3.2),  # no predict_time: completed_at - started_at
-    ("never_started", TransientProviderError, 0.0),   # E6716, started_at null: it never ran
-])
+@pytest.mark.parametrize(
+    ("mode", "error_type", "billed_s"),
+    [
+        ("model_error", RejectedProviderError, 3.2),  # the model's own exception: deterministic
+        ("oom", RejectedProviderError, 3.2),  # E1001: this input is too large for the model
+        ("filtered", ContentFilteredError, 3.2),  # E005
+        ("unknown_error", TransientProviderError, 3.2),  # E1000: "try retrying"
+        ("failed_no_metrics", RejectedProviderError, 3.2),  # no predict_time: completed_at - started_at
+        ("never_started", TransientProviderError, 0.0),  # E6716, started_at null: it never ran
+    ],
+)
 @pytest.mark.parametrize("polls", [0, 2])
 def test_a_failed_time_billed_prediction_carries_its_gpu_seconds(
-        server: ReplicateServer, mode: str, error_type: type[ProviderError], billed_s: float, polls: int) -> None:
+    server: ReplicateServer, mode: str, error_type: type[ProviderError], billed_s: float, polls: int
+) -> None:
     """A failed prediction of a time-billed model raises its classified error carrying what
     Replicate bills for it: metrics.predict_time x the hardware's price per second (USD),
     whether it failed inside the create call (``Prefer: wait``) or while polled."""
@@ -238,8 +257,7 @@ def test_failures_are_classified_by_their_error_code(server: ReplicateServer) ->
     """E1001 (out of memory) and a model exception are the same for the same input: a
     rejection (the chain moves on); E1000 asks for a retry: transient."""
     provider = provider_for(server)
-    for mode, wanted, text in (("oom", "rejected", E1001), ("model_error", "rejected", MODEL_ERROR),
-                               ("unknown_error", "transient", E1000)):
+    for mode, wanted, text in (("oom", "rejected", E1001), ("model_error", "rejected", MODEL_ERROR), ("unknown_error", "transient", E1000)):
         server.script.append(mode)
         with pytest.raises(ProviderError) as caught:
             provider.generate(request(ImageFormat.square))
@@ -315,10 +333,8 @@ def test_billed_usd_without_any_time_is_counted_not_guessed() -> None:
     assert provider.billed_usd({"status": "failed", "error": "x"}, req, sd) == pytest.approx(4.0 * A100_USD_PER_S)
     assert provider.billed_usd({"status": "failed", "started_at": None, "metrics": {}}, req, sd) == 0.0
     assert provider.billed_usd({"status": "aborted"}, req, sd) == 0.0
-    assert provider.billed_usd({"status": "canceled", "metrics": {"predict_time": 1.5}}, req, sd) == pytest.approx(
-        1.5 * A100_USD_PER_S)
-    assert provider.billed_usd({"status": "failed", "metrics": {"predict_time": 9.0}}, req,
-                               "black-forest-labs/flux-schnell") == 0.0
+    assert provider.billed_usd({"status": "canceled", "metrics": {"predict_time": 1.5}}, req, sd) == pytest.approx(1.5 * A100_USD_PER_S)
+    assert provider.billed_usd({"status": "failed", "metrics": {"predict_time": 9.0}}, req, "black-forest-labs/flux-schnell") == 0.0
     priced = ReplicateProvider(config=ReplicateConfig(cost_usd=0.01), secrets=secrets())
     assert priced.billed_usd({"status": "failed", "metrics": {"predict_time": 9.0}}, req, sd) == 0.01
 
@@ -333,15 +349,16 @@ def test_the_chain_counts_a_deterministic_failure_once_and_retries_a_transient_o
     server.script.append("model_error")
     with pytest.raises(ProviderError):
         chain.generate(request(ImageFormat.square), attempts.append)
-    assert [(a.status, a.error_class, a.cost_usd) for a in attempts] == [
-        ("failed", "rejected", pytest.approx(3.2 * A100_USD_PER_S))]
+    assert [(a.status, a.error_class, a.cost_usd) for a in attempts] == [("failed", "rejected", pytest.approx(3.2 * A100_USD_PER_S))]
     assert len([r for r in server.requests if is_prediction(r)]) == 1
     server.reset()
     attempts.clear()
     server.script.append("unknown_error")
     result = chain.generate(request(ImageFormat.square), attempts.append)
     assert [(a.status, a.error_class, a.cost_usd) for a in attempts] == [
-        ("failed", "transient", pytest.approx(3.2 * A100_USD_PER_S)), ("success", None, pytest.approx(3.2 * A100_USD_PER_S))]
+        ("failed", "transient", pytest.approx(3.2 * A100_USD_PER_S)),
+        ("success", None, pytest.approx(3.2 * A100_USD_PER_S)),
+    ]
     assert result.cost_usd == pytest.approx(3.2 * A100_USD_PER_S)
     assert len([r for r in server.requests if is_prediction(r)]) == 2
 
@@ -370,13 +387,17 @@ def test_failed_prediction_is_counted_on_attempt_ledger_and_image(make_config, m
     with ReplicateServer() as rep, OpenAIServer() as oai:
         rep.predict_time = 3.2
         rep.script.append("model_error")
-        settings = load_settings(make_config(
-            chain=["replicate", "openai", "placeholder"],
-            providers={"replicate": {"base_url": rep.url, "timeout_s": 30, "poll_interval_s": 0.05},
-                       "openai": {"base_url": f"{oai.url}/v1", "model": "dall-e-3", "timeout_s": 5}},
-            retry={"max_retries": 2, "backoff_s": 0.0},
-            budget={"daily_usd": 1.0},
-        ))
+        settings = load_settings(
+            make_config(
+                chain=["replicate", "openai", "placeholder"],
+                providers={
+                    "replicate": {"base_url": rep.url, "timeout_s": 30, "poll_interval_s": 0.05},
+                    "openai": {"base_url": f"{oai.url}/v1", "model": "dall-e-3", "timeout_s": 5},
+                },
+                retry={"max_retries": 2, "backoff_s": 0.0},
+                budget={"daily_usd": 1.0},
+            )
+        )
         db = Database(settings.database_url)
         ledger = BudgetLedger(db, settings.budget)
         chain = ProviderChain(build_providers(settings, Secrets()), retry=settings.retry, budget=ledger)
@@ -389,8 +410,7 @@ def test_failed_prediction_is_counted_on_attempt_ledger_and_image(make_config, m
         billed = 3.2 * A100_USD_PER_S
         assert row.status == "generated" and row.provider == "openai"
         attempts = db.attempts(pk)
-        assert [(a.provider, a.status, a.error_class) for a in attempts] == [
-            ("replicate", "failed", "rejected"), ("openai", "success", None)]
+        assert [(a.provider, a.status, a.error_class) for a in attempts] == [("replicate", "failed", "rejected"), ("openai", "success", None)]
         assert attempts[0].cost_usd == pytest.approx(billed) and attempts[1].cost_usd == pytest.approx(0.04)
         assert MODEL_ERROR[:30] in (attempts[0].error or "")
         assert row.cost_usd == pytest.approx(billed + 0.04)  # added, not replaced

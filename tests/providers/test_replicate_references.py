@@ -54,8 +54,9 @@ def test_non_square_reference_through_flux_dev_is_cropped_accepted_and_paid_once
     req = GenerationRequest(prompt="a teapot", width=1024, height=1024, seed=3, init_image=reference, strength=0.7)
     provider = provider_for(server)
     attempts: list[Attempt] = []
-    chain = ProviderChain([provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())],
-                          retry=RetryConfig(max_retries=2, backoff_s=0.0), sleep=lambda s: None)
+    chain = ProviderChain(
+        [provider, PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets())], retry=RetryConfig(max_retries=2, backoff_s=0.0), sleep=lambda s: None
+    )
     result = chain.generate(req, attempts.append)
     assert result.provider == "replicate" and (result.width, result.height) == (1024, 1024)
     assert [a.status for a in attempts] == ["success"] and attempts[0].cost_usd == 0.025
@@ -69,8 +70,7 @@ def test_non_square_reference_through_flux_dev_is_cropped_accepted_and_paid_once
 
 def test_without_the_crop_the_server_answers_in_the_references_ratio(server: ReplicateServer) -> None:
     """The server follows cog-flux: what the crop prevents is real."""
-    width, height = server._output_size(FLUX_DEV, {"image": "data:image/png;base64,"
-                                                   + base64.b64encode(photo(768, 512)).decode()})
+    width, height = server._output_size(FLUX_DEV, {"image": "data:image/png;base64," + base64.b64encode(photo(768, 512)).decode()})
     assert abs(width / height - 1.5) < 0.05
 
 

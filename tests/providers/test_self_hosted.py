@@ -31,18 +31,15 @@ def png(width: int, height: int, colour: tuple[int, int, int] | None = None) -> 
     return buffer.getvalue()
 
 
-
-
 def test_a1111_img2img_inpainting_checkpoint_and_basic_auth() -> None:
     with A1111Server(auth="artist:s3cret") as server:
         provider = Automatic1111Provider(
             config=Automatic1111Config(enabled=True, base_url=server.url, denoising_strength=0.55, timeout_s=10),
-            secrets=secrets(AUTOMATIC1111_AUTH="artist:s3cret"))
+            secrets=secrets(AUTOMATIC1111_AUTH="artist:s3cret"),
+        )
         init, mask = png(512, 512), png(512, 512, (255, 255, 255))
-        img2img = provider.generate(GenerationRequest(prompt="the same mug, in blue", width=512, height=512, seed=9,
-                                                      init_image=init, model="sd_xl_base_1.0"))
-        inpaint = provider.generate(GenerationRequest(prompt="a blue mug", width=512, height=512, seed=None,
-                                                      init_image=init, mask_image=mask, strength=0.9))
+        img2img = provider.generate(GenerationRequest(prompt="the same mug, in blue", width=512, height=512, seed=9, init_image=init, model="sd_xl_base_1.0"))
+        inpaint = provider.generate(GenerationRequest(prompt="a blue mug", width=512, height=512, seed=None, init_image=init, mask_image=mask, strength=0.9))
         txt2img = provider.generate(GenerationRequest(prompt="a mug", width=512, height=512, seed=3))
         first, second, third = (r.json() for r in server.requests)
         assert [r.path for r in server.requests] == ["/sdapi/v1/img2img", "/sdapi/v1/img2img", "/sdapi/v1/txt2img"]
@@ -55,8 +52,9 @@ def test_a1111_img2img_inpainting_checkpoint_and_basic_auth() -> None:
         assert inpaint.seed == 4242 and inpaint.metadata["mode"] == "inpaint"  # the real seed, from info
         assert txt2img.seed == 3
         provider.close()
-        wrong = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10),
-                                      secrets=secrets(AUTOMATIC1111_AUTH="artist:wrong"))
+        wrong = Automatic1111Provider(
+            config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10), secrets=secrets(AUTOMATIC1111_AUTH="artist:wrong")
+        )
         with pytest.raises(AuthBillingProviderError, match="401"):
             wrong.generate(GenerationRequest(prompt="a mug", width=512, height=512))
         assert not wrong.check().ok and "401" in wrong.check().detail
@@ -65,11 +63,9 @@ def test_a1111_img2img_inpainting_checkpoint_and_basic_auth() -> None:
 
 def test_flux_studio_img2img_mask_upscale_and_foreign_output() -> None:
     with FluxStudioServer() as server:
-        provider = FluxStudioProvider(config=FluxStudioConfig(enabled=True, base_url=server.url, timeout_s=5),
-                                      secrets=secrets())
+        provider = FluxStudioProvider(config=FluxStudioConfig(enabled=True, base_url=server.url, timeout_s=5), secrets=secrets())
         init, mask = png(512, 512), png(512, 512, (255, 255, 255))
-        result = provider.generate(GenerationRequest(prompt="a lamp", width=500, height=500, num_inference_steps=30,
-                                                     init_image=init, mask_image=mask))
+        result = provider.generate(GenerationRequest(prompt="a lamp", width=500, height=500, num_inference_steps=30, init_image=init, mask_image=mask))
         sent = server.requests[0].json()
         assert sent["image"].startswith("data:image/png;base64,") and sent["mask"].startswith("data:image/png;base64,")
         assert sent["strength"] == 0.6 and sent["num_inference_steps"] == 10 and sent["width"] == 512
@@ -100,31 +96,25 @@ def test_a1111_hires_fix_size_and_an_unknown_controlnet_model_is_the_servers_err
     from domain.model import ControlInput, ControlUnit, HiresFix
 
     with A1111Server() as server:
-        provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10),
-                                         secrets=secrets())
-        hires = provider.generate(GenerationRequest(prompt="a mug", width=512, height=384, seed=1,
-                                                    hires_fix=HiresFix(scale=2.0)))
+        provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10), secrets=secrets())
+        hires = provider.generate(GenerationRequest(prompt="a mug", width=512, height=384, seed=1, hires_fix=HiresFix(scale=2.0)))
         assert (hires.width, hires.height) == (1024, 768) and hires.metadata["hires_fix"] is True
         unit = ControlUnit(image="refs/edges.png", module="canny", model="control_v11p_sd15_openpose [cab727d4]")
         with pytest.raises(ProviderError, match="model not found: control_v11p_sd15_openpose"):
-            provider.generate(GenerationRequest(prompt="a mug", width=512, height=512,
-                                                control_units=(ControlInput(unit, png(64, 64)),)))
-        img2img = provider.payload(GenerationRequest(prompt="a mug", width=512, height=512, init_image=png(64, 64),
-                                                     hires_fix=HiresFix()))
+            provider.generate(GenerationRequest(prompt="a mug", width=512, height=512, control_units=(ControlInput(unit, png(64, 64)),)))
+        img2img = provider.payload(GenerationRequest(prompt="a mug", width=512, height=512, init_image=png(64, 64), hires_fix=HiresFix()))
         assert "enable_hr" not in img2img  # hires fix is a txt2img pass
         provider.close()
 
 
 def test_a1111_batches_variations_that_differ_only_in_the_seed_and_records_each_images_seed() -> None:
     with A1111Server() as server:
-        provider = Automatic1111Provider(
-            config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10, batch_limit=2), secrets=secrets())
+        provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=server.url, timeout_s=10, batch_limit=2), secrets=secrets())
         requests = [GenerationRequest(prompt="a mug", width=512, height=512, seed=100 + i) for i in range(3)]
         requests.append(GenerationRequest(prompt="a cup", width=512, height=512, seed=7))
         results = provider.generate_batch(requests)
         sent = [r.json() for r in server.requests]
         provider.close()
-    assert [(b["prompt"], b["batch_size"], b["seed"], b["n_iter"]) for b in sent] == [
-        ("a mug", 2, 100, 1), ("a mug", 1, 102, 1), ("a cup", 1, 7, 1)]
+    assert [(b["prompt"], b["batch_size"], b["seed"], b["n_iter"]) for b in sent] == [("a mug", 2, 100, 1), ("a mug", 1, 102, 1), ("a cup", 1, 7, 1)]
     assert [getattr(r, "seed", r) for r in results] == [100, 101, 102, 7]  # all_seeds: seed + i per image
     assert all(getattr(r, "provider", None) == "automatic1111" for r in results)

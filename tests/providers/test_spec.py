@@ -20,16 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sizes_are_mapped_to_the_nearest_allowed_and_noted() -> None:
-    request = GenerationRequest(prompt="x", width=1024, height=1792, num_inference_steps=70, guidance_scale=9.5,
-                                negative_prompt="blurry")
+    request = GenerationRequest(prompt="x", width=1024, height=1792, num_inference_steps=70, guidance_scale=9.5, negative_prompt="blurry")
     choices = map_request(ModelSpec(side_choices=tuple(range(64, 1025, 64)), steps=(1, 500), guidance=(1, 20)), request)
     assert (choices.width, choices.height) == (576, 1024) and choices.notes == ("size 1024x1792 -> 576x1024",)
-    ratio = map_request(ModelSpec(aspect_ratios=("1:1", "16:9", "9:16"), steps=(1, 4), guidance=None,
-                                  negative_prompt=False), request)
+    ratio = map_request(ModelSpec(aspect_ratios=("1:1", "16:9", "9:16"), steps=(1, 4), guidance=None, negative_prompt=False), request)
     assert ratio.aspect_ratio == "9:16" and ratio.size_label == "9:16" and ratio.num_inference_steps == 4
     assert ratio.guidance_scale is None and ratio.negative_prompt is None
-    assert ratio.notes == ("size 1024x1792 -> aspect ratio 9:16", "num_inference_steps 70 -> 4 (allowed 1..4)",
-                           "guidance_scale 9.5 dropped (the model takes none)", "negative_prompt dropped (the model takes none)")
+    assert ratio.notes == (
+        "size 1024x1792 -> aspect ratio 9:16",
+        "num_inference_steps 70 -> 4 (allowed 1..4)",
+        "guidance_scale 9.5 dropped (the model takes none)",
+        "negative_prompt dropped (the model takes none)",
+    )
     ranged = map_request(ModelSpec(side_range=(256, 1440), side_multiple=32, steps=None, guidance=(1.5, 5.0)), request)
     assert (ranged.width, ranged.height) == (832, 1440) and ranged.num_inference_steps is None
     assert ranged.guidance_scale == 5.0
@@ -77,8 +79,7 @@ def test_a_provider_secret_in_the_file_is_refused(tmp_path: Path, key: str) -> N
         cfg.load_settings(path)
 
 
-def test_secrets_come_from_the_environment_and_dotenv_and_empty_is_no_key(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_come_from_the_environment_and_dotenv_and_empty_is_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("BFL_API_KEY", "FAL_KEY", "HUGGINGFACE_TOKEN", "HF_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -95,12 +96,13 @@ def test_secrets_come_from_the_environment_and_dotenv_and_empty_is_no_key(tmp_pa
 
 def test_no_import_cycle_between_settings_and_providers() -> None:
     """The providers never import config.settings; config.settings composes the registry's section."""
-    code = ("import sys, providers.registry as r, providers.download, providers.civitai\n"
-            "for name in r.PROVIDERS: r.provider_class(name)\n"
-            "assert 'config.settings' not in sys.modules, 'a provider module imported config.settings'\n"
-            "print(' '.join(r.PROVIDERS))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
+    code = (
+        "import sys, providers.registry as r, providers.download, providers.civitai\n"
+        "for name in r.PROVIDERS: r.provider_class(name)\n"
+        "assert 'config.settings' not in sys.modules, 'a provider module imported config.settings'\n"
+        "print(' '.join(r.PROVIDERS))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     from providers.registry import PROVIDERS
 

@@ -28,12 +28,13 @@ def provider_for(server: StabilityServer, model: str = "ultra") -> StabilityProv
     return StabilityProvider(config=StabilityConfig(base_url=server.url, model=model, timeout_s=10), secrets=secrets())
 
 
-REQUEST = GenerationRequest(prompt="a dune at noon", width=1792, height=1024, seed=77, num_inference_steps=50,
-                            guidance_scale=8.5)
+REQUEST = GenerationRequest(prompt="a dune at noon", width=1792, height=1024, seed=77, num_inference_steps=50, guidance_scale=8.5)
 
 
-@pytest.mark.parametrize(("size", "ratio"), [((1024, 1024), "1:1"), ((1792, 1024), "16:9"), ((1024, 1792), "9:16"),
-                                              ((1200, 800), "3:2"), ((800, 1000), "4:5"), ((2100, 900), "21:9")])
+@pytest.mark.parametrize(
+    ("size", "ratio"),
+    [((1024, 1024), "1:1"), ((1792, 1024), "16:9"), ((1024, 1792), "9:16"), ((1200, 800), "3:2"), ((800, 1000), "4:5"), ((2100, 900), "21:9")],
+)
 def test_nearest_aspect_ratio(size: tuple[int, int], ratio: str) -> None:
     assert nearest_aspect_ratio(*size) == ratio
 
@@ -70,23 +71,22 @@ def test_402_payment_required_is_billing(server: StabilityServer) -> None:
 def test_the_server_refuses_what_the_api_refuses(server: StabilityServer) -> None:
     import httpx
 
-    answer = httpx.post(f"{server.url}/v2beta/stable-image/generate/core", json={"prompt": "x"},
-                        headers={"authorization": f"Bearer {KEY}", "accept": "image/*"})
+    answer = httpx.post(
+        f"{server.url}/v2beta/stable-image/generate/core", json={"prompt": "x"}, headers={"authorization": f"Bearer {KEY}", "accept": "image/*"}
+    )
     assert answer.status_code == 400 and answer.json()["name"] == "bad_request"
     unauthorised = httpx.post(f"{server.url}/v2beta/stable-image/generate/core", files={"prompt": (None, "x")})
     assert unauthorised.status_code == 401 and unauthorised.json()["name"] == "unauthorized"
     provider = provider_for(server, "core")
     server.reset()
     with pytest.raises(RejectedProviderError):  # an unknown model name reaches a route that does not exist
-        StabilityProvider(config=StabilityConfig(base_url=server.url, model="sdxl-0.9", timeout_s=10),
-                          secrets=secrets()).generate(REQUEST)
+        StabilityProvider(config=StabilityConfig(base_url=server.url, model="sdxl-0.9", timeout_s=10), secrets=secrets()).generate(REQUEST)
     provider.close()
 
 
 def test_price_table_in_credits() -> None:
     """https://platform.stability.ai/pricing: credits per image, 1 credit = USD 0.01."""
-    assert CREDITS == {"ultra": 8, "core": 3, "sd3.5-large": 6.5, "sd3.5-large-turbo": 4, "sd3.5-medium": 3.5,
-                       "sd3.5-flash": 2.5}
+    assert CREDITS == {"ultra": 8, "core": 3, "sd3.5-large": 6.5, "sd3.5-large-turbo": 4, "sd3.5-medium": 3.5, "sd3.5-flash": 2.5}
     table = StabilityProvider.price_table
     assert table.source_url == "https://platform.stability.ai/pricing"
     for model, credits in CREDITS.items():

@@ -64,11 +64,14 @@ def png_file(path: Path, colour: tuple[int, int, int] | None = None) -> bytes:
 
 def chain_of(openai: OpenAIServer, a1111: A1111Server) -> ProviderChain:
     secrets = Secrets(_env_file=None, provider_secrets=SECRETS)  # type: ignore[call-arg]
-    return ProviderChain([
-        OpenAIProvider(config=OpenAIConfig(base_url=f"{openai.url}/v1", timeout_s=10), secrets=secrets),
-        Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=a1111.url, timeout_s=10), secrets=secrets),
-        PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets),
-    ], retry=RetryConfig(backoff_s=0.0))
+    return ProviderChain(
+        [
+            OpenAIProvider(config=OpenAIConfig(base_url=f"{openai.url}/v1", timeout_s=10), secrets=secrets),
+            Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=a1111.url, timeout_s=10), secrets=secrets),
+            PlaceholderProvider(config=PlaceholderConfig(), secrets=secrets),
+        ],
+        retry=RetryConfig(backoff_s=0.0),
+    )
 
 
 PINNED = """name: pinned-mug
@@ -116,8 +119,7 @@ def test_reference_image_and_mask_from_the_template_folder(tmp_path: Path) -> No
     library = TemplateLibrary.load(folder)
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     pk = record_planned(db, library, [ImageSlot("adhoc", date(2026, 11, 29), "t-blue", 0, "food", template="blue-mug")])[0]
-    assert db.get(pk).request_options == {"reference_image": str(folder / "refs" / "mug.png"),
-                                          "mask": str(folder / "refs" / "mug-mask.png"), "strength": 0.65}
+    assert db.get(pk).request_options == {"reference_image": str(folder / "refs" / "mug.png"), "mask": str(folder / "refs" / "mug-mask.png"), "strength": 0.65}
     with OpenAIServer() as openai, A1111Server(auth="artist:s3cret") as a1111:
         row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=PolicyConfig())
         sent = a1111.requests[0]
@@ -134,17 +136,19 @@ def test_adhoc_reference_overrides_and_checks(tmp_path: Path) -> None:
     png_file(folder / "refs" / "chair.png")
     check_references("refs/chair.png", None, 0.4, folder)
     check_references("https://example.com/chair.png", None, None, folder)
-    for args, message in ((("../secret.png", None, None), "reference_image"), (("refs/none.png", None, None), "no such file"),
-                          (("/etc/passwd", None, None), "inside the templates folder"),
-                          ((None, "refs/chair.png", None), "needs the parameter 'reference_image'"),
-                          (("file:///etc/passwd", None, None), "reference_image")):
+    for args, message in (
+        (("../secret.png", None, None), "reference_image"),
+        (("refs/none.png", None, None), "no such file"),
+        (("/etc/passwd", None, None), "inside the templates folder"),
+        ((None, "refs/chair.png", None), "needs the parameter 'reference_image'"),
+        (("file:///etc/passwd", None, None), "reference_image"),
+    ):
         with pytest.raises(TemplateError, match=message):
             check_references(*args, folder=folder)  # type: ignore[misc]
     slots = plan_adhoc("pasta-dish", "food", 2, date(2026, 11, 29), "b1", reference_image="refs/chair.png", strength=0.4)
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     pks = record_planned(db, TemplateLibrary.load(folder), slots)
-    assert [db.get(pk).request_options for pk in pks] == [
-        {"reference_image": str(folder / "refs" / "chair.png"), "strength": 0.4}] * 2
+    assert [db.get(pk).request_options for pk in pks] == [{"reference_image": str(folder / "refs" / "chair.png"), "strength": 0.4}] * 2
 
 
 def test_a_missing_reference_fails_the_image_with_a_clear_line(tmp_path: Path) -> None:
@@ -161,15 +165,18 @@ def test_a_missing_reference_fails_the_image_with_a_clear_line(tmp_path: Path) -
     assert row.status == "failed" and row.error and row.error.startswith("reference image:") and "not an image" in row.error
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ("provider: nobody\n", "'nobody': unknown provider"),
-    ("model: dall-e-3\n", "needs a provider"),
-    ("reference_image: ../../etc/passwd\n", "inside the templates folder"),
-    ("reference_image: refs/missing.png\n", "no such file"),
-    ("mask: refs/mask.png\n", "need a reference_image"),
-    ("seed: -1\n", "seed"),
-    ("loras: {x: 9}\n", "loras"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("provider: nobody\n", "'nobody': unknown provider"),
+        ("model: dall-e-3\n", "needs a provider"),
+        ("reference_image: ../../etc/passwd\n", "inside the templates folder"),
+        ("reference_image: refs/missing.png\n", "no such file"),
+        ("mask: refs/mask.png\n", "need a reference_image"),
+        ("seed: -1\n", "seed"),
+        ("loras: {x: 9}\n", "loras"),
+    ],
+)
 def test_bad_pins_are_one_clear_line(tmp_path: Path, extra: str, message: str) -> None:
     folder = library_with(tmp_path, **{"food/bad.yaml": 'name: bad\ncategory: food\nprompt: "a plate"\n' + extra})
     _, problems = TemplateLibrary.validate(folder, providers=PROVIDERS)
@@ -201,18 +208,19 @@ def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize(("write", "message"), [
-    (lambda path: path.write_bytes(_png_header(8000, 8000)), "8000x8000 pixels is over the 40000000-pixel limit"),
-    (lambda path: path.write_bytes(_png_header(1, 200_000_000)), "pixel limit"),  # past Pillow's own bomb limit
-    (lambda path: (path.touch(), os.truncate(path, 21 * 1024 * 1024)), "bytes is over the 20971520-byte limit"),  # sparse
-])
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda path: path.write_bytes(_png_header(8000, 8000)), "8000x8000 pixels is over the 40000000-pixel limit"),
+        (lambda path: path.write_bytes(_png_header(1, 200_000_000)), "pixel limit"),  # past Pillow's own bomb limit
+        (lambda path: (path.touch(), os.truncate(path, 21 * 1024 * 1024)), "bytes is over the 20971520-byte limit"),  # sparse
+    ],
+)
 def test_an_oversized_reference_is_refused_at_validate_time(tmp_path: Path, write: Callable[[Path], object], message: str) -> None:
-    folder = library_with(tmp_path, **{"food/big.yaml": 'name: big\ncategory: food\nprompt: "a plate"\n'
-                                                         "reference_image: refs/big.png\n"})
+    folder = library_with(tmp_path, **{"food/big.yaml": 'name: big\ncategory: food\nprompt: "a plate"\nreference_image: refs/big.png\n'})
     (folder / "refs").mkdir()
     write(folder / "refs" / "big.png")
     _, problems = TemplateLibrary.validate(folder, providers=PROVIDERS)
@@ -248,23 +256,29 @@ def test_controlnet_units_and_hires_fix_reach_automatic1111_and_others_skip(tmp_
     first, second = sent["alwayson_scripts"]["controlnet"]["args"]
     assert base64.b64decode(first["image"]) == edges and base64.b64decode(second["image"]) == depth
     assert (first["module"], first["model"], first["weight"], first["guidance_start"], first["guidance_end"]) == (
-        "canny", "control_v11p_sd15_canny [d14c016b]", 0.8, 0.1, 0.9)
+        "canny",
+        "control_v11p_sd15_canny [d14c016b]",
+        0.8,
+        0.1,
+        0.9,
+    )
     assert (second["module"], second["weight"], second["guidance_start"], second["guidance_end"]) == ("none", 1.0, 0.0, 1.0)
     assert first["enabled"] is True and second["enabled"] is True
-    assert (sent["enable_hr"], sent["hr_scale"], sent["hr_upscaler"], sent["denoising_strength"]) == (
-        True, 1.5, "R-ESRGAN 4x+", 0.35)
+    assert (sent["enable_hr"], sent["hr_scale"], sent["hr_upscaler"], sent["denoising_strength"]) == (True, 1.5, "R-ESRGAN 4x+", 0.35)
     skipped = db.attempts(pk)[0]
     assert (skipped.provider, skipped.status, skipped.error_class) == ("openai", "skipped", "unsupported")
-    assert ("cannot apply ControlNet units (canny/control_v11p_sd15_canny [d14c016b], "
-            "none/control_v11f1p_sd15_depth [cfd03158])") in (skipped.error or "")
+    assert ("cannot apply ControlNet units (canny/control_v11p_sd15_canny [d14c016b], none/control_v11f1p_sd15_depth [cfd03158])") in (skipped.error or "")
 
 
-@pytest.mark.parametrize(("unit", "message"), [
-    ("{image: refs/a.png, model: m, guidance_start: 0.9, guidance_end: 0.2}", "guidance_start 0.9 must be below guidance_end 0.2"),
-    ("{image: refs/a.png, model: m, weight: 3}", "less than or equal to 2"),
-    ("{image: refs/a.png}", "model"),
-    ("{image: refs/a.png, model: m, module: 'canny; rm'}", "string should match pattern"),
-])
+@pytest.mark.parametrize(
+    ("unit", "message"),
+    [
+        ("{image: refs/a.png, model: m, guidance_start: 0.9, guidance_end: 0.2}", "guidance_start 0.9 must be below guidance_end 0.2"),
+        ("{image: refs/a.png, model: m, weight: 3}", "less than or equal to 2"),
+        ("{image: refs/a.png}", "model"),
+        ("{image: refs/a.png, model: m, module: 'canny; rm'}", "string should match pattern"),
+    ],
+)
 def test_bad_controlnet_units_are_refused_when_the_templates_load(tmp_path: Path, unit: str, message: str) -> None:
     folder = library_with(tmp_path, **{"food/bad-unit.yaml": f"name: bad-unit\ncategory: food\nprompt: a mug\ncontrolnet: [{unit}]\n"})
     _, problems = TemplateLibrary.validate(folder)

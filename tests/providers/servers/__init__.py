@@ -35,7 +35,25 @@ def cases() -> dict[str, ContractCase]:
 
 
 __all__ = [
-    "A1111Server", "CivitaiServer", "ContractCase", "ERROR_CODES", "FalServer", "FluxStudioServer", "HuggingFaceServer",
-    "OpenAIServer", "PicsumServer", "ProtocolServer", "RETRY_AFTER_S", "ReplicateServer", "Reply", "Request",
-    "StabilityServer", "black", "cases", "image_for", "photo", "ratio_size", "stability_size",
+    "A1111Server",
+    "CivitaiServer",
+    "ContractCase",
+    "ERROR_CODES",
+    "FalServer",
+    "FluxStudioServer",
+    "HuggingFaceServer",
+    "OpenAIServer",
+    "PicsumServer",
+    "ProtocolServer",
+    "RETRY_AFTER_S",
+    "ReplicateServer",
+    "Reply",
+    "Request",
+    "StabilityServer",
+    "black",
+    "cases",
+    "image_for",
+    "photo",
+    "ratio_size",
+    "stability_size",
 ]

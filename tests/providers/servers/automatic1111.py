@@ -27,13 +27,33 @@ from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer,
 
 
 CONTROLNET_MODELS = ("control_v11p_sd15_canny [d14c016b]", "control_v11f1p_sd15_depth [cfd03158]")
-UNIT_KEYS = frozenset({"enabled", "image", "input_image", "mask", "module", "model", "weight", "resize_mode", "low_vram",
-                       "processor_res", "threshold_a", "threshold_b", "guidance_start", "guidance_end",
-                       "control_mode", "pixel_perfect", "hr_option"})
+UNIT_KEYS = frozenset(
+    {
+        "enabled",
+        "image",
+        "input_image",
+        "mask",
+        "module",
+        "model",
+        "weight",
+        "resize_mode",
+        "low_vram",
+        "processor_res",
+        "threshold_a",
+        "threshold_b",
+        "guidance_start",
+        "guidance_end",
+        "control_mode",
+        "pixel_perfect",
+        "hr_option",
+    }
+)
 LISTS: dict[str, Any] = {
     "/controlnet/model_list": {"model_list": list(CONTROLNET_MODELS)},
-    "/sdapi/v1/sd-models": [{"title": "realisticVision_v51.safetensors [abc]", "model_name": "realisticVision_v51"},
-                            {"title": "sd_xl_base_1.0.safetensors [def]", "model_name": "sd_xl_base_1.0"}],
+    "/sdapi/v1/sd-models": [
+        {"title": "realisticVision_v51.safetensors [abc]", "model_name": "realisticVision_v51"},
+        {"title": "sd_xl_base_1.0.safetensors [def]", "model_name": "sd_xl_base_1.0"},
+    ],
 }
 HR_UPSCALERS = ("Latent", "Latent (nearest)", "R-ESRGAN 4x+", "ESRGAN_4x", "None")
 
@@ -102,8 +122,15 @@ class A1111Server(ProtocolServer):
         if code == 422:
             return Reply.json(422, {"detail": [{"loc": ["body", "width"], "msg": "value is not a valid integer", "type": "type_error"}]})
         headers = retry_after(code)
-        errors = {400: "Sampler not found", 401: "Not authenticated", 402: "Payment required", 403: "Forbidden",
-                  429: "Too Many Requests", 500: "CUDA out of memory", 503: "Service Unavailable"}
+        errors = {
+            400: "Sampler not found",
+            401: "Not authenticated",
+            402: "Payment required",
+            403: "Forbidden",
+            429: "Too Many Requests",
+            500: "CUDA out of memory",
+            503: "Service Unavailable",
+        }
         return Reply.json(code, {"error": "HTTPException", "detail": errors[code], "body": "", "errors": ""}, headers)
 
     def route(self, request: Request) -> Reply | None:
@@ -131,8 +158,13 @@ class A1111Server(ProtocolServer):
         seed = 4242 if seed in (-1, None) else int(seed)
         count = int(payload.get("batch_size", 1)) * int(payload.get("n_iter", 1))  # processing.py: seed + i per image
         checkpoint = (payload.get("override_settings") or {}).get("sd_model_checkpoint", "realisticVision_v51")
-        info = {"seed": seed, "all_seeds": [seed + i for i in range(count)], "sd_model_name": checkpoint,
-                "sampler_name": payload.get("sampler_name"), "denoising_strength": payload.get("denoising_strength")}
+        info = {
+            "seed": seed,
+            "all_seeds": [seed + i for i in range(count)],
+            "sd_model_name": checkpoint,
+            "sampler_name": payload.get("sampler_name"),
+            "denoising_strength": payload.get("denoising_strength"),
+        }
         data = image_for(mode, width, height)
         body = {"images": [b64(data)] * count, "parameters": payload, "info": json.dumps(info)}
         return Reply.json(200, body, {"X-Process-Time": "0.01"})
@@ -152,7 +184,11 @@ class _AuthA1111Server(A1111Server):
 
 
 CASE = ContractCase(
-    provider="automatic1111", server=_AuthA1111Server,
+    provider="automatic1111",
+    server=_AuthA1111Server,
     settings=lambda url: {"enabled": True, "base_url": url, "model": "sd_xl_base_1.0"},
-    secrets={"AUTOMATIC1111_AUTH": "artist:s3cret"}, cost_usd=0.0, sent=_sent,
-    is_generation=lambda r: r.method == "POST")
+    secrets={"AUTOMATIC1111_AUTH": "artist:s3cret"},
+    cost_usd=0.0,
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+)

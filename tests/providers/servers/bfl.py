@@ -22,7 +22,10 @@ from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer,
 KEY = "bfl-test-key"
 #: model -> (takes width/height, steps range or None, guidance range or None)
 MODELS: dict[str, tuple[bool, tuple[int, int] | None, tuple[float, float] | None]] = {
-    "flux-pro-1.1": (True, None, None), "flux-dev": (True, (1, 50), (1.5, 5.0)), "flux-pro-1.1-ultra": (False, None, None)}
+    "flux-pro-1.1": (True, None, None),
+    "flux-dev": (True, (1, 50), (1.5, 5.0)),
+    "flux-pro-1.1-ultra": (False, None, None),
+}
 ULTRA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 
 
@@ -63,11 +66,16 @@ class BFLServer(ProtocolServer):
     def error(self, code: int) -> Reply:
         headers = retry_after(code)
         if code == 422:
-            return Reply.json(422, {"detail": [{"loc": ["body", "width"], "msg": "Input should be a multiple of 32",
-                                                "type": "multiple_of"}]})
-        messages = {400: "Bad request", 401: "Not authenticated", 402: "Insufficient credits", 403: "Not authenticated",
-                    429: "You have too many active tasks. Please wait for some to finish.",
-                    500: "Internal Server Error", 503: "Service temporarily unavailable"}
+            return Reply.json(422, {"detail": [{"loc": ["body", "width"], "msg": "Input should be a multiple of 32", "type": "multiple_of"}]})
+        messages = {
+            400: "Bad request",
+            401: "Not authenticated",
+            402: "Insufficient credits",
+            403: "Not authenticated",
+            429: "You have too many active tasks. Please wait for some to finish.",
+            500: "Internal Server Error",
+            503: "Service temporarily unavailable",
+        }
         return Reply.json(code, {"detail": messages[code]}, headers)
 
     def validate(self, model: str, payload: dict[str, Any]) -> Reply | None:
@@ -102,14 +110,12 @@ class BFLServer(ProtocolServer):
             if task["pending"] > 0:
                 task["pending"] -= 1
                 return Reply.json(200, {"id": task["id"], "status": "Pending", "result": None, "progress": 0.5})
-            return Reply.json(200, {"id": task["id"], "status": task["status"], "result": task["result"],
-                                    "progress": None, "details": task.get("details")})
+            return Reply.json(200, {"id": task["id"], "status": task["status"], "result": task["result"], "progress": None, "details": task.get("details")})
         model = request.path.removeprefix("/v1/")
         if request.method != "POST" or model not in MODELS:
             return Reply.json(404, {"detail": "Not Found"})
         if not request.headers.get("content-type", "").startswith("application/json"):
-            return Reply.json(422, {"detail": [{"loc": ["body"], "msg": "Input should be a valid dictionary",
-                                                "type": "dict_type"}]})
+            return Reply.json(422, {"detail": [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]})
         payload = request.json()
         mode, answer = self.admit(self.validate(model, payload))
         if answer is not None:
@@ -121,10 +127,15 @@ class BFLServer(ProtocolServer):
         if mode == "filtered":
             task["status"] = "Content Moderated"
         else:
-            url = self.add_file(image_for(mode, width, height, fmt), ".jpg" if fmt == "JPEG" else ".png",
-                                "image/jpeg" if fmt == "JPEG" else "image/png")
-            task["result"] = {"sample": url, "prompt": payload["prompt"], "seed": payload.get("seed", 4711),
-                              "start_time": 1.0, "end_time": 3.5, "duration": 2.5}
+            url = self.add_file(image_for(mode, width, height, fmt), ".jpg" if fmt == "JPEG" else ".png", "image/jpeg" if fmt == "JPEG" else "image/png")
+            task["result"] = {
+                "sample": url,
+                "prompt": payload["prompt"],
+                "seed": payload.get("seed", 4711),
+                "start_time": 1.0,
+                "end_time": 3.5,
+                "duration": 2.5,
+            }
         self.tasks[task_id] = task
         return Reply.json(200, {"id": task_id, "polling_url": f"{self.url}/v1/get_result?id={task_id}"})
 
@@ -137,5 +148,11 @@ def _sent(r: Request) -> None:
 
 
 CASE = ContractCase(
-    provider="bfl", server=BFLServer, settings=lambda url: {"base_url": url, "poll_interval_s": 0.05},
-    secrets={"BFL_API_KEY": KEY}, cost_usd=0.04, sent=_sent, is_generation=lambda r: r.method == "POST")
+    provider="bfl",
+    server=BFLServer,
+    settings=lambda url: {"base_url": url, "poll_interval_s": 0.05},
+    secrets={"BFL_API_KEY": KEY},
+    cost_usd=0.04,
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+)

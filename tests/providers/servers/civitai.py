@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.providers.servers.common import ProtocolServer, Reply, Request, _Truncated
 
+
 class CivitaiServer(ProtocolServer):
     """Civitai: GET /api/v1/model-versions/<id> (files with SHA256 and downloadUrl) and
     GET /api/download/models/<id> with Range support; ``cut_after`` bytes drops the
@@ -27,12 +28,26 @@ class CivitaiServer(ProtocolServer):
             version = request.path.rsplit("/", 1)[1]
             if version != "128713":
                 return Reply.json(404, {"error": f"No model version with id {version}"})
-            return Reply.json(200, {
-                "id": 128713, "name": "v1.0", "baseModel": "SD 1.5",
-                "model": {"name": "Tiny Test LoRA", "type": "LORA", "nsfw": False},
-                "files": [{"id": 1, "name": "tiny_test_lora.safetensors", "type": "Model", "primary": True,
-                           "sizeKB": len(self.payload) / 1024, "hashes": {"SHA256": self.sha256},
-                           "downloadUrl": f"{self.url}/api/download/models/128713"}]})
+            return Reply.json(
+                200,
+                {
+                    "id": 128713,
+                    "name": "v1.0",
+                    "baseModel": "SD 1.5",
+                    "model": {"name": "Tiny Test LoRA", "type": "LORA", "nsfw": False},
+                    "files": [
+                        {
+                            "id": 1,
+                            "name": "tiny_test_lora.safetensors",
+                            "type": "Model",
+                            "primary": True,
+                            "sizeKB": len(self.payload) / 1024,
+                            "hashes": {"SHA256": self.sha256},
+                            "downloadUrl": f"{self.url}/api/download/models/128713",
+                        }
+                    ],
+                },
+            )
         if request.path == "/api/download/models/128713":
             if not token_ok:
                 return Reply.json(401, {"error": "Unauthorized: this model requires a token"})

@@ -89,8 +89,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, data: Any, headers: dict[str, str] | None = None,
-             content_type: str = "application/json") -> Reply:
+    def json(cls, status: int, data: Any, headers: dict[str, str] | None = None, content_type: str = "application/json") -> Reply:
         return cls(status, json.dumps(data).encode(), content_type, headers or {})
 
 
@@ -135,8 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length", 0) or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
-        request = Request(self.command, parts.path, parse_qs(parts.query),
-                          {k.lower(): v for k, v in self.headers.items()}, body)
+        request = Request(self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body)
         with server.lock:
             server.requests.append(request)
         try:

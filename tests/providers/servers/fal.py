@@ -20,8 +20,14 @@ from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer,
 KEY = "fal-test-key"
 #: model id -> (most steps, takes guidance_scale)
 MODELS = {"fal-ai/flux/schnell": (12, False), "fal-ai/flux/dev": (50, True)}
-IMAGE_SIZES = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024), "portrait_16_9": (576, 1024),
-               "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576)}
+IMAGE_SIZES = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
 
 
 class FalServer(ProtocolServer):
@@ -39,8 +45,15 @@ class FalServer(ProtocolServer):
         headers = retry_after(code)
         if code == 422:
             return Reply.json(422, {"detail": [{"loc": ["body", "image_size"], "msg": "unexpected value", "type": "value_error"}]})
-        messages = {400: "Bad request", 401: "Invalid Key", 402: "User is locked. Reason: Exhausted balance.",
-                    403: "Forbidden", 429: "Too many requests", 500: "Internal error", 503: "Runner unavailable"}
+        messages = {
+            400: "Bad request",
+            401: "Invalid Key",
+            402: "User is locked. Reason: Exhausted balance.",
+            403: "Forbidden",
+            429: "Too many requests",
+            500: "Internal error",
+            503: "Runner unavailable",
+        }
         return Reply.json(code, {"detail": messages[code]}, headers)
 
     def validate(self, model: str, payload: dict[str, Any]) -> Reply | None:
@@ -53,28 +66,36 @@ class FalServer(ProtocolServer):
             problems.append({"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"})
         steps = payload.get("num_inference_steps", 4)
         if not isinstance(steps, int) or not 1 <= steps <= max_steps:
-            problems.append({"loc": ["body", "num_inference_steps"], "msg": f"ensure this value is less than or equal to {max_steps}",
-                             "type": "value_error.number.not_le", "ctx": {"limit_value": max_steps}})
+            problems.append(
+                {
+                    "loc": ["body", "num_inference_steps"],
+                    "msg": f"ensure this value is less than or equal to {max_steps}",
+                    "type": "value_error.number.not_le",
+                    "ctx": {"limit_value": max_steps},
+                }
+            )
         if "guidance_scale" in payload and (not takes_guidance or not 1 <= float(payload["guidance_scale"]) <= 20):
-            problems.append({"loc": ["body", "guidance_scale"], "msg": "extra fields not permitted" if not takes_guidance
-                             else "ensure this value is between 1 and 20", "type": "value_error"})
+            problems.append(
+                {
+                    "loc": ["body", "guidance_scale"],
+                    "msg": "extra fields not permitted" if not takes_guidance else "ensure this value is between 1 and 20",
+                    "type": "value_error",
+                }
+            )
         size = payload.get("image_size", "landscape_4_3")
         if isinstance(size, dict):
             if not all(isinstance(size.get(k), int) and 1 <= size[k] <= 14142 for k in ("width", "height")):
-                problems.append({"loc": ["body", "image_size"], "msg": "width and height must be integers in 1..14142",
-                                 "type": "value_error"})
+                problems.append({"loc": ["body", "image_size"], "msg": "width and height must be integers in 1..14142", "type": "value_error"})
         elif size not in IMAGE_SIZES:
-            problems.append({"loc": ["body", "image_size"], "msg": f"unexpected value; permitted: {', '.join(IMAGE_SIZES)}",
-                             "type": "value_error.const"})
+            problems.append({"loc": ["body", "image_size"], "msg": f"unexpected value; permitted: {', '.join(IMAGE_SIZES)}", "type": "value_error.const"})
         if payload.get("output_format", "jpeg") not in ("jpeg", "png"):
-            problems.append({"loc": ["body", "output_format"], "msg": "unexpected value; permitted: 'jpeg', 'png'",
-                             "type": "value_error.const"})
+            problems.append({"loc": ["body", "output_format"], "msg": "unexpected value; permitted: 'jpeg', 'png'", "type": "value_error.const"})
         return Reply.json(422, {"detail": problems}) if problems else None
 
     def queue_route(self, request: Request, parts: list[str]) -> Reply | None:
         """The queue's own paths (``.../requests/<id>[/status|/cancel]``); None for any other."""
         index = parts.index("requests")
-        rid, rest = parts[index + 1], parts[index + 2:]
+        rid, rest = parts[index + 1], parts[index + 2 :]
         job = self.jobs.get(rid)
         if job is None:
             return Reply.json(404, {"detail": "Request not found"})
@@ -86,8 +107,7 @@ class FalServer(ProtocolServer):
             if job["status"] == "IN_QUEUE":
                 if job["polls"] > 0:
                     job["polls"] -= 1
-                    return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 0,
-                                            "response_url": job["response_url"]})
+                    return Reply.json(202, {"status": "IN_QUEUE", "queue_position": 0, "response_url": job["response_url"]})
                 job["status"] = "COMPLETED"
             return Reply.json(200, {"status": job["status"], "response_url": job["response_url"]})
         if not rest:
@@ -119,13 +139,15 @@ class FalServer(ProtocolServer):
         base = f"{self.url}/{model}/requests/{rid}"
         nsfw = mode == "filtered"
         data = black(width, height) if nsfw else image_for(mode, width, height)
-        result = {"images": [{"url": self.add_file(data), "width": width, "height": height, "content_type": "image/png"}],
-                  "seed": payload.get("seed") or 98765, "has_nsfw_concepts": [nsfw], "prompt": payload["prompt"],
-                  "timings": {"inference": 0.4}}
-        self.jobs[rid] = {"status": "IN_QUEUE", "polls": self.in_queue_polls, "response_url": base,
-                          "result": result}
-        return Reply.json(200, {"request_id": rid, "status_url": base + "/status", "response_url": base,
-                                "cancel_url": base + "/cancel", "queue_position": 0})
+        result = {
+            "images": [{"url": self.add_file(data), "width": width, "height": height, "content_type": "image/png"}],
+            "seed": payload.get("seed") or 98765,
+            "has_nsfw_concepts": [nsfw],
+            "prompt": payload["prompt"],
+            "timings": {"inference": 0.4},
+        }
+        self.jobs[rid] = {"status": "IN_QUEUE", "polls": self.in_queue_polls, "response_url": base, "result": result}
+        return Reply.json(200, {"request_id": rid, "status_url": base + "/status", "response_url": base, "cancel_url": base + "/cancel", "queue_position": 0})
 
 
 def _sent(r: Request) -> None:
@@ -136,6 +158,11 @@ def _sent(r: Request) -> None:
 
 
 CASE = ContractCase(
-    provider="fal", server=FalServer, settings=lambda url: {"queue_url": url, "poll_interval_s": 0.05},
-    secrets={"FAL_KEY": KEY}, cost_usd=round(0.003 * 512 * 384 / 1e6, 6), sent=_sent,
-    is_generation=lambda r: r.method == "POST")
+    provider="fal",
+    server=FalServer,
+    settings=lambda url: {"queue_url": url, "poll_interval_s": 0.05},
+    secrets={"FAL_KEY": KEY},
+    cost_usd=round(0.003 * 512 * 384 / 1e6, 6),
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+)

@@ -33,8 +33,7 @@ class FluxStudioServer(ProtocolServer):
         if not isinstance(payload.get("prompt"), str) or not payload["prompt"]:
             problems.append({"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"})
         if not 1 <= int(payload.get("num_inference_steps", 4)) <= 10:
-            problems.append({"loc": ["body", "num_inference_steps"], "msg": "ensure this value is between 1 and 10",
-                             "type": "value_error"})
+            problems.append({"loc": ["body", "num_inference_steps"], "msg": "ensure this value is between 1 and 10", "type": "value_error"})
         for side in ("width", "height"):
             if int(payload.get(side, 1024)) % 64:
                 problems.append({"loc": ["body", side], "msg": f"{side} must be a multiple of 64", "type": "value_error"})
@@ -71,5 +70,11 @@ def _sent(r: Request) -> None:
 
 
 CASE = ContractCase(
-    provider="flux_studio", server=FluxStudioServer, settings=lambda url: {"enabled": True, "base_url": url},
-    secrets={}, cost_usd=0.0, sent=_sent, is_generation=lambda r: r.method == "POST")
+    provider="flux_studio",
+    server=FluxStudioServer,
+    settings=lambda url: {"enabled": True, "base_url": url},
+    secrets={},
+    cost_usd=0.0,
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+)

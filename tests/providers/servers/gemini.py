@@ -36,40 +36,63 @@ from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer,
 KEY = "AIzaSy-test-key"
 MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview")
 #: aspect ratio -> output size of gemini-2.5-flash-image (the image-generation guide's table).
-SIZES = {"1:1": (1024, 1024), "2:3": (832, 1248), "3:2": (1248, 832), "3:4": (864, 1184), "4:3": (1184, 864),
-         "4:5": (896, 1152), "5:4": (1152, 896), "9:16": (768, 1344), "16:9": (1344, 768), "21:9": (1536, 672)}
+SIZES = {
+    "1:1": (1024, 1024),
+    "2:3": (832, 1248),
+    "3:2": (1248, 832),
+    "3:4": (864, 1184),
+    "4:3": (1184, 864),
+    "4:5": (896, 1152),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "21:9": (1536, 672),
+}
 IMAGE_TOKENS = 1290
 PROMPT_TOKENS = 12
 PATH = re.compile(r"/v1beta/models/([^/:]+):generateContent")
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED",
-          404: "NOT_FOUND", 422: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-MESSAGES = {400: "* GenerateContentRequest.contents: contents is not specified",
-            401: "Request had invalid authentication credentials.",
-            402: "Billing is not enabled for this project.",
-            403: "Method doesn't allow unregistered callers (callers without established identity). Please use API "
-                 "Key or other form of API consumer identity to call this API.",
-            422: "Request contains an invalid argument.",
-            429: "You exceeded your current quota, please check your plan and billing details.",
-            500: "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
-            503: "The model is overloaded. Please try again later."}
-REQUEST_FIELDS = {"contents", "generationConfig", "safetySettings", "systemInstruction", "tools", "toolConfig",
-                  "cachedContent"}
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    402: "FAILED_PRECONDITION",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+MESSAGES = {
+    400: "* GenerateContentRequest.contents: contents is not specified",
+    401: "Request had invalid authentication credentials.",
+    402: "Billing is not enabled for this project.",
+    403: "Method doesn't allow unregistered callers (callers without established identity). Please use API "
+    "Key or other form of API consumer identity to call this API.",
+    422: "Request contains an invalid argument.",
+    429: "You exceeded your current quota, please check your plan and billing details.",
+    500: "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+}
+REQUEST_FIELDS = {"contents", "generationConfig", "safetySettings", "systemInstruction", "tools", "toolConfig", "cachedContent"}
 CONFIG_FIELDS = {"responseModalities", "imageConfig", "seed", "candidateCount", "temperature", "topP", "topK"}
 
 
 def status_body(code: int, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A google.rpc.Status error body."""
-    return {"error": {"code": code, "message": message, "status": STATUS.get(code, "UNKNOWN"),
-                      **({"details": details} if details else {})}}
+    return {"error": {"code": code, "message": message, "status": STATUS.get(code, "UNKNOWN"), **({"details": details} if details else {})}}
 
 
 def usage(image_tokens: int = IMAGE_TOKENS, text_tokens: int = 0) -> dict[str, Any]:
     """usageMetadata of an answer with ``image_tokens`` image and ``text_tokens`` text output tokens."""
     details = [{"modality": m, "tokenCount": n} for m, n in (("IMAGE", image_tokens), ("TEXT", text_tokens)) if n]
     out = image_tokens + text_tokens
-    return {"promptTokenCount": PROMPT_TOKENS, "candidatesTokenCount": out, "totalTokenCount": PROMPT_TOKENS + out,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": PROMPT_TOKENS}],
-            **({"candidatesTokensDetails": details} if details else {})}
+    return {
+        "promptTokenCount": PROMPT_TOKENS,
+        "candidatesTokenCount": out,
+        "totalTokenCount": PROMPT_TOKENS + out,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": PROMPT_TOKENS}],
+        **({"candidatesTokensDetails": details} if details else {}),
+    }
 
 
 class GeminiServer(ProtocolServer):
@@ -78,10 +101,18 @@ class GeminiServer(ProtocolServer):
     def error(self, code: int) -> Reply:
         details: list[dict[str, Any]] = []
         if code == 429:
-            details = [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
-                {"quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
-                 "quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
-                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]
+            details = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                        }
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
+            ]
         return Reply.json(code, status_body(code, MESSAGES.get(code, "error"), details))
 
     def refuse(self, message: str) -> Reply:
@@ -92,9 +123,21 @@ class GeminiServer(ProtocolServer):
         if key is None:
             return self.error(403)
         if key != KEY:
-            return Reply.json(400, status_body(400, "API key not valid. Please pass a valid API key.", [
-                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                 "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]))
+            return Reply.json(
+                400,
+                status_body(
+                    400,
+                    "API key not valid. Please pass a valid API key.",
+                    [
+                        {
+                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                            "reason": "API_KEY_INVALID",
+                            "domain": "googleapis.com",
+                            "metadata": {"service": "generativelanguage.googleapis.com"},
+                        }
+                    ],
+                ),
+            )
         return None
 
     def validate(self, request: Request) -> Reply | None:
@@ -126,8 +169,7 @@ class GeminiServer(ProtocolServer):
             try:
                 base64.b64decode(inline.get("data", ""), validate=True)
             except (binascii.Error, ValueError):
-                return self.refuse("Invalid value at 'contents[0].parts[1].inline_data.data' (TYPE_BYTES), Base64 "
-                                   "decoding failed")
+                return self.refuse("Invalid value at 'contents[0].parts[1].inline_data.data' (TYPE_BYTES), Base64 decoding failed")
         return None
 
     def validate_config(self, config: dict[str, Any]) -> Reply | None:
@@ -138,7 +180,7 @@ class GeminiServer(ProtocolServer):
         if ratio not in SIZES:
             return self.refuse(f"Invalid aspect ratio: {ratio}")
         seed = config.get("seed", 0)
-        if not isinstance(seed, int) or not -2**31 <= seed < 2**31:
+        if not isinstance(seed, int) or not -(2**31) <= seed < 2**31:
             return self.refuse("Invalid value at 'generation_config.seed' (TYPE_INT32)")
         return None
 
@@ -149,17 +191,16 @@ class GeminiServer(ProtocolServer):
             if refused is not None:
                 return refused
             if model_path.group(1) not in MODELS:
-                return Reply.json(404, status_body(404, f"models/{model_path.group(1)} is not found for API version "
-                                                        "v1beta"))
-            return Reply.json(200, {"name": f"models/{model_path.group(1)}", "version": "2.0",
-                                    "supportedGenerationMethods": ["generateContent", "countTokens"]})
+                return Reply.json(404, status_body(404, f"models/{model_path.group(1)} is not found for API version v1beta"))
+            return Reply.json(
+                200, {"name": f"models/{model_path.group(1)}", "version": "2.0", "supportedGenerationMethods": ["generateContent", "countTokens"]}
+            )
         match = PATH.fullmatch(request.path)
         if request.method != "POST" or match is None:
             return Reply.json(404, status_body(404, f"{request.path} not found"))
         refused = self.authorise(request)
         if refused is None and match.group(1) not in MODELS:
-            return Reply.json(404, status_body(404, f"models/{match.group(1)} is not found for API version v1beta, "
-                                                    "or is not supported for generateContent."))
+            return Reply.json(404, status_body(404, f"models/{match.group(1)} is not found for API version v1beta, or is not supported for generateContent."))
         mode, answer = self.admit(refused or self.validate(request))
         if answer is not None:
             return answer
@@ -170,19 +211,32 @@ class GeminiServer(ProtocolServer):
         """The GenerateContentResponse of ``mode``."""
         common = {"modelVersion": model, "responseId": uuid.uuid4().hex[:22]}
         if mode == "filtered":  # the prompt itself blocked: no candidates, input tokens only
-            return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-                    "usageMetadata": {"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS}, **common}
+            return {
+                "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                "usageMetadata": {"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS},
+                **common,
+            }
         if mode == "image_safety":
-            return {"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "IMAGE_SAFETY",
-                                    "index": 0}], "usageMetadata": usage(0), **common}
+            return {
+                "candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "IMAGE_SAFETY", "index": 0}],
+                "usageMetadata": usage(0),
+                **common,
+            }
         if mode == "text_only":
-            return {"candidates": [{"content": {"role": "model", "parts": [
-                {"text": "I can describe the image, but I cannot draw it."}]}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": usage(0, 11), **common}
+            return {
+                "candidates": [
+                    {"content": {"role": "model", "parts": [{"text": "I can describe the image, but I cannot draw it."}]}, "finishReason": "STOP", "index": 0}
+                ],
+                "usageMetadata": usage(0, 11),
+                **common,
+            }
         data = b64(image_for(mode, width, height))
         parts = [{"text": "Here is the image you asked for."}, {"inlineData": {"mimeType": "image/png", "data": data}}]
-        return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": usage(IMAGE_TOKENS, 8), **common}
+        return {
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage(IMAGE_TOKENS, 8),
+            **common,
+        }
 
 
 #: USD of the standard answer: 12 input tokens x 0.30, 1290 image tokens x 30, 8 text tokens x 2.50 (per 1M).
@@ -194,11 +248,16 @@ def _sent(r: Request) -> None:
     assert r.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
     assert r.headers["x-goog-api-key"] == KEY and r.headers["content-type"].startswith("application/json")
     assert body["contents"] == [{"role": "user", "parts": [{"text": PROMPT}]}]
-    assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "4:3"},
-                                        "seed": 123}
+    assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "4:3"}, "seed": 123}
 
 
 CASE = ContractCase(
-    provider="gemini", server=GeminiServer, settings=lambda url: {"base_url": url},
-    secrets={"GEMINI_API_KEY": KEY}, cost_usd=STANDARD_COST, sent=_sent,
-    is_generation=lambda r: r.method == "POST", wrong_key_status=(400,))
+    provider="gemini",
+    server=GeminiServer,
+    settings=lambda url: {"base_url": url},
+    secrets={"GEMINI_API_KEY": KEY},
+    cost_usd=STANDARD_COST,
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+    wrong_key_status=(400,),
+)

@@ -15,8 +15,7 @@ from __future__ import annotations
 from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, ProtocolServer, Reply, Request, image_for, retry_after
 
 TOKEN = "hf_test_token"
-PARAMETERS = {"negative_prompt", "height", "width", "num_inference_steps", "guidance_scale", "scheduler", "seed",
-              "target_size"}
+PARAMETERS = {"negative_prompt", "height", "width", "num_inference_steps", "guidance_scale", "scheduler", "seed", "target_size"}
 
 
 class HuggingFaceServer(ProtocolServer):
@@ -24,13 +23,16 @@ class HuggingFaceServer(ProtocolServer):
 
     def error(self, code: int) -> Reply:
         if code == 503:
-            return Reply.json(503, {"error": "Model stabilityai/stable-diffusion-xl-base-1.0 is currently loading",
-                                    "estimated_time": 20.0})
-        messages = {400: "Input validation error: `inputs` must be non-empty", 401: "Invalid credentials in Authorization header",
-                    402: "You have exceeded your monthly included credits for Inference Providers.",
-                    403: "Access to model stabilityai/stable-diffusion-xl-base-1.0 is restricted",
-                    422: "Input validation error: `width` must be divisible by 8", 429: "Rate limit reached",
-                    500: "Internal Server Error"}
+            return Reply.json(503, {"error": "Model stabilityai/stable-diffusion-xl-base-1.0 is currently loading", "estimated_time": 20.0})
+        messages = {
+            400: "Input validation error: `inputs` must be non-empty",
+            401: "Invalid credentials in Authorization header",
+            402: "You have exceeded your monthly included credits for Inference Providers.",
+            403: "Access to model stabilityai/stable-diffusion-xl-base-1.0 is restricted",
+            422: "Input validation error: `width` must be divisible by 8",
+            429: "Rate limit reached",
+            500: "Internal Server Error",
+        }
         headers = retry_after(code)
         return Reply.json(code, {"error": messages[code]}, headers)
 
@@ -72,12 +74,15 @@ def _sent(r: Request) -> None:
     assert r.path == "/models/stabilityai/stable-diffusion-xl-base-1.0"
     assert r.headers["authorization"] == f"Bearer {TOKEN}" and r.headers["accept"] == "image/png"
     assert body["inputs"] == PROMPT
-    assert body["parameters"] == {"negative_prompt": NEGATIVE, "height": 512, "width": 680,
-                                  "num_inference_steps": 30, "guidance_scale": 7.5, "seed": 123}
+    assert body["parameters"] == {"negative_prompt": NEGATIVE, "height": 512, "width": 680, "num_inference_steps": 30, "guidance_scale": 7.5, "seed": 123}
 
 
 CASE = ContractCase(
-    provider="huggingface", server=HuggingFaceServer,
+    provider="huggingface",
+    server=HuggingFaceServer,
     settings=lambda url: {"endpoint_url": f"{url}/models/stabilityai/stable-diffusion-xl-base-1.0", "hub_url": url},
-    secrets={"HUGGINGFACE_TOKEN": TOKEN}, cost_usd=0.02, sent=_sent,
-    is_generation=lambda r: r.method == "POST")
+    secrets={"HUGGINGFACE_TOKEN": TOKEN},
+    cost_usd=0.02,
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+)

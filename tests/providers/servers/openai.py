@@ -34,27 +34,25 @@ KEY = "sk-test-key"
 _GPT_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 _GPT_QUALITIES = ("low", "medium", "high", "auto")
 GPT_IMAGE = ("gpt-image-2.6-flare", "gpt-image-2.6-sunburst", "gpt-image-1.5", "gpt-image-1-mini", "gpt-image-1")
-SIZES = {**{m: _GPT_SIZES for m in GPT_IMAGE},
-         "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
-         "dall-e-2": ("256x256", "512x512", "1024x1024")}
+SIZES = {**{m: _GPT_SIZES for m in GPT_IMAGE}, "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"), "dall-e-2": ("256x256", "512x512", "1024x1024")}
 QUALITIES = {**{m: _GPT_QUALITIES for m in GPT_IMAGE}, "dall-e-3": ("standard", "hd"), "dall-e-2": ("standard",)}
 PROMPT_LIMIT = {**{m: 32000 for m in GPT_IMAGE}, "dall-e-3": 4000, "dall-e-2": 1000}
 #: Modes beyond the common ones: (status, type, code, message).
 CODES = {
-    "insufficient_quota": (429, "insufficient_quota", "insufficient_quota",
-                           "You exceeded your current quota, please check your plan and billing details."),
+    "insufficient_quota": (429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota, please check your plan and billing details."),
     "billing_hard_limit": (400, "billing_limit_user_error", "billing_hard_limit_reached", "Billing hard limit has been reached"),
-    "content_policy": (400, "invalid_request_error", "content_policy_violation",
-                       "Your request was rejected as a result of our safety system."),
-    "moderation_blocked": (400, "image_generation_user_error", "moderation_blocked",
-                           "Your request was rejected by the safety system."),
-    "organization_must_be_verified": (403, "invalid_request_error", "organization_must_be_verified",
-                                      "Your organization must be verified to use the model `gpt-image-1`."),
+    "content_policy": (400, "invalid_request_error", "content_policy_violation", "Your request was rejected as a result of our safety system."),
+    "moderation_blocked": (400, "image_generation_user_error", "moderation_blocked", "Your request was rejected by the safety system."),
+    "organization_must_be_verified": (
+        403,
+        "invalid_request_error",
+        "organization_must_be_verified",
+        "Your organization must be verified to use the model `gpt-image-1`.",
+    ),
 }
 
 
-def openai_error(status: int, kind: str | None, code: str | None, message: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> Reply:
+def openai_error(status: int, kind: str | None, code: str | None, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> Reply:
     return Reply.json(status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers)
 
 
@@ -82,8 +80,7 @@ class OpenAIServer(ProtocolServer):
         self.shutdown_dates: dict[str, str] = {}
 
     def not_found(self, model: str) -> Reply:
-        return openai_error(404, "invalid_request_error", "model_not_found",
-                            f"The model `{model}` does not exist or you do not have access to it.")
+        return openai_error(404, "invalid_request_error", "model_not_found", f"The model `{model}` does not exist or you do not have access to it.")
 
     def model_object(self, request: Request) -> Reply:
         """GET /v1/models/{model}: the model object, or 404 model_not_found."""
@@ -98,14 +95,16 @@ class OpenAIServer(ProtocolServer):
         return Reply.json(200, body)
 
     def error(self, code: int) -> Reply:
-        errors = {400: ("invalid_request_error", "invalid_value", "Invalid value for 'prompt'."),
-                  401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-te***key."),
-                  402: ("billing_limit_user_error", "billing_hard_limit_reached", "Billing hard limit has been reached"),
-                  403: ("invalid_request_error", "organization_must_be_verified", "Your organization must be verified"),
-                  422: ("invalid_request_error", "invalid_value", "Invalid value for 'quality'."),
-                  429: ("requests", "rate_limit_exceeded", "Rate limit reached for images per minute"),
-                  500: ("server_error", None, "The server had an error processing your request."),
-                  503: ("server_error", None, "The engine is currently overloaded, please try again later.")}
+        errors = {
+            400: ("invalid_request_error", "invalid_value", "Invalid value for 'prompt'."),
+            401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-te***key."),
+            402: ("billing_limit_user_error", "billing_hard_limit_reached", "Billing hard limit has been reached"),
+            403: ("invalid_request_error", "organization_must_be_verified", "Your organization must be verified"),
+            422: ("invalid_request_error", "invalid_value", "Invalid value for 'quality'."),
+            429: ("requests", "rate_limit_exceeded", "Rate limit reached for images per minute"),
+            500: ("server_error", None, "The server had an error processing your request."),
+            503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+        }
         kind, code_name, message = errors[code]
         return openai_error(code, kind, code_name, message, headers=retry_after(code, "retry-after"))
 
@@ -129,11 +128,9 @@ class OpenAIServer(ProtocolServer):
         size = str(payload.get("size", "1024x1024"))
         if size not in SIZES[model]:
             allowed = ", ".join(f"'{s}'" for s in SIZES[model])
-            return openai_error(400, "invalid_request_error", "invalid_value",
-                                f"Invalid value: '{size}'. Supported values are: {allowed}.", "size")
+            return openai_error(400, "invalid_request_error", "invalid_value", f"Invalid value: '{size}'. Supported values are: {allowed}.", "size")
         if "quality" in payload and payload["quality"] not in QUALITIES[model]:
-            return openai_error(400, "invalid_request_error", "invalid_value",
-                                f"Invalid value: '{payload['quality']}'.", "quality")
+            return openai_error(400, "invalid_request_error", "invalid_value", f"Invalid value: '{payload['quality']}'.", "quality")
         unknown = _unknown_parameter(model, payload)
         if unknown:
             return openai_error(400, "invalid_request_error", "unknown_parameter", f"Unknown parameter: '{unknown}'.", unknown)
@@ -145,8 +142,7 @@ class OpenAIServer(ProtocolServer):
         if request.path == "/v1/models" and request.method == "GET":
             if request.headers.get("authorization") != f"Bearer {KEY}":
                 return self.error(401)
-            return Reply.json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in SIZES
-                                                               if m not in self.retired]})
+            return Reply.json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in SIZES if m not in self.retired]})
         if request.path.startswith("/v1/models/") and request.method == "GET":
             return self.model_object(request)
         if request.path != "/v1/images/generations" or request.method != "POST":
@@ -172,8 +168,7 @@ class OpenAIServer(ProtocolServer):
             item["b64_json"] = base64.b64encode(data).decode()
         body: dict[str, Any] = {"created": int(time.time()), "data": [item]}
         if model.startswith("gpt-image"):
-            body["usage"] = {"input_tokens": 50, "output_tokens": 1056, "total_tokens": 1106,
-                             "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}}
+            body["usage"] = {"input_tokens": 50, "output_tokens": 1056, "total_tokens": 1106, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}}
         return Reply.json(200, body)
 
 
@@ -185,6 +180,13 @@ def _sent(r: Request) -> None:
 
 
 CASE = ContractCase(
-    provider="openai", server=OpenAIServer, settings=lambda url: {"base_url": f"{url}/v1"},
-    secrets={"OPENAI_API_KEY": KEY}, cost_usd=round(50 * 5 / 1e6 + 1056 * 40 / 1e6, 6), sent=_sent,
-    is_generation=lambda r: r.method == "POST", seed=None, overrides={"400": "rejected"})
+    provider="openai",
+    server=OpenAIServer,
+    settings=lambda url: {"base_url": f"{url}/v1"},
+    secrets={"OPENAI_API_KEY": KEY},
+    cost_usd=round(50 * 5 / 1e6 + 1056 * 40 / 1e6, 6),
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+    seed=None,
+    overrides={"400": "rejected"},
+)

@@ -39,5 +39,11 @@ def _sent(r: Request) -> None:
 
 
 CASE = ContractCase(
-    provider="picsum", server=PicsumServer, settings=lambda url: {"base_url": url}, secrets={}, cost_usd=0.0,
-    sent=_sent, is_generation=lambda r: r.path.startswith("/seed/"))
+    provider="picsum",
+    server=PicsumServer,
+    settings=lambda url: {"base_url": url},
+    secrets={},
+    cost_usd=0.0,
+    sent=_sent,
+    is_generation=lambda r: r.path.startswith("/seed/"),
+)

@@ -62,11 +62,12 @@ E1001 = "Model ran out of memory and was terminated (E1001)"
 E1000 = "An unexpected error occurred. Please try again. (E1000)"
 E6716 = "Timed out starting the prediction (E6716)"
 MODEL_ERROR = "RuntimeError: Sizes of tensors must match except in dimension 1"
-MODEL_TRACEBACK = ("Using seed: 4321\nTraceback (most recent call last):\n  File \"/src/predict.py\", line 112, in predict\n"
-                   "    output = self.pipe(**kwargs)\n" + MODEL_ERROR + "\n")
+MODEL_TRACEBACK = (
+    'Using seed: 4321\nTraceback (most recent call last):\n  File "/src/predict.py", line 112, in predict\n'
+    "    output = self.pipe(**kwargs)\n" + MODEL_ERROR + "\n"
+)
 #: mode -> the error string of a prediction that fails that way
-FAILURES = {"filtered": E005, "model_error": MODEL_ERROR, "oom": E1001, "unknown_error": E1000,
-            "failed_no_metrics": MODEL_ERROR, "never_started": E6716}
+FAILURES = {"filtered": E005, "model_error": MODEL_ERROR, "oom": E1001, "unknown_error": E1000, "failed_no_metrics": MODEL_ERROR, "never_started": E6716}
 FLUX_RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
 
 
@@ -78,75 +79,93 @@ def _at(seconds: float) -> str:
 
 def _cog_schema(properties: dict[str, Any], enums: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI document shaped like Cog's: Input properties, enums as components."""
-    return {"openapi": "3.0.2", "info": {"title": "Cog", "version": "0.1.0"},
-            "components": {"schemas": {"Input": {"type": "object", "title": "Input", "properties": properties},
-                                       **enums}}}
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.1.0"},
+        "components": {"schemas": {"Input": {"type": "object", "title": "Input", "properties": properties}, **enums}},
+    }
 
 
 SD_SIDES = list(range(64, 1025, 64))
-SD_SCHEMA = _cog_schema({
-    "prompt": {"type": "string", "title": "Prompt", "default": "a vision of paradise. unreal engine", "x-order": 0},
-    "width": {"allOf": [{"$ref": "#/components/schemas/width"}], "default": 768, "x-order": 2},
-    "height": {"allOf": [{"$ref": "#/components/schemas/height"}], "default": 768, "x-order": 1},
-    "negative_prompt": {"type": "string", "title": "Negative Prompt", "x-order": 3},
-    "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 4},
-    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50, "x-order": 5},
-    "guidance_scale": {"type": "number", "minimum": 1, "maximum": 20, "default": 7.5, "x-order": 6},
-    "scheduler": {"allOf": [{"$ref": "#/components/schemas/scheduler"}], "default": "DPMSolverMultistep", "x-order": 7},
-    "seed": {"type": "integer", "title": "Seed", "x-order": 8},
-}, {
-    "width": {"enum": SD_SIDES, "type": "integer", "title": "width", "description": "An enumeration."},
-    "height": {"enum": SD_SIDES, "type": "integer", "title": "height", "description": "An enumeration."},
-    "scheduler": {"enum": ["DDIM", "K_EULER", "DPMSolverMultistep", "K_EULER_ANCESTRAL", "PNDM", "KLMS"],
-                  "type": "string", "title": "scheduler", "description": "An enumeration."},
-})
-RV_SCHEMA = _cog_schema({
-    "prompt": {"type": "string", "default": "RAW photo, a portrait photo of a latina woman", "x-order": 0},
-    "negative_prompt": {"type": "string", "x-order": 1},
-    "width": {"type": "integer", "minimum": 0, "maximum": 1920, "default": 512, "x-order": 3},
-    "height": {"type": "integer", "minimum": 0, "maximum": 1920, "default": 728, "x-order": 4},
-    "steps": {"type": "integer", "minimum": 0, "maximum": 100, "default": 20, "x-order": 5},
-    "guidance": {"type": "number", "minimum": 3.5, "maximum": 7, "default": 5, "x-order": 6},
-    "seed": {"type": "integer", "default": 0, "x-order": 2},
-}, {})
-FLUX_SCHEMA = _cog_schema({
-    "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
-    "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "default": "1:1", "x-order": 1},
-    "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 2},
-    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 4, "default": 4, "x-order": 3},
-    "seed": {"type": "integer", "x-order": 4},
-    "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}], "default": "webp", "x-order": 5},
-    "output_quality": {"type": "integer", "minimum": 0, "maximum": 100, "default": 80, "x-order": 6},
-    "disable_safety_checker": {"type": "boolean", "default": False, "x-order": 7},
-    "go_fast": {"type": "boolean", "default": True, "x-order": 8},
-    "megapixels": {"allOf": [{"$ref": "#/components/schemas/megapixels"}], "default": "1", "x-order": 9},
-}, {
-    "aspect_ratio": {"enum": FLUX_RATIOS, "type": "string", "title": "aspect_ratio", "description": "An enumeration."},
-    "output_format": {"enum": ["webp", "jpg", "png"], "type": "string", "title": "output_format"},
-    "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
-})
+SD_SCHEMA = _cog_schema(
+    {
+        "prompt": {"type": "string", "title": "Prompt", "default": "a vision of paradise. unreal engine", "x-order": 0},
+        "width": {"allOf": [{"$ref": "#/components/schemas/width"}], "default": 768, "x-order": 2},
+        "height": {"allOf": [{"$ref": "#/components/schemas/height"}], "default": 768, "x-order": 1},
+        "negative_prompt": {"type": "string", "title": "Negative Prompt", "x-order": 3},
+        "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 4},
+        "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50, "x-order": 5},
+        "guidance_scale": {"type": "number", "minimum": 1, "maximum": 20, "default": 7.5, "x-order": 6},
+        "scheduler": {"allOf": [{"$ref": "#/components/schemas/scheduler"}], "default": "DPMSolverMultistep", "x-order": 7},
+        "seed": {"type": "integer", "title": "Seed", "x-order": 8},
+    },
+    {
+        "width": {"enum": SD_SIDES, "type": "integer", "title": "width", "description": "An enumeration."},
+        "height": {"enum": SD_SIDES, "type": "integer", "title": "height", "description": "An enumeration."},
+        "scheduler": {
+            "enum": ["DDIM", "K_EULER", "DPMSolverMultistep", "K_EULER_ANCESTRAL", "PNDM", "KLMS"],
+            "type": "string",
+            "title": "scheduler",
+            "description": "An enumeration.",
+        },
+    },
+)
+RV_SCHEMA = _cog_schema(
+    {
+        "prompt": {"type": "string", "default": "RAW photo, a portrait photo of a latina woman", "x-order": 0},
+        "negative_prompt": {"type": "string", "x-order": 1},
+        "width": {"type": "integer", "minimum": 0, "maximum": 1920, "default": 512, "x-order": 3},
+        "height": {"type": "integer", "minimum": 0, "maximum": 1920, "default": 728, "x-order": 4},
+        "steps": {"type": "integer", "minimum": 0, "maximum": 100, "default": 20, "x-order": 5},
+        "guidance": {"type": "number", "minimum": 3.5, "maximum": 7, "default": 5, "x-order": 6},
+        "seed": {"type": "integer", "default": 0, "x-order": 2},
+    },
+    {},
+)
+FLUX_SCHEMA = _cog_schema(
+    {
+        "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+        "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "default": "1:1", "x-order": 1},
+        "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 2},
+        "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 4, "default": 4, "x-order": 3},
+        "seed": {"type": "integer", "x-order": 4},
+        "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}], "default": "webp", "x-order": 5},
+        "output_quality": {"type": "integer", "minimum": 0, "maximum": 100, "default": 80, "x-order": 6},
+        "disable_safety_checker": {"type": "boolean", "default": False, "x-order": 7},
+        "go_fast": {"type": "boolean", "default": True, "x-order": 8},
+        "megapixels": {"allOf": [{"$ref": "#/components/schemas/megapixels"}], "default": "1", "x-order": 9},
+    },
+    {
+        "aspect_ratio": {"enum": FLUX_RATIOS, "type": "string", "title": "aspect_ratio", "description": "An enumeration."},
+        "output_format": {"enum": ["webp", "jpg", "png"], "type": "string", "title": "output_format"},
+        "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
+    },
+)
 
 FLUX_DEV_VERSION = "6e4a938f85952bdabcc15aa329178c4d681c52bf25a0342403287dc26944661d"
 #: black-forest-labs/flux-dev's inputs (https://replicate.com/black-forest-labs/flux-dev/api/schema;
 #: replicate/cog-flux predict.py): with ``image`` the output takes the image's aspect ratio and
 #: ``aspect_ratio`` is ignored.
-FLUX_DEV_SCHEMA = _cog_schema({
-    "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
-    "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "default": "1:1", "x-order": 1},
-    "image": {"type": "string", "format": "uri", "title": "Image", "x-order": 2},
-    "prompt_strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.8, "x-order": 3},
-    "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 4},
-    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 28, "x-order": 5},
-    "guidance": {"type": "number", "minimum": 0, "maximum": 10, "default": 3, "x-order": 6},
-    "seed": {"type": "integer", "x-order": 7},
-    "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}], "default": "webp", "x-order": 8},
-    "go_fast": {"type": "boolean", "default": True, "x-order": 9},
-    "megapixels": {"allOf": [{"$ref": "#/components/schemas/megapixels"}], "default": "1", "x-order": 10},
-}, {
-    "aspect_ratio": {"enum": FLUX_RATIOS, "type": "string", "title": "aspect_ratio", "description": "An enumeration."},
-    "output_format": {"enum": ["webp", "jpg", "png"], "type": "string", "title": "output_format"},
-    "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
-})
+FLUX_DEV_SCHEMA = _cog_schema(
+    {
+        "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+        "aspect_ratio": {"allOf": [{"$ref": "#/components/schemas/aspect_ratio"}], "default": "1:1", "x-order": 1},
+        "image": {"type": "string", "format": "uri", "title": "Image", "x-order": 2},
+        "prompt_strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.8, "x-order": 3},
+        "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1, "x-order": 4},
+        "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 28, "x-order": 5},
+        "guidance": {"type": "number", "minimum": 0, "maximum": 10, "default": 3, "x-order": 6},
+        "seed": {"type": "integer", "x-order": 7},
+        "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}], "default": "webp", "x-order": 8},
+        "go_fast": {"type": "boolean", "default": True, "x-order": 9},
+        "megapixels": {"allOf": [{"$ref": "#/components/schemas/megapixels"}], "default": "1", "x-order": 10},
+    },
+    {
+        "aspect_ratio": {"enum": FLUX_RATIOS, "type": "string", "title": "aspect_ratio", "description": "An enumeration."},
+        "output_format": {"enum": ["webp", "jpg", "png"], "type": "string", "title": "output_format"},
+        "megapixels": {"enum": ["1", "0.25"], "type": "string", "title": "megapixels"},
+    },
+)
 
 #: owner/name -> (official?, version id, openapi schema)
 MODELS: dict[str, tuple[bool, str, dict[str, Any]]] = {
@@ -188,11 +207,9 @@ def invalid_fields(schema: dict[str, Any], data: dict[str, Any]) -> list[dict[st
             allowed = ", ".join(str(v) for v in prop["enum"])
             problems.append({"type": "enum", "field": f"input.{name}", "description": f"{name} must be one of the following: {allowed}"})
         elif "maximum" in prop and isinstance(value, (int, float)) and value > prop["maximum"]:
-            problems.append({"type": "number_lte", "field": f"input.{name}",
-                             "description": f"Must be less than or equal to {prop['maximum']}"})
+            problems.append({"type": "number_lte", "field": f"input.{name}", "description": f"Must be less than or equal to {prop['maximum']}"})
         elif "minimum" in prop and isinstance(value, (int, float)) and value < prop["minimum"]:
-            problems.append({"type": "number_gte", "field": f"input.{name}",
-                             "description": f"Must be greater than or equal to {prop['minimum']}"})
+            problems.append({"type": "number_gte", "field": f"input.{name}", "description": f"Must be greater than or equal to {prop['minimum']}"})
     if not isinstance(data.get("prompt"), str):
         problems.append({"type": "required", "field": "input", "description": "prompt is required"})
     return problems
@@ -219,17 +236,22 @@ class ReplicateServer(ProtocolServer):
         self.uploads: dict[str, tuple[bytes, str, dict[str, Any]]] = {}
 
     def problem(self, code: int, title: str, detail: str, **extra: Any) -> Reply:
-        return Reply.json(code, {"title": title, "detail": detail, "status": code, **extra},
-                          content_type="application/problem+json")
+        return Reply.json(code, {"title": title, "detail": detail, "status": code, **extra}, content_type="application/problem+json")
 
     def error(self, code: int) -> Reply:
-        titles = {400: ("Bad request", "Invalid JSON"), 401: ("Unauthenticated", "You did not pass a valid authentication token"),
-                  402: ("Insufficient credit", "You have insufficient credit to run this model. "
-                                               "Go to https://replicate.com/account/billing#billing to purchase credit."),
-                  403: ("Forbidden", "You do not have permission to run this model"),
-                  422: ("Input validation failed", "- input.width: width must be one of the following: 64, 128"),
-                  429: ("Request was throttled", f"Request was throttled. Expected available in {RETRY_AFTER_S} seconds."),
-                  500: ("Internal server error", "Internal server error"), 503: ("Service unavailable", "Try again later")}
+        titles = {
+            400: ("Bad request", "Invalid JSON"),
+            401: ("Unauthenticated", "You did not pass a valid authentication token"),
+            402: (
+                "Insufficient credit",
+                "You have insufficient credit to run this model. Go to https://replicate.com/account/billing#billing to purchase credit.",
+            ),
+            403: ("Forbidden", "You do not have permission to run this model"),
+            422: ("Input validation failed", "- input.width: width must be one of the following: 64, 128"),
+            429: ("Request was throttled", f"Request was throttled. Expected available in {RETRY_AFTER_S} seconds."),
+            500: ("Internal server error", "Internal server error"),
+            503: ("Service unavailable", "Try again later"),
+        }
         title, detail = titles[code]
         extra: dict[str, Any] = {"retry_after": RETRY_AFTER_S} if code == 429 else {}
         if code == 422:
@@ -241,8 +263,7 @@ class ReplicateServer(ProtocolServer):
         ``started_at``, ``completed_at`` and ``metrics`` (as in the official client's
         recorded create answers), a ``processing`` one without ``completed_at`` and
         ``metrics``; a terminated one with all of them."""
-        hidden = {"starting": ("output", "started_at", "completed_at", "metrics"),
-                  "processing": ("completed_at", "metrics")}.get(prediction["status"], ())
+        hidden = {"starting": ("output", "started_at", "completed_at", "metrics"), "processing": ("completed_at", "metrics")}.get(prediction["status"], ())
         return {k: v for k, v in prediction.items() if not k.startswith("_") and k not in hidden}
 
     def input_file(self, value: str) -> bytes | None:
@@ -277,24 +298,37 @@ class ReplicateServer(ProtocolServer):
             self._start(prediction)
         if mode in FAILURES:
             metrics: dict[str, float] = {} if mode in ("failed_no_metrics", "never_started") else self._metrics()
-            prediction.update(status="failed", error=FAILURES[mode], metrics=metrics,
-                              logs=MODEL_TRACEBACK if mode == "model_error" else "",
-                              completed_at=_at(0.5 + (0.0 if mode == "never_started" else self.predict_time)))
+            prediction.update(
+                status="failed",
+                error=FAILURES[mode],
+                metrics=metrics,
+                logs=MODEL_TRACEBACK if mode == "model_error" else "",
+                completed_at=_at(0.5 + (0.0 if mode == "never_started" else self.predict_time)),
+            )
         else:
             fmt = {"jpg": "JPEG", "webp": "WEBP"}.get(str(prediction["input"].get("output_format")), "PNG")
             suffix, ctype = {"JPEG": (".jpg", "image/jpeg"), "WEBP": (".webp", "image/webp")}.get(fmt, (".png", "image/png"))
             url = self.output_url or self.add_file(image_for(mode, width, height, fmt), suffix, ctype)
-            prediction.update(status="succeeded", output=[url], metrics=self._metrics(),
-                              logs=f"Using seed: {prediction['input'].get('seed', 4321)}\n",
-                              completed_at=_at(0.5 + self.predict_time))
+            prediction.update(
+                status="succeeded",
+                output=[url],
+                metrics=self._metrics(),
+                logs=f"Using seed: {prediction['input'].get('seed', 4321)}\n",
+                completed_at=_at(0.5 + self.predict_time),
+            )
 
     def _model_object(self, name: str) -> dict[str, Any]:
         official, version, schema = MODELS[name]
         owner, model = name.split("/")
-        return {"url": f"https://replicate.com/{name}", "owner": owner, "name": model, "visibility": "public",
-                "is_official": official, "run_count": 1000,
-                "latest_version": {"id": version, "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4",
-                                   "openapi_schema": schema}}
+        return {
+            "url": f"https://replicate.com/{name}",
+            "owner": owner,
+            "name": model,
+            "visibility": "public",
+            "is_official": official,
+            "run_count": 1000,
+            "latest_version": {"id": version, "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4", "openapi_schema": schema},
+        }
 
     def route(self, request: Request) -> Reply | None:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
@@ -324,8 +358,7 @@ class ReplicateServer(ProtocolServer):
         if len(parts) == 4 and parts[2] == "versions":
             if parts[3] != MODELS[name][1]:
                 return self._not_found()
-            return Reply.json(200, {"id": parts[3], "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4",
-                                    "openapi_schema": MODELS[name][2]})
+            return Reply.json(200, {"id": parts[3], "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.4", "openapi_schema": MODELS[name][2]})
         return Reply.json(200, self._model_object(name))
 
     def _model_of(self, path: str, data: dict[str, Any]) -> str | Reply:
@@ -333,8 +366,9 @@ class ReplicateServer(ProtocolServer):
         if path == "/v1/predictions":
             found = [n for n, (_, v, _) in MODELS.items() if v == data.get("version")]
             if not found:
-                return self.problem(422, "Invalid version or not permitted",
-                                    "The specified version does not exist (or perhaps you don't have permission to use it?)")
+                return self.problem(
+                    422, "Invalid version or not permitted", "The specified version does not exist (or perhaps you don't have permission to use it?)"
+                )
             return found[0]
         model = path.removeprefix("/v1/models/").removesuffix("/predictions")
         if model not in MODELS or not MODELS[model][0]:  # only official models run by name
@@ -356,12 +390,25 @@ class ReplicateServer(ProtocolServer):
         if answer is not None:
             return answer
         pid = uuid.uuid4().hex[:20]
-        prediction = {"id": pid, "model": model, "version": MODELS[model][1], "input": data["input"],
-                      "logs": "", "output": None, "data_removed": False, "error": None, "status": "starting",
-                      "created_at": _at(0.0), "started_at": None, "completed_at": None,
-                      "metrics": {}, "urls": {"get": f"{self.url}/v1/predictions/{pid}",
-                                              "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
-                      "_mode": mode, "_polls": self.polls, "_starting": self.starting_polls}
+        prediction = {
+            "id": pid,
+            "model": model,
+            "version": MODELS[model][1],
+            "input": data["input"],
+            "logs": "",
+            "output": None,
+            "data_removed": False,
+            "error": None,
+            "status": "starting",
+            "created_at": _at(0.0),
+            "started_at": None,
+            "completed_at": None,
+            "metrics": {},
+            "urls": {"get": f"{self.url}/v1/predictions/{pid}", "cancel": f"{self.url}/v1/predictions/{pid}/cancel"},
+            "_mode": mode,
+            "_polls": self.polls,
+            "_starting": self.starting_polls,
+        }
         self.predictions[pid] = prediction
         if mode == "never_started" or (self.starting_polls == 0 and self.polls == 0):
             self._finish(prediction)
@@ -393,10 +440,8 @@ class ReplicateServer(ProtocolServer):
             return self.error(self.cancel_status)
         if prediction["status"] in ("starting", "processing"):  # a finished one stays as it is
             ran = prediction["started_at"] is not None
-            prediction.update(status="canceled", completed_at=_at(0.5 + (self.predict_time if ran else 0.0)),
-                              metrics=self._metrics() if ran else {})
+            prediction.update(status="canceled", completed_at=_at(0.5 + (self.predict_time if ran else 0.0)), metrics=self._metrics() if ran else {})
         return Reply.json(200, self._view(prediction))
-
 
     def create_file(self, request: Request) -> Reply:
         """POST /v1/files (https://replicate.com/docs/reference/http#files.create): multipart
@@ -411,9 +456,18 @@ class ReplicateServer(ProtocolServer):
             return self.problem(400, "Bad request", "content is required")
         fid = uuid.uuid4().hex[:24]
         kind = str(form.get("type") or "application/octet-stream")
-        obj = {"id": fid, "name": "reference", "content_type": kind, "size": len(content),
-               "etag": fid, "checksums": {}, "metadata": {}, "created_at": _at(0.0), "expires_at": _at(86400.0),
-               "urls": {"get": f"{self.url}/v1/files/{fid}"}}
+        obj = {
+            "id": fid,
+            "name": "reference",
+            "content_type": kind,
+            "size": len(content),
+            "etag": fid,
+            "checksums": {},
+            "metadata": {},
+            "created_at": _at(0.0),
+            "expires_at": _at(86400.0),
+            "urls": {"get": f"{self.url}/v1/files/{fid}"},
+        }
         self.uploads[fid] = (content, kind, obj)
         return Reply.json(201, obj)
 
@@ -442,11 +496,16 @@ def _sent(r: Request) -> None:
 
 def is_prediction(r: Request) -> bool:
     """A paid call: a prediction created (by version or by official model name)."""
-    return r.method == "POST" and (r.path == "/v1/predictions" or (r.path.startswith("/v1/models/")
-                                                                  and r.path.endswith("/predictions")))
+    return r.method == "POST" and (r.path == "/v1/predictions" or (r.path.startswith("/v1/models/") and r.path.endswith("/predictions")))
 
 
 CASE = ContractCase(
-    provider="replicate", server=ReplicateServer, settings=lambda url: {"base_url": url, "poll_interval_s": 0.05},
-    secrets={"REPLICATE_API_TOKEN": TOKEN}, cost_usd=round(2.5 * 0.0014, 6), sent=_sent, is_generation=is_prediction,
-    overrides={"402": "auth_billing"})
+    provider="replicate",
+    server=ReplicateServer,
+    settings=lambda url: {"base_url": url, "poll_interval_s": 0.05},
+    secrets={"REPLICATE_API_TOKEN": TOKEN},
+    cost_usd=round(2.5 * 0.0014, 6),
+    sent=_sent,
+    is_generation=is_prediction,
+    overrides={"402": "auth_billing"},
+)

@@ -23,8 +23,7 @@ from tests.providers.servers.common import NEGATIVE, PROMPT, ContractCase, Proto
 KEY = "sk-test-key"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash")
-FIELDS = {"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format", "style_preset", "model", "mode",
-          "cfg_scale", "strength", "image", "none"}
+FIELDS = {"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format", "style_preset", "model", "mode", "cfg_scale", "strength", "image", "none"}
 
 
 def stability_size(ratio: str) -> tuple[int, int]:
@@ -67,14 +66,19 @@ class StabilityServer(ProtocolServer):
         return Reply.json(code, {"id": uuid.uuid4().hex, "name": name, "errors": [message]}, headers)
 
     def error(self, code: int) -> Reply:
-        names = {400: ("bad_request", "prompt: cannot be empty"), 401: ("unauthorized", "missing authorization header"),
-                 402: ("payment_required", "You lack sufficient credits to make this request."),
-                 403: ("content_moderation", "Your request was flagged by our content moderation system, as a result "
-                                             "your request was denied and you were not charged."),
-                 422: ("invalid_prompt", "Your prompt was not in English."),
-                 429: ("rate_limit_exceeded", "You have exceeded the rate limit of 150 requests within a 10 second period"),
-                 500: ("internal_error", "An unexpected server error has occurred"),
-                 503: ("service_unavailable", "Service unavailable")}
+        names = {
+            400: ("bad_request", "prompt: cannot be empty"),
+            401: ("unauthorized", "missing authorization header"),
+            402: ("payment_required", "You lack sufficient credits to make this request."),
+            403: (
+                "content_moderation",
+                "Your request was flagged by our content moderation system, as a result your request was denied and you were not charged.",
+            ),
+            422: ("invalid_prompt", "Your prompt was not in English."),
+            429: ("rate_limit_exceeded", "You have exceeded the rate limit of 150 requests within a 10 second period"),
+            500: ("internal_error", "An unexpected server error has occurred"),
+            503: ("service_unavailable", "Service unavailable"),
+        }
         name, message = names[code]
         return self.body(code, name, message, retry_after(code))
 
@@ -95,8 +99,7 @@ class StabilityServer(ProtocolServer):
             if request.headers.get("authorization") != f"Bearer {KEY}":
                 return self.error(401)
             return Reply.json(200, {"credits": 42.5})
-        endpoints = ("/v2beta/stable-image/generate/ultra", "/v2beta/stable-image/generate/core",
-                     "/v2beta/stable-image/generate/sd3")
+        endpoints = ("/v2beta/stable-image/generate/ultra", "/v2beta/stable-image/generate/core", "/v2beta/stable-image/generate/sd3")
         if request.method != "POST" or request.path not in endpoints:
             return self.body(404, "not_found", f"{request.path} not found")
         mode, answer = self.admit(self.validate(request))
@@ -107,10 +110,10 @@ class StabilityServer(ProtocolServer):
         seed = int(form.get("seed", 0)) or 777
         fmt = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[str(form.get("output_format", "png"))]
         if mode == "filtered":  # a blurred image with the header: still a rejection
-            return Reply(200, photo(width, height, "chelsea", fmt), f"image/{fmt.lower()}",
-                         {"finish-reason": "CONTENT_FILTERED", "seed": str(seed)})
-        return Reply(200, image_for(mode, width, height, fmt), f"image/{fmt.lower()}",
-                     {"finish-reason": "SUCCESS", "seed": str(seed), "x-request-id": uuid.uuid4().hex})
+            return Reply(200, photo(width, height, "chelsea", fmt), f"image/{fmt.lower()}", {"finish-reason": "CONTENT_FILTERED", "seed": str(seed)})
+        return Reply(
+            200, image_for(mode, width, height, fmt), f"image/{fmt.lower()}", {"finish-reason": "SUCCESS", "seed": str(seed), "x-request-id": uuid.uuid4().hex}
+        )
 
 
 def _sent(r: Request) -> None:
@@ -124,6 +127,12 @@ def _sent(r: Request) -> None:
 
 
 CASE = ContractCase(
-    provider="stability", server=StabilityServer, settings=lambda url: {"base_url": url},
-    secrets={"STABILITY_API_KEY": KEY}, cost_usd=0.08, sent=_sent, is_generation=lambda r: r.method == "POST",
-    overrides={"403": "content_filtered"})
+    provider="stability",
+    server=StabilityServer,
+    settings=lambda url: {"base_url": url},
+    secrets={"STABILITY_API_KEY": KEY},
+    cost_usd=0.08,
+    sent=_sent,
+    is_generation=lambda r: r.method == "POST",
+    overrides={"403": "content_filtered"},
+)

@@ -301,9 +301,9 @@ class BudgetLedger:
             session.exec(
                 select(BudgetLedgerRecord)
                 .where(BudgetLedgerRecord.image_pk == image_pk, BudgetLedgerRecord.run_key == dead_run_key, BudgetLedgerRecord.state == "reserved")
-                .order_by(BudgetLedgerRecord.id)
+                .order_by(BudgetLedgerRecord.id)  # type: ignore[arg-type]
             )
-        )  # type: ignore[arg-type]
+        )
         for entry in entries:
             self._expire_in(session, entry, f"its run's lease on image {image_pk} expired: counted at its reservation")
         return [e.id for e in entries if e.id is not None]
@@ -382,10 +382,10 @@ class BudgetLedger:
                     AttemptRecord.image_pk == image_pk,
                     AttemptRecord.provider == provider,
                     AttemptRecord.job_id.is_not(None),  # type: ignore[union-attr]
-                    AttemptRecord.status.in_(("in_flight", "pending")),
-                )  # type: ignore[attr-defined]
-                .order_by(AttemptRecord.id.desc())
-            ).first()  # type: ignore[union-attr]
+                    AttemptRecord.status.in_(("in_flight", "pending")),  # type: ignore[attr-defined]
+                )
+                .order_by(AttemptRecord.id.desc())  # type: ignore[union-attr]
+            ).first()
         if row is None or row.job_id is None:
             return None
         return PendingJob(row.job_id, row.reservation_id, row.cost_usd)

@@ -52,13 +52,11 @@ def chain_files(folder: Path) -> InstallationChain:
     return InstallationChain(folder / "signer-chain.pem", folder / "signer.key", folder / "root.pem")
 
 
-def _name(common_name: str) -> object:
-
+def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
 
 
-def _usage(*, signer: bool) -> object:
-
+def _usage(*, signer: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=signer,
         content_commitment=False,
@@ -73,7 +71,6 @@ def _usage(*, signer: bool) -> object:
 
 
 def _write_chain(folder: Path) -> None:
-
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=VALIDITY_DAYS)
     root_key = ec.generate_private_key(ec.SECP256R1())
@@ -81,27 +78,27 @@ def _write_chain(folder: Path) -> None:
     root = (
         x509.CertificateBuilder()
         .subject_name(root_name)
-        .issuer_name(root_name)  # type: ignore[arg-type]
+        .issuer_name(root_name)
         .public_key(root_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_usage(signer=False), critical=True)  # type: ignore[arg-type]
+        .add_extension(_usage(signer=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
         .sign(root_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
-        .subject_name(_name("content-pipeline installation signer"))  # type: ignore[arg-type]
+        .subject_name(_name("content-pipeline installation signer"))
         .issuer_name(root.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_usage(signer=True), critical=True)  # type: ignore[arg-type]
+        .add_extension(_usage(signer=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)

@@ -269,16 +269,16 @@ def rule_quota(db: Database, settings: Settings) -> list[Alert]:
             hint = session.exec(
                 select(AttemptRecord)
                 .where(AttemptRecord.provider == provider, AttemptRecord.quota_remaining.is_not(None))  # type: ignore[union-attr]
-                .order_by(AttemptRecord.id.desc())
-            ).first()  # type: ignore[union-attr]
+                .order_by(AttemptRecord.id.desc())  # type: ignore[union-attr]
+            ).first()
             last_success = session.exec(
-                select(AttemptRecord.id).where(AttemptRecord.provider == provider, AttemptRecord.status == "success").order_by(AttemptRecord.id.desc())
-            ).first()  # type: ignore[union-attr]
+                select(AttemptRecord.id).where(AttemptRecord.provider == provider, AttemptRecord.status == "success").order_by(AttemptRecord.id.desc())  # type: ignore[union-attr]
+            ).first()
             payment = session.exec(
                 select(AttemptRecord)
                 .where(AttemptRecord.provider == provider, AttemptRecord.http_status == 402, col(AttemptRecord.id) > (last_success or 0))
-                .order_by(AttemptRecord.id.desc())
-            ).first()  # type: ignore[union-attr]
+                .order_by(AttemptRecord.id.desc())  # type: ignore[union-attr]
+            ).first()
         if payment is not None:
             alerts.append(
                 Alert(

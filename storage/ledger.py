@@ -533,9 +533,9 @@ class ImageLedger:
                 ImageRecord.slot == row.slot,
                 ImageRecord.slot_index == row.slot_index,
                 ImageRecord.status == S.done.value,
-                ImageRecord.published_at.is_not(None),
+                ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
                 ImageRecord.id != pk,
-            )  # type: ignore[union-attr]
+            )
             for other in session.exec(others):
                 other.status = S.superseded.value
                 other.updated_at = utcnow()

@@ -31,8 +31,8 @@ def reserve_image(db: Database, category: str, for_date: date, *, channel: str |
                     ImageRecord.status == ImageStatus.done.value,
                     ImageRecord.published_at.is_not(None),  # type: ignore[union-attr]
                     ImageRecord.is_placeholder == False,  # noqa: E712
-                    ImageRecord.id.not_in(taken),
-                )  # type: ignore[union-attr]
+                    ImageRecord.id.not_in(taken),  # type: ignore[union-attr]
+                )
                 .order_by(col(ImageRecord.quality_score).desc().nulls_last(), col(ImageRecord.created_at), col(ImageRecord.id))
                 .limit(1)
             )
@@ -43,9 +43,9 @@ def reserve_image(db: Database, category: str, for_date: date, *, channel: str |
                 session.rollback()
                 return None
             reservation = ReservationRecord(
-                image_pk=image.id,
+                image_pk=image.id,  # type: ignore[arg-type]
                 active_image_pk=image.id,
-                category=category,  # type: ignore[arg-type]
+                category=category,
                 for_date=for_date,
                 channel=channel,
                 reserved_by=reserved_by,

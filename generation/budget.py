@@ -371,7 +371,7 @@ class BudgetLedger:
 
         self._transaction(work)
 
-    def pending_job(self, image_pk: int, provider: str) -> PendingJob | None:
+    def pending_job_of(self, image_pk: int, provider: str) -> PendingJob | None:
         """The newest job of ``provider`` for image ``image_pk`` still to be polled: an attempt
         row with a job id left ``in_flight`` (its run was killed) or ``pending`` (still running
         at our timeout). Its ``cost_usd`` is what the budget counted for it."""

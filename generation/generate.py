@@ -161,10 +161,10 @@ class ClaimBudget:
 
     def pending_job(self, provider: str) -> Any:
         """The newest job of ``provider`` for this slot still to be polled (an in-flight or
-        pending attempt row with a job id), or None (generation/budget.py ``pending_job``)."""
+        pending attempt row with a job id), or None (generation/budget.py ``pending_job_of``)."""
 
         if isinstance(self.budget, BudgetLedger):
-            return self.budget.pending_job(self.image_pk, provider)
+            return self.budget.pending_job_of(self.image_pk, provider)
         return None
 
     def settle(self, token: object, actual_usd: float) -> None:

@@ -374,7 +374,10 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
         successes = [a for a in attempts if a.status == "success"]
         assert sorted(a.image_pk for a in successes) == sorted(r.id for r in rows)  # one generation per image
         files = sorted(
-            p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file() and not p.name.endswith(".meta.json") and "spool" not in p.parts
+            p.relative_to(output).as_posix()
+            for p in output.rglob("*")
+            # the data directory also holds the spool and the installation's C2PA signer (never published)
+            if p.is_file() and not p.name.endswith(".meta.json") and not {"spool", "credentials"} & set(p.parts)
         )
         sidecars = [r.sidecar_key for r in rows]  # the provenance JSON next to each original
         assert files == sorted([r.storage_key for r in renditions] + sidecars) and len(files) == 16 * 4
@@ -390,7 +393,9 @@ def test_daily_flow_on_two_process_workers_makes_every_image_exactly_once(stack:
         assert again.state.is_completed()
         with db.session() as session:
             assert len(list(session.exec(select(AttemptRecord)))) == len(attempts)
-        assert len([p for p in output.rglob("*") if p.is_file() and "spool" not in p.parts and not p.name.endswith(".meta.json")]) == 16 * 4
+        assert (
+            len([p for p in output.rglob("*") if p.is_file() and not {"spool", "credentials"} & set(p.parts) and not p.name.endswith(".meta.json")]) == 16 * 4
+        )
     finally:
         for worker in workers:
             worker.stop()

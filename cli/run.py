@@ -220,7 +220,6 @@ def prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     """Prefect defaults, the API check (or a running server to reuse), the settings and the
     templates; ``start_server`` starts the temporary server early when a run needs one."""
     prefect_defaults(quiet_console=quiet_console)
-    check_prefect_settings()  # Prefect's first import here: a bad PREFECT_* value is one line, exit 2
     os.environ.setdefault("CONTENT_PIPELINE_TRIGGER", "cli")
     if quiet_console:  # a run: a server already running beats a temporary one
         reused = _reuse_local_server()
@@ -230,10 +229,14 @@ def prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
                 highlight=False,
             )
         elif not _plan_background_server():
+            check_prefect_settings()  # the API check below imports Prefect
             problem = prefect_api_problem(required=False)
             if problem:
                 error_line(problem)
                 raise typer.Exit(1)
+    # Prefect's first import, once PREFECT_API_URL is decided (Prefect keeps the settings it
+    # read): a bad PREFECT_* value is one line, exit 2
+    check_prefect_settings()
     settings = load_settings()
     from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 

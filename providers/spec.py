@@ -34,6 +34,17 @@ if TYPE_CHECKING:  # pragma: no cover
 PriceEntry = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
 
 
+class RateLimit(BaseModel):
+    """A provider's requests-per-window limit: at most ``requests`` calls in any
+    ``per_s`` seconds (``per_s`` 60: requests per minute), e.g. the tier limits of
+    https://platform.openai.com/docs/guides/rate-limits or
+    https://platform.stability.ai/docs/getting-started/rate-limits."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests: Annotated[int, Field(ge=1, le=1_000_000)]
+    per_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+
+
 class ProviderConfig(BaseModel):
     """Settings every provider has.
 
@@ -45,6 +56,10 @@ class ProviderConfig(BaseModel):
     ``allow_private_addresses``: let the provider's clients reach private, loopback and
     link-local addresses other than its configured URLs (off by default: a redirect there
     is refused, providers/netguard.py).
+    ``rate_limit``: the provider's requests-per-window limit (``{requests: 50, per_s: 60}``),
+    kept by every run and worker through a Prefect global rate limit
+    (generation/limits.py); ``model_rate_limits``: per model (model id -> limit), in place
+    of ``rate_limit`` for that model.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,6 +69,8 @@ class ProviderConfig(BaseModel):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     prices_usd: dict[str, PriceEntry] = Field(default_factory=dict)
     allow_private_addresses: bool = False
+    rate_limit: RateLimit | None = None
+    model_rate_limits: dict[Annotated[str, Field(min_length=1, max_length=200)], RateLimit] = Field(default_factory=dict)
 
 
 def price_from_table(table: Mapping[str, Any], model: str, key: str) -> float | None:

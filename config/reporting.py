@@ -16,6 +16,9 @@ class AlertsConfig(BaseModel):
     model_config = _Strict
     consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
     cooldown_s: Annotated[float, Field(ge=0)] = 3600.0
+    #: The rules are also evaluated while a run goes, at most every this many seconds (0: after
+    #: every image), so that a provider failing early in a long batch alerts before the run ends.
+    during_run_every_s: Annotated[float, Field(ge=0, le=86400)] = 30.0
     #: Budget alerts when spending reaches these fractions of a cap (0.8 = 80 %).
     budget_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.8, 1.0])
     #: A provider is slow when its last call took more than ``latency_factor`` x the median

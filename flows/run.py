@@ -19,6 +19,7 @@ the summary (reporting.summary).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,7 +78,36 @@ def produce_images(rt: Runtime, flow_name: str, pks: list[int], run_key: str, re
     provider batches), reporting progress as they finish."""
     generate_batches_task(rt, pks, run_key, retry_failed)
     progress = ProgressReporter(flow_name, len(pks))
-    each_result([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks], progress.image_finished)
+    alerts = AlertsAsTheRunGoes(rt)
+
+    def finished(image: ImageSummary) -> None:
+        progress.image_finished(image)
+        alerts.image_finished()
+
+    each_result([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks], finished)
+
+
+class AlertsAsTheRunGoes:
+    """The alert rules evaluated while the images are produced, at most every
+    ``alerts.during_run_every_s`` seconds (a task run each time: tasks.alerts), so that a
+    provider failing in the first hour of a long batch alerts then, not at the end. Each
+    condition is sent once per cooldown (reporting.alerts.dispatch_alerts), so the run's
+    final evaluation does not repeat it."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.every_s = rt.settings.alerts.during_run_every_s
+        self._last = time.monotonic()
+
+    def image_finished(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        try:
+            alerts_task(self.rt)
+        except Exception:  # an alert path that fails must not stop the images: the run's end evaluates again
+            get_logger().exception("alert rules during the run failed")
 
 
 def each_result(futures: list[PrefectFuture[Any]], on_result: Callable[[Any], object]) -> None:

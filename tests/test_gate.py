@@ -86,3 +86,32 @@ def test_templates_validate_applies_the_same_judge(case: str, tmp_path: Path, ma
     result = CliRunner().invoke(app, ["templates", "validate"])
     assert result.exit_code == 2, result.output
     assert "risky.yaml: prompt" in result.output and "refused by the content policy" in result.output
+
+
+def test_regenerate_goes_through_the_gate(prefect_server, make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A version made by ``regenerate`` (flows.review.regenerate_image) is judged like any
+    request: a row whose prompt the policy refuses (written before a policy update) gives a
+    blocked version and 0 provider calls."""
+    from flows.adhoc import generate
+    from flows.review import regenerate_image
+    from storage.db import ImageRecord
+    from tests.conftest import a1111_config
+    from wiring.runtime import get_runtime
+
+    with A1111Server() as server:
+        make_config(dedup={"enabled": False}, **a1111_config(server.url))
+        generate(template="sneaker", count=1, batch="regen", return_state=True)
+        before = _provider_calls(server)
+        db = get_runtime().db
+        [row] = db.images()
+        with db.session() as session:
+            stored = session.get(ImageRecord, row.id)
+            assert stored is not None
+            stored.prompt = "photorealistic nude of a girl in year 7"
+            session.add(stored)
+            session.commit()
+        result = regenerate_image(image_id=row.image_id, seed=7)
+        after = _provider_calls(server)
+    assert before == 1 and after == before
+    assert result["status"] == "blocked" and (result["error"] or "").startswith("content policy: ")
+    assert "year 7" not in (result["error"] or "")

@@ -16,7 +16,8 @@ from pathlib import Path
 from config.publishing import PublishingConfig
 from storage.db import ImageRecord
 from storage.ledger import StoredFile, StoredImage
-from storage.objects import ObjectStore, sha256_hex
+from domain.errors import ObjectExistsError
+from storage.objects import ObjectStore, StoredObject, sha256_hex
 from imaging.postprocess import EXTENSIONS, RenditionFile
 from imaging.provenance import Provenance, sidecar
 
@@ -73,6 +74,22 @@ def object_metadata(row: ImageRecord) -> dict[str, str]:
     return {k: _ascii(v) for k, v in fields.items() if v is not None}
 
 
+def put_own(store: ObjectStore, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> StoredObject:
+    """``store.put``, except that an object left at ``key`` by an earlier attempt at the same
+    image (its ``image-id`` metadata is this one's: a run killed between the upload and the
+    ledger's record) is replaced: its bytes differ from this attempt's only by what signing
+    adds (a C2PA manifest carries its own time and instance id). A key holding another
+    image still raises ObjectExistsError."""
+    try:
+        return store.put(key, data, content_type=content_type, metadata=metadata)
+    except ObjectExistsError:
+        current = store.head(key)
+        if current is None or current.metadata.get("image-id") != metadata.get("image-id"):
+            raise
+        store.delete(key)
+        return store.put(key, data, content_type=content_type, metadata=metadata)
+
+
 def store_files(store: ObjectStore, row: ImageRecord, renditions: list[RenditionFile], publishing: PublishingConfig) -> StoredImage:
     """Put row's original (the cleaned one post-processing made, else the spooled bytes),
     ``renditions`` and the provenance sidecar into ``store``; returns what went where.
@@ -91,7 +108,7 @@ def store_files(store: ObjectStore, row: ImageRecord, renditions: list[Rendition
     data = original.read_bytes()
     fmt = {".png": "png", ".jpg": "jpeg", ".webp": "webp", ".avif": "avif"}.get(original.suffix, "png")
     original_key = f"{key}{EXTENSIONS[fmt]}"
-    store.put(original_key, data, content_type=f"image/{fmt}", metadata=metadata)
+    put_own(store, original_key, data, content_type=f"image/{fmt}", metadata=metadata)
     files = [
         StoredFile(
             "original",
@@ -105,11 +122,11 @@ def store_files(store: ObjectStore, row: ImageRecord, renditions: list[Rendition
     ]
     for rendition in renditions:
         rendition_key = f"{key}.{rendition.name}{EXTENSIONS[rendition.format]}"
-        store.put(rendition_key, rendition.path.read_bytes(), content_type=rendition.content_type, metadata={**metadata, "rendition": rendition.name})
+        put_own(store, rendition_key, rendition.path.read_bytes(), content_type=rendition.content_type, metadata={**metadata, "rendition": rendition.name})
         files.append(StoredFile(rendition.name, rendition_key, rendition.format, rendition.width, rendition.height, rendition.bytes, rendition.checksum))
     sidecar_key = f"{key}.json"
     listing = [
         {"name": f.name, "key": f.storage_key, "format": f.format, "width": f.width, "height": f.height, "bytes": f.bytes, "sha256": f.checksum} for f in files
     ]
-    store.put(sidecar_key, sidecar(Provenance.of(row), row=row, files=listing), content_type="application/json", metadata=metadata)
+    put_own(store, sidecar_key, sidecar(Provenance.of(row), row=row, files=listing), content_type="application/json", metadata=metadata)
     return StoredImage(original_key, sidecar_key, tuple(files))

@@ -197,8 +197,7 @@ def check_storage(url: str) -> Check:
         root = store.root
         try:
             root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=root, prefix=".doctor-"):
-                pass
+            tempfile.NamedTemporaryFile(dir=root, prefix=".doctor-").close()  # created and removed: the folder is writable
         except OSError as exc:
             return Check("storage", FAIL, f"{root}: cannot write ({exc.strerror})", f"make {root} writable or set storage_url")
         return Check("storage", OK, f"{root} writable")

@@ -26,6 +26,7 @@ slots refilled at ``N / W`` (which lets up to 2N into one window).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -58,11 +59,9 @@ def ensure_provider_limits(settings: Settings, providers: Iterable[str]) -> dict
     with get_client(sync_client=True) as client:
         for provider in providers:
             name = limit_name(provider)
-            try:
+            with contextlib.suppress(ObjectNotFound):
                 limits[provider] = client.read_global_concurrency_limit_by_name(name).limit
                 continue
-            except ObjectNotFound:
-                pass
             slots = settings.scale.provider_limits.get(provider, settings.concurrency)
             try:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots, active=True))

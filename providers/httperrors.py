@@ -8,6 +8,7 @@ providers/base.py re-exports these names; providers/download.py uses them withou
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import time
 from collections.abc import Iterator
@@ -37,10 +38,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    try:
+    with contextlib.suppress(ValueError):
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

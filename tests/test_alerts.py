@@ -85,7 +85,7 @@ class _GatedA1111(A1111Server):
 
     @delay_s.setter
     def delay_s(self, value: float) -> None:
-        pass
+        """The base class sets a fixed delay; this server's waits come from the gate."""
 
 
 class _SignallingSink(HttpSink):

@@ -4,6 +4,7 @@ AUTOMATIC1111 server that refuses with 429 like a rate-limited service."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections import deque
@@ -79,10 +80,8 @@ def _automatic1111(make_config: Any, url: str, **extra: Any) -> tuple[Any, Any]:
 def _delete(client: Any, name: str) -> None:
     from prefect.exceptions import ObjectNotFound
 
-    try:
+    with contextlib.suppress(ObjectNotFound):
         client.delete_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        pass
 
 
 def test_the_bucket_lets_no_window_see_more_than_the_limit() -> None:

@@ -45,7 +45,9 @@ def within(seconds: float, call: Callable[[], Any]) -> Any:
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it (the console script's code path)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CONTENT_PIPELINE_")}
+    # the user's CONTENT_PIPELINE_* settings are left out, but not the suite's REUSE_SERVER=0
+    # (tests/conftest.py): a test never starts a background Prefect server that outlives it
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CONTENT_PIPELINE_") or k == "CONTENT_PIPELINE_REUSE_SERVER"}
     environment.update({"PYTHONPATH": str(PROJECT_ROOT), **(env or {})})
     return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180, env=environment, cwd=cwd)
 

@@ -341,19 +341,7 @@ class Database:
     # -- attempts and renditions ----------------------------------------------------
     def add_attempt(self, pk: int, attempt: Attempt) -> AttemptRecord:
         with self.write_session() as session:
-            row = AttemptRecord(
-                image_pk=pk,
-                provider=attempt.provider,
-                model=attempt.model,
-                status=attempt.status,
-                error_class=attempt.error_class,
-                error=attempt.error,
-                http_status=attempt.http_status,
-                latency_s=attempt.latency_s,
-                cost_usd=attempt.cost_usd,
-                quota_remaining=attempt.quota_remaining,
-                quota_limit=attempt.quota_limit,
-            )
+            row = attempt_record(pk, attempt)
             session.add(row)
             session.commit()
             session.refresh(row)
@@ -462,3 +450,23 @@ def reset_databases() -> None:
         for db in _databases.values():
             db.dispose()
         _databases.clear()
+
+
+def attempt_record(pk: int, attempt: Attempt) -> AttemptRecord:
+    """The attempts row of ``attempt`` on image ``pk`` (its time: ``attempt.at``, else now)."""
+    return AttemptRecord(
+        image_pk=pk,
+        provider=attempt.provider,
+        model=attempt.model,
+        status=attempt.status,
+        error_class=attempt.error_class,
+        error=attempt.error,
+        http_status=attempt.http_status,
+        latency_s=attempt.latency_s,
+        cost_usd=attempt.cost_usd,
+        quota_remaining=attempt.quota_remaining,
+        quota_limit=attempt.quota_limit,
+        created_at=attempt.at or utcnow(),
+        job_id=attempt.job_id,
+        reservation_id=attempt.reservation_id,
+    )

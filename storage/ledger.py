@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from domain.model import PUBLISHING_STATUSES, Attempt, FailureKind, ImageSlot, ImageStatus, key_digest
-from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, utcnow
+from storage.db import AttemptRecord, Database, ImageRecord, RenditionRecord, attempt_record, utcnow
 from sqlalchemy import func
 
 S = ImageStatus
@@ -675,7 +675,7 @@ def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
     reservation (written in flight before the call, generation/budget.py; or an earlier
     outcome of the job it resumed) when there is one. Returns the USD to add to the image's cost: the attempt's, less what an
     earlier outcome of the same row already added (an in-flight row added nothing)."""
-    new = _attempt_record(pk, attempt)
+    new = attempt_record(pk, attempt)
     existing = None
     if attempt.reservation_id is not None:
         existing = session.exec(select(AttemptRecord).where(AttemptRecord.reservation_id == attempt.reservation_id, AttemptRecord.image_pk == pk)).first()
@@ -687,22 +687,3 @@ def _record_attempt(session: Session, pk: int, attempt: Attempt) -> float:
     session.delete(existing)  # replaced by a new row: attempt ids stay in the order outcomes were recorded
     session.add(new)
     return attempt.cost_usd - counted
-
-
-def _attempt_record(pk: int, attempt: Attempt) -> AttemptRecord:
-    return AttemptRecord(
-        image_pk=pk,
-        provider=attempt.provider,
-        model=attempt.model,
-        status=attempt.status,
-        error_class=attempt.error_class,
-        error=attempt.error,
-        http_status=attempt.http_status,
-        latency_s=attempt.latency_s,
-        cost_usd=attempt.cost_usd,
-        quota_remaining=attempt.quota_remaining,
-        quota_limit=attempt.quota_limit,
-        created_at=attempt.at or utcnow(),
-        job_id=attempt.job_id,
-        reservation_id=attempt.reservation_id,
-    )

@@ -6,6 +6,7 @@ imaging.categorize, generation.upload: they take a row and return small dataclas
 module persists each outcome with one transition of storage/ledger.py:
 
     claim                               (1 transaction; a slot a live run holds: wait)
+    (at most ``claim_capacity(concurrency)`` slots claimed at once per run: workers share a date)
     (the claim also moves a new slot to generating, counting the attempt)
     [budget reservation per paid call]  (1 each; generation/budget.py)
     mark_generated | failed | skipped   (1: attempts and budget settlements included)
@@ -42,7 +43,7 @@ from domain.log import get_logger, image_line
 from config.settings import Settings
 from providers.chain import ProviderChain
 from storage.db import ImageRecord
-from storage.ledger import ClaimState, ImageLedger, LeaseLostError, ProcessedImage, apply_processed
+from storage.ledger import Claim, ClaimState, ImageLedger, LeaseLostError, ProcessedImage, apply_processed
 from storage.objects import ObjectStore
 from imaging.categorize import Categorized, categorize_row
 from generation.generate import generate_step, spool_intact
@@ -97,6 +98,13 @@ class Heartbeat:
         self._stop.set()
 
 
+def claim_capacity(concurrency: int) -> int:
+    """How many slots one run holds claimed at once: twice its ``concurrency`` (provider calls
+    in flight), so that the post-processing and upload of one image overlap the provider
+    call of the next, and no more: the rest of the date stays free for other workers."""
+    return 2 * concurrency
+
+
 @dataclass
 class Worker:
     """What one run needs to produce images: its claim key, the ledger, the provider chain
@@ -117,6 +125,14 @@ class Worker:
     #: Slots whose batched provider call (generation/batching.py) ended them failed / blocked /
     #: skipped in this run: the per-image process returns them as they are (one try per run).
     batch_ended: set[int] = field(default_factory=set)
+    #: The claims this run may hold at once (``claim_capacity(concurrency)``; built when None): a
+    #: slot is claimed only when one is free and held until its image ends, so that two or three
+    #: workers of one date each claim part of it as they have capacity (issue 19).
+    claims: threading.BoundedSemaphore | None = None
+
+    def __post_init__(self) -> None:
+        if self.claims is None:
+            self.claims = threading.BoundedSemaphore(claim_capacity(self.settings.concurrency))
 
     def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
         """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
@@ -138,22 +154,32 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
     A slot another live run holds is waited for (polling its claim) up to
     ``pipeline.wait_for_others_s`` seconds: it ends finished by that run, or taken over
     when its lease expires. A slot taken over from this run meanwhile (its lease expired)
-    is left to the new holder.
+    is left to the new holder. The claim waits for one of the run's claim slots
+    (``Worker.claims``) and holds it until the image ends; a slot that is busy is waited
+    for without one, so the run claims others meanwhile.
     """
-    log = get_logger()
     if pk in worker.batch_ended:
         return worker.ledger.get(pk)
     settings = worker.settings.pipeline
     deadline = time.monotonic() + settings.wait_for_others_s
     poll_s = min(2.0, max(0.2, settings.lease_s / 4))
+    assert worker.claims is not None
     while True:
-        claim = worker.ledger.claim(pk, worker.run_key, retry_failed=worker.retry_failed, begin_generation=True)
-        if claim.state is ClaimState.claimed:
-            break
+        with worker.claims:  # a claim only as this run has capacity, held until the image ends
+            claim = worker.ledger.claim(pk, worker.run_key, retry_failed=worker.retry_failed, begin_generation=True)
+            if claim.state is ClaimState.claimed:
+                return _claimed(worker, claim)
         if claim.state is ClaimState.finished or time.monotonic() >= deadline:
             return claim.row
-        time.sleep(poll_s)
+        time.sleep(poll_s)  # another live run holds it: wait without holding a claim of ours
+
+
+def _claimed(worker: Worker, claim: Claim) -> ImageRecord:
+    """Take the slot ``claim`` gave this run to the end of its work on it."""
+    log = get_logger()
     row = claim.row
+    assert row.id is not None
+    pk = row.id
     if claim.took_over_from:
         log.warning("%s: took over from run %s, whose lease expired", image_line(row, "claim"), claim.took_over_from)
     log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id, row.idempotency_key, row.status)

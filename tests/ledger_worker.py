@@ -1,7 +1,8 @@
 """A run of the per-image process without Prefect, for the crash tests: ``python -m
-tests.ledger_worker RUN_DATE COUNT SIZE`` plans COUNT slots of SIZE x SIZE pixels for the
-daily flow of RUN_DATE and produces them (generation.batching.produce_all) with the settings of
-$CONTENT_PIPELINE_CONFIG. Exit code 0 when every image is done as real content, else 1."""
+tests.ledger_worker RUN_DATE COUNT SIZE [THREADS]`` plans COUNT slots of SIZE x SIZE pixels for
+the daily flow of RUN_DATE and produces them (generation.batching.produce_all, THREADS threads:
+default twice the concurrency) with the settings of $CONTENT_PIPELINE_CONFIG; prints
+``run-key <key>`` first. Exit code 0 when every image is done as real content, else 1."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uuid
 from datetime import date
 
 
-def main(run_date: str, count: int, size: int) -> int:
+def main(run_date: str, count: int, size: int, threads: int = 0) -> int:
     from domain.model import ImageSlot
     from config.settings import get_secrets, get_settings
     from providers.chain import ProviderChain
@@ -48,14 +49,15 @@ def main(run_date: str, count: int, size: int) -> int:
     ]
     pks = [row.id for row in ledger.plan(planned)]
     run_key = f"worker-{uuid.uuid4().hex[:12]}"
+    print(f"run-key {run_key}", flush=True)
     budget.expire_stale(settings.budget.reservation_timeout_s)
     chain = ProviderChain(build_providers(settings, get_secrets()), retry=settings.retry, budget=budget)
     store = open_store(settings.storage_url)
     worker = Worker(ledger, chain, store, settings, run_key, threading.BoundedSemaphore(settings.concurrency))
-    rows = produce_all(worker, [pk for pk in pks if pk is not None], threads=settings.concurrency * 2)
+    rows = produce_all(worker, [pk for pk in pks if pk is not None], threads=threads or settings.concurrency * 2)
     chain.close()
     return 0 if all(r.status == "done" and not r.is_placeholder for r in rows) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *(int(arg) for arg in sys.argv[4:5])))

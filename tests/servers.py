@@ -7,6 +7,8 @@
   ``"garbage"`` (base64 of bytes that are not an image), ``"html"``, ``"blank"``,
   ``"wrongsize"`` (a real photo three times wider than asked: a size mismatch).
   Every request is logged; ``answered`` counts the 200 answers (what a paid backend bills).
+  ``hold_until=N``: each request waits until N requests are in flight at once (or
+  ``hold_timeout_s`` passed), then the gate stays open: several clients are seen working together.
 * ``HttpSink``: records every request (Apprise ``json://`` / ``form://`` targets).
 """
 
@@ -78,6 +80,7 @@ class _A1111Handler(BaseHTTPRequestHandler):
         if self.path != "/sdapi/v1/txt2img":
             self._send(404, json.dumps({"detail": "Not Found"}).encode())
             return
+        server.wait_at_gate()
         mode = server.script.popleft() if server.script else server.default
         if server.delay_s:
             import time
@@ -128,10 +131,17 @@ class A1111Server(_Server):
     """A loopback AUTOMATIC1111 WebUI. ``script`` is consumed one mode per request,
     then ``default`` ("ok") answers."""
 
-    def __init__(self, default: str = "ok", delay_s: float = 0.0, port: int = 0) -> None:
+    def __init__(self, default: str = "ok", delay_s: float = 0.0, port: int = 0, hold_until: int = 0, hold_timeout_s: float = 60.0) -> None:
         super().__init__(_A1111Handler, port)
         self.default = default
         self.delay_s = delay_s
+        self.hold_until = hold_until
+        self.hold_timeout_s = hold_timeout_s
+        #: The most requests held at the gate at once (``hold_until``), and whether it opened by count.
+        self.held_at_once = 0
+        self.gate_opened = False
+        self._gate = threading.Condition()
+        self._waiting = 0
         self.script: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         #: Headers added to every answer (e.g. rate-limit headers).
@@ -139,6 +149,23 @@ class A1111Server(_Server):
         #: The seed of every request answered with 200 (an image, good or bad): what a paid backend bills.
         self.answered: list[Any] = []
         self.lock = threading.Lock()
+
+    def wait_at_gate(self) -> None:
+        """Hold this request until ``hold_until`` requests wait together (the gate then opens for
+        good) or ``hold_timeout_s`` passed (the gate stays shut: ``gate_opened`` false)."""
+        if not self.hold_until:
+            return
+        with self._gate:
+            if self.gate_opened:
+                return
+            self._waiting += 1
+            self.held_at_once = max(self.held_at_once, self._waiting)
+            if self._waiting >= self.hold_until:
+                self.gate_opened = True
+                self._gate.notify_all()
+            else:
+                self._gate.wait_for(lambda: self.gate_opened, timeout=self.hold_timeout_s)
+            self._waiting -= 1
 
 
 class _SinkHandler(BaseHTTPRequestHandler):

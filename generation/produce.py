@@ -271,15 +271,20 @@ def _categorize(worker: Worker, row: ImageRecord, phash: str | None) -> Categori
 
 def _upload(worker: Worker, row: ImageRecord, files: list[RenditionFile], processed: ProcessedImage) -> ImageRecord:
     """Store ``files`` and finish the slot; an unreachable store leaves them in the spool
-    (upload pending) for the next run."""
+    (upload pending) for the next run. A key holding a different image puts this one under a
+    conflict key (generation.upload), reported in one warning line and on the row."""
     assert row.id is not None
+    log = get_logger()
     try:
         stored = store_files(worker.store, row, files, worker.settings.publishing)
-    except ObjectExistsError:
-        raise
+    except ObjectExistsError as exc:  # a file of another image even at the conflict key: never retried
+        log.error("%s: %s", image_line(row, "upload"), exc)
+        return worker.ledger.mark_failed(row.id, worker.run_key, FailureKind.rejected, f"store conflict: {exc}")
     except StorageError as exc:
-        get_logger().warning("%s: upload pending: %s", image_line(row, "upload"), exc)
+        log.warning("%s: upload pending: %s", image_line(row, "upload"), exc)
         return worker.ledger.mark_upload_pending(row.id, worker.run_key, f"upload pending: {exc}", processed)
+    if stored.conflict:  # reported once: this line, and the row's error once it is done
+        log.warning("%s: %s", image_line(row, "upload"), stored.conflict)
     return _finish(worker, row, stored, processed)
 
 

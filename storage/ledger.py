@@ -170,11 +170,14 @@ class StoredFile:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """Where an image's files went: the original's key, the provenance sidecar's, every file."""
+    """Where an image's files went: the original's key, the provenance sidecar's, every file;
+    ``conflict``: why they went under a conflict key (the first key held a different image),
+    recorded as the row's ``error`` when it ends done."""
 
     storage_key: str
     sidecar_key: str | None
     files: tuple[StoredFile, ...] = field(default_factory=tuple)
+    conflict: str | None = None
 
 
 #: ``(session, reservation token, actual USD)``: settles a budget reservation inside the
@@ -561,7 +564,8 @@ class ImageLedger:
             if stored is not None:
                 row.storage_key, row.sidecar_key = stored.storage_key, stored.sidecar_key
                 row.upload_pending = False
-            row.error = error[:2000] if error else None
+            note = error or (stored.conflict if stored is not None else None)
+            row.error = note[:2000] if note else None
             row.failure_kind = kind.value if kind else None
 
         return self._transition(pk, run_key, to, apply, extra=_files_writer(pk, stored), keep_lease=to not in (S.done, S.placeholder))

@@ -129,6 +129,8 @@ class Worker:
     #: slot is claimed only when one is free and held until its image ends, so that two or three
     #: workers of one date each claim part of it as they have capacity (issue 19).
     claims: threading.BoundedSemaphore | None = None
+    #: Taken by the first upload the store refuses in this run: only that one is a warning line.
+    store_failed: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         if self.claims is None:
@@ -280,8 +282,9 @@ def _upload(worker: Worker, row: ImageRecord, files: list[RenditionFile], proces
     except ObjectExistsError as exc:  # a file of another image even at the conflict key: never retried
         log.error("%s: %s", image_line(row, "upload"), exc)
         return worker.ledger.mark_failed(row.id, worker.run_key, FailureKind.rejected, f"store conflict: {exc}")
-    except StorageError as exc:
-        log.warning("%s: upload pending: %s", image_line(row, "upload"), exc)
+    except StorageError as exc:  # the store's cause said once a run (a read-only or full store fails every image)
+        first = worker.store_failed.acquire(blocking=False)
+        (log.warning if first else log.info)("%s: upload pending: %s", image_line(row, "upload"), exc)
         return worker.ledger.mark_upload_pending(row.id, worker.run_key, f"upload pending: {exc}", processed)
     if stored.conflict:  # reported once: this line, and the row's error once it is done
         log.warning("%s: %s", image_line(row, "upload"), stored.conflict)

@@ -136,8 +136,8 @@ class LocalStore(ObjectStore):
             path.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(path.with_name(path.name + ".meta.json"), json.dumps(obj.__dict__, indent=1).encode())
             _atomic_write(path, data)
-        except OSError as exc:
-            raise StorageError(f"cannot write {key!r} under {self.root}: {exc}") from exc
+        except OSError as exc:  # one line: the file and the system's cause (Read-only file system, No space left on device)
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return obj
 
     def get(self, key: str) -> bytes:

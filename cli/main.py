@@ -11,7 +11,7 @@
     content-pipeline doctor
     content-pipeline providers list [--all] | providers check [NAME ...]
     content-pipeline models pull civitai:<model-version-id>
-    content-pipeline db upgrade | db current
+    content-pipeline db upgrade | db current | db rebuild
     content-pipeline report [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--out DIR]
     content-pipeline share IMAGE_ID [--expires SECONDS]
     content-pipeline history [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--limit N] [--image IMAGE_ID]

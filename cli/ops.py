@@ -1,5 +1,6 @@
-"""``content-pipeline serve``, ``doctor``, ``server stop`` and ``db upgrade|current``: the
-deployments, the checks of what a run needs, the background Prefect server, the migrations."""
+"""``content-pipeline serve``, ``doctor``, ``server stop`` and ``db upgrade|current|rebuild``: the
+deployments, the checks of what a run needs, the background Prefect server, the migrations,
+the ledger recovered from the store after a database loss."""
 
 from __future__ import annotations
 
@@ -108,3 +109,20 @@ def db_current() -> None:
     console.print(f"current: {', '.join(sorted(current)) or '(empty database)'}; newest: {', '.join(sorted(head))}")
     if current != head:
         console.print("run `content-pipeline db upgrade` (or just run a flow) to migrate")
+
+
+@db_app.command("rebuild")
+def db_rebuild() -> None:
+    """Recover the image ledger from the store's provenance sidecars (after the database was
+    lost): a re-run of a date then pays for nothing already stored. Prints one line: N images
+    recovered, M skipped with the reasons."""
+    from config.settings import get_secrets  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from generation.rebuild import rebuild  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.db import get_database  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from storage.objects import open_store  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+
+    settings = load_settings()
+    db = get_database(_database_url())
+    store = open_store(settings.storage_url, s3=settings.s3, credentials=get_secrets().aws_credentials())
+    report = rebuild(db, store)
+    console.print(f"rebuilt from {settings.storage_url}: {report.line()}", highlight=False)

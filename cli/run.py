@@ -5,6 +5,7 @@ started in the background once, or a temporary one)."""
 from __future__ import annotations
 
 
+import logging
 import os
 import threading
 import uuid
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from domain.model import ImageFormat, Quality
-from domain.errors import TemplateError
+from domain.errors import DatabaseUnavailableError, TemplateError
 from providers.registry import PROVIDERS
 from cli.prefect_settings import check_prefect_settings
 from cli.server import BackgroundServer, profile_api_url
@@ -58,14 +59,21 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
     thread = threading.Thread(target=worker, daemon=True)
     ledger = ImageLedger(get_runtime().db)
     _wait_for_server()
+    quiet_database_faults()
+    fault: DatabaseUnavailableError | None = None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False) as progress:
         bar = progress.add_task(f"{label} (starting Prefect)", total=total)
         thread.start()
         while thread.is_alive():
-            done = ledger.finished_count(key_prefix)
+            try:
+                done = ledger.finished_count(key_prefix)
+            except DatabaseUnavailableError as exc:  # lost, locked or gone: the run's tasks meet it too and end
+                fault = fault or exc
+                thread.join(0.5)
+                continue
             progress.update(bar, completed=done, description=label if done else f"{label} (starting Prefect)")
             thread.join(0.5)
-        progress.update(bar, completed=ledger.finished_count(key_prefix), description=label)
+    database_fault(outcome, fault)
     if "error" in outcome:
         raise fail(outcome["error"], 1)
     state = outcome["state"]
@@ -79,6 +87,39 @@ def _run_with_progress(label: str, key_prefix: str, total: int, target: Any) -> 
         err.print(f"[bold red]not complete:[/] {data}; {_incomplete_advice(data.summary)}", markup=True, highlight=False)
         raise typer.Exit(1)
     raise fail(data if isinstance(data, Exception) else RuntimeError(f"flow run ended {state.type.value}: {state.message}"), 1)
+
+
+def database_fault(outcome: dict[str, Any], seen: DatabaseUnavailableError | None) -> None:
+    """Exit 1 with one line when the run met a database fault (the flow's error, or what the
+    progress bar met): nothing else is said, since nothing more could be recorded."""
+    error = outcome.get("error")
+    state = outcome.get("state")
+    if error is None and state is not None and not state.is_completed():
+        error = state.result(raise_on_failure=False)
+    if isinstance(error, DatabaseUnavailableError):
+        raise fail(error, 1)
+    if seen is not None:
+        raise fail(seen, 1)
+
+
+class _DatabaseFaultFilter(logging.Filter):
+    """Drops the console's records about a database fault (Prefect's "Task run failed" with
+    its traceback, once per image in flight): the command line says it in one line."""
+
+    NAMES = ("DatabaseUnavailableError", "DatabaseLostError")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], DatabaseUnavailableError):
+            return False
+        return not any(name in str(record.msg) or name in record.getMessage() for name in self.NAMES)
+
+
+def quiet_database_faults() -> None:
+    """Add ``_DatabaseFaultFilter`` to every console handler of this process (Prefect's included)."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers if isinstance(h, logging.StreamHandler)}:
+        if not any(isinstance(f, _DatabaseFaultFilter) for f in handler.filters):
+            handler.addFilter(_DatabaseFaultFilter())
 
 
 def _incomplete_advice(summary: Any) -> str:

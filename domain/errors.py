@@ -20,6 +20,7 @@ each and re-raised ``from exc``::
     ├── UpscaleError                an upscaler failed (weights file, model, remote endpoint)
     ├── CredentialsError            C2PA Content Credentials cannot be signed or read (imaging.credentials)
     ├── DatabaseUnavailableError    the metrics database is locked by another program or unreachable
+    │   └── DatabaseLostError       the database was deleted or replaced during the run
     └── ProviderError               one failed attempt at one provider
         ├── TransientProviderError      timeouts, connection errors, 429, 5xx: retry / next
         │   └── InvalidOutputError      200 answer whose body is not a usable image
@@ -54,7 +55,14 @@ class TemplateError(ContentPipelineError):
 class DatabaseUnavailableError(ContentPipelineError):
     """The metrics database cannot be used now: a SQLite file whose write lock another
     program holds, or a server that does not answer within the connect timeout. Raised
-    by storage.db's fail-fast check, which the command line turns on (one line, exit 1)."""
+    by storage.db's fail-fast check, which the command line turns on (one line, exit 1),
+    and by any transaction that waited past SQLite's busy timeout or lost its server."""
+
+
+class DatabaseLostError(DatabaseUnavailableError):
+    """The database a run started with is gone: its SQLite file was deleted or replaced,
+    or its installation id or schema revision changed (another database put in its place).
+    Raised at the next transaction, and at every one after it: nothing more is recorded."""
 
 
 class ContentPolicyError(ContentPipelineError):

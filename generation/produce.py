@@ -35,6 +35,7 @@ from typing import Any
 from domain.model import FailureKind, ImageStatus
 from domain.errors import (
     ContentPipelineError,
+    DatabaseUnavailableError,
     InvalidImageError,
     ObjectExistsError,
     StorageError,
@@ -91,6 +92,8 @@ class Heartbeat:
                 continue
             try:
                 self.ledger.renew(held, self.run_key)
+            except DatabaseUnavailableError:  # the run's tasks meet it and end the run
+                return
             except Exception:
                 get_logger().exception("could not renew the leases of run %s", self.run_key)
 
@@ -246,6 +249,8 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
             return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason, duplicate_of=found.duplicate_of, processed=processed)
         apply_processed(row, processed)  # in memory only: the sidecar tells quality, pHash and tags
         return _upload(worker, row, made.files, processed)
+    except DatabaseUnavailableError:  # nothing can be recorded: the run stops (no failure to write)
+        raise
     except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours
         log.error("%s: %s", image_line(row, "decode"), exc)
         return ledger.mark_failed(pk, run_key, FailureKind.rejected, str(exc))

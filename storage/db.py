@@ -17,21 +17,24 @@ makes a re-run resume instead of repeat.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from domain.model import Attempt, ImageStatus
-from domain.errors import DatabaseUnavailableError
+from domain.errors import DatabaseLostError, DatabaseUnavailableError
 from storage.crypto import EncryptedText
 from storage.migrate import upgrade
 from storage.migrate import head_revisions
@@ -261,8 +264,33 @@ class DeliveryRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class InstallationRecord(SQLModel, table=True):
+    """The one row (``id`` 1) naming this database: ``installation_id`` (32 hex) is written
+    once, when the database is created or migrated (migration 0011), and never changes; a
+    run compares it at each transaction with the one it started with (``Database.check``)."""
+
+    __tablename__ = "installation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    installation_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+#: SQLite's busy timeout (seconds) unless the URL's ``?timeout=`` says otherwise.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
 class Database:
-    """Engine plus the few queries the pipeline needs. Thread-safe; one per process."""
+    """Engine plus the few queries the pipeline needs. Thread-safe; one per process.
+
+    Identity: once migrated, the database's installation id and schema revision are read
+    (``identity``); every later checkout of a connection (a transaction) compares them, and
+    on SQLite the file's device and inode too (a ``stat``: a file deleted or replaced
+    under open connections is otherwise written on unseen). A mismatch raises
+    DatabaseLostError, then and at every transaction after it. A transaction that waits
+    past SQLite's busy timeout (``sqlite:///file.db?timeout=SECONDS``, default 30) or
+    whose server is gone raises DatabaseUnavailableError naming the cause.
+    """
 
     def __init__(self, url: str, *, migrate: bool = True, fail_fast_s: float | None = None) -> None:
         """Open (and by default migrate) the database at ``url``.
@@ -274,13 +302,24 @@ class Database:
         """
         self.url = url
         kwargs: dict[str, Any] = {}
+        #: The SQLite file (None: a server or an in-memory database).
+        self.path: str | None = None
+        self.busy_timeout_s = SQLITE_BUSY_TIMEOUT_S
+        #: ``(installation id, schema revision)`` read once migrated; None: not checked.
+        self.identity: tuple[str | None, str | None] | None = None
+        self._file_id: tuple[int, int] | None = None
+        #: Why the database is lost (DatabaseLostError's message), once it is.
+        self.lost: str | None = None
         if url.startswith("sqlite"):
-            path = make_url(url).database or ""
+            parsed = make_url(url)
+            path = parsed.database or ""
+            self.busy_timeout_s = float(str(parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_S)))
             if path and path != ":memory:":
+                self.path = path
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 if fail_fast_s:
                     _probe_write_lock(path, fail_fast_s)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": self.busy_timeout_s}
         elif fail_fast_s and url.startswith("postgresql"):
             # libpq's connect_timeout, whole seconds, at least 2
             # (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT)
@@ -292,11 +331,74 @@ class Database:
         self._write_lock: AbstractContextManager[Any] = nullcontext()
         if url.startswith("sqlite"):
             self._write_lock = threading.RLock()
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            busy_ms = round(self.busy_timeout_s * 1000)
+            event.listen(self.engine, "connect", lambda dbapi_connection, _record: _sqlite_pragmas(dbapi_connection, busy_ms))
             event.listen(self.engine, "begin", _sqlite_begin)
             self.write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        event.listen(self.engine, "handle_error", self._translate_error)
         if migrate:
             upgrade(self)
+            self.identity = ensure_installation(self)
+            if self.path:
+                self._file_id = _file_id(self.path)
+            # SQLite: every checkout (a stat and one indexed read); a server: every new connection
+            event.listen(self.engine.pool, "checkout" if self.is_sqlite else "connect", self._on_connection)
+
+    @contextmanager
+    def identity_paused(self) -> Iterator[None]:
+        """No identity check while migrating through this Database (``db upgrade``, a
+        downgrade): the schema it checks is what changes. Read again afterwards."""
+        checked, self.identity = self.identity, None
+        try:
+            yield
+        finally:
+            if checked is not None and not self.lost and _has_installation(self.engine):  # None below migration 0011: unchecked
+                self.identity = ensure_installation(self)
+                self._file_id = _file_id(self.path) if self.path else None
+
+    @property
+    def where(self) -> str:
+        """The database as said in messages: the SQLite file, or the URL without its password."""
+        return self.path or make_url(self.url).render_as_string(hide_password=True)
+
+    def check(self, dbapi_connection: Any) -> None:
+        """Raise DatabaseLostError unless the database behind ``dbapi_connection`` is the
+        one this Database started with (see the class doc); a no-op before it is known."""
+        if self.lost:
+            raise DatabaseLostError(self.lost)
+        if self.identity is None:
+            return
+        moved = self.path is not None and self._file_id is not None and _file_id(self.path) != self._file_id
+        found = (None, None) if moved else _read_identity(dbapi_connection)
+        if found != self.identity:
+            expected, revision = self.identity
+            seen = f"found {found[0]}" if found[0] else "none found"
+            if moved:
+                seen = "another file in its place" if self.path and os.path.exists(self.path) else "the file is gone"
+            elif found[0] == expected:
+                seen = f"schema revision {found[1]} instead of {revision}"
+            self.lost = (
+                f"the metrics database {self.where} was deleted or replaced during the run (installation id {expected} expected, {seen}); "
+                "nothing more is recorded: restore it or run content-pipeline db rebuild"
+            )
+            raise DatabaseLostError(self.lost)
+
+    def _on_connection(self, dbapi_connection: Any, *_args: Any) -> None:
+        self.check(dbapi_connection)
+
+    def _translate_error(self, context: Any) -> None:
+        """SQLAlchemy's ``handle_error`` hook: a lock held past the busy timeout or a server
+        gone becomes DatabaseUnavailableError (one line naming the cause); others pass."""
+        original = context.original_exception
+        if isinstance(original, DatabaseUnavailableError):
+            raise original
+        text = one_line_of(original)
+        if self.is_sqlite and ("database is locked" in text or "database is busy" in text):
+            raise DatabaseUnavailableError(
+                f"database {self.where} is locked by another program (waited {self.busy_timeout_s:g} s): let it finish or stop it, then run again"
+            ) from original
+        if not self.is_sqlite and (context.is_disconnect or _connection_failure(original)):
+            raise DatabaseUnavailableError(f"database: {text} (the metrics database {self.where} is unreachable: start it or fix database_url)") from original
 
     @property
     def is_sqlite(self) -> bool:
@@ -372,13 +474,73 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def one_line_of(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _connection_failure(exc: BaseException) -> bool:
+    """A server's error that says the connection failed or was ended (SQLSTATE class 08,
+    57P admin shutdown; https://www.postgresql.org/docs/current/errcodes-appendix.html), or
+    a driver error with no SQLSTATE at all (refused, timed out)."""
+    state = getattr(exc, "sqlstate", "") or ""
+    return type(exc).__name__ == "OperationalError" and (not state or state.startswith(("08", "57P")))
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of ``path``; None when it is gone."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
+#: One indexed read: the installation id and the schema revision (one head).
+_IDENTITY_SQL = "SELECT installation_id, (SELECT MAX(version_num) FROM alembic_version) FROM installation WHERE id = 1"
+
+
+def _read_identity(dbapi_connection: Any) -> tuple[str | None, str | None]:
+    """``(installation id, revision)`` through a raw DB-API connection; ``(None, None)``
+    when the tables are gone (a new empty file). PostgreSQL's failed read is rolled back."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_IDENTITY_SQL)
+        row = cursor.fetchone()
+    except Exception:  # no such table: another database, or an empty one
+        row = None
+    finally:
+        cursor.close()
+        with contextlib.suppress(Exception):
+            dbapi_connection.rollback()  # no transaction left open on the checked connection
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _has_installation(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return inspect(connection).has_table(InstallationRecord.__tablename__)
+
+
+def ensure_installation(db: Database) -> tuple[str | None, str | None]:
+    """The database's ``(installation id, revision)``, writing the installation row first
+    when it is missing (a database whose row was emptied by hand)."""
+    with db.write_session() as session:
+        row = session.get(InstallationRecord, 1)
+        if row is None:
+            session.add(InstallationRecord(id=1, installation_id=uuid.uuid4().hex))
+            session.commit()
+    with db.engine.connect() as connection:
+        return _read_identity(connection.connection.dbapi_connection)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, busy_ms: int = round(SQLITE_BUSY_TIMEOUT_S * 1000)) -> None:
     # pysqlite's own transaction handling off: _sqlite_begin emits BEGIN [IMMEDIATE] itself
     # (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl)
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -10,6 +10,7 @@ no ``alembic_version``) is stamped at the initial revision, then upgraded.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -62,7 +63,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
     if revision == "head" and current_revisions(db) == head_revisions():
         return
     config = alembic_config(db.url)
-    with db.write_engine.connect() as connection:
+    with _identity_paused(db), db.write_engine.connect() as connection:
         config.attributes["connection"] = connection
         tables = set(inspect(connection).get_table_names())
         connection.rollback()
@@ -74,6 +75,12 @@ def upgrade(db: Database, revision: str = "head") -> None:
 def downgrade(db: Database, revision: str) -> None:
     """Migrate ``db`` back to ``revision`` (``base`` drops every table)."""
     config = alembic_config(db.url)
-    with db.write_engine.connect() as connection:
+    with _identity_paused(db), db.write_engine.connect() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def _identity_paused(db: Database) -> AbstractContextManager[None]:
+    """storage.db.Database's pause of its identity check (the schema changes), else nothing."""
+    paused = getattr(db, "identity_paused", None)
+    return paused() if paused is not None else nullcontext()

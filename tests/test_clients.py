@@ -241,3 +241,18 @@ def test_a_run_with_two_clients(make_config, a1111, sink, tmp_path: Path, monkey
     assert any(t.startswith("content-pipeline weekly report for client acme") for t in (b["title"] for b in bodies("/acme-alerts")))
     unknown = runner.invoke(app, ["report", "--client", "nobody"])
     assert unknown.exit_code != 0 and "--client 'nobody': no such client" in unknown.output and "Traceback" not in unknown.output
+
+
+def test_the_signed_trigger_starts_only_a_template_of_the_client_it_names() -> None:
+    from deployments.trigger import TriggerRequest, parameters_for
+    from domain.errors import TemplateError
+    from domain.templates import TemplateLibrary
+
+    library = TemplateLibrary.load(Path(__file__).resolve().parent.parent / "templates")
+    clients = ClientsConfig.model_validate({"acme": {"categories": ["food"]}, "beta": {"templates": ["sneaker"]}})
+    assert parameters_for(TriggerRequest(template="pasta-dish", client="acme"), library, RUN_DATE, clients)["template"] == "pasta-dish"
+    with pytest.raises(TemplateError, match="template 'sneaker' belongs to client 'beta', not to client 'acme'"):
+        parameters_for(TriggerRequest(template="sneaker", client="acme"), library, RUN_DATE, clients)
+    with pytest.raises(TemplateError, match="belongs to no client, not to client 'acme'"):
+        parameters_for(TriggerRequest(category="landscapes", client="acme"), library, RUN_DATE, clients)
+    assert parameters_for(TriggerRequest(template="sneaker"), library, RUN_DATE, clients)["template"] == "sneaker"  # no client named

@@ -100,6 +100,7 @@ def review_list(category: Annotated[str | None, typer.Option(help="Only this cat
 
 
 def _decide(image_ids: list[str], reviewer: str | None, note: str | None, approve: bool) -> None:
+    from domain.errors import ReviewerRefusedError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from domain.model import ImageStatus  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
@@ -112,7 +113,12 @@ def _decide(image_ids: list[str], reviewer: str | None, note: str | None, approv
             _console()[1].print(f"image {row.image_id} is {row.status}, not in review: left as it is", highlight=False)
             failed += 1
             continue
-        done = publisher.approve(row.id, who, note) if approve else publisher.reject(row.id, who, note)
+        try:
+            done = publisher.approve(row.id, who, note) if approve else publisher.reject(row.id, who, note)
+        except ReviewerRefusedError as exc:
+            _console()[1].print(f"error: {exc}", highlight=False)
+            failed += 1
+            continue
         console.print(
             f"{done.image_id}: {'published at ' + (done.storage_key or '-') if approve else 'rejected, kept at ' + (done.storage_key or '-')} (by {who})",
             highlight=False,

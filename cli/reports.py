@@ -27,8 +27,10 @@ def report_cmd(
     since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
     until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Folder for the charts and contact sheet; default <output_dir>/reports/<since>_<until>.")] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Only this client's images and calls (clients in the configuration).")] = None,
 ) -> None:
     """Per provider and model: images, success rate, mean / p95 seconds, cost, cost per image, quality;
+    per client: spend, images, published, rejected, acceptance rate, cost per published image;
     writes PNG charts and an HTML contact sheet of the period's images."""
 
     from reporting.report import period, write_report  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
@@ -39,12 +41,16 @@ def report_cmd(
         start, end = period(_as_date(since), _as_date(until))
     except ValueError as exc:
         raise fail(exc) from None
+    if client is not None and settings.clients.get(client) is None:
+        known = ", ".join(settings.clients.names()) or "none configured"
+        raise fail(ValueError(f"--client {client[:40]!r}: no such client in {settings.config_file or 'the configuration'} (clients: {known})"))
     last_day = (end - timedelta(days=1)).date()
-    folder = Path(out) if out else settings.output_dir / "reports" / f"{start:%Y-%m-%d}_{last_day}"
+    folder = Path(out) if out else settings.output_dir / "reports" / (f"{start:%Y-%m-%d}_{last_day}" + (f"_{client}" if client else ""))
     rt = get_runtime()
-    report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=settings.budget.daily_usd)
-    table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC): {report.total_images} images, USD {report.total_cost:.2f}")
-    from reporting.report import COLUMNS  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=settings.budget.daily_usd, client=client)
+    whose = f" for client {client}" if client else ""
+    table = Table(title=f"{start:%Y-%m-%d} to {report.last_day} (UTC){whose}: {report.total_images} images, USD {report.total_cost:.2f}")
+    from reporting.report import CLIENT_COLUMNS, COLUMNS  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("provider", "model") else "right")
@@ -53,6 +59,14 @@ def report_cmd(
     console.print(table)
     if not report.stats:
         console.print("no provider calls in this period")
+    if report.shows_clients:
+        clients = Table(title="per client")
+        for column in CLIENT_COLUMNS:
+            clients.add_column(column, justify="left" if column == "client" else "right")
+        for line in report.clients:
+            cells = line.cells()
+            clients.add_row(*(cells[c] for c in CLIENT_COLUMNS))
+        console.print(clients)
     for path in files:
         console.print(f"wrote {path}", highlight=False)
     from cli.publish import reservation_calendar  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it

@@ -42,4 +42,4 @@ def trigger_serve(
         raise fail(exc) from None
     import uvicorn  # noqa: PLC0415 - uvicorn: only for the trigger server
 
-    uvicorn.run(create_app(secret, library), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(secret, library, clients=settings.clients), host=host, port=port, log_level="info", access_log=False)

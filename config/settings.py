@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from config.clients import ClientsConfig
 from config.generation import ABConfig, BudgetConfig, PipelineConfig, ProcessingConfig, ScaleConfig
 from config.imaging import (
     C2paConfig,
@@ -158,6 +159,8 @@ class Settings(BaseSettings):
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     publishing: PublishingConfig = Field(default_factory=PublishingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    #: Clients (brands): their categories and templates, budgets, alert targets, reviewers, webhooks.
+    clients: ClientsConfig = Field(default_factory=ClientsConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config.clients import ClientsConfig
 from domain.errors import TemplateError
 from domain.templates import TemplateLibrary
 
@@ -114,14 +115,21 @@ def check_signature(secret: str, timestamp: str | None, signature: str | None, b
     return None
 
 
-def parameters_for(request: TriggerRequest, library: TemplateLibrary, today: Date) -> dict[str, Any]:
-    """The ``generate`` flow's parameters; TemplateError for an unknown template or category."""
+def parameters_for(request: TriggerRequest, library: TemplateLibrary, today: Date, clients: ClientsConfig | None = None) -> dict[str, Any]:
+    """The ``generate`` flow's parameters; TemplateError for an unknown template or category,
+    and, when ``clients`` are configured (config/clients.py) and the request names a client,
+    for a template that client does not own (a brand's CMS never spends another's budget)."""
     day = request.date or today
     if request.template is not None:
-        name = library.get(request.template).name
+        template = library.get(request.template)
     else:
         group = library.by_category(str(request.category))
-        name = group[day.toordinal() % len(group)].name
+        template = group[day.toordinal() % len(group)]
+    name = template.name
+    if clients is not None and clients.root and request.client is not None:
+        owner = clients.client_of(template.category, name)
+        if owner != request.client:
+            raise TemplateError(f"template {name!r} belongs to {f'client {owner!r}' if owner else 'no client'}, not to client {request.client!r}")
     parameters: dict[str, Any] = {"template": name, "count": request.count}
     if request.client or request.date:
         parameters["batch"] = "-".join(p for p in (request.client, day.isoformat(), name) if p)
@@ -142,6 +150,7 @@ def create_app(
     secret: str,
     library: TemplateLibrary,
     *,
+    clients: ClientsConfig | None = None,
     start: Callable[[dict[str, Any]], str] = start_adhoc,
     guard: ReplayGuard | None = None,
     clock: Callable[[], float] = time.time,
@@ -172,7 +181,7 @@ def create_app(
             return refuse(*problem, request)
         try:
             wanted = TriggerRequest.model_validate(json.loads(body))
-            parameters = parameters_for(wanted, library, Date.fromtimestamp(now))
+            parameters = parameters_for(wanted, library, Date.fromtimestamp(now), clients)
         except (ValueError, ValidationError, TemplateError) as exc:
             return refuse(422, " ".join(str(exc).split())[:300], request)
         try:

@@ -79,6 +79,11 @@ class BudgetExceededError(ContentPipelineError):
     """A paid call would push spending past a cap (USD)."""
 
 
+class ReviewerRefusedError(ContentPipelineError):
+    """A reviewer not listed among the reviewers of the image's client (``clients.<name>.reviewers``)
+    tried to decide it; the message names the reviewer, the image and the client."""
+
+
 class StorageError(ContentPipelineError):
     """An object store could not store or read an object."""
 

@@ -31,15 +31,21 @@ def report_run_name() -> str:
 
 
 @flow(name="weekly-report", flow_run_name=report_run_name, on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def weekly_report(until: date | None = None, days: Annotated[int, Field(ge=1, le=366)] = 7) -> dict[str, Any]:
-    """Report the ``days`` days ending ``until`` (default today, UTC): publish the table,
-    charts and contact-sheet link as artifacts, and send it through Apprise.
+def weekly_report(
+    until: date | None = None, days: Annotated[int, Field(ge=1, le=366)] = 7, client: Annotated[str | None, Field(max_length=30)] = None
+) -> dict[str, Any]:
+    """Report the ``days`` days ending ``until`` (default today, UTC): publish the table (with
+    its per-client breakdown), charts and contact-sheet link as artifacts, and send it through
+    Apprise (a client's report to the client's alert targets too).
 
     Args:
         until: The last day of the period, included (default: today, UTC).
         days: How many days the period covers (default 7).
+        client: Only this client's images and calls (a name under ``clients`` in the configuration).
     """
     rt = get_runtime()
-    summary = write_report_task(rt, until, days)  # the figures, charts and contact sheet, published as artifacts
+    if client is not None and rt.settings.clients.get(client) is None:
+        raise ValueError(f"client {client!r} is not configured (clients: {', '.join(rt.settings.clients.names()) or 'none'})")
+    summary = write_report_task(rt, until, days, client)  # the figures, charts and contact sheet, published as artifacts
     summary["delivered"] = send_report_task(rt, summary)  # sent through Apprise, recorded
     return summary

@@ -1,8 +1,9 @@
 """The budget ledger: a paid call first reserves its estimated cost (USD) against the caps.
 
 Caps (``budget`` in the configuration): ``daily_usd`` and ``monthly_usd`` over every
-provider, and optionally per provider (``budget.providers.<name>``). Days and months
-are local to the configured timezone.
+provider, optionally per provider (``budget.providers.<name>``), and per client
+(``clients.<name>.budget``, config/clients.py: the calls of the slots whose row names that
+client, scope ``client:<name>``). Days and months are local to the configured timezone.
 
 Each (scope, period) has one ``budget_periods`` row holding ``spent_usd`` and
 ``reserved_usd``; every reservation is a ``budget_ledger`` row. ``reserve`` runs in ONE
@@ -10,7 +11,8 @@ database transaction that locks the period rows (``SELECT ... FOR UPDATE`` on
 PostgreSQL; ``BEGIN IMMEDIATE`` takes SQLite's write lock), checks
 ``spent + reserved + estimate <= cap`` for every cap, and adds the estimate, or
 records a ``refused`` entry and raises BudgetExceededError. Any number of threads,
-processes or machines sharing the database therefore cannot overspend. ``settle``
+processes or machines sharing the database therefore cannot overspend, globally, per
+provider or per client; a client's cap refuses only the calls of that client's slots. ``settle``
 moves the reservation to ``spent`` at the real cost (0 releases it).
 """
 
@@ -29,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from domain.errors import BudgetExceededError
+from config.clients import CLIENT_SCOPE_PREFIX, ClientsConfig, client_scope
 from config.generation import BudgetConfig
 from storage.db import (
     AttemptRecord,
@@ -74,7 +77,7 @@ class PendingJob:
 class BudgetStatus:
     """One cap and where spending stands against it (USD)."""
 
-    scope: str  # "global" or a provider name
+    scope: str  # "global", a provider name or ``client:<name>``
     period: str  # "day" | "month"
     period_key: str
     cap_usd: float
@@ -91,17 +94,34 @@ def _round(value: float) -> float:
     return round(max(value, 0.0), 9)
 
 
+def _refusal(row: BudgetPeriodRecord, scope: str, cap: float, estimate_usd: float, provider: str) -> str:
+    """Why a reservation of ``estimate_usd`` for ``provider`` would pass ``cap`` (row's scope)."""
+    label = "daily" if row.period == "day" else "monthly"
+    if scope == GLOBAL:
+        who = "global"
+    elif scope.startswith(CLIENT_SCOPE_PREFIX):
+        who = f"client {scope.removeprefix(CLIENT_SCOPE_PREFIX)}'s"
+    else:
+        who = f"{scope}'s"
+    return (
+        f"{who} {label} budget ({row.period_key}): USD {row.spent_usd:.2f} spent + "
+        f"{row.reserved_usd:.2f} reserved + {estimate_usd:.2f} for {provider} would pass "
+        f"the cap of USD {cap:.2f}"
+    )
+
+
 class BudgetLedger:
     """Reserve / settle against the caps of ``budget``, in the database of ``db``."""
 
-    def __init__(self, db: Database, budget: BudgetConfig, *, timezone: str = "UTC") -> None:
+    def __init__(self, db: Database, budget: BudgetConfig, *, timezone: str = "UTC", clients: ClientsConfig | None = None) -> None:
         self.db = db
         self.budget = budget
         self.timezone = timezone
+        self.clients = clients or ClientsConfig()
 
     # -- caps -------------------------------------------------------------------------
-    def caps(self, provider: str) -> dict[tuple[str, str], float]:
-        """{(scope, period): cap USD} that apply to a call of ``provider``."""
+    def caps(self, provider: str, client: str | None = None) -> dict[tuple[str, str], float]:
+        """{(scope, period): cap USD} that apply to a call of ``provider`` for a slot of ``client``."""
         caps = {(GLOBAL, "day"): self.budget.daily_usd, (GLOBAL, "month"): self.budget.monthly_usd}
         own = self.budget.providers.get(provider)
         if own is not None:
@@ -109,12 +129,21 @@ class BudgetLedger:
                 caps[(provider, "day")] = own.daily_usd
             if own.monthly_usd is not None:
                 caps[(provider, "month")] = own.monthly_usd
+        owner = self.clients.get(client)
+        if client and owner is not None:
+            if owner.budget.daily_usd is not None:
+                caps[(client_scope(client), "day")] = owner.budget.daily_usd
+            if owner.budget.monthly_usd is not None:
+                caps[(client_scope(client), "month")] = owner.budget.monthly_usd
         return caps
 
-    def _lock_periods(self, session: Session, provider: str, day_key: str, month_key: str) -> dict[tuple[str, str], BudgetPeriodRecord]:
-        """The four period rows of a call (global and provider, day and month), created when
-        missing and locked until the transaction ends, always in the same order."""
-        wanted = sorted({(GLOBAL, "day", day_key), (GLOBAL, "month", month_key), (provider, "day", day_key), (provider, "month", month_key)})
+    def _lock_periods(
+        self, session: Session, provider: str, day_key: str, month_key: str, client: str | None = None
+    ) -> dict[tuple[str, str], BudgetPeriodRecord]:
+        """The period rows of a call (global, provider and the slot's client, day and month),
+        created when missing and locked until the transaction ends, always in the same order."""
+        scopes = [GLOBAL, provider] + ([client_scope(client)] if client else [])
+        wanted = sorted({(scope, period, key) for scope in scopes for period, key in (("day", day_key), ("month", month_key))})
         table = BudgetPeriodRecord.__table__  # type: ignore[attr-defined]
         insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
         for scope, period, key in wanted:
@@ -154,6 +183,7 @@ class BudgetLedger:
         run_key: str | None = None,
         now: datetime | None = None,
         model: str | None = None,
+        client: str | None = None,
     ) -> int:
         """Reserve ``estimate_usd`` for a call of ``provider``; returns the ledger entry id.
 
@@ -164,29 +194,28 @@ class BudgetLedger:
         With ``image_pk``, the call's attempt row is written in flight in the same transaction
         (status ``in_flight``, ``provider``, ``model``, cost = the reservation, its
         ``reservation_id``): the outcome replaces it; a run killed meanwhile leaves it.
+        ``client``: the slot's client, whose caps (``clients.<name>.budget``) are checked in the
+        same transaction; with ``image_pk`` and no ``client``, the slot's row names it.
         Raises BudgetExceededError naming the cap (scope, period, USD figures) the call
-        would pass; the refusal is recorded (``state='refused'``) for the budget alert.
+        would pass (``client acme's daily budget ...`` for a client's cap); the refusal is
+        recorded (``state='refused'``) for the budget alert.
         """
         if estimate_usd < 0:
             raise ValueError(f"estimate_usd must be >= 0, not {estimate_usd!r}")
         day_key, month_key = period_keys(now or datetime.now(UTC), self.timezone)
-        caps = self.caps(provider)
 
         def work(session: Session) -> int:
-            rows = self._lock_periods(session, provider, day_key, month_key)
+            owner = client if client is not None or image_pk is None else session.exec(select(ImageRecord.client).where(ImageRecord.id == image_pk)).first()
+            rows = self._lock_periods(session, provider, day_key, month_key, owner)
             self._refuse_while_overrun(session, provider, estimate_usd, day_key, month_key)
-            for (scope, period), cap in caps.items():
+            for (scope, period), cap in self.caps(provider, owner).items():
                 row = rows[(scope, period)]
                 if row.spent_usd + row.reserved_usd + estimate_usd > cap + _EPS:
-                    label = "daily" if period == "day" else "monthly"
-                    who = "global" if scope == GLOBAL else f"{scope}'s"
-                    reason = (
-                        f"{who} {label} budget ({row.period_key}): USD {row.spent_usd:.2f} spent + "
-                        f"{row.reserved_usd:.2f} reserved + {estimate_usd:.2f} for {provider} would pass "
-                        f"the cap of USD {cap:.2f}"
-                    )
+                    reason = _refusal(row, scope, cap, estimate_usd, provider)
                     session.add(
-                        BudgetLedgerRecord(provider=provider, state="refused", estimate_usd=estimate_usd, day_key=day_key, month_key=month_key, reason=reason)
+                        BudgetLedgerRecord(
+                            provider=provider, state="refused", estimate_usd=estimate_usd, day_key=day_key, month_key=month_key, reason=reason, client=owner
+                        )
                     )
                     session.commit()
                     raise BudgetExceededError(reason)
@@ -195,7 +224,14 @@ class BudgetLedger:
                 row.updated_at = utcnow()
                 session.add(row)
             entry = BudgetLedgerRecord(
-                provider=provider, state="reserved", estimate_usd=estimate_usd, day_key=day_key, month_key=month_key, image_pk=image_pk, run_key=run_key
+                provider=provider,
+                state="reserved",
+                estimate_usd=estimate_usd,
+                day_key=day_key,
+                month_key=month_key,
+                image_pk=image_pk,
+                run_key=run_key,
+                client=owner,
             )
             session.add(entry)
             session.flush()
@@ -234,7 +270,7 @@ class BudgetLedger:
             raise KeyError(f"no budget reservation {token!r}")
         if entry.state != "reserved":
             return
-        rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
+        rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key, entry.client)
         session.refresh(entry)  # re-read under the lock: expire_stale may have closed it
         if entry.state != "reserved":
             return
@@ -309,7 +345,7 @@ class BudgetLedger:
         return [e.id for e in entries if e.id is not None]
 
     def _expire_in(self, session: Session, entry: BudgetLedgerRecord, reason: str) -> bool:
-        rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key)
+        rows = self._lock_periods(session, entry.provider, entry.day_key, entry.month_key, entry.client)
         session.refresh(entry)
         if entry.state != "reserved":
             return False  # settled meanwhile
@@ -403,7 +439,7 @@ class BudgetLedger:
             if entry.state == "reserved":
                 self.settle_in(session, token, actual_usd)
             else:
-                for row in self._lock_periods(session, entry.provider, entry.day_key, entry.month_key).values():
+                for row in self._lock_periods(session, entry.provider, entry.day_key, entry.month_key, entry.client).values():
                     row.spent_usd = _round(row.spent_usd + actual_usd - (entry.actual_usd or 0.0))
                     row.updated_at = utcnow()
                     session.add(row)
@@ -421,14 +457,17 @@ class BudgetLedger:
 
     # -- reading ----------------------------------------------------------------------------
     def status(self, now: datetime | None = None) -> list[BudgetStatus]:
-        """Every configured cap (global, then per provider) for the current day and month."""
+        """Every configured cap (global, per provider, then per client: scope ``client:<name>``)
+        for the current day and month."""
         day_key, month_key = period_keys(now or datetime.now(UTC), self.timezone)
         wanted: list[tuple[str, str, str, float]] = [(GLOBAL, "day", day_key, self.budget.daily_usd), (GLOBAL, "month", month_key, self.budget.monthly_usd)]
-        for name, own in sorted(self.budget.providers.items()):
-            if own.daily_usd is not None:
-                wanted.append((name, "day", day_key, own.daily_usd))
-            if own.monthly_usd is not None:
-                wanted.append((name, "month", month_key, own.monthly_usd))
+        owners = [(name, own.daily_usd, own.monthly_usd) for name, own in sorted(self.budget.providers.items())]
+        owners += [(client_scope(name), c.budget.daily_usd, c.budget.monthly_usd) for name, c in sorted(self.clients.root.items())]
+        for scope, daily, monthly in owners:
+            if daily is not None:
+                wanted.append((scope, "day", day_key, daily))
+            if monthly is not None:
+                wanted.append((scope, "month", month_key, monthly))
         result = []
         with self.db.session() as session:
             for scope, period, key, cap in wanted:

@@ -17,6 +17,7 @@ from pathlib import Path
 from domain.model import ImageSlot
 from domain.errors import TemplateError
 from config.generation import ABConfig
+from config.clients import ClientsConfig
 from config.imaging import PrivacyConfig
 from domain.templates import TemplateLibrary
 from storage.db import Database, ImageRecord
@@ -36,16 +37,21 @@ def record_planned(
     trigger: str = "cli",
     ab: ABConfig | None = None,
     privacy: PrivacyConfig | None = None,
+    clients: ClientsConfig | None = None,
 ) -> list[int]:
     """Primary keys of the rows of ``slots`` (created as ``planned`` where missing).
 
     All images of one slot share the template chosen for its first image. ``privacy``
     (default: the configuration's) decides whether the prompt may be published
     (``prompt_private`` on the row: template ``embed_prompt``, then the category's).
+    ``clients`` (default: the configuration's) names the client of each row (the template's
+    client, else its category's: config/clients.py).
     Raises TemplateError when a chosen template is not in the slot's category.
     """
     if privacy is None:
         privacy = get_settings().privacy
+    if clients is None:
+        clients = get_settings().clients
     ledger = ImageLedger(db)
     existing = ledger.by_keys(slot.idempotency_key for slot in slots)
     chosen: dict[str, str] = {r.slot: r.template for r in existing.values() if r.template}
@@ -81,6 +87,7 @@ def record_planned(
                 tags=(*slot.extra_tags, *template.tags),
                 request_options=request_options(template, slot, library.folder),
                 prompt_private=not privacy.embeds(template.category, template.embed_prompt),
+                client=clients.client_of(template.category, template.name),
             )
         )
     rows = {r.idempotency_key: r for r in ledger.plan(new)} | existing

@@ -33,11 +33,13 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, create_model
 
 from domain.model import ImageStatus
+from domain.errors import ReviewerRefusedError
 from domain.log import get_logger
 from config.secrets import Secrets
 from config.settings import Settings
 from generation.upload import REVIEW, staging_folder
-from publishing.delivery import announce, deliver_webhooks
+from publishing.clients import check_reviewer, deliver_by_client
+from publishing.delivery import announce
 from publishing.publish import publish_image, reject_image, relocate, top_folder
 from storage.db import Database, ImageRecord
 from storage.ledger import ImageLedger
@@ -183,16 +185,22 @@ class Publisher:
         return self._publish(pk, row.run_key)
 
     def approve(self, pk: int, reviewer: str, note: str | None = None) -> ImageRecord:
-        """``in_review`` -> ``approved`` -> ``published``."""
+        """``in_review`` -> ``approved`` -> ``published``. ReviewerRefusedError when the image's
+        client does not list ``reviewer`` (publishing/clients.py), the image left as it is."""
+        check_reviewer(self.settings.clients, self.ledger.get(pk), reviewer)
         if S(self.ledger.get(pk).status) is S.in_review:
             self.ledger.approve(pk, reviewer, note)
         return self._publish(pk)
 
     def reject(self, pk: int, reviewer: str, note: str | None = None) -> ImageRecord:
+        """-> ``rejected``; ReviewerRefusedError as ``approve``."""
+        check_reviewer(self.settings.clients, self.ledger.get(pk), reviewer)
         return reject_image(self.ledger, self.store, pk, reviewer=reviewer, note=note)
 
     def regenerate(self, pk: int, reviewer: str, note: str | None = None, *, seed: int | None = None) -> ImageRecord:
-        """Reject row ``pk`` with ``note`` (when in review) and plan version n+1 of its slot."""
+        """Reject row ``pk`` with ``note`` (when in review) and plan version n+1 of its slot;
+        ReviewerRefusedError as ``approve``."""
+        check_reviewer(self.settings.clients, self.ledger.get(pk), reviewer)
         if S(self.ledger.get(pk).status) in (S.in_review, S.approved):
             self.reject(pk, reviewer, f"regenerate: {note}" if note else "regenerate")
         return plan_version(self.ledger.db, pk, seed=seed)
@@ -204,7 +212,7 @@ class Publisher:
         if not rows:
             return
         try:
-            deliver_webhooks(self.db, self.store, self.settings.delivery, rows)
+            deliver_by_client(self.db, self.store, self.settings.delivery, self.settings.clients, rows)
             announce(self.db, self.store, self.secrets, rows, link_expires_s=self.settings.delivery.link_expires_s)
         except Exception:
             get_logger().exception("delivery of %d published images failed", len(rows))
@@ -232,7 +240,7 @@ def publish_or_review(publisher: Publisher, pks: Sequence[int], run_key: str | N
             log.warning("%d image(s) wait in review (content-pipeline review list); this run is not from a deployment, so it does not suspend", len(waiting))
             break
         decisions = _suspend_for(publisher, waiting, round_no, settings.review_timeout_s)
-        new_versions = _apply(publisher, waiting, decisions)
+        new_versions = apply_decisions(publisher, waiting, decisions)
         publisher.deliver_new()
         if new_versions:
             for pk in new_versions:
@@ -271,7 +279,17 @@ def _suspend_for(publisher: Publisher, waiting: Sequence[ImageRecord], round_no:
     return suspend_flow_run(wait_for_input=form.with_initial_data(description=description), timeout=timeout_s, key=f"review-round-{round_no}")
 
 
-def _apply(publisher: Publisher, waiting: Sequence[ImageRecord], decisions: Any) -> list[int]:
+def _may_decide(publisher: Publisher, row: ImageRecord, reviewer: str) -> bool:
+    """False (and a warning) when the image's client does not list ``reviewer``: it stays in review."""
+    try:
+        check_reviewer(publisher.settings.clients, row, reviewer)
+    except ReviewerRefusedError as exc:
+        get_logger().warning("%s: left in review", exc)
+        return False
+    return True
+
+
+def apply_decisions(publisher: Publisher, waiting: Sequence[ImageRecord], decisions: Any) -> list[int]:
     """Apply one round's decisions to the rows still ``in_review``; returns the primary keys
     of the versions planned."""
     values = decisions.model_dump() if hasattr(decisions, "model_dump") else dict(decisions)
@@ -284,6 +302,8 @@ def _apply(publisher: Publisher, waiting: Sequence[ImageRecord], decisions: Any)
         decision = values.get(field_name(row.image_id), "wait")
         note = str(values.get(note_name(row.image_id)) or general) or None
         current = publisher.ledger.get(row.id)
+        if decision != "wait" and not _may_decide(publisher, current, reviewer):
+            continue
         if decision == "regenerate":
             version = publisher.regenerate(row.id, reviewer, note)
             assert version.id is not None

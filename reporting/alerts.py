@@ -12,9 +12,10 @@ Rules (each deduplicated per (rule, scope) with ``alerts.cooldown_s``):
   sends one alert);
 * ``images-failed``: more than N images in a row ended ``failed``;
 * ``budget-80`` / ``budget-100`` (from ``alerts.budget_thresholds``): spending of a cap
-  (global or per provider, day or month) reached that share (scope
+  (global, per provider or per client, day or month) reached that share (scope
   ``<scope>:<period>:<key>``, so once per cap and period);
-* ``budget-refused``: a paid call was refused today because it would pass a cap;
+* ``budget-refused``: a paid call was refused today because it would pass a cap (one alert
+  for the calls of no client, one per client for its slots' calls);
 * ``slow-provider``: a provider's latest successful call took more than
   ``alerts.latency_factor`` (k) x the median of its previous ``latency_window`` calls;
 * ``quota``: a provider reported fewer than ``alerts.quota_fraction`` of its calls
@@ -23,6 +24,10 @@ Rules (each deduplicated per (rule, scope) with ``alerts.cooldown_s``):
 * ``placeholder-used``: images of today came from the placeholder provider;
 * ``flow-failed``: a flow run failed or crashed (``flow_failure_hook`` on the flows).
 
+Clients (config/clients.py): an alert about a client's slots (its caps, its refused calls,
+its images failing: ``Alert.client``) goes to the client's Apprise URLs (``alerts_env``) in
+addition to the global ``APPRISE_URLS``; the others only to the global ones.
+
 Every raised alert is stored (``alerts`` table) with ``delivered`` telling whether an
 Apprise URL took it; with no URL configured it is only logged. Apprise URLs carry
 tokens: they are never logged or stored.
@@ -30,6 +35,7 @@ tokens: they are never logged or stored.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +47,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from domain.log import get_logger
+from config.clients import CLIENT_SCOPE_PREFIX
 from config.secrets import Secrets
-from config.settings import Settings
+from config.settings import Settings, dotenv_values
 from storage.db import AlertRecord, AttemptRecord, Database, ImageRecord, utcnow
 from generation.budget import BudgetLedger, period_starts
 from storage import queries
@@ -54,6 +61,8 @@ class Alert:
     scope: str
     title: str
     message: str
+    #: The client the alert is about (its Apprise URLs receive it too); None: global only.
+    client: str | None = None
 
 
 def send_apprise(urls: list[str], title: str, body: str, attachments: Sequence[Path] = ()) -> bool:
@@ -154,21 +163,27 @@ def rule_provider_disabled(db: Database, settings: Settings) -> list[Alert]:
 
 
 def rule_images_failed(db: Database, settings: Settings) -> list[Alert]:
+    """``images-failed``: over every image (scope ``all``), and per client over its images
+    (scope ``client:<name>``, sent to the client's URLs too)."""
     threshold = settings.alerts.consecutive_failures
-    recent = queries.recent_images(db, threshold + 1)
-    if len(recent) > threshold and all(r.status == "failed" for r in recent):
-        return [
-            Alert(
-                "images-failed",
-                "all",
-                f"content-pipeline: the last {len(recent)} images failed",
-                f"No provider produced the last {len(recent)} images (threshold: more than {threshold}); "
-                f"last error: {recent[-1].error}\n"
-                "What to do: check the providers of the chain; keep the placeholder provider last in the chain; "
-                "re-run the date once fixed (finished images are not made again).",
+    alerts: list[Alert] = []
+    for client in [None, *settings.clients.names()]:
+        recent = queries.recent_images(db, threshold + 1, client=client)
+        if len(recent) > threshold and all(r.status == "failed" for r in recent):
+            whose = f"client {client}'s " if client else ""
+            alerts.append(
+                Alert(
+                    "images-failed",
+                    CLIENT_SCOPE_PREFIX + client if client else "all",
+                    f"content-pipeline: the last {len(recent)} {whose}images failed",
+                    f"No provider produced the last {len(recent)} {whose}images (threshold: more than {threshold}); "
+                    f"last error: {recent[-1].error}\n"
+                    "What to do: check the providers of the chain; keep the placeholder provider last in the chain; "
+                    "re-run the date once fixed (finished images are not made again).",
+                    client,
+                )
             )
-        ]
-    return []
+    return alerts
 
 
 def rule_budget(db: Database, settings: Settings, budget: BudgetLedger) -> list[Alert]:
@@ -178,10 +193,13 @@ def rule_budget(db: Database, settings: Settings, budget: BudgetLedger) -> list[
         reached = next((t for t in thresholds if status.fraction >= t - 1e-9), None)
         if reached is None:
             continue
-        who = "global" if status.scope == "global" else f"{status.scope}'s"
+        client = status.scope.removeprefix(CLIENT_SCOPE_PREFIX) if status.scope.startswith(CLIENT_SCOPE_PREFIX) else None
+        who = "global" if status.scope == "global" else f"client {client}'s" if client else f"{status.scope}'s"
         label = "daily" if status.period == "day" else "monthly"
         field = "daily_usd" if status.period == "day" else "monthly_usd"
-        setting = f"budget.{field}" if status.scope == "global" else f"budget.providers.{status.scope}.{field}"
+        setting = (
+            f"budget.{field}" if status.scope == "global" else f"clients.{client}.budget.{field}" if client else f"budget.providers.{status.scope}.{field}"
+        )
         percent = int(round(reached * 100))
         advice = (
             (
@@ -199,22 +217,33 @@ def rule_budget(db: Database, settings: Settings, budget: BudgetLedger) -> list[
                 f"Spent in {status.period_key}: USD {status.spent_usd:.2f} of USD {status.cap_usd:.2f} "
                 f"({status.fraction * 100:.0f} %, threshold {percent} %), USD {status.reserved_usd:.2f} reserved by calls "
                 f"in flight.\n{advice}",
+                client,
             )
         )
-    refused = budget.refusals()
-    if refused:
+    return alerts + _refused_alerts(settings, budget)
+
+
+def _refused_alerts(settings: Settings, budget: BudgetLedger) -> list[Alert]:
+    """``budget-refused``: one alert for today's refused calls of no client, one per client."""
+    by_client: dict[str | None, list[Any]] = {}
+    for entry in budget.refusals():
+        by_client.setdefault(entry.client, []).append(entry)
+    day, month = budget.spent()
+    alerts = []
+    for client, refused in by_client.items():
         providers = sorted({r.provider for r in refused})
-        day, month = budget.spent()
+        whose = f" for client {client}'s images" if client else ""
         alerts.append(
             Alert(
                 "budget-refused",
-                refused[-1].day_key,
-                f"content-pipeline: {len(refused)} paid calls refused by the budget today",
-                f"{len(refused)} calls to {', '.join(providers)} were refused because they would pass a cap. "
+                f"{CLIENT_SCOPE_PREFIX}{client}:{refused[-1].day_key}" if client else refused[-1].day_key,
+                f"content-pipeline: {len(refused)} paid calls{whose} refused by the budget today",
+                f"{len(refused)} calls to {', '.join(providers)}{whose} were refused because they would pass a cap. "
                 f"Latest: {refused[-1].reason}. Spent today USD {day:.2f} of {settings.budget.daily_usd:.2f}, this month "
-                f"USD {month:.2f} of {settings.budget.monthly_usd:.2f}.\nThose images fell back to cheaper or free "
-                "providers, or were skipped. What to do: raise the cap (budget.* in the configuration) and re-run the "
-                "date to make the skipped images, or wait for the next period.",
+                f"USD {month:.2f} of {settings.budget.monthly_usd:.2f} (all clients).\nThose images fell back to cheaper or free "
+                "providers, or were skipped. What to do: raise the cap (budget.* or clients.<name>.budget.* in the "
+                "configuration) and re-run the date to make the skipped images, or wait for the next period.",
+                client,
             )
         )
     return alerts
@@ -357,13 +386,13 @@ def dispatch_alerts(db: Database, settings: Settings, secrets: Secrets, alerts: 
     """Send the alerts not sent within the cooldown; store and return those raised now."""
     raised = []
     cooldown = timedelta(seconds=settings.alerts.cooldown_s)
-    urls = secrets.apprise_url_list()
     log = get_logger()
     for alert in alerts:
         last = queries.last_alert(db, alert.rule, alert.scope)
         if last is not None and utcnow() - last.created_at < cooldown:
             log.info("alert %s (%s) suppressed: sent %s ago", alert.rule, alert.scope, utcnow() - last.created_at)
             continue
+        urls = alert_urls(settings, secrets, alert)
         delivered = send_apprise(urls, alert.title, alert.message)
         if urls and not delivered:
             log.error("alert %s could not be delivered: %s", alert.rule, alert.title)
@@ -373,6 +402,17 @@ def dispatch_alerts(db: Database, settings: Settings, secrets: Secrets, alerts: 
             log.info("alert %s delivered to %d Apprise URL(s)", alert.rule, len(urls))
         raised.append(queries.add_alert(db, AlertRecord(rule=alert.rule, scope=alert.scope, title=alert.title, message=alert.message, delivered=delivered)))
     return raised
+
+
+def alert_urls(settings: Settings, secrets: Secrets, alert: Alert) -> list[str]:
+    """Where ``alert`` goes: the global ``APPRISE_URLS``, plus its client's (``alerts_env``,
+    read from the environment, else ``.env``)."""
+    urls = secrets.apprise_url_list()
+    owner = settings.clients.get(alert.client)
+    if owner is not None and owner.alerts_env:
+        environ = os.environ if owner.alerts_env in os.environ else dotenv_values()
+        urls += [u for u in owner.apprise_urls(environ) if u not in urls]
+    return urls
 
 
 def flow_run_alert(flow_name: str, flow_run_id: Any, flow_run_name: str | None, state: Any) -> Alert:

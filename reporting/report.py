@@ -9,6 +9,13 @@ one, else n/a). Every call counts under its provider: a call that failed before 
 server said which model it runs (model ``server-default``, none) counts under the
 provider's only model of the period, else under ``(unknown)`` (``model_of``).
 
+Per client (config/clients.py; the client recorded on each image row): ``Report.clients``
+holds, per client (``-``: images of no client), the spend (USD of the calls made for its
+images in the period), the real images made, those published and rejected, the
+acceptance rate (published / (published + rejected): the share of decided images a person,
+or an auto-publishing category, let out) and the cost per published image. With
+``client=`` the whole report covers that client's images and calls only.
+
 ``write_charts`` draws PNGs with matplotlib (cost per day with the daily budget cap,
 success rate and latency per provider); ``write_contact_sheet`` writes one
 self-contained HTML page (charts and thumbnails inlined as data URIs) of the period's
@@ -39,6 +46,45 @@ from storage.crypto import is_encrypted
 
 #: The report's columns, in order.
 COLUMNS = ("provider", "model", "images", "success", "mean s", "p95 s", "cost USD", "USD/image", "quality")
+#: The per-client table's columns, in order.
+CLIENT_COLUMNS = ("client", "spend USD", "images", "published", "rejected", "acceptance", "USD/published")
+#: The client column of images that belong to no client.
+NO_CLIENT = "-"
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """One line of the per-client table over the period (USD; counts of images)."""
+
+    client: str
+    cost_usd: float
+    images: int
+    published: int
+    rejected: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Published share of the decided images (0..1), None when none was decided."""
+        decided = self.published + self.rejected
+        return self.published / decided if decided else None
+
+    @property
+    def cost_per_published(self) -> float | None:
+        """USD spent per published image, None when none was published."""
+        return self.cost_usd / self.published if self.published else None
+
+    def cells(self) -> dict[str, str]:
+        """The line as text cells, by CLIENT_COLUMNS."""
+        rate, unit = self.acceptance_rate, self.cost_per_published
+        return {
+            "client": self.client,
+            "spend USD": f"{self.cost_usd:.2f}",
+            "images": str(self.images),
+            "published": str(self.published),
+            "rejected": str(self.rejected),
+            "acceptance": "n/a" if rate is None else f"{rate * 100:.0f} %",
+            "USD/published": "n/a" if unit is None else f"{unit:.3f}",
+        }
 
 
 @dataclass(frozen=True)
@@ -73,6 +119,10 @@ class Report:
     #: {day: {provider: USD}} for the cost-per-day chart
     cost_per_day: dict[date, dict[str, float]]
     images: list[ImageRecord] = field(default_factory=list)
+    #: Per client (``-``: no client), sorted by name; the report's own client when it has one.
+    clients: list[ClientStats] = field(default_factory=list)
+    #: The client the report is limited to (None: every image).
+    client: str | None = None
 
     @property
     def last_day(self) -> date:
@@ -115,8 +165,19 @@ class Report:
         widths = {h: max([len(h)] + [len(r[h]) for r in rows]) for h in header}
         lines = ["  ".join(h.ljust(widths[h]) for h in header)]
         lines += ["  ".join(r[h].ljust(widths[h]) for h in header) for r in rows]
-        lines.append(f"total: {self.total_images} images, USD {self.total_cost:.2f}, {self.since:%Y-%m-%d} to {self.last_day} (UTC)")
+        whose = f" for client {self.client}" if self.client else ""
+        lines.append(f"total{whose}: {self.total_images} images, USD {self.total_cost:.2f}, {self.since:%Y-%m-%d} to {self.last_day} (UTC)")
+        if self.shows_clients:
+            cells = [c.cells() for c in self.clients]
+            widths = {h: max([len(h)] + [len(r[h]) for r in cells]) for h in CLIENT_COLUMNS}
+            lines += ["", "per client:", "  ".join(h.ljust(widths[h]) for h in CLIENT_COLUMNS)]
+            lines += ["  ".join(r[h].ljust(widths[h]) for h in CLIENT_COLUMNS) for r in cells]
         return "\n".join(lines)
+
+    @property
+    def shows_clients(self) -> bool:
+        """Whether the per-client table says anything: a client's report, or images of a client."""
+        return bool(self.client) or any(c.client != NO_CLIENT for c in self.clients)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -125,13 +186,19 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def build_report(db: Database, since: datetime, until: datetime) -> Report:
-    """Per-provider-and-model figures of ``[since, until)``; see the module docstring."""
+def build_report(db: Database, since: datetime, until: datetime, *, client: str | None = None) -> Report:
+    """Per-provider-and-model and per-client figures of ``[since, until)`` (of ``client``'s
+    images and their calls only, when given); see the module docstring."""
     with db.session() as session:
-        attempts = list(
-            session.exec(select(AttemptRecord).where(AttemptRecord.created_at >= since, AttemptRecord.created_at < until).order_by(col(AttemptRecord.id)))
-        )
-        images = list(session.exec(select(ImageRecord).where(ImageRecord.created_at >= since, ImageRecord.created_at < until).order_by(col(ImageRecord.id))))
+        attempt_query = select(AttemptRecord, ImageRecord.client).join(ImageRecord, col(ImageRecord.id) == col(AttemptRecord.image_pk))
+        attempt_query = attempt_query.where(AttemptRecord.created_at >= since, AttemptRecord.created_at < until)
+        image_query = select(ImageRecord).where(ImageRecord.created_at >= since, ImageRecord.created_at < until)
+        if client is not None:
+            attempt_query = attempt_query.where(ImageRecord.client == client)
+            image_query = image_query.where(ImageRecord.client == client)
+        pairs = list(session.exec(attempt_query.order_by(col(AttemptRecord.id))))
+        images = list(session.exec(image_query.order_by(col(ImageRecord.id))))
+    attempts = [attempt for attempt, _ in pairs]
     groups: dict[tuple[str, str], list[AttemptRecord]] = defaultdict(list)
     cost_per_day: dict[date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     called = [a for a in attempts if a.status != "skipped"]
@@ -167,7 +234,28 @@ def build_report(db: Database, since: datetime, until: datetime) -> Report:
         )
     days = {d: dict(v) for d, v in sorted(cost_per_day.items())}
     done = [i for i in images if i.status in ("uploaded", "done")]
-    return Report(since, until, stats, days, done)
+    return Report(since, until, stats, days, done, client_stats(pairs, images, client), client)
+
+
+def client_stats(pairs: list[Any], images: list[ImageRecord], client: str | None = None) -> list[ClientStats]:
+    """Per client: ``pairs`` are (attempt, its image's client), ``images`` the period's rows."""
+    spend: dict[str, float] = defaultdict(float)
+    for attempt, owner in pairs:
+        spend[owner or NO_CLIENT] += attempt.cost_usd
+    made: dict[str, list[ImageRecord]] = defaultdict(list)
+    for image in images:
+        made[image.client or NO_CLIENT].append(image)
+    names = sorted(set(spend) | set(made) | ({client} if client else set()))
+    return [
+        ClientStats(
+            client=name,
+            cost_usd=round(spend.get(name, 0.0), 6),
+            images=sum(1 for i in made.get(name, []) if i.generated_at is not None and not i.is_placeholder),
+            published=sum(1 for i in made.get(name, []) if i.published_at is not None),
+            rejected=sum(1 for i in made.get(name, []) if i.status == "rejected"),
+        )
+        for name in names
+    ]
 
 
 #: Model names that say "whichever model the server has loaded": not a model.
@@ -353,6 +441,10 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
     header = list(COLUMNS)
     table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{esc(r[h])}</td>" for h in header) + "</tr>" for r in rows) + "</table>"
+    if report.shows_clients:
+        cells = [c.cells() for c in report.clients]
+        table += "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in CLIENT_COLUMNS) + "</tr>"
+        table += "".join("<tr>" + "".join(f"<td>{esc(r[h])}</td>" for h in CLIENT_COLUMNS) + "</tr>" for r in cells) + "</table>"
     if charts:
         table += (
             '<div class="charts">'
@@ -374,7 +466,7 @@ def write_contact_sheet(report: Report, db: Database, store: ObjectStore, path: 
             f"<small>{_link(store, image.storage_key)}</small></div></div>"
         )
     page = _PAGE.format(
-        title=esc(f"content-pipeline: {report.since:%Y-%m-%d} to {report.last_day}"),
+        title=esc(f"content-pipeline{f' ({report.client})' if report.client else ''}: {report.since:%Y-%m-%d} to {report.last_day}"),
         subtitle=esc(f"{len(report.images)} images, {report.total_images} successful calls, USD {report.total_cost:.2f}"),
         table=table,
         cards="\n".join(cards) or "<p>No images in this period.</p>",
@@ -395,11 +487,11 @@ def period(since: date | None, until: date | None, *, days: int = 7, today: date
 
 
 def write_report(
-    db: Database, store: ObjectStore, since: datetime, until: datetime, out_dir: Path, daily_cap_usd: float | None = None
+    db: Database, store: ObjectStore, since: datetime, until: datetime, out_dir: Path, daily_cap_usd: float | None = None, *, client: str | None = None
 ) -> tuple[Report, list[Path]]:
-    """Build the report and write its charts and contact sheet (``index.html``, charts
-    shown in it) in ``out_dir``; ``daily_cap_usd`` is drawn on the cost chart."""
-    report = build_report(db, since, until)
+    """Build the report (of ``client`` only, when given) and write its charts and contact sheet
+    (``index.html``, charts shown in it) in ``out_dir``; ``daily_cap_usd`` is drawn on the cost chart."""
+    report = build_report(db, since, until, client=client)
     files = write_charts(report, out_dir, daily_cap_usd)
     files.append(write_contact_sheet(report, db, store, out_dir / "index.html", charts=list(files)))
     return report, files

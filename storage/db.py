@@ -119,6 +119,8 @@ class ImageRecord(SQLModel, table=True):
     reviewed_at: datetime | None = None
     review_note: str | None = None
     published_at: datetime | None = Field(default=None, index=True)
+    #: The client (brand) owning the image's template or category (config/clients.py); None: no client.
+    client: str | None = Field(default=None, index=True, max_length=40)
 
 
 class AttemptRecord(SQLModel, table=True):
@@ -221,6 +223,8 @@ class BudgetLedgerRecord(SQLModel, table=True):
     #: closed when its claim's lease expires (storage/ledger.py).
     image_pk: int | None = Field(default=None, index=True)
     run_key: str | None = Field(default=None, index=True, max_length=64)
+    #: The client of the slot the call was made for: its caps are counted too (None: no client).
+    client: str | None = Field(default=None, index=True, max_length=40)
 
 
 class ReservationRecord(SQLModel, table=True):

@@ -119,6 +119,8 @@ class PlannedImage:
     request_options: dict[str, Any] | None = None
     #: The prompt stays out of published files (template / category ``embed_prompt: false``).
     prompt_private: bool = False
+    #: The client owning the template or category (config/clients.py); None: no client.
+    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,7 @@ class ImageLedger:
                 "attempt_count": 0,
                 "request_options": p.request_options,
                 "prompt_private": p.prompt_private,
+                "client": p.client,
             }
             for p in planned
         ]

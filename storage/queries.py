@@ -42,11 +42,13 @@ def last_failed_attempt(db: Database, provider: str) -> AttemptRecord | None:
         return session.exec(query.order_by(AttemptRecord.id.desc())).first()  # type: ignore[union-attr]
 
 
-def recent_images(db: Database, limit: int) -> list[ImageRecord]:
-    """The ``limit`` most recently updated terminal images, newest last."""
+def recent_images(db: Database, limit: int, *, client: str | None = None) -> list[ImageRecord]:
+    """The ``limit`` most recently updated terminal images (of ``client`` when given), newest last."""
     terminal = [s.value for s in ImageStatus if s.terminal]
     with db.session() as session:
         query = select(ImageRecord).where(ImageRecord.status.in_(terminal))  # type: ignore[attr-defined]
+        if client is not None:
+            query = query.where(ImageRecord.client == client)
         rows = session.exec(query.order_by(ImageRecord.updated_at.desc()).limit(limit)).all()  # type: ignore[attr-defined]
     return list(reversed(rows))
 

@@ -67,6 +67,7 @@ def plan_version(db: Database, pk: int, *, seed: int | None = None, trigger: str
             tags=list(previous.tags or []),
             request_options=previous.request_options,
             prompt_private=previous.prompt_private,
+            client=previous.client,
             created_at=now,
             updated_at=now,
             version=version,

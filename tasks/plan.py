@@ -14,4 +14,4 @@ from wiring.runtime import Runtime
 def plan_images_task(rt: Runtime, slots: list[ImageSlot], trigger: str) -> list[int]:
     """Record one planned row per slot (template selected, variation made) before any money
     is spent; returns their primary keys (generation.record.record_planned)."""
-    return record_planned(rt.db, rt.library, slots, styles=rt.settings.styles, trigger=trigger, ab=rt.settings.ab)
+    return record_planned(rt.db, rt.library, slots, styles=rt.settings.styles, trigger=trigger, ab=rt.settings.ab, clients=rt.settings.clients)

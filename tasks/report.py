@@ -19,13 +19,14 @@ from storage import queries
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report_task(rt: Runtime, until: date | None, days: int) -> dict[str, Any]:
-    """Write the report of the ``days`` days ending ``until`` (figures, charts, contact sheet)
-    and publish it as artifacts; returns its summary (text, files, counts, USD, sheet URL)."""
+def write_report_task(rt: Runtime, until: date | None, days: int, client: str | None = None) -> dict[str, Any]:
+    """Write the report of the ``days`` days ending ``until`` (figures, charts, contact sheet;
+    of ``client``'s images only, when given) and publish it as artifacts; returns its summary
+    (text with the per-client table, files, counts, USD, sheet URL, client)."""
     start, end = period(None, until, days=days)
     first, last = report_period(until, days)
-    folder = rt.settings.output_dir / "reports" / f"{first}_{last}"
-    report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=rt.settings.budget.daily_usd)
+    folder = rt.settings.output_dir / "reports" / (f"{first}_{last}" + (f"_{client}" if client else ""))
+    report, files = write_report(rt.db, rt.store, start, end, folder, daily_cap_usd=rt.settings.budget.daily_usd, client=client)
     sheet = next(p for p in files if p.suffix == ".html")
     summary = {
         "text": report.text(),
@@ -35,6 +36,7 @@ def write_report_task(rt: Runtime, until: date | None, days: int) -> dict[str, A
         "since": first,
         "last_day": last,
         "sheet_url": sheet_link(rt.store, sheet, folder.name),
+        "client": client,
     }
     publish_report_artifacts(summary, report.rows())
     return summary
@@ -45,9 +47,14 @@ def send_report_task(rt: Runtime, summary: dict[str, Any]) -> bool:
     """Send the summary with the PNG charts attached to every Apprise URL; store that it was sent."""
     files = [Path(p) for p in summary["files"]]
     charts = [p for p in files if p.suffix == ".png"]
-    title = f"content-pipeline weekly report {summary['since']} to {summary['last_day']}: {summary['images']} images, USD {summary['cost_usd']:.2f}"
+    client = summary.get("client")
+    whose = f" for client {client}" if client else ""
+    title = f"content-pipeline weekly report{whose} {summary['since']} to {summary['last_day']}: {summary['images']} images, USD {summary['cost_usd']:.2f}"
     body = f"{summary['text']}\n\nCharts attached; contact sheet: {summary['sheet_url']}"
     urls = rt.secrets.apprise_url_list()
+    owner = rt.settings.clients.get(client)
+    if owner is not None:  # a client's report goes to its alert targets too
+        urls += [u for u in owner.apprise_urls() if u not in urls]
     delivered = send_apprise(urls, title, body, attachments=charts)
     if not urls:
         get_logger().warning("weekly report (no Apprise URL configured):\n%s", body)

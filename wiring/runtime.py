@@ -77,7 +77,7 @@ class Runtime:
 
     @cached_property
     def budget(self) -> BudgetLedger:
-        return BudgetLedger(self.db, self.settings.budget, timezone=self.settings.timezone)
+        return BudgetLedger(self.db, self.settings.budget, timezone=self.settings.timezone, clients=self.settings.clients)
 
     @cached_property
     def ledger(self) -> ImageLedger:

@@ -1,7 +1,7 @@
 """clients: the client (brand) of each image and of each budget reservation
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 10:30:00
 """
 from __future__ import annotations
@@ -14,8 +14,7 @@ from alembic import op
 
 
 revision: str = '0012'
-# 0011 is taken by another branch's migration (installation id): at merge this becomes '0011'
-down_revision: str | None = '0010'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -124,8 +124,9 @@ def _bgr_work(rgb: np.ndarray) -> np.ndarray:
 def embed(image: Image.Image, cid: int) -> Image.Image:
     """``image`` (RGB or RGBA; alpha kept) with content id ``cid`` marked in its pixels.
 
-    Cost: one 256 x 256 embedding plus a resize and an add at the image's size (about
-    tens of ms for 1024 x 1024 on one core; benchmarks/watermark_robustness.py)."""
+    Cost: one 256 x 256 embedding plus a resize and an add at the image's size: about
+    150 ms of CPU for 1024 x 1024 and 310 ms for 2048 x 2048 on the shared 2-core dev
+    machine (benchmarks/RESULTS-watermark.md)."""
     import cv2  # noqa: PLC0415 - OpenCV loads only where an image is marked or read
     import pywt  # noqa: PLC0415 - loaded with OpenCV, where an image is marked
 

@@ -40,7 +40,7 @@ lock:
 	.venv-lock/bin/python -m pip install -q 'uv==0.13.9'
 	.venv-lock/bin/uv pip compile pyproject.toml --extra test --extra local --universal --python-version 3.11 \
 		--generate-hashes --index-url https://pypi.org/simple --no-header --quiet \
-		$(addprefix --no-emit-package ,$(NOT_LOCKED)) -o $(LOCK)
+		--override .ci/lock-overrides.txt $(addprefix --no-emit-package ,$(NOT_LOCKED)) -o $(LOCK)
 
 check-lock: $(STAMP)
 	$(VENV)/bin/python .ci/check_lock.py pyproject.toml $(LOCK)

@@ -1,8 +1,9 @@
 """``content-pipeline policy check TEXT`` and ``content-pipeline verify FILE`` (Typer + rich).
 
     content-pipeline policy check "a prompt"    verdict and rule; exit 1 when refused
-    content-pipeline verify FILE [--json]         C2PA Content Credentials of a file; exit 1 when
-                                                  missing or invalid
+    content-pipeline verify FILE [--json]         C2PA Content Credentials and the invisible
+                                                  watermark of a file; exit 1 when the credentials
+                                                  are invalid, or missing and no watermark is found
 
 Exit codes: 0 allowed / valid, 1 refused / invalid, 2 bad configuration or argument.
 """
@@ -55,12 +56,25 @@ def policy_check(
     raise typer.Exit(1)
 
 
+def _watermark(file: Path, settings: Any) -> Any:
+    """The invisible watermark reading of ``file`` (imaging.watermark), or None when it does not decode as an image."""
+    from domain.errors import InvalidImageError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from imaging.watermark import WatermarkError, read_file  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+
+    try:
+        return read_file(file, config=settings.decode)
+    except (InvalidImageError, WatermarkError, OSError):
+        return None
+
+
 def verify_cmd(
     file: Annotated[Path, typer.Argument(help="An image file (JPEG, PNG, WebP, AVIF).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest store as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest store as JSON (the watermark under content_pipeline_watermark).")] = False,
 ) -> None:
-    """Read and validate the C2PA Content Credentials of FILE: signer, validation state,
-    digital source type, generator and ingredients (exit 1 when missing or invalid)."""
+    """Read and validate the C2PA Content Credentials of FILE (signer, validation state,
+    digital source type, generator and ingredients) and read its invisible watermark, which
+    survives stripped metadata. Exit 1 when the credentials are invalid, or when there are
+    none and no watermark either."""
     from domain.errors import ConfigError  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from domain.yamlio import regular_file  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
     from imaging.credentials import CredentialsError, verify_file  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
@@ -69,15 +83,23 @@ def verify_cmd(
         regular_file(file, error=ConfigError)
     settings = _settings()
     anchors = settings.c2pa.trust_anchors
+    report, missing = None, None
     try:
         report = verify_file(file, trust_anchors=anchors)
     except CredentialsError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        missing = str(exc)
+    reading = _watermark(file, settings) if file.is_file() else None
+    if missing is not None and reading is None:  # unreadable, not an image: one line
+        err.print(f"[bold red]error:[/] {escape(missing)}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if as_json:
-        console.print_json(json.dumps(report.store))
+        store: dict[str, Any] = dict(report.store) if report is not None else {"error": missing}
+        store["content_pipeline_watermark"] = {"found": reading.found, "content_id": reading.content_id} if reading is not None else None
+        console.print_json(json.dumps(store))
     else:
-        for line in report.lines():
+        for line in report.lines() if report is not None else [str(missing)]:
             console.print(escape(line), highlight=False, soft_wrap=True)
-    if not report.valid:
+        if reading is not None:
+            console.print(escape(f"  {reading.line()}"), highlight=False, soft_wrap=True)
+    if (report is not None and not report.valid) or (report is None and not (reading is not None and reading.found)):
         raise typer.Exit(1)

@@ -1,7 +1,7 @@
 """Configuration of imaging: renditions, safe decoding, upscaling, tagging, near-duplicates,
-the content policy and its image check, prompt privacy and C2PA Content Credentials (the
-``renditions``, ``decode``, ``upscale``, ``tagging``, ``dedup``, ``policy``, ``privacy`` and
-``c2pa`` keys of config/settings.py ``Settings``)."""
+the content policy and its image check, prompt privacy, C2PA Content Credentials and the
+invisible watermark (the ``renditions``, ``decode``, ``upscale``, ``tagging``, ``dedup``,
+``policy``, ``privacy``, ``c2pa`` and ``watermark`` keys of config/settings.py ``Settings``)."""
 
 from __future__ import annotations
 
@@ -184,6 +184,16 @@ class C2paConfig(BaseModel):
         if self.private_key is not None and self.certificate is None:
             raise ValueError("c2pa.private_key needs c2pa.certificate (its PEM certificate chain)")
         return self
+
+
+class WatermarkConfig(BaseModel):
+    """The invisible watermark in the pixels of every published file of a real image
+    (imaging.watermark; not placeholders): it survives the metadata being stripped, a JPEG
+    re-encode and a resize, and ``content-pipeline verify`` reads it. On by default;
+    ``enabled: false`` publishes unmarked pixels (XMP and C2PA marking are separate)."""
+
+    model_config = _Strict
+    enabled: bool = True
 
 
 class DecodeConfig(BaseModel):

@@ -39,6 +39,7 @@ from config.imaging import (
     RenditionConfig,
     TaggingConfig,
     UpscaleConfig,
+    WatermarkConfig,
     default_renditions,
 )
 from config.publishing import DeliveryConfig, PublishingConfig, store_url
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     c2pa: C2paConfig = Field(default_factory=C2paConfig)
+    watermark: WatermarkConfig = Field(default_factory=WatermarkConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     s3: S3Config = Field(default_factory=S3Config)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)

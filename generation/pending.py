@@ -23,6 +23,7 @@ from storage.objects import ObjectStore
 from generation.generate import spool_intact
 from imaging.postprocess import make_renditions
 from imaging.provenance import Provenance
+from imaging.watermark import watermark_for
 from generation.record import free_spool
 from generation.upload import store_files
 
@@ -53,7 +54,10 @@ def upload_pending_images(
         original = Path(row.spool_path or "")
         processed = ProcessedImage(row.quality_score, row.quality_metrics, row.phash, tuple(row.tags), row.duplicate_of)
         try:
-            files = make_renditions(original, settings.renditions, original.with_suffix(""), decode=settings.decode, provenance=Provenance.of(row))
+            mark = watermark_for(row.image_id, placeholder=bool(row.is_placeholder), config=settings.watermark)
+            files = make_renditions(
+                original, settings.renditions, original.with_suffix(""), decode=settings.decode, provenance=Provenance.of(row), watermark=mark
+            )
             stored = store_files(store, row, files, settings.publishing)
         except StorageError as exc:
             log.warning("image %s: upload still pending: %s", row.image_id, exc)

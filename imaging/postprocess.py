@@ -18,7 +18,13 @@ then
   ``target_bytes`` bytes, found by bisection (``encode_to_target``: integer
   quality for JPEG, fractional for WebP);
 * stamped with its provenance (imaging.provenance: XMP, PNG text chunks) and never
-  any EXIF.
+  any EXIF;
+* watermarked when a content id is given (imaging.watermark), before C2PA signing, so
+  every file and its signature carry the marked pixels: the mark is embedded once in the
+  full-size decoded original, and a rendition that is a whole-frame Lanczos resize of it
+  inherits it; a crop (``cover`` with another aspect), a learned or remote upscale or an
+  enhancement would lose or shift it, so such a rendition is made from the unmarked
+  original and marked itself (``inherits_mark``).
 
 Files land in ``<spool>/<image_id>/<name>.<ext>``. ``make_renditions`` also writes
 ``original.png``: the decoded original, lossless, metadata-cleaned and stamped, which
@@ -55,6 +61,8 @@ from imaging.upscale import get_upscalers
 from imaging.safety import blocking, detect
 from config.settings import get_secrets
 from imaging.credentials import sign_files
+from imaging.watermark import embed as embed_watermark
+from imaging.watermark import watermark_for
 import uuid
 from domain.model import FailureKind
 from domain.errors import InvalidImageError
@@ -358,11 +366,34 @@ def encode_to_target(image: Image.Image, spec: RenditionConfig, *, provenance: P
     return best, best_q
 
 
+def inherits_mark(spec: RenditionConfig, size: tuple[int, int]) -> bool:
+    """Whether rendition ``spec`` of a watermarked original of ``size`` (pixels) keeps the
+    mark: a whole-frame Lanczos resize with no enhancement does (imaging.watermark reads at
+    a canonical size); a crop, a learned or remote upscale or a tone change needs its own."""
+    if spec.enhance:
+        return False
+    if spec.scale is not None:
+        return spec.scale <= 1 or spec.upscaler == "lanczos"
+    if spec.fit != "cover":
+        return True
+    assert spec.width and spec.height
+    return centre_box(Image.new("1", size), (spec.width, spec.height)) == (0, 0, *size)
+
+
 def render_one(
-    source: Image.Image, spec: RenditionConfig, out_dir: Path, *, provenance: Provenance | None = None, upscaler: Upscaler | None = None
+    source: Image.Image,
+    spec: RenditionConfig,
+    out_dir: Path,
+    *,
+    provenance: Provenance | None = None,
+    upscaler: Upscaler | None = None,
+    watermark: int | None = None,
 ) -> RenditionFile:
-    """Render, encode and write one rendition of the decoded ``source`` into ``out_dir``."""
+    """Render, encode and write one rendition of the decoded ``source`` into ``out_dir``,
+    watermarked with content id ``watermark`` after rendering unless None."""
     image = render(source, spec, upscaler=upscaler)
+    if watermark is not None:
+        image = embed_watermark(image, watermark)
     if spec.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
     quality: float | None
@@ -401,13 +432,14 @@ def _flatten(image: Image.Image) -> Image.Image:
     return background
 
 
-def _master_png(original: Path, source: Image.Image, provenance: Provenance | None) -> bytes:
+def _master_png(original: Path | None, source: Image.Image, provenance: Provenance | None) -> bytes:
     """The published original: the provider's PNG with its metadata chunks replaced by the
     provenance (pixels untouched, no re-encoding) when its pixels needed no change, else
-    ``source`` re-encoded as PNG (zlib level 1: lossless, ~6x faster than level 6)."""
+    (or without ``original``: watermarked pixels) ``source`` re-encoded as PNG (zlib level
+    1: lossless, ~6x faster than level 6)."""
 
     try:
-        data = original.read_bytes()
+        data = original.read_bytes() if original is not None else b""
     except OSError:
         data = b""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -429,20 +461,24 @@ def make_renditions(
     upscalers: dict[str, Upscaler] | None = None,
     source: Image.Image | None = None,
     write_original: bool = True,
+    watermark: int | None = None,
 ) -> list[RenditionFile]:
     """Write every rendition of ``original`` into ``out_dir`` (plus ``original.png``, the
     cleaned, stamped original, listed first, when ``write_original``).
 
     ``source``: the already decoded image (skips decoding). ``upscalers`` by
-    ``RenditionConfig.upscaler`` name. Raises InvalidImageError (a subclass) when the
-    original does not decode safely, RenditionError / UpscaleError for a rendition.
+    ``RenditionConfig.upscaler`` name. ``watermark``: a 32-bit content id
+    (imaging.watermark.watermark_for) embedded once in the full-size pixels, which every
+    file is then made from. Raises InvalidImageError (a subclass) when the original does
+    not decode safely, RenditionError / UpscaleError for a rendition.
     """
     if source is None:
         source = decode_image(original, config=decode).image
+    marked = embed_watermark(source, watermark) if watermark is not None else source
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     if write_original:
-        data = _master_png(original, source, provenance)
+        data = _master_png(original if watermark is None else None, marked, provenance)
         path = out_dir / "original.png"
         write_atomic(path, data)
         files.append(RenditionFile("original", path, "png", source.width, source.height, len(data), hashlib.sha256(data).hexdigest()))
@@ -450,7 +486,10 @@ def make_renditions(
         upscaler = (upscalers or {}).get(spec.upscaler) if spec.upscaler != "lanczos" else None
         if spec.upscaler != "lanczos" and spec.scale and spec.scale > 1 and upscaler is None:
             raise RenditionError(f"rendition {spec.name!r}: upscaler {spec.upscaler!r} is not configured (see upscale.*)")
-        files.append(render_one(source, spec, out_dir, provenance=provenance, upscaler=upscaler))
+        if watermark is None or inherits_mark(spec, source.size):
+            files.append(render_one(marked, spec, out_dir, provenance=provenance, upscaler=upscaler))
+        else:  # marked after rendering, from the unmarked original: never two marks on top of each other
+            files.append(render_one(source, spec, out_dir, provenance=provenance, upscaler=upscaler, watermark=watermark))
     return files
 
 
@@ -464,15 +503,17 @@ def process_file(
     aesthetic_scorer: str | None = None,
     upscalers: dict[str, Upscaler] | None = None,
     source: Image.Image | None = None,
+    watermark: int | None = None,
 ) -> tuple[list[RenditionFile], float, dict[str, float], str]:
     """Decode ``spool`` (unless ``source``, its already safely decoded image, is given),
-    write its renditions into ``out_dir``, and measure it: returns (files, quality score,
-    quality measures, pHash). Plain picklable arguments, so it runs in a worker process
-    too (``processing.executor: processes``).
+    write its renditions into ``out_dir`` (watermarked with content id ``watermark``
+    unless None), and measure it (unmarked): returns (files, quality score, quality
+    measures, pHash). Plain picklable arguments, so it runs in a worker process too
+    (``processing.executor: processes``).
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError."""
 
     image = source if source is not None else decode_image(Path(spool), config=decode).image
-    files = make_renditions(Path(spool), specs, Path(out_dir), provenance=provenance, upscalers=upscalers, source=image)
+    files = make_renditions(Path(spool), specs, Path(out_dir), provenance=provenance, upscalers=upscalers, source=image, watermark=watermark)
     aesthetic = load_callable(aesthetic_scorer, field="tagging.aesthetic_scorer") if aesthetic_scorer else None
     report = measure(image, aesthetic=aesthetic)  # type: ignore[arg-type]  # its 0..1 range is checked
     return files, report.score, report.metrics, perceptual_hash(image)
@@ -527,6 +568,7 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     without it the spooled file is decoded. Image safety (NudeNet detections, imaging.safety)
     and the optional classifier may block it (nothing is written). Otherwise writes the
     renditions with provenance (what published files may carry: no prompt when private)
+    and, for a real image, the invisible watermark (``watermark.enabled``, imaging.watermark)
     into ``<spool>/<image_id>/``, signs them with C2PA Content Credentials when enabled
     (imaging.credentials), and measures quality and pHash. The CPU work runs in the
     calling thread, at most ``processing.workers`` images at once (``cpu_slots``; the
@@ -567,6 +609,8 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         "provenance": Provenance.of(row).published(),
         "aesthetic_scorer": settings.tagging.aesthetic_scorer,
         "source": source,
+        # the invisible watermark of a real image, embedded before C2PA signs the files below
+        "watermark": watermark_for(row.image_id, placeholder=bool(row.is_placeholder), config=settings.watermark),
     }
     if needs or settings.processing.executor == "threads":
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None

@@ -3,7 +3,10 @@ published file carries the IPTC digital source type ``trainedAlgorithmicMedia`` 
 and a C2PA manifest signed by the per-installation self-signed chain
 (imaging.signing_chain), which c2pa-python's Reader validates as ``Valid`` with the
 single failure ``signingCredential.untrusted``; ``verify`` says the signer is untrusted
-and how to configure a trusted one."""
+and how to configure a trusted one. Every file also carries the invisible watermark
+(imaging.watermark) in its pixels, under the signature: the published original still reads
+it after its metadata is stripped, a JPEG re-encode at quality 75 and a half-size resize,
+and ``verify`` reads it from that laundered copy."""
 
 from __future__ import annotations
 
@@ -15,10 +18,12 @@ from typing import Any
 
 import c2pa
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
 from imaging.provenance import DIGITAL_SOURCE_TYPE, read_provenance
+from imaging.watermark import content_id, read
 from tests.conftest import a1111_config
 from tests.servers import A1111Server
 
@@ -54,6 +59,25 @@ def test_default_configuration_publishes_signed_marked_files(make_config: Any, t
         assert (state, failures) == ("Valid", ["signingCredential.untrusted"]), (path, state, failures)
         active = store["manifests"][store["active_manifest"]]
         assert "content-pipeline installation signer" in json.dumps(active["signature_info"])
+        with Image.open(path) as published:  # the signed pixels carry the watermark
+            assert read(published).content_id == f"{content_id(row.image_id):08x}", path
+    # the 1024 px original, laundered as a platform would: metadata stripped (pixels re-saved
+    # bare), JPEG quality 75, half size; C2PA and XMP are gone, the watermark is not
+    [original] = [p for p in files if p.name.endswith(".png") and Image.open(p).size == (1024, 1024)]
+    with Image.open(original) as published:
+        pixels = published.convert("RGB")
+    stripped = tmp_path / "stripped.png"
+    pixels.save(stripped)
+    jpeg = tmp_path / "shared.jpg"
+    Image.open(stripped).save(jpeg, "JPEG", quality=75)
+    laundered = tmp_path / "laundered.png"  # the half-size copy kept losslessly: the chain is exactly those three steps
+    with Image.open(jpeg) as shared:
+        shared.resize((512, 512), Image.Resampling.LANCZOS).save(laundered)
+    assert read_provenance(laundered).get("digital_source_type") is None
+    shown = CliRunner().invoke(app, ["verify", str(laundered)])
+    assert shown.exit_code == 0, shown.output
+    assert "no C2PA Content Credentials" in shown.output
+    assert f"watermark:  present: content-pipeline AI-generated image, content id {content_id(row.image_id):08x}" in shown.output
     # the installation's chain: outside the published folders, the key readable by its owner only
     chain = output / "credentials" / "c2pa"
     assert (chain / "signer-chain.pem").read_text().count("BEGIN CERTIFICATE") == 2

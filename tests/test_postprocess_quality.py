@@ -17,6 +17,7 @@ from imaging.categorize import categorize_image
 from imaging.quality import hamming, measure, nearest_duplicate, perceptual_hash
 from wiring.runtime import get_runtime
 from imaging.tagging import zero_shot_tags
+from imaging.watermark import content_id, read
 from tests.rows import plan_row, set_row
 
 
@@ -133,6 +134,10 @@ def test_postprocess_image_in_threads_and_in_processes_gives_the_same_files(make
         files = postprocess_image(rt.db, pk, rt.settings)
         row = rt.db.get(pk)
         assert row.status == "processed" and row.quality_score and row.phash
-        results[executor] = ([(f.name, f.width, f.height, f.bytes) for f in files], row.quality_score, row.phash)
-    assert results["threads"] == results["processes"]  # same sizes (provenance differs only by image id)
+        for item in files:  # the watermark (on by default) carries the row's own image id, in either executor
+            with Image.open(item.path) as published:
+                assert read(published).content_id == f"{content_id(row.image_id):08x}", (executor, item.name)
+        results[executor] = ([(f.name, f.width, f.height) for f in files], row.quality_score, row.phash)
+    # same sizes and measures (byte counts differ: the provenance and the watermark carry the image id)
+    assert results["threads"] == results["processes"]
     assert [name for name, *_ in results["threads"][0]] == ["original", "web", "thumb"]

@@ -10,7 +10,6 @@ page is uploaded next to the images; the local path otherwise).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from prefect import flow
@@ -18,6 +17,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.hooks import flow_failure_hook
+from flows.parameters import DayText, optional_day
 from reporting.report import report_period
 from tasks.report import send_report_task, write_report_task
 from wiring.runtime import get_runtime
@@ -31,15 +31,15 @@ def report_run_name() -> str:
 
 
 @flow(name="weekly-report", flow_run_name=report_run_name, on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def weekly_report(until: date | None = None, days: Annotated[int, Field(ge=1, le=366)] = 7) -> dict[str, Any]:
+def weekly_report(until: DayText = "", days: Annotated[int, Field(ge=1, le=366)] = 7) -> dict[str, Any]:
     """Report the ``days`` days ending ``until`` (default today, UTC): publish the table,
     charts and contact-sheet link as artifacts, and send it through Apprise.
 
     Args:
-        until: The last day of the period, included (default: today, UTC).
+        until: The last day of the period, included, YYYY-MM-DD (empty: today, UTC).
         days: How many days the period covers (default 7).
     """
     rt = get_runtime()
-    summary = write_report_task(rt, until, days)  # the figures, charts and contact sheet, published as artifacts
+    summary = write_report_task(rt, optional_day(until), days)  # the figures, charts and contact sheet, published as artifacts
     summary["delivered"] = send_report_task(rt, summary)  # sent through Apprise, recorded
     return summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import date
 from typing import Any
 
 import typer
@@ -92,14 +93,31 @@ def fail(exc: BaseException, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def parse_day(value: Any) -> date:
+    """A ``--date`` / ``--since`` / ``--until`` / ``--for`` value (``YYYY-MM-DD``) as a date
+    (Typer's ``parser=``); anything else is one line saying the format, exit 2."""
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        error_line(f"{shown!r} is not a date: write it as YYYY-MM-DD (e.g. {date.today().isoformat()})")
+        raise typer.Exit(2) from None
+
+
 def load_settings() -> Any:
     """The settings (config.settings.get_settings); a bad configuration or prompt key: one line, exit 2."""
-    from config.settings import get_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from config.settings import get_secrets, get_settings  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     from storage.crypto import cipher  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
         settings = get_settings()
+        get_secrets()  # an Apprise URL with a wrong scheme: said now, not when the first alert is lost
         cipher()  # a PROMPT_ENCRYPTION_KEY that is not a Fernet key: said now, not at the first prompt
         return settings
     except ConfigError as exc:

@@ -287,6 +287,34 @@ def check_providers(settings: Any, secrets: Any, timeout_s: float) -> list[Check
     return checks
 
 
+def preflight(settings: Any, secrets: Any) -> tuple[str | None, list[str]]:
+    """What a run checks before its first image (doctor's provider-key and folder checks, no
+    network): ``(error, warnings)``. The error (one line; the run stops, exit 2): the output
+    folder cannot be written, or an enabled provider of the chain lacks its key while no
+    other real provider of the chain can run (the run would make placeholders only). A
+    provider lacking its key with another real one after it: a warning, the run goes on."""
+    from providers.registry import provider_class  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+
+    folder = settings.output_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        return f"output_dir {folder} cannot be written ({exc.strerror or type(exc).__name__}): set output_dir in the configuration to a writable folder", []
+    enabled = [n for n in settings.chain if settings.provider_config(n).enabled]
+    lacking = {n: missing_keys(provider_class(n), secrets) for n in enabled}
+    usable_real = [n for n in enabled if not lacking[n] and not provider_class(n).is_placeholder]
+    lines = [
+        f"{keys[0]} is not set: the chain's provider {name} cannot run; set it in the environment or .env, or set providers.{name}.enabled: false"
+        for name, keys in lacking.items()
+        if keys
+    ]
+    if lines and not usable_real:
+        return lines[0] + " (nothing was generated)", []
+    return None, [line + f" (the chain goes on with {', '.join(usable_real)})" for line in lines]
+
+
 def check_apprise(secrets: Any) -> list[Check]:
     import apprise  # noqa: PLC0415 - Apprise loads every plugin: only when a message is sent
 
@@ -400,6 +428,11 @@ def run_checks(timeout_s: float = 3.0) -> list[Check]:
     from config.settings import config_path  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     secrets = Secrets()
+    problems = secrets.url_problems()  # an Apprise URL with a misspelt scheme: a configuration error, as for every command
+    if problems:
+        checks.append(Check("configuration", FAIL, problems[0], "correct the variable named above"))
+        checks.append(check_prefect_api(timeout_s))
+        return checks
     checks.append(Check("configuration", OK, str(config_path() or "defaults (no content-pipeline.yaml)")))
     try:
         library = TemplateLibrary.load(settings.templates_dir, providers=PROVIDERS)

@@ -61,6 +61,8 @@ def doctor_cmd(
     failed = [c for c in checks if c.status == FAIL]
     warned = [c for c in checks if c.status == WARN]
     console.print(f"{len(checks)} checks: {len(failed)} to fix, {len(warned)} warnings")
+    if any(c.name == "configuration" for c in failed):
+        raise typer.Exit(2)  # a configuration error, as every command says it
     if failed:
         raise typer.Exit(1)
 

@@ -15,13 +15,15 @@ Exit codes: 0 success, 1 refused / not found / differences found, 2 bad configur
 from __future__ import annotations
 
 import getpass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
+
+from cli.common import parse_day
 
 review_app = typer.Typer(help="Review images waiting for a decision (categories with review: required).", no_args_is_help=True)
 backup_app = typer.Typer(help="The backup store (publishing.backup_url).", no_args_is_help=True)
@@ -55,7 +57,9 @@ def _reviewer(value: str | None) -> str:
         return "cli"
 
 
-def _rows(image_ids: list[str]) -> list[Any]:
+def _rows(image_ids: list[str], where: str = "") -> list[Any]:
+    """The rows of ``image_ids``; an unknown id: one line saying where the ids are listed
+    (``where``: "review", for the review commands), exit 2."""
     from publishing.versions import find_image  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     rt = _runtime()
@@ -64,6 +68,8 @@ def _rows(image_ids: list[str]) -> list[Any]:
         try:
             rows.append(find_image(rt.db, image_id))
         except KeyError as exc:
+            if where == "review":
+                raise _fail(f"no image {image_id[:40]!r} in review: content-pipeline review list shows the ids", 2) from None
             raise _fail(str(exc.args[0] if exc.args else exc)) from None
     return rows
 
@@ -104,7 +110,7 @@ def _decide(image_ids: list[str], reviewer: str | None, note: str | None, approv
     from domain.model import ImageStatus  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
-    rows = _rows(image_ids)
+    rows = _rows(image_ids, "review")
     publisher = _runtime().publisher()
     who = _reviewer(reviewer)
     failed = 0
@@ -150,17 +156,24 @@ def review_reject(
 
 def reserve_cmd(
     category: Annotated[str, typer.Option("--category", help="The image category (food, products ...).")],
-    for_date: Annotated[datetime, typer.Option("--for", formats=["%Y-%m-%d"], help="The post's date (YYYY-MM-DD).")],
+    for_date: Annotated[
+        date | None,
+        typer.Option("--for", parser=parse_day, metavar="YYYY-MM-DD", help="The post's date (YYYY-MM-DD); default tomorrow in the configured timezone."),
+    ] = None,
     channel: Annotated[str | None, typer.Option(help="Where it will be posted (instagram ...).")] = None,
     on_demand: Annotated[bool, typer.Option(help="When none is free, request a generation (on-demand template).")] = True,
 ) -> None:
     """Reserve the best free published image of a category for a post (atomic: never shared)."""
     from storage.ledger import ImageLedger  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
-    from publishing.reserve import reserve  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from generation.plan import local_today  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from publishing.reserve import reserve, unknown_category  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     console, _ = _console()
     rt = _runtime()
-    day = for_date.date()
+    problem = unknown_category(category, rt.library.categories)
+    if problem:
+        raise _fail(problem, 2)
+    day = for_date or local_today(rt.settings.timezone) + timedelta(days=1)
     outcome = reserve(ImageLedger(rt.db), rt.settings, category, day, channel=channel, reserved_by=_reviewer(None), on_demand=on_demand)
     if outcome.state != "reserved":
         raise _fail(outcome.message)
@@ -194,7 +207,7 @@ def regenerate_cmd(
     [row] = _rows([image])
     prefect_defaults()
     try:
-        result = regenerate_image(image_id=row.image_id, seed=seed, provider=provider)
+        result = regenerate_image(image_id=row.image_id, seed=-1 if seed is None else seed, provider=provider or "")
     except ValueError as exc:
         raise _fail(str(exc)) from None
     console.print(

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from domain.errors import TemplateError
 from providers.registry import PROVIDERS
-from cli.common import console, fail, load_settings
+from cli.common import console, fail, load_settings, parse_day
 
 
 def _as_date(value: date | None) -> date | None:
@@ -24,8 +24,10 @@ def _as_date(value: date | None) -> date | None:
 
 
 def report_cmd(
-    since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
-    until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
+    since: Annotated[
+        date | None, typer.Option("--since", parser=parse_day, metavar="YYYY-MM-DD", help="First day (UTC); default 6 days before --until.")
+    ] = None,
+    until: Annotated[date | None, typer.Option("--until", parser=parse_day, metavar="YYYY-MM-DD", help="Last day, included (UTC); default today.")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Folder for the charts and contact sheet; default <output_dir>/reports/<since>_<until>.")] = None,
     client: Annotated[str | None, typer.Option("--client", help="Only this client's images and calls (clients in the configuration).")] = None,
 ) -> None:
@@ -117,8 +119,10 @@ def _why(call: Any) -> str:
 
 
 def history_cmd(
-    since: Annotated[date | None, typer.Option("--since", formats=["%Y-%m-%d"], help="First day (UTC); default 6 days before --until.")] = None,
-    until: Annotated[date | None, typer.Option("--until", formats=["%Y-%m-%d"], help="Last day, included (UTC); default today.")] = None,
+    since: Annotated[
+        date | None, typer.Option("--since", parser=parse_day, metavar="YYYY-MM-DD", help="First day (UTC); default 6 days before --until.")
+    ] = None,
+    until: Annotated[date | None, typer.Option("--until", parser=parse_day, metavar="YYYY-MM-DD", help="Last day, included (UTC); default today.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 200,
     image_id: Annotated[str | None, typer.Option("--image", help="Only this image's slot: its version chain.")] = None,
 ) -> None:

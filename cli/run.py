@@ -22,7 +22,7 @@ from domain.errors import DatabaseUnavailableError, TemplateError
 from providers.registry import PROVIDERS
 from cli.prefect_settings import check_prefect_settings
 from cli.server import BackgroundServer, profile_api_url
-from cli.common import console, err, error_line, fail, load_settings, prefect_api_problem, prefect_defaults
+from cli.common import console, err, error_line, fail, load_settings, parse_day, prefect_api_problem, prefect_defaults, warning_line
 
 
 run_app = typer.Typer(help="Run a flow now, in this process.", no_args_is_help=True)
@@ -136,12 +136,15 @@ def _incomplete_advice(summary: Any) -> str:
     return "re-run the same command to retry what can be retried (add --retry-failed for the rest)"
 
 
-def _print_summary(summary: Any) -> None:
+def summary_table(summary: Any) -> Table:
+    """The run's table: one row per image; its stored key (or error) in full, folded over
+    lines when the terminal is narrow."""
     from reporting.summary import outcome_of, summary_words  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     table = Table(title=f"{summary.flow} run: {summary_words(summary.images, summary.cost_usd)}")
     for column in ("image", "template", "provider", "USD", "seconds", "outcome", "stored at / error"):
-        table.add_column(column, no_wrap=column != "stored at / error")
+        # the key in full, folded over lines when narrow (rich's default cuts it with "…")
+        table.add_column(column, no_wrap=column != "stored at / error", overflow="fold" if column == "stored at / error" else "ellipsis")
     for image in summary.images:
         table.add_row(
             image.image_id,
@@ -152,6 +155,11 @@ def _print_summary(summary: Any) -> None:
             outcome_of(image),
             image.storage_key or (image.error or "-")[:120],
         )
+    return table
+
+
+def _print_summary(summary: Any) -> None:
+    table = summary_table(summary)
     console.print(table)
     console.print(f"images:   {summary.output_dir}/content (real) and {summary.output_dir}/placeholder (placeholders)")
     console.print(f"database: {summary.database_url}")
@@ -279,6 +287,8 @@ def prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     # read): a bad PREFECT_* value is one line, exit 2
     check_prefect_settings()
     settings = load_settings()
+    if quiet_console:  # a run: a missing key or an unwritable folder is said before the first image
+        _preflight(settings)
     from domain.templates import TemplateLibrary  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
 
     try:
@@ -292,6 +302,20 @@ def prepare(*, quiet_console: bool = True, start_server: bool = True) -> Any:
     if start_server and quiet_console:
         _start_servers()
     return settings, library
+
+
+def _preflight(settings: Any) -> None:
+    """Doctor's key and folder checks before a run (cli.doctor.preflight): an error is one
+    line, exit 2; a warning is said once and the run goes on."""
+    from cli.doctor import preflight  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+    from config.settings import get_secrets  # noqa: PLC0415 - the command line's start-up: loaded only by the commands that need it
+
+    problem, warnings = preflight(settings, get_secrets())
+    if problem:
+        error_line(problem)
+        raise typer.Exit(2)
+    for line in warnings:
+        warning_line(line)
 
 
 def _start_servers() -> None:
@@ -309,7 +333,7 @@ def _start_servers() -> None:
         _start_temporary_server_early()
 
 
-DateOption = Annotated[date | None, typer.Option("--date", help="Run date (YYYY-MM-DD); default today.", formats=["%Y-%m-%d"])]
+DateOption = Annotated[date | None, typer.Option("--date", help="Run date (YYYY-MM-DD); default today.", parser=parse_day, metavar="YYYY-MM-DD")]
 
 
 RetryOption = Annotated[

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,6 +12,23 @@ from domain.yamlio import shorten
 from urllib.parse import urlparse
 
 _Strict = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf / nan are never a valid setting
+
+
+def scheme_problem(url: str, *, web_only: bool) -> str | None:
+    """None when ``url``'s scheme can be right, else what is wrong: no ``scheme://``, a
+    scheme other than http(s) where only those work (``web_only``: webhooks), or a
+    misspelling of http / https (``htps://``) anywhere (Apprise URLs)."""
+    scheme = url.split("://", 1)[0].strip().lower() if "://" in url else ""
+    if not scheme:
+        return f"{shorten(url)}: no scheme: write https://host/path" + ("" if web_only else " (or any Apprise URL: mailto://, ntfy://, json://...)")
+    if scheme in ("http", "https"):
+        return None
+    near = difflib.get_close_matches(scheme, ["https", "http"], n=1, cutoff=0.75)
+    if near:
+        return f"scheme {scheme[:20]!r} is not {near[0]!r}: write {near[0]}://..."
+    if web_only:
+        return f"scheme {scheme[:20]!r}: a webhook URL is https:// (http:// on a private network)"
+    return None
 
 
 def store_url(value: str | None) -> str | None:
@@ -84,6 +102,15 @@ class WebhookConfig(BaseModel):
     ] = "CONTENT_PIPELINE_WEBHOOK_SECRET"
     include_prompt: bool = True
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        problem = scheme_problem(value, web_only=True)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     backoff_s: Annotated[float, Field(ge=0, le=600)] = 2.0
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
 

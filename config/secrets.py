@@ -116,6 +116,19 @@ class Secrets(BaseSettings):
             return []
         return [u for u in re.split(r"[\s,]+", self.publish_apprise_urls.get_secret_value()) if u]
 
+    def url_problems(self) -> list[str]:
+        """One line per Apprise URL whose scheme is wrong (``config.publishing.scheme_problem``),
+        naming the variable and the entry, never the rest of the URL (it holds tokens)."""
+        from config.publishing import scheme_problem  # noqa: PLC0415 - a sibling config module, loaded only when the URLs are checked
+
+        problems = []
+        for name, urls in (("APPRISE_URLS", self.apprise_url_list()), ("PUBLISH_APPRISE_URLS", self.publish_apprise_url_list())):
+            for position, url in enumerate(urls, 1):
+                problem = scheme_problem(url.split("://", 1)[0] + "://" if "://" in url else "(no scheme)", web_only=False)
+                if problem:
+                    problems.append(f"environment {name} entry #{position}: {problem}")
+        return problems
+
     def masked(self) -> dict[str, str | None]:
         """Every secret by environment variable name, masked (``hf_***``) or None when unset."""
         shown: dict[str, str | None] = {name: mask(value.get_secret_value()) for name, value in sorted(self.provider_secrets.items())}

@@ -338,7 +338,7 @@ def load_settings(path: Path | None = None) -> Settings:
                 messages.append(f"environment {env_name} = {shown(env_name, os.environ[env_name])}: {str(err['msg'])[:300]}")
             elif env_name in dotenv:
                 messages.append(f"{DOTENV} {env_name} = {shown(env_name, dotenv[env_name])}: {str(err['msg'])[:300]}")
-        detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate)
+        detail = format_validation_error(exc, source=str(path) if path else "configuration", locate=locate, model=Settings)
         raise ConfigError("\n".join(messages) or detail) from None
     finally:
         _yaml_data.reset(token)
@@ -376,6 +376,11 @@ def get_settings() -> Settings:
 
 @lru_cache(maxsize=1)
 def get_secrets() -> Secrets:
-    """The process-wide secrets (cached). ConfigError for a .env that is not UTF-8 text."""
+    """The process-wide secrets (cached). ConfigError for a .env that is not UTF-8 text or an
+    Apprise URL with a wrong scheme (``htps://``)."""
     dotenv_values()
-    return Secrets()
+    secrets = Secrets()
+    problems = secrets.url_problems()
+    if problems:
+        raise ConfigError(problems[0])
+    return secrets

@@ -14,16 +14,17 @@ larger than ``MAX_BYTES``.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 Locator = Callable[[Sequence[int | str]], int | None]
 
@@ -205,9 +206,45 @@ def load_yaml(path: Path, *, error: type[Exception]) -> tuple[Any, Locator]:
     return parse_yaml(text, str(path), error=error)
 
 
-def format_validation_error(exc: ValidationError, *, source: str, locate: Locator | None = None, prefix: Sequence[str] = ()) -> str:
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model ``annotation`` holds (``Model``, ``Model | None``, ``dict[str, Model]``,
+    ``list[Model]``, ``Annotated[...]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def known_keys(model: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
+    """The keys the mapping at ``loc`` (a pydantic error location, without its last item)
+    accepts, following ``model``'s fields (and their aliases); [] when unknown."""
+    for part in loc:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue  # a key of a dict or an index of a list: the same model below
+        model = _model_of(field.annotation)
+    if model is None:
+        return []
+    return sorted({name for name, field in model.model_fields.items()} | {f.alias for f in model.model_fields.values() if isinstance(f.alias, str)})
+
+
+def suggestion(key: str, known: Sequence[str]) -> str:
+    """`` — did you mean 'x'?`` for the closest of ``known`` to ``key`` (difflib), else ''."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" — did you mean {close[0]!r}?" if close else ""
+
+
+def format_validation_error(
+    exc: ValidationError, *, source: str, locate: Locator | None = None, prefix: Sequence[str] = (), model: type[BaseModel] | None = None
+) -> str:
     """One line per pydantic error: ``source:line: field a.b.c = 'value': message``
-    (the value shortened to about 80 characters)."""
+    (the value shortened to about 80 characters); an unknown key of ``model`` names the
+    closest known key (``unknown key 'chian' — did you mean 'chain'?``)."""
     lines = []
     for err in exc.errors():
         loc = tuple(prefix) + tuple(err["loc"])
@@ -221,7 +258,8 @@ def format_validation_error(exc: ValidationError, *, source: str, locate: Locato
         if len(message) > 300:
             message = message[:300] + "…"
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown key {field!r}{echoed}")
+            guess = suggestion(str(err["loc"][-1]), known_keys(model, err["loc"][:-1])) if err["loc"] else ""
+            lines.append(f"{where}: unknown key {field!r}{echoed}{guess}")
         else:
             lines.append(f"{where}: field {field!r}{echoed}: {message}")
     return "\n".join(lines)

@@ -32,11 +32,11 @@ def generate(
     count: Annotated[int, Field(ge=1, le=50)] = 1,
     quality: Quality = Quality.standard,
     format: ImageFormat = ImageFormat.square,
-    batch: str | None = None,
+    batch: Annotated[str, Field(max_length=80)] = "",
     retry_failed: bool = False,
-    reference_image: str | None = None,
-    mask: str | None = None,
-    strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None,
+    reference_image: str = "",
+    mask: str = "",
+    strength: Annotated[float, Field(ge=-1.0, le=1.0)] = -1.0,
 ) -> RunSummary:
     """``count`` images of ``template`` at ``quality`` and ``format``.
 
@@ -53,11 +53,12 @@ def generate(
         reference_image: img2img: a picture to start from, a path inside the templates
             folder or an https URL (overrides the template's).
         mask: inpainting: white where the picture is repainted (same rules; needs a reference image).
-        strength: how much of the reference image changes, 0 to 1.
+        strength: how much of the reference image changes, 0 to 1 (-1: the template's own).
     """
     rt = get_runtime()
+    reference, inpaint, change = reference_image or None, mask or None, strength if strength >= 0 else None
     chosen = rt.library.get(template)  # the template asked for (TemplateError naming close names when unknown)
-    check_references(reference_image, mask, strength, rt.library.folder)
+    check_references(reference, inpaint, change, rt.library.folder)
     name = batch or str(flow_run.id or "manual")[:8]
     with image_run(rt) as run_key:  # what dead runs left is closed first
         slots = plan_adhoc(
@@ -68,9 +69,9 @@ def generate(
             name,
             quality,
             format,
-            reference_image=reference_image,
-            mask=mask,
-            strength=strength,
+            reference_image=reference,
+            mask=inpaint,
+            strength=change,
         )
         pks = plan_images_task(rt, slots, current_trigger())  # a variation per slot, recorded before any money is spent
         produce_images(rt, "adhoc", pks, run_key, retry_failed)  # generate, post-process, tag, upload, record

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from domain.model import ImageSlot, check_reference
 from domain.errors import TemplateError
@@ -11,7 +16,48 @@ from generation.plan import local_today
 from wiring.runtime import get_runtime
 
 
-def only_categories(slots: list[ImageSlot], categories: list[str] | None, library: TemplateLibrary) -> list[ImageSlot]:
+def _as_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _a_day(value: str) -> str:
+    if value:
+        try:
+            if len(value) != 10:
+                raise ValueError(value)
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not a date: write YYYY-MM-DD, or leave it empty") from None
+    return value
+
+
+#: A flow parameter holding a day as ``YYYY-MM-DD`` text, empty for the default day (the
+#: run forms of the Prefect UI then show a plain text field, not a "date | None" toggle
+#: with "Property is type None"); a ``date`` passed from Python is accepted as well.
+DayText = Annotated[
+    str,
+    BeforeValidator(_as_text),
+    AfterValidator(_a_day),
+    # the server checks a deployment's parameters against this schema: 2026-13-01 is refused before a run exists
+    WithJsonSchema({"type": "string", "maxLength": 10, "pattern": r"^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))?$"}),
+]
+
+
+def day_or(value: str | date | None, default: date) -> date:
+    """The day ``value`` names (``YYYY-MM-DD`` text or a date), ``default`` when empty."""
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value) if value else default
+
+
+def optional_day(value: str | date | None) -> date | None:
+    """The day ``value`` names, None when empty."""
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value) if value else None
+
+
+def only_categories(slots: list[ImageSlot], categories: Sequence[str] | None, library: TemplateLibrary) -> list[ImageSlot]:
     """``slots`` of ``categories`` only (``None`` or empty: every slot).
 
     Raises TemplateError naming the unknown category and the known ones.

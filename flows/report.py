@@ -10,7 +10,6 @@ page is uploaded next to the images; the local path otherwise).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from prefect import flow
@@ -18,6 +17,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.hooks import flow_failure_hook
+from flows.parameters import DayText, optional_day
 from reporting.report import report_period
 from tasks.report import send_report_task, write_report_task
 from wiring.runtime import get_runtime
@@ -31,21 +31,20 @@ def report_run_name() -> str:
 
 
 @flow(name="weekly-report", flow_run_name=report_run_name, on_failure=[flow_failure_hook], on_crashed=[flow_failure_hook])
-def weekly_report(
-    until: date | None = None, days: Annotated[int, Field(ge=1, le=366)] = 7, client: Annotated[str | None, Field(max_length=30)] = None
-) -> dict[str, Any]:
+def weekly_report(until: DayText = "", days: Annotated[int, Field(ge=1, le=366)] = 7, client: Annotated[str, Field(max_length=30)] = "") -> dict[str, Any]:
     """Report the ``days`` days ending ``until`` (default today, UTC): publish the table (with
     its per-client breakdown), charts and contact-sheet link as artifacts, and send it through
     Apprise (a client's report to the client's alert targets too).
 
     Args:
-        until: The last day of the period, included (default: today, UTC).
+        until: The last day of the period, included, YYYY-MM-DD (empty: today, UTC).
         days: How many days the period covers (default 7).
-        client: Only this client's images and calls (a name under ``clients`` in the configuration).
+        client: Only this client's images and calls (a name under ``clients`` in the
+            configuration); empty: every client.
     """
     rt = get_runtime()
-    if client is not None and rt.settings.clients.get(client) is None:
+    if client and rt.settings.clients.get(client) is None:
         raise ValueError(f"client {client!r} is not configured (clients: {', '.join(rt.settings.clients.names()) or 'none'})")
-    summary = write_report_task(rt, until, days, client)  # the figures, charts and contact sheet, published as artifacts
+    summary = write_report_task(rt, optional_day(until), days, client or None)  # the figures, charts and contact sheet, published as artifacts
     summary["delivered"] = send_report_task(rt, summary)  # sent through Apprise, recorded
     return summary

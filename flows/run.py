@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -65,7 +65,7 @@ def image_run(rt: Runtime) -> Iterator[str]:
         rt.end_run(run_key)
 
 
-def select_templates(rt: Runtime, plan: Callable[[Schedules, date], list[ImageSlot]], day: date, categories: list[str] | None) -> list[ImageSlot]:
+def select_templates(rt: Runtime, plan: Callable[[Schedules, date], list[ImageSlot]], day: date, categories: Sequence[str] | None) -> list[ImageSlot]:
     """The slots ``plan`` schedules for ``day`` (templates/schedules.yaml), only those of
     ``categories`` (default: every slot; an unknown category raises TemplateError before any
     image is planned)."""

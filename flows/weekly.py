@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.hooks import flow_failure_hook
-from flows.parameters import dated_run_name
+from flows.parameters import DayText, dated_run_name, day_or
 from flows.run import current_trigger, image_run, produce_images, review_and_publish, select_templates, summarise
 from generation.plan import local_today, plan_weekly
 from reporting.summary import RunSummary
@@ -23,7 +22,7 @@ from wiring.runtime import get_runtime
     on_failure=[flow_failure_hook],
     on_crashed=[flow_failure_hook],
 )
-def weekly_content(run_date: date | None = None, categories: list[str] | None = None, retry_failed: bool = False) -> RunSummary:
+def weekly_content(run_date: DayText = "", categories: tuple[str, ...] = (), retry_failed: bool = False) -> RunSummary:
     """Make ``run_date``'s images of the weekly plan (lighter Sunday, weekend special).
 
     ``categories`` keeps only the slots of those categories (default: every slot);
@@ -33,12 +32,12 @@ def weekly_content(run_date: date | None = None, categories: list[str] | None = 
     otherwise Failed, with a message counting the others (flows.run.summarise).
 
     Args:
-        run_date: The day to make (default: today in the configured timezone).
-        categories: Only the slots of these categories (default: every slot).
+        run_date: The day to make, YYYY-MM-DD (empty: today in the configured timezone).
+        categories: Only the slots of these categories (empty: every slot).
         retry_failed: Also retry slots that failed for good (rejected, out of attempts) or were skipped by the budget.
     """
     rt = get_runtime()
-    day = run_date or local_today(rt.settings.timezone)
+    day = day_or(run_date, local_today(rt.settings.timezone))
     with image_run(rt) as run_key:  # what dead runs left is closed first
         slots = select_templates(rt, plan_weekly, day, categories)  # that weekday's plan: a template per slot
         pks = plan_images_task(rt, slots, current_trigger())  # a variation per slot, recorded before any money is spent

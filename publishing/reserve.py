@@ -10,6 +10,8 @@ requests an ad-hoc generation of one image through the ``generate/adhoc`` deploy
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -45,6 +47,16 @@ class ReserveOutcome:
             "storage_key": image.storage_key if image else None,
             "flow_run_id": self.flow_run_id,
         }
+
+
+def unknown_category(category: str, known: Sequence[str]) -> str | None:
+    """None when ``category`` is one of ``known`` (the template library's categories), else
+    one line: the closest known one (difflib) and the list."""
+    if category in known:
+        return None
+    close = difflib.get_close_matches(category, list(known), n=1, cutoff=0.6)
+    guess = f" — did you mean {close[0]!r}?" if close else ""
+    return f"unknown category {category[:40]!r}{guess} known: {', '.join(sorted(known)) or 'none'}"
 
 
 def reserve(

@@ -8,8 +8,9 @@ stored. Per category (``publishing.review``):
   put them: ``staging_folder``), and, when the run belongs to a deployment, the flow run
   SUSPENDS (``prefect.flow_runs.suspend_flow_run(wait_for_input=...)``, no worker held)
   until someone submits the form the Prefect UI shows on the run page ("Resume"): a
-  table of the images (thumbnail, prompt, provider, cost) then, per image, approve /
-  reject / regenerate and a note, and the reviewer's name. The API does the same:
+  per image, its thumbnail, prompt, provider and cost directly above its decision (approve /
+  reject / regenerate / wait) and a note, "All images" (approve all / reject all), and the
+  reviewer's name. The API does the same:
   ``POST /api/flow_runs/{id}/resume`` with ``{"run_input": {...}}``
   (https://docs.prefect.io/v3/advanced/interactive). Resumed, Prefect runs the flow
   again from the start: every step before is idempotent (rows already made are not made
@@ -63,26 +64,58 @@ def note_name(image_id: str) -> str:
     return f"note_{image_id}"
 
 
-def review_form(rows: Sequence[ImageRecord]) -> type[Any]:
-    """The RunInput model of one review round: ``reviewer``, a general ``note``, and per image
-    a decision (``wait`` = no decision yet) and a note. Unknown keys are ignored, so the
-    input of a round loads again after some images were decided from the CLI."""
+#: The form's "all images" field: applied to every image whose own decision stays ``wait``.
+ALL_IMAGES = "all_images"
+AllDecision = Literal["wait", "approve all", "reject all"]
+#: Side (pixels) of the thumbnail shown above each image's decision in the review form.
+THUMBNAIL_SIDE = 384
+
+
+def image_details(row: ImageRecord, thumbnail: str | None) -> str:
+    """The markdown the Prefect UI renders directly above one image's decision field (a
+    schema property's ``description`` is rendered as markdown in the field's header):
+    the thumbnail, the version, category and template, the provider and model, the cost
+    (USD) and the prompt."""
+    prompt = shown_prompt(row).replace("\n", " ")[:400]
+    return "\n\n".join(
+        [
+            f"![{row.image_id}]({thumbnail})" if thumbnail else "(no thumbnail)",
+            f"**v{row.version}** · {row.category}/{row.template or '-'} · "
+            f"**provider** {row.provider or '-'} ({row.model or '-'}) · **cost** USD {row.cost_usd:.4f}",
+            f"> {prompt}",
+        ]
+    )
+
+
+def review_form(rows: Sequence[ImageRecord], thumbnails: dict[str, str | None] | None = None) -> type[Any]:
+    """The RunInput model of one review round: ``reviewer``, ``all_images`` (wait / approve
+    all / reject all: applied to each image left at ``wait``), a general ``note``, and per
+    image a decision (``wait`` = no decision yet) whose description holds that image's
+    thumbnail and details (``image_details``; ``thumbnails``: image id -> data URI), then
+    its note. Unknown keys are ignored, so the input of a round loads again after some
+    images were decided from the CLI."""
     from prefect.input import RunInput  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
+    thumbnails = thumbnails or {}
     fields: dict[str, Any] = {
         "reviewer": (str, Field(min_length=1, max_length=120, title="Reviewer", description="Your name: recorded on every image you decide.")),
+        ALL_IMAGES: (
+            AllDecision,
+            Field(default="wait", title="All images", description="**approve all** / **reject all**: applied to every image below left at *wait*."),
+        ),
         "note": (str, Field(default="", max_length=4000, title="Note", description="Applies to every image without its own note.")),
     }
     for row in rows:
-        label = f"{row.image_id} · {row.category}/{row.template or '-'} v{row.version} · {row.provider or '-'}"
-        fields[field_name(row.image_id)] = (Decision, Field(default="wait", title=label, description=shown_prompt(row)[:300]))
+        label = f"Decision on {row.image_id}"
+        details = image_details(row, thumbnails.get(row.image_id))
+        fields[field_name(row.image_id)] = (Decision, Field(default="wait", title=label, description=details))
         fields[note_name(row.image_id)] = (str, Field(default="", max_length=4000, title=f"Note on {row.image_id}"))
     base = type("ReviewInput", (RunInput,), {"model_config": ConfigDict(extra="ignore")})
     model: type[Any] = create_model("ImageReview", __base__=base, **fields)
     return model
 
 
-def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: int = 160) -> str | None:
+def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: int = THUMBNAIL_SIDE) -> str | None:
     """A ``data:image/jpeg;base64,...`` thumbnail (``side`` pixels) of row's smallest stored
     rendition: the UI shows it whatever the store (a ``file://`` link would be blocked)."""
 
@@ -90,7 +123,9 @@ def thumbnail_data_uri(ledger: ImageLedger, store: Any, row: ImageRecord, side: 
     files = ledger.db.renditions(row.id)
     if not files:
         return None
-    smallest = min(files, key=lambda f: f.width * f.height)
+    # the smallest rendition at least ``side`` pixels wide or high (else the largest): sharp, small to send
+    large = [f for f in files if max(f.width, f.height) >= side]
+    smallest = min(large, key=lambda f: f.width * f.height) if large else max(files, key=lambda f: f.width * f.height)
     try:
         with Image.open(io.BytesIO(store.get(smallest.storage_key))) as image:
             image.thumbnail((side, side))
@@ -113,30 +148,17 @@ def shown_prompt(row: ImageRecord) -> str:
     return row.prompt or "-"
 
 
-def review_description(ledger: ImageLedger, store: Any, rows: Sequence[ImageRecord], round_no: int) -> str:
-    """The markdown above the form: per image its thumbnail, id, version, category and
-    template, provider, cost (USD) and prompt (one block each: the form is narrow)."""
-    lines = [
-        f"### Review round {round_no}: {len(rows)} image{'s' if len(rows) != 1 else ''}",
-        "",
-        "Choose per image below: **approve** (publish), **reject** (kept under rejected/ with your note), "
-        "**regenerate** (a new version, reviewed next), or wait.",
-        "",
-    ]
-    for row in rows:
-        thumb = thumbnail_data_uri(ledger, store, row)
-        prompt = shown_prompt(row).replace("\n", " ")[:400]
-        lines += [
-            f"#### {row.image_id} · v{row.version} · {row.category}/{row.template or '-'}",
+def review_description(rows: Sequence[ImageRecord], round_no: int) -> str:
+    """The markdown above the form: the round and what each choice does (each image's
+    thumbnail and details sit above its own decision: ``review_form``)."""
+    return "\n".join(
+        [
+            f"### Review round {round_no}: {len(rows)} image{'s' if len(rows) != 1 else ''}",
             "",
-            f"![{row.image_id}]({thumb})" if thumb else "(no thumbnail)",
-            "",
-            f"**provider** {row.provider or '-'} ({row.model or '-'}) · **cost** USD {row.cost_usd:.4f}",
-            "",
-            f"> {prompt}",
-            "",
+            "Per image below: **approve** (publish), **reject** (kept under rejected/ with your note), "
+            "**regenerate** (a new version, reviewed next), or wait; **All images** decides every image left at wait.",
         ]
-    return "\n".join(lines)
+    )
 
 
 def _in_deployment() -> bool:
@@ -269,8 +291,9 @@ def _with_versions(ledger: ImageLedger, pks: list[int]) -> list[int]:
 def _suspend_for(publisher: Publisher, waiting: Sequence[ImageRecord], round_no: int, timeout_s: int) -> Any:
     from prefect.flow_runs import suspend_flow_run  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
-    form = review_form(waiting)
-    description = review_description(publisher.ledger, publisher.store, waiting, round_no)
+    thumbnails = {row.image_id: thumbnail_data_uri(publisher.ledger, publisher.store, row) for row in waiting}
+    form = review_form(waiting, thumbnails)
+    description = review_description(waiting, round_no)
     get_logger().info(
         "review round %d: %d image(s) wait for a decision; the run suspends (Resume in the Prefect UI, or POST /api/flow_runs/<id>/resume)",
         round_no,
@@ -290,16 +313,19 @@ def _may_decide(publisher: Publisher, row: ImageRecord, reviewer: str) -> bool:
 
 
 def apply_decisions(publisher: Publisher, waiting: Sequence[ImageRecord], decisions: Any) -> list[int]:
-    """Apply one round's decisions to the rows still ``in_review``; returns the primary keys
-    of the versions planned."""
+    """Apply one round's decisions (the submitted ``review_form`` input, or its dict) to the
+    rows still ``in_review``: an image left at ``wait`` takes ``all_images`` (approve all /
+    reject all) when set. Returns the primary keys of the versions planned."""
     values = decisions.model_dump() if hasattr(decisions, "model_dump") else dict(decisions)
     reviewer = str(values.get("reviewer") or "prefect-ui")
     general = str(values.get("note") or "")
+    for_all = {"approve all": "approve", "reject all": "reject"}.get(str(values.get(ALL_IMAGES) or "wait"), "wait")
     planned: list[int] = []
     log = get_logger()
     for row in waiting:
         assert row.id is not None
-        decision = values.get(field_name(row.image_id), "wait")
+        decision = values.get(field_name(row.image_id)) or "wait"
+        decision = for_all if decision == "wait" else decision
         note = str(values.get(note_name(row.image_id)) or general) or None
         current = publisher.ledger.get(row.id)
         if decision != "wait" and not _may_decide(publisher, current, reviewer):

@@ -233,8 +233,10 @@ class ProgressReporter:
         return percent
 
 
-def publish_report_artifacts(summary: dict[str, Any], rows: list[dict[str, str]]) -> None:
-    """The report's table, charts and contact-sheet link as artifacts of the current run."""
+def publish_report_artifacts(summary: dict[str, Any], rows: list[dict[str, str]], preview: str | None = None) -> None:
+    """The report's table, charts and contact sheet as artifacts of the current run: the
+    sheet as a link when it has an http(s) URL (S3, presigned), else as markdown with
+    ``preview`` (a ``data:`` URI of the sheet as one JPEG) inlined and the page's path."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact  # noqa: PLC0415 - Prefect costs ~1.5 s to import: loaded only where a flow or task runs
 
     words = f"{summary['since']} to {summary['last_day']} (UTC): {summary['images']} images, USD {summary['cost_usd']:.2f}"
@@ -245,9 +247,19 @@ def publish_report_artifacts(summary: dict[str, Any], rows: list[dict[str, str]]
         encoded = base64.b64encode(chart.read_bytes()).decode("ascii")
         markdown += [f"## {chart.stem.replace('-', ' ')}", "", f"![{chart.stem}](data:image/png;base64,{encoded})", ""]
     create_markdown_artifact(key="weekly-report-charts", markdown="\n".join(markdown), description=f"Charts, {words}")
-    create_link_artifact(
-        key="weekly-report-contact-sheet",
-        link=summary["sheet_url"],
-        link_text=f"contact sheet {summary['since']} to {summary['last_day']}",
-        description=f"Every image of {words}",
-    )
+    if _is_web_url(summary["sheet_url"]):
+        create_link_artifact(
+            key="weekly-report-contact-sheet",
+            link=summary["sheet_url"],
+            link_text=f"contact sheet {summary['since']} to {summary['last_day']}",
+            description=f"Every image of {words}",
+        )
+        return
+    sheet = [
+        f"# Contact sheet, {words}",
+        "",
+        f"![contact sheet]({preview})" if preview else "(no image of the period could be read)",
+        "",
+        f"The full page (prompts, providers, costs): `{summary['sheet_url']}` on the machine that wrote the report.",
+    ]
+    create_markdown_artifact(key="weekly-report-contact-sheet", markdown="\n".join(sheet), description=f"Every image of {words}")

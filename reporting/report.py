@@ -387,6 +387,42 @@ def _thumbnail(db: Database, store: ObjectStore, image: ImageRecord, side: int =
     return None
 
 
+#: The inlined contact sheet of a report on a local store: tiles of ``SHEET_TILE`` pixels,
+#: ``SHEET_COLUMNS`` a row, at most ``SHEET_MAX_IMAGES`` images and ``SHEET_MAX_BYTES`` bytes of JPEG.
+SHEET_TILE = 160
+SHEET_COLUMNS = 6
+SHEET_MAX_IMAGES = 60
+SHEET_MAX_BYTES = 400_000
+
+
+def contact_sheet_data_uri(report: Report, db: Database, store: ObjectStore, max_bytes: int = SHEET_MAX_BYTES) -> str | None:
+    """One JPEG of the period's images (the first ``SHEET_MAX_IMAGES``, ``SHEET_TILE``-pixel
+    tiles, ``SHEET_COLUMNS`` a row) as a ``data:image/jpeg;base64,...`` URI of at most
+    ``max_bytes`` bytes (lower quality, then smaller, until it fits): what the Prefect UI
+    shows where a ``file://`` link would be refused. None without a readable image."""
+    tiles: list[Image.Image] = []
+    for image in report.images[:SHEET_MAX_IMAGES]:
+        uri = _thumbnail(db, store, image, side=SHEET_TILE)
+        if uri:
+            with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as opened:
+                tiles.append(opened.convert("RGB"))
+    if not tiles:
+        return None
+    rows = (len(tiles) + SHEET_COLUMNS - 1) // SHEET_COLUMNS
+    sheet: Image.Image = Image.new("RGB", (min(len(tiles), SHEET_COLUMNS) * SHEET_TILE, rows * SHEET_TILE), "white")
+    for index, tile in enumerate(tiles):
+        column, row = index % SHEET_COLUMNS, index // SHEET_COLUMNS
+        sheet.paste(tile, (column * SHEET_TILE + (SHEET_TILE - tile.width) // 2, row * SHEET_TILE + (SHEET_TILE - tile.height) // 2))
+    while sheet.width >= 64:
+        for quality in (80, 65, 50, 35):
+            buffer = io.BytesIO()
+            sheet.save(buffer, "JPEG", quality=quality, optimize=True)
+            if buffer.tell() <= max_bytes:
+                return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        sheet = sheet.resize((sheet.width // 2, max(1, sheet.height // 2)))
+    return None
+
+
 def _link(store: ObjectStore, key: str | None) -> str:
     """The key as a link to the stored file (presigned on S3), or plain text when the store cannot sign."""
     if not key:
@@ -510,10 +546,12 @@ def report_period(until: Any, days: Any) -> tuple[str, str]:
 
 
 def sheet_link(store: ObjectStore, sheet: Path, folder_name: str) -> str:
-    """A URL for the contact sheet: on an S3 store the page is stored under
-    ``reports/<folder>/`` and presigned; on a local store its ``file://`` URL."""
+    """Where the contact sheet is: on an S3 store the page is stored under
+    ``reports/<folder>/`` and its presigned https URL returned; on a local store its path on
+    this machine (a browser refuses a ``file://`` link from the Prefect UI: the run's
+    artifact inlines the sheet instead, ``contact_sheet_data_uri``)."""
     if isinstance(store, LocalStore):
-        return sheet.resolve().as_uri()
+        return str(sheet.resolve())
     data = sheet.read_bytes()
     key = f"reports/{folder_name}/index-{hashlib.sha256(data).hexdigest()[:12]}.html"
     store.put(key, data, content_type="text/html; charset=utf-8")

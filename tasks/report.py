@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from domain.log import get_logger
 from reporting.alerts import send_apprise
 from reporting.artifacts import publish_report_artifacts
-from reporting.report import period, report_period, sheet_link, write_report
+from reporting.report import contact_sheet_data_uri, period, report_period, sheet_link, write_report
 from storage.db import AlertRecord
 from wiring.runtime import Runtime
 from storage import queries
@@ -38,7 +38,10 @@ def write_report_task(rt: Runtime, until: date | None, days: int, client: str | 
         "sheet_url": sheet_link(rt.store, sheet, folder.name),
         "client": client,
     }
-    publish_report_artifacts(summary, report.rows())
+    # a local store's sheet is no link a browser opens from the UI: the artifact shows it inlined
+    link = str(summary["sheet_url"])
+    preview = None if link.startswith(("https://", "http://")) else contact_sheet_data_uri(report, rt.db, rt.store)
+    publish_report_artifacts(summary, report.rows(), preview=preview)
     return summary
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from reporting.artifacts import THUMB_MAX_BYTES, THUMB_SIDE, gallery_markdown, thumbnail_data_uri
+from reporting.artifacts import THUMB_MAX_BYTES, THUMB_SIDE, gallery_markdown, summary_rows, thumbnail_data_uri
 from reporting.summary import count_outcomes, outcome_of, summary_words
 from tests.conftest import a1111_config
 from tests.rows import flow_summary
@@ -263,3 +263,23 @@ def test_a_progress_artifact_the_api_refuses_to_create_does_not_fail_the_run(mon
         assert reporter.image_finished(image) == 100.0
     assert reporter.artifact_id is None
     assert sum("progress artifact left out" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_cli_summary_table_shows_the_whole_storage_key_on_a_narrow_terminal() -> None:
+    """rich cuts a long cell with "…" by default: the stored key is folded over lines instead,
+    and the summary artifact's rows carry it whole."""
+    from rich.console import Console
+
+    from cli.run import summary_table
+    from reporting.summary import ImageSummary, RunSummary
+
+    key = "content/food/2026/11/pasta-dish-0123456789ab-v2-original.png"
+    image = ImageSummary("0123456789ab", "morning#0", "pasta-dish", "automatic1111", False, 0.0, 1.5, "done", key, None)
+    summary = RunSummary("daily", [image], "output", "sqlite:///output/content-pipeline.db", [])
+    console = Console(width=90, record=True)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    assert "…" not in text
+    cells = [line.split("│")[-2].strip() for line in text.splitlines() if line.count("│") == 8]
+    assert "".join(cells) == key, text
+    assert summary_rows([image])[0]["storage_key"] == key

@@ -34,4 +34,21 @@ def test_flow_parameters_render_as_a_typed_form() -> None:
     assert definitions["ImageFormat"]["enum"] == ["square", "portrait", "landscape"]
     assert schema["required"] == ["template"]
     run_date = daily_content.parameters.model_dump()["properties"]["run_date"]
-    assert any(option.get("format") == "date" for option in run_date.get("anyOf", [run_date]))
+    assert run_date["type"] == "string" and run_date["default"] == "" and "YYYY-MM-DD" in run_date["description"]
+
+
+def test_no_run_form_offers_a_none_toggle(make_config) -> None:  # type: ignore[no-untyped-def]
+    """A parameter typed ``X | None`` is an ``anyOf [X, null]`` the Prefect UI shows as a
+    "X | None" toggle with "Property is type None": every deployment's parameters have a
+    plain type and a default instead."""
+    import json
+
+    from deployments.serve import build_deployments
+    from flows.review import regenerate_image
+
+    schemas = {d.name: d._parameter_openapi_schema.model_dump() for d in build_deployments(load_settings(make_config()))}
+    schemas["regenerate"] = regenerate_image.parameters.model_dump()
+    for name, schema in schemas.items():
+        for key, prop in schema["properties"].items():
+            assert "anyOf" not in prop and '"null"' not in json.dumps(prop), (name, key, prop)
+            assert key in schema.get("required", []) or prop.get("default") is not None, (name, key, prop)

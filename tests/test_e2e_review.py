@@ -2,11 +2,13 @@
 deployments served by ``content-pipeline serve`` (a suspended run needs a deployment), a
 loopback AUTOMATIC1111 making real photos. A daily run whose categories require review
 suspends; the review form is opened in headless Chromium (the run page's "Resume" button,
-through the DevTools protocol) and must list the images with their thumbnails; the test
+through the DevTools protocol) and must show each image's thumbnail (>= 320 px) directly
+above its own decision (bounding boxes through the DevTools protocol), and the
+deployments' run forms no "X | None" toggle; the test
 then submits the decisions through the API as the UI's form does (``POST
 /api/flow_runs/{id}/resume`` with ``run_input``): approve 2, reject 1, regenerate 1. The
 run resumes, publishes the two, keeps the rejected one under rejected/, makes version 2
-of the fourth and suspends again for it; approved, it is published and the run completes.
+of the fourth and suspends again for it; "approve all" publishes it and the run completes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStack]:
         ) as served,
     ):
         yield served
+
+
+#: Per decision field of the Resume dialog (its label "Decision on <id>"): how many images its
+#: header holds, the first one's natural width, and the bounding boxes (CSS pixels) of that
+#: image's bottom and the field's own control's top (the select the field's body holds).
+LAYOUT = """(() => {
+  const out = {};
+  for (const field of document.querySelectorAll('.schema-form-property')) {
+    const label = field.querySelector(':scope > .p-label__header .schema-form-property__label');
+    const name = label ? label.textContent.trim().replace(/ \\(Optional\\)$/, '') : '';
+    if (!name.startsWith('Decision on ')) continue;
+    const images = [...field.querySelectorAll(':scope > .p-label__header img')];
+    const body = field.querySelector(':scope > .p-label__body');
+    const control = body && body.querySelector('select, [role=combobox], button, input');
+    out[name] = {
+      images: images.length,
+      naturalWidth: images.length ? images[0].naturalWidth : 0,
+      imageBottom: images.length ? images[0].getBoundingClientRect().bottom : 1e9,
+      controlTop: control ? control.getBoundingClientRect().top : -1,
+    };
+  }
+  return out;
+})()"""
 
 
 def _flow_run(stack: ServedStack, run_id: str) -> dict[str, Any]:
@@ -109,13 +134,14 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     assert all(r.storage_key.startswith("review/") and not r.is_placeholder for r in rows)
     assert not _files(stack.output, "content")  # nothing published before the decision
 
-    # the form: its schema lists a decision per image, the description a thumbnail per image
+    # the form: its schema lists a decision per image, each with that image's thumbnail as its description
     schema = _input(stack, suspended, "schema")
     schema = json.loads(schema) if isinstance(schema, str) else schema
     for row in rows:
-        assert schema["properties"][f"image_{row.image_id}"]["enum"] == ["wait", "approve", "reject", "regenerate"]
-    description = _input(stack, suspended, "description")
-    assert description.count("data:image/jpeg;base64,") == 4 and all(r.image_id in description for r in rows)
+        decision = schema["properties"][f"image_{row.image_id}"]
+        assert decision["enum"] == ["wait", "approve", "reject", "regenerate"]
+        assert decision["description"].count("data:image/jpeg;base64,") == 1 and row.provider in decision["description"]
+    assert schema["properties"]["all_images"]["enum"] == ["wait", "approve all", "reject all"]
 
     # the same form in the Prefect UI, opened with the run page's Resume button
     shots = PROJECT_ROOT / "output" / "screenshots"
@@ -131,11 +157,30 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
             60,
         )
         target = page.screenshot(shots / "prefect-ui-review-form.png")
-        # the description scrolls inside the modal: a second picture with the thumbnails in view
+        # per image: the field labelled with its id holds its thumbnail (>= 320 px) above its own control
+        layout = page.evaluate(LAYOUT)
         page.evaluate("[...document.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/jpeg'))[1].scrollIntoView({block: 'center'})")
         thumbnails = page.screenshot(shots / "prefect-ui-review-thumbnails.png")
-    assert "Resume Flow Run" in shown and "Reviewer" in shown
+        # the run forms of the deployments: typed fields, no "X | None" toggle
+        forms = {}
+        for name in ("daily-content/daily", "reserve/reserve"):
+            deployment = httpx.get(f"{stack.server.api_url}/deployments/name/{name}", timeout=10).json()
+            page.goto(f"{stack.server.url}/deployments/deployment/{deployment['id']}/run")
+            forms[name] = page.wait_for(
+                "(() => { const t = document.body.innerText;"
+                " return t.includes('Parameters') && document.querySelectorAll('.schema-form-property').length > 1 ? t : null })()",
+                60,
+            )
+        page.screenshot(shots / "prefect-ui-run-form.png")
+    assert "Resume Flow Run" in shown and "Reviewer" in shown and "All images" in shown
     assert all(row.image_id in shown for row in rows) and "regenerate" in shown
+    assert sorted(layout) == sorted(f"Decision on {r.image_id}" for r in rows), layout
+    for label, field in layout.items():
+        assert field["images"] == 1 and field["naturalWidth"] >= 320, (label, field)
+        assert field["imageBottom"] <= field["controlTop"] and field["controlTop"] - field["imageBottom"] < 300, (label, field)
+    for name, text in forms.items():
+        assert 'Property is type "None"' not in text and "| None" not in text, (name, text[:2000])
+    assert "run_date" in forms["daily-content/daily"] and "for_date" in forms["reserve/reserve"]
     for picture in (target, thumbnails):
         with Image.open(picture) as image:
             assert image.size == (1400, 1600) and len(set(image.convert("L").resize((70, 80)).getdata())) > 8
@@ -161,9 +206,10 @@ def test_daily_run_suspends_for_review_resumes_from_the_api_and_publishes_the_ap
     assert [rows[r.id].status for r in approve] == ["done", "done"] and all(rows[r.id].published_at for r in approve)
     assert (rows[reject.id].status, rows[reject.id].review_note, rows[reject.id].reviewed_by) == ("rejected", "off-brand colours", "e2e-reviewer")
     assert rows[regenerate.id].status == "rejected" and "try another seed" in (rows[regenerate.id].review_note or "")
-    description = _input(stack, second, "description")
-    assert v2.image_id in description and description.count("data:image/jpeg;base64,") == 1
-    _resume(stack, run_id, {"reviewer": "e2e-reviewer", f"image_{v2.image_id}": "approve"})
+    schema = _input(stack, second, "schema")
+    schema = json.loads(schema) if isinstance(schema, str) else schema
+    assert [k for k in schema["properties"] if k.startswith("image_")] == [f"image_{v2.image_id}"]
+    _resume(stack, run_id, {"reviewer": "e2e-reviewer", "all_images": "approve all"})  # "approve all" decides the one left
 
     final = wait_for(
         lambda: (r := _flow_run(stack, run_id))["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") and r,

@@ -39,10 +39,10 @@ def _moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def published_images(
-    db: Database, count: int, category: str = "food", store: ObjectStore | None = None, qualities: list[float] | None = None
+    db: Database, count: int, category: str = "food", store: ObjectStore | None = None, qualities: list[float] | None = None, *, review: bool = False
 ) -> list[ImageRecord]:
-    """``count`` images taken through the ledger's transitions to published; with ``store``
-    their original and sidecar are real objects under content/."""
+    """``count`` images taken through the ledger's transitions to published (``review``: to
+    ``in_review`` instead); with ``store`` their original and sidecar are real objects under content/."""
     ledger = ImageLedger(db)
     planned = [
         PlannedImage(ImageSlot("daily", DAY, f"slot-{category}", i, category), "pasta-dish", 1, f"a {category} photo number {i}", "", 64, 64, 30, 7.5, 1000 + i)
@@ -67,7 +67,7 @@ def published_images(
             StoredImage(key, sidecar, (StoredFile("original", key, "png", 64, 64, len(data), sha256_hex(data)),)),
             ProcessedImage(quality, {"sharpness": quality}, "0" * 16, (category,)),
         )
-        rows.append(ledger.publish(row.id))
+        rows.append(ledger.send_to_review(row.id) if review else ledger.publish(row.id))
     return rows
 
 
@@ -383,7 +383,7 @@ def test_review_transitions_versions_and_one_published_version_per_slot(db_url: 
 
 def test_a_private_prompt_is_neither_sent_nor_shown_in_the_review_form(local_db: Database, tmp_path: Path) -> None:
     from publishing.delivery import webhook_payload
-    from publishing.review import review_description
+    from publishing.review import image_details, review_form
 
     store = LocalStore(tmp_path / "store")
     [row] = published_images(local_db, 1, store=store)
@@ -391,5 +391,35 @@ def test_a_private_prompt_is_neither_sent_nor_shown_in_the_review_form(local_db:
     assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True, link_expires_s=60)["prompt"] == row.prompt
     row.prompt_private = True  # embed_prompt: false
     assert webhook_payload(row, local_db.renditions(row.id), store, include_prompt=True, link_expires_s=60)["prompt"] is None
-    shown = review_description(ImageLedger(local_db), store, [row], 1)
+    shown = image_details(row, None)
     assert row.prompt not in shown and "private prompt" in shown
+    assert row.prompt not in str(review_form([row]).model_json_schema())
+
+
+def test_review_form_shows_each_image_above_its_own_decision_and_all_images_decides_the_rest(local_db: Database, tmp_path: Path) -> None:
+    """Each decision field's description (rendered as markdown in the field's header by the
+    Prefect UI) holds that image's thumbnail, provider, cost and prompt; "reject all" applies
+    to the images left at wait, never over an image's own decision."""
+    from config.secrets import Secrets
+    from config.settings import Settings
+    from publishing.review import Publisher, apply_decisions, review_form
+
+    store = LocalStore(tmp_path / "store")
+    rows = published_images(local_db, 3, store=store, review=True)
+    assert {r.status for r in rows} == {"in_review"}
+    form = review_form(rows, {r.image_id: f"data:image/jpeg;base64,{r.image_id}" for r in rows})
+    properties = form.model_json_schema()["properties"]
+    assert properties["all_images"]["enum"] == ["wait", "approve all", "reject all"]
+    for row in rows:
+        details = properties[f"image_{row.image_id}"]["description"]
+        assert details.startswith(f"![{row.image_id}](data:image/jpeg;base64,{row.image_id})")
+        assert "automatic1111 (sd)" in details and f"USD {row.cost_usd:.4f}" in details and row.prompt in details
+        assert all(other.image_id not in details for other in rows if other is not row)
+    publisher = Publisher(db=local_db, store=store, settings=Settings(), secrets=Secrets(), backup=None)
+    first, *rest = rows
+    decided = form(reviewer="ann", all_images="reject all", **{f"image_{first.image_id}": "approve"})
+    assert apply_decisions(publisher, rows, decided) == []
+    ledger = ImageLedger(local_db)
+    assert ledger.get(first.id).status == "done" and ledger.get(first.id).published_at is not None
+    assert [ledger.get(r.id).status for r in rest] == ["rejected", "rejected"]
+    assert {ledger.get(r.id).reviewed_by for r in rows} == {"ann"}

@@ -254,7 +254,8 @@ def test_weekly_report_flow_sends_charts(make_config, sink, monkeypatch) -> None
     charts = Artifact.get("weekly-report-charts")
     assert charts is not None and charts.data.count("](data:image/png;base64,") == 3
     sheet = Artifact.get("weekly-report-contact-sheet")
-    assert sheet is not None and "2026-11-16_2026-11-22/index.html" in sheet.data
+    assert sheet is not None and "2026-11-16_2026-11-22/index.html" in sheet.data and "file://" not in sheet.data
+    assert sheet.type == "markdown" and sheet.data.count("](data:image/jpeg;base64,") == 1 and len(sheet.data) < 600_000  # inlined: the UI shows it
     assert Path(summary["files"][-1]).parent.name == "2026-11-16_2026-11-22"
     [body] = sink.json_bodies()
     assert "USD 0.09" in body["title"] and "stability" in body["message"]

@@ -36,7 +36,7 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     from storage.db import DeliveryRecord
     from storage.ledger import ImageLedger
     from storage.versions import versions
-    from publishing.review import review_description
+    from publishing.review import review_form, thumbnail_data_uri
 
     monkeypatch.setenv("PUBLISH_APPRISE_URLS", f"json://127.0.0.1:{sink.httpd.server_address[1]}/published")
     monkeypatch.setenv("HOOK_SECRET", "hook-secret")
@@ -69,8 +69,9 @@ def test_review_required_waits_then_cli_approves_rejects_regenerates(
     # the backup holds every published object, the review files are not published
     assert sorted(files_under(tmp_path / "backup", "content")) == files_under(output, "content")
 
-    description = review_description(ImageLedger(rt.db), rt.store, food, 1)
-    assert description.count("data:image/jpeg;base64,") == 2 and all(r.image_id in description for r in food)
+    thumbnails = {r.image_id: thumbnail_data_uri(ImageLedger(rt.db), rt.store, r) for r in food}
+    schema = review_form(food, thumbnails).model_json_schema()["properties"]
+    assert all(schema[f"image_{r.image_id}"]["description"].count("data:image/jpeg;base64,") == 1 for r in food)
 
     runner = CliRunner()
     listed = runner.invoke(app, ["review", "list"])

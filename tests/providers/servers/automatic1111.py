@@ -9,7 +9,8 @@ Basic with ``--api-auth``: 401 ``Incorrect credentials.``) and FastAPI's 422 bod
 The ControlNet extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/API;
 ``GET /controlnet/model_list`` -> ``{"model_list": [...]}``, units in
 ``alwayson_scripts.controlnet.args``: objects with a base64 ``image``, ``module``, a
-``model`` the extension has, ``weight``, ``guidance_start`` < ``guidance_end``) and the
+``model`` the extension has, ``weight``, ``guidance_start`` < ``guidance_end``; an
+IP-Adapter model only with an ``ip-adapter_clip_*`` module and the other way round) and the
 ``batch_size`` x ``n_iter`` images with ``info.all_seeds`` (seed + i), the
 hires-fix fields of txt2img (``enable_hr``, ``hr_scale`` > 1, ``hr_upscaler``,
 ``denoising_strength``; the answer is the upscaled size).
@@ -27,6 +28,9 @@ from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer,
 
 
 CONTROLNET_MODELS = ("control_v11p_sd15_canny [d14c016b]", "control_v11f1p_sd15_depth [cfd03158]")
+#: IP-Adapter models and their CLIP-vision preprocessors (the extension's "IP-Adapter" control type)
+IP_ADAPTER_MODELS = ("ip-adapter_sd15 [6a3f6166]", "ip-adapter-plus_sd15 [c817b455]")
+IP_ADAPTER_MODULES = ("ip-adapter_clip_sd15", "ip-adapter_clip_sdxl", "ip-adapter_clip_sdxl_plus_vith")
 UNIT_KEYS = frozenset(
     {
         "enabled",
@@ -49,7 +53,7 @@ UNIT_KEYS = frozenset(
     }
 )
 LISTS: dict[str, Any] = {
-    "/controlnet/model_list": {"model_list": list(CONTROLNET_MODELS)},
+    "/controlnet/model_list": {"model_list": [*CONTROLNET_MODELS, *IP_ADAPTER_MODELS]},
     "/sdapi/v1/sd-models": [
         {"title": "realisticVision_v51.safetensors [abc]", "model_name": "realisticVision_v51"},
         {"title": "sd_xl_base_1.0.safetensors [def]", "model_name": "sd_xl_base_1.0"},
@@ -75,8 +79,14 @@ def _unit_problem(index: int, unit: Any) -> Reply | None:
         return _invalid([*where, "image"], "a control image is required")
     if not 0 <= float(unit.get("guidance_start", 0)) < float(unit.get("guidance_end", 1)) <= 1:
         return _invalid(["alwayson_scripts", "controlnet", "args", str(index)], "guidance_start must be below guidance_end")
-    if unit.get("model") not in CONTROLNET_MODELS:  # the extension: "ControlNet model ... not found"
+    if unit.get("model") not in (*CONTROLNET_MODELS, *IP_ADAPTER_MODELS):  # the extension: "ControlNet model ... not found"
         return Reply.json(500, {"error": "RuntimeError", "detail": f"model not found: {unit.get('model')}", "body": "", "errors": ""})
+    ip_module = str(unit.get("module", "")).startswith("ip-adapter")
+    if ip_module != (unit.get("model") in IP_ADAPTER_MODELS) or (ip_module and unit.get("module") not in IP_ADAPTER_MODULES):
+        # an IP-Adapter model needs its CLIP-vision preprocessor and the other way round
+        return Reply.json(
+            500, {"error": "RuntimeError", "detail": f"module {unit.get('module')} does not fit model {unit.get('model')}", "body": "", "errors": ""}
+        )
     return None
 
 

@@ -13,7 +13,8 @@ The ControlNet extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/A
 IP-Adapter model only with an ``ip-adapter_clip_*`` module and the other way round) and the
 ``batch_size`` x ``n_iter`` images with ``info.all_seeds`` (seed + i), the
 hires-fix fields of txt2img (``enable_hr``, ``hr_scale`` > 1, ``hr_upscaler``,
-``denoising_strength``; the answer is the upscaled size).
+``denoising_strength``; the answer is the upscaled size); img2img inpainting: the ``mask``
+decodes at the init image's size, ``inpainting_fill`` 0..3, ``mask_blur`` >= 0.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import json
 from typing import Any
 
 import binascii
+import io
+
+from PIL import Image
 
 from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, b64, image_for, retry_after, size_of
 
@@ -97,7 +101,40 @@ def _payload_problem(path: str, payload: dict[str, Any]) -> Reply | None:
             return _invalid([side], f"{side} must be divisible by 8")
     if path == "/sdapi/v1/img2img" and not payload.get("init_images"):
         return Reply.json(422, {"detail": [{"loc": ["body", "init_images"], "msg": "field required", "type": "value_error.missing"}]})
+    if path == "/sdapi/v1/img2img":
+        problem = _inpainting_problem(payload)
+        if problem is not None:
+            return problem
     return _extension_problem(path, payload)
+
+
+def _picture_size(data: Any) -> tuple[int, int] | None:
+    """The size of a base64 image (a data: URL too), None when it is not one."""
+    try:
+        raw = base64.b64decode(str(data).split(",", 1)[-1], validate=True)
+        with Image.open(io.BytesIO(raw)) as image:
+            return image.size
+    except (binascii.Error, ValueError, OSError):
+        return None
+
+
+def _inpainting_problem(payload: dict[str, Any]) -> Reply | None:
+    """img2img: each init image decodes; with a ``mask`` (inpainting, white = repaint): the mask
+    decodes at the init image's size, ``inpainting_fill`` is 0..3 (fill, original, latent noise,
+    latent nothing), ``mask_blur`` >= 0 and ``denoising_strength`` 0..1 (modules/processing.py
+    StableDiffusionProcessingImg2Img)."""
+    sizes = [_picture_size(i) for i in payload["init_images"]]
+    if None in sizes:
+        return _invalid(["init_images"], "cannot identify image file")
+    if not 0 <= float(payload.get("denoising_strength", 0.75)) <= 1:
+        return _invalid(["denoising_strength"], "ensure this value is between 0 and 1")
+    if payload.get("mask") is None:
+        return None
+    if _picture_size(payload["mask"]) != sizes[0]:
+        return _invalid(["mask"], "the mask must be an image of the init image's size")
+    if int(payload.get("inpainting_fill", 0)) not in (0, 1, 2, 3) or int(payload.get("mask_blur", 4)) < 0:
+        return _invalid(["inpainting_fill"], "inpainting_fill must be 0..3 and mask_blur >= 0")
+    return None
 
 
 def _extension_problem(path: str, payload: dict[str, Any]) -> Reply | None:

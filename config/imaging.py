@@ -261,3 +261,63 @@ class DedupConfig(BaseModel):
     max_distance: Annotated[int, Field(ge=0, le=32)] = 8
     scope: Literal["category", "all"] = "category"
     action: Literal["skip", "keep"] = "skip"
+
+
+class ChannelPreset(BaseModel):
+    """A channel's rendition: its ``name``, the final ``width`` x ``height`` (pixels; the
+    aspect ratio is theirs), the encoding, and whether a crop that would cut the subject is
+    replaced by outpainting (``outpaint``; else the attention crop is made anyway)."""
+
+    model_config = _Strict
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)]
+    width: Annotated[int, Field(ge=64, le=4096)]
+    height: Annotated[int, Field(ge=64, le=4096)]
+    format: Literal["jpeg", "webp", "png", "avif"] = "jpeg"
+    quality: Annotated[int, Field(ge=1, le=100)] = 85
+    outpaint: bool = True
+
+
+#: The built-in channel presets, by name (sizes from the channels' own guides: Instagram
+#: 1080 x 1350 portrait and 1080 x 1920 story, a 1200 x 628 link card (1.91:1), Pinterest
+#: 1000 x 1500 (2:3), a 1500 x 500 banner (3:1)).
+CHANNEL_PRESETS: dict[str, ChannelPreset] = {
+    p.name: p
+    for p in (
+        ChannelPreset(name="instagram_portrait", width=1080, height=1350),
+        ChannelPreset(name="story", width=1080, height=1920),
+        ChannelPreset(name="link_card", width=1200, height=628),
+        ChannelPreset(name="pinterest", width=1000, height=1500),
+        ChannelPreset(name="banner", width=1500, height=500),
+    )
+}
+
+
+class ChannelsConfig(BaseModel):
+    """``channels``: per-channel renditions made with the other renditions of each image.
+
+    ``presets``: built-in names (``CHANNEL_PRESETS``) or full presets. Each is an attention
+    crop when the subject fits the crop, else an outpainting: the canvas padded to the
+    preset's aspect ratio, the new area masked and repainted by ``provider`` (one that can
+    inpaint, e.g. ``automatic1111``; a call of the chain, gated, budgeted and billed like any)
+    at ``strength`` (0..1), the canvas's longer side at most ``max_side`` pixels.
+    ``subject_share``: the share of the image's interest (edges + saturation) the subject
+    box holds (0.5..1). No provider: always the attention crop."""
+
+    model_config = _Strict
+    presets: list[str | ChannelPreset] = Field(default_factory=list)
+    provider: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] | None = None
+    strength: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    max_side: Annotated[int, Field(ge=256, le=2048)] = 1024
+    subject_share: Annotated[float, Field(ge=0.5, le=1.0)] = 0.85
+
+    @field_validator("presets")
+    @classmethod
+    def _known(cls, presets: list[str | ChannelPreset]) -> list[str | ChannelPreset]:
+        unknown = [p for p in presets if isinstance(p, str) and p not in CHANNEL_PRESETS]
+        if unknown:
+            raise ValueError(f"unknown channel preset {unknown[0]!r} (built in: {', '.join(CHANNEL_PRESETS)})")
+        return presets
+
+    def resolved(self) -> list[ChannelPreset]:
+        """The presets, names replaced by the built-in ones."""
+        return [CHANNEL_PRESETS[p] if isinstance(p, str) else p for p in self.presets]

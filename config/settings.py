@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Pydanti
 from config.clients import ClientsConfig
 from config.generation import ABConfig, BudgetConfig, PipelineConfig, ProcessingConfig, ScaleConfig
 from config.imaging import (
+    ChannelsConfig,
     C2paConfig,
     DecodeConfig,
     DedupConfig,
@@ -146,6 +147,7 @@ class Settings(BaseSettings):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     renditions: list[RenditionConfig] = Field(default_factory=default_renditions)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     styles: list[str] = Field(default_factory=lambda: ["soft natural light", "golden hour", "studio lighting", "high detail", "minimalist composition"])
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
@@ -250,7 +252,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"rendition {r.name!r} uses upscaler 'model' but upscale.weights is not set")
             if r.upscaler == "remote" and not self.upscale.remote_url:
                 raise ValueError(f"rendition {r.name!r} uses upscaler 'remote' but upscale.remote_url is not set")
-        names = [r.name for r in self.renditions]
+        names = [r.name for r in self.renditions] + [p.name for p in self.channels.resolved()]
         if len(set(names)) != len(names):
             raise ValueError(f"rendition names must be unique: {names}")
         return self

@@ -199,6 +199,23 @@ class HiresFix(BaseModel):
     denoising_strength: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
 
+class StyleReference(BaseModel):
+    """An IP-Adapter style reference of a template (the brand's look from a reference image):
+    the ``image`` (a path relative to the templates folder or an https URL), the IP-Adapter
+    ``model`` (AUTOMATIC1111: the name the ControlNet extension lists, e.g.
+    "ip-adapter_sd15 [6a3f6166]"; local diffusers: a name under the model's ``ip_adapters``),
+    the extension's preprocessor ``module`` ("ip-adapter_clip_sd15", "ip-adapter_clip_sdxl"
+    ...; https://github.com/Mikubill/sd-webui-controlnet/wiki/API) and its ``weight`` (0..2,
+    the IP-Adapter scale). Providers that cannot take an image prompt are skipped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: Annotated[str, Field(min_length=1, max_length=2000)]
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    module: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.+-]+$")] = "ip-adapter_clip_sd15"
+    weight: Annotated[float, Field(ge=0.0, le=2.0)] = 0.6
+
+
 MAX_CONTROL_UNITS = 3
 
 
@@ -242,6 +259,8 @@ class Template(BaseModel):
     #: apply them are skipped) and a hires-fix pass (AUTOMATIC1111; ignored by others).
     controlnet: Annotated[list[ControlUnit], Field(max_length=MAX_CONTROL_UNITS)] = Field(default_factory=list)
     hires_fix: HiresFix | None = None
+    #: An IP-Adapter style reference (AUTOMATIC1111's ControlNet extension, local diffusers).
+    ip_adapter: StyleReference | None = None
 
     @model_validator(mode="after")
     def _check_pins(self) -> Template:
@@ -249,6 +268,8 @@ class Template(BaseModel):
             raise ValueError(f"model {self.model!r} needs a provider: model names differ between providers")
         if (self.mask or self.strength is not None) and not self.reference_image:
             raise ValueError("mask and strength need a reference_image")
+        if self.ip_adapter:
+            check_reference(self.ip_adapter.image, "ip_adapter.image")
         return self
 
     @field_validator("reference_image", "mask")
@@ -410,6 +431,14 @@ class ControlInput:
 
 
 @dataclass(frozen=True)
+class StyleInput:
+    """An IP-Adapter style reference and its image (encoded PNG / JPEG / WebP bytes)."""
+
+    unit: StyleReference
+    image: bytes
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to generate: sizes in pixels, guidance_scale unitless (CFG)."""
 
@@ -436,8 +465,10 @@ class GenerationRequest:
     provider: str | None = None
     #: ControlNet units with their control images (encoded bytes); None: none.
     control_units: tuple[ControlInput, ...] | None = None
-    #: A hires-fix pass (AUTOMATIC1111); None: none.
+    #: A hires-fix pass (AUTOMATIC1111, local diffusers); None: none.
     hires_fix: HiresFix | None = None
+    #: An IP-Adapter style reference with its image; None: none.
+    style_reference: StyleInput | None = None
 
     @property
     def quality_tier(self) -> str:

@@ -262,12 +262,14 @@ def check_reference_bounds(path: str) -> None:
 
 
 def _check_pins(template: Template, path: Path, folder: Path, providers: Collection[str] | None) -> list[str]:
-    """Problems with a template's provider pin, reference and control image files (one line each)."""
+    """Problems with a template's provider pin, reference, control and style image files (one line each)."""
     problems = []
     if template.provider and providers is not None and template.provider not in providers:
         problems.append(f"{path}: field 'provider' = {template.provider!r}: unknown provider (known: {', '.join(sorted(providers))})")
     files = [(name, getattr(template, name)) for name in ("reference_image", "mask")]
     files += [(f"controlnet[{i}].image", unit.image) for i, unit in enumerate(template.controlnet)]
+    if template.ip_adapter:
+        files.append(("ip_adapter.image", template.ip_adapter.image))
     for name, value in files:
         if value:
             try:

@@ -33,6 +33,8 @@ from domain.model import (
     GenerationResult,
     HiresFix,
     ImageStatus,
+    StyleInput,
+    StyleReference,
 )
 from domain.errors import ConfigError, ProviderError
 from policy.gate import RequestParts, judge
@@ -63,8 +65,9 @@ def spool_intact(row: ImageRecord) -> bool:
 
 def request_of(row: ImageRecord) -> GenerationRequest:
     """The GenerationRequest stored on a planned row, with its pins (provider, model, LoRAs)
-    img2img inputs and ControlNet units (the reference image, mask and control image bytes, loaded here: providers/download.py
-    ``load_reference``; a ProviderError when one cannot be read)."""
+    img2img inputs, ControlNet units and the IP-Adapter style reference (the reference image,
+    mask, control and style image bytes, loaded here: providers/download.py ``load_reference``;
+    a ProviderError when one cannot be read)."""
     assert row.prompt is not None and row.width and row.height and row.num_inference_steps
     options = row.request_options or {}
     loras = options.get("loras")
@@ -79,6 +82,9 @@ def request_of(row: ImageRecord) -> GenerationRequest:
         if options.get("controlnet")
         else None,
         hires_fix=HiresFix.model_validate(options["hires_fix"]) if options.get("hires_fix") else None,
+        style_reference=StyleInput(StyleReference.model_validate(options["ip_adapter"]), load_reference(options["ip_adapter"]["image"]))
+        if options.get("ip_adapter")
+        else None,
         prompt=row.prompt,
         negative_prompt=row.negative_prompt or "",
         width=row.width,

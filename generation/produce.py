@@ -47,6 +47,7 @@ from storage.db import ImageRecord
 from storage.ledger import Claim, ClaimState, ImageLedger, LeaseLostError, ProcessedImage, apply_processed
 from storage.objects import ObjectStore
 from imaging.categorize import Categorized, categorize_row
+from generation.channels import channel_renditions
 from generation.generate import generate_step, spool_intact
 from imaging.postprocess import RenditionFile, postprocess_row
 from generation.record import free_spool
@@ -248,7 +249,8 @@ def _produce(worker: Worker, row: ImageRecord, begun: bool = False) -> ImageReco
             free_spool(row)
             return ledger.mark_skipped(pk, run_key, FailureKind.duplicate, found.skip_reason, duplicate_of=found.duplicate_of, processed=processed)
         apply_processed(row, processed)  # in memory only: the sidecar tells quality, pHash and tags
-        return _upload(worker, row, made.files, processed)
+        channels = channel_renditions(ledger, worker.chain, row, run_key, worker.settings, worker.semaphore)  # generation/channels.py
+        return _upload(worker, row, made.files + channels, processed)
     except DatabaseUnavailableError:  # nothing can be recorded: the run stops (no failure to write)
         raise
     except InvalidImageError as exc:  # the provider's bytes do not decode safely: a bad output, not ours

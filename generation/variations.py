@@ -69,7 +69,7 @@ def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[s
     ``provider``, ``model``, ``loras`` ([[name, weight]]), ``reference_image`` / ``mask``
     (absolute paths inside ``folder`` or https URLs; the slot's override the template's),
     ``strength`` (0..1), ``controlnet`` (the units, their images resolved the same way) and
-    ``hires_fix``. TemplateError when a reference or control image file is missing."""
+    ``hires_fix`` and ``ip_adapter`` (the style reference, its image resolved the same way). TemplateError when a reference or control image file is missing."""
     options: dict[str, Any] = {}
     if template.provider:
         options["provider"] = template.provider
@@ -91,4 +91,6 @@ def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[s
         options["controlnet"] = [{**unit.model_dump(), "image": resolve_reference(unit.image, folder)} for unit in template.controlnet]
     if template.hires_fix:
         options["hires_fix"] = template.hires_fix.model_dump()
+    if template.ip_adapter:
+        options["ip_adapter"] = {**template.ip_adapter.model_dump(), "image": resolve_reference(template.ip_adapter.image, folder)}
     return options or None

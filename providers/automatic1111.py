@@ -15,7 +15,9 @@ Brand consistency: a template's ControlNet units go through the sd-webui-control
 extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/API) as
 ``alwayson_scripts: {"controlnet": {"args": [unit, ...]}}``, one object per unit with
 ``enabled``, ``image`` (base64), ``module``, ``model``, ``weight``, ``guidance_start``,
-``guidance_end``, ``resize_mode`` and ``control_mode``; a hires-fix pass (txt2img only)
+``guidance_end``, ``resize_mode`` and ``control_mode``; an IP-Adapter style reference is one more unit whose
+``module`` is the extension's IP-Adapter preprocessor (``ip-adapter_clip_sd15``,
+``ip-adapter_clip_sdxl`` ...) and ``model`` an IP-Adapter model it lists; a hires-fix pass (txt2img only)
 as ``enable_hr``, ``hr_scale``, ``hr_upscaler`` and ``denoising_strength``
 (StableDiffusionProcessingTxt2Img in modules/processing.py).
 Self-hosted: cost 0 unless ``cost_usd`` is configured.
@@ -74,7 +76,15 @@ class Automatic1111Provider(Provider):
     optional_secret_env: ClassVar[frozenset[str]] = frozenset({"auth"})  # only with --api-auth
     #: StableDiffusionProcessing fields: any size (multiples of 8), steps 1..150, cfg 1..30.
     default_spec: ClassVar[ModelSpec] = ModelSpec(
-        side_range=(64, 2048), side_multiple=8, steps=(1, 150), guidance=(1.0, 30.0), img2img=True, inpainting=True, loras=True, controlnet=True
+        side_range=(64, 2048),
+        side_multiple=8,
+        steps=(1, 150),
+        guidance=(1.0, 30.0),
+        img2img=True,
+        inpainting=True,
+        loras=True,
+        controlnet=True,
+        ip_adapter=True,
     )
 
     config: Automatic1111Config
@@ -127,26 +137,32 @@ class Automatic1111Provider(Provider):
 
     @staticmethod
     def extras(request: GenerationRequest) -> dict[str, Any]:
-        """The ControlNet units (``alwayson_scripts.controlnet.args``) and, for txt2img, the
-        hires-fix fields of ``request``; empty when it has neither."""
+        """The ControlNet units and the IP-Adapter style reference (one more unit, with the
+        extension's ``ip-adapter_*`` preprocessor and IP-Adapter model) as
+        ``alwayson_scripts.controlnet.args`` and, for txt2img, the hires-fix fields of
+        ``request``; empty when it has none of them."""
         extra: dict[str, Any] = {}
-        if request.control_units:
+        units = [(c.image, c.unit.module, c.unit.model, c.unit.weight, c.unit.guidance_start, c.unit.guidance_end) for c in request.control_units or ()]
+        style = request.style_reference
+        if style is not None:
+            units.append((style.image, style.unit.module, style.unit.model, style.unit.weight, 0.0, 1.0))
+        if units:
             extra["alwayson_scripts"] = {
                 "controlnet": {
                     "args": [
                         {
                             "enabled": True,
-                            "image": base64.b64encode(c.image).decode(),
-                            "module": c.unit.module,
-                            "model": c.unit.model,
-                            "weight": c.unit.weight,
-                            "guidance_start": c.unit.guidance_start,
-                            "guidance_end": c.unit.guidance_end,
+                            "image": base64.b64encode(image).decode(),
+                            "module": module,
+                            "model": model,
+                            "weight": weight,
+                            "guidance_start": start,
+                            "guidance_end": end,
                             "resize_mode": "Crop and Resize",
                             "control_mode": "Balanced",
                             "pixel_perfect": False,
                         }
-                        for c in request.control_units
+                        for image, module, model, weight, start, end in units
                     ]
                 }
             }
@@ -216,6 +232,7 @@ class Automatic1111Provider(Provider):
                 "sampler": info.get("sampler_name"),
                 "headers": rate_limit_headers(response),
                 "controlnet_units": len(request.control_units or ()),
+                "ip_adapter": request.style_reference.unit.model if request.style_reference else None,
                 "hires_fix": bool(request.hires_fix and request.init_image is None),
                 "mode": "inpaint" if request.mask_image else ("img2img" if request.init_image else "txt2img"),
             },

@@ -155,7 +155,7 @@ class Provider(ABC):
         return map_request(self.model_spec(self.model_of(request)), request)
 
     def cannot(self, request: GenerationRequest) -> str | None:
-        """Why this provider cannot serve ``request`` at all (img2img, a mask, LoRAs, ControlNet units), else None.
+        """Why this provider cannot serve ``request`` at all (img2img, a mask, LoRAs, ControlNet units, a style reference), else None.
 
         The chain skips the provider for that request with this reason on the attempt row."""
         model = self.model_of(request)
@@ -169,6 +169,8 @@ class Provider(ABC):
         if request.control_units and not spec.controlnet:
             units = ", ".join(f"{c.unit.module}/{c.unit.model}" for c in request.control_units)
             return f"{self.name} {model} cannot apply ControlNet units ({units})"
+        if request.style_reference is not None and not spec.ip_adapter:
+            return f"{self.name} {model} cannot take an IP-Adapter style reference ({request.style_reference.unit.model})"
         return None
 
     def price_key(self, request: GenerationRequest, mapped: Mapped) -> str:

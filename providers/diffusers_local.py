@@ -23,6 +23,11 @@ half the batch size, then falls back to the CPU if ``cpu_fallback`` allows it; e
 result says which device made it (``metadata["device"]``). A pipeline's safety
 checker, where the model has one, flags images: ContentFilteredError. Local: cost 0
 unless ``cost_usd`` / ``prices_usd`` are configured.
+
+Brand consistency: a template's ControlNet units run through the ControlNet pipeline of
+the same components (``controlnets`` of the model by name), its IP-Adapter style reference
+through ``load_ip_adapter`` (``ip_adapters`` by name), and its hires-fix pass as an img2img
+pass at the larger size (``AutoPipelineForImage2Image.from_pipe``).
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ import secrets as random_source
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.model import GenerationRequest, GenerationResult
@@ -87,6 +93,8 @@ class Rendered:
     warmup_s: float | None
     model: str
     description: str
+    #: What conditioned the images: ControlNet units, IP-Adapter, hires-fix size (metadata).
+    conditioning: dict[str, Any] = field(default_factory=dict)
 
 
 class LoraConfig(BaseModel):
@@ -97,6 +105,19 @@ class LoraConfig(BaseModel):
     weight: Annotated[float, Field(ge=-4, le=4)] = 1.0
     trigger_words: list[str] = Field(default_factory=list)
     weight_name: str | None = None
+
+
+class IpAdapterConfig(BaseModel):
+    """An IP-Adapter of a local model (https://huggingface.co/docs/diffusers/using-diffusers/ip_adapter):
+    ``path`` a local folder or a hub id (``h94/IP-Adapter``), its ``subfolder`` (``models``
+    for SD 1.5, ``sdxl_models``), the ``weight_name`` (``ip-adapter_sd15.safetensors``) and
+    the CLIP vision ``image_encoder`` folder (inside ``subfolder``; with a ``/``, inside ``path``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    subfolder: str = ""
+    weight_name: str = "ip-adapter.safetensors"
+    image_encoder: str = "image_encoder"
 
 
 class LocalModelConfig(BaseModel):
@@ -114,6 +135,11 @@ class LocalModelConfig(BaseModel):
     scheduler: str | None = None
     #: FLUX: T5 prompt tokens (256 for FLUX.1-schnell, 512 for dev); None: the pipeline's default.
     max_sequence_length: Annotated[int, Field(ge=1, le=512)] | None = None
+    #: ControlNet models by the name a template's unit gives (``model``): a local folder or a hub id
+    #: (``lllyasviel/control_v11p_sd15_canny``); SD 1.5 / SDXL ``ControlNetModel``, FLUX ``FluxControlNetModel``.
+    controlnets: dict[str, str] = Field(default_factory=dict)
+    #: IP-Adapters by the name a template's ``ip_adapter.model`` gives.
+    ip_adapters: dict[str, IpAdapterConfig] = Field(default_factory=dict)
 
 
 class DiffusersConfig(ProviderConfig):
@@ -149,7 +175,9 @@ class DiffusersProvider(Provider):
     secret_env: ClassVar[dict[str, tuple[str, ...]]] = {"token": ("HUGGINGFACE_TOKEN", "HF_TOKEN")}
     optional_secret_env: ClassVar[frozenset[str]] = frozenset({"token"})  # gated models only
     #: diffusers pipelines take any size divisible by 8 (the VAE's factor).
-    default_spec: ClassVar[ModelSpec] = ModelSpec(side_range=(64, 2048), side_multiple=8, steps=(1, 150), guidance=(0.0, 30.0), loras=True)
+    default_spec: ClassVar[ModelSpec] = ModelSpec(
+        side_range=(64, 2048), side_multiple=8, steps=(1, 150), guidance=(0.0, 30.0), loras=True, controlnet=True, ip_adapter=True
+    )
 
     config: DiffusersConfig
 
@@ -163,6 +191,9 @@ class DiffusersProvider(Provider):
                 f"providers.diffusers.model: {config.model!r} is not one of providers.diffusers.models ({', '.join(config.models) or 'none configured'})"
             )
         self._pipelines: dict[tuple[str, str], Any] = {}
+        #: ControlNet models loaded by (model, ControlNet name, device); the IP-Adapter loaded into each pipeline.
+        self._controlnets: dict[tuple[str, str, str], Any] = {}
+        self._ip_loaded: dict[tuple[str, str], str | None] = {}
         self._load_errors: dict[tuple[str, str], ProviderError] = {}
         self._lock = threading.RLock()
         #: Batch size a model ran out of memory above (halved at each out-of-memory).
@@ -275,13 +306,9 @@ class DiffusersProvider(Provider):
         family = spec.pipeline
         device, dtype = self.device_and_dtype(family, None if device == self._primary_device(family) else device)
         path = self._resolve_path(spec.path)
-        # diffusers renamed torch_dtype to dtype (the old name warns); older releases know only torch_dtype
-        dtype_key = "dtype" if hasattr(diffusers.utils.deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+        dtype_key = _dtype_key()
         common: dict[str, Any] = {dtype_key: dtype}
-        token = self.secret("token")
-        hub: dict[str, Any] = {"local_files_only": self.config.local_files_only or Path(path).exists()}
-        if token:
-            hub["token"] = token
+        hub = self._hub(path)
         try:
             if spec.vae:
                 common["vae"] = self._load_vae(spec.vae, {dtype_key: dtype}, hub)
@@ -307,6 +334,15 @@ class DiffusersProvider(Provider):
                 ) from exc
             raise RejectedProviderError(f"cannot load {model!r} ({spec.path}): {text[:300]}", provider=self.name, model=model) from exc
         return pipe
+
+    def _hub(self, path: str) -> dict[str, Any]:
+        """The hub keyword arguments of a ``from_pretrained``: ``local_files_only`` (configured,
+        or ``path`` exists here) and the token for gated models."""
+        hub: dict[str, Any] = {"local_files_only": self.config.local_files_only or Path(path).exists()}
+        token = self.secret("token")
+        if token:
+            hub["token"] = token
+        return hub
 
     def _prepare(self, pipe: Any, device: str, *, compile_denoiser: bool) -> Any:
         """Move ``pipe`` to ``device``; on CUDA: SDPA attention and channels-last memory for
@@ -365,7 +401,18 @@ class DiffusersProvider(Provider):
     @staticmethod
     def batch_key(request: GenerationRequest) -> tuple[Any, ...]:
         """Requests with equal keys can share one pipeline call (they differ in prompt / seed only)."""
-        return (request.model, request.width, request.height, request.num_inference_steps, request.guidance_scale, request.loras, request.init_image is None)
+        return (
+            request.model,
+            request.width,
+            request.height,
+            request.num_inference_steps,
+            request.guidance_scale,
+            request.loras,
+            request.init_image is None,
+            request.control_units,
+            request.style_reference,
+            request.hires_fix,
+        )
 
     def batch_limit(self, request: GenerationRequest) -> int:
         """How many images like ``request`` one pipeline call renders: ``max_batch_size``,
@@ -502,12 +549,13 @@ class DiffusersProvider(Provider):
             prompts = [self.prompt_for(spec, r, active) for r in batch]
             negatives = [r.negative_prompt or spec.negative_prompt or "" for r in batch]
             self._tune_vae(pipe, target, first, len(batch))
-            parameters = _call_parameters(pipe)
             pipe_device = getattr(pipe, "device", torch.device("cpu"))
             generator_device = "cpu" if str(pipe_device).startswith("mps") else str(pipe_device)
 
             mapped = self.map(first)  # sides multiples of 8 (the VAE's factor), steps 1..150
             steps = mapped.num_inference_steps or first.num_inference_steps
+            call_pipe, extra = self._conditioned(pipe, spec, first, (model, target), mapped)
+            parameters = _call_parameters(call_pipe)
 
             call_kwargs = functools.partial(
                 _call_kwargs,
@@ -518,6 +566,7 @@ class DiffusersProvider(Provider):
                 generator_device=generator_device,
                 parameters=parameters,
                 max_sequence_length=spec.max_sequence_length,
+                extra=extra,
             )
 
             warmup_s = None
@@ -525,14 +574,17 @@ class DiffusersProvider(Provider):
             try:
                 if self.config.compile != "off" and shape not in self.warmups:
                     started = time.monotonic()
-                    self._invoke(pipe, call_kwargs(min(2, steps)), target)
+                    self._invoke(call_pipe, call_kwargs(min(2, steps)), target)
                     warmup_s = self.warmups[shape] = time.monotonic() - started
                 measure = target == "cuda" and torch.cuda.is_available()
                 if measure:
                     torch.cuda.reset_peak_memory_stats()
                     base = torch.cuda.memory_allocated()
                 started = time.monotonic()
-                output = self._invoke(pipe, call_kwargs(steps), target)
+                output = self._invoke(call_pipe, call_kwargs(steps), target)
+                images = list(output.images)
+                if first.hires_fix is not None:
+                    images = self._hires(pipe, first, images, call_kwargs(steps))
                 seconds = time.monotonic() - started
                 if measure:
                     per_pixel = (torch.cuda.max_memory_allocated() - base) / (len(batch) * mapped.width * mapped.height)
@@ -546,7 +598,7 @@ class DiffusersProvider(Provider):
             self.calls += 1
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(batch)
         return Rendered(
-            images=list(output.images),
+            images=images,
             seeds=seeds,
             prompts=prompts,
             flagged=[bool(f) for f in flags],
@@ -556,7 +608,137 @@ class DiffusersProvider(Provider):
             warmup_s=warmup_s,
             model=model,
             description=spec.description,
+            conditioning=_conditioning(first),
         )
+
+    def cannot(self, request: GenerationRequest) -> str | None:
+        """The base class's reasons, and a ControlNet unit or an IP-Adapter the model does not
+        configure (``providers.diffusers.models.<model>.controlnets`` / ``ip_adapters``)."""
+        reason = super().cannot(request)
+        model = self.model_of(request)
+        spec = self.config.models.get(model)
+        if reason or spec is None:  # an unknown model is rejected when rendered
+            return reason
+        missing = [c.unit.model for c in request.control_units or () if c.unit.model not in spec.controlnets]
+        if missing:
+            known = ", ".join(spec.controlnets) or "none"
+            return f"{self.name} {model} has no ControlNet {missing[0]!r} (providers.diffusers.models.{model}.controlnets: {known})"
+        style = request.style_reference
+        if style is not None and style.unit.model not in spec.ip_adapters:
+            known = ", ".join(spec.ip_adapters) or "none"
+            return f"{self.name} {model} has no IP-Adapter {style.unit.model!r} (providers.diffusers.models.{model}.ip_adapters: {known})"
+        return None
+
+    def _conditioned(self, pipe: Any, spec: LocalModelConfig, request: GenerationRequest, key: tuple[str, str], mapped: Any) -> tuple[Any, dict[str, Any]]:
+        """The pipeline to call for ``request`` and the keyword arguments its conditioning adds.
+
+        An IP-Adapter style reference is loaded into ``pipe`` (``load_ip_adapter``; another one
+        unloaded first) with its weight as the scale, and its image goes as ``ip_adapter_image``.
+        ControlNet units make the ControlNet pipeline of the same components
+        (``AutoPipelineForText2Image.from_pipe(pipe, controlnet=...)``: StableDiffusion /
+        StableDiffusionXL / Flux ControlNet pipelines; several units: a multi-ControlNet) with the
+        control images resized to the output size, ``controlnet_conditioning_scale`` = the weights
+        and ``control_guidance_start`` / ``control_guidance_end``
+        (https://huggingface.co/docs/diffusers/using-diffusers/controlnet)."""
+        import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
+
+        model = key[0]
+        self._load_style(pipe, spec, request, key)
+        extra: dict[str, Any] = {}
+        if request.style_reference is not None:
+            extra["ip_adapter_image"] = _picture(request.style_reference.image, provider=self.name, model=model)
+        units = request.control_units or ()
+        if not units:
+            return pipe, extra
+        nets = [self._controlnet(pipe, spec, unit.unit.model, key) for unit in units]
+        try:
+            control_pipe = diffusers.AutoPipelineForText2Image.from_pipe(pipe, controlnet=nets if len(nets) > 1 else nets[0])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RejectedProviderError(f"no ControlNet pipeline for {type(pipe).__name__}: {str(exc)[:200]}", provider=self.name, model=model) from exc
+        control_pipe.set_progress_bar_config(disable=True)
+        images = [_picture(u.image, provider=self.name, model=model).resize((mapped.width, mapped.height)) for u in units]
+        one = len(units) == 1
+        image_key = "control_image" if "control_image" in _call_parameters(control_pipe) else "image"
+        extra[image_key] = images[0] if one else images
+        for name, values in (
+            ("controlnet_conditioning_scale", [u.unit.weight for u in units]),
+            ("control_guidance_start", [u.unit.guidance_start for u in units]),
+            ("control_guidance_end", [u.unit.guidance_end for u in units]),
+        ):
+            extra[name] = values[0] if one else values
+        return control_pipe, extra
+
+    def _controlnet(self, pipe: Any, spec: LocalModelConfig, name: str, key: tuple[str, str]) -> Any:
+        """ControlNet ``name`` of the model (``spec.controlnets``), loaded once per device in the
+        pipeline's dtype; RejectedProviderError when it is not configured or does not load."""
+        import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
+
+        model, device = key
+        if (model, name, device) in self._controlnets:
+            return self._controlnets[(model, name, device)]
+        if name not in spec.controlnets:
+            raise RejectedProviderError(f"no ControlNet {name!r} configured for {model!r}", provider=self.name, model=model)
+        path = self._resolve_path(spec.controlnets[name])
+        cls = diffusers.FluxControlNetModel if type(pipe).__name__.startswith("Flux") else diffusers.ControlNetModel
+        try:
+            net = cls.from_pretrained(path, **{_dtype_key(): pipe.dtype}, **self._hub(path)).to(device)
+        except Exception as exc:
+            raise RejectedProviderError(
+                f"cannot load ControlNet {name!r} ({path}): {type(exc).__name__}: {str(exc)[:200]}", provider=self.name, model=model
+            ) from exc
+        self._controlnets[(model, name, device)] = net
+        return net
+
+    def _load_style(self, pipe: Any, spec: LocalModelConfig, request: GenerationRequest, key: tuple[str, str]) -> None:
+        """Make ``pipe`` carry the request's IP-Adapter (or none): load / unload as needed
+        (``load_ip_adapter`` / ``unload_ip_adapter``) and set its scale to the weight."""
+        style = request.style_reference
+        wanted = style.unit.model if style is not None else None
+        loaded = self._ip_loaded.get(key)
+        model = key[0]
+        if wanted != loaded:
+            if loaded is not None:
+                pipe.unload_ip_adapter()
+                self._ip_loaded[key] = None
+            if wanted is not None:
+                if wanted not in spec.ip_adapters:
+                    raise RejectedProviderError(f"no IP-Adapter {wanted!r} configured for {model!r}", provider=self.name, model=model)
+                adapter = spec.ip_adapters[wanted]
+                path = self._resolve_path(adapter.path)
+                try:
+                    pipe.load_ip_adapter(
+                        path, subfolder=adapter.subfolder, weight_name=adapter.weight_name, image_encoder_folder=adapter.image_encoder, **self._hub(path)
+                    )
+                except Exception as exc:
+                    raise RejectedProviderError(
+                        f"cannot load IP-Adapter {wanted!r} ({path}): {type(exc).__name__}: {str(exc)[:200]}", provider=self.name, model=model
+                    ) from exc
+                self._ip_loaded[key] = wanted
+        if style is not None:
+            pipe.set_ip_adapter_scale(style.unit.weight)
+
+    def _hires(self, pipe: Any, request: GenerationRequest, images: list[Any], first_pass: dict[str, Any]) -> list[Any]:
+        """The hires-fix pass: ``images`` resized ``scale`` times (Lanczos; multiples of 8) and
+        re-sampled by the img2img pipeline of the same components
+        (``AutoPipelineForImage2Image.from_pipe``) at ``denoising_strength`` with the first
+        pass's prompts, guidance, steps, seeds and style image (the ControlNet units shaped the
+        composition already). ``upscaler`` names an A1111 upscaler: here always Lanczos."""
+        import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
+
+        hires = request.hires_fix
+        assert hires is not None
+        width = max(8, round(first_pass["width"] * hires.scale / 8) * 8)
+        height = max(8, round(first_pass["height"] * hires.scale / 8) * 8)
+        larger = [image.resize((width, height), Image.Resampling.LANCZOS) for image in images]
+        if hires.denoising_strength == 0:
+            return larger
+        img2img = diffusers.AutoPipelineForImage2Image.from_pipe(pipe)
+        img2img.set_progress_bar_config(disable=True)
+        parameters = _call_parameters(img2img)
+        kwargs = {k: v for k, v in first_pass.items() if k in parameters and k in HIRES_CARRIED}
+        kwargs.update(image=larger, strength=hires.denoising_strength)
+        kwargs["generator"] = [type(g)(g.device).manual_seed(g.initial_seed()) for g in first_pass["generator"]]
+        return list(self._invoke(img2img, kwargs, str(getattr(pipe, "device", "cpu"))).images)
 
     def _invoke(self, pipe: Any, kwargs: dict[str, Any], device: str) -> Any:
         """The pipeline call itself (the seam a test double replaces to run out of memory)."""
@@ -588,6 +770,7 @@ class DiffusersProvider(Provider):
                 "device": rendered.device,
                 "batch_size": len(batch),
                 "description": rendered.description,
+                **rendered.conditioning,
             }
             if rendered.warmup_s is not None:
                 metadata["compile_warmup_s"] = round(rendered.warmup_s, 3)
@@ -630,6 +813,8 @@ class DiffusersProvider(Provider):
     def close(self) -> None:
         with self._lock:
             self._pipelines.clear()
+            self._controlnets.clear()
+            self._ip_loaded.clear()
         if "torch" in __import__("sys").modules:
             import torch  # noqa: PLC0415 - torch: optional, heavy (the local GPU extra)
 
@@ -647,6 +832,7 @@ def _call_kwargs(
     generator_device: str,
     parameters: Any,
     max_sequence_length: int | None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of one pipeline call at ``steps`` steps: one seeded generator per
     image (https://huggingface.co/docs/diffusers/using-diffusers/reusing_seeds), the negative
@@ -665,7 +851,40 @@ def _call_kwargs(
         kwargs["negative_prompt"] = negatives
     if max_sequence_length and "max_sequence_length" in parameters:
         kwargs["max_sequence_length"] = max_sequence_length
+    kwargs.update(extra or {})
     return kwargs
+
+
+#: The first pass's arguments the hires-fix img2img pass takes over.
+HIRES_CARRIED = frozenset({"prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "ip_adapter_image", "max_sequence_length"})
+
+
+def _dtype_key() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only ``torch_dtype``."""
+    import diffusers  # noqa: PLC0415 - diffusers: optional, heavy (the local GPU extra)
+
+    return "dtype" if hasattr(diffusers.utils.deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+
+
+def _picture(data: bytes, *, provider: str, model: str) -> Any:
+    """``data`` (a control or style image's encoded bytes) as an RGB PIL image; RejectedProviderError when it does not decode."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise RejectedProviderError(f"a control or style image does not decode: {type(exc).__name__}", provider=provider, model=model) from exc
+
+
+def _conditioning(request: GenerationRequest) -> dict[str, Any]:
+    """The metadata of what conditioned an image: ControlNet units (module/model, weight), the IP-Adapter and its weight, the hires-fix pass."""
+    details: dict[str, Any] = {}
+    if request.control_units:
+        details["controlnet"] = [f"{c.unit.model}@{c.unit.weight:g}" for c in request.control_units]
+    if request.style_reference is not None:
+        details["ip_adapter"] = f"{request.style_reference.unit.model}@{request.style_reference.unit.weight:g}"
+    if request.hires_fix is not None:
+        details["hires_fix"] = {"scale": request.hires_fix.scale, "denoising_strength": request.hires_fix.denoising_strength}
+    return details
 
 
 def _call_parameters(pipe: Any) -> set[str]:

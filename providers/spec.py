@@ -132,8 +132,9 @@ class ModelSpec:
     width and height may each take) or ``side_range`` (min, max pixels per side) with
     ``side_multiple`` and ``max_pixels``. ``steps`` / ``guidance``: (min, max), None when
     the model takes no such input. ``negative_prompt``, ``img2img`` (an init image and
-    a strength), ``inpainting`` (a mask), ``loras`` (LoRAs by name) and ``controlnet``
-    (ControlNet units with control images) say what else it takes.
+    a strength), ``inpainting`` (a mask), ``loras`` (LoRAs by name), ``controlnet``
+    (ControlNet units with control images) and ``ip_adapter`` (an IP-Adapter style
+    reference: an image prompt) say what else it takes.
     """
 
     sizes: tuple[tuple[int, int], ...] = ()
@@ -150,6 +151,7 @@ class ModelSpec:
     inpainting: bool = False
     loras: bool = False
     controlnet: bool = False
+    ip_adapter: bool = False
 
 
 @dataclass(frozen=True)

@@ -573,6 +573,12 @@ class ImageLedger:
 
         return self._transition(pk, run_key, to, apply, extra=_files_writer(pk, stored), keep_lease=to not in (S.done, S.placeholder))
 
+    def record_calls(self, pk: int, run_key: str, attempts: Sequence[Attempt], settlements: Sequence[tuple[int, float]]) -> ImageRecord:
+        """Record provider calls made for claimed row ``pk`` after its generation (a channel
+        rendition's outpainting): the attempts (their cost added to the row) and the budget
+        settlements, in one transaction; the status stays."""
+        return self._transition(pk, run_key, None, lambda row: None, attempts=attempts, settlements=settlements)
+
     def _locked(self, session: Session, pk: int) -> ImageRecord:
         return locked_row(self.db, session, pk)
 

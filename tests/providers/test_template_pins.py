@@ -19,8 +19,8 @@ from PIL import Image
 from config.imaging import PolicyConfig
 from config.secrets import Secrets
 from providers.chain import RetryConfig
-from domain.model import ImageSlot
-from domain.errors import TemplateError
+from domain.model import GenerationRequest, ImageSlot, StyleInput, StyleReference
+from domain.errors import ProviderError, TemplateError
 from domain.templates import TemplateLibrary
 from flows.parameters import check_references
 from providers.automatic1111 import Automatic1111Config, Automatic1111Provider
@@ -291,3 +291,56 @@ def test_a_missing_control_image_is_said_when_the_templates_load(tmp_path: Path)
     assert len(problems) == 2 and "field 'controlnet[0].image'" in problems[0] and "logo-edges.png" in problems[0], problems
     with pytest.raises(TemplateError, match="logo-edges.png"):
         TemplateLibrary.load(folder)
+
+
+STYLED = """name: styled-mug
+category: food
+prompt: "the brand's mug on a wooden table"
+parameters: {format: square}
+controlnet:
+  - {image: refs/logo-edges.png, module: canny, model: "control_v11p_sd15_canny [d14c016b]"}
+ip_adapter: {image: refs/brand-look.png, model: "ip-adapter_sd15 [6a3f6166]", weight: 0.7}
+"""
+
+
+def test_an_ip_adapter_style_reference_reaches_automatic1111_as_a_unit_and_others_skip(tmp_path: Path) -> None:
+    folder = library_with(tmp_path, **{"food/styled-mug.yaml": STYLED})
+    png_file(folder / "refs" / "logo-edges.png")
+    look = png_file(folder / "refs" / "brand-look.png", (200, 40, 90))
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pk = record_planned(db, TemplateLibrary.load(folder), [ImageSlot("adhoc", date(2026, 11, 29), "t-style", 0, "food", template="styled-mug")])[0]
+    with OpenAIServer() as openai, A1111Server() as a1111:
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=PolicyConfig())
+        sent = a1111.requests[0].json()
+        assert openai.requests == []
+    assert row.status == "generated" and row.provider == "automatic1111", row.error
+    control, style = sent["alwayson_scripts"]["controlnet"]["args"]
+    assert control["model"] == "control_v11p_sd15_canny [d14c016b]"
+    assert (style["module"], style["model"], style["weight"], style["enabled"]) == ("ip-adapter_clip_sd15", "ip-adapter_sd15 [6a3f6166]", 0.7, True)
+    assert base64.b64decode(style["image"]) == look
+    skipped = db.attempts(pk)[0]
+    assert (skipped.provider, skipped.status, skipped.error_class) == ("openai", "skipped", "unsupported")
+
+
+def test_an_ip_adapter_model_with_a_controlnet_preprocessor_is_the_servers_error() -> None:
+    wrong = StyleInput(StyleReference(image="refs/a.png", model="ip-adapter_sd15 [6a3f6166]", module="canny"), photo(64, 64))
+    with A1111Server() as a1111:
+        provider = Automatic1111Provider(config=Automatic1111Config(enabled=True, base_url=a1111.url), secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+        with pytest.raises(ProviderError, match="does not fit model"):
+            provider.generate(GenerationRequest(prompt="a mug", width=512, height=512, seed=1, style_reference=wrong))
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("{image: ../outside.png, model: m}", "must be a path inside the templates folder"),
+        ("{image: refs/look.png, model: m, weight: 2.5}", "less than or equal to 2"),
+        ("{image: refs/look.png}", "model"),
+        ("{image: refs/missing.png, model: m}", "field 'ip_adapter.image'"),
+    ],
+)
+def test_bad_ip_adapter_references_are_refused_when_the_templates_load(tmp_path: Path, field: str, message: str) -> None:
+    folder = library_with(tmp_path, **{"food/bad-style.yaml": f"name: bad-style\ncategory: food\nprompt: a mug\nip_adapter: {field}\n"})
+    png_file(folder / "refs" / "look.png")
+    _, problems = TemplateLibrary.validate(folder)
+    assert len(problems) == 1 and "bad-style" in problems[0] and message.lower() in problems[0].lower(), problems

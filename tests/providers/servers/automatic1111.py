@@ -9,10 +9,12 @@ Basic with ``--api-auth``: 401 ``Incorrect credentials.``) and FastAPI's 422 bod
 The ControlNet extension (https://github.com/Mikubill/sd-webui-controlnet/wiki/API;
 ``GET /controlnet/model_list`` -> ``{"model_list": [...]}``, units in
 ``alwayson_scripts.controlnet.args``: objects with a base64 ``image``, ``module``, a
-``model`` the extension has, ``weight``, ``guidance_start`` < ``guidance_end``) and the
+``model`` the extension has, ``weight``, ``guidance_start`` < ``guidance_end``; an
+IP-Adapter model only with an ``ip-adapter_clip_*`` module and the other way round) and the
 ``batch_size`` x ``n_iter`` images with ``info.all_seeds`` (seed + i), the
 hires-fix fields of txt2img (``enable_hr``, ``hr_scale`` > 1, ``hr_upscaler``,
-``denoising_strength``; the answer is the upscaled size).
+``denoising_strength``; the answer is the upscaled size); img2img inpainting: the ``mask``
+decodes at the init image's size, ``inpainting_fill`` 0..3, ``mask_blur`` >= 0.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ import json
 from typing import Any
 
 import binascii
+import io
+
+from PIL import Image
 
 from tests.providers.servers.common import PROMPT, ContractCase, ProtocolServer, Reply, Request, b64, image_for, retry_after, size_of
 
 
 CONTROLNET_MODELS = ("control_v11p_sd15_canny [d14c016b]", "control_v11f1p_sd15_depth [cfd03158]")
+#: IP-Adapter models and their CLIP-vision preprocessors (the extension's "IP-Adapter" control type)
+IP_ADAPTER_MODELS = ("ip-adapter_sd15 [6a3f6166]", "ip-adapter-plus_sd15 [c817b455]")
+IP_ADAPTER_MODULES = ("ip-adapter_clip_sd15", "ip-adapter_clip_sdxl", "ip-adapter_clip_sdxl_plus_vith")
 UNIT_KEYS = frozenset(
     {
         "enabled",
@@ -49,7 +57,7 @@ UNIT_KEYS = frozenset(
     }
 )
 LISTS: dict[str, Any] = {
-    "/controlnet/model_list": {"model_list": list(CONTROLNET_MODELS)},
+    "/controlnet/model_list": {"model_list": [*CONTROLNET_MODELS, *IP_ADAPTER_MODELS]},
     "/sdapi/v1/sd-models": [
         {"title": "realisticVision_v51.safetensors [abc]", "model_name": "realisticVision_v51"},
         {"title": "sd_xl_base_1.0.safetensors [def]", "model_name": "sd_xl_base_1.0"},
@@ -75,8 +83,14 @@ def _unit_problem(index: int, unit: Any) -> Reply | None:
         return _invalid([*where, "image"], "a control image is required")
     if not 0 <= float(unit.get("guidance_start", 0)) < float(unit.get("guidance_end", 1)) <= 1:
         return _invalid(["alwayson_scripts", "controlnet", "args", str(index)], "guidance_start must be below guidance_end")
-    if unit.get("model") not in CONTROLNET_MODELS:  # the extension: "ControlNet model ... not found"
+    if unit.get("model") not in (*CONTROLNET_MODELS, *IP_ADAPTER_MODELS):  # the extension: "ControlNet model ... not found"
         return Reply.json(500, {"error": "RuntimeError", "detail": f"model not found: {unit.get('model')}", "body": "", "errors": ""})
+    ip_module = str(unit.get("module", "")).startswith("ip-adapter")
+    if ip_module != (unit.get("model") in IP_ADAPTER_MODELS) or (ip_module and unit.get("module") not in IP_ADAPTER_MODULES):
+        # an IP-Adapter model needs its CLIP-vision preprocessor and the other way round
+        return Reply.json(
+            500, {"error": "RuntimeError", "detail": f"module {unit.get('module')} does not fit model {unit.get('model')}", "body": "", "errors": ""}
+        )
     return None
 
 
@@ -87,7 +101,40 @@ def _payload_problem(path: str, payload: dict[str, Any]) -> Reply | None:
             return _invalid([side], f"{side} must be divisible by 8")
     if path == "/sdapi/v1/img2img" and not payload.get("init_images"):
         return Reply.json(422, {"detail": [{"loc": ["body", "init_images"], "msg": "field required", "type": "value_error.missing"}]})
+    if path == "/sdapi/v1/img2img":
+        problem = _inpainting_problem(payload)
+        if problem is not None:
+            return problem
     return _extension_problem(path, payload)
+
+
+def _picture_size(data: Any) -> tuple[int, int] | None:
+    """The size of a base64 image (a data: URL too), None when it is not one."""
+    try:
+        raw = base64.b64decode(str(data).split(",", 1)[-1], validate=True)
+        with Image.open(io.BytesIO(raw)) as image:
+            return image.size
+    except (binascii.Error, ValueError, OSError):
+        return None
+
+
+def _inpainting_problem(payload: dict[str, Any]) -> Reply | None:
+    """img2img: each init image decodes; with a ``mask`` (inpainting, white = repaint): the mask
+    decodes at the init image's size, ``inpainting_fill`` is 0..3 (fill, original, latent noise,
+    latent nothing), ``mask_blur`` >= 0 and ``denoising_strength`` 0..1 (modules/processing.py
+    StableDiffusionProcessingImg2Img)."""
+    sizes = [_picture_size(i) for i in payload["init_images"]]
+    if None in sizes:
+        return _invalid(["init_images"], "cannot identify image file")
+    if not 0 <= float(payload.get("denoising_strength", 0.75)) <= 1:
+        return _invalid(["denoising_strength"], "ensure this value is between 0 and 1")
+    if payload.get("mask") is None:
+        return None
+    if _picture_size(payload["mask"]) != sizes[0]:
+        return _invalid(["mask"], "the mask must be an image of the init image's size")
+    if int(payload.get("inpainting_fill", 0)) not in (0, 1, 2, 3) or int(payload.get("mask_blur", 4)) < 0:
+        return _invalid(["inpainting_fill"], "inpainting_fill must be 0..3 and mask_blur >= 0")
+    return None
 
 
 def _extension_problem(path: str, payload: dict[str, Any]) -> Reply | None:

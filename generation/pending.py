@@ -21,7 +21,7 @@ from config.settings import Settings
 from storage.ledger import ClaimState, ImageLedger, ProcessedImage
 from storage.objects import ObjectStore
 from generation.generate import spool_intact
-from imaging.postprocess import make_renditions
+from imaging.postprocess import make_renditions, sign_published
 from imaging.provenance import Provenance
 from imaging.watermark import watermark_for
 from generation.record import free_spool
@@ -55,9 +55,12 @@ def upload_pending_images(
         processed = ProcessedImage(row.quality_score, row.quality_metrics, row.phash, tuple(row.tags), row.duplicate_of)
         try:
             mark = watermark_for(row.image_id, placeholder=bool(row.is_placeholder), config=settings.watermark)
+            # the same files post-processing made: published provenance (no private prompt),
+            # the watermark, then C2PA credentials (imaging.postprocess.sign_published)
             files = make_renditions(
-                original, settings.renditions, original.with_suffix(""), decode=settings.decode, provenance=Provenance.of(row), watermark=mark
+                original, settings.renditions, original.with_suffix(""), decode=settings.decode, provenance=Provenance.of(row).published(), watermark=mark
             )
+            files = sign_published(files, row, settings)
             stored = store_files(store, row, files, settings.publishing)
         except StorageError as exc:
             log.warning("image %s: upload still pending: %s", row.image_id, exc)

@@ -623,10 +623,18 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
             with _pools_lock:
                 _pools.pop(workers, None)
             files, score, metrics, phash = process_file(*args, **kwargs)
-    if settings.c2pa.enabled:  # signed Content Credentials on every file (imaging.credentials)
-        key = get_secrets().c2pa_private_key
-        files = sign_files(files, Provenance.of(row).published(), settings.c2pa, key.get_secret_value() if key is not None else None, settings.credentials_dir)
-    return PostProcessed(files, score, metrics, phash, safety=detections)
+    return PostProcessed(sign_published(files, row, settings), score, metrics, phash, safety=detections)
+
+
+def sign_published(files: list[RenditionFile], row: Any, settings: Settings) -> list[RenditionFile]:
+    """``files`` of image ``row`` signed with C2PA Content Credentials when ``c2pa.enabled``
+    (imaging.credentials: the published provenance, never a private prompt); unchanged
+    otherwise. Every path that makes files to publish (post-processing, a pending upload's
+    renditions made again) ends here. Raises ConfigError on an unusable signer."""
+    if not settings.c2pa.enabled:
+        return files
+    key = get_secrets().c2pa_private_key
+    return sign_files(files, Provenance.of(row).published(), settings.c2pa, key.get_secret_value() if key is not None else None, settings.credentials_dir)
 
 
 def postprocess_image(db: Database, pk: int, settings: Settings) -> list[RenditionFile]:

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from PIL import Image
+
+from imaging.credentials import verify_file
+from imaging.watermark import content_id, read
 from reporting.summary import ImageSummary, RunSummary
 from storage.db import Database
 from tests.servers import A1111Server
@@ -41,7 +45,7 @@ def test_a_read_only_then_full_store_names_its_cause_and_the_rerun_pays_nothing_
     why = namespaces_allowed(store)
     if why:
         pytest.skip(why)
-    worker = [sys.executable, "-m", "tests.ledger_worker", "2026-12-07", str(COUNT), "64"]
+    worker = [sys.executable, "-m", "tests.ledger_worker", "2026-12-07", str(COUNT), "256"]
     with A1111Server() as server:
         config = make_config(**paid(server.url), storage_url=store.as_uri(), concurrency=1)
         env = cli_env(config, "http://127.0.0.1:9/api")  # the worker never talks to Prefect
@@ -66,4 +70,9 @@ def test_a_read_only_then_full_store_names_its_cause_and_the_rerun_pays_nothing_
     assert len(rows) == COUNT and {r.status for r in rows} == {"done"} and not any(r.upload_pending for r in rows)
     assert all(r.storage_key and (store / r.storage_key).is_file() for r in rows)
     assert len(calls) == COUNT  # each image paid once, over three runs
+    for row in rows:  # uploaded by the pending path: signed and marked like any published file
+        report = verify_file(store / row.storage_key)
+        assert report.valid, (row.storage_key, report.state, report.failures)
+        with Image.open(store / row.storage_key) as published:  # 256 px: the watermark reads from 256 px up (imaging.watermark)
+            assert read(published).content_id == f"{content_id(row.image_id):08x}", row.storage_key
     db.dispose()

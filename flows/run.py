@@ -40,7 +40,7 @@ from reporting.summary import ImageSummary, IncompleteRunError, RunSummary, safe
 from storage.db import ImageRecord
 from tasks.alerts import alerts_task
 from tasks.produce import generate_batches_task, produce_image_task
-from tasks.recover import close_dead_runs_task
+from tasks.recover import close_dead_flow_runs_task, close_dead_runs_task
 from wiring.runtime import Runtime
 
 
@@ -85,6 +85,12 @@ def produce_images(rt: Runtime, flow_name: str, pks: list[int], run_key: str, re
         alerts.image_finished()
 
     each_result([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks], finished)
+    dead = sorted(rt.worker(run_key).took_over_from)
+    if dead:  # runs whose process died (their leases expired): their Prefect history closed
+        try:
+            close_dead_flow_runs_task(dead, run_key)
+        except Exception:  # the images are made; the history of the dead run is the only loss
+            get_logger().exception("could not mark the dead flow runs %s crashed", dead)
 
 
 class AlertsAsTheRunGoes:

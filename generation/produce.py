@@ -117,6 +117,9 @@ class Worker:
     #: Slots whose batched provider call (generation/batching.py) ended them failed / blocked /
     #: skipped in this run: the per-image process returns them as they are (one try per run).
     batch_ended: set[int] = field(default_factory=set)
+    #: Run keys whose expired leases this run took slots over from (dead runs: a run that
+    #: lives renews its leases); the flow closes their Prefect history (tasks.recover).
+    took_over_from: set[str] = field(default_factory=set)
 
     def publishing_hashes(self, category: str | None, *, exclude_pk: int) -> list[tuple[str, str]]:
         """``(image_id, phash)`` of this run's images on their way to publication (of ``category``)."""
@@ -155,6 +158,7 @@ def produce_image(worker: Worker, pk: int) -> ImageRecord:
         time.sleep(poll_s)
     row = claim.row
     if claim.took_over_from:
+        worker.took_over_from.add(claim.took_over_from)
         log.warning("%s: took over from run %s, whose lease expired", image_line(row, "claim"), claim.took_over_from)
     log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id, row.idempotency_key, row.status)
     with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():

@@ -128,13 +128,24 @@ class Loopback:
         self._process.join(10)
 
 
-def templates_with(images: int, folder: Path) -> Path:
-    """A copy of templates/ whose daily window has ``images`` slots over the four categories."""
+def templates_with(images: int, folder: Path, size: int = 0) -> Path:
+    """A copy of templates/ whose daily window has ``images`` slots: the four categories in
+    turn, at most 50 images per slot time (the schedule's cap), a slot every 5 minutes from
+    06:00 (up to 24 slot times: 1,200 images). ``size``: every template asks for ``size`` x
+    ``size`` pixels instead of its format (0: unchanged)."""
     shutil.copytree(ROOT / "templates", folder)
+    for path in folder.glob("*/*.yaml") if size else []:
+        template = yaml.safe_load(path.read_text())
+        template["parameters"] = {"quality": "standard", "width": size, "height": size}
+        path.write_text(yaml.safe_dump(template, sort_keys=False))
     schedules = yaml.safe_load((folder / "schedules.yaml").read_text())
-    counts = [images // len(CATEGORIES) + (1 if i < images % len(CATEGORIES) else 0) for i in range(len(CATEGORIES))]
-    times = ["06:00", "06:30", "07:00", "07:30"]
-    schedules["daily"]["slots"] = [{"time": t, "category": c, "count": n} for t, c, n in zip(times, CATEGORIES, counts) if n]
+    times = max(len(CATEGORIES), math.ceil(images / 50))
+    if times > 24:
+        raise SystemExit(f"--images {images}: at most 1200 per date (24 slot times of 50 in the 06:00-08:00 window)")
+    counts = [images // times + (1 if i < images % times else 0) for i in range(times)]
+    schedules["daily"]["slots"] = [
+        {"time": f"{6 + i * 5 // 60:02d}:{i * 5 % 60:02d}", "category": CATEGORIES[i % len(CATEGORIES)], "count": n} for i, n in enumerate(counts) if n
+    ]
     (folder / "schedules.yaml").write_text(yaml.safe_dump(schedules, sort_keys=False))
     return folder
 
@@ -236,7 +247,12 @@ def start_stack(work: Path, args: argparse.Namespace, names: dict[str, str], clo
         work / "scaleout.yaml",
         work / "output",
         names["metrics"],
-        templates_dir=str(templates_with(args.images, work / "templates")),
+        templates_dir=str(templates_with(args.images, work / "templates", args.size)),
+        **(
+            {"renditions": [{"name": "thumb", "width": args.size // 2, "height": args.size // 2, "fit": "cover", "format": "webp", "quality": 80}]}
+            if args.size
+            else {}
+        ),
         storage_url="s3://bench/content-pipeline",
         s3={"endpoint_url": s3.url},
         chain=["automatic1111"],
@@ -465,6 +481,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="slots of the global provider limit (default: concurrency x max workers)")
     parser.add_argument("--lease", type=float, default=10.0, help="pipeline.lease_s for the benchmark, seconds")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for one trial's runs")
+    parser.add_argument(
+        "--size", type=int, default=0, help="images of SIZE x SIZE pixels, one thumbnail rendition (default: the templates' 1024 px, web + thumb)"
+    )
     parser.add_argument("--no-kill", action="store_true", help="skip the kill run")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",") if w]  # "" : the kill run only

@@ -2,7 +2,7 @@
 mid-run, and one large run's Prefect history.
 
     .venv/bin/python benchmarks/scaleout.py                       # 3 dates x 40 images, workers 1,2,3, the kill run
-    .venv/bin/python benchmarks/scaleout.py --dates 1 --images 8 --workers 1,2 --no-kill   # a quick look (~2 min)
+    .venv/bin/python benchmarks/scaleout.py --dates 1 --images 8 --workers 1,2 --no-kill   # a quick look (7 min at load 10)
     .venv/bin/python benchmarks/scaleout.py --dates 1 --images 1000 --workers 1 --no-kill  # the 1,000-image history
 
 Starts, all on 127.0.0.1 and torn down at the end:

@@ -37,10 +37,10 @@ from flows.parameters import only_categories
 from publishing.review import publish_or_review
 from reporting.artifacts import ProgressReporter, publish_gallery, publish_summary
 from reporting.summary import ImageSummary, IncompleteRunError, RunSummary, safe_db_url
-from storage.db import ImageRecord
+from storage.db import ImageRecord, utcnow
 from tasks.alerts import alerts_task
 from tasks.produce import generate_batches_task, produce_image_task
-from tasks.recover import close_dead_runs_task
+from tasks.recover import close_dead_flow_runs_task, close_dead_runs_task
 from wiring.runtime import Runtime
 
 
@@ -85,6 +85,22 @@ def produce_images(rt: Runtime, flow_name: str, pks: list[int], run_key: str, re
         alerts.image_finished()
 
     each_result([produce_image_task.submit(rt, pk, run_key, retry_failed) for pk in pks], finished)
+    dead = [key for key in sorted(rt.worker(run_key).took_over_from) if not _holds_a_live_lease(rt, key)]
+    if dead:  # runs whose process died (their leases expired, none renewed since): their Prefect history closed
+        try:
+            close_dead_flow_runs_task(dead, run_key)
+        except Exception:  # the images are made; the history of the dead run is the only loss
+            get_logger().exception("could not mark the dead flow runs %s crashed", dead)
+
+
+def _holds_a_live_lease(rt: Runtime, run_key: str) -> bool:
+    """True when a slot of ``run_key`` is still under a lease that has not expired: that run
+    still renews (its heartbeat was late, not dead), so it is not marked Crashed."""
+    from sqlmodel import select  # noqa: PLC0415 - only when a slot was taken over
+
+    with rt.db.session() as session:
+        query = select(ImageRecord.id).where(ImageRecord.run_key == run_key, ImageRecord.lease_expires_at > utcnow())  # type: ignore[operator]
+        return session.exec(query.limit(1)).first() is not None
 
 
 class AlertsAsTheRunGoes:

@@ -129,6 +129,9 @@ class Worker:
     #: Slots whose batched provider call (generation/batching.py) ended them failed / blocked /
     #: skipped in this run: the per-image process returns them as they are (one try per run).
     batch_ended: set[int] = field(default_factory=set)
+    #: Run keys whose expired leases this run took slots over from (dead runs: a run that
+    #: lives renews its leases); the flow closes their Prefect history (tasks.recover).
+    took_over_from: set[str] = field(default_factory=set)
     #: The claims this run may hold at once (``claim_capacity(concurrency)``; built when None): a
     #: slot is claimed only when one is free and held until its image ends, so that two or three
     #: workers of one date each claim part of it as they have capacity (issue 19).
@@ -187,6 +190,7 @@ def _claimed(worker: Worker, claim: Claim) -> ImageRecord:
     assert row.id is not None
     pk = row.id
     if claim.took_over_from:
+        worker.took_over_from.add(claim.took_over_from)
         log.warning("%s: took over from run %s, whose lease expired", image_line(row, "claim"), claim.took_over_from)
     log.info("slot %s#%s image %s (%s) starts at status %s", row.slot, row.slot_index, row.image_id, row.idempotency_key, row.status)
     with worker.heartbeat.hold(pk) if worker.heartbeat else _nothing():

@@ -405,6 +405,10 @@ class ImageSlot:
     reference_image: str | None = None
     mask: str | None = None
     strength: float | None = None
+    #: Ad-hoc brand references (same rules): the IP-Adapter style image and the first
+    #: ControlNet unit's control image; they replace the template's (which names the models).
+    style_image: str | None = None
+    control_image: str | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -12,7 +12,7 @@ from pydantic import Field
 from domain.model import ImageFormat, Quality
 
 from flows.hooks import flow_failure_hook
-from flows.parameters import check_references
+from flows.parameters import check_brand_images, check_references
 from flows.run import current_trigger, image_run, produce_images, review_and_publish, summarise
 from generation.plan import local_today, plan_adhoc
 from reporting.summary import RunSummary
@@ -37,6 +37,8 @@ def generate(
     reference_image: str = "",
     mask: str = "",
     strength: Annotated[float, Field(ge=-1.0, le=1.0)] = -1.0,
+    style_image: str = "",
+    control_image: str = "",
 ) -> RunSummary:
     """``count`` images of ``template`` at ``quality`` and ``format``.
 
@@ -54,11 +56,16 @@ def generate(
             folder or an https URL (overrides the template's).
         mask: inpainting: white where the picture is repainted (same rules; needs a reference image).
         strength: how much of the reference image changes, 0 to 1 (-1: the template's own).
+        style_image: IP-Adapter: the brand's look from this picture (same rules), replacing
+            the template's style image (the template's ``ip_adapter`` names the model).
+        control_image: ControlNet: the composition from this picture (same rules), replacing
+            the template's first unit's control image (its module and model stay).
     """
     rt = get_runtime()
     reference, inpaint, change = reference_image or None, mask or None, strength if strength >= 0 else None
     chosen = rt.library.get(template)  # the template asked for (TemplateError naming close names when unknown)
     check_references(reference, inpaint, change, rt.library.folder)
+    check_brand_images(style_image or None, control_image or None, chosen, rt.library.folder)
     name = batch or str(flow_run.id or "manual")[:8]
     with image_run(rt) as run_key:  # what dead runs left is closed first
         slots = plan_adhoc(
@@ -72,6 +79,8 @@ def generate(
             reference_image=reference,
             mask=inpaint,
             strength=change,
+            style_image=style_image or None,
+            control_image=control_image or None,
         )
         pks = plan_images_task(rt, slots, current_trigger())  # a variation per slot, recorded before any money is spent
         produce_images(rt, "adhoc", pks, run_key, retry_failed)  # generate, post-process, tag, upload, record

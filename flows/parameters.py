@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
-from domain.model import ImageSlot, check_reference
+from domain.model import ImageSlot, Template, check_reference
 from domain.errors import TemplateError
 from domain.templates import TemplateLibrary, resolve_reference
 from generation.plan import local_today
@@ -93,6 +93,26 @@ def check_references(reference_image: str | None, mask: str | None, strength: fl
     for name, value in (("reference_image", reference_image), ("mask", mask)):
         if not value:
             continue
+        try:
+            resolve_reference(check_reference(value, name), folder)
+        except (ValueError, TemplateError) as exc:
+            raise TemplateError(f"parameter {name!r}: {exc}") from None
+
+
+def check_brand_images(style_image: str | None, control_image: str | None, template: Template, folder: Path) -> None:
+    """The ad-hoc flow's brand references: ``style_image`` replaces the template's IP-Adapter
+    image and ``control_image`` its first ControlNet unit's, so the template must declare
+    them (it names the models); each a file inside the templates ``folder`` or an https URL.
+
+    Raises TemplateError naming the parameter and the (shortened) value."""
+    for name, value, declared, key in (
+        ("style_image", style_image, template.ip_adapter is not None, "ip_adapter"),
+        ("control_image", control_image, bool(template.controlnet), "controlnet"),
+    ):
+        if not value:
+            continue
+        if not declared:
+            raise TemplateError(f"parameter {name!r}: template {template.name!r} declares no {key} (its model): add one to the template")
         try:
             resolve_reference(check_reference(value, name), folder)
         except (ValueError, TemplateError) as exc:

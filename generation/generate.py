@@ -101,30 +101,49 @@ def request_parts(row: ImageRecord, request: GenerationRequest) -> RequestParts:
     choices + style), the negative prompt, the LoRA names (AUTOMATIC1111 appends them to the
     prompt as ``<lora:name:weight>``), the pinned model and the template's name."""
     names = tuple(name for name, _ in request.loras or ()) + ((row.template,) if row.template else ())
+    names += tuple(control.unit.model for control in request.control_units or ())
+    if request.style_reference is not None:
+        names += (request.style_reference.unit.model,)
     return RequestParts(prompt=request.prompt, negative_prompt=request.negative_prompt, adapters=names, model=request.model or "")
 
 
-def reference_refusal(image: bytes, policy: PolicyConfig) -> str | None:
-    """Why the image classifier (imaging/safety.py, NudeNet) refuses a reference image, or None
-    (also None when ``policy.image_safety`` is disabled)."""
+def sent_images(request: GenerationRequest) -> list[tuple[str, bytes]]:
+    """Every picture the provider receives with ``request``, named: the img2img reference,
+    the ControlNet units' control images and the IP-Adapter style image (the mask is only
+    black and white: what it covers is the reference's)."""
+    images = [("reference", request.init_image)] if request.init_image is not None else []
+    images += [(f"control image {i + 1}", control.image) for i, control in enumerate(request.control_units or ())]
+    if request.style_reference is not None:
+        images.append(("style image", request.style_reference.image))
+    return images
+
+
+def reference_refusal(image: bytes, policy: PolicyConfig, name: str = "reference") -> str | None:
+    """Why the image classifier (imaging/safety.py, NudeNet) refuses a picture sent with a
+    request (``name``: reference, control image N, style image), or None (also None when
+    ``policy.image_safety`` is disabled)."""
     if not policy.image_safety.enabled:
         return None
 
     with Image.open(BytesIO(image)) as picture:
         picture.load()
         found = blocking(detect(picture, policy.image_safety), policy.image_safety)
-    return f"reference {found}" if found else None
+    return f"{name} {found}" if found else None
 
 
 def policy_refusal(row: ImageRecord, policy: PolicyConfig, request: GenerationRequest) -> str | None:
     """The ONE gate before every provider call (single image, batch, regenerate, ad hoc):
     why the content policy (policy.gate.judge) refuses the final ``request`` with its reference
-    image, ``content policy: <reason>`` (fixed words, never the prompt), or None."""
-    decision = judge(request_parts(row, request), request.init_image, policy)
+    image, ``content policy: <reason>`` (fixed words, never the prompt), or None. The texts
+    (prompt, negative prompt, LoRA, ControlNet and IP-Adapter model names) are judged with the
+    picture the instruction applies to (the reference, else the style image); every picture
+    sent (``sent_images``) goes through the image classifier."""
+    images = sent_images(request)
+    decision = judge(request_parts(row, request), images[0][1] if images else None, policy)
     if not decision.allowed:
         return f"content policy: {decision.reason}"
-    if request.init_image is not None:
-        refused = reference_refusal(request.init_image, policy)
+    for name, image in images:
+        refused = reference_refusal(image, policy, name)
         if refused:
             return f"content policy: {refused}"
     return None

@@ -5,6 +5,8 @@ The idempotency key of a slot is ``flow:run_date:slot:index`` (domain.model.Imag
 
 from __future__ import annotations
 
+import functools
+
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -78,17 +80,18 @@ def plan_adhoc(
     reference_image: str | None = None,
     mask: str | None = None,
     strength: float | None = None,
+    style_image: str | None = None,
+    control_image: str | None = None,
 ) -> list[ImageSlot]:
     """``count`` images of one template; ``batch`` makes the keys of one request unique.
-    ``reference_image`` / ``mask`` / ``strength`` (img2img, inpainting) override the template's."""
+    ``reference_image`` / ``mask`` / ``strength`` (img2img, inpainting), ``style_image``
+    (IP-Adapter) and ``control_image`` (the first ControlNet unit) override the template's."""
     check_run_date(run_date)
     slot = f"{batch}-{template}"
-    return [
-        ImageSlot(
-            "adhoc", run_date, slot, i, category, template=template, quality=quality, format=fmt, reference_image=reference_image, mask=mask, strength=strength
-        )
-        for i in range(count)
-    ]
+    made = functools.partial(
+        ImageSlot, template=template, quality=quality, format=fmt, reference_image=reference_image, mask=mask, strength=strength, style_image=style_image
+    )
+    return [made("adhoc", run_date, slot, i, category, control_image=control_image) for i in range(count)]
 
 
 def local_today(timezone: str) -> date:

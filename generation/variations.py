@@ -69,7 +69,9 @@ def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[s
     ``provider``, ``model``, ``loras`` ([[name, weight]]), ``reference_image`` / ``mask``
     (absolute paths inside ``folder`` or https URLs; the slot's override the template's),
     ``strength`` (0..1), ``controlnet`` (the units, their images resolved the same way) and
-    ``hires_fix`` and ``ip_adapter`` (the style reference, its image resolved the same way). TemplateError when a reference or control image file is missing."""
+    ``hires_fix`` and ``ip_adapter`` (the style reference, its image resolved the same way; the
+    slot's ``style_image`` / ``control_image`` replace the template's style image and first
+    control image). TemplateError when a reference or control image file is missing."""
     options: dict[str, Any] = {}
     if template.provider:
         options["provider"] = template.provider
@@ -88,9 +90,12 @@ def request_options(template: Template, slot: ImageSlot, folder: Path) -> dict[s
         if strength is not None:
             options["strength"] = strength
     if template.controlnet:
-        options["controlnet"] = [{**unit.model_dump(), "image": resolve_reference(unit.image, folder)} for unit in template.controlnet]
+        images = [slot.control_image or template.controlnet[0].image] + [unit.image for unit in template.controlnet[1:]]
+        options["controlnet"] = [
+            {**unit.model_dump(), "image": resolve_reference(image, folder)} for unit, image in zip(template.controlnet, images, strict=True)
+        ]
     if template.hires_fix:
         options["hires_fix"] = template.hires_fix.model_dump()
     if template.ip_adapter:
-        options["ip_adapter"] = {**template.ip_adapter.model_dump(), "image": resolve_reference(template.ip_adapter.image, folder)}
+        options["ip_adapter"] = {**template.ip_adapter.model_dump(), "image": resolve_reference(slot.style_image or template.ip_adapter.image, folder)}
     return options or None

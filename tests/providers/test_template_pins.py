@@ -191,11 +191,11 @@ def test_the_adhoc_run_form_offers_reference_mask_and_strength() -> None:
 
     schema = parameter_schema(generate.fn).model_dump_for_openapi()
     properties = schema["properties"]
-    assert {"reference_image", "mask", "strength"} <= set(properties)
-    assert "reference_image" not in schema.get("required", [])
+    assert {"reference_image", "mask", "strength", "style_image", "control_image"} <= set(properties)
+    assert "reference_image" not in schema.get("required", []) and "style_image" not in schema.get("required", [])
     strength = properties["strength"]
-    bounds = [s for s in strength.get("anyOf", [strength]) if s.get("type") == "number"][0]
-    assert bounds["minimum"] == 0.0 and bounds["maximum"] == 1.0
+    assert "anyOf" not in strength  # a plain number, -1 meaning the template's own (no None toggle)
+    assert (strength["minimum"], strength["maximum"], strength["default"]) == (-1.0, 1.0, -1.0)
     assert "templates folder" in " ".join(properties["reference_image"].get("description", "").split())
 
 
@@ -344,3 +344,44 @@ def test_bad_ip_adapter_references_are_refused_when_the_templates_load(tmp_path:
     png_file(folder / "refs" / "look.png")
     _, problems = TemplateLibrary.validate(folder)
     assert len(problems) == 1 and "bad-style" in problems[0] and message.lower() in problems[0].lower(), problems
+
+
+def test_ad_hoc_style_and_control_images_replace_the_templates_and_pass_the_gate(tmp_path: Path) -> None:
+    """The ad-hoc form's ``style_image`` / ``control_image`` (flows/adhoc.py) replace the
+    template's IP-Adapter image and first control image (the template names the models); every
+    picture sent goes through the image classifier: a style image it flags refuses the request
+    before any provider call."""
+    from config.imaging import ImageSafetyConfig
+    from flows.parameters import check_brand_images
+
+    folder = library_with(tmp_path, **{"food/styled-mug.yaml": STYLED, "food/plain.yaml": "name: plain\ncategory: food\nprompt: a mug\n"})
+    png_file(folder / "refs" / "logo-edges.png")
+    png_file(folder / "refs" / "brand-look.png", (200, 40, 90))
+    campaign = png_file(folder / "refs" / "campaign-look.png", (10, 120, 200))
+    layout = png_file(folder / "refs" / "campaign-layout.png", (250, 250, 250))
+    (folder / "refs" / "portrait.png").write_bytes(photo(512, 512, "astronaut"))
+    library = TemplateLibrary.load(folder)
+    check_brand_images("refs/campaign-look.png", "refs/campaign-layout.png", library.get("styled-mug"), folder)
+    with pytest.raises(TemplateError, match="parameter 'style_image': template 'plain' declares no ip_adapter"):
+        check_brand_images("refs/campaign-look.png", None, library.get("plain"), folder)
+    with pytest.raises(TemplateError, match="parameter 'control_image'"):
+        check_brand_images(None, "../outside.png", library.get("styled-mug"), folder)
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    day = date(2026, 11, 29)
+    [pk] = record_planned(
+        db, library, plan_adhoc("styled-mug", "food", 1, day, "campaign", style_image="refs/campaign-look.png", control_image="refs/campaign-layout.png")
+    )
+    [flagged] = record_planned(db, library, plan_adhoc("styled-mug", "food", 1, day, "flagged", style_image="refs/portrait.png"))
+    policy = PolicyConfig(image_safety=ImageSafetyConfig(blocked_classes=["FACE_FEMALE"]))
+    with OpenAIServer() as openai, A1111Server() as a1111:
+        row = generate_image(db, chain_of(openai, a1111), pk, spool_dir=tmp_path / "spool", policy=policy)
+        sent = a1111.requests[0].json()
+        refused = generate_image(db, chain_of(openai, a1111), flagged, spool_dir=tmp_path / "spool", policy=policy)
+        calls = [r for r in a1111.requests if r.path.endswith("2img")]
+    assert row.status == "generated", row.error
+    control, style = sent["alwayson_scripts"]["controlnet"]["args"]
+    assert base64.b64decode(control["image"]) == layout and control["model"] == "control_v11p_sd15_canny [d14c016b]"
+    assert base64.b64decode(style["image"]) == campaign and style["model"] == "ip-adapter_sd15 [6a3f6166]"
+    assert refused.status == "blocked" and (refused.error or "").startswith("content policy: style image image safety: FACE_FEMALE"), refused.error
+    assert len(calls) == 1  # the flagged style image never reached the provider

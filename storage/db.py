@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint, event, inspect
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from domain.model import Attempt, ImageStatus
@@ -528,12 +529,17 @@ def _has_installation(engine: Engine) -> bool:
 
 def ensure_installation(db: Database) -> tuple[str | None, str | None]:
     """The database's ``(installation id, revision)``, writing the installation row first
-    when it is missing (a database whose row was emptied by hand)."""
-    with db.write_session() as session:
-        row = session.get(InstallationRecord, 1)
-        if row is None:
-            session.add(InstallationRecord(id=1, installation_id=uuid.uuid4().hex))
-            session.commit()
+    when it is missing (a database whose row was emptied by hand). Two processes opening such
+    a database at once both try: the second's insert meets the first's row (IntegrityError)
+    and reads it."""
+    try:
+        with db.write_session() as session:
+            row = session.get(InstallationRecord, 1)
+            if row is None:
+                session.add(InstallationRecord(id=1, installation_id=uuid.uuid4().hex))
+                session.commit()
+    except IntegrityError:  # another process wrote the row between our read and our insert
+        pass
     with db.engine.connect() as connection:
         return _read_identity(connection.connection.dbapi_connection)
 

@@ -20,23 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from imaging.postprocess import attention_box
+from imaging.postprocess import attention_box, energy_map
 
 #: how many pixels of the subject box a crop may shave off each side before it counts as cut
 CUT_TOLERANCE = 0.02
-
-
-def energy_map(image: Image.Image) -> tuple[np.ndarray, float]:
-    """The edge + saturation energy of ``image`` on a copy at most 256 px on its longer side
-    (as ``attention_box`` measures it) and the factor from ``image`` to that copy."""
-    width, height = image.size
-    factor = min(1.0, 256 / max(width, height))
-    small = image.convert("RGB").resize((max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR)
-    grey = np.asarray(small.convert("L"), dtype=np.float32)
-    edges = np.zeros_like(grey)
-    edges[1:-1, 1:-1] = np.abs(grey[2:, 1:-1] - grey[:-2, 1:-1]) + np.abs(grey[1:-1, 2:] - grey[1:-1, :-2])
-    saturation = np.asarray(small.convert("HSV"), dtype=np.float32)[..., 1]
-    return edges + 0.5 * saturation, factor
 
 
 def _band(profile: np.ndarray, share: float) -> tuple[int, int]:

@@ -106,6 +106,20 @@ class RenditionFile:
         return CONTENT_TYPES[self.format]
 
 
+def energy_map(image: Image.Image) -> tuple[np.ndarray, float]:
+    """The edge + saturation energy of ``image`` on a copy at most 256 px on its longer side
+    (what ``attention_box`` and the channel presets' subject box measure) and the factor from
+    ``image`` to that copy."""
+    width, height = image.size
+    factor = min(1.0, 256 / max(width, height))
+    small = image.convert("RGB").resize((max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR)
+    grey = np.asarray(small.convert("L"), dtype=np.float32)
+    edges = np.zeros_like(grey)
+    edges[1:-1, 1:-1] = np.abs(grey[2:, 1:-1] - grey[:-2, 1:-1]) + np.abs(grey[1:-1, 2:] - grey[1:-1, :-2])
+    saturation = np.asarray(small.convert("HSV"), dtype=np.float32)[..., 1]
+    return edges + 0.5 * saturation, factor
+
+
 def attention_box(image: Image.Image, box: tuple[int, int]) -> tuple[int, int, int, int]:
     """The crop window (left, top, right, bottom) in ``image`` of the aspect ratio of
     ``box`` that holds the most "interest": Sobel-like edge energy plus saturation,
@@ -120,14 +134,8 @@ def attention_box(image: Image.Image, box: tuple[int, int]) -> tuple[int, int, i
         crop_w, crop_h = width, max(1, round(width / target))
     if (crop_w, crop_h) == (width, height):
         return (0, 0, width, height)
-    factor = min(1.0, 256 / max(width, height))
-    small = image.convert("RGB").resize((max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR)
-    grey = np.asarray(small.convert("L"), dtype=np.float32)
-    edges = np.zeros_like(grey)
-    edges[1:-1, 1:-1] = np.abs(grey[2:, 1:-1] - grey[:-2, 1:-1]) + np.abs(grey[1:-1, 2:] - grey[1:-1, :-2])
-    saturation = np.asarray(small.convert("HSV"), dtype=np.float32)[..., 1]
-    energy = edges + 0.5 * saturation
-    sw, sh = small.size
+    energy, factor = energy_map(image)
+    sh, sw = energy.shape
     if crop_w < width:  # slide horizontally
         window = max(1, round(crop_w * factor))
         columns = np.concatenate([[0.0], np.cumsum(energy.sum(axis=0))])

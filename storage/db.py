@@ -532,14 +532,10 @@ def ensure_installation(db: Database) -> tuple[str | None, str | None]:
     when it is missing (a database whose row was emptied by hand). Two processes opening such
     a database at once both try: the second's insert meets the first's row (IntegrityError)
     and reads it."""
-    try:
-        with db.write_session() as session:
-            row = session.get(InstallationRecord, 1)
-            if row is None:
-                session.add(InstallationRecord(id=1, installation_id=uuid.uuid4().hex))
-                session.commit()
-    except IntegrityError:  # another process wrote the row between our read and our insert
-        pass
+    with contextlib.suppress(IntegrityError), db.write_session() as session:  # IntegrityError: another process wrote it first
+        if session.get(InstallationRecord, 1) is None:
+            session.add(InstallationRecord(id=1, installation_id=uuid.uuid4().hex))
+            session.commit()
     with db.engine.connect() as connection:
         return _read_identity(connection.connection.dbapi_connection)
 

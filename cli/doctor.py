@@ -298,8 +298,7 @@ def preflight(settings: Any, secrets: Any) -> tuple[str | None, list[str]]:
     folder = settings.output_dir
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
-            pass
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-").close()  # made, then removed: the folder takes files
     except OSError as exc:
         return f"output_dir {folder} cannot be written ({exc.strerror or type(exc).__name__}): set output_dir in the configuration to a writable folder", []
     enabled = [n for n in settings.chain if settings.provider_config(n).enabled]

@@ -52,7 +52,7 @@ run: $(STAMP)
 	elif [ $$code -ne 0 ]; then exit $$code; fi
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -11,10 +11,15 @@ Two plain scripts are measured. ``plain`` is the issue's definition as first wri
 (above). The default post-processing has since grown two stages every image goes
 through, so ``plain, same work`` also does them: the NudeNet safety check on the decoded
 image (imaging.safety.detect, the flow's own settings) and the provenance written into
-every file (XMP, PNG text chunks) plus the JSON sidecar. The ratios are given against both.
+every file (XMP, PNG text chunks) plus the JSON sidecar, the invisible watermark
+(imaging.watermark) and the C2PA Content Credentials (imaging.credentials), both on by
+default. The ratios are given against both.
 
-Goals on a 2-core machine: flow-run wall <= 0.6x the script's (the flow post-processes on
-every core), CPU per image <= 1.3x the script's. Each path runs ``--repeat`` times (a new
+The flow runs once per ``processing.executor`` (``--executors``, default both: threads and
+processes), interleaved with the scripts in each repetition.
+
+Goals on a 2-core machine: flow-run wall <= 0.6x the same-work script's (the flow
+post-processes on every core), CPU per image <= 1.2x the script's. Each path runs ``--repeat`` times (a new
 date each time); the table shows min and median; the last line is the ratio.
 Also shown: Prefect task runs per image and how many of them ended in a terminal state,
 and the Prefect server's CPU per 100 images.
@@ -36,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flowbench import LoopbackA1111, PrefectServer, run_daily, workdir  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from flowbench import FlowRun, LoopbackA1111, PrefectServer, run_daily, workdir  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 SIZE = 1024
 
@@ -51,12 +56,14 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
 
     import httpx
 
-    from config.imaging import DecodeConfig, ImageSafetyConfig
+    from config.imaging import C2paConfig, DecodeConfig, ImageSafetyConfig
     from config.settings import Settings
+    from imaging.credentials import sign_files
     from imaging.decode import decode_image
     from imaging.postprocess import process_file
     from imaging.provenance import Provenance
     from imaging.safety import blocking, detect
+    from imaging.watermark import content_id
 
     specs = list(Settings.model_fields["renditions"].get_default(call_default_factory=True))
     store, spool = folder / "store", folder / "spool"
@@ -73,14 +80,19 @@ def plain(images: int, url: str, folder: Path, same_work: bool = False) -> None:
         latency = time.perf_counter() - started
         original = spool / f"{i}.png"
         original.write_bytes(data)
-        source, provenance, safety = None, None, None
+        source, provenance, safety, mark = None, None, None, None
         if same_work:
             source = decode_image(original, config=DecodeConfig()).image
             found = detect(source, ImageSafetyConfig())
             assert blocking(found, ImageSafetyConfig()) is None
             safety = json.dumps(found)
             provenance = Provenance(image_id=f"plain{i:04d}", prompt=f"plain image {i}", seed=i, provider="automatic1111", model="loopback").published()
-        files, score, _metrics, phash = process_file(str(original), specs, str(spool / str(i)), decode=DecodeConfig(), provenance=provenance, source=source)
+            mark = content_id(f"plain{i:04d}")
+        files, score, _metrics, phash = process_file(
+            str(original), specs, str(spool / str(i)), decode=DecodeConfig(), provenance=provenance, source=source, watermark=mark
+        )
+        if same_work and provenance is not None:
+            files = sign_files(files, provenance, C2paConfig(), None, folder / "credentials")
         listing = []
         for made in files:
             body = made.path.read_bytes()
@@ -119,21 +131,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--executors", default="threads,processes", help="processing.executor values to run the flow with (comma-separated)")
     args = parser.parse_args()
     n = args.images
-    console = Console(width=160)
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    console = Console(width=170)
+    load_start = os.getloadavg()
     server = PrefectServer()
+    flows: dict[str, list[FlowRun]] = {e: [] for e in executors}
+    plains: list[tuple[float, float]] = []
+    same: list[tuple[float, float]] = []
     try:
         with LoopbackA1111(0.0, [SIZE]) as url:
-            flows, plains, same = [], [], []
-            folder = workdir(n, url, concurrency=8)
-            for k in range(args.repeat):
+            folders = {e: workdir(n, url, concurrency=8, extra={"processing": {"executor": e}}) for e in executors}
+            for k in range(args.repeat):  # interleaved: a load change hits every path alike
                 plains.append(run_plain(n, url))
                 same.append(run_plain(n, url, same_work=True))
-                run = run_daily(folder, server, (date(2026, 1, 1) + timedelta(days=k)).isoformat())
-                if run.exit_code != 0 or run.images_done != n:
-                    console.print(run.output)
-                flows.append(run)
+                for executor in executors:
+                    run = run_daily(folders[executor], server, (date(2026, 1, 1) + timedelta(days=k)).isoformat())
+                    if run.exit_code != 0 or run.images_done != n:
+                        console.print(run.output)
+                    flows[executor].append(run)
     finally:
         server.stop()
     table = Table(
@@ -146,34 +164,38 @@ def main() -> None:
         return f"{fmt.format(min(values))} / {fmt.format(statistics.median(values))}"
 
     table.add_row("plain sequential script", f"{n}", mm([p[0] for p in plains]), mm([p[1] / n for p in plains], "{:.3f}"), "-", "-")
-    table.add_row("plain, same work (+ NudeNet, + provenance)", f"{n}", mm([p[0] for p in same]), mm([p[1] / n for p in same], "{:.3f}"), "-", "-")
     table.add_row(
-        "flow run (Prefect's start to end)",
-        f"{min(r.images_done for r in flows)}",
-        mm([r.flow_wall_s for r in flows]),
-        mm([r.cli_cpu_s / n for r in flows], "{:.3f}"),
-        f"{max(r.task_runs for r in flows) / n:.2f} ({min(r.task_runs_terminal for r in flows)}/{max(r.task_runs for r in flows)})",
-        mm([100 * r.server_cpu_s / n for r in flows], "{:.1f}"),
+        "plain, same work (+ NudeNet, provenance, watermark, C2PA)", f"{n}", mm([p[0] for p in same]), mm([p[1] / n for p in same], "{:.3f}"), "-", "-"
     )
-    table.add_row(
-        "content-pipeline run (whole process)",
-        "",
-        mm([r.process_wall_s for r in flows]),
-        mm([(r.cli_cpu_s + r.server_cpu_s) / n for r in flows], "{:.3f}"),
-        "",
-        "",
-    )
-    console.print(table)
-    for label, script in (("plain script", plains), ("plain, same work", same)):
-        wall_ratio = [r.flow_wall_s / p[0] for r, p in zip(flows, script, strict=True)]
-        cpu_ratio = [(r.cli_cpu_s / n) / (p[1] / n) for r, p in zip(flows, script, strict=True)]
-        console.print(
-            f"ratio flow / {label} (min / median): wall {min(wall_ratio):.2f}x / "
-            f"{statistics.median(wall_ratio):.2f}x (goal <= 0.6x), CPU per image {min(cpu_ratio):.2f}x / "
-            f"{statistics.median(cpu_ratio):.2f}x (goal <= 1.3x; the CLI process and its workers, without "
-            f"the Prefect server)"
+    for executor, runs in flows.items():
+        table.add_row(
+            f"flow run, executor {executor} (Prefect's start to end)",
+            f"{min(r.images_done for r in runs)}",
+            mm([r.flow_wall_s for r in runs]),
+            mm([r.cli_cpu_s / n for r in runs], "{:.3f}"),
+            f"{max(r.task_runs for r in runs) / n:.2f} ({min(r.task_runs_terminal for r in runs)}/{max(r.task_runs for r in runs)})",
+            mm([100 * r.server_cpu_s / n for r in runs], "{:.1f}"),
         )
-    console.print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        table.add_row(
+            f"content-pipeline run, executor {executor} (whole process)",
+            "",
+            mm([r.process_wall_s for r in runs]),
+            mm([(r.cli_cpu_s + r.server_cpu_s) / n for r in runs], "{:.3f}"),
+            "",
+            "",
+        )
+    console.print(table)
+    for executor, runs in flows.items():
+        for label, script in (("plain script", plains), ("plain, same work", same)):
+            wall_ratio = [r.flow_wall_s / p[0] for r, p in zip(runs, script, strict=True)]
+            cpu_ratio = [(r.cli_cpu_s / n) / (p[1] / n) for r, p in zip(runs, script, strict=True)]
+            console.print(
+                f"ratio flow ({executor}) / {label} (min / median): wall {min(wall_ratio):.2f}x / "
+                f"{statistics.median(wall_ratio):.2f}x (goal <= 0.6x), CPU per image {min(cpu_ratio):.2f}x / "
+                f"{statistics.median(cpu_ratio):.2f}x (goal <= 1.2x; the CLI process and its workers, without the Prefect server)"
+            )
+    end = os.getloadavg()
+    console.print(f"load average {load_start[0]:.2f} at the start, {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f} (1/5/15 min) at the end")
 
 
 if __name__ == "__main__":

@@ -354,6 +354,32 @@ def print_rates(results: list[dict[str, Any]], args: argparse.Namespace) -> None
         )
 
 
+def print_summary(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Min / median of the trials of each worker count: images/s, its ratio to the ideal and
+    to one worker's median (the speed-up), and every trial's lost and not-final counts."""
+    import statistics
+
+    print(f"\nmin / median over the trials, {args.dates} dates x {args.images} images, provider delay {args.delay} s")
+    print(
+        "| workers | trials | images/s min / median | ideal images/s | ratio to ideal min / median "
+        "| speed-up over 1 worker (median) | lost | task runs not final |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    by_workers: dict[int, list[dict[str, Any]]] = {}
+    for r in results:
+        by_workers.setdefault(r["workers"], []).append(r)
+    one = statistics.median(r["rate"] for r in by_workers.get(1, [])) if 1 in by_workers else None
+    for workers, trials in sorted(by_workers.items()):
+        rates = [r["rate"] for r in trials]
+        ratios = [r["rate"] / r["ideal"] for r in trials]
+        speed_up = f"{statistics.median(rates) / one:.2f}x (ideal {trials[0]['ideal'] / by_workers[1][0]['ideal']:.2f}x)" if one else "-"
+        print(
+            f"| {workers} | {len(trials)} | {min(rates):.2f} / {statistics.median(rates):.2f} | {trials[0]['ideal']:.2f} "
+            f"| {min(ratios):.2f} / {statistics.median(ratios):.2f} | {speed_up} "
+            f"| {sum(r['images'] - r['done'] for r in trials)} | {sum(r['not_final'] for r in trials)} |"
+        )
+
+
 def _flow_run_pids(worker: Proc) -> list[int]:
     """The processes a worker started (its flow runs), children first."""
     import psutil
@@ -508,6 +534,7 @@ def main() -> None:
                 print_rates(results[-1:], args)
         if results:
             print_rates(results, args)
+            print_summary(results, args)
         if not args.no_kill:
             days = [base + timedelta(days=100 * trial + i) for i in range(args.dates)]
             print_kill(kill_run(stack, args, days), args)

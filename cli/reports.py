@@ -101,9 +101,10 @@ def share_cmd(
         console.print(
             f"{image_id}: {row.template} via {row.provider} ({row.status}); files in the local store {rt.store.root} (no expiry; copy them to share)",
             highlight=False,
+            soft_wrap=True,
         )
     else:
-        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); presigned links valid {expires} s", highlight=False)
+        console.print(f"{image_id}: {row.template} via {row.provider} ({row.status}); presigned links valid {expires} s", highlight=False, soft_wrap=True)
     for rendition in renditions:
         console.print(
             f"{rendition.name:10} {rendition.width}x{rendition.height} {rt.store.presigned_url(rendition.storage_key, expires)}",

@@ -56,8 +56,9 @@ def _fit(result: Image.Image, image: Image.Image, scale: float) -> Image.Image:
     return result if result.size == size else result.resize(size, _LANCZOS)
 
 
-def _torchvision_fallback() -> None:
-    """Make ``import spandrel`` work where torchvision cannot load.
+def _torchvision_fallback() -> bool:
+    """Make ``import spandrel`` work where torchvision cannot load; True when the stand-in
+    below was registered (``import_spandrel`` removes it again once spandrel is imported).
 
     spandrel imports torchvision for two helpers of two non-upscaling architectures
     (``normalize`` in RestoreFormer, ``rotate`` in LaMa). The only torchvision wheel
@@ -72,7 +73,7 @@ def _torchvision_fallback() -> None:
     try:
         import torchvision.transforms.functional  # noqa: F401, PLC0415
 
-        return
+        return False
     except (ImportError, OSError, RuntimeError):
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
@@ -115,6 +116,7 @@ def _torchvision_fallback() -> None:
     package.__path__ = []  # a package, so submodule imports resolve through sys.modules
     transforms.__path__ = []
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional})
+    return True
 
 
 def import_spandrel() -> Any:
@@ -124,11 +126,18 @@ def import_spandrel() -> Any:
         import torch  # noqa: F401, PLC0415
     except ImportError as exc:
         raise UpscaleError(f"learned upscalers need torch: pip install torch==2.13.0 spandrel ({exc})") from exc
-    _torchvision_fallback()
+    stand_in = _torchvision_fallback()
     try:
         import spandrel  # noqa: PLC0415 - spandrel: optional, loads torch
     except ImportError as exc:
         raise UpscaleError(f"learned upscalers need spandrel: pip install spandrel ({exc})") from exc
+    finally:
+        if stand_in:
+            # spandrel's modules hold the two functions now; left in sys.modules, the stand-in
+            # (no __spec__, no transforms) breaks diffusers' and transformers' torchvision checks
+            # (importlib.util.find_spec raises "torchvision.__spec__ is None") later in the process
+            for name in ("torchvision.transforms.functional", "torchvision.transforms", "torchvision"):
+                sys.modules.pop(name, None)
     return spandrel
 
 

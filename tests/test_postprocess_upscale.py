@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,14 +90,36 @@ def test_lanczos_upscale() -> None:
 
 
 def test_torchvision_stand_in_matches_torch() -> None:
+    import importlib
+
     import_spandrel()
-    from torchvision.transforms.functional import InterpolationMode, normalize, rotate
+    # what spandrel's two architectures imported (the stand-in where torchvision does not load)
+    lama = importlib.import_module("spandrel.architectures.LaMa.__arch.LaMa")
+    InterpolationMode, rotate = lama.InterpolationMode, lama.rotate
+    normalize = importlib.import_module("spandrel.architectures.RestoreFormer").tv_normalize
 
     x = torch.rand(1, 3, 16, 16)
     assert torch.allclose(normalize(x[0], [0.5] * 3, [0.5] * 3), (x[0] - 0.5) / 0.5)
     assert torch.allclose(rotate(x, torch.tensor(0.0), InterpolationMode.BILINEAR, fill=0), x, atol=1e-5)
     turned = rotate(x, torch.tensor(90.0), InterpolationMode.BILINEAR, fill=0)
     assert torch.allclose(turned, torch.rot90(x, 1, dims=(2, 3)), atol=1e-4)
+
+
+def test_diffusers_still_imports_after_the_torchvision_stand_in() -> None:
+    """A run that loaded a learned upscaler (the stand-in registered) and then the diffusers
+    provider: diffusers' and transformers' checks call importlib.util.find_spec("torchvision"),
+    which raised "torchvision.__spec__ is None" while the stand-in stayed in sys.modules. A
+    fresh process: nothing imported before."""
+    pytest.importorskip("diffusers")
+    code = (
+        "from imaging.upscale import import_spandrel\n"
+        "import_spandrel()\n"
+        "from diffusers import AutoencoderKL, UNet2DConditionModel\n"
+        "print('diffusers ok', AutoencoderKL.__name__, UNet2DConditionModel.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "diffusers ok AutoencoderKL UNet2DConditionModel" in done.stdout
 
 
 class _Studio(BaseHTTPRequestHandler):

@@ -60,17 +60,19 @@ class ABConfig(BaseModel):
 
 
 class ProcessingConfig(BaseModel):
-    """Where post-processing runs: ``threads`` (the image's own task thread, at most
-    ``workers`` images at once, 0 = one per CPU; the default) or ``processes`` (a pool of
-    ``workers`` spawned processes). Alone, the pool post-processes 5-9 % more images a
-    second (benchmarks/postprocess_throughput.py: Pillow keeps the GIL in parts of PNG
-    decoding and JPEG / WebP encoding); inside a flow run, whose own work keeps its
-    process busy as well, threads finish as soon and spend about 15 % less CPU per image
-    (no pool to start, no image pickled to a worker and no worker importing the
-    pipeline: benchmarks/RESULTS-flow.md), and the run's tree holds about 135 MiB less."""
+    """Where post-processing runs (the watermark, the lossless original, the renditions,
+    quality and pHash): ``processes`` (the default: a pool of ``workers`` spawned
+    processes, 0 = one per CPU, started at the first provider image) or ``threads`` (the
+    image's own task thread, at most ``workers`` images at once). In the pool that work
+    runs beside the run's own process instead of sharing its GIL: 100 images from an
+    instant provider, flow run 40.1 / 40.3 s against 43.8 / 46.0 s in threads, min /
+    median of 3 on the 2-core machine (benchmarks/RESULTS-flow.md, 2026-12-05).
+    Placeholders (our own small renderings) and renditions that need a learned or remote
+    upscaler (its model stays loaded once, in the run's process) stay in the thread, so
+    an offline run never starts the pool (about 135 MiB per worker)."""
 
     model_config = _Strict
-    executor: Literal["processes", "threads"] = "threads"
+    executor: Literal["processes", "threads"] = "processes"
     workers: Annotated[int, Field(ge=0, le=64)] = 0
 
 

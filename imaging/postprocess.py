@@ -578,11 +578,11 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
     renditions with provenance (what published files may carry: no prompt when private)
     and, for a real image, the invisible watermark (``watermark.enabled``, imaging.watermark)
     into ``<spool>/<image_id>/``, signs them with C2PA Content Credentials when enabled
-    (imaging.credentials), and measures quality and pHash. The CPU work runs in the
-    calling thread, at most ``processing.workers`` images at once (``cpu_slots``; the
-    default ``processing.executor: threads``), or in a process pool
-    (``processing.executor: processes``) unless a learned or remote upscaler is needed
-    (models stay loaded once, in this process). The image safety check takes a CPU slot too.
+    (imaging.credentials), and measures quality and pHash. The CPU work runs in a
+    process pool (the default ``processing.executor: processes``) unless the image is a
+    placeholder or a learned or remote upscaler is needed (models stay loaded once, in
+    this process), else in the calling thread, at most ``processing.workers`` images at
+    once (``cpu_slots``). The image safety check takes a CPU slot too.
     Raises InvalidImageError, RenditionError, UpscaleError, ConfigError.
     """
 
@@ -620,7 +620,7 @@ def postprocess_row(row: Any, settings: Settings, decoded: Image.Image | None = 
         # the invisible watermark of a real image, embedded before C2PA signs the files below
         "watermark": watermark_for(row.image_id, placeholder=bool(row.is_placeholder), config=settings.watermark),
     }
-    if needs or settings.processing.executor == "threads":
+    if needs or settings.processing.executor == "threads" or row.is_placeholder:
         kwargs["upscalers"] = get_upscalers(settings.upscale, settings.decode) if needs else None
         with cpu_slots(workers):
             files, score, metrics, phash = process_file(*args, **kwargs)

@@ -65,11 +65,11 @@ class ProcessingConfig(BaseModel):
     processes, 0 = one per CPU, started at the first provider image) or ``threads`` (the
     image's own task thread, at most ``workers`` images at once). In the pool that work
     runs beside the run's own process instead of sharing its GIL: 100 images from an
-    instant provider, flow run 40.1 / 40.3 s against 43.8 / 46.0 s in threads, min /
+    instant provider, flow run 40.5 / 41.3 s against 49.4 / 50.2 s in threads, min /
     median of 3 on the 2-core machine (benchmarks/RESULTS-flow.md, 2026-12-05).
     Placeholders (our own small renderings) and renditions that need a learned or remote
     upscaler (its model stays loaded once, in the run's process) stay in the thread, so
-    an offline run never starts the pool (about 135 MiB per worker)."""
+    an offline run never starts the pool (two workers hold about 135 MiB)."""
 
     model_config = _Strict
     executor: Literal["processes", "threads"] = "processes"
